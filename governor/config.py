@@ -1,0 +1,210 @@
+"""The config file (TOML): loading, validation with key paths, and defaults.
+
+Secrets never live here: the database URL may name a password only through the
+environment (GOVERNOR_DATABASE_URL overrides ``governor.database``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from governor.errors import ConfigError
+from governor.options import REQUIRED, Option, OptionError, apply
+
+GOVERNOR_OPTIONS: dict[str, Option] = {
+    "database": Option("str", "sqlite:///governor.db",
+                       "SQLAlchemy URL of the store; a relative sqlite path is relative to this "
+                       "file. GOVERNOR_DATABASE_URL overrides it (put credentials there, not here)."),
+    "report_dir": Option("str", "reports", "Where reports are written (relative to this file)."),
+    "org_domains": Option("list[str]", [], "Email domains that are the organisation's own; a "
+                          "recovery email outside them counts as personal.",
+                          example=["northwind.example"]),
+    "timezone": Option("str", "UTC", "Time zone HR dates are read in (IANA name)."),
+}
+
+FEED_GUARD_OPTIONS: dict[str, Option] = {
+    "max_drop": Option("float", 0.30, "Stop the run when a source returns this share fewer "
+                       "records than at its last good run (0.30 = a drop of more than 30%).",
+                       min=0.0, max=1.0),
+    "min_baseline": Option("int", 10, "Only compare against a last good run that had at least "
+                           "this many records (tiny sources fluctuate).", min=0),
+}
+
+REPORT_OPTIONS: dict[str, Option] = {
+    "matrix_html_max_rows": Option("int", 5000, "Rows of the access matrix shown in the HTML "
+                                   "report; the CSV always has all of them.", min=0,
+                                   max=1_000_000),
+}
+
+PRINCIPAL_OPTIONS: dict[str, Option] = {
+    "source": Option("str", "*", "Source name the principal appears in ('*' for any)."),
+    "principal": Option("str", REQUIRED, "The principal as the source names it.",
+                        example="svc-bot"),
+    "owner": Option("str", "", "Person accountable for it (employee id or email)."),
+    "reason": Option("str", REQUIRED, "Why it exists."),
+    "kind": Option("str", "service", "What it is.", choices=("service", "api", "bot", "shared")),
+}
+
+SOURCE_COMMON: dict[str, Option] = {
+    "type": Option("str", REQUIRED, "Connector type (see `governor sources`)."),
+    "enabled": Option("bool", True, "Read this source in runs."),
+}
+
+RULE_COMMON: dict[str, Option] = {
+    "enabled": Option("bool", True, "Evaluate this rule."),
+    "severity": Option("str", "", "Override the rule's default severity.",
+                       choices=("", "critical", "high", "medium", "low", "info")),
+}
+
+SECTIONS = ("governor", "feed_guard", "report", "sources", "rules", "principals")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    type: str
+    enabled: bool
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    enabled: bool
+    severity: str  # "" keeps the default
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NonHuman:
+    source: str
+    principal: str
+    owner: str | None
+    reason: str | None
+    kind: str
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    base_dir: Path
+    database_url: str
+    report_dir: Path
+    org_domains: tuple[str, ...]
+    timezone: str
+    feed_guard: dict[str, Any]
+    report: dict[str, Any]
+    sources: dict[str, SourceConfig]
+    rules: dict[str, RuleConfig]
+    principals: tuple[NonHuman, ...] = field(default_factory=tuple)
+
+    def rule(self, rule_id: str) -> RuleConfig | None:
+        return self.rules.get(rule_id)
+
+
+def load(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(p), "-", "config file not found (write one with `governor init`)"
+                          ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(p), "-", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), "-", "not UTF-8 text") from None
+    return parse(raw, p)
+
+
+def parse(raw: dict[str, Any], path: Path | None) -> Config:
+    where = str(path) if path else "<config>"
+    try:
+        return _parse(raw, path)
+    except OptionError as exc:
+        raise ConfigError(where, exc.key, str(exc)) from None
+
+
+def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise OptionError(key, "expected a table")
+    return value
+
+
+def _parse(raw: dict[str, Any], path: Path | None) -> Config:
+    # Imported here: the registries import this module's Option declarations.
+    from governor.rules import RULES
+    from governor.sources import CONNECTORS
+
+    for key in raw:
+        if key not in SECTIONS:
+            raise OptionError(key, f"unknown section; expected one of {', '.join(SECTIONS)}")
+    base = path.parent.resolve() if path else Path.cwd()
+    gov = apply(GOVERNOR_OPTIONS, _table(raw, "governor"), "governor")
+    guard = apply(FEED_GUARD_OPTIONS, _table(raw, "feed_guard"), "feed_guard")
+    report = apply(REPORT_OPTIONS, _table(raw, "report"), "report")
+
+    sources: dict[str, SourceConfig] = {}
+    for name, body in _table(raw, "sources").items():
+        key = f"sources.{name}"
+        if not isinstance(body, dict):
+            raise OptionError(key, "expected a table")
+        stype = body.get("type")
+        if not isinstance(stype, str):
+            raise OptionError(f"{key}.type", "required key is missing")
+        connector = CONNECTORS.get(stype)
+        if connector is None:
+            raise OptionError(f"{key}.type", f"unknown source type {stype!r}; known: "
+                                             + ", ".join(sorted(CONNECTORS)))
+        common = apply(SOURCE_COMMON, {k: body[k] for k in SOURCE_COMMON if k in body}, key)
+        settings = apply(connector.options, body, key, ignore=frozenset(SOURCE_COMMON))
+        connector.validate(settings, key)
+        sources[name] = SourceConfig(name, stype, common["enabled"], settings)
+
+    rules: dict[str, RuleConfig] = {}
+    for rule_id, body in _table(raw, "rules").items():
+        key = f"rules.{rule_id}"
+        rule = RULES.get(rule_id)
+        if rule is None:
+            raise OptionError(key, "unknown rule id; see `governor rules`")
+        if not isinstance(body, dict):
+            raise OptionError(key, "expected a table")
+        common = apply(RULE_COMMON, {k: body[k] for k in RULE_COMMON if k in body}, key)
+        params = apply(rule.params, body, key, ignore=frozenset(RULE_COMMON))
+        rules[rule_id] = RuleConfig(common["enabled"], common["severity"], params)
+
+    principals = []
+    items = raw.get("principals", [])
+    if not isinstance(items, list):
+        raise OptionError("principals", "expected an array of tables ([[principals]])")
+    for i, body in enumerate(items):
+        if not isinstance(body, dict):
+            raise OptionError(f"principals[{i}]", "expected a table")
+        values = apply(PRINCIPAL_OPTIONS, body, f"principals[{i}]")
+        principals.append(NonHuman(values["source"], values["principal"],
+                                   values["owner"] or None, values["reason"], values["kind"]))
+
+    env_url = os.environ.get("GOVERNOR_DATABASE_URL")
+    return Config(
+        path=path,
+        base_dir=base,
+        database_url=env_url or _resolve_sqlite(gov["database"], base),
+        report_dir=(base / gov["report_dir"]).resolve(),
+        org_domains=tuple(d.lower() for d in gov["org_domains"]),
+        timezone=gov["timezone"],
+        feed_guard=guard,
+        report=report,
+        sources=sources,
+        rules=rules,
+        principals=tuple(principals),
+    )
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str((base / url[len(prefix):]).resolve())
+    return url

@@ -1,0 +1,128 @@
+"""Correlation: which person, if any, each principal a source names belongs to.
+
+Order (as in mature IGA tools): a declared non-human principal; the employee id; the
+email, case-insensitively, then the person's aliases, then the address with its
+plus-tag removed; last an explicit link made with `governor link`. Every match keeps
+how it was made. Two candidates are reported as ambiguous and never guessed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from governor.records import Person
+
+
+class MatchStatus(StrEnum):
+    MATCHED = "matched"
+    UNMATCHED = "unmatched"  # an orphan
+    AMBIGUOUS = "ambiguous"
+    NONHUMAN = "nonhuman"  # declared service / API account
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    status: MatchStatus
+    employee_id: str | None = None
+    method: str | None = None  # employee_id | email | alias | plus_address | link | declared
+    reason: str = ""
+    candidates: tuple[str, ...] = ()
+    owner: str | None = None  # for non-human: the accountable person ref
+
+    @property
+    def matched(self) -> bool:
+        return self.status is MatchStatus.MATCHED
+
+
+UNMATCHED = Match(MatchStatus.UNMATCHED, reason="no person has this employee id or email")
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    source: str  # "*" for any
+    principal: str
+    owner: str | None
+    reason: str
+    kind: str
+
+
+def strip_plus(email: str) -> str:
+    local, at, domain = email.partition("@")
+    if not at or "+" not in local:
+        return email
+    return local.split("+", 1)[0] + "@" + domain
+
+
+class Correlator:
+    def __init__(self, persons: Iterable[Person],
+                 links: Mapping[tuple[str, str], str] | None = None,
+                 declared: Iterable[Declared] = ()) -> None:
+        self.by_id: dict[str, Person] = {}
+        self.by_email: dict[str, list[str]] = defaultdict(list)
+        self.by_alias: dict[str, list[str]] = defaultdict(list)
+        self.by_base: dict[str, list[str]] = defaultdict(list)
+        for p in persons:
+            self.by_id[p.employee_id] = p
+            if p.email:
+                self.by_email[p.email].append(p.employee_id)
+                self.by_base[strip_plus(p.email)].append(p.employee_id)
+            for alias in p.aliases:
+                self.by_alias[alias].append(p.employee_id)
+                self.by_base[strip_plus(alias)].append(p.employee_id)
+        # links and declarations are keyed by (source, lower-cased principal)
+        self.links = {(s, p.lower()): eid for (s, p), eid in (links or {}).items()}
+        self.declared = {(d.source, d.principal.lower()): d for d in declared}
+        self._cache: dict[tuple[str, str], Match] = {}
+
+    def person(self, ref: str | None) -> Person | None:
+        """Resolve a reference written by people (owner, manager): employee id or email."""
+        if not ref:
+            return None
+        if ref in self.by_id:
+            return self.by_id[ref]
+        m = self.match("*", ref)
+        return self.by_id.get(m.employee_id) if m.employee_id else None
+
+    def match(self, source: str, principal: str, employee_id: str | None = None,
+              email: str | None = None) -> Match:
+        key = (source, principal.lower()) if employee_id is None and email is None else None
+        if key is not None and key in self._cache:
+            return self._cache[key]
+        found = self._match(source, principal, employee_id, email)
+        if key is not None:
+            self._cache[key] = found
+        return found
+
+    def _match(self, source: str, principal: str, employee_id: str | None,
+               email: str | None) -> Match:
+        low = principal.lower()
+        decl = self.declared.get((source, low)) or self.declared.get(("*", low))
+        if decl is not None:
+            return Match(MatchStatus.NONHUMAN, None, "declared",
+                         f"declared {decl.kind} account: {decl.reason}", owner=decl.owner)
+        for eid in (employee_id, principal):
+            if eid and eid in self.by_id:
+                return Match(MatchStatus.MATCHED, eid, "employee_id", f"employee id {eid}")
+        for addr in (email.lower() if email else None, low):
+            if not addr or "@" not in addr:
+                continue
+            for index, method in ((self.by_email, "email"), (self.by_alias, "alias"),
+                                  (self.by_base, "plus_address")):
+                key = strip_plus(addr) if method == "plus_address" else addr
+                ids = sorted(set(index.get(key, ())))
+                if len(ids) == 1:
+                    return Match(MatchStatus.MATCHED, ids[0], method,
+                                 f"{method.replace('_', '-')} {addr} is {ids[0]}'s")
+                if len(ids) > 1:
+                    return Match(MatchStatus.AMBIGUOUS, None, method,
+                                 f"{addr} matches {len(ids)} people", candidates=tuple(ids))
+        linked = self.links.get((source, low)) or self.links.get(("*", low))
+        if linked is not None:
+            if linked in self.by_id:
+                return Match(MatchStatus.MATCHED, linked, "link", f"linked by hand to {linked}")
+            return Match(MatchStatus.UNMATCHED, None, "link",
+                         f"linked to {linked}, who is not in HR")
+        return UNMATCHED

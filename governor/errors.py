@@ -1,0 +1,60 @@
+"""Exceptions raised by governor, and the exit code each maps to.
+
+    GovernorError                      exit 1   anything governor itself refuses to do
+    ├── InputError                     exit 2   bad input; nothing was written
+    │   ├── ConfigError                         config file: names the key path
+    │   └── DataError                           a source file: names file, line, field
+    ├── FeedGuardTripped               exit 3   a feed shrank or came back empty; run stopped
+    ├── SourceError                    (kept)   one source could not be read; the run goes on
+    │                                           with that source marked failed
+    ├── NotFound                       exit 4   a person, account or finding that is not there
+    └── Ambiguous                      exit 4   a name that matches more than one thing
+
+Commands catch GovernorError at the top and print its message; anything else is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class GovernorError(Exception):
+    exit_code = 1
+
+
+class InputError(GovernorError):
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    def __init__(self, path: str, key: str, message: str) -> None:
+        self.path, self.key = path, key
+        super().__init__(f"{path}: {key}: {message}")
+
+
+class DataError(InputError):
+    """A record a source file cannot be read as; ``line`` is 1-based (CSV header is line 1)."""
+
+    def __init__(self, path: str, line: int | None, field: str | None, message: str) -> None:
+        self.path, self.line, self.field = path, line, field
+        where = path if line is None else f"{path}:{line}"
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+class SourceError(GovernorError):
+    """A source could not be read at all (unreachable, refused); not a data mistake."""
+
+
+class FeedGuardTripped(GovernorError):
+    exit_code = 3
+
+
+class NotFound(GovernorError):
+    exit_code = 4
+
+
+class Ambiguous(GovernorError):
+    exit_code = 4
+
+    def __init__(self, message: str, candidates: list[str]) -> None:
+        self.candidates = candidates
+        super().__init__(message + ": " + ", ".join(candidates))

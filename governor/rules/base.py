@@ -1,0 +1,83 @@
+"""The rule contract. One rule per module; the module's name is the rule's id.
+
+A rule reads the snapshot and yields Results: FAIL for a violation, UNKNOWN where the
+data it needs is missing (never a silent pass, never a guessed violation). It does not
+know about findings, exceptions or history; findings.py turns results into those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from governor.options import Option
+from governor.records import SourceKind
+from governor.snapshot import Snapshot
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @classmethod
+    def at_least(cls, floor: Severity) -> list[Severity]:
+        return [s for s in cls if s.rank >= floor.rank]
+
+
+_RANK = {Severity.CRITICAL: 4, Severity.HIGH: 3, Severity.MEDIUM: 2, Severity.LOW: 1,
+         Severity.INFO: 0}
+
+
+class Outcome(StrEnum):
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    subject: str  # stable: the same problem tomorrow yields the same subject
+    outcome: Outcome
+    message: str  # one line a person can act on
+    evidence: dict[str, Any] = field(default_factory=dict)  # JSON-able, no secrets
+    severity: Severity | None = None  # overrides the rule's (weak MFA is medium)
+    person: str | None = None  # employee id concerned
+    account: str | None = None  # social account key concerned
+
+
+class Rule:
+    id: ClassVar[str]
+    title: ClassVar[str]
+    severity: ClassVar[Severity]
+    rationale: ClassVar[str]
+    remediation: ClassVar[str]
+    controls: ClassVar[tuple[str, ...]]
+    # Kinds of source whose data decides this rule: a finding resolves only when every
+    # configured source of these kinds was read successfully in the run.
+    needs: ClassVar[frozenset[SourceKind]]
+    params: ClassVar[dict[str, Option]] = {}
+
+    def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterable[Result]:
+        raise NotImplementedError
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {k: o.default for k, o in cls.params.items()}
+
+
+RULES: dict[str, Rule] = {}
+
+
+def register(cls: type[Rule]) -> type[Rule]:
+    if cls.id in RULES:
+        raise RuntimeError(f"rule {cls.id!r} registered twice")
+    RULES[cls.id] = cls()
+    return cls

@@ -1,0 +1,215 @@
+"""One consistent, read-only picture of everything the sources said, correlated.
+
+Rules read only this. It is built from the database's current rows after a run has
+loaded its sources (so a failed source contributes its last good data), or directly
+from records in tests: ``Snapshot.build(...)``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from governor.correlate import Correlator, Declared, Match, MatchStatus
+from governor.records import (
+    AccessPath,
+    Credential,
+    DirectoryAccount,
+    Grant,
+    Person,
+    PersonStatus,
+    SocialAccount,
+    SourceKind,
+    WorkerType,
+)
+from governor.roles import Role
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    name: str
+    kind: SourceKind
+    ok: bool  # read successfully in this run
+    has_data: bool  # this run or an earlier one left records to judge by
+
+
+@dataclass(slots=True)
+class HeldGrant:
+    source: str
+    grant: Grant
+    match: Match
+
+
+@dataclass(slots=True)
+class HeldAccount:
+    source: str
+    account: DirectoryAccount
+    match: Match
+
+
+@dataclass(slots=True)
+class HeldCredential:
+    source: str
+    credential: Credential
+    readers: list[tuple[str, Match]]  # (principal, match) after group expansion
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One way one person (or orphan principal) reaches one social account."""
+
+    account: str
+    principal: str
+    role: Role
+    path: AccessPath
+    detail: str | None
+    source: str
+    match: Match
+
+
+@dataclass
+class Snapshot:
+    now: datetime
+    org_domains: tuple[str, ...]
+    persons: dict[str, Person]
+    person_source: dict[str, str]
+    accounts: dict[str, SocialAccount]
+    directory: list[HeldAccount]
+    grants: list[HeldGrant]
+    credentials: list[HeldCredential]
+    sources: dict[str, SourceState]
+    correlator: Correlator
+    directory_by_person: dict[str, list[HeldAccount]] = field(default_factory=dict)
+    grants_by_person: dict[str, list[HeldGrant]] = field(default_factory=dict)
+    grants_by_account: dict[str, list[HeldGrant]] = field(default_factory=dict)
+    credentials_by_person: dict[str, list[HeldCredential]] = field(default_factory=dict)
+    group_members: dict[str, list[HeldAccount]] = field(default_factory=dict)
+
+    # ---- construction -------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        now: datetime,
+        *,
+        persons: Iterable[tuple[str, Person]] = (),
+        directory: Iterable[tuple[str, DirectoryAccount]] = (),
+        accounts: Iterable[tuple[str, SocialAccount]] = (),
+        grants: Iterable[tuple[str, Grant]] = (),
+        credentials: Iterable[tuple[str, Credential]] = (),
+        sources: Iterable[SourceState] | None = None,
+        links: Mapping[tuple[str, str], str] | None = None,
+        declared: Iterable[Declared] = (),
+        org_domains: Iterable[str] = (),
+    ) -> Snapshot:
+        people: dict[str, Person] = {}
+        person_source: dict[str, str] = {}
+        for src, p in persons:
+            # The first HR source listing an id is authoritative; config order decides.
+            if p.employee_id not in people:
+                people[p.employee_id] = p
+                person_source[p.employee_id] = src
+        corr = Correlator(people.values(), links, declared)
+        snap = cls(
+            now=now, org_domains=tuple(d.lower() for d in org_domains), persons=people,
+            person_source=person_source, accounts={a.key: a for _, a in accounts},
+            directory=[], grants=[], credentials=[], sources={}, correlator=corr,
+        )
+        by_person: dict[str, list[HeldAccount]] = defaultdict(list)
+        groups: dict[str, list[HeldAccount]] = defaultdict(list)
+        for src, acct in directory:
+            m = corr.match(src, acct.login, acct.employee_id, acct.email)
+            held = HeldAccount(src, acct, m)
+            snap.directory.append(held)
+            if m.employee_id:
+                by_person[m.employee_id].append(held)
+            for g in acct.groups:
+                groups[g.lower()].append(held)
+        snap.directory_by_person, snap.group_members = dict(by_person), dict(groups)
+
+        g_person: dict[str, list[HeldGrant]] = defaultdict(list)
+        g_account: dict[str, list[HeldGrant]] = defaultdict(list)
+        for src, g in grants:
+            hg = HeldGrant(src, g, corr.match(src, g.principal))
+            snap.grants.append(hg)
+            g_account[g.account].append(hg)
+            if hg.match.employee_id:
+                g_person[hg.match.employee_id].append(hg)
+        snap.grants_by_person, snap.grants_by_account = dict(g_person), dict(g_account)
+
+        c_person: dict[str, list[HeldCredential]] = defaultdict(list)
+        for src, c in credentials:
+            principals = set(c.readers)
+            for grp in c.reader_groups:
+                for member in groups.get(grp.lower(), ()):
+                    principals.add((member.account.email or member.account.login).lower())
+            readers = [(p, corr.match(src, p)) for p in sorted(principals)]
+            hc = HeldCredential(src, c, readers)
+            snap.credentials.append(hc)
+            for eid in {m.employee_id for _, m in readers if m.employee_id}:
+                c_person[eid].append(hc)
+        snap.credentials_by_person = dict(c_person)
+
+        if sources is None:  # records handed in directly: every kind given counts as read
+            names = {(s, SourceKind.HR) for s in person_source.values()}
+            names |= {(h.source, SourceKind.DIRECTORY) for h in snap.directory}
+            names |= {(h.source, SourceKind.GRANTS) for h in snap.grants}
+            names |= {(h.source, SourceKind.VAULT) for h in snap.credentials}
+            sources = [SourceState(n, k, True, True) for n, k in names]
+            if snap.accounts:
+                sources.append(SourceState("inventory", SourceKind.INVENTORY, True, True))
+        snap.sources = {s.name: s for s in sources}
+        return snap
+
+    # ---- questions rules ask -------------------------------------------------------
+    def has(self, kind: SourceKind) -> bool:
+        """Is there any data of this kind to judge by (read now or kept from earlier)?"""
+        return any(s.kind is kind and s.has_data for s in self.sources.values())
+
+    def sources_of(self, kind: SourceKind) -> list[str]:
+        return sorted(s.name for s in self.sources.values() if s.kind is kind)
+
+    def person(self, ref: str | None) -> Person | None:
+        return self.correlator.person(ref)
+
+    def end_instant(self, day: date) -> datetime:
+        """A person's last day ends at midnight after it (UTC)."""
+        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+
+    def has_left(self, p: Person, grace: timedelta = timedelta(0)) -> bool:
+        """HR says they left (once any end date has passed), or an employee's or intern's
+        end date has passed. A contractor past their end date whom HR still lists as
+        active is contractor-expired's business, not a leaver."""
+        passed = p.end_date is not None and self.end_instant(p.end_date) + grace <= self.now
+        if p.status is PersonStatus.LEFT:
+            return p.end_date is None or passed
+        return passed and p.worker_type in (WorkerType.EMPLOYEE, WorkerType.INTERN)
+
+    def access_of(self, employee_id: str) -> list[Access]:
+        """Everything one person can reach: roles, seats, group-mapped roles, vault items."""
+        out = [Access(h.grant.account, h.grant.principal, h.grant.role, h.grant.via,
+                      h.grant.via_detail, h.source, h.match)
+               for h in self.grants_by_person.get(employee_id, ())]
+        for hc in self.credentials_by_person.get(employee_id, ()):
+            principal, match = next((p, m) for p, m in hc.readers
+                                    if m.employee_id == employee_id)
+            for acct in hc.credential.accounts:
+                out.append(Access(acct, principal, Role.OWNER, AccessPath.VAULT,
+                                  hc.credential.item_id, hc.source, match))
+        return out
+
+    def access_to(self, account: str) -> list[Access]:
+        """Everyone who can reach one account, matched or not."""
+        out = [Access(h.grant.account, h.grant.principal, h.grant.role, h.grant.via,
+                      h.grant.via_detail, h.source, h.match)
+               for h in self.grants_by_account.get(account, ())]
+        for hc in self.credentials:
+            if account in hc.credential.accounts:
+                for principal, match in hc.readers:
+                    out.append(Access(account, principal, Role.OWNER, AccessPath.VAULT,
+                                      hc.credential.item_id, hc.source, match))
+        return out
+
+    def matches(self, status: MatchStatus) -> Iterable[HeldGrant]:
+        return (h for h in self.grants if h.match.status is status)

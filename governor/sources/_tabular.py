@@ -1,0 +1,291 @@
+"""Reading CSV, JSON and JSON Lines exports row by row, keeping each row's line number.
+
+Every value is reached through ``Row`` so that a bad one raises DataError naming the
+file, the line and the field as the config calls it (and the column it came from).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from governor.errors import DataError, SourceError
+
+NULL_DATES = frozenset({"", "0000-00-00", "00/00/0000", "null", "none", "n/a", "-"})
+
+
+def detect_format(path: Path, declared: str) -> str:
+    if declared != "auto":
+        return declared
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix == ".json":
+        return "json"
+    raise DataError(str(path), None, None, f"cannot tell the format from {suffix!r}; set format")
+
+
+class Row:
+    __slots__ = ("table", "line", "cells")
+
+    def __init__(self, table: Table, line: int, cells: Any) -> None:
+        self.table, self.line, self.cells = table, line, cells
+
+    def fail(self, field: str, message: str) -> DataError:
+        column = self.table.columns.get(field, field)
+        label = field if column == field else f"{field} (column {column!r})"
+        return DataError(self.table.display, self.line, label, message)
+
+    def raw(self, field: str) -> Any:
+        column = self.table.columns.get(field, field)
+        if self.table.is_csv:
+            idx = self.table.index.get(column)
+            return None if idx is None else self.cells[idx]
+        return self.cells.get(column)
+
+    def str(self, field: str) -> str | None:
+        value = self.raw(field)
+        if value is None:
+            return None
+        if isinstance(value, bool | int | float):
+            value = str(value)
+        if not isinstance(value, str):
+            raise self.fail(field, f"expected text, got {type(value).__name__}")
+        value = value.strip()
+        return value or None
+
+    def req(self, field: str) -> str:
+        value = self.str(field)
+        if value is None:
+            raise self.fail(field, "is empty")
+        return value
+
+    def list(self, field: str, sep: str) -> tuple[str, ...]:
+        value = self.raw(field)
+        if value is None:
+            return ()
+        if isinstance(value, list):
+            out = []
+            for item in value:
+                if not isinstance(item, str):
+                    raise self.fail(field, "expected a list of strings")
+                if item.strip():
+                    out.append(item.strip())
+            return tuple(out)
+        if not isinstance(value, str):
+            raise self.fail(field, "expected a list or a separated string")
+        return tuple(p.strip() for p in value.split(sep) if p.strip())
+
+    def date(self, field: str, formats: Sequence[str]) -> date | None:
+        value = self.str(field)
+        if value is None or value.lower() in NULL_DATES:
+            return None
+        for fmt in formats:
+            try:
+                return datetime.strptime(value, fmt).date()
+            except ValueError:
+                continue
+        raise self.fail(field, f"date {value!r} does not match {' or '.join(formats)}")
+
+    def instant(self, field: str, tz: tzinfo = UTC) -> datetime | None:
+        value = self.str(field)
+        if value is None or value.lower() in NULL_DATES:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise self.fail(field, f"{value!r} is not an ISO 8601 date-time") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=tz)
+        return parsed.astimezone(UTC)
+
+    def boolean(self, field: str) -> bool | None:
+        value = self.raw(field)
+        if value is None or isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("", "unknown", "?"):
+            return None
+        if text in ("true", "yes", "y", "1", "on", "enabled"):
+            return True
+        if text in ("false", "no", "n", "0", "off", "disabled"):
+            return False
+        raise self.fail(field, f"{value!r} is not yes/no")
+
+    def mapped(self, field: str, mapping: Mapping[str, str], allowed: frozenset[str],
+               default: str | None = None) -> str:
+        value = self.str(field)
+        if value is None:
+            if default is not None:
+                return default
+            raise self.fail(field, "is empty")
+        key = value.lower()
+        out = mapping.get(key, key)
+        if out not in allowed:
+            known = sorted(set(mapping) | allowed)
+            raise self.fail(field, f"unknown value {value!r}; map it in the source's value "
+                                   f"map (known: {', '.join(known)})")
+        return out
+
+
+class Table:
+    """One export file. ``columns`` maps canonical field names to the file's own."""
+
+    def __init__(self, path: Path, columns: Mapping[str, str], required: Sequence[str],
+                 fmt: str = "auto", display: str | None = None) -> None:
+        self.path = path
+        self.display = display or str(path)
+        self.columns = dict(columns)
+        self.required = tuple(required)
+        self.format = detect_format(path, fmt)
+        self.is_csv = self.format == "csv"
+        self.index: dict[str, int] = {}
+        self.meta: dict[str, Any] = {}
+
+    def rows(self) -> Iterator[Row]:
+        try:
+            if self.is_csv:
+                yield from self._csv()
+            elif self.format == "jsonl":
+                yield from self._jsonl()
+            else:
+                yield from self._json()
+        except FileNotFoundError:
+            raise SourceError(f"{self.display}: file not found") from None
+        except PermissionError:
+            raise SourceError(f"{self.display}: permission denied") from None
+
+    def _check_columns(self, present: set[str], line: int) -> None:
+        for field in self.required:
+            column = self.columns.get(field, field)
+            if column not in present:
+                raise DataError(self.display, line, field, f"missing column {column!r}")
+
+    def _csv(self) -> Iterator[Row]:
+        with self.path.open(encoding="utf-8-sig", newline="") as fh:
+            delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
+            reader = csv.reader(fh, delimiter=delimiter, strict=True)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise DataError(self.display, 1, None, "empty file: no header row") from None
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise DataError(self.display, 1, None, _why(exc)) from None
+            header = [h.strip() for h in header]
+            self.index = {h: i for i, h in enumerate(header)}
+            self._check_columns(set(header), 1)
+            width = len(header)
+            while True:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                except (csv.Error, UnicodeDecodeError) as exc:
+                    raise DataError(self.display, reader.line_num + 1, None, _why(exc)) from None
+                if not cells:
+                    continue
+                if len(cells) != width:
+                    raise DataError(self.display, reader.line_num, None,
+                                    f"expected {width} fields, found {len(cells)}")
+                yield Row(self, reader.line_num, cells)
+
+    def _jsonl(self) -> Iterator[Row]:
+        with self.path.open(encoding="utf-8") as fh:
+            line = 0
+            try:
+                for line, text in enumerate(fh, start=1):
+                    if not text.strip():
+                        continue
+                    try:
+                        obj = json.loads(text)
+                    except json.JSONDecodeError as exc:
+                        raise DataError(self.display, line, None, f"not JSON: {exc.msg}"
+                                        ) from None
+                    yield self._object(obj, line)
+            except UnicodeDecodeError:
+                raise DataError(self.display, line + 1, None, "not UTF-8 text") from None
+
+    def _json(self) -> Iterator[Row]:
+        try:
+            text = self.path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise DataError(self.display, None, None, "not UTF-8 text") from None
+        decoder = json.JSONDecoder()
+        pos = _skip(text, 0)
+        records_at = pos
+        if text.startswith("{", pos):
+            # {"exported_at": ..., "records": [...]}: find the array, keep the rest as meta
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(self.display, exc.lineno, None, f"not JSON: {exc.msg}") from None
+            if not isinstance(doc.get("records"), list):
+                raise DataError(self.display, 1, "records", "expected a 'records' array")
+            self.meta = {k: v for k, v in doc.items() if k != "records"}
+            records_at = _find_array(text, "records")
+        if not text.startswith("[", records_at):
+            raise DataError(self.display, 1, None, "expected a JSON array of records")
+        pos, line, counted = records_at + 1, 1 + text.count("\n", 0, records_at), records_at
+        while True:
+            pos = _skip(text, pos)
+            if text.startswith("]", pos):
+                return
+            line += text.count("\n", counted, pos)
+            counted = pos
+            try:
+                obj, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                raise DataError(self.display, exc.lineno, None, f"not JSON: {exc.msg}") from None
+            yield self._object(obj, line)
+            pos = _skip(text, end)
+            if text.startswith(",", pos):
+                pos += 1
+            elif not text.startswith("]", pos):
+                lineno = 1 + text.count("\n", 0, pos)
+                raise DataError(self.display, lineno, None, "expected ',' or ']'")
+
+    def _object(self, obj: Any, line: int) -> Row:
+        if not isinstance(obj, dict):
+            raise DataError(self.display, line, None, "expected a JSON object")
+        for field in self.required:
+            column = self.columns.get(field, field)
+            if column not in obj:
+                raise DataError(self.display, line, field, f"missing key {column!r}")
+        return Row(self, line, obj)
+
+
+def _skip(text: str, pos: int) -> int:
+    n = len(text)
+    while pos < n and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _find_array(text: str, key: str) -> int:
+    # The top-level object has already parsed; a JSON decoder walk finds the key's value.
+    decoder = json.JSONDecoder()
+    pos = _skip(text, 1)
+    while pos < len(text):
+        k, pos = decoder.raw_decode(text, pos)
+        pos = _skip(text, pos) + 1  # ':'
+        pos = _skip(text, pos)
+        if k == key:
+            return pos
+        _, pos = decoder.raw_decode(text, pos)
+        pos = _skip(text, pos) + 1  # ','
+        pos = _skip(text, pos)
+    raise AssertionError("records key vanished")
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return f"malformed CSV: {exc}"
+
+

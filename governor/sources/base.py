@@ -1,0 +1,59 @@
+"""The connector contract: get -> normalise, one module per source type.
+
+A connector reads one system and yields canonical records (governor.records). Loading
+them as history and cleaning up what disappeared is the loader's job, scoped to the
+source that produced them and skipped when its fetch failed, so a connector never
+touches the database.
+
+Errors: a record that cannot be read raises DataError (file, line, field): bad input
+stops the whole run, nothing written. A system that cannot be reached raises
+SourceError: the run goes on with this source marked failed and its last good data kept.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from governor.options import Option
+from governor.records import Record, SourceKind
+
+
+class Connector(ABC):
+    type: ClassVar[str]
+    kind: ClassVar[SourceKind]
+    description: ClassVar[str]
+    options: ClassVar[dict[str, Option]]
+
+    def __init__(self, name: str, settings: dict[str, Any], base_dir: Path) -> None:
+        self.name = name
+        self.settings = settings
+        self.base_dir = base_dir
+        # (file, line) of the record last yielded, so the loader can point at a duplicate
+        # without the connector keeping a set of its own.
+        self.at: tuple[str, int] | None = None
+
+    @classmethod
+    def validate(cls, settings: dict[str, Any], key: str) -> None:
+        """Cross-key checks beyond each option's own; raise OptionError(key path)."""
+
+    @abstractmethod
+    def fetch(self) -> Iterator[Record]:
+        """Yield every record the source holds now, normalised."""
+
+    def freshness(self) -> datetime | None:
+        """When the data was produced (export time, file mtime), if known."""
+        return None
+
+
+CONNECTORS: dict[str, type[Connector]] = {}
+
+
+def register(cls: type[Connector]) -> type[Connector]:
+    if cls.type in CONNECTORS:
+        raise RuntimeError(f"connector type {cls.type!r} registered twice")
+    CONNECTORS[cls.type] = cls
+    return cls

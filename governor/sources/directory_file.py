@@ -1,0 +1,129 @@
+"""Directory export (CSV, JSON or JSON Lines) of SSO accounts: status, MFA, groups.
+
+Fields: login, email, employee_id, status, mfa_factors, groups, last_login, mfa_read_at.
+``mfa_factors`` is ``type:status`` items separated by ``list_separator`` in CSV
+(``totp:active;sms:active``) or a list of {"type", "status"} objects in JSON. A file
+with no mfa_factors column reports MFA as unknown; an empty cell means none enrolled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from governor.errors import DataError
+from governor.options import Option
+from governor.records import FACTOR_TYPES, DirectoryAccount, DirectoryStatus, MfaFactor, SourceKind
+from governor.sources._common import check_map_targets, file_options, lowered, mtime, resolve
+from governor.sources._tabular import Row, Table
+from governor.sources.base import Connector, register
+
+FIELDS = ("login", "email", "employee_id", "status", "mfa_factors", "groups", "last_login",
+          "mfa_read_at")
+STATUS_WORDS = frozenset(s.value for s in DirectoryStatus)
+FACTOR_STATUS = frozenset({"active", "pending", "inactive"})
+DEFAULT_STATUS = {"provisioned": "active", "recovery": "active", "password_expired": "active",
+                  "locked_out": "locked", "enabled": "active", "deactivated": "deprovisioned"}
+# Okta's factorType names and common synonyms.
+DEFAULT_FACTOR = {"token:software:totp": "totp", "token:hotp": "hotp", "token:hardware": "token",
+                  "token": "token", "signed_nonce": "push", "fido2": "webauthn",
+                  "voice": "call", "authenticator": "totp", "yubikey": "token"}
+DEFAULT_FACTOR_STATUS = {"pending_activation": "pending", "enrolled": "active",
+                         "not_setup": "inactive", "disabled": "inactive"}
+
+
+@register
+class DirectoryFile(Connector):
+    type = "directory_file"
+    kind = SourceKind.DIRECTORY
+    description = "Directory (SSO) export file: accounts, status, MFA factors, groups"
+    options = {
+        **file_options(FIELDS, "directory export"),
+        "status_map": Option("dict[str,str]", {}, "Extra account status words -> "
+                             + ", ".join(sorted(STATUS_WORDS)) + "."),
+        "factor_map": Option("dict[str,str]", {}, "Extra MFA factor type names -> "
+                             + ", ".join(sorted(FACTOR_TYPES)) + "."),
+        "list_separator": Option("str", ";", "Separates groups and factors in a CSV cell."),
+    }
+
+    @classmethod
+    def validate(cls, settings: dict[str, Any], key: str) -> None:
+        check_map_targets(settings, key, "status_map", STATUS_WORDS)
+        check_map_targets(settings, key, "factor_map", FACTOR_TYPES)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.path = resolve(self.base_dir, self.settings["path"])
+
+    def freshness(self) -> datetime | None:
+        return mtime(self.path)
+
+    def fetch(self) -> Iterator[DirectoryAccount]:
+        s = self.settings
+        table = Table(self.path, s["columns"], ("login", "status"), s["format"])
+        statuses = {**{w: w for w in STATUS_WORDS}, **DEFAULT_STATUS, **lowered(s["status_map"])}
+        factors = {**{f: f for f in FACTOR_TYPES}, **DEFAULT_FACTOR, **lowered(s["factor_map"])}
+        sep = s["list_separator"]
+        fresh = self.freshness()
+        seen: dict[str, int] = {}
+        for row in table.rows():
+            login = row.req("login").lower()
+            if login in seen:
+                raise DataError(table.display, row.line, "login",
+                                f"duplicate login {login!r} (first on line {seen[login]})")
+            seen[login] = row.line
+            email = row.str("email")
+            mfa = self._factors(row, factors, sep)
+            yield DirectoryAccount(
+                login=login,
+                status=DirectoryStatus(row.mapped("status", statuses, STATUS_WORDS)),
+                email=email.lower() if email else None,
+                employee_id=row.str("employee_id"),
+                mfa=mfa,
+                mfa_read_at=(row.instant("mfa_read_at") or fresh) if mfa is not None else None,
+                groups=row.list("groups", sep),
+                last_login=row.instant("last_login"),
+            )
+
+    @staticmethod
+    def _factors(row: Row, types: dict[str, str], sep: str) -> tuple[MfaFactor, ...] | None:
+        column = row.table.columns.get("mfa_factors", "mfa_factors")
+        if row.table.is_csv and column not in row.table.index:
+            return None
+        value = row.raw("mfa_factors")
+        if value is None:
+            return None if not row.table.is_csv else ()
+        items: list[tuple[str, str]] = []
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    items.append((str(item.get("type", "")), str(item.get("status", "active"))))
+                elif isinstance(item, str):
+                    items.append(_split_factor(item))
+                else:
+                    raise row.fail("mfa_factors", "expected objects or 'type:status' strings")
+        elif isinstance(value, str):
+            items = [_split_factor(part.strip()) for part in value.split(sep) if part.strip()]
+        else:
+            raise row.fail("mfa_factors", "expected a list or a separated string")
+        out = []
+        for t, st in items:
+            ftype = types.get(t.strip().lower())
+            if ftype is None:
+                raise row.fail("mfa_factors", f"unknown factor type {t!r}; map it in factor_map")
+            fstatus = st.strip().lower()
+            fstatus = DEFAULT_FACTOR_STATUS.get(fstatus, fstatus)
+            if fstatus not in FACTOR_STATUS:
+                raise row.fail("mfa_factors", f"unknown factor status {st!r}")
+            out.append(MfaFactor(ftype, fstatus))
+        return tuple(out)
+
+
+def _split_factor(text: str) -> tuple[str, str]:
+    # Okta's type names hold colons themselves ("token:software:totp"), so the status is
+    # only the last part when it is a status word.
+    head, _, tail = text.rpartition(":")
+    if head and tail.lower() in FACTOR_STATUS | DEFAULT_FACTOR_STATUS.keys():
+        return head, tail
+    return text, "active"

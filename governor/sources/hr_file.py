@@ -1,0 +1,98 @@
+"""HR export (CSV, JSON or JSON Lines): who works here, as what, and until when.
+
+One row per person. Fields (rename with ``columns``): employee_id, email, aliases
+(separated by ``alias_separator``), name, status, worker_type, hire_date, end_date,
+manager, department, job_title. Status and worker-type words are mapped through
+``status_map`` / ``worker_type_map`` (case-insensitive) onto governor's own words; dates
+are read with ``date_formats``, and blank or 0000-00-00 dates are null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from governor.errors import DataError
+from governor.options import Option
+from governor.records import Person, PersonStatus, SourceKind, WorkerType
+from governor.sources._common import check_map_targets, file_options, lowered, mtime, resolve
+from governor.sources._tabular import Table
+from governor.sources.base import Connector, register
+
+FIELDS = ("employee_id", "email", "aliases", "name", "status", "worker_type", "hire_date",
+          "end_date", "manager", "department", "job_title")
+REQUIRED_FIELDS = ("employee_id", "email", "name", "status", "worker_type")
+
+STATUS_WORDS = frozenset(s.value for s in PersonStatus)
+WORKER_WORDS = frozenset(w.value for w in WorkerType)
+
+DEFAULT_STATUS = {"active": "active", "terminated": "left", "resigned": "left",
+                  "leaver": "left", "left": "left", "inactive": "left", "retired": "left",
+                  "deceased": "left", "on leave": "leave", "leave": "leave", "loa": "leave",
+                  "pending": "pending", "pre-hire": "pending", "prehire": "pending"}
+DEFAULT_WORKER = {"employee": "employee", "fte": "employee", "full-time": "employee",
+                  "part-time": "employee", "contractor": "contractor",
+                  "contingent": "contractor", "freelancer": "contractor", "intern": "intern",
+                  "working student": "intern", "agency": "agency", "vendor": "agency"}
+
+
+@register
+class HrFile(Connector):
+    type = "hr_file"
+    kind = SourceKind.HR
+    description = "HR export file: people, status, worker type, end dates"
+    options = {
+        **file_options(FIELDS, "HR export"),
+        "status_map": Option("dict[str,str]", {}, "Extra status words -> active, leave, left "
+                             "or pending (added to the built-in ones).",
+                             example={"Terminated - Voluntary": "left"}),
+        "worker_type_map": Option("dict[str,str]", {}, "Extra worker-type words -> employee, "
+                                  "contractor, intern or agency.",
+                                  example={"Temp": "contractor"}),
+        "date_formats": Option("list[str]", ["%Y-%m-%d"], "strptime formats tried in order.",
+                               example=["%Y-%m-%d", "%d/%m/%Y"]),
+        "alias_separator": Option("str", ";", "Separates several aliases in one cell."),
+    }
+
+    @classmethod
+    def validate(cls, settings: dict[str, Any], key: str) -> None:
+        check_map_targets(settings, key, "status_map", STATUS_WORDS)
+        check_map_targets(settings, key, "worker_type_map", WORKER_WORDS)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.path = resolve(self.base_dir, self.settings["path"])
+
+    def freshness(self) -> datetime | None:
+        return mtime(self.path)
+
+    def fetch(self) -> Iterator[Person]:
+        s = self.settings
+        table = Table(self.path, s["columns"], REQUIRED_FIELDS, s["format"])
+        statuses = {**DEFAULT_STATUS, **lowered(s["status_map"])}
+        workers = {**DEFAULT_WORKER, **lowered(s["worker_type_map"])}
+        formats, sep = s["date_formats"], s["alias_separator"]
+        seen: dict[str, int] = {}
+        for row in table.rows():
+            eid = row.req("employee_id")
+            if eid in seen:
+                raise DataError(table.display, row.line, "employee_id",
+                                f"duplicate employee id {eid!r} (first on line {seen[eid]})")
+            seen[eid] = row.line
+            email = row.str("email")
+            if email is not None and "@" not in email:
+                raise row.fail("email", f"{email!r} is not an email address")
+            yield Person(
+                employee_id=eid,
+                email=email.lower() if email else None,
+                name=row.req("name"),
+                status=PersonStatus(row.mapped("status", statuses, STATUS_WORDS)),
+                worker_type=WorkerType(row.mapped("worker_type", workers, WORKER_WORDS)),
+                aliases=tuple(a.lower() for a in row.list("aliases", sep)),
+                hire_date=row.date("hire_date", formats),
+                end_date=row.date("end_date", formats),
+                manager=row.str("manager"),
+                department=row.str("department"),
+                job_title=row.str("job_title"),
+            )

@@ -1,0 +1,209 @@
+"""Social account inventory (TOML or YAML): what accounts exist and how they are held.
+
+One ``[[accounts]]`` entry per account::
+
+    [[accounts]]
+    platform = "x"                  # x, facebook, instagram, linkedin, youtube, tiktok, ...
+    handle = "@northwind"           # key becomes "x:@northwind"
+    criticality = "critical"        # critical | high | medium | low
+    owner = "E1001"                 # accountable person: employee id or email
+    owner_team = "Communications"   # department allowed to own it
+    access = "sso_tool"             # sso_tool | delegated | shared_login
+    tool = "hootsuite"              # management tool, for sso_tool
+    account_2fa = true              # the account's own second factor; omit if unknown
+    grants_source = "x_roles"       # source that reports its grants
+    recovery_email = "social@northwind.example"
+    recovery_email_kind = "corporate"   # corporate | personal | shared
+    recovery_email_owner = "E1001"
+    recovery_phone = "+15550100"
+    recovery_phone_kind = "personal"
+    recovery_phone_owner = "E1002"
+    attested_by = "E1001"           # for accounts no API can list
+    attested_at = 2026-09-01
+    next_due = 2026-12-01
+
+Errors name the entry's key path (``accounts[3].criticality``) and, in YAML, its line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+
+import yaml
+
+from governor.errors import DataError
+from governor.options import REQUIRED, Option
+from governor.records import (
+    AccountAccess,
+    Attestation,
+    Criticality,
+    RecoveryContact,
+    SocialAccount,
+    SourceKind,
+)
+from governor.sources._common import mtime, resolve
+from governor.sources.base import Connector, register
+
+KEYS = frozenset({"platform", "handle", "criticality", "owner", "owner_team", "access", "tool",
+                  "account_2fa", "grants_source", "recovery_email", "recovery_email_kind",
+                  "recovery_email_owner", "recovery_phone", "recovery_phone_kind",
+                  "recovery_phone_owner", "attested_by", "attested_at", "next_due", "notes",
+                  "__line__"})
+CONTACT_KINDS = ("corporate", "personal", "shared")
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    value = loader.construct_mapping(node, deep=True)
+    value["__line__"] = node.start_mark.line + 1
+    return value
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
+
+
+@register
+class InventoryFile(Connector):
+    type = "inventory_file"
+    kind = SourceKind.INVENTORY
+    description = "Social account inventory (TOML or YAML): owners, access, 2FA, recovery"
+    options = {
+        "path": Option("str", REQUIRED, "The inventory file (relative to the config file).",
+                       example="accounts.toml"),
+    }
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.path = resolve(self.base_dir, self.settings["path"])
+        self.display = str(self.path)
+
+    def freshness(self) -> datetime | None:
+        return mtime(self.path)
+
+    def _load(self) -> list[Any]:
+        from governor.errors import SourceError
+
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SourceError(f"{self.display}: file not found") from None
+        except UnicodeDecodeError:
+            raise DataError(self.display, None, None, "not UTF-8 text") from None
+        if self.path.suffix.lower() in (".yaml", ".yml"):
+            try:
+                doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                raise DataError(self.display, mark.line + 1 if mark else None, None,
+                                f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        else:
+            try:
+                doc = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise DataError(self.display, None, None, f"not valid TOML: {exc}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("accounts"), list):
+            raise DataError(self.display, None, "accounts", "expected a list of [[accounts]]")
+        return doc["accounts"]
+
+    def fetch(self) -> Iterator[SocialAccount]:
+        seen: dict[str, str] = {}
+        for i, entry in enumerate(self._load()):
+            e = _Entry(self.display, i, entry)
+            platform = e.req("platform").lower()
+            handle = e.req("handle")
+            key = f"{platform}:{handle}"
+            if key in seen:
+                raise e.fail("handle", f"{key} is listed twice (also {seen[key]})")
+            seen[key] = e.where
+            access = AccountAccess(e.choice("access", [a.value for a in AccountAccess]))
+            yield SocialAccount(
+                key=key, platform=platform, handle=handle, access=access,
+                criticality=Criticality(e.choice("criticality", [c.value for c in Criticality])),
+                owner=e.opt("owner"), owner_team=e.opt("owner_team"),
+                tool=e.opt("tool"),
+                account_2fa=e.flag("account_2fa"),
+                recovery_email=e.contact("recovery_email"),
+                recovery_phone=e.contact("recovery_phone"),
+                grants_source=e.opt("grants_source"),
+                attestation=e.attestation(),
+            )
+
+
+class _Entry:
+    def __init__(self, path: str, index: int, raw: Any) -> None:
+        self.path, self.index = path, index
+        self.line: int | None = raw.get("__line__") if isinstance(raw, dict) else None
+        self.where = f"accounts[{index}]"
+        if not isinstance(raw, dict):
+            raise self.fail(None, "expected a table")
+        for key in raw:
+            if key not in KEYS:
+                raise self.fail(key, "unknown key")
+        self.raw = raw
+
+    def fail(self, field: str | None, message: str) -> DataError:
+        label = f"{self.where}.{field}" if field else self.where
+        return DataError(self.path, self.line, label, message)
+
+    def opt(self, field: str) -> str | None:
+        value = self.raw.get(field)
+        if value is None:
+            return None
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise self.fail(field, "expected text")
+        return str(value).strip() or None
+
+    def req(self, field: str) -> str:
+        value = self.opt(field)
+        if value is None:
+            raise self.fail(field, "required key is missing")
+        return value
+
+    def choice(self, field: str, allowed: list[str]) -> str:
+        value = self.req(field).lower()
+        if value not in allowed:
+            raise self.fail(field, f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def flag(self, field: str) -> bool | None:
+        value = self.raw.get(field)
+        if value is None or isinstance(value, bool):
+            return value
+        raise self.fail(field, "expected true or false (omit it when unknown)")
+
+    def day(self, field: str) -> date | None:
+        value = self.raw.get(field)
+        if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise self.fail(field, "expected a date (YYYY-MM-DD)")
+
+    def contact(self, field: str) -> RecoveryContact | None:
+        value = self.opt(field)
+        if value is None:
+            return None
+        kind = (self.opt(f"{field}_kind") or "corporate").lower()
+        if kind not in CONTACT_KINDS:
+            raise self.fail(f"{field}_kind", f"{kind!r} is not one of {', '.join(CONTACT_KINDS)}")
+        return RecoveryContact(value=value.lower() if "@" in value else value, kind=kind,
+                               owner=self.opt(f"{field}_owner"))
+
+    def attestation(self) -> Attestation | None:
+        by = self.opt("attested_by")
+        at = self.day("attested_at")
+        if by is None and at is None:
+            return None
+        if by is None or at is None:
+            raise self.fail("attested_by" if by is None else "attested_at",
+                            "attested_by and attested_at go together")
+        return Attestation(by=by, at=at, next_due=self.day("next_due"))

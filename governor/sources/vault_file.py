@@ -1,0 +1,107 @@
+"""Password-vault export (JSON, or CSV): shared logins for social accounts.
+
+JSON: ``{"exported_at": ..., "groups": {"social-team": ["a@corp", ...]},
+"records": [{"id", "title", "accounts": [...], "readers": ["a@corp", "group:social-team"],
+"password_changed_at", "totp_in_vault", "fingerprint"}]}``. CSV has the same fields with
+lists separated by ``list_separator`` (and no groups). Readers named ``group:X`` are
+expanded through the export's groups; groups it does not define are kept by name and
+expanded later through directory groups.
+
+``fingerprint`` is optional and must be a keyed fingerprint (``hmac-sha256:<64 hex>``,
+computed by the export with a key governor never sees). Anything else is refused, and
+the refused value is never echoed: it may be a password pasted by mistake.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from governor.errors import DataError
+from governor.options import Option
+from governor.records import Credential, SourceKind
+from governor.sources._common import file_options, mtime, resolve
+from governor.sources._tabular import Table
+from governor.sources.base import Connector, register
+
+FIELDS = ("id", "title", "accounts", "readers", "password_changed_at", "totp_in_vault",
+          "fingerprint")
+FINGERPRINT = re.compile(r"^hmac-sha(256|512):[0-9a-f]{64,128}$")
+
+
+@register
+class VaultFile(Connector):
+    type = "vault_file"
+    kind = SourceKind.VAULT
+    description = "Password-vault export: shared logins, who can read them, rotation"
+    options = {
+        **file_options(FIELDS, "vault export"),
+        "list_separator": Option("str", ";", "Separates accounts and readers in a CSV cell."),
+    }
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.path = resolve(self.base_dir, self.settings["path"])
+
+    def freshness(self) -> datetime | None:
+        return mtime(self.path)
+
+    def fetch(self) -> Iterator[Credential]:
+        s = self.settings
+        table = Table(self.path, s["columns"], ("id", "accounts", "readers"), s["format"])
+        sep = s["list_separator"]
+        rows = table.rows()
+        groups: dict[str, tuple[str, ...]] | None = None
+        seen: dict[str, int] = {}
+        for row in rows:
+            if groups is None:
+                groups = self._groups(table)
+            item = row.req("id")
+            if item in seen:
+                raise DataError(table.display, row.line, "id",
+                                f"duplicate item id {item!r} (first on line {seen[item]})")
+            seen[item] = row.line
+            accounts = row.list("accounts", sep)
+            if not accounts:
+                raise row.fail("accounts", "names no account")
+            for acct in accounts:
+                if ":" not in acct:
+                    raise row.fail("accounts", f"{acct!r} is not platform:handle")
+            readers: set[str] = set()
+            via_groups: list[str] = []
+            for reader in row.list("readers", sep):
+                if reader.lower().startswith("group:"):
+                    name = reader[6:].strip()
+                    via_groups.append(name)
+                    readers.update(m.lower() for m in groups.get(name, ()))
+                else:
+                    readers.add(reader.lower())
+            fingerprint = row.str("fingerprint")
+            if fingerprint is not None and not FINGERPRINT.match(fingerprint.lower()):
+                raise row.fail("fingerprint", "is not a keyed fingerprint "
+                                              "(hmac-sha256:<hex>); value not shown")
+            yield Credential(
+                item_id=item,
+                title=row.str("title") or item,
+                accounts=tuple(sorted({_account(a) for a in accounts})),
+                readers=tuple(sorted(readers)),
+                reader_groups=tuple(sorted(set(via_groups))),
+                password_changed_at=row.instant("password_changed_at"),
+                totp_in_vault=row.boolean("totp_in_vault"),
+                fingerprint=fingerprint.lower() if fingerprint else None,
+            )
+
+    def _groups(self, table: Table) -> dict[str, tuple[str, ...]]:
+        raw = table.meta.get("groups", {})
+        if not isinstance(raw, dict) or not all(
+                isinstance(v, list) and all(isinstance(m, str) for m in v) for v in raw.values()):
+            raise DataError(table.display, None, "groups", "expected a table of name -> "
+                                                           "list of member emails")
+        return {k: tuple(v) for k, v in raw.items()}
+
+
+def _account(text: str) -> str:
+    platform, _, handle = text.strip().partition(":")
+    return f"{platform.lower()}:{handle}"
