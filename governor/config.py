@@ -18,7 +18,8 @@ from governor.options import REQUIRED, Option, OptionError, apply
 GOVERNOR_OPTIONS: dict[str, Option] = {
     "database": Option("str", "sqlite:///governor.db",
                        "SQLAlchemy URL of the store; a relative sqlite path is relative to this "
-                       "file. GOVERNOR_DATABASE_URL overrides it (put credentials there, not here)."),
+                       "file. GOVERNOR_DATABASE_URL overrides it (credentials go there, not "
+                       "here)."),
     "report_dir": Option("str", "reports", "Where reports are written (relative to this file)."),
     "org_domains": Option("list[str]", [], "Email domains that are the organisation's own; a "
                           "recovery email outside them counts as personal.",

@@ -86,6 +86,9 @@ class Snapshot:
     grants_by_account: dict[str, list[HeldGrant]] = field(default_factory=dict)
     credentials_by_person: dict[str, list[HeldCredential]] = field(default_factory=dict)
     group_members: dict[str, list[HeldAccount]] = field(default_factory=dict)
+    # item id -> principals who could read it in an earlier version but no longer can
+    # (from history): a password they knew is still the password until it is rotated.
+    former_readers: dict[str, list[tuple[str, Match]]] = field(default_factory=dict)
 
     # ---- construction -------------------------------------------------------------
     @classmethod
@@ -102,6 +105,7 @@ class Snapshot:
         links: Mapping[tuple[str, str], str] | None = None,
         declared: Iterable[Declared] = (),
         org_domains: Iterable[str] = (),
+        former_readers: Mapping[str, Iterable[str]] | None = None,
     ) -> Snapshot:
         people: dict[str, Person] = {}
         person_source: dict[str, str] = {}
@@ -150,6 +154,9 @@ class Snapshot:
             for eid in {m.employee_id for _, m in readers if m.employee_id}:
                 c_person[eid].append(hc)
         snap.credentials_by_person = dict(c_person)
+        for item, principals in (former_readers or {}).items():
+            src = next((h.source for h in snap.credentials if h.credential.item_id == item), "*")
+            snap.former_readers[item] = [(p, corr.match(src, p)) for p in sorted(set(principals))]
 
         if sources is None:  # records handed in directly: every kind given counts as read
             names = {(s, SourceKind.HR) for s in person_source.values()}

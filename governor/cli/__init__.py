@@ -1,0 +1,53 @@
+"""The `governor` command line. Commands are thin: they parse, call one job, print."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from governor.audit import default_actor
+from governor.cli import admin, query, runs
+from governor.cli.common import EXIT_ERROR, EXIT_INPUT, Ctx
+from governor.errors import GovernorError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_path", envvar="GOVERNOR_CONFIG",
+              default="governor.toml", show_default=True, help="Config file (TOML).")
+@click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
+@click.option("--actor", default=None, help="Who is acting, for the audit log "
+              "(default: the OS user).")
+@click.version_option(package_name="governor")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, as_json: bool, actor: str | None) -> None:
+    """Access governance and audit for an organisation's social media accounts.
+
+    Exit codes: 0 ok; 1 error; 2 bad input or usage (nothing written); 3 the feed guard
+    stopped the run; 4 not found or ambiguous; 5 the run finished but a source failed;
+    6 findings at or above --fail-on.
+    """
+    ctx.obj = Ctx(config_path=config_path, as_json=as_json,
+                  actor=actor or os.environ.get("GOVERNOR_ACTOR") or default_actor())
+
+
+for module in (runs, query, admin):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_INPUT if exc.exit_code == 2 else exc.exit_code)
+    except GovernorError as exc:
+        click.echo(f"governor: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    # without standalone mode click hands back ctx.exit()'s code instead of exiting
+    sys.exit(code if isinstance(code, int) else 0)

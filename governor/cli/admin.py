@@ -1,0 +1,300 @@
+"""init, db, link, exception, audit, rules, sources, report: the supporting commands."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from governor import audit, db, starter, state
+from governor.cli.common import Ctx, emit_json, json_option, pass_ctx, table, use_json
+from governor.db import sessions, transaction
+from governor.errors import GovernorError, NotFound
+from governor.findings import active_exceptions
+from governor.models import AuditEntry, Finding, PrincipalLink, RiskException, Run
+from governor.queries import resolve_person
+from governor.rules import RULES
+from governor.sources import CONNECTORS
+
+MAX_EXCEPTION_DAYS = 366  # an accepted risk is revisited at least yearly
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path),
+                default=Path("governor.toml"))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(path: Path, force: bool) -> None:
+    """Write a commented starter config."""
+    if path.exists() and not force:
+        raise GovernorError(f"{path} exists; use --force to overwrite it")
+    path.write_text(starter.render(), encoding="utf-8")
+    click.echo(f"wrote {path}")
+
+
+@click.group(name="db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command()
+@click.option("--revision", default="head", show_default=True)
+@pass_ctx
+def upgrade(ctx: Ctx, revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    engine = ctx.engine(at_head=False)
+    db.upgrade(engine, revision)
+    click.echo(f"database at {db.current(engine)}")
+
+
+@db_group.command()
+@click.argument("revision")
+@pass_ctx
+def downgrade(ctx: Ctx, revision: str) -> None:
+    """Revert migrations down to REVISION ('base' for an empty database)."""
+    engine = ctx.engine(at_head=False)
+    db.downgrade(engine, revision)
+    click.echo(f"database at {db.current(engine) or 'base'}")
+
+
+@db_group.command()
+@pass_ctx
+def current(ctx: Ctx) -> None:
+    """Show the schema revision and the code's head."""
+    engine = ctx.engine(at_head=False)
+    click.echo(f"database: {db.current(engine) or 'empty'}; code head: "
+               f"{', '.join(db.heads(engine))}")
+
+
+@db_group.command()
+@pass_ctx
+def check(ctx: Ctx) -> None:
+    """Fail if the models and the migrations disagree (alembic check)."""
+    engine = ctx.engine(at_head=True)
+    heads = db.heads(engine)
+    if len(heads) != 1:
+        raise GovernorError(f"expected one migration head, found {len(heads)}: {heads}")
+    db.check(engine)
+    click.echo("models and migrations agree; one head")
+
+
+@click.command()
+@click.argument("source")
+@click.argument("principal")
+@click.argument("who")
+@click.option("--reason", required=True, help="Why this principal is this person (audited).")
+@pass_ctx
+def link(ctx: Ctx, source: str, principal: str, who: str, reason: str) -> None:
+    """Say by hand that PRINCIPAL in SOURCE ('*' for any) is the person WHO."""
+    if source != "*" and source not in ctx.config.sources:
+        raise NotFound(f"no source {source!r} in {ctx.config_path}")
+    now = ctx.clock()
+    with transaction(ctx.engine()) as s:
+        eid = resolve_person(s, who).employee_id
+        for old in s.scalars(select(PrincipalLink).where(
+                PrincipalLink.source == source, PrincipalLink.principal == principal.lower(),
+                PrincipalLink.ended_at.is_(None))):
+            old.ended_at, old.ended_by, old.end_reason = now, ctx.actor, f"replaced: {reason}"
+        s.add(PrincipalLink(source=source, principal=principal.lower(), employee_id=eid,
+                            reason=reason, actor=ctx.actor, created_at=now))
+        audit.record(s, now, ctx.actor, "link.added", subject=f"{source}/{principal}",
+                     reason=reason, detail={"employee_id": eid})
+    click.echo(f"linked {source}/{principal} to {eid}; the next reconcile uses it")
+
+
+@click.command()
+@click.argument("source")
+@click.argument("principal")
+@click.option("--reason", required=True)
+@pass_ctx
+def unlink(ctx: Ctx, source: str, principal: str, reason: str) -> None:
+    """End a link made with `governor link`."""
+    now = ctx.clock()
+    with transaction(ctx.engine()) as s:
+        rows = list(s.scalars(select(PrincipalLink).where(
+            PrincipalLink.source == source, PrincipalLink.principal == principal.lower(),
+            PrincipalLink.ended_at.is_(None))))
+        if not rows:
+            raise NotFound(f"no active link for {source}/{principal}")
+        for r in rows:
+            r.ended_at, r.ended_by, r.end_reason = now, ctx.actor, reason
+        audit.record(s, now, ctx.actor, "link.ended", subject=f"{source}/{principal}",
+                     reason=reason)
+    click.echo(f"ended the link for {source}/{principal}")
+
+
+@click.group()
+def exception() -> None:
+    """Accepted risks: one finding, a reason, an approver, an expiry."""
+
+
+def _finding(session: object, ref: str) -> Finding:
+    from sqlalchemy.orm import Session
+
+    assert isinstance(session, Session)
+    q = select(Finding).where(Finding.id == int(ref)) if ref.isdigit() else \
+        select(Finding).where(Finding.key == ref)
+    f = session.scalar(q)
+    if f is None:
+        raise NotFound(f"no finding {ref!r} (give its id or key, see `governor findings`)")
+    return f
+
+
+@exception.command("add")
+@click.argument("finding")
+@click.option("--reason", required=True, help="Why the risk is accepted.")
+@click.option("--approver", required=True, help="Who accepted it.")
+@click.option("--expires", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help=f"Last day it holds (YYYY-MM-DD, at most {MAX_EXCEPTION_DAYS} days ahead).")
+@pass_ctx
+def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: datetime) -> None:
+    """Accept the risk of one FINDING (id or key) until --expires."""
+    now = ctx.clock()
+    until = expires.replace(tzinfo=UTC) + timedelta(days=1)
+    if until <= now:
+        raise click.BadParameter("must be in the future", param_hint="--expires")
+    if until - now > timedelta(days=MAX_EXCEPTION_DAYS):
+        raise click.BadParameter(f"at most {MAX_EXCEPTION_DAYS} days ahead",
+                                 param_hint="--expires")
+    with transaction(ctx.engine()) as s:
+        f = _finding(s, finding)
+        if f.status == "resolved":
+            raise GovernorError(f"finding {f.id} is resolved; nothing to accept")
+        e = RiskException(finding_key=f.key, reason=reason, approver=approver,
+                          expires_at=until, created_by=ctx.actor, created_at=now)
+        s.add(e)
+        f.status = "excepted"
+        s.flush()
+        audit.record(s, now, ctx.actor, "exception.added", subject=f.key, reason=reason,
+                     detail={"exception": e.id, "approver": approver,
+                             "expires": until.isoformat()})
+    click.echo(f"exception {e.id}: {f.key} accepted until {expires.date()} (approver {approver})")
+
+
+@exception.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include revoked and expired ones.")
+@json_option
+@pass_ctx
+def exception_list(ctx: Ctx, show_all: bool, as_json: bool | None) -> None:
+    """List accepted risks."""
+    now = ctx.clock()
+    with sessions(ctx.engine())() as s:
+        rows = list(s.scalars(select(RiskException).order_by(RiskException.id)))
+        active = active_exceptions(s, now)
+    rows = [e for e in rows if show_all or active.get(e.finding_key) is e]
+
+    def st(e: RiskException) -> str:
+        return "revoked" if e.revoked_at else "expired" if e.expires_at <= now else "active"
+
+    if use_json(ctx, as_json):
+        emit_json([{"id": e.id, "finding": e.finding_key, "reason": e.reason, "approver":
+                    e.approver, "expires_at": e.expires_at, "created_by": e.created_by,
+                    "created_at": e.created_at, "status": st(e)} for e in rows])
+        return
+    table([(e.id, st(e), e.finding_key, e.approver, e.expires_at, e.reason) for e in rows],
+          ("id", "status", "finding", "approver", "expires", "reason"))
+
+
+@exception.command("revoke")
+@click.argument("exception_id", type=int)
+@click.option("--reason", required=True)
+@pass_ctx
+def exception_revoke(ctx: Ctx, exception_id: int, reason: str) -> None:
+    """Revoke an accepted risk; its finding opens again."""
+    now = ctx.clock()
+    with transaction(ctx.engine()) as s:
+        e = s.get(RiskException, exception_id)
+        if e is None or e.revoked_at is not None:
+            raise NotFound(f"no active exception {exception_id}")
+        e.revoked_at, e.revoked_by, e.revoke_reason = now, ctx.actor, reason
+        s.flush()
+        f = s.scalar(select(Finding).where(Finding.key == e.finding_key))
+        if f is not None and f.status == "excepted" and e.finding_key not in \
+                active_exceptions(s, now):
+            f.status = "open"
+        audit.record(s, now, ctx.actor, "exception.revoked", subject=e.finding_key,
+                     reason=reason, detail={"exception": e.id})
+    click.echo(f"revoked exception {exception_id}")
+
+
+@click.group(name="audit")
+def audit_group() -> None:
+    """The append-only audit log."""
+
+
+@audit_group.command()
+@pass_ctx
+def verify(ctx: Ctx) -> None:
+    """Check the hash chain: nothing removed, reordered or rewritten."""
+    with sessions(ctx.engine())() as s:
+        v = audit.verify(s)
+    if v.problem:
+        raise GovernorError(f"audit log broken after {v.entries - 1} good entries: {v.problem}")
+    click.echo(f"audit log intact: {v.entries} entries")
+
+
+@audit_group.command("list")
+@click.option("--limit", default=50, show_default=True)
+@json_option
+@pass_ctx
+def audit_list(ctx: Ctx, limit: int, as_json: bool | None) -> None:
+    """Show the newest audit entries."""
+    with sessions(ctx.engine())() as s:
+        rows = list(s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))
+    if use_json(ctx, as_json):
+        emit_json([{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
+                    "subject": e.subject, "reason": e.reason} for e in rows])
+        return
+    table([(e.id, e.at, e.actor, e.action, e.subject or "", e.reason or "") for e in rows],
+          ("id", "at", "actor", "action", "subject", "reason"))
+
+
+@click.command()
+@json_option
+@pass_ctx
+def rules(ctx: Ctx, as_json: bool | None) -> None:
+    """The rule catalogue."""
+    if use_json(ctx, as_json):
+        emit_json([{"id": r.id, "title": r.title, "severity": r.severity.value,
+                    "rationale": r.rationale, "remediation": r.remediation,
+                    "controls": list(r.controls), "needs": sorted(k.value for k in r.needs),
+                    "params": {k: o.default for k, o in r.params.items()}}
+                   for r in sorted(RULES.values(), key=lambda r: r.id)])
+        return
+    table([(r.id, r.severity.value, ", ".join(r.controls), r.title)
+           for r in sorted(RULES.values(), key=lambda r: r.id)],
+          ("id", "severity", "controls", "title"))
+
+
+@click.command()
+def sources() -> None:
+    """The connector types a config can use."""
+    table([(t, c.kind.value, c.description) for t, c in sorted(CONNECTORS.items())],
+          ("type", "kind", "description"))
+
+
+@click.group()
+def report() -> None:
+    """Write reports again from the store."""
+
+
+@report.command()
+@pass_ctx
+def nightly(ctx: Ctx) -> None:
+    """Rewrite the latest run's nightly report."""
+    from governor.reports.build import nightly_report
+    from governor.reports.nightly import write_nightly
+
+    with sessions(ctx.engine())() as s:
+        r = s.scalar(select(Run).where(Run.status.in_(("ok", "partial")))
+                     .order_by(Run.id.desc()).limit(1))
+        if r is None:
+            raise NotFound("no completed run yet: run `governor reconcile`")
+        ok = {n: True for n in ctx.config.sources}
+        snap = state.snapshot(s, ctx.config, r.started_at, ok)
+        paths = write_nightly(nightly_report(s, ctx.config, r, snap), ctx.config.report_dir)
+    click.echo(f"report: {paths.get('html')}")
+
+
+COMMANDS = [init, db_group, link, unlink, exception, audit_group, rules, sources, report]

@@ -1,0 +1,102 @@
+"""Options defined once and shared by every command, and the output helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+
+from governor import config as config_mod
+from governor.clock import Clock, system_clock
+from governor.config import Config
+from governor.db import make_engine, require_head
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# exit codes a cron job or CI can act on
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_GUARD, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
+EXIT_PARTIAL, EXIT_FINDINGS = 5, 6
+
+
+@dataclass
+class Ctx:
+    config_path: str
+    as_json: bool
+    actor: str
+    clock: Clock = system_clock
+    _config: Config | None = field(default=None, repr=False)
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = config_mod.load(self.config_path)
+        return self._config
+
+    def engine(self, at_head: bool = True) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.config.database_url)
+        if at_head:
+            require_head(self._engine)
+        return self._engine
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+json_option = click.option("--json", "as_json", is_flag=True, default=None,
+                           help="Print JSON for scripts instead of tables.")
+
+
+def use_json(ctx: Ctx, flag: bool | None) -> bool:
+    return ctx.as_json if flag is None else flag
+
+
+def reason_option(required: bool = True) -> Callable[[F], F]:
+    return click.option("--reason", required=required, help="Why; recorded in the audit log.")
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, datetime | date):
+        return o.isoformat()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=_default))
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    """A plain aligned table; cells are made single-line so a hostile name can't
+    forge rows or move the cursor."""
+    cells = [[_clean(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for r in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _clean(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    text = str(value)
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def warn(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"

@@ -1,0 +1,122 @@
+"""findings, whohas, person: read-only questions."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import click
+from sqlalchemy import select
+
+from governor import queries
+from governor.cli.common import Ctx, emit_json, json_option, pass_ctx, table, use_json
+from governor.clock import parse_instant
+from governor.db import sessions
+from governor.models import Finding
+from governor.rules.base import Severity
+
+SEVERITIES = [s.value for s in Severity]
+
+
+@click.command()
+@click.option("--severity", type=click.Choice(SEVERITIES), help="At or above this severity.")
+@click.option("--rule", "rule_id", help="Only this rule id.")
+@click.option("--status", type=click.Choice(["open", "resolved", "excepted", "all"]),
+              default="open", show_default=True)
+@click.option("--outcome", type=click.Choice(["fail", "unknown", "all"]), default="all",
+              show_default=True, help="fail: violations; unknown: rules that could not decide.")
+@click.option("--person", help="Only findings about this employee id.")
+@json_option
+@pass_ctx
+def findings(ctx: Ctx, severity: str | None, rule_id: str | None, status: str, outcome: str,
+             person: str | None, as_json: bool | None) -> None:
+    """List findings (default: open ones, worst first)."""
+    q = select(Finding)
+    if status != "all":
+        q = q.where(Finding.status == status)
+    if outcome != "all":
+        q = q.where(Finding.outcome == outcome)
+    if rule_id:
+        q = q.where(Finding.rule_id == rule_id)
+    if person:
+        q = q.where(Finding.person == person)
+    if severity:
+        q = q.where(Finding.severity.in_([s.value for s in Severity.at_least(Severity(severity))]))
+    rank = {s.value: s.rank for s in Severity}
+    with sessions(ctx.engine())() as session:
+        rows = sorted(session.scalars(q), key=lambda f: (-rank.get(f.severity, 0), f.rule_id,
+                                                         f.key))
+    if use_json(ctx, as_json):
+        emit_json([{"key": f.key, "rule": f.rule_id, "severity": f.severity,
+                    "outcome": f.outcome, "status": f.status, "message": f.message,
+                    "person": f.person, "account": f.account,
+                    "evidence": json.loads(f.evidence), "first_seen": f.first_seen_at,
+                    "last_seen": f.last_seen_at, "resolved_at": f.resolved_at,
+                    "resolution": f.resolution} for f in rows])
+        return
+    table([(f.id, f.severity, f.rule_id, f.outcome if f.outcome != "fail" else "",
+            f.status, f.message) for f in rows],
+          ("id", "severity", "rule", "outcome", "status", "message"))
+    click.echo(f"\n{len(rows)} finding(s)")
+
+
+@click.command()
+@click.argument("account")
+@click.option("--at", "at", help="As it was at this time (ISO 8601), from history.")
+@json_option
+@pass_ctx
+def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None:
+    """Who can reach one social account (platform:handle or handle), and how."""
+    when: datetime | None = None
+    if at:
+        try:
+            when = parse_instant(at)
+        except ValueError:
+            raise click.BadParameter(f"{at!r} is not an ISO 8601 time", param_hint="--at"
+                                     ) from None
+    with sessions(ctx.engine())() as session:
+        key, holders = queries.whohas(session, account, when)
+    if use_json(ctx, as_json):
+        emit_json({"account": key, "at": when, "holders": [h.__dict__ for h in holders]})
+        return
+    click.echo(f"{key}{' as of ' + when.isoformat() if when else ''}:")
+    table([(h.principal, h.employee_id or "", h.name or "", h.person_status or h.match,
+            h.role, h.raw_role, h.path, h.via or "", h.source, h.since) for h in holders],
+          ("principal", "person", "name", "status", "role", "raw role", "path", "via",
+           "source", "since"))
+
+
+@click.command()
+@click.argument("who")
+@json_option
+@pass_ctx
+def person(ctx: Ctx, who: str, as_json: bool | None) -> None:
+    """Everything one person holds (email, alias, employee id or directory login)."""
+    with sessions(ctx.engine())() as session:
+        p = queries.resolve_person(session, who)
+        info = queries.person_access(session, p.employee_id)
+    if use_json(ctx, as_json):
+        emit_json(info)
+        return
+    click.echo(f"{info['name']} ({info['employee_id']}, {info['email'] or 'no email'}): "
+               f"{info['worker_type']}, {info['status']}"
+               + (f", ends {info['end_date']}" if info["end_date"] else ""))
+    click.echo(f"  {info['job_title'] or '-'}, {info['department'] or '-'}\n")
+    click.echo("Directory accounts:")
+    table([(d["source"], d["login"], d["status"],
+            "not reported" if d["mfa"] is None else
+            ", ".join(f"{t}:{s}" for t, s in d["mfa"]) or "none", len(d["groups"]))
+           for d in info["directory"]], ("source", "login", "status", "mfa", "groups"))
+    click.echo("\nAccess:")
+    table([(g["account"], g["role"], g["raw_role"], g["path"], g["via"] or "", g["source"])
+           for g in info["grants"]]
+          + [(a, "owner", "shared login", "vault", v["item"], v["source"])
+             for v in info["vault"] for a in v["accounts"]],
+          ("account", "role", "raw role", "path", "via", "source"))
+    if info["findings"]:
+        click.echo("\nOpen findings:")
+        table([(f["severity"], f["status"], f["message"]) for f in info["findings"]],
+              ("severity", "status", "message"))
+
+
+COMMANDS = [findings, whohas, person]

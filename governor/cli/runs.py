@@ -1,0 +1,142 @@
+"""reconcile and demo: the main job."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from governor import db
+from governor.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_PARTIAL,
+    Ctx,
+    emit_json,
+    json_option,
+    pass_ctx,
+    table,
+    use_json,
+    warn,
+)
+from governor.clock import fixed_clock, parse_instant, system_clock
+from governor.config import load as load_config
+from governor.reconcile import RunOptions, RunResult, job
+from governor.rules.base import Severity
+
+SEVERITIES = [s.value for s in Severity]
+DEMO_NOW = "2026-11-20T12:00:00+00:00"  # the sample organisation's dates are relative to it
+
+
+def _summary(result: RunResult) -> dict[str, Any]:
+    return {
+        "run": result.run_id, "status": result.status, "forced": result.forced,
+        "started_at": result.started_at, "finished_at": result.finished_at,
+        "counts": result.counts,
+        "sources": [{"name": o.name, "type": o.type, "ok": o.ok, "count": o.count,
+                     "added": o.added, "ended": o.ended, "updated": o.updated,
+                     "error": o.error, "freshness": o.freshness} for o in result.sources],
+        "report": {k: str(v) for k, v in result.report.items()},
+    }
+
+
+def _print(result: RunResult) -> None:
+    table([(o.name, o.type, "ok" if o.ok else "FAILED", o.count, o.added, o.ended,
+            o.error or "") for o in result.sources],
+          ("source", "type", "status", "records", "added", "ended", "error"))
+    click.echo("")
+    rows = []
+    for sev in SEVERITIES:
+        row = [sev] + [result.counts.get(k, {}).get(sev, 0)
+                       for k in ("new", "open", "resolved", "unknown", "excepted")]
+        if any(row[1:]):
+            rows.append(row)
+    if rows:
+        table(rows, ("severity", "new", "open", "resolved", "unknown", "excepted"))
+    else:
+        click.echo("no findings")
+    click.echo(f"\nrun {result.run_id}: {result.status}"
+               + (" (forced past the feed guard)" if result.forced else ""))
+    if result.report:
+        click.echo(f"report: {result.report.get('html')}")
+
+
+def _exit_code(result: RunResult, fail_on: str | None) -> int:
+    if fail_on:
+        floor = Severity(fail_on)
+        if any(result.counts.get("open", {}).get(s.value, 0) for s in Severity.at_least(floor)):
+            return EXIT_FINDINGS
+    return EXIT_PARTIAL if result.status == "partial" else 0
+
+
+def _run(ctx: Ctx, force: bool, reason: str | None, fail_on: str | None, report: bool,
+         as_json: bool) -> int:
+    if force and not reason:
+        raise click.UsageError("--force needs --reason (it is recorded in the audit log)")
+    engine = ctx.engine()
+    result = job(engine, ctx.config, ctx.clock,
+                 RunOptions(actor=ctx.actor, force=force, reason=reason, write_report=report))
+    if as_json:
+        emit_json(_summary(result))
+    else:
+        _print(result)
+        for name in (o.name for o in result.sources if not o.ok):
+            warn(f"warning: source {name} failed; its findings were kept, none resolved")
+    return _exit_code(result, fail_on)
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Go on although the feed guard tripped.")
+@click.option("--reason", help="Why --force is right (audited).")
+@click.option("--fail-on", type=click.Choice(SEVERITIES),
+              help="Exit 6 when an open finding is at or above this severity.")
+@click.option("--no-report", is_flag=True, help="Skip writing the nightly report.")
+@json_option
+@pass_ctx
+@click.pass_context
+def reconcile(cctx: click.Context, ctx: Ctx, force: bool, reason: str | None,
+              fail_on: str | None, no_report: bool, as_json: bool | None) -> None:
+    """Run one reconciliation end to end (all or nothing)."""
+    cctx.exit(_run(ctx, force, reason, fail_on, not no_report, use_json(ctx, as_json)))
+
+
+@click.command()
+@click.option("--dir", "where", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("governor-demo"), show_default=True,
+              help="Where to put the sample organisation, its database and report.")
+@click.option("--keep", is_flag=True, help="Keep the demo database from an earlier demo.")
+@json_option
+@pass_ctx
+@click.pass_context
+def demo(cctx: click.Context, ctx: Ctx, where: Path, keep: bool, as_json: bool | None) -> None:
+    """Reconcile the bundled sample organisation (Northwind Traders) into SQLite."""
+    where.mkdir(parents=True, exist_ok=True)
+    bundled = resources.files("governor.demo")
+    for item in bundled.iterdir():
+        if item.is_file() and item.name.rsplit(".", 1)[-1] in ("csv", "json", "toml", "yaml",
+                                                               "md"):
+            with resources.as_file(item) as src:
+                shutil.copyfile(src, where / item.name)
+    cfg = load_config(where / "governor.toml")
+    if not keep:
+        for suffix in ("", "-wal", "-shm"):
+            Path(cfg.database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    ctx.config_path, ctx._config = str(where / "governor.toml"), cfg
+    import os
+
+    if ctx.clock is system_clock and not os.environ.get("GOVERNOR_NOW"):
+        ctx.clock = fixed_clock(parse_instant(DEMO_NOW))
+    db.upgrade(ctx.engine(at_head=False))
+    as_json = use_json(ctx, as_json)
+    code = _run(ctx, False, None, None, True, as_json)
+    if not as_json:
+        click.echo(f"\nThe sample organisation and its config are in {where}/ "
+                   f"(as of {DEMO_NOW[:10]}); try:\n"
+                   f"  governor -c {where}/governor.toml findings\n"
+                   f"  governor -c {where}/governor.toml whohas x:@northwind\n")
+    cctx.exit(code)
+
+
+COMMANDS = [reconcile, demo]

@@ -1,0 +1,177 @@
+"""Read-only questions answered from the store's indexes (no re-correlation):
+who holds an account, everything one person holds, and what findings say."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from governor.errors import Ambiguous, NotFound
+from governor.models import (
+    Finding,
+    ObsCredential,
+    ObsDirectoryAccount,
+    ObsGrant,
+    ObsPerson,
+    ObsSocialAccount,
+    PrincipalMatch,
+)
+from governor.roles import Role
+
+_ROLE = {int(r): r.label for r in Role}
+
+
+def _current_or_at(stmt: Select[Any], model: Any, at: datetime | None) -> Select[Any]:
+    if at is None:
+        return stmt.where(model.ended_at.is_(None))
+    return stmt.where(model.first_seen_at <= at,
+                      or_(model.ended_at.is_(None), model.ended_at > at))
+
+
+@dataclass(frozen=True)
+class Holder:
+    account: str
+    principal: str
+    employee_id: str | None
+    name: str | None
+    person_status: str | None
+    match: str
+    role: str
+    raw_role: str
+    path: str
+    via: str | None
+    source: str
+    since: datetime
+
+
+def resolve_account(session: Session, ref: str) -> str:
+    keys = set(session.scalars(select(ObsSocialAccount.key).where(
+        or_(ObsSocialAccount.key == ref, func.lower(ObsSocialAccount.handle) == ref.lower()))))
+    if not keys:
+        keys = set(session.scalars(select(ObsGrant.account).where(ObsGrant.account == ref)
+                                   .limit(1)))
+    if not keys:
+        raise NotFound(f"no social account {ref!r} (use platform:handle, e.g. x:@northwind)")
+    if len(keys) > 1:
+        raise Ambiguous(f"{ref!r} names more than one account", sorted(keys))
+    return keys.pop()
+
+
+def _matches(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str],
+                                                                       PrincipalMatch]:
+    out: dict[tuple[str, str], PrincipalMatch] = {}
+    principals = sorted({p for _, p in pairs})
+    for i in range(0, len(principals), 500):
+        for m in session.scalars(select(PrincipalMatch).where(
+                PrincipalMatch.principal.in_(principals[i:i + 500]))):
+            if (m.source, m.principal) in pairs:
+                out[(m.source, m.principal)] = m
+    return out
+
+
+def _people(session: Session, ids: set[str]) -> dict[str, ObsPerson]:
+    if not ids:
+        return {}
+    rows = session.scalars(select(ObsPerson).where(ObsPerson.employee_id.in_(sorted(ids)),
+                                                   ObsPerson.ended_at.is_(None)))
+    return {p.employee_id: p for p in rows}
+
+
+def whohas(session: Session, ref: str, at: datetime | None = None) -> tuple[str, list[Holder]]:
+    key = resolve_account(session, ref)
+    raw: list[tuple[str, str, str, str, str, str | None, datetime]] = []
+    q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.raw_role, ObsGrant.role,
+               ObsGrant.via, ObsGrant.via_detail, ObsGrant.first_seen_at
+               ).where(ObsGrant.account == key)
+    for src, principal, raw_role, role, via, detail, since in session.execute(
+            _current_or_at(q, ObsGrant, at)):
+        raw.append((src, principal, raw_role, _ROLE.get(role, str(role)), via, detail, since))
+    cq = select(ObsCredential)
+    for c in session.scalars(_current_or_at(cq, ObsCredential, at)):
+        if key in json.loads(c.accounts):
+            for reader in json.loads(c.readers):
+                raw.append((c.source, reader, "shared login", "owner", "vault", c.item_id,
+                            c.first_seen_at))
+    matches = _matches(session, {(r[0], r[1].lower()) for r in raw})
+    people = _people(session, {m.employee_id for m in matches.values() if m.employee_id})
+    holders = []
+    for src, principal, raw_role, role, via, detail, since in raw:
+        m = matches.get((src, principal.lower()))
+        p = people.get(m.employee_id) if m and m.employee_id else None
+        holders.append(Holder(key, principal, m.employee_id if m else None,
+                              p.name if p else None, p.status if p else None,
+                              m.status if m else "unknown", role, raw_role, via, detail, src,
+                              since))
+    holders.sort(key=lambda h: (-Role.parse(h.role).value, h.principal.lower()))
+    return key, holders
+
+
+def resolve_person(session: Session, who: str) -> ObsPerson:
+    low = who.strip().lower()
+    found: dict[str, ObsPerson] = {}
+    q = select(ObsPerson).where(ObsPerson.ended_at.is_(None), or_(
+        ObsPerson.employee_id == who.strip(), ObsPerson.email == low,
+        ObsPerson.aliases.like(f'%"{_like(low)}"%', escape="\\")))
+    for p in session.scalars(q):
+        if p.employee_id == who.strip() or p.email == low or low in json.loads(p.aliases):
+            found[p.employee_id] = p
+    if not found:
+        for m in session.scalars(select(PrincipalMatch).where(PrincipalMatch.principal == low,
+                                                              PrincipalMatch.employee_id
+                                                              .is_not(None))):
+            found.update(_people(session, {m.employee_id or ""}))
+    if not found:
+        raise NotFound(f"nobody in HR or the directory is {who!r}")
+    if len(found) > 1:
+        raise Ambiguous(f"{who!r} matches more than one person",
+                        [f"{p.employee_id} ({p.name})" for p in found.values()])
+    return next(iter(found.values()))
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def person_access(session: Session, eid: str) -> dict[str, Any]:
+    p = _people(session, {eid})[eid]
+    ms = list(session.scalars(select(PrincipalMatch).where(PrincipalMatch.employee_id == eid)))
+    directory = []
+    grants = []
+    for m in ms:
+        for d in session.scalars(select(ObsDirectoryAccount).where(
+                ObsDirectoryAccount.source == m.source,
+                func.lower(ObsDirectoryAccount.login) == m.principal,
+                ObsDirectoryAccount.ended_at.is_(None))):
+            directory.append({"source": d.source, "login": d.login, "status": d.status,
+                              "mfa": None if d.mfa is None else json.loads(d.mfa),
+                              "mfa_read_at": d.mfa_read_at, "groups": json.loads(d.groups),
+                              "last_login": d.last_login, "matched_by": m.reason})
+        for g in session.scalars(select(ObsGrant).where(
+                ObsGrant.source == m.source, ObsGrant.principal_lc == m.principal,
+                ObsGrant.ended_at.is_(None))):
+            grants.append({"account": g.account, "role": _ROLE.get(g.role), "raw_role":
+                           g.raw_role, "path": g.via, "via": g.via_detail, "source": g.source,
+                           "principal": g.principal, "since": g.first_seen_at,
+                           "last_active": g.last_active, "matched_by": m.reason})
+    vault_principals = {m.principal for m in ms}
+    vault = []
+    for c in session.scalars(select(ObsCredential).where(ObsCredential.ended_at.is_(None))):
+        readers = {r.lower() for r in json.loads(c.readers)}
+        if readers & vault_principals:
+            vault.append({"item": c.item_id, "title": c.title, "accounts": json.loads(
+                c.accounts), "source": c.source, "password_changed_at": c.password_changed_at})
+    open_findings = [{"key": f.key, "severity": f.severity, "message": f.message,
+                      "status": f.status} for f in session.scalars(
+        select(Finding).where(Finding.person == eid, Finding.status != "resolved")
+        .order_by(Finding.severity, Finding.key))]
+    grants.sort(key=lambda g: (g["account"], g["path"]))
+    return {"employee_id": p.employee_id, "name": p.name, "email": p.email,
+            "status": p.status, "worker_type": p.worker_type, "end_date": p.end_date,
+            "department": p.department, "job_title": p.job_title, "manager": p.manager,
+            "directory": directory, "grants": grants, "vault": vault,
+            "findings": open_findings}

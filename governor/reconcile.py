@@ -1,0 +1,204 @@
+"""One reconciliation: read every source, keep it as history, correlate, evaluate the
+rules, update findings, write the nightly report. All in the caller's one transaction:
+any error before the end leaves the store as it was."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from governor import audit, findings, history, state
+from governor.clock import Clock
+from governor.config import Config
+from governor.db import transaction
+from governor.errors import FeedGuardTripped, SourceError
+from governor.models import Run, SourceRead
+from governor.reports.build import nightly_report
+from governor.reports.nightly import write_nightly
+from governor.rules import RULES
+from governor.rules.base import Severity
+from governor.snapshot import Snapshot
+from governor.sources import CONNECTORS
+
+
+@dataclass
+class SourceOutcome:
+    name: str
+    type: str
+    kind: str
+    ok: bool
+    count: int = 0
+    added: int = 0
+    ended: int = 0
+    updated: int = 0
+    freshness: datetime | None = None
+    error: str | None = None
+    baseline: int | None = None  # count at the last good run
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    status: str  # ok | partial
+    started_at: datetime
+    finished_at: datetime
+    sources: list[SourceOutcome]
+    stats: findings.FindingStats
+    counts: dict[str, dict[str, int]]
+    report: dict[str, Path] = field(default_factory=dict)
+    forced: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    actor: str
+    force: bool = False
+    reason: str | None = None
+    write_report: bool = True
+
+
+def last_good(session: Session, name: str) -> SourceRead | None:
+    return session.scalar(
+        select(SourceRead).join(Run, Run.id == SourceRead.run_id)
+        .where(SourceRead.name == name, SourceRead.status == "ok",
+               Run.status.in_(("ok", "partial")))
+        .order_by(SourceRead.id.desc()).limit(1))
+
+
+def read_sources(session: Session, config: Config, run_id: int, now: datetime
+                 ) -> list[SourceOutcome]:
+    out = []
+    for name, sc in config.sources.items():
+        if not sc.enabled:
+            continue
+        connector = CONNECTORS[sc.type](name, sc.settings, config.base_dir)
+        prev = last_good(session, name)
+        o = SourceOutcome(name, sc.type, connector.kind.value, ok=True,
+                          baseline=prev.count if prev else None)
+        nested = session.begin_nested()
+        try:
+            stats = history.load(session.connection(), history.SHAPES[connector.kind], name,
+                                 connector.fetch(), connector, run_id, now,
+                                 prev.read_at if prev else None)
+        except SourceError as exc:
+            # Unreachable, not malformed: keep its last good data, skip its cleanup.
+            nested.rollback()
+            o.ok, o.error = False, str(exc)
+        else:
+            nested.commit()
+            o.count, o.added, o.ended, o.updated = (stats.count, stats.added, stats.ended,
+                                                    stats.updated)
+        o.freshness = connector.freshness()
+        out.append(o)
+        session.add(SourceRead(run_id=run_id, name=name, type=sc.type, kind=o.kind,
+                               status="ok" if o.ok else "failed", count=o.count,
+                               freshness=o.freshness, read_at=now, error=o.error,
+                               added=o.added, ended=o.ended, updated=o.updated))
+    session.flush()
+    return out
+
+
+def feed_guard(config: Config, outcomes: list[SourceOutcome]) -> list[str]:
+    """Why the run must stop, one line per shrunken or empty source."""
+    max_drop, floor = config.feed_guard["max_drop"], config.feed_guard["min_baseline"]
+    problems = []
+    for o in outcomes:
+        if not o.ok:
+            continue
+        if o.count == 0:
+            problems.append(f"{o.name}: returned no records"
+                            + (f" (last good run: {o.baseline})" if o.baseline else ""))
+        elif o.baseline and o.baseline >= floor and o.count < o.baseline * (1 - max_drop):
+            drop = 1 - o.count / o.baseline
+            problems.append(f"{o.name}: returned {o.count} records, {drop:.0%} fewer than the "
+                            f"{o.baseline} of its last good run (limit {max_drop:.0%})")
+    return problems
+
+
+def evaluate(snap: Snapshot, config: Config) -> tuple[list[findings.Evaluated], list[str]]:
+    evaluated, disabled = [], []
+    for rule_id, rule in sorted(RULES.items()):
+        rc = config.rule(rule_id)
+        if rc is not None and not rc.enabled:
+            disabled.append(rule_id)
+            continue
+        params = {**rule.defaults(), **(rc.params if rc else {})}
+        severity = Severity(rc.severity) if rc and rc.severity else None
+        deciding = [n for k in rule.needs for n in state.enabled(config, k)]
+        evaluated.append(findings.Evaluated(rule, severity, list(rule.evaluate(snap, params)),
+                                            deciding))
+    return evaluated, disabled
+
+
+def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> RunResult:
+    now = clock()
+    audit.lock(session)
+    r = Run(started_at=now, status="running", actor=opts.actor, forced=False)
+    session.add(r)
+    session.flush()
+    outcomes = read_sources(session, config, r.id, now)
+    problems = feed_guard(config, outcomes)
+    if problems and not opts.force:
+        raise FeedGuardTripped("feed guard stopped the run before any finding changed:\n  "
+                               + "\n  ".join(problems)
+                               + "\nCheck the feeds; if the change is real, rerun with "
+                                 "--force --reason '...'")
+    if problems:
+        r.forced, r.force_reason = True, opts.reason
+        audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
+                     reason=opts.reason, detail={"feed_guard": problems})
+    ok = {o.name: o.ok for o in outcomes}
+    snap = state.snapshot(session, config, now, ok)
+    state.save_matches(session, snap, r.id)
+    evaluated, disabled = evaluate(snap, config)
+    stats = findings.apply(session, r.id, now, evaluated, ok, disabled, opts.actor)
+    r.status = "ok" if all(ok.values()) else "partial"
+    r.finished_at = clock()
+    c = findings.counts(session, r.id)
+    r.summary = json.dumps({"counts": c, "sources": {o.name: o.count for o in outcomes},
+                            "failed": [o.name for o in outcomes if not o.ok]})
+    result = RunResult(r.id, r.status, now, r.finished_at, outcomes, stats, c,
+                       forced=r.forced, problems=problems)
+    if opts.write_report:
+        report = nightly_report(session, config, r, snap)
+        # written before the commit so a report failure fails the run; job() removes
+        # the files again if the commit itself fails
+        result.report = write_nightly(report, config.report_dir)
+        r.report_path = str(result.report.get("html", ""))
+    detail: dict[str, Any] = {"status": r.status, "counts": c,
+                              "failed_sources": [o.name for o in outcomes if not o.ok]}
+    audit.record(session, r.finished_at, opts.actor, "run.completed", subject=f"run {r.id}",
+                 detail=detail)
+    session.flush()
+    return result
+
+
+def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunResult:
+    """A whole run as one transaction, with the aborted-run record a feed guard leaves."""
+    result: RunResult | None = None
+    try:
+        with transaction(engine) as session:
+            result = run(session, config, clock, opts)
+    except FeedGuardTripped as exc:
+        with transaction(engine) as session:
+            now = clock()
+            r = Run(started_at=now, finished_at=now, status="aborted", actor=opts.actor,
+                    forced=False, error=str(exc))
+            session.add(r)
+            session.flush()
+            audit.record(session, now, opts.actor, "run.aborted", subject=f"run {r.id}",
+                         reason="feed guard", detail={"error": str(exc)})
+        raise
+    except BaseException:
+        if result is not None:  # the commit failed after the report was written
+            for path in result.report.values():
+                path.unlink(missing_ok=True)
+        raise
+    return result

@@ -1,0 +1,80 @@
+"""What a nightly report is made of; built by reconcile from the database, rendered by
+reports.nightly. Plain data so the renderers can be tested without a database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLine:
+    name: str
+    type: str
+    kind: str
+    status: str  # ok | failed | skipped
+    count: int
+    freshness: datetime | None  # when the source's data was produced
+    error: str | None
+    changes: dict[str, int]  # added / ended / unchanged record counts
+
+
+@dataclass(frozen=True, slots=True)
+class FindingLine:
+    key: str
+    rule_id: str
+    title: str  # the rule's title
+    severity: str
+    outcome: str  # fail | unknown
+    status: str  # open | resolved | excepted
+    message: str
+    evidence: dict[str, Any]
+    remediation: str
+    controls: tuple[str, ...]
+    person: str | None
+    account: str | None
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: datetime | None = None
+    exception: dict[str, Any] | None = None  # reason, approver, expires for excepted ones
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixRow:
+    account: str
+    platform: str
+    criticality: str
+    principal: str
+    person: str | None  # employee id, when matched
+    person_name: str | None
+    person_status: str | None  # active / left / ...
+    match: str  # matched | unmatched | ambiguous | nonhuman
+    role: str  # ladder label
+    raw_role: str
+    path: str  # direct | sso_group | tool_seat | vault
+    via: str | None  # group, tool or vault item
+    source: str
+
+
+@dataclass
+class NightlyReport:
+    run_id: int
+    started_at: datetime
+    finished_at: datetime
+    status: str  # ok | forced
+    actor: str
+    forced_reason: str | None
+    organisation: str
+    sources: list[SourceLine]
+    new: list[FindingLine]  # opened (or reopened) in this run
+    resolved: list[FindingLine]  # resolved in this run
+    open: list[FindingLine]  # every open fail, worst first
+    unknown: list[FindingLine]  # rules that could not decide, open
+    excepted: list[FindingLine]
+    counts: dict[str, dict[str, int]]  # {"new": {"critical": 1, ...}, "open": ..., ...}
+    # The matrix can be millions of rows: a callable that streams it, called once per
+    # output format, ordered by account then principal.
+    matrix: Callable[[], Iterator[MatrixRow]] = field(repr=False, default=lambda: iter(()))
+    matrix_html_max_rows: int = 5000

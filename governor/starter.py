@@ -1,0 +1,113 @@
+"""`governor init`: a starter config written from the same declarations that validate it,
+so every key it shows is real, says what reads it, and states its default and bounds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from governor.config import (
+    FEED_GUARD_OPTIONS,
+    GOVERNOR_OPTIONS,
+    PRINCIPAL_OPTIONS,
+    REPORT_OPTIONS,
+    RULE_COMMON,
+)
+from governor.options import REQUIRED, Option
+from governor.rules import RULES
+from governor.sources import CONNECTORS
+
+EXAMPLE_SOURCES: list[tuple[str, str, dict[str, Any]]] = [
+    ("hr", "hr_file", {"path": "data/hr.csv"}),
+    ("directory", "directory_file", {"path": "data/directory.json"}),
+    ("inventory", "inventory_file", {"path": "accounts.toml"}),
+    ("x_roles", "grants_file", {"path": "data/x_roles.csv", "platform": "x"}),
+    ("hootsuite", "grants_file", {"path": "data/hootsuite.csv", "via": "tool_seat",
+                                  "tool": "hootsuite"}),
+    ("vault", "vault_file", {"path": "data/vault.json"}),
+]
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}"
+                                for k, v in value.items()) + " }"
+    raise TypeError(type(value).__name__)
+
+
+def _bounds(o: Option) -> str:
+    parts = []
+    if o.choices:
+        parts.append("one of " + ", ".join(repr(c) for c in o.choices if c != ""))
+    if o.min is not None or o.max is not None:
+        parts.append(f"from {o.min:g}" if o.max is None else
+                     f"{o.min:g} to {o.max:g}" if o.min is not None else f"up to {o.max:g}")
+    return "; ".join(parts)
+
+
+def _options(out: list[str], schema: dict[str, Option], reader: str,
+             values: dict[str, Any] | None = None) -> None:
+    values = values or {}
+    for key, o in schema.items():
+        out.append(f"# {key} ({o.type}; read by {reader}): {o.help}")
+        bounds = _bounds(o)
+        if bounds:
+            out.append(f"#   {bounds}")
+        if key in values:
+            out.append(f"{key} = {toml_value(values[key])}")
+        elif o.required:
+            out.append(f"{key} = {toml_value(o.example)}  # required")
+        else:
+            shown = o.example if o.example is not None and o.default in ("", [], {}) else None
+            out.append(f"# {key} = {toml_value(o.default)}"
+                       + (f"   (e.g. {toml_value(shown)})" if shown is not None else ""))
+    out.append("")
+
+
+def render() -> str:
+    out = [
+        "# governor configuration (TOML). Validated on every command: an unknown or",
+        "# mistyped key stops governor with its key path. Relative paths are relative to",
+        "# this file. Secrets never go here: give a database password through",
+        "# GOVERNOR_DATABASE_URL in the environment.",
+        "",
+        "[governor]",
+    ]
+    _options(out, GOVERNOR_OPTIONS, "every command")
+    out.append("[feed_guard]")
+    _options(out, FEED_GUARD_OPTIONS, "reconcile, before any finding changes")
+    out.append("[report]")
+    _options(out, REPORT_OPTIONS, "the nightly report")
+    out.append("# ---- sources: one [sources.NAME] table each; `type` picks the connector ----")
+    out.append("# Types: " + ", ".join(f"{t} ({c.description})"
+                                       for t, c in sorted(CONNECTORS.items())))
+    out.append("")
+    for name, stype, values in EXAMPLE_SOURCES:
+        connector = CONNECTORS[stype]
+        out.append(f"[sources.{name}]")
+        out.append(f'type = "{stype}"')
+        out.append("# enabled = true")
+        _options(out, connector.options, f"the {stype} connector", values)
+    out.append("# ---- rules: every rule is on with its defaults; a [rules.ID] table changes that")
+    for rule_id, rule in sorted(RULES.items()):
+        out.append(f"# [rules.{rule_id}]  ({rule.severity.value}) {rule.title}")
+        for key, o in {**RULE_COMMON, **rule.params}.items():
+            bounds = _bounds(o)
+            out.append(f"#   {key} = {toml_value(o.default)}   {o.help}"
+                       + (f" ({bounds})" if bounds else ""))
+    out.append("")
+    out.append("# ---- non-human principals (service / API accounts), read by correlation ----")
+    out.append("# [[principals]]")
+    for key, o in PRINCIPAL_OPTIONS.items():
+        example = o.example if o.example is not None else (
+            "" if o.default is REQUIRED else o.default)
+        out.append(f"# {key} = {toml_value(example)}   {o.help}")
+    return "\n".join(out) + "\n"

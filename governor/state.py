@@ -1,0 +1,124 @@
+"""The current state read back from the store: the snapshot rules see, and the
+correlation kept for queries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from itertools import chain
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from governor import history
+from governor.config import Config
+from governor.correlate import Declared, Match
+from governor.models import ObsCredential, PrincipalLink, SourceRead
+from governor.records import SourceKind
+from governor.snapshot import Snapshot, SourceState
+from governor.sources import CONNECTORS
+
+
+def kind_of(config: Config, name: str) -> SourceKind:
+    return CONNECTORS[config.sources[name].type].kind
+
+
+def enabled(config: Config, kind: SourceKind) -> list[str]:
+    """Enabled sources of one kind, in config order (the first HR source wins a clash)."""
+    return [n for n, s in config.sources.items() if s.enabled and kind_of(config, n) is kind]
+
+
+def links(session: Session) -> dict[tuple[str, str], str]:
+    rows = session.scalars(select(PrincipalLink).where(PrincipalLink.ended_at.is_(None)))
+    return {(r.source, r.principal.lower()): r.employee_id for r in rows}
+
+
+def declared(config: Config) -> list[Declared]:
+    return [Declared(p.source, p.principal, p.owner, p.reason or "", p.kind)
+            for p in config.principals]
+
+
+def former_readers(session: Session, names: list[str]) -> dict[str, list[str]]:
+    """Per vault item, who could read it in an ended version but cannot now."""
+    if not names:
+        return {}
+    now_readers: dict[str, set[str]] = {}
+    before: dict[str, set[str]] = {}
+    rows = session.execute(select(ObsCredential.item_id, ObsCredential.readers,
+                                  ObsCredential.ended_at)
+                           .where(ObsCredential.source.in_(names)))
+    for item, readers, ended in rows:
+        target = now_readers if ended is None else before
+        target.setdefault(item, set()).update(json.loads(readers))
+    return {item: sorted(r - now_readers.get(item, set())) for item, r in before.items()
+            if item in now_readers and r - now_readers.get(item, set())}
+
+
+def had_data(session: Session, name: str) -> bool:
+    return session.scalar(select(SourceRead.id).where(SourceRead.name == name,
+                                                      SourceRead.status == "ok").limit(1)
+                          ) is not None
+
+
+def snapshot(session: Session, config: Config, now: datetime,
+             ok: dict[str, bool]) -> Snapshot:
+    conn = session.connection()
+    names = {k: enabled(config, k) for k in SourceKind}
+
+    def rows(kind: SourceKind) -> Iterator[tuple[str, Any]]:
+        # one source at a time keeps config order, which decides HR precedence
+        return chain.from_iterable(history.current(conn, history.SHAPES[kind], [n])
+                                   for n in names[kind])
+
+    states = [SourceState(n, k, ok.get(n, False), ok.get(n, False) or had_data(session, n))
+              for k in SourceKind for n in names[k]]
+    return Snapshot.build(
+        now,
+        persons=rows(SourceKind.HR), directory=rows(SourceKind.DIRECTORY),
+        accounts=rows(SourceKind.INVENTORY), grants=rows(SourceKind.GRANTS),
+        credentials=rows(SourceKind.VAULT), sources=states, links=links(session),
+        declared=declared(config), org_domains=config.org_domains,
+        former_readers=former_readers(session, names[SourceKind.VAULT]),
+    )
+
+
+def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
+    """Keep correlation current for queries; writes only what changed. Returns changes."""
+    wanted: dict[tuple[str, str], Match] = {}
+    for h in snap.directory:
+        wanted[(h.source, h.account.login.lower())] = h.match
+    for hg in snap.grants:
+        wanted.setdefault((hg.source, hg.grant.principal.lower()), hg.match)
+    for hc in snap.credentials:
+        for principal, m in hc.readers:
+            wanted.setdefault((hc.source, principal.lower()), m)
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    have: dict[tuple[str, str], tuple[int, tuple[Any, ...]]] = {}
+    for rid, source, principal, status, eid, method, reason, cands in conn.exec_driver_sql(
+            "SELECT id, source, principal, status, employee_id, method, reason, candidates "
+            "FROM principal_match"):
+        have[(source, principal)] = (rid, (status, eid, method, reason, cands))
+    inserts, updates = [], []
+    for (source, principal), m in wanted.items():
+        row = (m.status.value, m.employee_id, m.method, m.reason, json.dumps(list(m.candidates)))
+        old = have.pop((source, principal), None)
+        if old is None:
+            inserts.append((source, principal, *row, run_id))
+        elif old[1] != row:
+            updates.append((*row, run_id, old[0]))
+    cols = "source, principal, status, employee_id, method, reason, candidates, updated_run_id"
+    if inserts:
+        conn.exec_driver_sql(f"INSERT INTO principal_match ({cols}) VALUES "
+                             f"({', '.join([mark] * 8)})", inserts)
+    if updates:
+        conn.exec_driver_sql(
+            f"UPDATE principal_match SET status = {mark}, employee_id = {mark}, method = {mark},"
+            f" reason = {mark}, candidates = {mark}, updated_run_id = {mark} WHERE id = {mark}",
+            updates)
+    gone = [(rid,) for rid, _ in have.values()]
+    if gone:  # principals no source names any more: nothing left to describe
+        conn.exec_driver_sql(f"DELETE FROM principal_match WHERE id = {mark}", gone)
+    return len(inserts) + len(updates) + len(gone)

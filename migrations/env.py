@@ -1,0 +1,26 @@
+"""Alembic environment: the engine comes from governor (db.alembic_config)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from governor.models import Base
+
+config = context.config
+engine = config.attributes.get("engine")
+if engine is None:  # plain `alembic` CLI: take the URL from alembic.ini / -x url=
+    from governor.db import make_engine
+
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url")
+    if not url:
+        raise SystemExit("give the database with -x url=... ")
+    engine = make_engine(url)
+
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata,
+                      render_as_batch=connection.dialect.name == "sqlite",
+                      compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()
