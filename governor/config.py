@@ -175,6 +175,7 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
             raise OptionError(key, "expected a table")
         common = apply(RULE_COMMON, {k: body[k] for k in RULE_COMMON if k in body}, key)
         params = apply(rule.params, body, key, ignore=frozenset(RULE_COMMON))
+        rule.validate(params, key)
         rules[rule_id] = RuleConfig(common["enabled"], common["severity"], params)
 
     principals = []

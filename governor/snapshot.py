@@ -128,8 +128,8 @@ class Snapshot:
             snap.directory.append(held)
             if m.employee_id:
                 by_person[m.employee_id].append(held)
-            for g in acct.groups:
-                groups[g.lower()].append(held)
+            for group in acct.groups:
+                groups[group.lower()].append(held)
         snap.directory_by_person, snap.group_members = dict(by_person), dict(groups)
 
         g_person: dict[str, list[HeldGrant]] = defaultdict(list)
@@ -154,9 +154,10 @@ class Snapshot:
             for eid in {m.employee_id for _, m in readers if m.employee_id}:
                 c_person[eid].append(hc)
         snap.credentials_by_person = dict(c_person)
-        for item, principals in (former_readers or {}).items():
-            src = next((h.source for h in snap.credentials if h.credential.item_id == item), "*")
-            snap.former_readers[item] = [(p, corr.match(src, p)) for p in sorted(set(principals))]
+        item_source = {h.credential.item_id: h.source for h in snap.credentials}
+        for item, former in (former_readers or {}).items():
+            src = item_source.get(item, "*")
+            snap.former_readers[item] = [(p, corr.match(src, p)) for p in sorted(set(former))]
 
         if sources is None:  # records handed in directly: every kind given counts as read
             names = {(s, SourceKind.HR) for s in person_source.values()}

@@ -69,6 +69,11 @@ class Rule:
         raise NotImplementedError
 
     @classmethod
+    def validate(cls, params: dict[str, Any], key: str) -> None:
+        """Checks beyond each param's own declaration; raise OptionError(key path)."""
+        return None  # noqa: B027 - optional hook
+
+    @classmethod
     def defaults(cls) -> dict[str, Any]:
         return {k: o.default for k, o in cls.params.items()}
 

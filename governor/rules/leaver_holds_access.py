@@ -5,7 +5,8 @@ from datetime import timedelta
 from typing import Any
 
 from governor.options import Option
-from governor.records import SourceKind
+from governor.records import AccessPath, SourceKind
+from governor.rules._common import left_on, who
 from governor.rules.base import Outcome, Result, Rule, Severity, register
 from governor.snapshot import Snapshot
 
@@ -38,10 +39,13 @@ class LeaverHoldsAccess(Rule):
                 yield Result(
                     subject=f"{eid}|{access.account}|{access.path}|{access.detail or ''}",
                     outcome=Outcome.FAIL,
-                    message=(f"{person.name} ({eid}) left"
-                             f"{' on ' + person.end_date.isoformat() if person.end_date else ''}"
-                             f" but holds {access.role.label} on {access.account} via "
-                             f"{access.path}"),
+                    message=(f"{who(person)} left{left_on(person)} but "
+                             + (f"can read the shared login of {access.account} (item "
+                                f"{access.detail} in {access.source})"
+                                if access.path is AccessPath.VAULT else
+                                f"holds {access.role.label} on {access.account} via "
+                                f"{access.path}{' ' + access.detail if access.detail else ''}"
+                                f" (from {access.source})")),
                     evidence={"end_date": person.end_date.isoformat() if person.end_date
                               else None, "status": person.status.value,
                               "principal": access.principal, "role": access.role.label,

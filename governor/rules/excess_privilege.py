@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from governor.options import Option, OptionError
+from governor.records import AccessPath, SourceKind, WorkerType
+from governor.roles import Role
+from governor.rules._common import who
+from governor.rules.base import Outcome, Result, Rule, Severity, register
+from governor.snapshot import Snapshot
+
+MAX_ROLE = {WorkerType.INTERN.value: Role.CONTRIBUTOR.label,
+            WorkerType.AGENCY.value: Role.CONTRIBUTOR.label,
+            WorkerType.CONTRACTOR.value: Role.PUBLISHER.label,
+            WorkerType.EMPLOYEE.value: Role.OWNER.label}
+
+
+@register
+class ExcessPrivilege(Rule):
+    id = "excess-privilege"
+    title = "A role above what the person's kind of work or team allows"
+    severity = Severity.MEDIUM
+    rationale = ("Least privilege: interns and agency staff draft for approval, contractors "
+                 "publish at most, and only the owning team may hold the owner role that can "
+                 "remove every admin.")
+    remediation = ("Lower the role on the platform or tool to the one the job needs, or move "
+                   "ownership to the account's owner team.")
+    controls = ("SOC2 CC6.1", "SOC2 CC6.3", "ISO27001 A.5.15", "ISO27001 A.8.2")
+    needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.INVENTORY})
+    params = {
+        "max_role": Option("dict[str,str]", dict(MAX_ROLE),
+                           "Highest role each worker type may hold (" +
+                           ", ".join(r.label for r in Role) + "); types left out keep the "
+                           "default.", choices=tuple(t.value for t in WorkerType),
+                           example={"contractor": "contributor"}),
+    }
+
+    @classmethod
+    def validate(cls, params: dict[str, Any], key: str) -> None:
+        for kind, label in params["max_role"].items():
+            try:
+                Role.parse(label)
+            except ValueError as exc:
+                raise OptionError(f"{key}.max_role.{kind}", str(exc)) from None
+
+    def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
+        limits = {kind: Role.parse(label)
+                  for kind, label in {**MAX_ROLE, **params["max_role"]}.items()}
+        owner_of: dict[str, str | None] = {}  # account key -> its owner's employee id
+        for h in snap.grants:
+            g = h.grant
+            eid = h.match.employee_id
+            if g.via is AccessPath.VAULT or not h.match.matched or eid is None:
+                continue
+            person = snap.persons.get(eid)
+            if person is None:
+                continue
+            reasons = []
+            limit = limits[person.worker_type.value]
+            if g.role > limit:
+                reasons.append(f"the {person.worker_type.value} limit is {limit.label}")
+            account = snap.accounts.get(g.account)
+            if g.role is Role.OWNER and account is not None and account.owner_team:
+                if g.account not in owner_of:
+                    owner = snap.person(account.owner)
+                    owner_of[g.account] = owner.employee_id if owner else None
+                if (_team(person.department) != _team(account.owner_team)
+                        and owner_of[g.account] != eid):
+                    reasons.append(f"owner is kept to the {account.owner_team} team and they "
+                                   f"are in {person.department or 'no department'}")
+            if not reasons:
+                continue
+            yield Result(
+                subject=f"{eid}|{g.account}|{h.source}|{g.principal.lower()}",
+                outcome=Outcome.FAIL,
+                message=(f"{who(person)} holds {g.role.label} on {g.account} (from {h.source})"
+                         f" but {'; '.join(reasons)}"),
+                evidence={"role": g.role.label, "raw_role": g.raw_role,
+                          "worker_type": person.worker_type.value, "max_role": limit.label,
+                          "department": person.department,
+                          "owner_team": account.owner_team if account else None,
+                          "principal": g.principal, "path": g.via.value, "via": g.via_detail,
+                          "source": h.source, "reasons": reasons},
+                person=eid,
+                account=g.account,
+            )
+
+
+def _team(name: str | None) -> str:
+    return (name or "").strip().casefold()

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from governor.options import Option
+from governor.records import SourceKind
+from governor.rules._common import distinct, holder, more
+from governor.rules.base import Outcome, Result, Rule, Severity, register
+from governor.snapshot import Snapshot
+
+
+@register
+class SharedPassword(Rule):
+    id = "shared-password"
+    title = "A social account login is readable by more than one person"
+    severity = Severity.MEDIUM
+    rationale = ("A shared password cannot say who posted, must be rotated whenever any holder "
+                 "leaves, and grows its audience quietly through vault groups.")
+    remediation = ("Move the people to named roles or tool seats (SSO), keep the login for break-"
+                   "glass use by one owner, and narrow the vault item's sharing.")
+    controls = ("SOC2 CC6.1", "SOC2 CC6.3", "ISO27001 A.5.15", "ISO27001 A.5.17")
+    needs = frozenset({SourceKind.VAULT, SourceKind.DIRECTORY, SourceKind.HR})
+    params = {
+        "max_readers": Option("int", 1, "Most distinct people (or unmatched principals) who may "
+                              "read one vault login.", min=1, max=1000),
+    }
+
+    def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
+        limit = params["max_readers"]
+        for hc in snap.credentials:
+            holders: dict[str, str] = {}  # distinct key -> how the message names it
+            for principal, match in hc.readers:
+                holders.setdefault(distinct(principal, match), holder(snap, principal, match))
+            if len(holders) <= limit:
+                continue
+            c = hc.credential
+            names = sorted(holders.values())
+            yield Result(
+                subject=c.item_id,
+                outcome=Outcome.FAIL,
+                message=(f"vault item {c.title!r} ({c.item_id}) for "
+                         f"{', '.join(c.accounts) or 'no listed account'} is readable by "
+                         f"{len(holders)} holders (max {limit}): {more(names)}"),
+                evidence={"item_id": c.item_id, "title": c.title, "accounts": list(c.accounts),
+                          "holders": sorted(holders), "readers": [p for p, _ in hc.readers],
+                          "reader_groups": list(c.reader_groups), "max_readers": limit,
+                          "source": hc.source},
+                account=c.accounts[0] if c.accounts else None,
+            )

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from governor.records import Person, SourceKind
+from governor.rules._common import more, who
+from governor.rules.base import Outcome, Result, Rule, Severity, register
+from governor.snapshot import Snapshot
+
+
+@register
+class SharedSecretNotRotated(Rule):
+    id = "shared-secret-not-rotated"
+    title = "A shared password unchanged since one of its holders left"
+    severity = Severity.CRITICAL
+    rationale = ("Removing a leaver from the vault does not make them forget the password: "
+                 "until it changes, they can still log in as the brand.")
+    remediation = ("Rotate the password (and the 2FA seed if it was in the vault), then record "
+                   "the change in the vault so the next run sees it.")
+    controls = ("SOC2 CC6.2", "SOC2 CC6.3", "ISO27001 A.5.17", "ISO27001 A.5.18")
+    needs = frozenset({SourceKind.HR, SourceKind.VAULT})
+
+    def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
+        if not snap.has(SourceKind.HR):
+            return  # nobody can be judged a leaver
+        for hc in snap.credentials:
+            c = hc.credential
+            former = snap.former_readers.get(c.item_id, [])
+            leavers: dict[str, tuple[Person, bool]] = {}  # eid -> (person, reads it now)
+            for readers, current in ((former, False), (hc.readers, True)):
+                for _, match in readers:
+                    person = snap.persons.get(match.employee_id or "")
+                    if person is not None and snap.has_left(person):
+                        leavers[person.employee_id] = (person, current)
+            if not leavers:
+                continue
+            changed = c.password_changed_at
+            late: list[tuple[datetime, Person, bool]] = []
+            undated: list[Person] = []
+            for person, current in leavers.values():
+                if person.end_date is None:
+                    undated.append(person)
+                elif changed is None or changed < snap.end_instant(person.end_date):
+                    late.append((snap.end_instant(person.end_date), person, current))
+            undated.sort(key=lambda p: p.employee_id)
+            late.sort(key=lambda t: (t[0], t[1].employee_id), reverse=True)
+            evidence: dict[str, Any] = {
+                "item_id": c.item_id, "title": c.title, "accounts": list(c.accounts),
+                "password_changed_at": changed.isoformat() if changed else None,
+                "totp_in_vault": c.totp_in_vault, "source": hc.source,
+                "leavers": [{"employee_id": p.employee_id, "name": p.name,
+                             "end_date": p.end_date.isoformat() if p.end_date else None,
+                             "current_reader": cur} for _, p, cur in late]
+                + [{"employee_id": p.employee_id, "name": p.name, "end_date": None,
+                    "current_reader": leavers[p.employee_id][1]} for p in undated],
+            }
+            item = (f"vault item {c.title!r} ({c.item_id}) for "
+                    f"{', '.join(c.accounts) or 'no listed account'}")
+            account = c.accounts[0] if c.accounts else None
+            if changed is not None and late:
+                _, person, _ = late[0]
+                names = more([f"{who(p)} on {p.end_date}" for _, p, _ in late], 2)
+                yield Result(
+                    subject=c.item_id, outcome=Outcome.FAIL,
+                    message=(f"password of {item} unchanged since "
+                             f"{changed.date().isoformat()} although holders left: {names}; "
+                             "rotate it"),
+                    evidence=evidence, person=person.employee_id, account=account)
+            elif changed is None and (late or undated):
+                person = late[0][1] if late else undated[0]
+                yield Result(
+                    subject=c.item_id, outcome=Outcome.UNKNOWN,
+                    message=(f"the vault does not say when the password of {item} last "
+                             f"changed; {who(person)} could read it and has left"),
+                    evidence=evidence, person=person.employee_id, account=account)
+            elif undated:
+                yield Result(
+                    subject=c.item_id, outcome=Outcome.UNKNOWN,
+                    message=(f"{more([who(p) for p in undated], 2)} could read {item} and left "
+                             "but HR has no end date, so the rotation cannot be checked"),
+                    evidence=evidence, person=undated[0].employee_id, account=account)

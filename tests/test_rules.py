@@ -1,0 +1,664 @@
+"""Every rule of the first catalogue, on small in-memory snapshots.
+
+For each rule: a violation (exact subjects and outcome), a clean situation (nothing) and
+missing data (UNKNOWN, or nothing where the rule spec says so).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import governor.rules as rules_pkg
+from governor.correlate import Declared
+from governor.options import Option
+from governor.records import (
+    AccessPath,
+    AccountAccess,
+    Attestation,
+    Credential,
+    Criticality,
+    DirectoryAccount,
+    DirectoryStatus,
+    Grant,
+    MfaFactor,
+    Person,
+    PersonStatus,
+    RecoveryContact,
+    SocialAccount,
+    SourceKind,
+    WorkerType,
+)
+from governor.roles import Role
+from governor.rules import RULES, Outcome, Result, Severity
+from governor.snapshot import Snapshot, SourceState
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+TODAY = NOW.date()
+DOMAIN = "northwind.example"
+X = "x:@northwind"
+FB = "facebook:Northwind Page"
+
+
+# ---- factories ----------------------------------------------------------------------------
+def person(eid: str, name: str | None = None, *, status: PersonStatus = PersonStatus.ACTIVE,
+           worker: WorkerType = WorkerType.EMPLOYEE, end: date | None = None,
+           dept: str | None = "Marketing", aliases: tuple[str, ...] = (),
+           email: str | None = None) -> Person:
+    return Person(employee_id=eid, email=email or f"{eid.lower()}@{DOMAIN}",
+                  name=name or f"Person {eid}", status=status, worker_type=worker,
+                  aliases=aliases, end_date=end, department=dept)
+
+
+def leaver(eid: str, end: date | None = date(2026, 10, 1), **kw: Any) -> Person:
+    return person(eid, status=PersonStatus.LEFT, end=end, **kw)
+
+
+def factor(kind: str, status: str = "active") -> MfaFactor:
+    return MfaFactor(kind, status)
+
+
+def directory(eid: str, *factors: MfaFactor, login: str | None = None,
+              status: DirectoryStatus = DirectoryStatus.ACTIVE, unreported: bool = False,
+              read_at: datetime | None = NOW, groups: tuple[str, ...] = ()) -> DirectoryAccount:
+    return DirectoryAccount(login=login or f"{eid.lower()}@{DOMAIN}", status=status,
+                            email=f"{eid.lower()}@{DOMAIN}" if login is None else None,
+                            employee_id=eid,
+                            mfa=None if unreported else tuple(factors),
+                            mfa_read_at=None if unreported else read_at, groups=groups)
+
+
+def account(key: str = X, *, access: AccountAccess = AccountAccess.DELEGATED,
+            criticality: Criticality = Criticality.HIGH, owner: str | None = "E1",
+            owner_team: str | None = "Marketing", two_fa: bool | None = True,
+            email: RecoveryContact | None = None, phone: RecoveryContact | None = None,
+            grants_source: str | None = None,
+            attestation: Attestation | None = None) -> SocialAccount:
+    platform, _, handle = key.partition(":")
+    return SocialAccount(key=key, platform=platform, handle=handle, access=access,
+                         criticality=criticality, owner=owner, owner_team=owner_team,
+                         account_2fa=two_fa, grants_source=grants_source,
+                         recovery_email=email or RecoveryContact(f"social@{DOMAIN}", "corporate"),
+                         recovery_phone=phone, attestation=attestation)
+
+
+def grant(principal: str, role: Role = Role.PUBLISHER, acct: str = X, *,
+          last_active: datetime | None = NOW, via: AccessPath = AccessPath.DIRECT) -> Grant:
+    return Grant(account=acct, principal=principal, raw_role=role.label, role=role, via=via,
+                 last_active=last_active)
+
+
+def cred(item: str, *readers: str, accounts: tuple[str, ...] = (X,),
+         changed: datetime | None = datetime(2026, 9, 1, tzinfo=UTC),
+         fingerprint: str | None = None, groups: tuple[str, ...] = ()) -> Credential:
+    return Credential(item_id=item, title=f"{item} login", accounts=accounts,
+                      readers=tuple(readers), reader_groups=groups,
+                      password_changed_at=changed, fingerprint=fingerprint)
+
+
+def mail(eid: str) -> str:
+    return f"{eid.lower()}@{DOMAIN}"
+
+
+def snap(*, persons: tuple[Person, ...] = (), directory: tuple[DirectoryAccount, ...] = (),
+         accounts: tuple[SocialAccount, ...] = (), grants: tuple[Grant, ...] = (),
+         credentials: tuple[Credential, ...] = (), **kw: Any) -> Snapshot:
+    return Snapshot.build(
+        NOW, persons=[("hr", p) for p in persons], directory=[("okta", d) for d in directory],
+        accounts=[("inventory", a) for a in accounts], grants=[("platform", g) for g in grants],
+        credentials=[("vault", c) for c in credentials], **kw)
+
+
+def run(rule_id: str, s: Snapshot, **params: Any) -> list[Result]:
+    rule = RULES[rule_id]
+    return list(rule.evaluate(s, {**rule.defaults(), **params}))
+
+
+def subjects(results: list[Result], outcome: Outcome = Outcome.FAIL) -> list[str]:
+    assert all(r.outcome is outcome for r in results), [(r.subject, r.outcome) for r in results]
+    return sorted(r.subject for r in results)
+
+
+def one(results: list[Result]) -> Result:
+    assert len(results) == 1, results
+    return results[0]
+
+
+def state(name: str, kind: SourceKind, has_data: bool = True) -> SourceState:
+    return SourceState(name, kind, has_data, has_data)
+
+
+# ---- the catalogue as a whole ---------------------------------------------------------------
+def test_every_rule_declares_its_metadata() -> None:
+    files = {p.stem for p in Path(rules_pkg.__file__).parent.glob("*.py")
+             if p.stem != "base" and not p.stem.startswith("_")}
+    assert {f.replace("_", "-") for f in files} == set(RULES)
+    assert len(RULES) == 17
+    for rule_id, rule in RULES.items():
+        module = type(rule).__module__.rsplit(".", 1)[1]
+        assert rule.id == rule_id == module.replace("_", "-")
+        assert rule.title.strip() and rule.rationale.strip() and rule.remediation.strip()
+        assert rule.controls and all(isinstance(c, str) and c for c in rule.controls)
+        assert isinstance(rule.severity, Severity)
+        assert rule.needs and all(isinstance(k, SourceKind) for k in rule.needs)
+        for key, opt in rule.params.items():
+            assert isinstance(opt, Option) and opt.help.strip(), (rule_id, key)
+            assert opt.check(f"rules.{rule_id}.{key}", opt.default) == opt.default
+            if opt.type == "int":
+                assert opt.min is not None and opt.max is not None, (rule_id, key)
+
+
+@pytest.mark.parametrize("rule_id", sorted(RULES))
+def test_every_rule_is_quiet_on_an_empty_snapshot(rule_id: str) -> None:
+    assert run(rule_id, Snapshot.build(NOW)) == []
+
+
+def test_results_are_one_line_json_able_and_never_hold_a_fingerprint() -> None:
+    fp = "hmac-sha256:" + "c" * 64
+    s = snap(persons=(leaver("E2"), person("E1")),
+             accounts=(account(owner="E2", two_fa=False, access=AccountAccess.SHARED_LOGIN),),
+             grants=(grant(mail("E2"), Role.OWNER, last_active=None), grant("ghost@x.com")),
+             credentials=(cred("item1", mail("E2"), mail("E1"), fingerprint=fp),
+                          cred("item2", fingerprint=fp)),
+             directory=(directory("E2"),))
+    fired = set()
+    for rule_id in RULES:
+        for r in run(rule_id, s):
+            fired.add(rule_id)
+            assert "\n" not in r.message and r.message.strip(), rule_id
+            text = json.dumps(r.evidence) + r.subject + r.message
+            assert fp not in text, rule_id
+    assert len(fired) >= 10, fired
+
+
+# ---- leaver-holds-access --------------------------------------------------------------------
+def test_leaver_holds_access() -> None:
+    s = snap(persons=(leaver("E2", name="Ann Left"), person("E1")),
+             grants=(grant(mail("E2"), Role.ADMIN), grant(mail("E1"))),
+             credentials=(cred("item1", mail("E2")),))
+    results = run("leaver-holds-access", s)
+    assert subjects(results) == [f"E2|{X}|direct|", f"E2|{X}|vault|item1"]
+    assert all("Ann Left (E2)" in r.message and X in r.message for r in results)
+
+
+def test_leaver_holds_access_clean_and_grace() -> None:
+    # left yesterday: still inside the 24 hour grace
+    s = snap(persons=(leaver("E2", end=TODAY - timedelta(days=1)), person("E1")),
+             grants=(grant(mail("E2")), grant(mail("E1"))))
+    assert run("leaver-holds-access", s) == []
+    assert subjects(run("leaver-holds-access", s, grace_hours=0)) == [f"E2|{X}|direct|"]
+
+
+def test_leaver_holds_access_without_hr_says_nothing() -> None:
+    s = snap(grants=(grant(mail("E2")),), sources=[state("platform", SourceKind.GRANTS)])
+    assert run("leaver-holds-access", s) == []
+
+
+# ---- leaver-sso-active ----------------------------------------------------------------------
+def test_leaver_sso_active() -> None:
+    s = snap(persons=(leaver("E2", name="Ann Left"), person("E1")),
+             directory=(directory("E2"), directory("E2", login="ann.admin",
+                                                   status=DirectoryStatus.SUSPENDED),
+                        directory("E1")))
+    r = one(run("leaver-sso-active", s))
+    assert (r.subject, r.outcome, r.person) == (f"E2|okta|{mail('E2')}", Outcome.FAIL, "E2")
+    assert "Ann Left (E2)" in r.message and mail("E2") in r.message
+
+
+def test_leaver_sso_active_clean() -> None:
+    s = snap(persons=(leaver("E2"), leaver("E3", end=TODAY)),
+             directory=(directory("E2", status=DirectoryStatus.DEPROVISIONED),
+                        directory("E3")))  # E3's last day is today: not yet a leaver
+    assert run("leaver-sso-active", s) == []
+
+
+def test_leaver_sso_active_without_directory_data_says_nothing() -> None:
+    s = snap(persons=(leaver("E2"),), directory=(directory("E2"),),
+             sources=[state("hr", SourceKind.HR), state("okta", SourceKind.DIRECTORY, False)])
+    assert run("leaver-sso-active", s) == []
+
+
+# ---- orphan-grant ---------------------------------------------------------------------------
+def test_orphan_grant_unmatched_grant_and_reader() -> None:
+    s = snap(persons=(person("E1"),),
+             grants=(grant("Ghost@Elsewhere.com", Role.ADMIN), grant(mail("E1"))),
+             credentials=(cred("item1", mail("E1"), "ghost@elsewhere.com"),))
+    results = run("orphan-grant", s)
+    assert subjects(results) == [f"grant|{X}|platform|ghost@elsewhere.com",
+                                 "vault|item1|ghost@elsewhere.com"]
+    assert all(r.severity is None and r.account == X for r in results)
+
+
+def test_orphan_grant_non_human_owner_is_medium() -> None:
+    declared = [Declared("*", "bot-left", "E2", "scheduler", "service"),
+                Declared("*", "bot-none", None, "scheduler", "service"),
+                Declared("*", "bot-unknown", "E404", "scheduler", "service"),
+                Declared("*", "bot-ok", mail("E1"), "scheduler", "service")]
+    s = snap(persons=(person("E1"), leaver("E2", name="Ann Left")),
+             grants=(grant("bot-left"), grant("bot-none"), grant("bot-unknown"),
+                     grant("bot-ok")), declared=declared)
+    results = run("orphan-grant", s)
+    assert subjects(results) == [f"grant|{X}|platform|bot-left", f"grant|{X}|platform|bot-none",
+                                 f"grant|{X}|platform|bot-unknown"]
+    assert all(r.severity is Severity.MEDIUM for r in results)
+    by = {r.subject.rsplit("|", 1)[1]: r.message for r in results}
+    assert "Ann Left (E2)" in by["bot-left"] and "E404" in by["bot-unknown"]
+
+
+def test_orphan_grant_clean() -> None:
+    s = snap(persons=(person("E1", aliases=("e.one@old.example",)),),
+             grants=(grant(mail("E1")), grant("E1"), grant("e.one@old.example")),
+             credentials=(cred("item1", mail("E1")),))
+    assert run("orphan-grant", s) == []
+
+
+def test_orphan_grant_without_hr_says_nothing() -> None:
+    s = snap(grants=(grant("ghost@x.com"),), credentials=(cred("item1", "ghost@x.com"),))
+    assert run("orphan-grant", s) == []
+
+
+# ---- ambiguous-principal --------------------------------------------------------------------
+def test_ambiguous_principal() -> None:
+    shared = f"social@{DOMAIN}"
+    s = snap(persons=(person("E1", aliases=(shared,)), person("E2", aliases=(shared,))),
+             grants=(grant(shared),), credentials=(cred("item1", shared),),
+             directory=(directory("E9", login=shared),))
+    results = run("ambiguous-principal", s)
+    assert subjects(results) == [f"directory|okta|{shared}", f"grant|{X}|platform|{shared}",
+                                 f"vault|item1|{shared}"]
+    assert all(r.evidence["candidates"] == ["E1", "E2"] for r in results)
+    assert all("Person E1 (E1)" in r.message for r in results)
+
+
+def test_ambiguous_principal_clean() -> None:
+    s = snap(persons=(person("E1"), person("E2")), grants=(grant(mail("E1")),),
+             credentials=(cred("item1", mail("E2")),), directory=(directory("E1"),))
+    assert run("ambiguous-principal", s) == []
+
+
+def test_ambiguous_principal_without_hr_says_nothing() -> None:
+    s = snap(grants=(grant(f"social@{DOMAIN}"),), directory=(directory("E9", login="x"),))
+    assert run("ambiguous-principal", s) == []
+
+
+# ---- user-mfa-missing -----------------------------------------------------------------------
+def test_user_mfa_missing_no_active_factor_is_high() -> None:
+    s = snap(persons=(person("E1", name="Bo Pub"),), grants=(grant(mail("E1"), Role.ADMIN),),
+             directory=(directory("E1", factor("totp", "pending")),))
+    r = one(run("user-mfa-missing", s))
+    assert (r.subject, r.outcome, r.severity, r.account) == ("E1", Outcome.FAIL, None, X)
+    assert "Bo Pub (E1)" in r.message and X in r.message
+
+
+def test_user_mfa_missing_weak_factor_is_medium() -> None:
+    s = snap(persons=(person("E1"),), credentials=(cred("item1", mail("E1")),),
+             directory=(directory("E1", factor("sms"), factor("webauthn", "inactive")),))
+    r = one(run("user-mfa-missing", s))
+    assert (r.subject, r.outcome, r.severity) == ("E1", Outcome.FAIL, Severity.MEDIUM)
+    assert "sms" in r.message
+
+
+def test_user_mfa_missing_clean() -> None:
+    s = snap(persons=(person("E1"), person("E2"), leaver("E3")),
+             grants=(grant(mail("E1"), Role.PUBLISHER), grant(mail("E2"), Role.MODERATOR),
+                     grant(mail("E3"), Role.OWNER)),
+             directory=(directory("E1", factor("sms"), factor("push")), directory("E2"),
+                        directory("E3")))
+    assert run("user-mfa-missing", s) == []
+
+
+def test_user_mfa_missing_unknown_data() -> None:
+    stale = NOW - timedelta(days=40)
+    s = snap(persons=(person("E1"), person("E2"), person("E3")),
+             grants=tuple(grant(mail(e)) for e in ("E1", "E2", "E3")),
+             directory=(directory("E2", unreported=True), directory("E2", login="e2-second",
+                                                                     unreported=True),
+                        directory("E3", read_at=stale)))
+    results = run("user-mfa-missing", s)
+    assert subjects(results, Outcome.UNKNOWN) == ["E1", "E2", "E3"]
+    assert "no directory account" in results[0].message
+    # E4 has one account with MFA reported (none enrolled, read time not given): judged
+    s4 = snap(persons=(person("E4"),), grants=(grant(mail("E4")),),
+              directory=(directory("E4", unreported=True),
+                         directory("E4", login="e4-2", read_at=None)))
+    assert subjects(run("user-mfa-missing", s4)) == ["E4"]
+    # fresher limit: 40 days old data is judged when 60 are allowed
+    judged = run("user-mfa-missing", s, max_age_days=60)
+    assert sorted((r.subject, r.outcome) for r in judged) == [
+        ("E1", Outcome.UNKNOWN), ("E2", Outcome.UNKNOWN), ("E3", Outcome.FAIL)]
+
+
+# ---- account-mfa-missing --------------------------------------------------------------------
+def test_account_mfa_missing() -> None:
+    s = snap(accounts=(account(X, access=AccountAccess.SHARED_LOGIN, two_fa=False),
+                       account(FB, two_fa=False), account("tiktok:@nw", two_fa=False)),
+             credentials=(cred("item1", accounts=(FB,)),))
+    results = run("account-mfa-missing", s)
+    assert subjects(results) == [FB, X]
+    assert "item1" in next(r.message for r in results if r.subject == FB)
+
+
+def test_account_mfa_missing_clean() -> None:
+    s = snap(accounts=(account(X, access=AccountAccess.SHARED_LOGIN, two_fa=True),
+                       account(FB, access=AccountAccess.SSO_TOOL, two_fa=None)))
+    assert run("account-mfa-missing", s) == []
+
+
+def test_account_mfa_missing_unknown() -> None:
+    s = snap(accounts=(account(X, access=AccountAccess.SHARED_LOGIN, two_fa=None),))
+    r = one(run("account-mfa-missing", s))
+    assert (r.subject, r.outcome, r.account) == (X, Outcome.UNKNOWN, X)
+
+
+# ---- shared-password ------------------------------------------------------------------------
+def test_shared_password_counts_people_once_and_orphans_each() -> None:
+    s = snap(persons=(person("E1", aliases=("bo@old.example",)), person("E2")),
+             credentials=(cred("item1", mail("E1"), "bo@old.example"),
+                          cred("item2", mail("E1"), "ghost@x.com"),
+                          cred("item3", mail("E1"), groups=("social-team",))),
+             directory=(directory("E2", groups=("social-team",)),))
+    results = run("shared-password", s)
+    assert subjects(results) == ["item2", "item3"]
+    assert next(r for r in results if r.subject == "item3").evidence["holders"] == ["E1", "E2"]
+    assert run("shared-password", s, max_readers=2) == []
+
+
+def test_shared_password_clean() -> None:
+    s = snap(persons=(person("E1"),), credentials=(cred("item1", mail("E1"), "E1"),))
+    assert run("shared-password", s) == []
+
+
+def test_shared_password_unexpanded_group_says_nothing() -> None:
+    # the group's members are unknown (no directory data): nothing to count, no guess
+    s = snap(persons=(person("E1"),), credentials=(cred("item1", groups=("social-team",)),))
+    assert run("shared-password", s) == []
+
+
+# ---- shared-secret-not-rotated ------------------------------------------------------------
+def test_shared_secret_not_rotated() -> None:
+    s = snap(persons=(leaver("E2", name="Ann Left"), leaver("E3", end=date(2026, 8, 1)),
+                      person("E1")),
+             credentials=(cred("item1", mail("E1")), cred("item2", mail("E2")),
+                          cred("item3", mail("E1"))),
+             former_readers={"item1": [mail("E2")], "item3": [mail("E3")]})
+    results = run("shared-secret-not-rotated", s)
+    assert subjects(results) == ["item1", "item2"]
+    assert all(r.person == "E2" and "Ann Left (E2)" in r.message and X in r.message
+               for r in results)
+
+
+def test_shared_secret_not_rotated_clean() -> None:
+    s = snap(persons=(leaver("E2"), person("E1")),
+             credentials=(cred("item1", mail("E1"), changed=datetime(2026, 10, 2, tzinfo=UTC)),
+                          cred("item2", mail("E1"), changed=None)),
+             former_readers={"item1": [mail("E2")]})
+    assert run("shared-secret-not-rotated", s) == []
+
+
+def test_shared_secret_not_rotated_unknown() -> None:
+    s = snap(persons=(leaver("E2"), leaver("E3", end=None), person("E1")),
+             credentials=(cred("item1", mail("E2"), changed=None),
+                          cred("item2", mail("E3")),
+                          cred("item3", mail("E2"), mail("E3"))),
+             former_readers={"item9": [mail("E2")]})
+    results = run("shared-secret-not-rotated", s)
+    assert sorted((r.subject, r.outcome) for r in results) == [
+        ("item1", Outcome.UNKNOWN), ("item2", Outcome.UNKNOWN),
+        ("item3", Outcome.FAIL)]  # a known violation outweighs the undated leaver
+
+
+# ---- password-reused ------------------------------------------------------------------------
+def test_password_reused() -> None:
+    fp = "hmac-sha256:" + "a" * 64
+    s = snap(credentials=(cred("item2", fingerprint=fp, accounts=(FB,)),
+                          cred("item1", fingerprint=fp),
+                          cred("item3", fingerprint="hmac-sha256:" + "b" * 64)))
+    r = one(run("password-reused", s))
+    assert (r.subject, r.outcome) == ("item1,item2", Outcome.FAIL)
+    assert r.evidence["item_ids"] == ["item1", "item2"] and r.evidence["accounts"] == [FB, X]
+    assert fp not in json.dumps(r.evidence) and fp not in r.message
+
+
+def test_password_reused_clean() -> None:
+    s = snap(credentials=(cred("item1", fingerprint="f1"), cred("item2", fingerprint="f2")))
+    assert run("password-reused", s) == []
+
+
+def test_password_reused_without_fingerprints_says_nothing() -> None:
+    s = snap(credentials=(cred("item1"), cred("item2")))
+    assert run("password-reused", s) == []
+
+
+# ---- excess-privilege -----------------------------------------------------------------------
+def test_excess_privilege() -> None:
+    s = snap(persons=(person("E1", worker=WorkerType.INTERN, name="Ida Intern"),
+                      person("E2", dept="Sales"),
+                      person("E3", worker=WorkerType.AGENCY, dept=None)),
+             accounts=(account(X, owner="E9"),),
+             grants=(grant(mail("E1"), Role.PUBLISHER), grant(mail("E2"), Role.OWNER),
+                     grant(mail("E3"), Role.OWNER)))
+    results = run("excess-privilege", s)
+    assert subjects(results) == [f"E1|{X}|platform|{mail('E1')}",
+                                 f"E2|{X}|platform|{mail('E2')}",
+                                 f"E3|{X}|platform|{mail('E3')}"]
+    by = {r.person: r for r in results}
+    assert "Ida Intern (E1)" in by["E1"].message and X in by["E1"].message
+    assert "Marketing" in by["E2"].message
+    assert len(by["E3"].evidence["reasons"]) == 2
+
+
+def test_excess_privilege_clean() -> None:
+    s = snap(persons=(person("E1", worker=WorkerType.CONTRACTOR), person("E2", dept="Sales"),
+                      person("E3", dept="marketing"), person("E4", worker=WorkerType.INTERN)),
+             accounts=(account(X, owner=mail("E2")), account(FB, owner_team=None)),
+             grants=(grant(mail("E1"), Role.PUBLISHER), grant(mail("E2"), Role.OWNER),
+                     grant(mail("E3"), Role.OWNER), grant(mail("E2"), Role.OWNER, FB),
+                     grant(mail("E4"), Role.OWNER, via=AccessPath.VAULT)))
+    assert run("excess-privilege", s) == []
+    # a stricter policy for contractors (other worker types keep their defaults)
+    results = run("excess-privilege", s, max_role={"contractor": "contributor"})
+    assert subjects(results) == [f"E1|{X}|platform|{mail('E1')}"]
+
+
+def test_excess_privilege_unmatched_principal_is_not_judged() -> None:
+    s = snap(persons=(person("E1"),), accounts=(account(),),
+             grants=(grant("ghost@x.com", Role.OWNER),))
+    assert run("excess-privilege", s) == []
+
+
+# ---- too-many-admins ------------------------------------------------------------------------
+def test_too_many_admins_counts_distinct_holders() -> None:
+    s = snap(persons=tuple(person(e) for e in ("E1", "E2", "E3")),
+             grants=(grant(mail("E1"), Role.ADMIN), grant("E1", Role.OWNER),
+                     grant("Ghost@x.com", Role.ADMIN), grant("ghost@x.com", Role.ADMIN),
+                     grant(mail("E2"), Role.ADMIN), grant(mail("E3"), Role.OWNER),
+                     grant(mail("E1"), Role.ADMIN, FB)))
+    r = one(run("too-many-admins", s))
+    assert (r.subject, r.outcome, r.account) == (X, Outcome.FAIL, X)
+    assert r.evidence["admins"] == ["E1", "E2", "E3", "ghost@x.com"]
+    assert "Person E1 (E1)" in r.message
+    assert run("too-many-admins", s, max_admins=4) == []
+
+
+def test_too_many_admins_clean() -> None:
+    s = snap(persons=tuple(person(e) for e in ("E1", "E2", "E3", "E4")),
+             grants=(grant(mail("E1"), Role.ADMIN), grant(mail("E2"), Role.ADMIN),
+                     grant(mail("E3"), Role.OWNER), grant(mail("E4"), Role.PUBLISHER)))
+    assert run("too-many-admins", s) == []
+
+
+def test_too_many_admins_without_grants_says_nothing() -> None:
+    s = snap(persons=(person("E1"),), accounts=(account(),))
+    assert run("too-many-admins", s) == []
+
+
+# ---- single-owner ---------------------------------------------------------------------------
+def test_single_owner() -> None:
+    s = snap(persons=(person("E1", name="Solo Admin"), leaver("E2"), person("E3")),
+             accounts=(account(X, criticality=Criticality.CRITICAL), account(FB),
+                       account("tiktok:@nw", grants_source="platform"),
+                       account("linkedin:nw", criticality=Criticality.MEDIUM)),
+             grants=(grant(mail("E1"), Role.ADMIN), grant("E1", Role.OWNER),
+                     grant(mail("E2"), Role.OWNER), grant("ghost@x.com", Role.ADMIN),
+                     grant(mail("E3"), Role.PUBLISHER, FB),
+                     grant(mail("E3"), Role.ADMIN, "linkedin:nw")))
+    results = run("single-owner", s)
+    assert subjects(results) == [FB, "tiktok:@nw", X]
+    r = next(r for r in results if r.subject == X)
+    assert r.person == "E1" and "Solo Admin (E1)" in r.message
+    wider = run("single-owner", s, min_criticality="medium")
+    assert subjects(wider) == [FB, "linkedin:nw", "tiktok:@nw", X]
+
+
+def test_single_owner_clean() -> None:
+    s = snap(persons=(person("E1"), person("E2")),
+             accounts=(account(X, criticality=Criticality.CRITICAL),
+                       account(FB, criticality=Criticality.LOW)),
+             grants=(grant(mail("E1"), Role.ADMIN), grant(mail("E2"), Role.OWNER)))
+    assert run("single-owner", s) == []
+
+
+def test_single_owner_unknown_without_grants_data() -> None:
+    s = snap(persons=(person("E1"),),
+             accounts=(account(X, access=AccountAccess.SHARED_LOGIN),
+                       account(FB, grants_source="facebook-api")),
+             sources=[state("hr", SourceKind.HR), state("inventory", SourceKind.INVENTORY),
+                      state("facebook-api", SourceKind.GRANTS, has_data=False)])
+    results = run("single-owner", s)
+    assert subjects(results, Outcome.UNKNOWN) == [FB, X]
+
+
+# ---- contractor-expired ---------------------------------------------------------------------
+def test_contractor_expired() -> None:
+    s = snap(persons=(person("E5", name="Cy Contract", worker=WorkerType.CONTRACTOR,
+                             end=date(2026, 11, 1)),
+                      person("E6", worker=WorkerType.AGENCY),
+                      person("E7", worker=WorkerType.CONTRACTOR, end=TODAY - timedelta(1))),
+             grants=(grant(mail("E5")), grant(mail("E7"), acct=FB)),
+             credentials=(cred("item1", mail("E6")),))
+    results = run("contractor-expired", s)
+    assert subjects(results) == ["E5", "E6", "E7"]
+    by = {r.subject: r for r in results}
+    assert "Cy Contract (E5)" in by["E5"].message and X in by["E5"].message
+    assert "2026-11-01" in by["E5"].message and "no end date" in by["E6"].message
+    assert by["E6"].account == X and by["E7"].account == FB
+
+
+def test_contractor_expired_clean() -> None:
+    s = snap(persons=(person("E5", worker=WorkerType.CONTRACTOR, end=TODAY),
+                      person("E6", worker=WorkerType.AGENCY),
+                      person("E7", worker=WorkerType.CONTRACTOR, status=PersonStatus.LEFT,
+                             end=date(2026, 10, 1)),
+                      person("E8")),
+             grants=(grant(mail("E5")), grant(mail("E7")), grant(mail("E8"))))
+    assert run("contractor-expired", s) == []  # E6 holds nothing; E7 is a leaver
+
+
+def test_contractor_expired_without_hr_says_nothing() -> None:
+    s = snap(grants=(grant(mail("E5")),))
+    assert run("contractor-expired", s) == []
+
+
+# ---- dormant-grant --------------------------------------------------------------------------
+def test_dormant_grant() -> None:
+    s = snap(persons=(person("E1", name="Dee Dormant"),),
+             grants=(grant(mail("E1"), last_active=NOW - timedelta(days=91)),
+                     grant("ghost@x.com", acct=FB, last_active=NOW - timedelta(days=400))))
+    results = run("dormant-grant", s)
+    assert subjects(results) == [f"{FB}|platform|ghost@x.com", f"{X}|platform|{mail('E1')}"]
+    assert any("Dee Dormant (E1)" in r.message for r in results)
+    assert subjects(run("dormant-grant", s, dormant_days=365)) == [f"{FB}|platform|ghost@x.com"]
+
+
+def test_dormant_grant_clean() -> None:
+    s = snap(persons=(person("E1"),),
+             grants=(grant(mail("E1"), last_active=NOW - timedelta(days=89)),))
+    assert run("dormant-grant", s) == []
+
+
+def test_dormant_grant_unknown() -> None:
+    s = snap(persons=(person("E1"),), grants=(grant(mail("E1"), last_active=None),))
+    r = one(run("dormant-grant", s))
+    assert (r.subject, r.outcome, r.person) == (f"{X}|platform|{mail('E1')}",
+                                                Outcome.UNKNOWN, "E1")
+
+
+# ---- owner-missing --------------------------------------------------------------------------
+def test_owner_missing() -> None:
+    s = snap(persons=(person("E1"), leaver("E2", name="Ann Left")),
+             accounts=(account(X, owner=None), account(FB, owner="E404"),
+                       account("tiktok:@nw", owner=mail("E2"))))
+    results = run("owner-missing", s)
+    assert subjects(results) == [FB, "tiktok:@nw", X]
+    left = next(r for r in results if r.subject == "tiktok:@nw")
+    assert left.person == "E2" and "Ann Left (E2)" in left.message
+
+
+def test_owner_missing_clean() -> None:
+    s = snap(persons=(person("E1"),), accounts=(account(X, owner=mail("E1")),
+                                                 account(FB, owner="E1")))
+    assert run("owner-missing", s) == []
+
+
+def test_owner_missing_without_hr_says_nothing() -> None:
+    s = snap(accounts=(account(X, owner="E1"),))
+    assert run("owner-missing", s) == []
+
+
+# ---- recovery-contact-risk ------------------------------------------------------------------
+def test_recovery_contact_risk() -> None:
+    s = snap(persons=(person("E1"), leaver("E2", name="Ann Left")),
+             accounts=(account(X, email=RecoveryContact("bo@gmail.com", "personal"),
+                               phone=RecoveryContact("+15550001", "personal")),
+                       account(FB, email=RecoveryContact("social@agency.example", "shared"),
+                               phone=RecoveryContact("+15550002", "corporate", owner="E2")),
+                       account("tiktok:@nw",
+                               email=RecoveryContact(mail("E2"), "corporate", owner="E2"))),
+             org_domains=[DOMAIN])
+    results = run("recovery-contact-risk", s)
+    assert subjects(results) == [f"{FB}|email", f"{FB}|phone", "tiktok:@nw|email",
+                                 f"{X}|email", f"{X}|phone"]
+    by = {r.subject: r for r in results}
+    assert "Ann Left (E2)" in by[f"{FB}|phone"].message and by[f"{FB}|phone"].person == "E2"
+    assert "outside" in by[f"{FB}|email"].message
+    assert len(by[f"{X}|email"].evidence["reasons"]) == 2
+
+
+def test_recovery_contact_risk_clean() -> None:
+    s = snap(persons=(person("E1"),),
+             accounts=(account(X, phone=RecoveryContact("+15550003", "corporate", owner="E1")),
+                       account(FB, email=RecoveryContact("a@elsewhere.example", "corporate"))))
+    assert run("recovery-contact-risk", s) == []  # no org_domains: the domain is not judged
+
+
+def test_recovery_contact_risk_unknown() -> None:
+    bare = SocialAccount(key=X, platform="x", handle="@northwind",
+                         access=AccountAccess.DELEGATED, criticality=Criticality.HIGH)
+    r = one(run("recovery-contact-risk", snap(accounts=(bare,))))
+    assert (r.subject, r.outcome, r.account) == (X, Outcome.UNKNOWN, X)
+
+
+# ---- review-overdue -------------------------------------------------------------------------
+def test_review_overdue() -> None:
+    s = snap(accounts=(account(X), account(FB, attestation=Attestation(
+        "E1", date(2026, 8, 1), TODAY - timedelta(days=1))),
+        account("tiktok:@nw", attestation=Attestation("E1", TODAY - timedelta(days=91), None))))
+    results = run("review-overdue", s)
+    assert subjects(results) == [FB, "tiktok:@nw", X]
+    assert "never been certified" in next(r.message for r in results if r.subject == X)
+    assert subjects(run("review-overdue", s, review_days=120)) == [FB, X]
+
+
+def test_review_overdue_clean() -> None:
+    s = snap(accounts=(account(X, attestation=Attestation("E1", date(2026, 1, 1), TODAY)),
+                       account(FB, attestation=Attestation("E1", TODAY - timedelta(89), None))))
+    assert run("review-overdue", s) == []
+
+
+def test_review_overdue_without_inventory_says_nothing() -> None:
+    s = snap(persons=(person("E1"),), grants=(grant(mail("E1")),))
+    assert run("review-overdue", s) == []
