@@ -23,5 +23,13 @@ def parse_instant(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """A stored timestamp (SQLite gives text, PostgreSQL aware datetimes) as aware UTC."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 def fixed_clock(at: datetime) -> Clock:
     return lambda: at

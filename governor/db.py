@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,9 +61,12 @@ def transaction(engine: Engine) -> Iterator[Session]:
 
 # ---- migrations ---------------------------------------------------------------------
 def migrations_dir() -> Path:
-    import governor._migrations as mig
-
-    return Path(next(iter(mig.__path__)))
+    # migrations/ ships as governor._migrations (see pyproject): found the same way from a
+    # checkout, an editable install or a wheel
+    spec = importlib.util.find_spec("governor._migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise GovernorError("governor's migrations are not installed with the package")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

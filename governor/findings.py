@@ -110,10 +110,10 @@ def apply(session: Session, run_id: int, now: datetime, evaluated: Sequence[Eval
     for key, f in live.items():
         if key in produced:
             continue
-        ev = by_rule.get(f.rule_id)
+        judged = by_rule.get(f.rule_id)
         if f.rule_id in off:
             resolution = "rule disabled"
-        elif ev is not None and all(source_ok.get(s, False) for s in ev.deciding):
+        elif judged is not None and all(source_ok.get(s, False) for s in judged.deciding):
             resolution = "fixed"
         else:
             stats.held += 1

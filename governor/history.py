@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from governor.clock import as_utc
 from governor.errors import DataError
 from governor.models import (
     ObsCredential,
@@ -67,12 +68,7 @@ def day(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def read_ts(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+read_ts = as_utc
 
 
 def read_day(value: Any) -> date | None:

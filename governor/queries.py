@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from governor.errors import Ambiguous, NotFound
@@ -26,11 +26,11 @@ from governor.roles import Role
 _ROLE = {int(r): r.label for r in Role}
 
 
-def _current_or_at(stmt: Select[Any], model: Any, at: datetime | None) -> Select[Any]:
+def _live(model: Any, at: datetime | None) -> ColumnElement[bool]:
+    """Rows current now, or (with ``at``) current at that moment of history."""
     if at is None:
-        return stmt.where(model.ended_at.is_(None))
-    return stmt.where(model.first_seen_at <= at,
-                      or_(model.ended_at.is_(None), model.ended_at > at))
+        return model.ended_at.is_(None)  # type: ignore[no-any-return]
+    return and_(model.first_seen_at <= at, or_(model.ended_at.is_(None), model.ended_at > at))
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,10 @@ def whohas(session: Session, ref: str, at: datetime | None = None) -> tuple[str,
     raw: list[tuple[str, str, str, str, str, str | None, datetime]] = []
     q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.raw_role, ObsGrant.role,
                ObsGrant.via, ObsGrant.via_detail, ObsGrant.first_seen_at
-               ).where(ObsGrant.account == key)
-    for src, principal, raw_role, role, via, detail, since in session.execute(
-            _current_or_at(q, ObsGrant, at)):
+               ).where(ObsGrant.account == key, _live(ObsGrant, at))
+    for src, principal, raw_role, role, via, detail, since in session.execute(q):
         raw.append((src, principal, raw_role, _ROLE.get(role, str(role)), via, detail, since))
-    cq = select(ObsCredential)
-    for c in session.scalars(_current_or_at(cq, ObsCredential, at)):
+    for c in session.scalars(select(ObsCredential).where(_live(ObsCredential, at))):
         if key in json.loads(c.accounts):
             for reader in json.loads(c.readers):
                 raw.append((c.source, reader, "shared login", "owner", "vault", c.item_id,
@@ -100,12 +98,12 @@ def whohas(session: Session, ref: str, at: datetime | None = None) -> tuple[str,
     matches = _matches(session, {(r[0], r[1].lower()) for r in raw})
     people = _people(session, {m.employee_id for m in matches.values() if m.employee_id})
     holders = []
-    for src, principal, raw_role, role, via, detail, since in raw:
+    for src, principal, raw_role, label, via, detail, since in raw:
         m = matches.get((src, principal.lower()))
         p = people.get(m.employee_id) if m and m.employee_id else None
         holders.append(Holder(key, principal, m.employee_id if m else None,
                               p.name if p else None, p.status if p else None,
-                              m.status if m else "unknown", role, raw_role, via, detail, src,
+                              m.status if m else "unknown", label, raw_role, via, detail, src,
                               since))
     holders.sort(key=lambda h: (-Role.parse(h.role).value, h.principal.lower()))
     return key, holders

@@ -50,7 +50,7 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot
         exc = exceptions.get(f.key)
         line = finding_line(f, None if exc is None else {
             "reason": exc.reason, "approver": exc.approver,
-            "expires": exc.expires_at.isoformat(), "id": exc.id})
+            "expires": exc.expires_at.isoformat(), "id": str(exc.id)})
         if f.status == "excepted":
             excepted.append(line)
         elif f.outcome == "unknown":

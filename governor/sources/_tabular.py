@@ -49,7 +49,7 @@ class Row:
             return None if idx is None else self.cells[idx]
         return self.cells.get(column)
 
-    def str(self, field: str) -> str | None:
+    def text(self, field: str) -> str | None:
         value = self.raw(field)
         if value is None:
             return None
@@ -61,7 +61,7 @@ class Row:
         return value or None
 
     def req(self, field: str) -> str:
-        value = self.str(field)
+        value = self.text(field)
         if value is None:
             raise self.fail(field, "is empty")
         return value
@@ -83,7 +83,7 @@ class Row:
         return tuple(p.strip() for p in value.split(sep) if p.strip())
 
     def date(self, field: str, formats: Sequence[str]) -> date | None:
-        value = self.str(field)
+        value = self.text(field)
         if value is None or value.lower() in NULL_DATES:
             return None
         for fmt in formats:
@@ -94,7 +94,7 @@ class Row:
         raise self.fail(field, f"date {value!r} does not match {' or '.join(formats)}")
 
     def instant(self, field: str, tz: tzinfo = UTC) -> datetime | None:
-        value = self.str(field)
+        value = self.text(field)
         if value is None or value.lower() in NULL_DATES:
             return None
         try:
@@ -120,7 +120,7 @@ class Row:
 
     def mapped(self, field: str, mapping: Mapping[str, str], allowed: frozenset[str],
                default: str | None = None) -> str:
-        value = self.str(field)
+        value = self.text(field)
         if value is None:
             if default is not None:
                 return default

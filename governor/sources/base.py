@@ -39,6 +39,7 @@ class Connector(ABC):
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
         """Cross-key checks beyond each option's own; raise OptionError(key path)."""
+        return None  # noqa: B027 - optional hook, most connectors need none
 
     @abstractmethod
     def fetch(self) -> Iterator[Record]:

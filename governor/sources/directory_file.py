@@ -73,13 +73,13 @@ class DirectoryFile(Connector):
                 raise DataError(table.display, row.line, "login",
                                 f"duplicate login {login!r} (first on line {seen[login]})")
             seen[login] = row.line
-            email = row.str("email")
+            email = row.text("email")
             mfa = self._factors(row, factors, sep)
             yield DirectoryAccount(
                 login=login,
                 status=DirectoryStatus(row.mapped("status", statuses, STATUS_WORDS)),
                 email=email.lower() if email else None,
-                employee_id=row.str("employee_id"),
+                employee_id=row.text("employee_id"),
                 mfa=mfa,
                 mfa_read_at=(row.instant("mfa_read_at") or fresh) if mfa is not None else None,
                 groups=row.list("groups", sep),

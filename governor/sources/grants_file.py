@@ -88,6 +88,6 @@ class GrantsFile(Connector):
             # The loader rejects a second row for the same grant; at tells it where.
             self.at = (table.display, row.line)
             yield Grant(account=account, principal=principal, raw_role=raw_role, role=role,
-                        via=via, via_detail=row.str("via_detail") or tool,
+                        via=via, via_detail=row.text("via_detail") or tool,
                         granted_at=row.instant("granted_at"),
                         last_active=row.instant("last_active"))

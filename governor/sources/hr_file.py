@@ -80,7 +80,7 @@ class HrFile(Connector):
                 raise DataError(table.display, row.line, "employee_id",
                                 f"duplicate employee id {eid!r} (first on line {seen[eid]})")
             seen[eid] = row.line
-            email = row.str("email")
+            email = row.text("email")
             if email is not None and "@" not in email:
                 raise row.fail("email", f"{email!r} is not an email address")
             yield Person(
@@ -92,7 +92,7 @@ class HrFile(Connector):
                 aliases=tuple(a.lower() for a in row.list("aliases", sep)),
                 hire_date=row.date("hire_date", formats),
                 end_date=row.date("end_date", formats),
-                manager=row.str("manager"),
-                department=row.str("department"),
-                job_title=row.str("job_title"),
+                manager=row.text("manager"),
+                department=row.text("department"),
+                job_title=row.text("job_title"),
             )

@@ -60,7 +60,7 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    value = loader.construct_mapping(node, deep=True)
+    value = {str(k): v for k, v in loader.construct_mapping(node, deep=True).items()}
     value["__line__"] = node.start_mark.line + 1
     return value
 
@@ -109,7 +109,8 @@ class InventoryFile(Connector):
                 raise DataError(self.display, None, None, f"not valid TOML: {exc}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("accounts"), list):
             raise DataError(self.display, None, "accounts", "expected a list of [[accounts]]")
-        return doc["accounts"]
+        accounts: list[Any] = doc["accounts"]
+        return accounts
 
     def fetch(self) -> Iterator[SocialAccount]:
         seen: dict[str, str] = {}

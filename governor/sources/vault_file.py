@@ -78,13 +78,13 @@ class VaultFile(Connector):
                     readers.update(m.lower() for m in groups.get(name, ()))
                 else:
                     readers.add(reader.lower())
-            fingerprint = row.str("fingerprint")
+            fingerprint = row.text("fingerprint")
             if fingerprint is not None and not FINGERPRINT.match(fingerprint.lower()):
                 raise row.fail("fingerprint", "is not a keyed fingerprint "
                                               "(hmac-sha256:<hex>); value not shown")
             yield Credential(
                 item_id=item,
-                title=row.str("title") or item,
+                title=row.text("title") or item,
                 accounts=tuple(sorted({_account(a) for a in accounts})),
                 readers=tuple(sorted(readers)),
                 reader_groups=tuple(sorted(set(via_groups))),
