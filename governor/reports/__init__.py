@@ -1,0 +1,287 @@
+"""Report rendering shared by every report governor writes.
+
+Three things live here so that no report gets them wrong on its own:
+
+- `environment()`: the one Jinja2 environment. Every template is autoescaped (data from
+  sources, such as a person's name or a platform handle, is never trusted as markup) and
+  undefined names raise instead of rendering as empty text.
+- `safe_cell()`: the text of one CSV cell, neutralised so a spreadsheet never runs it as
+  a formula (a handle such as ``=HYPERLINK(...)`` is data, not a command).
+- `atomic_outputs()` / `atomic_write()`: outputs are staged as temporary files in the
+  target directory and moved into place together, so a crash never leaves a half-written
+  report and a failed run leaves none of its files behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, TextIO
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+__all__ = [
+    "REPORT_MODE",
+    "TEMPLATES_DIR",
+    "anchor",
+    "OutputSet",
+    "atomic_outputs",
+    "atomic_write",
+    "display_value",
+    "environment",
+    "iso_utc",
+    "safe_cell",
+]
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+
+# Permissions of a newly created report: reports name who holds what, so they are not
+# world-readable. A report that replaces an existing file keeps that file's mode.
+REPORT_MODE = 0o640
+
+
+# -- values as text -------------------------------------------------------------------
+
+
+def iso_utc(value: datetime | date | None, *, timespec: str = "auto") -> str:
+    """An instant as ISO 8601 in UTC ("2026-11-20T02:00:00Z"); a naive one is taken as UTC."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+    return value.isoformat()
+
+
+def display_value(value: Any) -> str:
+    """Plain text for one value from the data (evidence, exception details, CSV cells).
+
+    Returns a str, never Markup, so the template's autoescape still applies to it.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return str(value)  # a plain str even for a Markup, so autoescape still applies
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return iso_utc(value)
+    if isinstance(value, Enum):
+        return display_value(value.value)
+    if isinstance(value, set | frozenset):
+        return ", ".join(sorted(display_value(v) for v in value))
+    if isinstance(value, list | tuple):
+        return ", ".join(display_value(v) for v in value)
+    if isinstance(value, Mapping):
+        return json.dumps(jsonable(value), ensure_ascii=False)
+    return str(value)
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON types: mappings with str keys in sorted order (a stable key
+    order whatever order the data came in), datetimes as ISO 8601 UTC strings."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, datetime | date):
+        return iso_utc(value)
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, set | frozenset):
+        return sorted((jsonable(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+# -- CSV -------------------------------------------------------------------------------
+
+# A spreadsheet treats a cell starting with one of these as a formula (tab and carriage
+# return too: some strip them and read on). OWASP "CSV Injection".
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> str:
+    """The text of one CSV cell; one that would start a formula gets a leading apostrophe."""
+    text = value if isinstance(value, str) else display_value(value)
+    if text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+def anchor(key: str, prefix: str = "f") -> str:
+    """A fragment id for `key` made only of safe characters (keys are data)."""
+    return f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+# -- templates -------------------------------------------------------------------------
+
+
+def _iso_filter(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return iso_utc(value, timespec="seconds")
+    return display_value(value) if value is not None else "\u2014"
+
+
+@functools.cache
+def environment() -> Environment:
+    """The one Jinja2 environment for every report (autoescaped, strict about names)."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.filters["iso"] = _iso_filter
+    env.filters["value"] = lambda v: display_value(v) if v is not None else "\u2014"
+    env.filters["num"] = lambda n: f"{n:,}"
+    env.filters["anchor"] = anchor
+    return env
+
+
+# -- atomic outputs --------------------------------------------------------------------
+
+
+class OutputSet:
+    """Outputs staged as temporary files in one directory, moved into place together.
+
+    Nothing is visible under its final name until `commit()`; `discard()` removes every
+    staged file. If a move fails part way through a commit, the files already moved are
+    taken back (a file they replaced is restored), so the directory is as it was.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._staged: dict[str, Path] = {}
+
+    def _stage(self, name: str) -> Path:
+        if not name or Path(name).name != name or name.startswith("."):
+            raise ValueError(f"output name {name!r} must be a plain file name")
+        if name in self._staged:
+            raise ValueError(f"output {name!r} staged twice")
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
+        os.close(fd)
+        self._staged[name] = Path(tmp)
+        return self._staged[name]
+
+    @contextlib.contextmanager
+    def open(self, name: str, *, newline: str | None = None) -> Iterator[TextIO]:
+        """A UTF-8 text file that becomes `directory/name` on commit."""
+        tmp = self._stage(name)
+        with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def copy(self, source: str, name: str) -> None:
+        """Stage `name` as a copy of the already staged output `source`."""
+        if source not in self._staged:
+            raise ValueError(f"output {source!r} is not staged")
+        src = self._staged[source]
+        tmp = self._stage(name)
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+
+    def paths(self) -> dict[str, Path]:
+        return {name: self.directory / name for name in self._staged}
+
+    def commit(self) -> dict[str, Path]:
+        """Move every staged file into place, in the order staged; all or nothing."""
+        placed: list[tuple[Path, Path | None]] = []  # (final, backup of what it replaced)
+        try:
+            for name, tmp in self._staged.items():
+                final = self.directory / name
+                backup: Path | None = None
+                mode = REPORT_MODE
+                if os.path.lexists(final):
+                    mode = stat.S_IMODE(os.stat(final).st_mode)
+                    backup = self.directory / f".{name}.{secrets.token_hex(6)}.bak"
+                    try:
+                        os.link(final, backup)
+                    except OSError:
+                        backup = None  # no hard links here: a failed commit cannot restore it
+                os.chmod(tmp, mode)
+                try:
+                    os.replace(tmp, final)
+                except BaseException:
+                    if backup is not None:
+                        backup.unlink(missing_ok=True)
+                    raise
+                placed.append((final, backup))
+        except BaseException:
+            for final, backup in reversed(placed):
+                with contextlib.suppress(OSError):
+                    if backup is not None:
+                        os.replace(backup, final)
+                    else:
+                        final.unlink(missing_ok=True)
+            self.discard()
+            raise
+        for _final, backup in placed:
+            if backup is not None:
+                with contextlib.suppress(OSError):
+                    backup.unlink()
+        _fsync_dir(self.directory)
+        done = {name: self.directory / name for name in self._staged}
+        self._staged.clear()
+        return done
+
+    def discard(self) -> None:
+        for tmp in self._staged.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        self._staged.clear()
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # not every platform or filesystem can sync a directory
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_outputs(directory: Path) -> Iterator[OutputSet]:
+    """Stage outputs in `directory`; they appear together when the block ends without an
+    error, and none of them appears (nor stays behind) when it raises."""
+    outputs = OutputSet(directory)
+    try:
+        yield outputs
+    except BaseException:
+        outputs.discard()
+        raise
+    outputs.commit()
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, *, newline: str | None = None) -> Iterator[TextIO]:
+    """One UTF-8 text file written whole or not at all."""
+    path = Path(path)
+    with atomic_outputs(path.parent) as outputs, outputs.open(path.name, newline=newline) as fh:
+        yield fh

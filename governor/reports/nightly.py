@@ -1,0 +1,290 @@
+"""The nightly report: what changed, what is wrong, who holds what, how fresh the data was.
+
+`write_nightly` writes, for run N:
+
+- nightly-N.html: for people (self-contained, print-friendly; the access matrix capped
+  at `report.matrix_html_max_rows` rows);
+- nightly-N.json: for scripts (everything but the matrix rows), schema governor.nightly/1;
+- nightly-N.csv: one row per finding per section (new, resolved, open, unknown, excepted);
+- access-matrix-N.csv: every matrix row, streamed;
+
+and refreshes nightly-latest.html / nightly-latest.json. All files appear together or
+not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from itertools import groupby, islice
+from operator import attrgetter
+from pathlib import Path
+from typing import Any, TextIO
+
+from governor.reports import atomic_outputs, environment, jsonable, safe_cell
+from governor.reports.data import FindingLine, MatrixRow, NightlyReport, SourceLine
+
+SCHEMA = "governor.nightly/1"
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+# Sections of the findings CSV and of counts, in the order the report shows them.
+SECTIONS = ("new", "resolved", "open", "unknown", "excepted")
+SUMMARY_ROWS = ("new", "open", "resolved", "unknown", "excepted")
+
+FINDING_COLUMNS = (
+    "section", "key", "rule", "severity", "outcome", "status", "person", "account",
+    "message", "first_seen", "last_seen", "remediation", "title", "resolved_at",
+    "exception_reason", "exception_approver", "exception_expires",
+)
+MATRIX_COLUMNS = tuple(f.name for f in fields(MatrixRow))
+
+PATH_LABELS = {
+    "direct": "direct role",
+    "sso_group": "SSO group",
+    "tool_seat": "management tool seat",
+    "vault": "vault item",
+}
+
+
+# Copies of the newest run's report under fixed names, for bookmarks and dashboards.
+LATEST = {"latest_html": "nightly-latest.html", "latest_json": "nightly-latest.json"}
+
+
+def file_names(run_id: int) -> dict[str, str]:
+    return {
+        "html": f"nightly-{run_id}.html",
+        "json": f"nightly-{run_id}.json",
+        "csv": f"nightly-{run_id}.csv",
+        "matrix_csv": f"access-matrix-{run_id}.csv",
+    }
+
+
+def write_nightly(report: NightlyReport, out_dir: Path) -> dict[str, Path]:
+    """Write the run's report files into `out_dir`; returns format -> path, for html,
+    json, csv, matrix_csv and the latest_html / latest_json copies (everything written,
+    so a caller that must take the run back can remove all of it).
+
+    The matrix is read once per format that needs it (the CSV, then the HTML's first
+    rows) and streamed, never held whole.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = file_names(report.run_id)
+    with atomic_outputs(out_dir) as out:
+        with out.open(names["matrix_csv"], newline="") as fh:
+            matrix_rows = write_matrix_csv(report.matrix(), fh)
+        with out.open(names["csv"], newline="") as fh:
+            write_findings_csv(report, fh)
+        with out.open(names["html"]) as fh:
+            write_html(report, fh, matrix_rows=matrix_rows, matrix_csv=names["matrix_csv"])
+        with out.open(names["json"]) as fh:
+            write_json(report, fh, matrix_rows=matrix_rows, matrix_csv=names["matrix_csv"])
+        out.copy(names["html"], LATEST["latest_html"])
+        out.copy(names["json"], LATEST["latest_json"])
+    return {fmt: out_dir / name for fmt, name in (*names.items(), *LATEST.items())}
+
+
+# -- CSV -------------------------------------------------------------------------------
+
+
+def write_matrix_csv(rows: Iterable[MatrixRow], fh: TextIO) -> int:
+    """Stream every matrix row to `fh`; returns how many were written."""
+    writer = csv.writer(fh)
+    writer.writerow([safe_cell(c) for c in MATRIX_COLUMNS])
+    cells = attrgetter(*MATRIX_COLUMNS)
+    count = 0
+    try:
+        for row in rows:
+            writer.writerow([safe_cell(v) for v in cells(row)])
+            count += 1
+    finally:
+        _close(rows)
+    return count
+
+
+def finding_sections(report: NightlyReport) -> Iterator[tuple[str, FindingLine]]:
+    lists = {"new": report.new, "resolved": report.resolved, "open": report.open,
+             "unknown": report.unknown, "excepted": report.excepted}
+    for section in SECTIONS:
+        for finding in lists[section]:
+            yield section, finding
+
+
+def write_findings_csv(report: NightlyReport, fh: TextIO) -> None:
+    writer = csv.writer(fh)
+    writer.writerow([safe_cell(c) for c in FINDING_COLUMNS])
+    for section, f in finding_sections(report):
+        exc = f.exception or {}
+        writer.writerow([safe_cell(v) for v in (
+            section, f.key, f.rule_id, f.severity, f.outcome, f.status, f.person, f.account,
+            f.message, f.first_seen, f.last_seen, f.remediation, f.title, f.resolved_at,
+            exc.get("reason"), exc.get("approver"), exc.get("expires"),
+        )])
+
+
+# -- JSON ------------------------------------------------------------------------------
+
+
+def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> dict[str, Any]:
+    """The report as JSON data, keys in a fixed order (data mappings sorted)."""
+    return {
+        "schema": SCHEMA,
+        "run_id": report.run_id,
+        "organisation": report.organisation,
+        "started_at": jsonable(report.started_at),
+        "finished_at": jsonable(report.finished_at),
+        "status": report.status,
+        "actor": report.actor,
+        "forced_reason": report.forced_reason,
+        "counts": jsonable(report.counts),
+        "sources": [_source_json(s) for s in report.sources],
+        "new": [_finding_json(f) for f in report.new],
+        "resolved": [_finding_json(f) for f in report.resolved],
+        "open": [_finding_json(f) for f in report.open],
+        "unknown": [_finding_json(f) for f in report.unknown],
+        "excepted": [_finding_json(f) for f in report.excepted],
+        "matrix": {"rows": matrix_rows, "csv": matrix_csv},
+    }
+
+
+def _finding_json(f: FindingLine) -> dict[str, Any]:
+    return {field.name: jsonable(getattr(f, field.name)) for field in fields(FindingLine)}
+
+
+def _source_json(s: SourceLine) -> dict[str, Any]:
+    return {field.name: jsonable(getattr(s, field.name)) for field in fields(SourceLine)}
+
+
+def write_json(report: NightlyReport, fh: TextIO, *, matrix_rows: int, matrix_csv: str) -> None:
+    data = report_json(report, matrix_rows=matrix_rows, matrix_csv=matrix_csv)
+    json.dump(data, fh, indent=2, ensure_ascii=False, allow_nan=False)
+    fh.write("\n")
+
+
+# -- HTML ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixGroup:
+    account: str
+    platform: str
+    criticality: str
+    rows: list[MatrixRow]
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityGroup:
+    severity: str
+    findings: list[FindingLine]
+
+
+def write_html(report: NightlyReport, fh: TextIO, *, matrix_rows: int, matrix_csv: str) -> None:
+    limit = max(report.matrix_html_max_rows, 0)
+    shown: list[MatrixRow] = []
+    if limit:
+        rows = report.matrix()
+        try:
+            shown = list(islice(rows, limit))
+        finally:
+            _close(rows)
+    context = html_context(report, shown=shown, matrix_rows=matrix_rows, matrix_csv=matrix_csv)
+    for chunk in environment().get_template("nightly.html.j2").generate(context):
+        fh.write(chunk)
+
+
+def html_context(report: NightlyReport, *, shown: list[MatrixRow], matrix_rows: int,
+                 matrix_csv: str) -> dict[str, Any]:
+    severities = severity_columns(report)
+    summary = []
+    for section in SUMMARY_ROWS:
+        counts = report.counts.get(section, {})
+        cells = [counts.get(s, 0) for s in severities]
+        summary.append({"section": section, "cells": cells, "total": sum(cells)})
+    detailed = {f.key for f in (*report.open, *report.unknown, *report.excepted)}
+    return {
+        "report": report,
+        "severities": severities,
+        "summary": summary,
+        "open_groups": group_by_severity(report.open),
+        "detailed": detailed,
+        "matrix_groups": group_matrix(shown),
+        "matrix_shown": len(shown),
+        "matrix_total": max(matrix_rows, len(shown)),
+        "matrix_omitted": max(matrix_rows - len(shown), 0),
+        "matrix_csv": matrix_csv,
+        "path_labels": PATH_LABELS,
+        "sources": [source_view(s, report.started_at) for s in report.sources],
+        "schema": SCHEMA,
+    }
+
+
+def severity_rank(severity: str) -> int:
+    try:
+        return SEVERITY_ORDER.index(severity)
+    except ValueError:
+        return len(SEVERITY_ORDER)
+
+
+def severity_columns(report: NightlyReport) -> list[str]:
+    """Every standard severity, worst first, then any other the data uses."""
+    seen = {s for counts in report.counts.values() for s in counts}
+    for _section, f in finding_sections(report):
+        seen.add(f.severity)
+    extra = sorted(seen - set(SEVERITY_ORDER))
+    return [*SEVERITY_ORDER, *extra]
+
+
+def group_by_severity(findings: Iterable[FindingLine]) -> list[SeverityGroup]:
+    ordered = sorted(findings, key=lambda f: (severity_rank(f.severity), f.severity))
+    return [SeverityGroup(sev, list(group))
+            for sev, group in groupby(ordered, key=lambda f: f.severity)]
+
+
+def group_matrix(rows: Iterable[MatrixRow]) -> list[MatrixGroup]:
+    """Consecutive rows of one account together (the matrix comes ordered by account)."""
+    groups = []
+    for account, group in groupby(rows, key=lambda r: r.account):
+        members = list(group)
+        first = members[0]
+        groups.append(MatrixGroup(account, first.platform, first.criticality, members))
+    return groups
+
+
+def source_view(s: SourceLine, at: datetime) -> dict[str, Any]:
+    return {
+        "name": s.name, "type": s.type, "kind": s.kind, "status": s.status,
+        "count": s.count, "freshness": s.freshness, "age": data_age(s.freshness, at),
+        "error": s.error, "added": s.changes.get("added", 0), "ended": s.changes.get("ended", 0),
+    }
+
+
+def data_age(freshness: datetime | None, at: datetime) -> str:
+    """How old a source's data was when the run started ("2 d 3 h", "45 min")."""
+    if freshness is None:
+        return "unknown"
+    seconds = int((_utc(at) - _utc(freshness)).total_seconds())
+    if seconds < 0:
+        return "newer than the run"
+    minutes, _ = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min"
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive datetimes are UTC by convention (SQLite hands them back naive)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _close(rows: object) -> None:
+    """Close a generator (releasing its cursor) when a reader stops early or fails."""
+    close = getattr(rows, "close", None)
+    if callable(close):
+        close()

@@ -1,0 +1,469 @@
+"""Nightly report rendering: HTML, JSON and CSV, written whole or not at all, and harmless
+whatever the source data holds (markup in names, formulas in handles)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tracemalloc
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from jinja2 import UndefinedError
+
+from governor.reports import atomic_outputs, atomic_write, environment, safe_cell
+from governor.reports.data import FindingLine, MatrixRow, NightlyReport, SourceLine
+from governor.reports.nightly import write_nightly
+
+T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+SCRIPT = "<script>alert(1)</script>"
+FORMULA = '=HYPERLINK("http://x")'
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def finding(key: str, severity: str = "high", *, status: str = "open", outcome: str = "fail",
+            message: str = "Leaver still holds admin", **kw: object) -> FindingLine:
+    values: dict[str, object] = {
+        "key": key,
+        "rule_id": "leaver-holds-access",
+        "title": "Leaver holds access",
+        "severity": severity,
+        "outcome": outcome,
+        "status": status,
+        "message": message,
+        "evidence": {"person_name": SCRIPT, "handle": FORMULA, "left_on": T0 - timedelta(days=9),
+                     "roles": ["admin", "-owner"]},
+        "remediation": "Remove the grant, then rotate shared logins",
+        "controls": ("ISO27001 A.5.18", "SOC2 CC6.2"),
+        "person": SCRIPT,
+        "account": f"x:{FORMULA}",
+        "first_seen": T0 - timedelta(days=3),
+        "last_seen": T0,
+    }
+    values.update(kw)
+    return FindingLine(**values)  # type: ignore[arg-type]
+
+
+def matrix_row(i: int, **kw: object) -> MatrixRow:
+    values: dict[str, object] = {
+        "account": f"x:{FORMULA}" if i < 3 else "facebook:Northwind Page",
+        "platform": "x" if i < 3 else "facebook",
+        "criticality": "high",
+        "principal": f"principal-{i}@example.com",
+        "person": f"E{i}",
+        "person_name": SCRIPT if i == 0 else f"Person {i}",
+        "person_status": "active",
+        "match": "matched",
+        "role": "admin",
+        "raw_role": "Admin",
+        "path": "direct",
+        "via": None,
+        "source": "x-grants",
+    }
+    values.update(kw)
+    return MatrixRow(**values)  # type: ignore[arg-type]
+
+
+def matrix_rows() -> list[MatrixRow]:
+    return [
+        matrix_row(0),
+        matrix_row(1, person_status="left", path="sso_group", via="grp-social"),
+        matrix_row(2, principal="+15550100", person=None, person_name=None, person_status=None,
+                   match="unmatched", path="vault", via="@vault item"),
+        matrix_row(3, path="tool_seat", via="hootsuite", raw_role="-editor"),
+        matrix_row(4, principal="@ghost", match="ambiguous", person=None, person_name=None,
+                   person_status=None),
+    ]
+
+
+def hostile_report(**kw: object) -> NightlyReport:
+    rows = matrix_rows()
+    values: dict[str, object] = {
+        "run_id": 7,
+        "started_at": T0,
+        "finished_at": T0 + timedelta(minutes=4),
+        "status": "forced",
+        "actor": "cli:alice",
+        "forced_reason": "HR feed shrank by 45% <b>checked</b>",
+        "organisation": "Northwind <Traders>",
+        "sources": [
+            SourceLine("hr", "hr_file", "hr", "ok", 120, T0 - timedelta(hours=5), None,
+                       {"added": 2, "ended": 3, "unchanged": 115}),
+            SourceLine("x-grants", "grants_file", "grants", "failed", 0, None,
+                       "file not found: <grants.csv>", {}),
+        ],
+        "new": [finding("new-1", "critical", message="+ new admin on x")],
+        "resolved": [finding("gone-1", "medium", status="resolved", message="-resolved one",
+                             resolved_at=T0)],
+        "open": [finding("new-1", "critical", message="+ new admin on x"),
+                 finding("old-1", "low", message="@dormant grant"),
+                 finding("old-2", "high", message="-no MFA")],
+        "unknown": [finding("unk-1", "medium", outcome="unknown",
+                            message="MFA not reported by directory")],
+        "excepted": [finding("exc-1", "medium", status="excepted", message="Shared login kept",
+                             exception={"reason": "Agency contract =until March",
+                                        "approver": "ciso@example.com",
+                                        "expires": T0 + timedelta(days=60)})],
+        "counts": {"new": {"critical": 1}, "open": {"critical": 1, "high": 1, "low": 1},
+                   "resolved": {"medium": 1}, "unknown": {"medium": 1},
+                   "excepted": {"medium": 1}},
+        "matrix": lambda: iter(rows),
+    }
+    values.update(kw)
+    return NightlyReport(**values)  # type: ignore[arg-type]
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def run_files(out: Path, run_id: int = 7) -> list[str]:
+    return sorted(p.name for p in out.iterdir()
+                  if p.name.startswith((f"nightly-{run_id}.", f"access-matrix-{run_id}.")))
+
+
+# -- what gets written -----------------------------------------------------------------
+
+
+def test_writes_every_format_and_latest_copies(tmp_path: Path) -> None:
+    paths = write_nightly(hostile_report(), tmp_path)
+    assert paths == {
+        "html": tmp_path / "nightly-7.html",
+        "json": tmp_path / "nightly-7.json",
+        "csv": tmp_path / "nightly-7.csv",
+        "matrix_csv": tmp_path / "access-matrix-7.csv",
+        "latest_html": tmp_path / "nightly-latest.html",
+        "latest_json": tmp_path / "nightly-latest.json",
+    }
+    assert all(p.is_file() for p in paths.values())
+    assert paths["latest_html"].read_bytes() == paths["html"].read_bytes()
+    assert paths["latest_json"].read_bytes() == paths["json"].read_bytes()
+    # nothing else: no temporary files left over
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())
+
+
+def test_latest_copies_follow_the_newest_run(tmp_path: Path) -> None:
+    write_nightly(hostile_report(), tmp_path)
+    write_nightly(hostile_report(run_id=8), tmp_path)
+    assert json.loads((tmp_path / "nightly-latest.json").read_text())["run_id"] == 8
+    assert (tmp_path / "nightly-7.json").exists()
+
+
+# -- HTML ------------------------------------------------------------------------------
+
+
+def test_html_escapes_every_string_from_data(tmp_path: Path) -> None:
+    html = write_nightly(hostile_report(), tmp_path)["html"].read_text(encoding="utf-8")
+    assert SCRIPT not in html
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "=HYPERLINK(&#34;http://x&#34;)" in html
+    assert FORMULA not in html
+    assert "Northwind &lt;Traders&gt;" in html
+    assert "HR feed shrank by 45% &lt;b&gt;checked&lt;/b&gt;" in html
+    assert "file not found: &lt;grants.csv&gt;" in html
+    assert "<b>" not in html
+
+
+def test_html_is_self_contained(tmp_path: Path) -> None:
+    html = write_nightly(hostile_report(), tmp_path)["html"].read_text(encoding="utf-8")
+    assert "<style>" in html
+    for external in ("<link", "src=", "http://", "https://", "@import"):
+        # the only URL is the hostile handle, and that one is escaped
+        assert external not in html.replace("&#34;http://x&#34;", "")
+    assert "default-src 'none'" in html  # CSP: no scripts even if escaping ever failed
+
+
+def test_html_header_shows_run_and_counts(tmp_path: Path) -> None:
+    html = write_nightly(hostile_report(), tmp_path)["html"].read_text(encoding="utf-8")
+    header = html[html.index('id="header"'):html.index('id="changed"')]
+    assert "2026-11-20T02:00:00Z" in header and "2026-11-20T02:04:00Z" in header
+    assert "cli:alice" in header
+    assert "Forced run." in header
+    for label in ("new", "open", "resolved", "unknown", "excepted"):
+        assert f"<th>{label}</th>" in header
+    row = header[header.index("<th>open</th>"):]
+    row = row[:row.index("</tr>")]
+    # critical, high, medium, low, info, total
+    assert [c.split(">")[1] for c in row.split("<td")[1:]] == [
+        "1</td", "1</td", "0</td", "1</td", "0</td", "3</td"]
+
+
+def test_html_sections_in_order(tmp_path: Path) -> None:
+    html = write_nightly(hostile_report(), tmp_path)["html"].read_text(encoding="utf-8")
+    order = ["header", "changed", "open", "unknown", "excepted", "matrix", "sources"]
+    positions = [html.index(f'id="{name}"') for name in order]
+    assert positions == sorted(positions)
+    changed = html[html.index('id="changed"'):html.index('id="open"')]
+    assert changed.index("New findings") < changed.index("Resolved findings")
+    assert "+ new admin on x" in changed and "-resolved one" in changed
+
+
+def test_html_open_findings_grouped_worst_first(tmp_path: Path) -> None:
+    html = write_nightly(hostile_report(), tmp_path)["html"].read_text(encoding="utf-8")
+    section = html[html.index('id="open"'):html.index('id="unknown"')]
+    assert (section.index("+ new admin on x") < section.index("-no MFA")
+            < section.index("@dormant grant"))
+    assert section.index('sev-critical">critical') < section.index('sev-high">high') < \
+        section.index('sev-low">low')
+    # each card: evidence as a definition list, remediation, controls, first and last seen
+    assert '<dl class="evidence">' in section
+    assert "<dt>left_on</dt><dd>2026-11-11T02:00:00Z</dd>" in section
+    assert "Remove the grant, then rotate shared logins" in section
+    assert "ISO27001 A.5.18, SOC2 CC6.2" in section
+    assert "2026-11-17T02:00:00Z" in section
+
+
+def test_html_unknown_and_accepted_risks(tmp_path: Path) -> None:
+    html = write_nightly(hostile_report(), tmp_path)["html"].read_text(encoding="utf-8")
+    unknown = html[html.index('id="unknown"'):html.index('id="excepted"')]
+    assert "MFA not reported by directory" in unknown
+    excepted = html[html.index('id="excepted"'):html.index('id="matrix"')]
+    assert "Agency contract =until March" in excepted
+    assert "ciso@example.com" in excepted
+    assert "2027-01-19T02:00:00Z" in excepted  # expiry
+
+
+def test_html_matrix_marks_leavers_and_unmatched(tmp_path: Path) -> None:
+    html = write_nightly(hostile_report(), tmp_path)["html"].read_text(encoding="utf-8")
+    matrix = html[html.index('id="matrix"'):html.index('id="sources"')]
+    assert '<tr class="leaver">' in matrix
+    assert '<tr class="unmatched">' in matrix
+    assert ">LEAVER<" in matrix and ">UNMATCHED<" in matrix and ">AMBIGUOUS<" in matrix
+    for label in ("direct role", "SSO group", "management tool seat", "vault item"):
+        assert label in matrix
+    # grouped by account: one heading per account
+    assert matrix.count("<h3>") == 2
+    assert "more rows are in" not in matrix
+    assert "The full matrix (5 rows) is also in <code>access-matrix-7.csv</code>" in matrix
+
+
+def test_html_matrix_is_capped_and_points_to_the_csv(tmp_path: Path) -> None:
+    paths = write_nightly(hostile_report(matrix_html_max_rows=2), tmp_path)
+    html = paths["html"].read_text(encoding="utf-8")
+    matrix = html[html.index('id="matrix"'):html.index('id="sources"')]
+    assert "principal-0@example.com" in matrix and "principal-1@example.com" in matrix
+    for hidden in ("+15550100", "principal-3@example.com", "@ghost"):
+        assert hidden not in matrix
+    assert matrix.count('<td class="mono">') == 2
+    assert "Showing 2 of 5 rows: 3 more rows are in <code>access-matrix-7.csv</code>" in matrix
+    assert len(read_csv(paths["matrix_csv"])) == 1 + 5
+
+
+def test_html_sources_freshness(tmp_path: Path) -> None:
+    html = write_nightly(hostile_report(), tmp_path)["html"].read_text(encoding="utf-8")
+    sources = html[html.index('id="sources"'):]
+    assert "2026-11-19T21:00:00Z" in sources
+    assert "5 h 0 min" in sources
+    assert '<td class="status-failed">failed</td>' in sources
+    assert '<td class="n">2</td>' in sources and '<td class="n">3</td>' in sources
+
+
+def test_dates_are_shown_in_utc(tmp_path: Path) -> None:
+    plus2 = timezone(timedelta(hours=2))
+    report = hostile_report(started_at=datetime(2026, 11, 20, 4, 0, tzinfo=plus2))
+    paths = write_nightly(report, tmp_path)
+    assert "2026-11-20T02:00:00Z" in paths["html"].read_text(encoding="utf-8")
+    assert json.loads(paths["json"].read_text())["started_at"] == "2026-11-20T02:00:00Z"
+
+
+# -- CSV -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("a=b", "a=b"), ("", ""), (None, ""),
+    ("plain", "plain"), (3, "3"), (T0, "2026-11-20T02:00:00Z"),
+])
+def test_safe_cell(value: object, expected: str) -> None:
+    assert safe_cell(value) == expected
+
+
+def test_csv_cells_never_start_a_formula(tmp_path: Path) -> None:
+    paths = write_nightly(hostile_report(), tmp_path)
+    for name in ("csv", "matrix_csv"):
+        for row in read_csv(paths[name]):
+            for cell in row:
+                assert not cell.startswith(FORMULA_PREFIXES), (name, cell)
+    findings = read_csv(paths["csv"])
+    header, body = findings[0], findings[1:]
+    assert header[:12] == ["section", "key", "rule", "severity", "outcome", "status", "person",
+                           "account", "message", "first_seen", "last_seen", "remediation"]
+    by_key = {(r[0], r[1]): dict(zip(header, r, strict=True)) for r in body}
+    assert by_key[("new", "new-1")]["message"] == "'+ new admin on x"
+    assert by_key[("resolved", "gone-1")]["message"] == "'-resolved one"
+    assert by_key[("open", "old-1")]["message"] == "'@dormant grant"
+    assert by_key[("open", "old-1")]["account"] == f"x:{FORMULA}"  # not at the start: as is
+    assert by_key[("open", "old-1")]["person"] == SCRIPT
+    assert by_key[("excepted", "exc-1")]["exception_reason"] == "Agency contract =until March"
+    matrix = read_csv(paths["matrix_csv"])
+    cells = {cell for row in matrix for cell in row}
+    assert "'+15550100" in cells and "'@ghost" in cells and "'@vault item" in cells
+    assert "'-editor" in cells
+
+
+def test_findings_csv_has_a_row_per_finding_per_section(tmp_path: Path) -> None:
+    rows = read_csv(write_nightly(hostile_report(), tmp_path)["csv"])[1:]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("new", "new-1"), ("resolved", "gone-1"), ("open", "new-1"), ("open", "old-1"),
+        ("open", "old-2"), ("unknown", "unk-1"), ("excepted", "exc-1")]
+    assert rows[0][9:11] == ["2026-11-17T02:00:00Z", "2026-11-20T02:00:00Z"]
+
+
+def test_matrix_csv_formula_handle_in_first_column(tmp_path: Path) -> None:
+    report = hostile_report(matrix=lambda: iter([matrix_row(0, account=FORMULA)]))
+    rows = read_csv(write_nightly(report, tmp_path)["matrix_csv"])
+    assert rows[0][0] == "account"
+    assert rows[1][0] == "'" + FORMULA
+
+
+def test_matrix_is_streamed_not_held(tmp_path: Path) -> None:
+    n = 40_000
+    calls = []
+
+    def rows() -> Iterator[MatrixRow]:
+        calls.append(1)
+        for i in range(n):
+            yield MatrixRow(f"x:@a{i // 100}", "x", "high", f"user{i}@example.com", f"E{i}",
+                            f"Person number {i}", "active", "matched", "admin", "Admin",
+                            "direct", None, "grants")
+
+    report = hostile_report(matrix=rows, matrix_html_max_rows=10)
+    tracemalloc.start()
+    try:
+        paths = write_nightly(report, tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # holding 40,000 rows would take well over 10 MB; streaming stays near constant
+    assert peak < 4_000_000, peak
+    assert len(calls) == 2  # once for the CSV, once for the HTML's first rows
+    with open(paths["matrix_csv"], encoding="utf-8") as fh:
+        assert sum(1 for _ in fh) == n + 1
+    assert "40,000 rows" in paths["html"].read_text(encoding="utf-8")
+    assert json.loads(paths["json"].read_text())["matrix"]["rows"] == n
+
+
+# -- JSON ------------------------------------------------------------------------------
+
+
+def test_json_round_trips_with_counts(tmp_path: Path) -> None:
+    report = hostile_report()
+    data = json.loads(write_nightly(report, tmp_path)["json"].read_text(encoding="utf-8"))
+    assert next(iter(data)) == "schema"
+    assert data["schema"] == "governor.nightly/1"
+    assert data["run_id"] == 7
+    assert data["counts"] == report.counts
+    assert data["matrix"] == {"rows": 5, "csv": "access-matrix-7.csv"}
+    assert [f["key"] for f in data["open"]] == ["new-1", "old-1", "old-2"]
+    assert [f["key"] for f in data["new"]] == ["new-1"]
+    assert data["resolved"][0]["resolved_at"] == "2026-11-20T02:00:00Z"
+    exc = data["excepted"][0]["exception"]
+    assert exc["approver"] == "ciso@example.com"
+    assert datetime.fromisoformat(exc["expires"]) == T0 + timedelta(days=60)
+    first = data["open"][0]
+    assert first["person"] == SCRIPT  # JSON keeps the data as it is
+    assert first["evidence"]["handle"] == FORMULA
+    assert first["controls"] == ["ISO27001 A.5.18", "SOC2 CC6.2"]
+    assert datetime.fromisoformat(data["started_at"]) == report.started_at
+    assert data["sources"][0]["changes"] == {"added": 2, "ended": 3, "unchanged": 115}
+    assert data["sources"][1]["freshness"] is None
+
+
+def test_json_key_order_is_stable(tmp_path: Path) -> None:
+    a = write_nightly(hostile_report(), tmp_path / "a")["json"].read_bytes()
+    shuffled = finding("new-1", "critical", message="+ new admin on x",
+                       evidence={"roles": ["admin", "-owner"], "left_on": T0 - timedelta(days=9),
+                                 "handle": FORMULA, "person_name": SCRIPT})
+    b_report = hostile_report(new=[shuffled])
+    b_report.counts = dict(reversed(list(b_report.counts.items())))
+    b = write_nightly(b_report, tmp_path / "b")["json"].read_bytes()
+    assert a == b
+
+
+# -- the template environment ----------------------------------------------------------
+
+
+def test_environment_is_one_strict_autoescaping_environment() -> None:
+    env = environment()
+    assert env is environment()
+    with pytest.raises(UndefinedError):
+        env.from_string("{{ missing }}").render()
+    with pytest.raises(UndefinedError):
+        env.from_string("{{ report.no_such_field }}").render(report=hostile_report())
+    assert env.from_string("{{ x }}").render(x=SCRIPT) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    # .j2 templates are escaped too, not only .html
+    assert env.get_template("nightly.html.j2").environment.autoescape is True
+
+
+def test_nightly_template_refuses_a_missing_variable() -> None:
+    template = environment().get_template("nightly.html.j2")
+    with pytest.raises(UndefinedError):
+        template.render(report=hostile_report())
+
+
+# -- all or nothing --------------------------------------------------------------------
+
+
+def test_failure_mid_matrix_leaves_no_files(tmp_path: Path) -> None:
+    write_nightly(hostile_report(run_id=6), tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken() -> Iterator[MatrixRow]:
+        yield matrix_row(0)
+        yield matrix_row(1)
+        raise RuntimeError("grants cursor died")
+
+    with pytest.raises(RuntimeError, match="grants cursor died"):
+        write_nightly(hostile_report(matrix=broken), tmp_path)
+    assert run_files(tmp_path) == []
+    # the previous run's files, latest copies included, are untouched; no temp files remain
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_failure_in_a_later_format_leaves_no_files(tmp_path: Path) -> None:
+    calls = []
+
+    def second_call_fails() -> Iterator[MatrixRow]:
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError("database went away")
+        return iter(matrix_rows())
+
+    with pytest.raises(OSError, match="database went away"):
+        write_nightly(hostile_report(matrix=second_call_fails), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_commit_that_fails_part_way_restores_what_was_there(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("old a")
+    (tmp_path / "b.txt").mkdir()  # a file cannot replace a directory: the second move fails
+    with pytest.raises(OSError), atomic_outputs(tmp_path) as out:
+        with out.open("a.txt") as fh:
+            fh.write("new a")
+        with out.open("c.txt") as fh:
+            fh.write("new c")
+        with out.open("b.txt") as fh:
+            fh.write("new b")
+    assert (tmp_path / "a.txt").read_text() == "old a"
+    assert not (tmp_path / "c.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_atomic_write_keeps_the_old_file_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "report.txt"
+    target.write_text("complete old report")
+    os.chmod(target, 0o644)
+    with pytest.raises(ValueError, match="half way"), atomic_write(target) as fh:
+        fh.write("half a new rep")
+        raise ValueError("half way")
+    assert target.read_text() == "complete old report"
+    assert list(tmp_path.iterdir()) == [target]
+    with atomic_write(target) as fh:
+        fh.write("new report")
+    assert target.read_text() == "new report"
+    assert target.stat().st_mode & 0o777 == 0o644  # a replaced file keeps its mode
