@@ -24,7 +24,6 @@ GOVERNOR_OPTIONS: dict[str, Option] = {
     "org_domains": Option("list[str]", [], "Email domains that are the organisation's own; a "
                           "recovery email outside them counts as personal.",
                           example=["northwind.example"]),
-    "timezone": Option("str", "UTC", "Time zone HR dates are read in (IANA name)."),
 }
 
 FEED_GUARD_OPTIONS: dict[str, Option] = {
@@ -95,7 +94,6 @@ class Config:
     database_url: str
     report_dir: Path
     org_domains: tuple[str, ...]
-    timezone: str
     feed_guard: dict[str, Any]
     report: dict[str, Any]
     sources: dict[str, SourceConfig]
@@ -196,7 +194,6 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         database_url=env_url or _resolve_sqlite(gov["database"], base),
         report_dir=(base / gov["report_dir"]).resolve(),
         org_domains=tuple(d.lower() for d in gov["org_domains"]),
-        timezone=gov["timezone"],
         feed_guard=guard,
         report=report,
         sources=sources,

@@ -4,6 +4,7 @@ so every key it shows is real, says what reads it, and states its default and bo
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Any
 
 from governor.config import (
@@ -47,20 +48,25 @@ def _bounds(o: Option) -> str:
     parts = []
     if o.choices:
         parts.append("one of " + ", ".join(repr(c) for c in o.choices if c != ""))
-    if o.min is not None or o.max is not None:
-        parts.append(f"from {o.min:g}" if o.max is None else
-                     f"{o.min:g} to {o.max:g}" if o.min is not None else f"up to {o.max:g}")
+    lo, hi = (None if b is None else f"{b:,.0f}" if b == int(b) else f"{b:g}"
+              for b in (o.min, o.max))
+    if lo is not None or hi is not None:
+        parts.append(f"from {lo}" if hi is None else f"{lo} to {hi}" if lo else f"up to {hi}")
     return "; ".join(parts)
+
+
+def _comment(text: str, indent: str = "") -> list[str]:
+    return textwrap.wrap(text, 88, initial_indent=f"# {indent}",
+                         subsequent_indent=f"#   {indent}", break_on_hyphens=False)
 
 
 def _options(out: list[str], schema: dict[str, Option], reader: str,
              values: dict[str, Any] | None = None) -> None:
     values = values or {}
     for key, o in schema.items():
-        out.append(f"# {key} ({o.type}; read by {reader}): {o.help}")
         bounds = _bounds(o)
-        if bounds:
-            out.append(f"#   {bounds}")
+        out.extend(_comment(f"{key} ({o.type}; read by {reader}): {o.help}"
+                            + (f" Bounds: {bounds}." if bounds else "")))
         if key in values:
             out.append(f"{key} = {toml_value(values[key])}")
         elif o.required:
@@ -87,8 +93,8 @@ def render() -> str:
     out.append("[report]")
     _options(out, REPORT_OPTIONS, "the nightly report")
     out.append("# ---- sources: one [sources.NAME] table each; `type` picks the connector ----")
-    out.append("# Types: " + ", ".join(f"{t} ({c.description})"
-                                       for t, c in sorted(CONNECTORS.items())))
+    out.extend(_comment("Types: " + "; ".join(f"{t}: {c.description}"
+                                              for t, c in sorted(CONNECTORS.items()))))
     out.append("")
     for name, stype, values in EXAMPLE_SOURCES:
         connector = CONNECTORS[stype]
@@ -101,13 +107,13 @@ def render() -> str:
         out.append(f"# [rules.{rule_id}]  ({rule.severity.value}) {rule.title}")
         for key, o in {**RULE_COMMON, **rule.params}.items():
             bounds = _bounds(o)
-            out.append(f"#   {key} = {toml_value(o.default)}   {o.help}"
-                       + (f" ({bounds})" if bounds else ""))
+            out.extend(_comment(f"{key} = {toml_value(o.default)}: {o.help}"
+                                + (f" Bounds: {bounds}." if bounds else ""), "  "))
     out.append("")
     out.append("# ---- non-human principals (service / API accounts), read by correlation ----")
     out.append("# [[principals]]")
     for key, o in PRINCIPAL_OPTIONS.items():
         example = o.example if o.example is not None else (
             "" if o.default is REQUIRED else o.default)
-        out.append(f"# {key} = {toml_value(example)}   {o.help}")
+        out.extend(_comment(f"{key} = {toml_value(example)}: {o.help}"))
     return "\n".join(out) + "\n"

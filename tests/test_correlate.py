@@ -1,0 +1,46 @@
+"""Correlation order and the situations mature IGA tools distinguish."""
+
+from __future__ import annotations
+
+from governor.correlate import Correlator, Declared, MatchStatus
+from governor.records import Person, PersonStatus, WorkerType
+
+
+def person(eid: str, email: str, *aliases: str) -> Person:
+    return Person(employee_id=eid, email=email, name=eid, status=PersonStatus.ACTIVE,
+                  worker_type=WorkerType.EMPLOYEE, aliases=aliases)
+
+
+PEOPLE = [person("E1", "ann@corp.example", "a.smith@corp.example", "team@corp.example"),
+          person("E2", "bob@corp.example", "team@corp.example")]
+
+
+def test_employee_id_then_email_then_alias_then_plus_address() -> None:
+    c = Correlator(PEOPLE)
+    assert (c.match("s", "E2").employee_id, c.match("s", "E2").method) == ("E2", "employee_id")
+    assert c.match("s", "ANN@corp.example").method == "email"
+    assert c.match("s", "a.smith@corp.example").method == "alias"
+    m = c.match("s", "ann+social@corp.example")
+    assert (m.employee_id, m.method) == ("E1", "plus_address")
+    # the directory's own employee id wins over an email that says otherwise
+    assert c.match("okta", "login1", employee_id="E2", email="ann@corp.example"
+                   ).employee_id == "E2"
+
+
+def test_ambiguous_is_reported_not_guessed() -> None:
+    m = Correlator(PEOPLE).match("s", "team@corp.example")
+    assert m.status is MatchStatus.AMBIGUOUS and m.employee_id is None
+    assert m.candidates == ("E1", "E2")
+
+
+def test_unmatched_link_and_declared() -> None:
+    c = Correlator(PEOPLE, links={("fb", "1234567"): "E2"},
+                   declared=[Declared("*", "svc-bot", "E1", "scheduler", "service")])
+    assert c.match("fb", "999").status is MatchStatus.UNMATCHED
+    linked = c.match("fb", "1234567")
+    assert (linked.employee_id, linked.method) == ("E2", "link")
+    assert c.match("other", "1234567").status is MatchStatus.UNMATCHED  # links are per source
+    bot = c.match("x", "SVC-BOT")
+    assert bot.status is MatchStatus.NONHUMAN and bot.owner == "E1"
+    stale = Correlator(PEOPLE, links={("fb", "42"): "E9"}).match("fb", "42")
+    assert stale.status is MatchStatus.UNMATCHED and "not in HR" in stale.reason

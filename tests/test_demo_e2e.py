@@ -1,0 +1,197 @@
+"""End to end through the CLI on the bundled sample organisation (see PLANTED.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_NOW, demo_env, run_cli
+from sqlalchemy import create_engine, text
+
+# Every planted case, by finding key, with its outcome and severity. Clean cases are
+# asserted by their absence: the set must match exactly.
+EXPECTED = {
+    ("account-mfa-missing:instagram:@northwind.kitchen", "fail", "high"),
+    ("account-mfa-missing:tiktok:@northwind.deals", "unknown", "high"),
+    ("account-mfa-missing:x:@northwind_uk", "fail", "high"),
+    ("ambiguous-principal:grant|youtube:Northwind Traders|youtube_permissions|"
+     "socialteam@northwind.example", "fail", "medium"),
+    ("contractor-expired:C3001", "fail", "high"),
+    ("contractor-expired:C3002", "fail", "high"),
+    *{(f"dormant-grant:linkedin:{h}|linkedin_admins|{p}", "unknown", "low") for h, p in [
+        ("Northwind Careers", "martin.kowalczyk@northwind.example"),
+        ("Northwind Careers", "olivia.bennett@northwind.example"),
+        ("Northwind Traders", "api-publisher@northwind.example"),
+        ("Northwind Traders", "daniel.brennan@northwind.example"),
+        ("Northwind Traders", "laura.petrov@northwind.example"),
+        ("Northwind Traders", "maya.okafor@northwind.example"),
+        ("Northwind Traders", "p.raman@northwind.example")]},
+    ("dormant-grant:x:@northwind|hootsuite|ethan.brooks@northwind.example", "fail", "low"),
+    ("dormant-grant:youtube:Northwind Traders|youtube_permissions|"
+     "victor.adebayo@northwind.example", "fail", "low"),
+    ("excess-privilege:A4001|facebook:Northwind Traders|hootsuite|"
+     "chloe.martin@brightlane.example", "fail", "medium"),
+    ("excess-privilege:E1200|youtube:Northwind Traders|youtube_permissions|"
+     "sofia.marchetti@northwind.example", "fail", "medium"),
+    ("excess-privilege:I2002|x:@northwind|x_team|jack.morrison@northwind.example", "fail",
+     "medium"),
+    ("leaver-holds-access:E1010|facebook:Northwind Traders|direct|", "fail", "critical"),
+    ("leaver-holds-access:E1010|facebook:Northwind Traders|tool_seat|hootsuite", "fail",
+     "critical"),
+    ("leaver-holds-access:E1010|instagram:@northwind.kitchen|vault|vlt-7f3a02", "fail",
+     "critical"),
+    ("leaver-holds-access:E1010|x:@northwind|tool_seat|hootsuite", "fail", "critical"),
+    ("leaver-holds-access:E1012|x:@northwind_uk|vault|vlt-7f3a03", "fail", "critical"),
+    ("leaver-holds-access:I2003|tiktok:@northwind|direct|", "fail", "critical"),
+    ("leaver-holds-access:I2003|tiktok:@northwind|vault|vlt-7f3a01", "fail", "critical"),
+    ("leaver-sso-active:E1010|okta|marcus.webb@northwind.example", "fail", "high"),
+    ("orphan-grant:grant|facebook:Northwind Traders|facebook_roles|j.doe.freelance@gmail.com",
+     "fail", "high"),
+    ('orphan-grant:grant|tiktok:@northwind|tiktok_members|=hyperlink("https://nw-promo.example'
+     '/login","northwind promo")', "fail", "high"),
+    ("orphan-grant:grant|x:@northwind_help|x_team|svc-socialbot@northwind.example", "fail",
+     "medium"),
+    ("orphan-grant:vault|vlt-7f3a02|studio@brightlane.example", "fail", "high"),
+    ("owner-missing:facebook:Northwind Careers", "fail", "medium"),
+    ("owner-missing:tiktok:@northwind.deals", "fail", "medium"),
+    ("owner-missing:x:@northwind_uk", "fail", "medium"),
+    ("password-reused:vlt-7f3a02,vlt-7f3a03", "fail", "high"),
+    ("recovery-contact-risk:facebook:Northwind Traders|phone", "fail", "medium"),
+    ("recovery-contact-risk:instagram:@northwind.kitchen|email", "fail", "medium"),
+    ("recovery-contact-risk:tiktok:@northwind.deals", "unknown", "medium"),
+    ("recovery-contact-risk:x:@northwind_uk|email", "fail", "medium"),
+    ("recovery-contact-risk:x:@northwind_uk|phone", "fail", "medium"),
+    ("review-overdue:facebook:Northwind Careers", "fail", "medium"),
+    ("review-overdue:instagram:@northwind.kitchen", "fail", "medium"),
+    ("review-overdue:x:@northwind_uk", "fail", "medium"),
+    ("shared-password:vlt-7f3a01", "fail", "medium"),
+    ("shared-password:vlt-7f3a02", "fail", "medium"),
+    ("shared-password:vlt-7f3a03", "fail", "medium"),
+    ("shared-password:vlt-7f3a05", "fail", "medium"),
+    ("shared-secret-not-rotated:vlt-7f3a02", "fail", "critical"),
+    ("shared-secret-not-rotated:vlt-7f3a03", "fail", "critical"),
+    ("single-owner:x:@northwind_help", "fail", "medium"),
+    ("too-many-admins:facebook:Northwind Traders", "fail", "medium"),
+    ("user-mfa-missing:A4001", "unknown", "high"),
+    ("user-mfa-missing:E1006", "fail", "high"),
+    ("user-mfa-missing:E1009", "fail", "medium"),
+}
+
+
+def findings(cfg: str, env: dict[str, str], *extra: str) -> list[dict[str, object]]:
+    out = run_cli("-c", cfg, "findings", "--json", *extra, env=env)
+    assert out.code == 0, out.err
+    return list(json.loads(out.out))
+
+
+def row_counts(url: str) -> dict[str, int]:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as c:
+        tables = ["obs_person", "obs_directory_account", "obs_social_account", "obs_grant",
+                  "obs_credential", "finding", "principal_match", "risk_exception"]
+        counts = {t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
+    engine.dispose()
+    return counts
+
+
+def test_demo_finds_exactly_the_planted_cases(db_url: str, tmp_path: Path) -> None:
+    env = {"GOVERNOR_DATABASE_URL": db_url} if db_url.startswith("postgresql") else {}
+    where = tmp_path / "demo"
+    out = run_cli("demo", "--dir", str(where), env=env)
+    assert out.code == 0, out.err
+    assert "report:" in out.out
+    report = where / "reports" / "nightly-1.html"
+    assert report.exists()
+    cfg = str(where / "governor.toml")
+    env = {**env, "GOVERNOR_NOW": DEMO_NOW}
+    got = {(f["key"], f["outcome"], f["severity"]) for f in findings(cfg, env, "--status", "all")}
+    assert got == EXPECTED
+
+    # A second, unchanged night: nothing new, nothing resolved, no observation written.
+    url = db_url if db_url.startswith("postgresql") else f"sqlite:///{where}/governor-demo.db"
+    before = row_counts(url)
+    again = run_cli("-c", cfg, "reconcile", "--json", env=env)
+    assert again.code == 0, again.err
+    summary = json.loads(again.out)
+    assert summary["counts"]["new"] == {} and summary["counts"]["resolved"] == {}
+    assert all(s["added"] == 0 and s["ended"] == 0 for s in summary["sources"])
+    assert row_counts(url) == before
+
+
+def test_report_renders_hostile_names_harmless(tmp_path: Path) -> None:
+    where = tmp_path / "demo"
+    assert run_cli("demo", "--dir", str(where)).code == 0
+    html = (where / "reports" / "nightly-1.html").read_text()
+    assert "<b>Fairweather</b>" not in html and "&lt;b&gt;Fairweather&lt;/b&gt;" in html
+    matrix = (where / "reports" / "access-matrix-1.csv").read_text()
+    assert ',=HYPERLINK' not in matrix and "'=HYPERLINK" in matrix
+
+
+def test_fixing_access_resolves_and_history_remembers(demo_dir: Path) -> None:
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", env=env).code == 0
+    # Marcus Webb's direct Facebook admin role is removed on the platform.
+    roles = demo_dir / "facebook_roles.csv"
+    lines = roles.read_text().splitlines(keepends=True)
+    kept = [ln for ln in lines if "marcus.webb" not in ln]
+    assert len(kept) == len(lines) - 1
+    roles.write_text("".join(kept))
+    later = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--json", env=later)
+    assert out.code == 0, out.err
+    assert json.loads(out.out)["counts"]["resolved"] == {"critical": 1}
+    resolved = findings(cfg, later, "--status", "resolved")
+    assert [f["key"] for f in resolved] == [
+        "leaver-holds-access:E1010|facebook:Northwind Traders|direct|"]
+    assert resolved[0]["resolution"] == "fixed"
+    # Who could administer the Page yesterday? History still knows.
+    then = run_cli("-c", cfg, "whohas", "facebook:Northwind Traders", "--at",
+                   "2026-11-20T18:00:00+00:00", "--json", env=later)
+    now = run_cli("-c", cfg, "whohas", "facebook:Northwind Traders", "--json", env=later)
+    direct = {(h["principal"], h["path"]) for h in json.loads(then.out)["holders"]}
+    assert ("marcus.webb@northwind.example", "direct") in direct
+    direct_now = {(h["principal"], h["path"]) for h in json.loads(now.out)["holders"]}
+    assert ("marcus.webb@northwind.example", "direct") not in direct_now
+    assert ("marcus.webb@northwind.example", "tool_seat") in direct_now
+
+
+def test_person_and_whohas_queries(demo_dir: Path) -> None:
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    run_cli("-c", cfg, "db", "upgrade", env=env)
+    assert run_cli("-c", cfg, "reconcile", env=env).code == 0
+    by_email = run_cli("-c", cfg, "person", "marcus.webb@northwind.example", "--json", env=env)
+    by_id = run_cli("-c", cfg, "person", "E1010", "--json", env=env)
+    assert by_email.code == 0 and json.loads(by_email.out) == json.loads(by_id.out)
+    info = json.loads(by_id.out)
+    assert info["status"] == "left"
+    paths = {(g["account"], g["path"]) for g in info["grants"]}
+    assert ("facebook:Northwind Traders", "direct") in paths
+    assert ("x:@northwind", "tool_seat") in paths
+    assert [v["item"] for v in info["vault"]] == ["vlt-7f3a02"]
+    assert {f["severity"] for f in info["findings"]} >= {"critical", "high"}
+    missing = run_cli("-c", cfg, "person", "nobody@northwind.example", env=env)
+    assert missing.code == 4 and "nobody" in missing.err
+    assert run_cli("-c", cfg, "whohas", "x:@nope", env=env).code == 4
+
+
+def test_console_script_runs_the_demo(tmp_path: Path) -> None:
+    """The installed entry point, as a user types it, in a fresh working directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNOR_")}
+    done = subprocess.run([sys.executable, "-m", "governor", "demo", "--dir", "d"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "d" / "reports" / "nightly-1.html").exists()
+
+
+@pytest.mark.parametrize("floor,code", [("critical", 6), ("low", 6)])
+def test_fail_on_sets_the_exit_code(demo_dir: Path, floor: str, code: int) -> None:
+    cfg = str(demo_dir / "governor.toml")
+    run_cli("-c", cfg, "db", "upgrade", env=demo_env())
+    assert run_cli("-c", cfg, "reconcile", "--fail-on", floor, env=demo_env()).code == code

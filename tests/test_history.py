@@ -1,0 +1,81 @@
+"""The history loader: versions, not overwrites; an unchanged night writes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, text
+
+from governor import db, history
+from governor.errors import DataError
+from governor.records import AccessPath, Grant, SourceKind
+from governor.roles import Role
+
+T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
+SHAPE = history.SHAPES[SourceKind.GRANTS]
+
+
+def grant(principal: str, role: Role = Role.PUBLISHER, active: datetime | None = None) -> Grant:
+    return Grant(account="x:@brand", principal=principal, raw_role=role.label, role=role,
+                 via=AccessPath.DIRECT, granted_at=T0, last_active=active)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Engine:
+    e = db.make_engine(db_url)
+    db.upgrade(e)
+    return e
+
+
+def load(engine: Engine, run: int, at: datetime, records: list[Grant]) -> history.LoadStats:
+    with engine.begin() as conn:
+        return history.load(conn, SHAPE, "x", records, None, run, at, None)
+
+
+def rows(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as c:
+        return [tuple(r) for r in c.execute(text(
+            "SELECT principal, role, first_run_id, ended_run_id, last_active "
+            "FROM obs_grant ORDER BY id"))]
+
+
+def test_versions_and_history(engine: Engine) -> None:
+    s1 = load(engine, 1, T0, [grant("a@x"), grant("b@x")])
+    assert (s1.count, s1.added, s1.ended) == (2, 2, 0)
+
+    unchanged = load(engine, 2, T0 + timedelta(days=1), [grant("b@x"), grant("a@x")])
+    assert (unchanged.added, unchanged.ended, unchanged.updated) == (0, 0, 0)
+    assert len(rows(engine)) == 2
+
+    # activity moves in place; a role change is a new version; a removal ends the row
+    seen = T0 + timedelta(days=2)
+    s3 = load(engine, 3, seen, [grant("a@x", active=seen), grant("b@x", Role.ADMIN)])
+    assert (s3.added, s3.ended, s3.updated) == (1, 1, 1)
+    s4 = load(engine, 4, T0 + timedelta(days=3), [grant("b@x", Role.ADMIN)])
+    assert (s4.added, s4.ended) == (0, 1)
+    got = [(p, r, first, ended) for p, r, first, ended, _ in rows(engine)]
+    assert got == [("a@x", 40, 1, 4), ("b@x", 40, 1, 3), ("b@x", 50, 3, None)]
+
+    with engine.connect() as conn:
+        current = [g.principal for _, g in history.current(conn, SHAPE, ["x"])]
+        then = {(g.principal, g.role) for _, g in history.as_of(
+            conn, SHAPE, T0 + timedelta(days=1, hours=1))}
+    assert current == ["b@x"]
+    assert then == {("a@x", Role.PUBLISHER), ("b@x", Role.PUBLISHER)}
+
+
+def test_cleanup_is_scoped_to_its_source(engine: Engine) -> None:
+    with engine.begin() as conn:
+        history.load(conn, SHAPE, "x", [grant("a@x")], None, 1, T0, None)
+        history.load(conn, SHAPE, "hootsuite", [grant("a@x")], None, 1, T0, None)
+        history.load(conn, SHAPE, "x", [], None, 2, T0 + timedelta(days=1), T0)
+    with engine.connect() as c:
+        live = c.execute(text("SELECT source FROM obs_grant WHERE ended_at IS NULL")).all()
+    assert [r[0] for r in live] == ["hootsuite"]
+
+
+def test_duplicate_record_is_bad_input(engine: Engine) -> None:
+    with pytest.raises(DataError, match="duplicate grants record"), engine.begin() as conn:
+        history.load(conn, SHAPE, "x", [grant("a@x"), grant("A@X")], None, 1, T0, None)
+    assert rows(engine) == []

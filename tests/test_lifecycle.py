@@ -1,0 +1,211 @@
+"""Findings over several runs: feed guard, resolution, reopening, exceptions, links, audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import demo_env, run_cli
+from sqlalchemy import create_engine, text
+
+DAY2 = "2026-11-21T12:00:00+00:00"
+
+
+def setup(demo_dir: Path, db_url: str | None = None) -> tuple[str, dict[str, str]]:
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env(db_url if db_url and db_url.startswith("postgresql") else None)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    first = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
+    assert first.code == 0, first.err
+    return cfg, env
+
+
+def url_of(demo_dir: Path, env: dict[str, str]) -> str:
+    return env.get("GOVERNOR_DATABASE_URL") or f"sqlite:///{demo_dir}/governor-demo.db"
+
+
+def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = create_engine(url)
+    with engine.connect() as c:
+        rows = [tuple(r) for r in c.execute(text(sql))]
+    engine.dispose()
+    return rows
+
+
+def statuses(url: str) -> dict[str, str]:
+    return {str(k): str(s) for k, s in query(url, "SELECT key, status FROM finding")}
+
+
+def shrink(path: Path, keep: int) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[: keep + 1]))
+
+
+def test_shrunken_feed_stops_the_run_before_any_finding_changes(demo_dir: Path,
+                                                                 db_url: str) -> None:
+    cfg, env = setup(demo_dir, db_url)
+    url = url_of(demo_dir, env)
+    before = statuses(url)
+    persons = query(url, "SELECT count(*) FROM obs_person WHERE ended_at IS NULL")
+    shrink(demo_dir / "hr.csv", 20)  # 41 people -> 20: everyone gone would be a leaver
+    out = run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3
+    assert "hr: returned 20 records, 51% fewer than the 41 of its last good run" in out.err
+    assert "--force" in out.err
+    assert statuses(url) == before
+    assert query(url, "SELECT count(*) FROM obs_person WHERE ended_at IS NULL") == persons
+    runs = query(url, "SELECT status FROM run ORDER BY id")
+    assert [r[0] for r in runs] == ["ok", "aborted"]
+    assert query(url, "SELECT action FROM audit_log ORDER BY id DESC LIMIT 1") == [
+        ("run.aborted",)]
+
+    # --force needs a reason; with one, the run goes through and the override is audited.
+    assert run_cli("-c", cfg, "reconcile", "--force", env=env).code == 2
+    forced = run_cli("-c", cfg, "reconcile", "--force", "--reason", "HR split the export",
+                     "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert forced.code == 0, forced.err
+    assert query(url, "SELECT forced, force_reason FROM run ORDER BY id DESC LIMIT 1")[0][1] \
+        == "HR split the export"
+    actions = [a for (a,) in query(url, "SELECT action FROM audit_log ORDER BY id")]
+    assert actions[-2:] == ["run.forced", "run.completed"]
+
+
+def test_empty_feed_stops_the_run(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    shrink(demo_dir / "x_team.csv", 0)
+    out = run_cli("-c", cfg, "reconcile", env=env)
+    assert out.code == 3 and "x_team: returned no records (last good run: 10)" in out.err
+
+
+def test_failed_source_keeps_its_findings_open(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    (demo_dir / "hootsuite.csv").unlink()
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 5 and "hootsuite" in out.err
+    seat = "leaver-holds-access:E1010|x:@northwind|tool_seat|hootsuite"
+    assert statuses(url)[seat] == "open"
+    # the seat is still known (last good data kept) and nothing was resolved
+    assert query(url, "SELECT count(*) FROM finding WHERE status = 'resolved'") == [(0,)]
+    assert query(url, "SELECT status, error FROM source_read WHERE name = 'hootsuite' "
+                      "ORDER BY id DESC LIMIT 1")[0][0] == "failed"
+
+
+def test_exception_accepts_until_expiry_then_reopens(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "too-many-admins:facebook:Northwind Traders"
+    added = run_cli("-c", cfg, "exception", "add", key, "--reason", "agency launch week",
+                    "--approver", "ciso@northwind.example", "--expires", "2026-11-25", env=env)
+    assert added.code == 0, added.err
+    assert statuses(url)[key] == "excepted"
+    listed = json.loads(run_cli("-c", cfg, "exception", "list", "--json", env=env).out)
+    assert [(e["finding"], e["status"]) for e in listed] == [(key, "active")]
+    # still accepted while it holds
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    assert statuses(url)[key] == "excepted"
+    # after the expiry the next run reopens it and says so
+    out = run_cli("-c", cfg, "reconcile", "--json", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-27T12:00:00+00:00"})
+    run_id = json.loads(out.out)["run"]
+    assert statuses(url)[key] == "open"
+    # reported as new in that run, so the nightly report's "what changed" shows it
+    assert query(url, f"SELECT opened_run_id FROM finding WHERE key = '{key}'") == [(run_id,)]
+    assert ("exception.expired", key) in query(url, "SELECT action, subject FROM audit_log")
+
+
+def test_exception_rules_and_revoke(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "single-owner:x:@northwind_help"
+    too_long = run_cli("-c", cfg, "exception", "add", key, "--reason", "r", "--approver", "a",
+                       "--expires", "2030-01-01", env=env)
+    assert too_long.code == 2 and "366 days" in too_long.err
+    past = run_cli("-c", cfg, "exception", "add", key, "--reason", "r", "--approver", "a",
+                   "--expires", "2026-01-01", env=env)
+    assert past.code == 2
+    assert run_cli("-c", cfg, "exception", "add", "no-such-finding", "--reason", "r",
+                   "--approver", "a", "--expires", "2026-12-01", env=env).code == 4
+    assert run_cli("-c", cfg, "exception", "add", key, "--reason", "r", "--approver", "a",
+                   "--expires", "2026-12-01", env=env).code == 0
+    (exc_id,) = query(url, "SELECT id FROM risk_exception")[0]
+    assert run_cli("-c", cfg, "exception", "revoke", str(exc_id), "--reason", "owner hired",
+                   env=env).code == 0
+    assert statuses(url)[key] == "open"
+    actions = [a for (a,) in query(url, "SELECT action FROM audit_log ORDER BY id")]
+    assert actions[-2:] == ["exception.added", "exception.revoked"]
+
+
+def test_a_problem_that_returns_is_the_same_finding_reopened(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "orphan-grant:grant|facebook:Northwind Traders|facebook_roles|j.doe.freelance@gmail.com"
+    roles = demo_dir / "facebook_roles.csv"
+    original = roles.read_text()
+    roles.write_text("".join(ln for ln in original.splitlines(keepends=True)
+                             if "j.doe.freelance" not in ln))
+    run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert statuses(url)[key] == "resolved"
+    roles.write_text(original)
+    run_cli("-c", cfg, "reconcile", "--no-report",
+            env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    rows = query(url, f"SELECT status, times_reopened, first_seen_at FROM finding "
+                      f"WHERE key = '{key}'")
+    assert len(rows) == 1 and rows[0][0] == "open" and rows[0][1] == 1
+    assert str(rows[0][2]).startswith("2026-11-20")
+
+
+def test_link_matches_an_orphan_and_is_audited(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "orphan-grant:vault|vlt-7f3a02|studio@brightlane.example"
+    assert statuses(url)[key] == "open"
+    bad = run_cli("-c", cfg, "link", "nosuchsource", "studio@brightlane.example", "A4001",
+                  "--reason", "r", env=env)
+    assert bad.code == 4
+    ok = run_cli("-c", cfg, "link", "vault", "studio@brightlane.example", "A4001", "--reason",
+                 "Brightlane's shared studio login is Chloe's (ticket SEC-12)", env=env)
+    assert ok.code == 0, ok.err
+    run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert statuses(url)[key] == "resolved"
+    match = query(url, "SELECT status, employee_id, method FROM principal_match WHERE "
+                       "principal = 'studio@brightlane.example'")
+    assert match == [("matched", "A4001", "link")]
+    assert ("link.added",) in query(url, "SELECT action FROM audit_log")
+
+
+def test_disabling_a_rule_resolves_its_findings_as_disabled(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    path = demo_dir / "governor.toml"
+    text_ = path.read_text()
+    assert "[rules.dormant-grant]" in text_
+    path.write_text(text_.replace("[rules.dormant-grant]", "[rules.dormant-grant]\nenabled = false"))
+    run_cli("-c", cfg, "reconcile", "--no-report", env=env)
+    rows = query(url, "SELECT DISTINCT status, resolution FROM finding "
+                      "WHERE rule_id = 'dormant-grant'")
+    assert rows == [("resolved", "rule disabled")]
+
+
+def test_audit_log_is_append_only_and_verifiable(demo_dir: Path, db_url: str) -> None:
+    cfg, env = setup(demo_dir, db_url)
+    url = url_of(demo_dir, env)
+    assert run_cli("-c", cfg, "audit", "verify", env=env).code == 0
+    engine = create_engine(url)
+    for sql in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
+        with pytest.raises(Exception, match="append-only"), engine.begin() as c:
+            c.execute(text(sql))
+    engine.dispose()
+
+
+def test_audit_verify_detects_a_rewritten_entry(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    engine = create_engine(url)
+    with engine.begin() as c:  # someone with the database file bypasses the trigger
+        c.execute(text("DROP TRIGGER audit_log_no_update"))
+        c.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE id = 1"))
+    engine.dispose()
+    out = run_cli("-c", cfg, "audit", "verify", env=env)
+    assert out.code == 1 and "entry 1 was changed" in out.err
