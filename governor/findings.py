@@ -13,11 +13,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from governor import audit
+from governor import audit, history
 from governor.models import Finding, RiskException
 from governor.rules.base import Result, Rule, Severity
 
@@ -34,9 +35,9 @@ class Evaluated:
 
 @dataclass
 class FindingStats:
-    new: list[int] = field(default_factory=list)
+    new: int = 0  # opened or reopened in this run
     kept: int = 0
-    resolved: list[int] = field(default_factory=list)
+    resolved: int = 0
     held: int = 0  # not reported, but not resolved because a deciding source failed
     excepted: int = 0
     reopened_by_expiry: list[str] = field(default_factory=list)
@@ -46,93 +47,106 @@ def key_of(rule_id: str, subject: str) -> str:
     return f"{rule_id}:{subject}"
 
 
+_LIVE = ("SELECT id, key, rule_id, outcome, severity, message, evidence, sources, "
+         "opened_run_id FROM finding WHERE status != 'resolved'")
+_COLS = ("key", "rule_id", "subject", "outcome", "severity", "status", "message", "evidence",
+         "person", "account", "sources", "first_seen_at", "last_seen_at", "first_run_id",
+         "opened_run_id", "last_run_id", "times_reopened")
+
+
 def apply(session: Session, run_id: int, now: datetime, evaluated: Sequence[Evaluated],
           source_ok: dict[str, bool], disabled: Iterable[str], actor: str) -> FindingStats:
+    """Merge this run's results into the findings table with set-at-a-time statements:
+    a few hundred thousand findings must not cost an ORM object each."""
+    conn = session.connection()
+    m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    now_s = history.ts(now)
     stats = FindingStats()
-    live = {f.key: f for f in session.scalars(
-        select(Finding).where(Finding.status != "resolved"))}
-    produced: set[str] = set()
-    kept_ids: list[int] = []
-    opened: list[Finding] = []
-
+    live = {row[1]: row for row in conn.exec_driver_sql(_LIVE)}
+    changed: list[tuple[Any, ...]] = []  # outcome, severity, message, evidence, sources, opened, id
+    kept: list[tuple[Any, ...]] = []
+    pending: dict[str, tuple[Any, ...]] = {}  # key -> values of a row to insert
+    reported: set[str] = set()
     for ev in evaluated:
         rule = ev.rule
         deciding = json.dumps(sorted(ev.deciding))
-        fresh: dict[str, Result] = {}
         for r in ev.results:
-            fresh.setdefault(key_of(rule.id, r.subject), r)  # a rule repeating itself
-        produced.update(fresh)
-        for key, f in ((k, live[k]) for k in fresh if k in live):
-            r = fresh[key]
+            key = key_of(rule.id, r.subject)
+            if key in reported:
+                continue  # a rule repeating itself
+            reported.add(key)
             sev = (ev.severity or r.severity or rule.severity).value
             evidence = json.dumps(r.evidence, sort_keys=True, default=str)
-            if f.outcome != r.outcome.value and r.outcome.value == "fail":
-                f.opened_run_id = run_id  # unknown -> fail reads as new
-                stats.new.append(f.id)
-            if (f.outcome, f.severity, f.message, f.evidence, f.sources) != (
-                    r.outcome.value, sev, r.message, evidence, deciding):
-                f.outcome, f.severity, f.message = r.outcome.value, sev, r.message
-                f.evidence, f.sources = evidence, deciding
-            kept_ids.append(f.id)
-        missing = [k for k in fresh if k not in live]
-        earlier = _resolved_by_key(session, missing)
-        for key in missing:
-            r = fresh[key]
-            sev = (ev.severity or r.severity or rule.severity).value
-            evidence = json.dumps(r.evidence, sort_keys=True, default=str)
-            old = earlier.get(key)
-            if old is not None:  # the problem came back
-                old.status, old.resolution, old.resolved_at = "open", None, None
-                old.resolved_run_id = None
-                old.times_reopened += 1
-                old.opened_run_id, old.last_run_id, old.last_seen_at = run_id, run_id, now
-                old.outcome, old.severity, old.message = r.outcome.value, sev, r.message
-                old.evidence, old.sources = evidence, deciding
-                old.person, old.account = r.person, r.account
-                opened.append(old)
+            row = live.get(key)
+            if row is None:
+                pending[key] = (key, rule.id, r.subject, r.outcome.value, sev, "open", r.message,
+                                evidence, r.person, r.account, deciding, now_s, now_s, run_id,
+                                run_id, run_id, 0)
                 continue
-            f = Finding(key=key, rule_id=rule.id, subject=r.subject, outcome=r.outcome.value,
-                        severity=sev, status="open", message=r.message, evidence=evidence,
-                        person=r.person, account=r.account, sources=deciding,
-                        first_seen_at=now, last_seen_at=now, first_run_id=run_id,
-                        opened_run_id=run_id, last_run_id=run_id, times_reopened=0)
-            session.add(f)
-            opened.append(f)
-    session.flush()  # one batched INSERT for every new finding, not one per finding
-    stats.new.extend(f.id for f in opened)
-    stats.kept = len(kept_ids)
-    for i in range(0, len(kept_ids), CHUNK):
-        session.execute(update(Finding).where(Finding.id.in_(kept_ids[i:i + CHUNK]))
-                        .values(last_seen_at=now, last_run_id=run_id))
+            opened = row[8]
+            if row[3] != r.outcome.value and r.outcome.value == "fail":
+                opened = run_id  # unknown -> fail reads as new
+                stats.new += 1
+            if (row[3], row[4], row[5], row[6], row[7], row[8]) != (
+                    r.outcome.value, sev, r.message, evidence, deciding, opened):
+                changed.append((r.outcome.value, sev, r.message, evidence, deciding, opened,
+                                row[0]))
+            kept.append((now_s, run_id, row[0]))
+    stats.kept = len(kept)
+
+    # results that match an earlier, resolved finding reopen it under the same key
+    reopen: list[tuple[Any, ...]] = []
+    keys = list(pending)
+    for i in range(0, len(keys), CHUNK):
+        part = keys[i:i + CHUNK]
+        for fid, key in conn.exec_driver_sql(
+                f"SELECT id, key FROM finding WHERE status = 'resolved' AND key IN "
+                f"({', '.join([m] * len(part))})", tuple(part)):
+            v = pending.pop(key)
+            reopen.append((v[3], v[4], v[6], v[7], v[8], v[9], v[10], now_s, run_id, run_id,
+                           fid))
+    stats.new += len(pending) + len(reopen)
+    if pending:
+        conn.exec_driver_sql(f"INSERT INTO finding ({', '.join(_COLS)}) VALUES "
+                             f"({', '.join([m] * len(_COLS))})", list(pending.values()))
+    if reopen:
+        conn.exec_driver_sql(
+            f"UPDATE finding SET status = 'open', resolution = NULL, resolved_at = NULL, "
+            f"resolved_run_id = NULL, times_reopened = times_reopened + 1, outcome = {m}, "
+            f"severity = {m}, message = {m}, evidence = {m}, person = {m}, account = {m}, "
+            f"sources = {m}, last_seen_at = {m}, opened_run_id = {m}, last_run_id = {m} "
+            f"WHERE id = {m}", reopen)
+    if changed:
+        conn.exec_driver_sql(
+            f"UPDATE finding SET outcome = {m}, severity = {m}, message = {m}, evidence = {m}, "
+            f"sources = {m}, opened_run_id = {m} WHERE id = {m}", changed)
+    if kept:
+        conn.exec_driver_sql(f"UPDATE finding SET last_seen_at = {m}, last_run_id = {m} "
+                             f"WHERE id = {m}", kept)
 
     off = set(disabled)
     by_rule = {ev.rule.id: ev for ev in evaluated}
-    for key, f in live.items():
-        if key in produced:
+    resolve: list[tuple[Any, ...]] = []
+    for key, row in live.items():
+        if key in reported:
             continue
-        judged = by_rule.get(f.rule_id)
-        if f.rule_id in off:
+        judged = by_rule.get(row[2])
+        if row[2] in off:
             resolution = "rule disabled"
         elif judged is not None and all(source_ok.get(s, False) for s in judged.deciding):
             resolution = "fixed"
         else:
             stats.held += 1
             continue
-        f.status, f.resolution, f.resolved_at, f.resolved_run_id = ("resolved", resolution,
-                                                                    now, run_id)
-        stats.resolved.append(f.id)
-    session.flush()
+        resolve.append((resolution, now_s, run_id, row[0]))
+    stats.resolved = len(resolve)
+    if resolve:
+        conn.exec_driver_sql(f"UPDATE finding SET status = 'resolved', resolution = {m}, "
+                             f"resolved_at = {m}, resolved_run_id = {m} WHERE id = {m}",
+                             resolve)
+    session.expire_all()  # the ORM must not serve rows these statements changed
     _apply_exceptions(session, run_id, now, actor, stats)
     return stats
-
-
-def _resolved_by_key(session: Session, keys: list[str]) -> dict[str, Finding]:
-    out: dict[str, Finding] = {}
-    for i in range(0, len(keys), CHUNK):
-        for f in session.scalars(select(Finding).where(Finding.key.in_(keys[i:i + CHUNK]),
-                                                       Finding.status == "resolved")):
-            out[f.key] = f
-    return out
 
 
 def active_exceptions(session: Session, now: datetime) -> dict[str, RiskException]:
@@ -144,14 +158,18 @@ def active_exceptions(session: Session, now: datetime) -> dict[str, RiskExceptio
 def _apply_exceptions(session: Session, run_id: int, now: datetime, actor: str,
                       stats: FindingStats) -> None:
     active = active_exceptions(session, now)
-    for f in session.scalars(select(Finding).where(Finding.status.in_(("open", "excepted")))):
-        if f.key in active and f.status == "open":
-            f.status = "excepted"
-        elif f.key not in active and f.status == "excepted":
+    if active:
+        keys = list(active)
+        for i in range(0, len(keys), CHUNK):
+            session.execute(update(Finding).where(Finding.status == "open",
+                                                  Finding.key.in_(keys[i:i + CHUNK]))
+                            .values(status="excepted"))
+    for f in session.scalars(select(Finding).where(Finding.status == "excepted")):
+        if f.key not in active:
             f.status, f.opened_run_id = "open", run_id
-            stats.new.append(f.id)
+            stats.new += 1
             stats.reopened_by_expiry.append(f.key)
-        if f.status == "excepted":
+        else:
             stats.excepted += 1
     for e in session.scalars(select(RiskException).where(
             RiskException.revoked_at.is_(None), RiskException.expires_at <= now,

@@ -96,6 +96,9 @@ class SourceRead(Base):
     added: Mapped[int] = mapped_column(Integer, default=0)
     ended: Mapped[int] = mapped_column(Integer, default=0)
     updated: Mapped[int] = mapped_column(Integer, default=0)
+    # the connector's fingerprint of what it read (file bytes + settings + version)
+    digest: Mapped[str | None] = mapped_column(String(64))
+    unchanged: Mapped[bool] = mapped_column(Boolean, default=False)  # read was skipped
 
 
 # ---- observations (versioned) -------------------------------------------------------

@@ -5,6 +5,7 @@ any error before the end leaves the store as it was."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ class SourceOutcome:
     freshness: datetime | None = None
     error: str | None = None
     baseline: int | None = None  # count at the last good run
+    unchanged: bool = False  # same fingerprint as the last good read: not re-read
 
 
 @dataclass
@@ -54,6 +56,7 @@ class RunResult:
     report: dict[str, Path] = field(default_factory=dict)
     forced: bool = False
     problems: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
 
 @dataclass(frozen=True)
@@ -82,25 +85,32 @@ def read_sources(session: Session, config: Config, run_id: int, now: datetime
         prev = last_good(session, name)
         o = SourceOutcome(name, sc.type, connector.kind.value, ok=True,
                           baseline=prev.count if prev else None)
-        nested = session.begin_nested()
-        try:
-            stats = history.load(session.connection(), history.SHAPES[connector.kind], name,
-                                 connector.fetch(), connector, run_id, now,
-                                 prev.read_at if prev else None)
-        except SourceError as exc:
-            # Unreachable, not malformed: keep its last good data, skip its cleanup.
-            nested.rollback()
-            o.ok, o.error = False, str(exc)
+        digest = connector.fingerprint()
+        if prev is not None and digest is not None and prev.digest == digest:
+            # Byte-identical export, same settings, same governor: the stored current
+            # rows are exactly what fetch() would yield, so there is nothing to write.
+            o.count, o.unchanged = prev.count, True
         else:
-            nested.commit()
-            o.count, o.added, o.ended, o.updated = (stats.count, stats.added, stats.ended,
-                                                    stats.updated)
+            nested = session.begin_nested()
+            try:
+                stats = history.load(session.connection(), history.SHAPES[connector.kind],
+                                     name, connector.fetch(), connector, run_id, now,
+                                     prev.read_at if prev else None)
+            except SourceError as exc:
+                # Unreachable, not malformed: keep its last good data, skip its cleanup.
+                nested.rollback()
+                o.ok, o.error, digest = False, str(exc), None
+            else:
+                nested.commit()
+                o.count, o.added, o.ended, o.updated = (stats.count, stats.added,
+                                                        stats.ended, stats.updated)
         o.freshness = connector.freshness()
         out.append(o)
         session.add(SourceRead(run_id=run_id, name=name, type=sc.type, kind=o.kind,
                                status="ok" if o.ok else "failed", count=o.count,
                                freshness=o.freshness, read_at=now, error=o.error,
-                               added=o.added, ended=o.ended, updated=o.updated))
+                               added=o.added, ended=o.ended, updated=o.updated,
+                               digest=digest, unchanged=o.unchanged))
     session.flush()
     return out
 
@@ -137,13 +147,28 @@ def evaluate(snap: Snapshot, config: Config) -> tuple[list[findings.Evaluated], 
     return evaluated, disabled
 
 
+class _Phases:
+    """Wall time per phase of a run, reported with it (and read by the benchmark)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[name] = round(now - self._last, 3)
+        self._last = now
+
+
 def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> RunResult:
+    phases = _Phases()
     now = clock()
     audit.lock(session)
     r = Run(started_at=now, status="running", actor=opts.actor, forced=False)
     session.add(r)
     session.flush()
     outcomes = read_sources(session, config, r.id, now)
+    phases.done("read_sources")
     problems = feed_guard(config, outcomes)
     if problems and not opts.force:
         raise FeedGuardTripped("feed guard stopped the run before any finding changed:\n  "
@@ -156,22 +181,28 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
                      reason=opts.reason, detail={"feed_guard": problems})
     ok = {o.name: o.ok for o in outcomes}
     snap = state.snapshot(session, config, now, ok)
+    phases.done("snapshot")
     state.save_matches(session, snap, r.id)
+    phases.done("save_matches")
     evaluated, disabled = evaluate(snap, config)
+    phases.done("rules")
     stats = findings.apply(session, r.id, now, evaluated, ok, disabled, opts.actor)
+    del evaluated  # results can be large; the report reads findings back from the store
+    phases.done("findings")
     r.status = "ok" if all(ok.values()) else "partial"
     r.finished_at = clock()
     c = findings.counts(session, r.id)
     r.summary = json.dumps({"counts": c, "sources": {o.name: o.count for o in outcomes},
                             "failed": [o.name for o in outcomes if not o.ok]})
     result = RunResult(r.id, r.status, now, r.finished_at, outcomes, stats, c,
-                       forced=r.forced, problems=problems)
+                       forced=r.forced, problems=problems, timings=phases.times)
     if opts.write_report:
         report = nightly_report(session, config, r, snap)
         # written before the commit so a report failure fails the run; job() removes
         # the files again if the commit itself fails
         result.report = write_nightly(report, config.report_dir)
         r.report_path = str(result.report.get("html", ""))
+        phases.done("report")
     detail: dict[str, Any] = {"status": r.status, "counts": c,
                               "failed_sources": [o.name for o in outcomes if not o.ok]}
     audit.record(session, r.finished_at, opts.actor, "run.completed", subject=f"run {r.id}",

@@ -1,5 +1,9 @@
 """The canonical shapes every source maps onto.
 
+Records are treated as immutable but are not frozen dataclasses: a frozen dataclass
+sets each field through object.__setattr__, which made building two million grants
+four times slower.
+
 A connector yields these; the loader stores them as history; the snapshot hands them
 (read back from the database) to correlation and rules. Keeping one shape per kind is
 what lets a new source be one module: rules never see a vendor's field names.
@@ -80,7 +84,7 @@ class Criticality(StrEnum):
     LOW = "low"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Person:
     employee_id: str
     email: str | None  # lower-cased work email
@@ -95,7 +99,7 @@ class Person:
     job_title: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MfaFactor:
     type: str  # one of FACTOR_TYPES
     status: str  # active | pending | inactive
@@ -109,7 +113,7 @@ class MfaFactor:
         return FactorStrength.WEAK if self.type in WEAK_FACTORS else FactorStrength.STRONG
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DirectoryAccount:
     login: str
     status: DirectoryStatus
@@ -136,7 +140,7 @@ class Attestation:
     next_due: date | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SocialAccount:
     key: str  # "platform:handle", the stable name everything refers to
     platform: str
@@ -153,7 +157,7 @@ class SocialAccount:
     attestation: Attestation | None = None  # for accounts no API can list
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Grant:
     account: str  # SocialAccount.key
     principal: str  # as the platform names the holder
@@ -165,7 +169,7 @@ class Grant:
     last_active: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Credential:
     item_id: str
     title: str

@@ -209,3 +209,22 @@ def test_audit_verify_detects_a_rewritten_entry(demo_dir: Path) -> None:
     engine.dispose()
     out = run_cli("-c", cfg, "audit", "verify", env=env)
     assert out.code == 1 and "entry 1 was changed" in out.err
+
+
+def test_unchanged_export_is_not_reread_but_a_settings_change_is(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    again = json.loads(run_cli("-c", cfg, "reconcile", "--json", "--no-report", env=env).out)
+    assert all(s["unchanged"] for s in again["sources"])
+    # same bytes, different reading: the role map decides roles, so the file is re-read
+    path = demo_dir / "governor.toml"
+    text_ = path.read_text()
+    assert "[sources.x_team]" in text_
+    path.write_text(text_.replace("[sources.x_team]",
+                                  '[sources.x_team]\nrole_map = { "Contributor" = "analyst" }'))
+    out = json.loads(run_cli("-c", cfg, "reconcile", "--json", "--no-report", env=env).out)
+    x_team = next(s for s in out["sources"] if s["name"] == "x_team")
+    assert not x_team["unchanged"] and x_team["added"] == x_team["ended"] > 0
+    # and a touched but identical file is still recognised as unchanged
+    (demo_dir / "hr.csv").write_bytes((demo_dir / "hr.csv").read_bytes())
+    last = json.loads(run_cli("-c", cfg, "reconcile", "--json", "--no-report", env=env).out)
+    assert next(s for s in last["sources"] if s["name"] == "hr")["unchanged"]

@@ -36,15 +36,17 @@ def _summary(result: RunResult) -> dict[str, Any]:
         "started_at": result.started_at, "finished_at": result.finished_at,
         "counts": result.counts,
         "sources": [{"name": o.name, "type": o.type, "ok": o.ok, "count": o.count,
-                     "added": o.added, "ended": o.ended, "updated": o.updated,
+                     "unchanged": o.unchanged, "added": o.added, "ended": o.ended,
+                     "updated": o.updated,
                      "error": o.error, "freshness": o.freshness} for o in result.sources],
         "report": {k: str(v) for k, v in result.report.items()},
+        "timings": result.timings,
     }
 
 
 def _print(result: RunResult) -> None:
-    table([(o.name, o.type, "ok" if o.ok else "FAILED", o.count, o.added, o.ended,
-            o.error or "") for o in result.sources],
+    table([(o.name, o.type, "FAILED" if not o.ok else "unchanged" if o.unchanged else "ok",
+            o.count, o.added, o.ended, o.error or "") for o in result.sources],
           ("source", "type", "status", "records", "added", "ended", "error"))
     click.echo("")
     rows = []

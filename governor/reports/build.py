@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from governor.clock import as_utc
 from governor.config import Config
 from governor.correlate import Match
 from governor.findings import active_exceptions, counts
@@ -22,15 +25,17 @@ from governor.snapshot import HeldCredential, Snapshot
 _RANK = {s.value: s.rank for s in Severity}
 
 
-def finding_line(f: Finding, exception: dict[str, str] | None = None) -> FindingLine:
+def finding_line(f: Finding | Any, exception: dict[str, str] | None = None) -> FindingLine:
+    """From a Finding or a row with the same column names."""
     rule = RULES.get(f.rule_id)
     return FindingLine(
         key=f.key, rule_id=f.rule_id, title=rule.title if rule else f.rule_id,
         severity=f.severity, outcome=f.outcome, status=f.status, message=f.message,
         evidence=json.loads(f.evidence), remediation=rule.remediation if rule else "",
         controls=rule.controls if rule else (), person=f.person, account=f.account,
-        first_seen=f.first_seen_at, last_seen=f.last_seen_at, resolved_at=f.resolved_at,
-        exception=exception)
+        first_seen=as_utc(f.first_seen_at) or datetime.min.replace(tzinfo=UTC),
+        last_seen=as_utc(f.last_seen_at) or datetime.min.replace(tzinfo=UTC),
+        resolved_at=as_utc(f.resolved_at), exception=exception)
 
 
 def _order(lines: list[FindingLine]) -> list[FindingLine]:
@@ -41,9 +46,12 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot
                    ) -> NightlyReport:
     exceptions = active_exceptions(session, run.started_at)
     new, resolved, open_, unknown, excepted = [], [], [], [], []
-    q = select(Finding).where((Finding.status != "resolved")
-                              | (Finding.resolved_run_id == run.id))
-    for f in session.scalars(q):
+    cols = [Finding.key, Finding.rule_id, Finding.severity, Finding.outcome, Finding.status,
+            Finding.message, Finding.evidence, Finding.person, Finding.account,
+            Finding.first_seen_at, Finding.last_seen_at, Finding.resolved_at,
+            Finding.opened_run_id]
+    q = select(*cols).where((Finding.status != "resolved") | (Finding.resolved_run_id == run.id))
+    for f in session.execute(q):
         if f.status == "resolved":
             resolved.append(finding_line(f))
             continue

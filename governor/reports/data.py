@@ -78,3 +78,5 @@ class NightlyReport:
     # output format, ordered by account then principal.
     matrix: Callable[[], Iterator[MatrixRow]] = field(repr=False, default=lambda: iter(()))
     matrix_html_max_rows: int = 5000
+    # Cards per section (and per severity) in the HTML; the JSON and CSV have them all.
+    findings_html_max: int = 200

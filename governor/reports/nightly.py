@@ -160,7 +160,9 @@ def _source_json(s: SourceLine) -> dict[str, Any]:
 
 def write_json(report: NightlyReport, fh: TextIO, *, matrix_rows: int, matrix_csv: str) -> None:
     data = report_json(report, matrix_rows=matrix_rows, matrix_csv=matrix_csv)
-    json.dump(data, fh, indent=2, ensure_ascii=False, allow_nan=False)
+    # json.dumps without indent runs the C encoder; json.dump(indent=...) is pure Python
+    # and took minutes on a few hundred thousand findings
+    fh.write(json.dumps(data, ensure_ascii=False, allow_nan=False))
     fh.write("\n")
 
 
@@ -178,7 +180,8 @@ class MatrixGroup:
 @dataclass(frozen=True, slots=True)
 class SeverityGroup:
     severity: str
-    findings: list[FindingLine]
+    findings: list[FindingLine]  # at most findings_html_max of them
+    total: int
 
 
 def write_html(report: NightlyReport, fh: TextIO, *, matrix_rows: int, matrix_csv: str) -> None:
@@ -203,12 +206,22 @@ def html_context(report: NightlyReport, *, shown: list[MatrixRow], matrix_rows: 
         counts = report.counts.get(section, {})
         cells = [counts.get(s, 0) for s in severities]
         summary.append({"section": section, "cells": cells, "total": sum(cells)})
-    detailed = {f.key for f in (*report.open, *report.unknown, *report.excepted)}
+    cap = max(report.findings_html_max, 0)
+    shown_findings = {name: getattr(report, name)[:cap]
+                      for name in ("new", "resolved", "unknown", "excepted")}
+    open_groups = group_by_severity(report.open, cap)
+    # only cards that are on the page can be linked to from "what changed"
+    detailed = {f.key for g in open_groups for f in g.findings}
+    detailed |= {f.key for name in ("unknown", "excepted") for f in shown_findings[name]}
     return {
         "report": report,
+        "shown": shown_findings,
+        "omitted": {name: len(getattr(report, name)) - len(shown_findings[name])
+                    for name in shown_findings},
+        "findings_csv": f"nightly-{report.run_id}.csv",
         "severities": severities,
         "summary": summary,
-        "open_groups": group_by_severity(report.open),
+        "open_groups": open_groups,
         "detailed": detailed,
         "matrix_groups": group_matrix(shown),
         "matrix_shown": len(shown),
@@ -237,10 +250,15 @@ def severity_columns(report: NightlyReport) -> list[str]:
     return [*SEVERITY_ORDER, *extra]
 
 
-def group_by_severity(findings: Iterable[FindingLine]) -> list[SeverityGroup]:
+def group_by_severity(findings: Iterable[FindingLine], cap: int | None = None
+                      ) -> list[SeverityGroup]:
     ordered = sorted(findings, key=lambda f: (severity_rank(f.severity), f.severity))
-    return [SeverityGroup(sev, list(group))
-            for sev, group in groupby(ordered, key=lambda f: f.severity)]
+    out = []
+    for sev, group in groupby(ordered, key=lambda f: f.severity):
+        members = list(group)
+        out.append(SeverityGroup(sev, members[:cap] if cap is not None else members,
+                                 len(members)))
+    return out
 
 
 def group_matrix(rows: Iterable[MatrixRow]) -> list[MatrixGroup]:

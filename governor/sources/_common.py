@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
+import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from governor.options import REQUIRED, Option, OptionError
+from governor.sources.base import Connector
 
 FORMATS = ("auto", "csv", "json", "jsonl")
 
@@ -44,3 +48,44 @@ def mtime(path: Path) -> datetime | None:
         return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     except OSError:
         return None
+
+
+def utf8_error_line(path: Path) -> int | None:
+    """1-based line of the first byte of ``path`` that is not UTF-8 (None: it all decodes).
+
+    Text readers decode ahead in blocks, so their own position at a UnicodeDecodeError
+    says nothing about where the byte is; this looks at the bytes themselves."""
+    try:
+        data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data.count(b"\n", 0, exc.start) + 1
+    except OSError:
+        return None
+    return None
+
+
+class FileConnector(Connector):
+    """A connector that reads one export file named by its ``path`` option."""
+
+    def __init__(self, name: str, settings: dict[str, Any], base_dir: Path) -> None:
+        super().__init__(name, settings, base_dir)
+        self.path = resolve(base_dir, settings["path"])
+
+    def freshness(self) -> datetime | None:
+        return mtime(self.path)
+
+    def fingerprint(self) -> str | None:
+        """The file's bytes, this source's settings and governor's version: when all three
+        match a good earlier read, the records are exactly the ones already stored."""
+        from governor import __version__
+
+        h = hashlib.sha256()
+        h.update(json.dumps([__version__, self.type, self.settings], sort_keys=True).encode())
+        try:
+            with self.path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+        except OSError:
+            return None  # fetch() reports why
+        return h.hexdigest()

@@ -6,16 +6,21 @@ file, the line and the field as the config calls it (and the column it came from
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 from governor.errors import DataError, SourceError
+from governor.sources._common import utf8_error_line
 
 NULL_DATES = frozenset({"", "0000-00-00", "00/00/0000", "null", "none", "n/a", "-"})
+_UNDECODED = re.compile("[\udc80-\udcff]")  # a byte surrogateescape kept as it was
 
 
 def detect_format(path: Path, declared: str) -> str:
@@ -149,10 +154,12 @@ class Table:
         self.meta: dict[str, Any] = {}
 
     def rows(self) -> Iterator[Row]:
+        if self.is_csv:
+            for line, cells in self.cells():
+                yield Row(self, line, cells)
+            return
         try:
-            if self.is_csv:
-                yield from self._csv()
-            elif self.format == "jsonl":
+            if self.format == "jsonl":
                 yield from self._jsonl()
             else:
                 yield from self._json()
@@ -161,21 +168,36 @@ class Table:
         except PermissionError:
             raise SourceError(f"{self.display}: permission denied") from None
 
+    def cells(self) -> Iterator[tuple[int, list[str]]]:
+        """CSV only: (line, cells) without a Row per line, for connectors' fast paths.
+        Wrap a line in Row(table, line, cells) to read it with full checks."""
+        try:
+            yield from self._csv()
+        except FileNotFoundError:
+            raise SourceError(f"{self.display}: file not found") from None
+        except PermissionError:
+            raise SourceError(f"{self.display}: permission denied") from None
+
+    def position(self, field: str) -> int | None:
+        """Index of a field's column in a CSV file (after the header was read)."""
+        return self.index.get(self.columns.get(field, field))
+
     def _check_columns(self, present: set[str], line: int) -> None:
         for field in self.required:
             column = self.columns.get(field, field)
             if column not in present:
                 raise DataError(self.display, line, field, f"missing column {column!r}")
 
-    def _csv(self) -> Iterator[Row]:
+    def _csv(self) -> Iterator[tuple[int, list[str]]]:
         with self.path.open(encoding="utf-8-sig", newline="") as fh:
-            delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
-            reader = csv.reader(fh, delimiter=delimiter, strict=True)
+            reader = csv.reader(fh, delimiter=self._delimiter(), strict=True)
             try:
                 header = next(reader)
             except StopIteration:
                 raise DataError(self.display, 1, None, "empty file: no header row") from None
-            except (csv.Error, UnicodeDecodeError) as exc:
+            except UnicodeDecodeError:
+                raise self._not_utf8() from None
+            except csv.Error as exc:
                 raise DataError(self.display, 1, None, _why(exc)) from None
             header = [h.strip() for h in header]
             self.index = {h: i for i, h in enumerate(header)}
@@ -186,14 +208,16 @@ class Table:
                     cells = next(reader)
                 except StopIteration:
                     return
-                except (csv.Error, UnicodeDecodeError) as exc:
+                except UnicodeDecodeError:
+                    raise self._not_utf8() from None
+                except csv.Error as exc:
                     raise DataError(self.display, reader.line_num + 1, None, _why(exc)) from None
                 if not cells:
                     continue
                 if len(cells) != width:
                     raise DataError(self.display, reader.line_num, None,
                                     f"expected {width} fields, found {len(cells)}")
-                yield Row(self, reader.line_num, cells)
+                yield reader.line_num, cells
 
     def _jsonl(self) -> Iterator[Row]:
         with self.path.open(encoding="utf-8") as fh:
@@ -209,13 +233,13 @@ class Table:
                                         ) from None
                     yield self._object(obj, line)
             except UnicodeDecodeError:
-                raise DataError(self.display, line + 1, None, "not UTF-8 text") from None
+                raise self._not_utf8() from None
 
     def _json(self) -> Iterator[Row]:
         try:
             text = self.path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError:
-            raise DataError(self.display, None, None, "not UTF-8 text") from None
+            raise self._not_utf8() from None
         decoder = json.JSONDecoder()
         pos = _skip(text, 0)
         records_at = pos
@@ -249,6 +273,35 @@ class Table:
             elif not text.startswith("]", pos):
                 lineno = 1 + text.count("\n", 0, pos)
                 raise DataError(self.display, lineno, None, "expected ',' or ']'")
+
+    def _delimiter(self) -> str:
+        return "\t" if self.path.suffix.lower() == ".tsv" else ","
+
+    def _not_utf8(self) -> DataError:
+        """The line of the first byte that is not UTF-8 and, in CSV, the field it is in."""
+        line = utf8_error_line(self.path)
+        label = None
+        if self.is_csv and line is not None and line > 1:
+            data = self.path.read_bytes().removeprefix(codecs.BOM_UTF8)
+            text = data.decode("utf-8", "surrogateescape")
+            reader = csv.reader(io.StringIO(text, newline=""), delimiter=self._delimiter())
+            try:
+                header = [h.strip() for h in next(reader)]
+                for cells in reader:
+                    bad = [i for i, c in enumerate(cells) if _UNDECODED.search(c)]
+                    if bad:
+                        if bad[0] < len(header):
+                            label = self.label(header[bad[0]])
+                        break
+            except (csv.Error, StopIteration):
+                label = None
+        return DataError(self.display, line, label, "not UTF-8 text")
+
+    def label(self, column: str) -> str:
+        """A column as the config calls it: the field name, and the file's own name if
+        it differs."""
+        field = next((f for f, c in self.columns.items() if c == column), column)
+        return field if field == column else f"{field} (column {column!r})"
 
     def _object(self, obj: Any, line: int) -> Row:
         if not isinstance(obj, dict):

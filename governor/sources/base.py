@@ -49,6 +49,12 @@ class Connector(ABC):
         """When the data was produced (export time, file mtime), if known."""
         return None
 
+    def fingerprint(self) -> str | None:
+        """A digest that equals an earlier read's exactly when fetch() would yield the same
+        records; None when the source cannot tell (an API). Lets reconcile skip re-reading
+        an unchanged export."""
+        return None
+
 
 CONNECTORS: dict[str, type[Connector]] = {}
 

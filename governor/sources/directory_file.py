@@ -9,15 +9,13 @@ with no mfa_factors column reports MFA as unknown; an empty cell means none enro
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
-from governor.errors import DataError
 from governor.options import Option
 from governor.records import FACTOR_TYPES, DirectoryAccount, DirectoryStatus, MfaFactor, SourceKind
-from governor.sources._common import check_map_targets, file_options, lowered, mtime, resolve
+from governor.sources._common import FileConnector, check_map_targets, file_options, lowered
 from governor.sources._tabular import Row, Table
-from governor.sources.base import Connector, register
+from governor.sources.base import register
 
 FIELDS = ("login", "email", "employee_id", "status", "mfa_factors", "groups", "last_login",
           "mfa_read_at")
@@ -34,7 +32,7 @@ DEFAULT_FACTOR_STATUS = {"pending_activation": "pending", "enrolled": "active",
 
 
 @register
-class DirectoryFile(Connector):
+class DirectoryFile(FileConnector):
     type = "directory_file"
     kind = SourceKind.DIRECTORY
     description = "Directory (SSO) export file: accounts, status, MFA factors, groups"
@@ -52,12 +50,6 @@ class DirectoryFile(Connector):
         check_map_targets(settings, key, "status_map", STATUS_WORDS)
         check_map_targets(settings, key, "factor_map", FACTOR_TYPES)
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.path = resolve(self.base_dir, self.settings["path"])
-
-    def freshness(self) -> datetime | None:
-        return mtime(self.path)
 
     def fetch(self) -> Iterator[DirectoryAccount]:
         s = self.settings
@@ -70,8 +62,8 @@ class DirectoryFile(Connector):
         for row in table.rows():
             login = row.req("login").lower()
             if login in seen:
-                raise DataError(table.display, row.line, "login",
-                                f"duplicate login {login!r} (first on line {seen[login]})")
+                raise row.fail("login",
+                               f"duplicate login {login!r} (first on line {seen[login]})")
             seen[login] = row.line
             email = row.text("email")
             mfa = self._factors(row, factors, sep)

@@ -10,22 +10,23 @@ seat, an SSO group).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from governor.options import Option, OptionError
 from governor.records import AccessPath, Grant, SourceKind
 from governor.roles import Role, normalise
-from governor.sources._common import file_options, mtime, resolve
-from governor.sources._tabular import Table
-from governor.sources.base import Connector, register
+from governor.sources._common import FileConnector, file_options
+from governor.sources._tabular import Row, Table
+from governor.sources.base import register
 
 FIELDS = ("account", "principal", "role", "granted_at", "last_active", "via_detail")
 
 
 @register
-class GrantsFile(Connector):
+class GrantsFile(FileConnector):
     type = "grants_file"
     kind = SourceKind.GRANTS
     description = "Grants export file: roles held on social accounts or management-tool seats"
@@ -52,42 +53,90 @@ class GrantsFile(Connector):
         if settings["via"] == "tool_seat" and not settings["tool"]:
             raise OptionError(f"{key}.tool", "required when via = 'tool_seat'")
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.path = resolve(self.base_dir, self.settings["path"])
-
-    def freshness(self) -> datetime | None:
-        return mtime(self.path)
 
     def fetch(self) -> Iterator[Grant]:
         s = self.settings
         table = Table(self.path, s["columns"], ("account", "principal", "role"), s["format"])
-        overrides = {k.strip().lower(): Role.parse(v) for k, v in s["role_map"].items()}
-        platform = s["platform"].strip().lower()
-        via = AccessPath(s["via"])
-        tool = s["tool"] or None
-        roles: dict[tuple[str, str], Role] = {}
+        self._overrides = {k.strip().lower(): Role.parse(v) for k, v in s["role_map"].items()}
+        self._platform = s["platform"].strip().lower()
+        self._via = AccessPath(s["via"])
+        self._tool: str | None = s["tool"] or None
+        self._roles: dict[tuple[str, str], Role] = {}
+        if table.is_csv:
+            yield from self._fetch_csv(table)
+            return
         for row in table.rows():
-            account = row.req("account")
-            if platform and not account.lower().startswith(platform + ":"):
-                account = f"{platform}:{account}"
-            plat, sep, handle = account.partition(":")
-            if not sep or not handle:
-                raise row.fail("account", f"{account!r} is not platform:handle (or set platform)")
-            account = f"{plat.lower()}:{handle}"
-            principal = row.req("principal")
-            raw_role = row.req("role")
-            role = roles.get((plat, raw_role))
-            if role is None:
-                try:
-                    role = normalise(tool or plat, raw_role, overrides)
-                except ValueError:
-                    raise row.fail("role", f"role {raw_role!r} is not mapped for "
-                                           f"{tool or plat}; add it to role_map") from None
-                roles[(plat, raw_role)] = role
             # The loader rejects a second row for the same grant; at tells it where.
             self.at = (table.display, row.line)
-            yield Grant(account=account, principal=principal, raw_role=raw_role, role=role,
-                        via=via, via_detail=row.text("via_detail") or tool,
-                        granted_at=row.instant("granted_at"),
-                        last_active=row.instant("last_active"))
+            yield self._grant(row)
+
+    def _grant(self, row: Row) -> Grant:
+        """One row, every check applied: the reference path and the source of errors."""
+        account = row.req("account")
+        platform = self._platform
+        if platform and not account.lower().startswith(platform + ":"):
+            account = f"{platform}:{account}"
+        plat, sep, handle = account.partition(":")
+        if not sep or not handle:
+            raise row.fail("account", f"{account!r} is not platform:handle (or set platform)")
+        raw_role = row.req("role")
+        return Grant(account=f"{plat.lower()}:{handle}", principal=row.req("principal"),
+                     raw_role=raw_role, role=self._role(row, plat.lower(), raw_role),
+                     via=self._via, via_detail=row.text("via_detail") or self._tool,
+                     granted_at=row.instant("granted_at"),
+                     last_active=row.instant("last_active"))
+
+    def _role(self, row: Row, plat: str, raw_role: str) -> Role:
+        role = self._roles.get((plat, raw_role))
+        if role is None:
+            try:
+                role = normalise(self._tool or plat, raw_role, self._overrides)
+            except ValueError:
+                raise row.fail("role", f"role {raw_role!r} is not mapped for "
+                                       f"{self._tool or plat}; add it to role_map") from None
+            self._roles[(plat, raw_role)] = role
+        return role
+
+    def _fetch_csv(self, table: Table) -> Iterator[Grant]:
+        # Two million rows: read well-formed ones with precomputed column positions and
+        # hand anything unusual (blank, odd date, unmapped role) to _grant, which either
+        # reads it the long way or raises the exact error.
+        cells_iter = table.cells()
+        first = next(cells_iter, None)
+        if first is None:
+            return
+        pos = [table.position(f) for f in ("account", "principal", "role", "granted_at",
+                                           "last_active", "via_detail")]
+        ia, ip, ir, ig, il, iv = pos
+        assert ia is not None and ip is not None and ir is not None  # required columns
+        prefix = self._platform + ":" if self._platform else ""
+        roles, via, tool, display = self._roles, self._via, self._tool, table.display
+        for line, cells in itertools.chain((first,), cells_iter):
+            self.at = (display, line)
+            account, principal, raw_role = cells[ia].strip(), cells[ip].strip(), cells[ir].strip()
+            plat, sep, handle = account.partition(":")
+            if prefix and not account.lower().startswith(prefix):
+                sep = ""  # bare handle: the long way adds the platform
+            role = roles.get((plat, raw_role))
+            try:
+                if not (principal and sep and handle and role) or plat != plat.lower():
+                    raise ValueError
+                granted = _instant(cells[ig]) if ig is not None else None
+                active = _instant(cells[il]) if il is not None else None
+            except ValueError:
+                yield self._grant(Row(table, line, cells))
+                continue
+            detail = cells[iv].strip() if iv is not None else ""
+            yield Grant(account, principal, raw_role, role, via, detail or tool, granted,
+                        active)
+
+
+def _instant(text: str) -> datetime | None:
+    """The common ISO 8601 case; ValueError sends the row the long way."""
+    text = text.strip()
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError  # naive: let the reference path decide
+    return value if value.tzinfo is UTC else value.astimezone(UTC)

@@ -10,15 +10,13 @@ are read with ``date_formats``, and blank or 0000-00-00 dates are null.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
-from governor.errors import DataError
 from governor.options import Option
 from governor.records import Person, PersonStatus, SourceKind, WorkerType
-from governor.sources._common import check_map_targets, file_options, lowered, mtime, resolve
+from governor.sources._common import FileConnector, check_map_targets, file_options, lowered
 from governor.sources._tabular import Table
-from governor.sources.base import Connector, register
+from governor.sources.base import register
 
 FIELDS = ("employee_id", "email", "aliases", "name", "status", "worker_type", "hire_date",
           "end_date", "manager", "department", "job_title")
@@ -38,7 +36,7 @@ DEFAULT_WORKER = {"employee": "employee", "fte": "employee", "full-time": "emplo
 
 
 @register
-class HrFile(Connector):
+class HrFile(FileConnector):
     type = "hr_file"
     kind = SourceKind.HR
     description = "HR export file: people, status, worker type, end dates"
@@ -60,12 +58,6 @@ class HrFile(Connector):
         check_map_targets(settings, key, "status_map", STATUS_WORDS)
         check_map_targets(settings, key, "worker_type_map", WORKER_WORDS)
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.path = resolve(self.base_dir, self.settings["path"])
-
-    def freshness(self) -> datetime | None:
-        return mtime(self.path)
 
     def fetch(self) -> Iterator[Person]:
         s = self.settings
@@ -77,8 +69,8 @@ class HrFile(Connector):
         for row in table.rows():
             eid = row.req("employee_id")
             if eid in seen:
-                raise DataError(table.display, row.line, "employee_id",
-                                f"duplicate employee id {eid!r} (first on line {seen[eid]})")
+                raise row.fail("employee_id",
+                               f"duplicate employee id {eid!r} (first on line {seen[eid]})")
             seen[eid] = row.line
             email = row.text("email")
             if email is not None and "@" not in email:

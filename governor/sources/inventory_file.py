@@ -44,8 +44,8 @@ from governor.records import (
     SocialAccount,
     SourceKind,
 )
-from governor.sources._common import mtime, resolve
-from governor.sources.base import Connector, register
+from governor.sources._common import FileConnector, utf8_error_line
+from governor.sources.base import register
 
 KEYS = frozenset({"platform", "handle", "criticality", "owner", "owner_team", "access", "tool",
                   "account_2fa", "grants_source", "recovery_email", "recovery_email_kind",
@@ -69,7 +69,7 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _map
 
 
 @register
-class InventoryFile(Connector):
+class InventoryFile(FileConnector):
     type = "inventory_file"
     kind = SourceKind.INVENTORY
     description = "Social account inventory (TOML or YAML): owners, access, 2FA, recovery"
@@ -80,11 +80,9 @@ class InventoryFile(Connector):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.path = resolve(self.base_dir, self.settings["path"])
         self.display = str(self.path)
 
-    def freshness(self) -> datetime | None:
-        return mtime(self.path)
+        self.display = str(self.path)
 
     def _load(self) -> list[Any]:
         from governor.errors import SourceError
@@ -94,7 +92,8 @@ class InventoryFile(Connector):
         except FileNotFoundError:
             raise SourceError(f"{self.display}: file not found") from None
         except UnicodeDecodeError:
-            raise DataError(self.display, None, None, "not UTF-8 text") from None
+            raise DataError(self.display, utf8_error_line(self.path), None, "not UTF-8 text"
+                            ) from None
         if self.path.suffix.lower() in (".yaml", ".yml"):
             try:
                 doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Any
 
 from governor.errors import DataError
 from governor.options import Option
 from governor.records import Credential, SourceKind
-from governor.sources._common import file_options, mtime, resolve
+from governor.sources._common import FileConnector, file_options
 from governor.sources._tabular import Table
-from governor.sources.base import Connector, register
+from governor.sources.base import register
 
 FIELDS = ("id", "title", "accounts", "readers", "password_changed_at", "totp_in_vault",
           "fingerprint")
@@ -32,7 +30,7 @@ FINGERPRINT = re.compile(r"^hmac-sha(256|512):[0-9a-f]{64,128}$")
 
 
 @register
-class VaultFile(Connector):
+class VaultFile(FileConnector):
     type = "vault_file"
     kind = SourceKind.VAULT
     description = "Password-vault export: shared logins, who can read them, rotation"
@@ -41,12 +39,6 @@ class VaultFile(Connector):
         "list_separator": Option("str", ";", "Separates accounts and readers in a CSV cell."),
     }
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.path = resolve(self.base_dir, self.settings["path"])
-
-    def freshness(self) -> datetime | None:
-        return mtime(self.path)
 
     def fetch(self) -> Iterator[Credential]:
         s = self.settings
@@ -60,8 +52,7 @@ class VaultFile(Connector):
                 groups = self._groups(table)
             item = row.req("id")
             if item in seen:
-                raise DataError(table.display, row.line, "id",
-                                f"duplicate item id {item!r} (first on line {seen[item]})")
+                raise row.fail("id", f"duplicate item id {item!r} (first on line {seen[item]})")
             seen[item] = row.line
             accounts = row.list("accounts", sep)
             if not accounts:

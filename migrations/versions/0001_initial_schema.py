@@ -360,6 +360,8 @@ def upgrade() -> None:
         sa.Column("added", sa.Integer(), nullable=False),
         sa.Column("ended", sa.Integer(), nullable=False),
         sa.Column("updated", sa.Integer(), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=True),
+        sa.Column("unchanged", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["run.id"], name=op.f("fk_source_read_run_id_run")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_source_read")),
     )

@@ -1,0 +1,421 @@
+"""Bad input through the real CLI on a copy of the sample organisation.
+
+A malformed source file or config stops `governor reconcile` with exit code 2 and one
+line naming the file, line and field (config: the key path), and leaves the database
+exactly as it was: no run, no audit entry, no observation. A source that cannot be read
+at all is not bad input: the run goes on (exit 5) with that source marked failed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import demo_env, run_cli
+from sqlalchemy import create_engine, inspect, text
+
+LATER = "2026-11-21T12:00:00+00:00"
+PASSWORD = "Hunter2-Summer!2026"
+OBS = ("obs_person", "obs_directory_account", "obs_social_account", "obs_grant",
+       "obs_credential")
+
+
+# ---- helpers ------------------------------------------------------------------------------
+def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in a stable order."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {name: [tuple(r) for r in conn.execute(text(f'SELECT * FROM "{name}" '
+                                                               "ORDER BY 1"))]
+                    for name in sorted(inspect(conn).get_table_names())}
+    finally:
+        engine.dispose()
+
+
+def sqlite_url(org: Path) -> str:
+    return f"sqlite:///{org / 'governor-demo.db'}"
+
+
+def upgraded(org: Path, url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Create the schema; return the (empty) state."""
+    out = run_cli("-c", str(org / "governor.toml"), "db", "upgrade", env=demo_env(url))
+    assert out.code == 0, out.err
+    state = dump(url)
+    assert {name for name, rows in state.items() if rows} == {"alembic_version"}
+    assert {"run", "source_read", "audit_log", "finding", *OBS} <= set(state)
+    return state
+
+
+def replace(path: Path, old: str | bytes, new: str | bytes) -> None:
+    data = path.read_bytes()
+    old_b = old.encode() if isinstance(old, str) else old
+    new_b = new.encode() if isinstance(new, str) else new
+    assert data.count(old_b) == 1, f"{old!r} is not in {path.name} exactly once"
+    path.write_bytes(data.replace(old_b, new_b))
+
+
+def line(path: Path, number: int) -> str:
+    return path.read_text(encoding="utf-8").splitlines(keepends=True)[number - 1]
+
+
+def yaml_inventory(org: Path, change: Callable[[list[dict[str, Any]]], None]) -> int:
+    """Swap the TOML inventory for the same accounts as YAML, after ``change``; return the
+    line the second entry starts on."""
+    import tomllib
+
+    accounts = tomllib.loads((org / "accounts.toml").read_text())["accounts"]
+    change(accounts)
+    body = yaml.safe_dump({"accounts": accounts}, sort_keys=False)
+    (org / "accounts.yaml").write_text(body)
+    replace(org / "governor.toml", 'path = "accounts.toml"', 'path = "accounts.yaml"')
+    return [i for i, t in enumerate(body.splitlines(), 1) if t.startswith("- ")][1]
+
+
+def assert_untouched(url: str, before: dict[str, list[tuple[Any, ...]]]) -> None:
+    after = dump(url)
+    assert after == before
+    for table in ("run", "source_read", "audit_log", "finding", *OBS):
+        assert after[table] == [], table
+
+
+# ---- bad source data ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    file: str
+    edit: Callable[[Path], Any]  # breaks the copy of the org; may return an expected line
+    error: str  # stderr after "governor: <org>/"
+
+
+def edit(file: str, old: str | bytes, new: str | bytes) -> Callable[[Path], None]:
+    return lambda org: replace(org / file, old, new)
+
+
+def append_copy(file: str, number: int) -> Callable[[Path], None]:
+    def do(org: Path) -> None:
+        path = org / file
+        path.write_text(path.read_text() + line(path, number))
+    return do
+
+
+def drop_key(file: str, key: str, near: str) -> Callable[[Path], None]:
+    def do(org: Path) -> None:
+        text_ = (org / file).read_text()
+        start = text_.index(near)
+        cut = text_.index(f'"{key}": ', start)
+        end = text_.index(", ", cut) + 2
+        (org / file).write_text(text_[:cut] + text_[end:])
+    return do
+
+
+HR_KNOWN_STATUS = ("active, deceased, inactive, leave, leaver, left, loa, on leave, pending, "
+                   "pre-hire, prehire, resigned, retired, terminated, terminated - involuntary, "
+                   "terminated - voluntary")
+
+BAD_DATA = [
+    Bad("csv-row-wrong-field-count", "hr.csv",
+        edit("hr.csv", "Head of Social Media,Communications,",
+             "Head of Social Media,Communications,extra,"),
+        "hr.csv:4: expected 11 fields, found 12"),
+    Bad("csv-missing-column", "hr.csv",
+        edit("hr.csv", ",worker_category,", ",category,"),
+        "hr.csv:1: worker_type: missing column 'worker_category'"),
+    Bad("hr-unknown-status-word", "hr.csv",
+        edit("hr.csv", "daniel.brennan@northwind.example,socialteam@northwind.example,Active,",
+             "daniel.brennan@northwind.example,socialteam@northwind.example,Sabbatical,"),
+        f"hr.csv:5: status: unknown value 'Sabbatical'; map it in the source's value map "
+        f"(known: {HR_KNOWN_STATUS})"),
+    Bad("hr-unknown-worker-type", "hr.csv",
+        edit("hr.csv", ",Active,Employee,Head of Social Media,",
+             ",Active,Robot,Head of Social Media,"),
+        "hr.csv:4: worker_type (column 'worker_category'): unknown value 'Robot'; map it in "
+        "the source's value map (known: agency, agency temp, contingent, contractor, employee, "
+        "freelancer, fte, full-time, intern, part-time, vendor, working student)"),
+    Bad("hr-date-does-not-parse", "hr.csv",
+        edit("hr.csv", ",2019-02-04,", ",04.02.2019,"),
+        "hr.csv:4: hire_date: date '04.02.2019' does not match %Y-%m-%d"),
+    Bad("hr-duplicate-employee-id", "hr.csv",
+        edit("hr.csv", "E1002,Daniel Brennan", "E1001,Daniel Brennan"),
+        "hr.csv:5: employee_id (column 'worker_id'): duplicate employee id 'E1001' "
+        "(first on line 4)"),
+    Bad("grants-duplicate-row", "x_team.csv", append_copy("x_team.csv", 3),
+        "x_team.csv:12: duplicate grants record "
+        "'x:@northwind / daniel.brennan@northwind.example / direct / ': each may appear once"),
+    Bad("grants-unmapped-role", "x_team.csv",
+        edit("x_team.csv", "priya.raman@northwind.example,Contributor",
+             "priya.raman@northwind.example,Intern Helper"),
+        "x_team.csv:4: role: role 'Intern Helper' is not mapped for x; add it to role_map"),
+    Bad("grants-bad-instant", "linkedin_admins.csv",
+        edit("linkedin_admins.csv", "p.raman@northwind.example,Content admin,2021-01-19T10:00:00Z",
+             "p.raman@northwind.example,Content admin,19/01/2021"),
+        "linkedin_admins.csv:4: granted_at (column 'assigned_on'): '19/01/2021' is not an "
+        "ISO 8601 date-time"),
+    Bad("csv-non-utf8-byte", "x_team.csv",
+        edit("x_team.csv", b"@northwind,daniel.brennan", b"@northwind,dani\xe9l.brennan"),
+        "x_team.csv:3: principal: not UTF-8 text"),
+    Bad("json-non-utf8-byte", "instagram_access.json",
+        edit("instagram_access.json", b'"Grace Liu"', b'"Gr\xe2ce Liu"'),
+        "instagram_access.json:7: not UTF-8 text"),
+    Bad("json-invalid", "instagram_access.json",
+        edit("instagram_access.json", '"grace.liu@northwind.example", ',
+             '"grace.liu@northwind.example" '),
+        "instagram_access.json:7: not JSON: Expecting ',' delimiter"),
+    Bad("json-record-missing-key", "instagram_access.json",
+        drop_key("instagram_access.json", "role", "robin.fairweather"),
+        "instagram_access.json:8: role: missing key 'role'"),
+    Bad("directory-unknown-factor", "directory.json",
+        edit("directory.json", '"type": "push",\n          "provider": "OKTA",\n'
+                               '          "status": "ACTIVE"\n        },\n        {\n'
+                               '          "type": "webauthn"',
+             '"type": "push",\n          "provider": "OKTA",\n'
+             '          "status": "ACTIVE"\n        },\n        {\n'
+             '          "type": "pigeon"'),
+        "directory.json:5: mfa_factors (column 'factors'): unknown factor type 'pigeon'; map it "
+        "in factor_map"),
+    Bad("vault-fingerprint-is-a-password", "vault.json",
+        edit("vault.json", "hmac-sha256:028603cc639ec7d874a0b5c6afeebbc8aad20e959bd4bbfceb780e"
+                           "34108ada2c", PASSWORD),
+        "vault.json:12: fingerprint: is not a keyed fingerprint (hmac-sha256:<hex>); "
+        "value not shown"),
+    Bad("toml-inventory-unknown-key", "accounts.toml",
+        edit("accounts.toml", 'account_2fa = true\ngrants_source = "x_team"\n'
+                              'recovery_email = "support-social',
+             'account_2fa = true\ngrants_source = "x_team"\n'
+             'recovery_mail = "support-social'),
+        "accounts.toml: accounts[1].recovery_mail: unknown key"),
+    Bad("toml-inventory-bad-criticality", "accounts.toml",
+        edit("accounts.toml", 'handle = "@northwind_help"\ncriticality = "high"',
+             'handle = "@northwind_help"\ncriticality = "severe"'),
+        "accounts.toml: accounts[1].criticality: 'severe' is not one of critical, high, medium, "
+        "low"),
+    Bad("yaml-inventory-unknown-key", "accounts.yaml",
+        lambda org: yaml_inventory(org, lambda a: a[1].update(ownr="E1002")),
+        "accounts.yaml:{line}: accounts[1].ownr: unknown key"),
+    Bad("yaml-inventory-bad-criticality", "accounts.yaml",
+        lambda org: yaml_inventory(org, lambda a: a[1].update(criticality="severe")),
+        "accounts.yaml:{line}: accounts[1].criticality: 'severe' is not one of critical, high, "
+        "medium, low"),
+]
+CORE = {"csv-row-wrong-field-count", "hr-unknown-status-word", "grants-duplicate-row",
+        "vault-fingerprint-is-a-password", "yaml-inventory-bad-criticality"}
+
+
+def run_bad(org: Path, url: str, case: Bad) -> None:
+    before = upgraded(org, url)
+    at = case.edit(org)
+    out = run_cli("-c", str(org / "governor.toml"), "reconcile", env=demo_env(url))
+    error = case.error.format(line=at)
+    assert (out.code, out.out, out.err) == (2, "", f"governor: {org / error}\n")
+    assert PASSWORD not in out.out + out.err
+    assert not (org / "reports").exists()
+    assert_untouched(url, before)
+
+
+@pytest.mark.parametrize("case", BAD_DATA, ids=[c.id for c in BAD_DATA])
+def test_bad_data_exits_2_naming_file_line_and_field(demo_dir: Path, case: Bad) -> None:
+    run_bad(demo_dir, sqlite_url(demo_dir), case)
+
+
+@pytest.mark.parametrize("case", [c for c in BAD_DATA if c.id in CORE],
+                         ids=[c.id for c in BAD_DATA if c.id in CORE])
+def test_bad_data_leaves_every_database_untouched(demo_dir: Path, db_url: str,
+                                                  case: Bad) -> None:
+    run_bad(demo_dir, db_url, case)
+
+
+def test_the_edits_break_only_what_they_mean_to(demo_dir: Path) -> None:
+    # the unbroken copy reconciles cleanly, so each failure above is its own edit's
+    url = sqlite_url(demo_dir)
+    upgraded(demo_dir, url)
+    out = run_cli("-c", str(demo_dir / "governor.toml"), "reconcile", "--no-report",
+                  env=demo_env(url))
+    assert out.code == 0, out.err
+
+
+# ---- bad config ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BadConfig:
+    id: str
+    old: str
+    new: str
+    error: str  # after "governor: <config path>: "
+
+
+BAD_CONFIG = [
+    BadConfig("unknown-section", "[governor]\n", "[sourcez]\nx = 1\n\n[governor]\n",
+              "sourcez: unknown section; expected one of governor, feed_guard, report, "
+              "sources, rules, principals"),
+    BadConfig("mistyped-source-key", 'path = "hr.csv"', 'pathh = "hr.csv"',
+              "sources.hr.pathh: unknown key (did you mean 'path'?)"),
+    BadConfig("mistyped-governor-key", 'database = "sqlite', 'databse = "sqlite',
+              "governor.databse: unknown key (did you mean 'database'?)"),
+    BadConfig("mistyped-rule-param", "dormant_days = 90", "dormant_day = 90",
+              "rules.dormant-grant.dormant_day: unknown key (did you mean 'dormant_days'?)"),
+    BadConfig("wrong-type", "max_admins = 3", 'max_admins = "3"',
+              "rules.too-many-admins.max_admins: expected an integer, got a string"),
+    BadConfig("wrong-type-bool", "[sources.vault]\n", '[sources.vault]\nenabled = "yes"\n',
+              "sources.vault.enabled: expected true or false, got a string"),
+    BadConfig("out-of-bounds", "[rules.leaver-holds-access]",
+              "[feed_guard]\nmax_drop = 2\n\n[rules.leaver-holds-access]",
+              "feed_guard.max_drop: 2 is above the maximum 1"),
+    BadConfig("below-minimum", "grace_hours = 24", "grace_hours = -1",
+              "rules.leaver-holds-access.grace_hours: -1 is below the minimum 0"),
+    BadConfig("unknown-source-type", 'type = "vault_file"', 'type = "vault_fil"',
+              "sources.vault.type: unknown source type 'vault_fil'; known: directory_file, "
+              "grants_file, hr_file, inventory_file, vault_file"),
+    BadConfig("source-without-type", 'type = "vault_file"\n', "",
+              "sources.vault.type: required key is missing"),
+    BadConfig("source-without-path", 'path = "vault.json"\n', "",
+              "sources.vault.path: required key is missing"),
+    BadConfig("unknown-rule-id", "[rules.dormant-grant]", "[rules.dormant-grants]",
+              "rules.dormant-grants: unknown rule id; see `governor rules`"),
+    BadConfig("invalid-max-role", 'contractor = "publisher"', 'contractor = "boss"',
+              "rules.excess-privilege.max_role.contractor: unknown role 'boss'; expected one "
+              "of analyst, contributor, moderator, publisher, admin, owner"),
+    BadConfig("unknown-max-role-worker-type", 'employee = "owner" }',
+              'employee = "owner", alien = "analyst" }',
+              "rules.excess-privilege.max_role.alien: unknown key; expected one of employee, "
+              "contractor, intern, agency"),
+    BadConfig("bad-status-map-target", '"Agency Temp" = "agency"', '"Agency Temp" = "temp"',
+              "sources.hr.worker_type_map.Agency Temp: 'temp' is not one of agency, "
+              "contractor, employee, intern"),
+    BadConfig("bad-role-map-target", '"Partial access" = "publisher"',
+              '"Partial access" = "poster"',
+              "sources.instagram_access.role_map.Partial access: unknown role 'poster'; "
+              "expected one of analyst, contributor, moderator, publisher, admin, owner"),
+    BadConfig("unknown-column-field", 'job_title = "title" }', 'job = "title" }',
+              "sources.hr.columns.job: unknown key; expected one of employee_id, email, "
+              "aliases, name, status, worker_type, hire_date, end_date, manager, department, "
+              "job_title"),
+    BadConfig("bad-format-choice", 'path = "directory.json"',
+              'path = "directory.json"\nformat = "xml"',
+              "sources.okta.format: 'xml' is not one of auto, csv, json, jsonl"),
+    BadConfig("tool-seat-without-tool", 'via = "tool_seat"\ntool = "hootsuite"\n',
+              'via = "tool_seat"\n', "sources.hootsuite.tool: required when via = 'tool_seat'"),
+    BadConfig("principal-missing-reason",
+              'reason = "Customer-care auto-reply bot on @northwind_help"\n', "",
+              "principals[1].reason: required key is missing"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_CONFIG, ids=[c.id for c in BAD_CONFIG])
+def test_bad_config_exits_2_naming_the_key_path(demo_dir: Path, case: BadConfig) -> None:
+    url = sqlite_url(demo_dir)
+    before = upgraded(demo_dir, url)
+    cfg = demo_dir / "governor.toml"
+    replace(cfg, case.old, case.new)
+    out = run_cli("-c", str(cfg), "reconcile", env=demo_env(url))
+    assert (out.code, out.out, out.err) == (2, "", f"governor: {cfg}: {case.error}\n")
+    assert_untouched(url, before)
+
+
+def test_config_that_is_not_toml(demo_dir: Path, db_url: str) -> None:
+    before = upgraded(demo_dir, db_url)
+    cfg = demo_dir / "governor.toml"
+    replace(cfg, "max_admins = 3", "max_admins = ")
+    out = run_cli("-c", str(cfg), "reconcile", env=demo_env(db_url))
+    assert out.code == 2
+    assert out.err.startswith(f"governor: {cfg}: -: not valid TOML: Invalid value (at line ")
+    assert_untouched(db_url, before)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    out = run_cli("-c", str(tmp_path / "nope.toml"), "reconcile")
+    assert (out.code, out.err) == (2, f"governor: {tmp_path / 'nope.toml'}: -: config file "
+                                      "not found (write one with `governor init`)\n")
+
+
+# ---- bad input after good runs ----------------------------------------------------------------
+@pytest.mark.parametrize("case", [c for c in BAD_DATA if c.id in (
+    "grants-duplicate-row", "vault-fingerprint-is-a-password", "hr-date-does-not-parse")],
+    ids=lambda c: c.id)
+def test_bad_rerun_leaves_the_last_good_state_unchanged(demo_dir: Path, db_url: str,
+                                                        case: Bad) -> None:
+    cfg = str(demo_dir / "governor.toml")
+    upgraded(demo_dir, db_url)
+    first = run_cli("-c", cfg, "reconcile", "--no-report", env=demo_env(db_url))
+    assert first.code == 0, first.err
+    before = dump(db_url)
+    assert len(before["run"]) == 1 and before["audit_log"] and before["obs_grant"]
+    statuses = sorted((f.key, f.status) for f in _findings(db_url))
+    assert statuses and {s for _, s in statuses} == {"open"}
+
+    # a later clock, so anything this run wrote would differ from the first run's rows
+    case.edit(demo_dir)
+    again = run_cli("-c", cfg, "reconcile", env={**demo_env(db_url), "GOVERNOR_NOW": LATER})
+    assert (again.code, again.out) == (2, "")
+    assert again.err == f"governor: {demo_dir / case.error}\n"
+    assert dump(db_url) == before
+    assert sorted((f.key, f.status) for f in _findings(db_url)) == statuses
+    assert not (demo_dir / "reports").exists()
+
+
+@dataclass
+class _Finding:
+    key: str
+    status: str
+    subject: str
+    sources: list[str]
+    last_run_id: int
+    resolved_run_id: int | None
+
+
+def _findings(url: str) -> list[_Finding]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [_Finding(r.key, r.status, r.subject, json.loads(r.sources), r.last_run_id,
+                             r.resolved_run_id)
+                    for r in conn.execute(text("SELECT key, status, subject, sources, "
+                                               "last_run_id, resolved_run_id FROM finding"))]
+    finally:
+        engine.dispose()
+
+
+# ---- a source that cannot be read is not bad input -------------------------------------------
+def test_missing_source_file_is_partial_not_bad_input(demo_dir: Path, db_url: str) -> None:
+    cfg = str(demo_dir / "governor.toml")
+    upgraded(demo_dir, db_url)
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=demo_env(db_url)).code == 0
+    before = {f.key: f for f in _findings(db_url)}
+    x_team = [f for f in before.values() if "|x_team|" in f.subject]
+    assert len(x_team) >= 2 and all(f.status == "open" for f in x_team)
+    grants_before = dump(db_url)["obs_grant"]
+
+    (demo_dir / "x_team.csv").unlink()
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=demo_env(db_url))
+    assert out.code == 5, out.err
+    assert out.err == "warning: source x_team failed; its findings were kept, none resolved\n"
+    assert "run 2: partial" in out.out
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            runs = conn.execute(text("SELECT id, status FROM run ORDER BY id")).all()
+            reads = conn.execute(text("SELECT name, status, count, error FROM source_read "
+                                      "WHERE run_id = 2 AND status <> 'ok'")).all()
+            completed = conn.execute(text("SELECT count(*) FROM audit_log "
+                                          "WHERE action = 'run.completed'")).scalar()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in runs] == [(1, "ok"), (2, "partial")]
+    assert [tuple(r) for r in reads] == [
+        ("x_team", "failed", 0, f"{demo_dir / 'x_team.csv'}: file not found")]
+    assert completed == 2
+    # the failed source keeps its last good grants: nothing of it ended
+    assert dump(db_url)["obs_grant"] == grants_before
+
+    after = {f.key: f for f in _findings(db_url)}
+    assert set(after) == set(before)
+    for f in x_team:
+        assert (after[f.key].status, after[f.key].last_run_id) == ("open", 2)
+    depending = [f for f in after.values() if "x_team" in f.sources]
+    assert depending and all(f.status == "open" and f.resolved_run_id is None
+                             for f in depending)
+    assert [f.key for f in after.values() if f.resolved_run_id == 2] == []
