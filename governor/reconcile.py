@@ -5,6 +5,7 @@ any error before the end leaves the store as it was."""
 from __future__ import annotations
 
 import json
+import resource
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -157,6 +158,9 @@ class _Phases:
     def done(self, name: str) -> None:
         now = time.perf_counter()
         self.times[name] = round(now - self._last, 3)
+        # peak RSS so far (MB), so a benchmark can tell which phase set the peak
+        self.times[f"{name}_peak_mb"] = round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         self._last = now
 
 

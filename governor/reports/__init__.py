@@ -90,9 +90,14 @@ def display_value(value: Any) -> str:
     return str(value)
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """`value` as plain JSON types: mappings with str keys in sorted order (a stable key
     order whatever order the data came in), datetimes as ISO 8601 UTC strings."""
+    if type(value) in _PLAIN:  # the common case, checked first: millions of calls
+        return value
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -117,10 +122,13 @@ def jsonable(value: Any) -> Any:
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+_FORMULA_START = frozenset(FORMULA_PREFIXES)
+
+
 def safe_cell(value: Any) -> str:
     """The text of one CSV cell; one that would start a formula gets a leading apostrophe."""
-    text = value if isinstance(value, str) else display_value(value)
-    if text.startswith(FORMULA_PREFIXES):
+    text = value if type(value) is str else display_value(value)
+    if text and text[0] in _FORMULA_START:
         return "'" + text
     return text
 

@@ -1,5 +1,8 @@
 """What a nightly report is made of; built by reconcile from the database, rendered by
-reports.nightly. Plain data so the renderers can be tested without a database."""
+reports.nightly. Plain data so the renderers can be tested without a database.
+
+Not frozen: building a frozen dataclass costs a setattr call per field, and the access
+matrix has one of these per grant."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SourceLine:
     name: str
     type: str
@@ -21,7 +24,7 @@ class SourceLine:
     changes: dict[str, int]  # added / ended / unchanged record counts
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FindingLine:
     key: str
     rule_id: str
@@ -41,7 +44,7 @@ class FindingLine:
     exception: dict[str, Any] | None = None  # reason, approver, expires for excepted ones
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MatrixRow:
     account: str
     platform: str

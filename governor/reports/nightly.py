@@ -150,8 +150,11 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
     }
 
 
+_FINDING_FIELDS = tuple(field.name for field in fields(FindingLine))
+
+
 def _finding_json(f: FindingLine) -> dict[str, Any]:
-    return {field.name: jsonable(getattr(f, field.name)) for field in fields(FindingLine)}
+    return {name: jsonable(getattr(f, name)) for name in _FINDING_FIELDS}
 
 
 def _source_json(s: SourceLine) -> dict[str, Any]:
