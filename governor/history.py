@@ -302,7 +302,7 @@ def load(conn: Connection, shape: Shape, source: str, records: Iterable[Any],
 
 def _duplicate(connector: Connector | None, shape: Shape, nk: str) -> DataError:
     where = connector.at if connector is not None and connector.at else None
-    shown = nk.replace("\x1f", " / ")
+    shown = " / ".join(part for part in nk.split("\x1f") if part)
     return DataError(where[0] if where else f"source {connector.name if connector else '?'}",
                      where[1] if where else None, None,
                      f"duplicate {shape.kind.value} record {shown!r}: each may appear once")

@@ -62,6 +62,17 @@ PLATFORM_ROLE_MAPS: dict[str, dict[str, Role]] = {
 }
 
 
+def check_labels(mapping: dict[str, str], key: str) -> None:
+    """Config check: every value of ``mapping`` names a rung of the ladder."""
+    from governor.options import OptionError
+
+    for name, label in mapping.items():
+        try:
+            Role.parse(label)
+        except ValueError as exc:
+            raise OptionError(f"{key}.{name}", str(exc)) from None
+
+
 def normalise(platform: str, raw: str, overrides: dict[str, Role] | None = None) -> Role:
     """Map ``raw`` onto the ladder: source overrides first, then the platform preset,
     then the ladder's own names. Raises ValueError naming the unmapped role."""

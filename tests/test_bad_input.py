@@ -146,7 +146,7 @@ BAD_DATA = [
         "(first on line 4)"),
     Bad("grants-duplicate-row", "x_team.csv", append_copy("x_team.csv", 3),
         "x_team.csv:12: duplicate grants record "
-        "'x:@northwind / daniel.brennan@northwind.example / direct / ': each may appear once"),
+        "'x:@northwind / daniel.brennan@northwind.example / direct': each may appear once"),
     Bad("grants-unmapped-role", "x_team.csv",
         edit("x_team.csv", "priya.raman@northwind.example,Contributor",
              "priya.raman@northwind.example,Intern Helper"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from governor import audit, db, starter, state
 from governor.cli.common import Ctx, emit_json, json_option, pass_ctx, table, use_json
@@ -129,10 +130,7 @@ def exception() -> None:
     """Accepted risks: one finding, a reason, an approver, an expiry."""
 
 
-def _finding(session: object, ref: str) -> Finding:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
+def _finding(session: Session, ref: str) -> Finding:
     q = select(Finding).where(Finding.id == int(ref)) if ref.isdigit() else \
         select(Finding).where(Finding.key == ref)
     f = session.scalar(q)

@@ -41,6 +41,9 @@ class Ctx:
             self._config = config_mod.load(self.config_path)
         return self._config
 
+    def use_config(self, path: Path, config: Config) -> None:
+        self.config_path, self._config, self._engine = str(path), config, None
+
     def engine(self, at_head: bool = True) -> Engine:
         if self._engine is None:
             self._engine = make_engine(self.config.database_url)

@@ -83,7 +83,7 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
     table([(h.principal, h.employee_id or "", h.name or "", h.person_status or h.match,
             h.role, h.raw_role, h.path, h.via or "", h.source, h.since) for h in holders],
           ("principal", "person", "name", "status", "role", "raw role", "path", "via",
-           "source", "since"))
+           "source", "seen since"))
 
 
 @click.command()

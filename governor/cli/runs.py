@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -122,12 +123,11 @@ def demo(cctx: click.Context, ctx: Ctx, where: Path, keep: bool, as_json: bool |
             with resources.as_file(item) as src:
                 shutil.copyfile(src, where / item.name)
     cfg = load_config(where / "governor.toml")
-    if not keep:
+    if not keep and cfg.database_url.startswith("sqlite:///"):
+        # a fresh demo each time; a database named by GOVERNOR_DATABASE_URL is not ours
         for suffix in ("", "-wal", "-shm"):
             Path(cfg.database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
-    ctx.config_path, ctx._config = str(where / "governor.toml"), cfg
-    import os
-
+    ctx.use_config(where / "governor.toml", cfg)
     if ctx.clock is system_clock and not os.environ.get("GOVERNOR_NOW"):
         ctx.clock = fixed_clock(parse_instant(DEMO_NOW))
     db.upgrade(ctx.engine(at_head=False))

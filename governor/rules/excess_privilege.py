@@ -3,9 +3,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from governor.options import Option, OptionError
+from governor.options import Option
 from governor.records import AccessPath, SourceKind, WorkerType
-from governor.roles import Role
+from governor.roles import Role, check_labels
 from governor.rules._common import who
 from governor.rules.base import Outcome, Result, Rule, Severity, register
 from governor.snapshot import Snapshot
@@ -38,11 +38,7 @@ class ExcessPrivilege(Rule):
 
     @classmethod
     def validate(cls, params: dict[str, Any], key: str) -> None:
-        for kind, label in params["max_role"].items():
-            try:
-                Role.parse(label)
-            except ValueError as exc:
-                raise OptionError(f"{key}.max_role.{kind}", str(exc)) from None
+        check_labels(params["max_role"], f"{key}.max_role")
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         limits = {kind: Role.parse(label)

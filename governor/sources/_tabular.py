@@ -14,10 +14,12 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from governor.errors import DataError, SourceError
 from governor.sources._common import utf8_error_line
+
+_T = TypeVar("_T")
 
 NULL_DATES = frozenset({"", "0000-00-00", "00/00/0000", "null", "none", "n/a", "-"})
 _UNDECODED = re.compile("[\udc80-\udcff]")  # a byte surrogateescape kept as it was
@@ -157,22 +159,20 @@ class Table:
         if self.is_csv:
             for line, cells in self.cells():
                 yield Row(self, line, cells)
-            return
-        try:
-            if self.format == "jsonl":
-                yield from self._jsonl()
-            else:
-                yield from self._json()
-        except FileNotFoundError:
-            raise SourceError(f"{self.display}: file not found") from None
-        except PermissionError:
-            raise SourceError(f"{self.display}: permission denied") from None
+        else:
+            yield from self._unreadable_is_source_error(
+                self._jsonl() if self.format == "jsonl" else self._json())
 
     def cells(self) -> Iterator[tuple[int, list[str]]]:
         """CSV only: (line, cells) without a Row per line, for connectors' fast paths.
         Wrap a line in Row(table, line, cells) to read it with full checks."""
+        yield from self._unreadable_is_source_error(self._csv())
+
+    def _unreadable_is_source_error(self, items: Iterator[_T]) -> Iterator[_T]:
+        # A file that is not there is an unreachable source (the run goes on without it),
+        # not bad data (which stops the run).
         try:
-            yield from self._csv()
+            yield from items
         except FileNotFoundError:
             raise SourceError(f"{self.display}: file not found") from None
         except PermissionError:

@@ -17,7 +17,7 @@ from typing import Any
 
 from governor.options import Option, OptionError
 from governor.records import AccessPath, Grant, SourceKind
-from governor.roles import Role, normalise
+from governor.roles import Role, check_labels, normalise
 from governor.sources._common import FileConnector, file_options
 from governor.sources._tabular import Row, Table
 from governor.sources.base import register
@@ -45,11 +45,7 @@ class GrantsFile(FileConnector):
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
-        for raw, target in settings["role_map"].items():
-            try:
-                Role.parse(target)
-            except ValueError as exc:
-                raise OptionError(f"{key}.role_map.{raw}", str(exc)) from None
+        check_labels(settings["role_map"], f"{key}.role_map")
         if settings["via"] == "tool_seat" and not settings["tool"]:
             raise OptionError(f"{key}.tool", "required when via = 'tool_seat'")
 
