@@ -96,6 +96,11 @@ class Correlator:
             self._cache[key] = found
         return found
 
+    def remember(self, source: str, principal: str, match: Match) -> None:
+        """Answer later questions about (source, principal) with a match already made
+        from richer data (a directory account's employee id)."""
+        self._cache[(source, principal.lower())] = match
+
     def _match(self, source: str, principal: str, employee_id: str | None,
                email: str | None) -> Match:
         low = principal.lower()

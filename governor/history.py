@@ -33,6 +33,7 @@ from governor.models import (
     ObsSocialAccount,
 )
 from governor.records import (
+    KIND_OF,
     AccessPath,
     AccountAccess,
     Attestation,
@@ -53,7 +54,8 @@ from governor.roles import Role
 from governor.sources.base import Connector
 
 BATCH = 5000
-_CONSUMED = -1  # marks a current row matched by this fetch (see load)
+_CONSUMED = -1  # marks a current row matched by this fetch (see _Loader)
+_M64 = 0xFFFFFFFFFFFFFFFF
 
 
 # ---- plain-value conversions --------------------------------------------------------
@@ -217,6 +219,9 @@ SHAPES: dict[SourceKind, Shape] = {
 }
 
 
+KIND_OF_TYPE: dict[SourceKind, type] = {kind: t for t, kind in KIND_OF.items()}
+
+
 @dataclass
 class LoadStats:
     count: int = 0
@@ -230,74 +235,113 @@ def _marks(conn: Connection, n: int) -> str:
     return ", ".join([mark] * n)
 
 
-def load(conn: Connection, shape: Shape, source: str, records: Iterable[Any],
-         connector: Connector | None, run_id: int, now: datetime,
-         previous_read: datetime | None) -> LoadStats:
-    """Store ``records`` as this source's new current state; see the module docstring."""
-    t = shape.table
-    m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    current: dict[str, int] = {}
-    for rid, nk, d, vd in conn.exec_driver_sql(
-            f"SELECT id, nk, digest, vdigest FROM {t} WHERE source = {m} AND ended_at IS NULL",
-            (source,)):
-        # one int per row keeps two million rows in a few hundred MB
-        current[nk] = (rid << 128) | ((d & 0xFFFFFFFFFFFFFFFF) << 64) | (vd & 0xFFFFFFFFFFFFFFFF)
-    cols = ("source", "nk", "digest", "vdigest", "first_seen_at", "first_run_id",
-            *shape.stable_cols, *shape.volatile_cols)
-    insert_sql = f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({_marks(conn, len(cols))})"
-    vol_sql = (f"UPDATE {t} SET vdigest = {m}, "
-               + ", ".join(f"{c} = {m}" for c in shape.volatile_cols) + f" WHERE id = {m}")
-    now_s = ts(now)
-    stats = LoadStats()
-    new_keys: set[str] = set()
-    inserts: list[tuple[Any, ...]] = []
-    updates: list[tuple[Any, ...]] = []
-    ends: list[int] = []
-    for rec in records:
+class _Loader:
+    """One source's rows of one kind: compare what is fetched with what is current."""
+
+    def __init__(self, conn: Connection, shape: Shape, source: str,
+                 connector: Connector | None, run_id: int, now: datetime,
+                 previous_read: datetime | None) -> None:
+        self.conn, self.shape, self.source, self.connector = conn, shape, source, connector
+        self.run_id, self.previous_read = run_id, previous_read
+        t, m = shape.table, "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        self.m = m
+        self.current: dict[str, int] = {}
+        for rid, nk, d, vd in conn.exec_driver_sql(
+                f"SELECT id, nk, digest, vdigest FROM {t} WHERE source = {m} "
+                f"AND ended_at IS NULL", (source,)):
+            # one int per row keeps two million rows in a few hundred MB
+            self.current[nk] = (rid << 128) | ((d & _M64) << 64) | (vd & _M64)
+        cols = ("source", "nk", "digest", "vdigest", "first_seen_at", "first_run_id",
+                *shape.stable_cols, *shape.volatile_cols)
+        self.insert_sql = f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({_marks(conn, len(cols))})"
+        self.vol_sql = (f"UPDATE {t} SET vdigest = {m}, "
+                        + ", ".join(f"{c} = {m}" for c in shape.volatile_cols)
+                        + f" WHERE id = {m}")
+        self.now_s = ts(now)
+        self.stats = LoadStats()
+        self.new_keys: set[str] = set()
+        self.inserts: list[tuple[Any, ...]] = []
+        self.updates: list[tuple[Any, ...]] = []
+        self.ends: list[int] = []
+
+    def feed(self, rec: Any) -> None:
+        shape, stats = self.shape, self.stats
         nk = shape.nk(rec)
         stable = shape.stable(rec)
         volatile = shape.volatile(rec)
         d = digest(stable)
         vd = vdigest(volatile) if volatile else 0
         stats.count += 1
-        packed = current.get(nk)
+        packed = self.current.get(nk)
         if packed is not None:
             if packed == _CONSUMED:
-                raise _duplicate(connector, shape, nk)
-            current[nk] = _CONSUMED
-            if ((packed >> 64) & 0xFFFFFFFFFFFFFFFF) == d & 0xFFFFFFFFFFFFFFFF:
-                if (packed & 0xFFFFFFFFFFFFFFFF) != vd & 0xFFFFFFFFFFFFFFFF:
-                    updates.append((vd, *volatile, packed >> 128))
+                raise _duplicate(self.connector, shape, nk)
+            self.current[nk] = _CONSUMED
+            if ((packed >> 64) & _M64) == d & _M64:
+                if (packed & _M64) != vd & _M64:
+                    self.updates.append((vd, *volatile, packed >> 128))
                     stats.updated += 1
-                continue
-            ends.append(packed >> 128)
+                    if len(self.updates) >= BATCH:
+                        self.conn.exec_driver_sql(self.vol_sql, self.updates)
+                        self.updates.clear()
+                return
+            self.ends.append(packed >> 128)  # changed: this version ends, a new one starts
         else:
-            if nk in new_keys:
-                raise _duplicate(connector, shape, nk)
-            new_keys.add(nk)
-        inserts.append((source, nk, d, vd, now_s, run_id, *stable, *volatile))
+            if nk in self.new_keys:
+                raise _duplicate(self.connector, shape, nk)
+            self.new_keys.add(nk)
+        self.inserts.append((self.source, nk, d, vd, self.now_s, self.run_id, *stable,
+                             *volatile))
         stats.added += 1
-        if len(inserts) >= BATCH:
-            conn.exec_driver_sql(insert_sql, inserts)
-            inserts.clear()
-        if len(updates) >= BATCH:
-            conn.exec_driver_sql(vol_sql, updates)
-            updates.clear()
-    if inserts:
-        conn.exec_driver_sql(insert_sql, inserts)
-    if updates:
-        conn.exec_driver_sql(vol_sql, updates)
-    ends.extend(v >> 128 for v in current.values() if v != _CONSUMED)
-    stats.ended = len(ends)
-    if ends:
-        end_sql = (f"UPDATE {t} SET ended_at = {m}, ended_run_id = {m}, last_seen_at = {m} "
-                   f"WHERE id = {m}")
-        last = ts(previous_read) if previous_read else now_s
-        for i in range(0, len(ends), BATCH):
-            conn.exec_driver_sql(end_sql, [(now_s, run_id, last, rid)
-                                           for rid in ends[i:i + BATCH]])
-    # a version replaced in this run counts as changed, not as added and ended
-    return stats
+        if len(self.inserts) >= BATCH:
+            self.conn.exec_driver_sql(self.insert_sql, self.inserts)
+            self.inserts.clear()
+
+    def finish(self) -> LoadStats:
+        conn, m = self.conn, self.m
+        if self.inserts:
+            conn.exec_driver_sql(self.insert_sql, self.inserts)
+        if self.updates:
+            conn.exec_driver_sql(self.vol_sql, self.updates)
+        ends = self.ends
+        ends.extend(v >> 128 for v in self.current.values() if v != _CONSUMED)
+        self.stats.ended = len(ends)
+        if ends:
+            end_sql = (f"UPDATE {self.shape.table} SET ended_at = {m}, ended_run_id = {m}, "
+                       f"last_seen_at = {m} WHERE id = {m}")
+            last = ts(self.previous_read) if self.previous_read else self.now_s
+            for i in range(0, len(ends), BATCH):
+                conn.exec_driver_sql(end_sql, [(self.now_s, self.run_id, last, rid)
+                                               for rid in ends[i:i + BATCH]])
+        return self.stats
+
+
+def load(conn: Connection, shape: Shape, source: str, records: Iterable[Any],
+         connector: Connector | None, run_id: int, now: datetime,
+         previous_read: datetime | None) -> LoadStats:
+    """Store ``records`` (all of one kind) as this source's new current state."""
+    loader = _Loader(conn, shape, source, connector, run_id, now, previous_read)
+    for rec in records:
+        loader.feed(rec)
+    return loader.finish()
+
+
+def load_source(conn: Connection, kinds: Iterable[SourceKind], source: str,
+                records: Iterable[Any], connector: Connector | None, run_id: int,
+                now: datetime, previous_read: datetime | None) -> dict[SourceKind, LoadStats]:
+    """Store a source that yields records of several kinds (a directory also reporting
+    the grants its groups give). Every declared kind is cleaned up, including one that
+    came back empty: a group mapping whose members all left ends their grants."""
+    loaders = {k: _Loader(conn, SHAPES[k], source, connector, run_id, now, previous_read)
+               for k in kinds}
+    by_type = {KIND_OF_TYPE[k]: loaders[k] for k in loaders}
+    for rec in records:
+        loader = by_type.get(type(rec))
+        if loader is None:
+            raise TypeError(f"source {source} yielded a {type(rec).__name__}, which its "
+                            f"connector does not declare")
+        loader.feed(rec)
+    return {k: loader.finish() for k, loader in loaders.items()}
 
 
 def _duplicate(connector: Connector | None, shape: Shape, nk: str) -> DataError:

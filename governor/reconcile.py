@@ -4,6 +4,7 @@ any error before the end leaves the store as it was."""
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import time
@@ -26,7 +27,7 @@ from governor.reports.nightly import write_nightly
 from governor.rules import RULES
 from governor.rules.base import Severity
 from governor.snapshot import Snapshot
-from governor.sources import CONNECTORS
+from governor.sources import CONNECTORS, SourceContext
 
 
 @dataclass
@@ -92,19 +93,25 @@ def read_sources(session: Session, config: Config, run_id: int, now: datetime
             # rows are exactly what fetch() would yield, so there is nothing to write.
             o.count, o.unchanged = prev.count, True
         else:
+            connector.prepare(SourceContext(
+                now=now, last_good_read=prev.read_at if prev else None,
+                prior_directory=functools.partial(state.prior_directory, session, name)))
             nested = session.begin_nested()
             try:
-                stats = history.load(session.connection(), history.SHAPES[connector.kind],
-                                     name, connector.fetch(), connector, run_id, now,
-                                     prev.read_at if prev else None)
+                by_kind = history.load_source(
+                    session.connection(), connector.kinds(sc.settings), name,
+                    connector.fetch(), connector, run_id, now, prev.read_at if prev else None)
             except SourceError as exc:
                 # Unreachable, not malformed: keep its last good data, skip its cleanup.
                 nested.rollback()
                 o.ok, o.error, digest = False, str(exc), None
             else:
                 nested.commit()
-                o.count, o.added, o.ended, o.updated = (stats.count, stats.added,
-                                                        stats.ended, stats.updated)
+                for stats in by_kind.values():
+                    o.count += stats.count
+                    o.added += stats.added
+                    o.ended += stats.ended
+                    o.updated += stats.updated
         o.freshness = connector.freshness()
         out.append(o)
         session.add(SourceRead(run_id=run_id, name=name, type=sc.type, kind=o.kind,

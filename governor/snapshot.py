@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from governor.correlate import Correlator, Declared, Match, MatchStatus
@@ -29,6 +29,9 @@ from governor.roles import Role
 
 @dataclass(frozen=True, slots=True)
 class SourceState:
+    """One kind of data from one source (a directory that also reports group grants has
+    two: the flags are the source's, the kind says what it supplies)."""
+
     name: str
     kind: SourceKind
     ok: bool  # read successfully in this run
@@ -79,7 +82,7 @@ class Snapshot:
     directory: list[HeldAccount]
     grants: list[HeldGrant]
     credentials: list[HeldCredential]
-    sources: dict[str, SourceState]
+    sources: dict[str, SourceState]  # by name: whether each source was read / has data
     correlator: Correlator
     directory_by_person: dict[str, list[HeldAccount]] = field(default_factory=dict)
     grants_by_person: dict[str, list[HeldGrant]] = field(default_factory=dict)
@@ -89,6 +92,7 @@ class Snapshot:
     # item id -> principals who could read it in an earlier version but no longer can
     # (from history): a password they knew is still the password until it is rotated.
     former_readers: dict[str, list[tuple[str, Match]]] = field(default_factory=dict)
+    states: list[SourceState] = field(default_factory=list)  # every (source, kind)
 
     # ---- construction -------------------------------------------------------------
     @classmethod
@@ -124,6 +128,8 @@ class Snapshot:
         groups: dict[str, list[HeldAccount]] = defaultdict(list)
         for src, acct in directory:
             m = corr.match(src, acct.login, acct.employee_id, acct.email)
+            # a group grant names the member by login: it is whoever the account is
+            corr.remember(src, acct.login, m)
             held = HeldAccount(src, acct, m)
             snap.directory.append(held)
             if m.employee_id:
@@ -134,12 +140,21 @@ class Snapshot:
 
         g_person: dict[str, list[HeldGrant]] = defaultdict(list)
         g_account: dict[str, list[HeldGrant]] = defaultdict(list)
+        by_tool: dict[str, list[str]] = defaultdict(list)
+        for social in snap.accounts.values():
+            if social.tool:
+                by_tool[social.tool.lower()].append(social.key)
         for src, g in grants:
-            hg = HeldGrant(src, g, corr.match(src, g.principal))
-            snap.grants.append(hg)
-            g_account[g.account].append(hg)
-            if hg.match.employee_id:
-                g_person[hg.match.employee_id].append(hg)
+            m = corr.match(src, g.principal)
+            # "tool:hootsuite" (an SSO app seat) reaches every account the tool manages
+            targets = (by_tool.get(g.account[5:].lower(), ()) if g.account.startswith("tool:")
+                       else (g.account,))
+            for key in targets:
+                hg = HeldGrant(src, g if key == g.account else replace(g, account=key), m)
+                snap.grants.append(hg)
+                g_account[key].append(hg)
+                if m.employee_id:
+                    g_person[m.employee_id].append(hg)
         snap.grants_by_person, snap.grants_by_account = dict(g_person), dict(g_account)
 
         c_person: dict[str, list[HeldCredential]] = defaultdict(list)
@@ -167,16 +182,17 @@ class Snapshot:
             sources = [SourceState(n, k, True, True) for n, k in names]
             if snap.accounts:
                 sources.append(SourceState("inventory", SourceKind.INVENTORY, True, True))
-        snap.sources = {s.name: s for s in sources}
+        snap.states = list(sources)
+        snap.sources = {s.name: s for s in snap.states}
         return snap
 
     # ---- questions rules ask -------------------------------------------------------
     def has(self, kind: SourceKind) -> bool:
         """Is there any data of this kind to judge by (read now or kept from earlier)?"""
-        return any(s.kind is kind and s.has_data for s in self.sources.values())
+        return any(s.kind is kind and s.has_data for s in self.states)
 
     def sources_of(self, kind: SourceKind) -> list[str]:
-        return sorted(s.name for s in self.sources.values() if s.kind is kind)
+        return sorted(s.name for s in self.states if s.kind is kind)
 
     def person(self, ref: str | None) -> Person | None:
         return self.correlator.person(ref)

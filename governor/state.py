@@ -16,18 +16,25 @@ from governor import history
 from governor.config import Config
 from governor.correlate import Declared, Match
 from governor.models import ObsCredential, PrincipalLink, SourceRead
-from governor.records import SourceKind
+from governor.records import DirectoryAccount, SourceKind
 from governor.snapshot import Snapshot, SourceState
 from governor.sources import CONNECTORS
 
 
-def kind_of(config: Config, name: str) -> SourceKind:
-    return CONNECTORS[config.sources[name].type].kind
+def kinds_of(config: Config, name: str) -> frozenset[SourceKind]:
+    sc = config.sources[name]
+    return CONNECTORS[sc.type].kinds(sc.settings)
 
 
 def enabled(config: Config, kind: SourceKind) -> list[str]:
-    """Enabled sources of one kind, in config order (the first HR source wins a clash)."""
-    return [n for n, s in config.sources.items() if s.enabled and kind_of(config, n) is kind]
+    """Enabled sources yielding one kind, in config order (the first HR source wins)."""
+    return [n for n, s in config.sources.items() if s.enabled and kind in kinds_of(config, n)]
+
+
+def prior_directory(session: Session, name: str) -> dict[str, DirectoryAccount]:
+    """The directory accounts one source left at its last good read, by login."""
+    shape = history.SHAPES[SourceKind.DIRECTORY]
+    return {a.login: a for _, a in history.current(session.connection(), shape, [name])}
 
 
 def links(session: Session) -> dict[tuple[str, str], str]:
@@ -72,8 +79,8 @@ def snapshot(session: Session, config: Config, now: datetime,
         return chain.from_iterable(history.current(conn, history.SHAPES[kind], [n])
                                    for n in names[kind])
 
-    states = [SourceState(n, k, ok.get(n, False), ok.get(n, False) or had_data(session, n))
-              for k in SourceKind for n in names[k]]
+    had = {n: ok.get(n, False) or had_data(session, n) for n in config.sources}
+    states = [SourceState(n, k, ok.get(n, False), had[n]) for k in SourceKind for n in names[k]]
     return Snapshot.build(
         now,
         persons=rows(SourceKind.HR), directory=rows(SourceKind.DIRECTORY),

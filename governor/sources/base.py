@@ -13,13 +13,34 @@ SourceError: the run goes on with this source marked failed and its last good da
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from governor.options import Option
-from governor.records import Record, SourceKind
+from governor.records import DirectoryAccount, Record, SourceKind
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a connector may know of earlier runs, handed to it before fetch(). It never
+    reads the store itself; reconcile does, and only when asked (prior is lazy)."""
+
+    now: datetime
+    last_good_read: datetime | None = None  # when this source last read successfully
+    prior_directory: Callable[[], Mapping[str, DirectoryAccount]] = field(
+        default=lambda: {})  # login -> the account as stored now (MFA facts and their age)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of `governor doctor`: what was tried and whether it worked."""
+
+    step: str  # "reach", "authenticate", "read", ...
+    ok: bool
+    detail: str  # why not, precisely, never with a secret in it
 
 
 class Connector(ABC):
@@ -35,6 +56,27 @@ class Connector(ABC):
         # (file, line) of the record last yielded, so the loader can point at a duplicate
         # without the connector keeping a set of its own.
         self.at: tuple[str, int] | None = None
+
+    @classmethod
+    def kinds(cls, settings: dict[str, Any]) -> frozenset[SourceKind]:
+        """Every kind of record this source yields with these settings (a directory with
+        group_grants also yields grants). Each is cleaned up after a good read."""
+        return frozenset({cls.kind})
+
+    def prepare(self, context: SourceContext) -> None:
+        """Called once before fetch() with what earlier runs left (for incremental reads)."""
+        self.context = context
+
+    def check(self) -> list[Check]:
+        """Reach, authenticate, read one page: for `governor doctor`. The default reads the
+        first record; API connectors say more precisely which step failed."""
+        from governor.errors import GovernorError
+
+        try:
+            first = next(iter(self.fetch()), None)
+        except GovernorError as exc:
+            return [Check("read", False, str(exc))]
+        return [Check("read", True, "no records" if first is None else "first record read")]
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:

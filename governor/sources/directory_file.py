@@ -12,8 +12,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from governor.options import Option
-from governor.records import FACTOR_TYPES, DirectoryAccount, DirectoryStatus, MfaFactor, SourceKind
+from governor.records import (
+    FACTOR_TYPES,
+    DirectoryAccount,
+    DirectoryStatus,
+    Grant,
+    MfaFactor,
+    SourceKind,
+)
 from governor.sources._common import FileConnector, check_map_targets, file_options, lowered
+from governor.sources._groups import GROUP_GRANTS, GroupGrants
+from governor.sources._groups import validate as validate_group_grants
 from governor.sources._tabular import Row, Table
 from governor.sources.base import register
 
@@ -43,15 +52,22 @@ class DirectoryFile(FileConnector):
         "factor_map": Option("dict[str,str]", {}, "Extra MFA factor type names -> "
                              + ", ".join(sorted(FACTOR_TYPES)) + "."),
         "list_separator": Option("str", ";", "Separates groups and factors in a CSV cell."),
+        "group_grants": GROUP_GRANTS,
     }
+
+    @classmethod
+    def kinds(cls, settings: dict[str, Any]) -> frozenset[SourceKind]:
+        extra = {SourceKind.GRANTS} if settings["group_grants"] else set()
+        return frozenset({SourceKind.DIRECTORY, *extra})
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
         check_map_targets(settings, key, "status_map", STATUS_WORDS)
         check_map_targets(settings, key, "factor_map", FACTOR_TYPES)
+        validate_group_grants(settings["group_grants"], f"{key}.group_grants")
 
 
-    def fetch(self) -> Iterator[DirectoryAccount]:
+    def fetch(self) -> Iterator[DirectoryAccount | Grant]:
         s = self.settings
         table = Table(self.path, s["columns"], ("login", "status"), s["format"])
         statuses = {**{w: w for w in STATUS_WORDS}, **DEFAULT_STATUS, **lowered(s["status_map"])}
@@ -59,15 +75,17 @@ class DirectoryFile(FileConnector):
         sep = s["list_separator"]
         fresh = self.freshness()
         seen: dict[str, int] = {}
+        via_groups = GroupGrants.parse(s["group_grants"])
         for row in table.rows():
             login = row.req("login").lower()
             if login in seen:
                 raise row.fail("login",
                                f"duplicate login {login!r} (first on line {seen[login]})")
             seen[login] = row.line
+            self.at = (table.display, row.line)
             email = row.text("email")
             mfa = self._factors(row, factors, sep)
-            yield DirectoryAccount(
+            account = DirectoryAccount(
                 login=login,
                 status=DirectoryStatus(row.mapped("status", statuses, STATUS_WORDS)),
                 email=email.lower() if email else None,
@@ -77,6 +95,8 @@ class DirectoryFile(FileConnector):
                 groups=row.list("groups", sep),
                 last_login=row.instant("last_login"),
             )
+            yield account
+            yield from via_groups.grants(login, account.groups)
 
     @staticmethod
     def _factors(row: Row, types: dict[str, str], sep: str) -> tuple[MfaFactor, ...] | None:
