@@ -5,12 +5,13 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from governor.options import REQUIRED, Option, OptionError
-from governor.sources.base import Connector
+from governor.sources.base import Check, Connector
 
 FORMATS = ("auto", "csv", "json", "jsonl")
 
@@ -74,6 +75,13 @@ class FileConnector(Connector):
 
     def freshness(self) -> datetime | None:
         return mtime(self.path)
+
+    def check(self) -> list[Check]:
+        if not self.path.is_file():
+            return [Check("open", False, f"{self.path}: file not found")]
+        if not os.access(self.path, os.R_OK):
+            return [Check("open", False, f"{self.path}: permission denied")]
+        return [Check("open", True, str(self.path)), *super().check()]
 
     def fingerprint(self) -> str | None:
         """The file's bytes, this source's settings and governor's version: when all three

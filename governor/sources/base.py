@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -56,6 +56,8 @@ class Connector(ABC):
         # (file, line) of the record last yielded, so the loader can point at a duplicate
         # without the connector keeping a set of its own.
         self.at: tuple[str, int] | None = None
+        # replaced by reconcile through prepare(); doctor and tests read with no history
+        self.context = SourceContext(now=datetime.now(UTC))
 
     @classmethod
     def kinds(cls, settings: dict[str, Any]) -> frozenset[SourceKind]:
