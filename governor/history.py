@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from sys import intern
 from typing import Any
 
 from sqlalchemy import Connection
@@ -156,10 +157,14 @@ _ROLE_VALUE = {r: int(r) for r in Role}
 
 
 def _grant_read(r: tuple[Any, ...]) -> Grant:
-    # r[7] is principal_lc, kept for indexing only
-    return Grant(account=r[0], principal=r[1], raw_role=r[2], role=_ROLES[r[3]],
-                 via=_PATHS[r[4]], via_detail=r[5], granted_at=read_ts(r[6]),
-                 last_active=read_ts(r[8]))
+    # r[7] is principal_lc, kept for indexing only. The driver returns a new str object
+    # per cell; interning shares the ones that repeat across millions of grants (the
+    # account, the principal, the raw role), which is most of a snapshot's memory.
+    detail = r[5]
+    return Grant(account=intern(r[0]), principal=intern(r[1]), raw_role=intern(r[2]),
+                 role=_ROLES[r[3]], via=_PATHS[r[4]],
+                 via_detail=intern(detail) if detail is not None else None,
+                 granted_at=read_ts(r[6]), last_active=read_ts(r[8]))
 
 
 def _cred_read(r: tuple[Any, ...]) -> Credential:
