@@ -79,6 +79,8 @@ class UserMfaMissing(Rule):
                          f"{name} but directory account {logins} has no active MFA factor"),
                 evidence={**base, "logins": [h.account.login for h in reported],
                           "active_factors": [{"login": login, "type": f.type}
-                                             for login, f in factors]},
+                                             for login, f in factors],
+                          # how old the MFA fact is: a budgeted directory reads it in turns
+                          "mfa_read_at": max(read).isoformat() if read else None},
                 severity=Severity.MEDIUM if weak else None,
                 person=eid, account=account)
