@@ -35,6 +35,9 @@ FEED_GUARD_OPTIONS: dict[str, Option] = {
 }
 
 REPORT_OPTIONS: dict[str, Option] = {
+    "findings_html_max": Option("int", 200, "Finding cards shown per section (and per "
+                                "severity) in the HTML report; the JSON and CSV have all.",
+                                min=0, max=100_000),
     "matrix_html_max_rows": Option("int", 5000, "Rows of the access matrix shown in the HTML "
                                    "report; the CSV always has all of them.", min=0,
                                    max=1_000_000),

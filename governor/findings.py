@@ -54,99 +54,128 @@ _COLS = ("key", "rule_id", "subject", "outcome", "severity", "status", "message"
          "opened_run_id", "last_run_id", "times_reopened")
 
 
-def apply(session: Session, run_id: int, now: datetime, evaluated: Sequence[Evaluated],
-          source_ok: dict[str, bool], disabled: Iterable[str], actor: str) -> FindingStats:
-    """Merge this run's results into the findings table with set-at-a-time statements:
-    a few hundred thousand findings must not cost an ORM object each."""
-    conn = session.connection()
-    m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    now_s = history.ts(now)
-    stats = FindingStats()
-    live = {row[1]: row for row in conn.exec_driver_sql(_LIVE)}
-    changed: list[tuple[Any, ...]] = []  # outcome, severity, message, evidence, sources, opened, id
-    kept: list[tuple[Any, ...]] = []
-    pending: dict[str, tuple[Any, ...]] = {}  # key -> values of a row to insert
-    reported: set[str] = set()
-    for ev in evaluated:
-        rule = ev.rule
+def _content(outcome: str, severity: str, message: str, evidence: str, sources: str) -> int:
+    return history.digest((outcome, severity, message, evidence, sources))
+
+
+class Merge:
+    """Merges a run's results into the findings table one rule at a time, with
+    set-at-a-time statements, so neither every result nor every finding's text has to
+    be in memory at once: a large organisation has hundreds of thousands of both."""
+
+    def __init__(self, session: Session, run_id: int, now: datetime) -> None:
+        self.session, self.run_id, self.now = session, run_id, now
+        self.conn = session.connection()
+        self.m = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
+        self.now_s = history.ts(now)
+        self.stats = FindingStats()
+        # key -> (id, rule id, outcome, opened run, digest of what a change would rewrite)
+        self.live: dict[str, tuple[int, str, str, int, int]] = {
+            key: (fid, rule_id, outcome, opened, _content(outcome, sev, msg, ev, src))
+            for fid, key, rule_id, outcome, sev, msg, ev, src, opened
+            in self.conn.exec_driver_sql(_LIVE)}
+        self.reported: set[str] = set()
+        self.deciding: dict[str, list[str]] = {}
+
+    def add(self, ev: Evaluated) -> None:
+        rule, m, run_id, now_s = ev.rule, self.m, self.run_id, self.now_s
+        self.deciding[rule.id] = ev.deciding
         deciding = json.dumps(sorted(ev.deciding))
+        changed: list[tuple[Any, ...]] = []
+        kept: list[tuple[Any, ...]] = []
+        pending: dict[str, tuple[Any, ...]] = {}  # key -> values of a row to insert
         for r in ev.results:
             key = key_of(rule.id, r.subject)
-            if key in reported:
+            if key in self.reported:
                 continue  # a rule repeating itself
-            reported.add(key)
+            self.reported.add(key)
             sev = (ev.severity or r.severity or rule.severity).value
             evidence = json.dumps(r.evidence, sort_keys=True, default=str)
-            row = live.get(key)
+            row = self.live.get(key)
             if row is None:
                 pending[key] = (key, rule.id, r.subject, r.outcome.value, sev, "open", r.message,
                                 evidence, r.person, r.account, deciding, now_s, now_s, run_id,
                                 run_id, run_id, 0)
                 continue
-            opened = row[8]
-            if row[3] != r.outcome.value and r.outcome.value == "fail":
+            fid, _, outcome, opened, content = row
+            if outcome != r.outcome.value and r.outcome.value == "fail":
                 opened = run_id  # unknown -> fail reads as new
-                stats.new += 1
-            if (row[3], row[4], row[5], row[6], row[7], row[8]) != (
-                    r.outcome.value, sev, r.message, evidence, deciding, opened):
-                changed.append((r.outcome.value, sev, r.message, evidence, deciding, opened,
-                                row[0]))
-            kept.append((now_s, run_id, row[0]))
-    stats.kept = len(kept)
+                self.stats.new += 1
+            if content != _content(r.outcome.value, sev, r.message, evidence, deciding) \
+                    or opened != row[3]:
+                changed.append((r.outcome.value, sev, r.message, evidence, deciding, opened, fid))
+            kept.append((now_s, run_id, fid))
+        self.stats.kept += len(kept)
+        # results that match an earlier, resolved finding reopen it under the same key
+        reopen: list[tuple[Any, ...]] = []
+        keys = list(pending)
+        for i in range(0, len(keys), CHUNK):
+            part = keys[i:i + CHUNK]
+            for fid, key in self.conn.exec_driver_sql(
+                    f"SELECT id, key FROM finding WHERE status = 'resolved' AND key IN "
+                    f"({', '.join([m] * len(part))})", tuple(part)):
+                v = pending.pop(key)
+                reopen.append((v[3], v[4], v[6], v[7], v[8], v[9], v[10], now_s, run_id, run_id,
+                               fid))
+        self.stats.new += len(pending) + len(reopen)
+        self._write(pending, reopen, changed, kept)
 
-    # results that match an earlier, resolved finding reopen it under the same key
-    reopen: list[tuple[Any, ...]] = []
-    keys = list(pending)
-    for i in range(0, len(keys), CHUNK):
-        part = keys[i:i + CHUNK]
-        for fid, key in conn.exec_driver_sql(
-                f"SELECT id, key FROM finding WHERE status = 'resolved' AND key IN "
-                f"({', '.join([m] * len(part))})", tuple(part)):
-            v = pending.pop(key)
-            reopen.append((v[3], v[4], v[6], v[7], v[8], v[9], v[10], now_s, run_id, run_id,
-                           fid))
-    stats.new += len(pending) + len(reopen)
-    if pending:
-        conn.exec_driver_sql(f"INSERT INTO finding ({', '.join(_COLS)}) VALUES "
-                             f"({', '.join([m] * len(_COLS))})", list(pending.values()))
-    if reopen:
-        conn.exec_driver_sql(
-            f"UPDATE finding SET status = 'open', resolution = NULL, resolved_at = NULL, "
-            f"resolved_run_id = NULL, times_reopened = times_reopened + 1, outcome = {m}, "
-            f"severity = {m}, message = {m}, evidence = {m}, person = {m}, account = {m}, "
-            f"sources = {m}, last_seen_at = {m}, opened_run_id = {m}, last_run_id = {m} "
-            f"WHERE id = {m}", reopen)
-    if changed:
-        conn.exec_driver_sql(
-            f"UPDATE finding SET outcome = {m}, severity = {m}, message = {m}, evidence = {m}, "
-            f"sources = {m}, opened_run_id = {m} WHERE id = {m}", changed)
-    if kept:
-        conn.exec_driver_sql(f"UPDATE finding SET last_seen_at = {m}, last_run_id = {m} "
-                             f"WHERE id = {m}", kept)
+    def _write(self, pending: dict[str, tuple[Any, ...]], reopen: list[tuple[Any, ...]],
+               changed: list[tuple[Any, ...]], kept: list[tuple[Any, ...]]) -> None:
+        conn, m = self.conn, self.m
+        if pending:
+            conn.exec_driver_sql(f"INSERT INTO finding ({', '.join(_COLS)}) VALUES "
+                                 f"({', '.join([m] * len(_COLS))})", list(pending.values()))
+        if reopen:
+            conn.exec_driver_sql(
+                f"UPDATE finding SET status = 'open', resolution = NULL, resolved_at = NULL, "
+                f"resolved_run_id = NULL, times_reopened = times_reopened + 1, outcome = {m}, "
+                f"severity = {m}, message = {m}, evidence = {m}, person = {m}, account = {m}, "
+                f"sources = {m}, last_seen_at = {m}, opened_run_id = {m}, last_run_id = {m} "
+                f"WHERE id = {m}", reopen)
+        if changed:
+            conn.exec_driver_sql(
+                f"UPDATE finding SET outcome = {m}, severity = {m}, message = {m}, "
+                f"evidence = {m}, sources = {m}, opened_run_id = {m} WHERE id = {m}", changed)
+        if kept:
+            conn.exec_driver_sql(f"UPDATE finding SET last_seen_at = {m}, last_run_id = {m} "
+                                 f"WHERE id = {m}", kept)
 
-    off = set(disabled)
-    by_rule = {ev.rule.id: ev for ev in evaluated}
-    resolve: list[tuple[Any, ...]] = []
-    for key, row in live.items():
-        if key in reported:
-            continue
-        judged = by_rule.get(row[2])
-        if row[2] in off:
-            resolution = "rule disabled"
-        elif judged is not None and all(source_ok.get(s, False) for s in judged.deciding):
-            resolution = "fixed"
-        else:
-            stats.held += 1
-            continue
-        resolve.append((resolution, now_s, run_id, row[0]))
-    stats.resolved = len(resolve)
-    if resolve:
-        conn.exec_driver_sql(f"UPDATE finding SET status = 'resolved', resolution = {m}, "
-                             f"resolved_at = {m}, resolved_run_id = {m} WHERE id = {m}",
-                             resolve)
-    session.expire_all()  # the ORM must not serve rows these statements changed
-    _apply_exceptions(session, run_id, now, actor, stats)
-    return stats
+    def finish(self, source_ok: dict[str, bool], disabled: Iterable[str], actor: str
+               ) -> FindingStats:
+        """Resolve what no rule reported (when its sources were read), then exceptions."""
+        off = set(disabled)
+        resolve: list[tuple[Any, ...]] = []
+        for key, (fid, rule_id, *_rest) in self.live.items():
+            if key in self.reported:
+                continue
+            deciding = self.deciding.get(rule_id)
+            if rule_id in off:
+                resolution = "rule disabled"
+            elif deciding is not None and all(source_ok.get(s, False) for s in deciding):
+                resolution = "fixed"
+            else:
+                self.stats.held += 1
+                continue
+            resolve.append((resolution, self.now_s, self.run_id, fid))
+        self.stats.resolved = len(resolve)
+        if resolve:
+            m = self.m
+            self.conn.exec_driver_sql(
+                f"UPDATE finding SET status = 'resolved', resolution = {m}, resolved_at = {m}, "
+                f"resolved_run_id = {m} WHERE id = {m}", resolve)
+        self.session.expire_all()  # the ORM must not serve rows these statements changed
+        _apply_exceptions(self.session, self.run_id, self.now, actor, self.stats)
+        return self.stats
+
+
+def apply(session: Session, run_id: int, now: datetime, evaluated: Sequence[Evaluated],
+          source_ok: dict[str, bool], disabled: Iterable[str], actor: str) -> FindingStats:
+    """All results at once (tests, small runs); reconcile merges rule by rule."""
+    merge = Merge(session, run_id, now)
+    for ev in evaluated:
+        merge.add(ev)
+    return merge.finish(source_ok, disabled, actor)
 
 
 def active_exceptions(session: Session, now: datetime) -> dict[str, RiskException]:

@@ -140,8 +140,12 @@ def feed_guard(config: Config, outcomes: list[SourceOutcome]) -> list[str]:
     return problems
 
 
-def evaluate(snap: Snapshot, config: Config) -> tuple[list[findings.Evaluated], list[str]]:
-    evaluated, disabled = [], []
+def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, config: Config,
+             ok: dict[str, bool], actor: str) -> findings.FindingStats:
+    """Run every enabled rule and merge its results before the next one runs: only one
+    rule's results are held at a time."""
+    merge = findings.Merge(session, run_id, now)
+    disabled = []
     for rule_id, rule in sorted(RULES.items()):
         rc = config.rule(rule_id)
         if rc is not None and not rc.enabled:
@@ -150,9 +154,9 @@ def evaluate(snap: Snapshot, config: Config) -> tuple[list[findings.Evaluated], 
         params = {**rule.defaults(), **(rc.params if rc else {})}
         severity = Severity(rc.severity) if rc and rc.severity else None
         deciding = [n for k in rule.needs for n in state.enabled(config, k)]
-        evaluated.append(findings.Evaluated(rule, severity, list(rule.evaluate(snap, params)),
-                                            deciding))
-    return evaluated, disabled
+        merge.add(findings.Evaluated(rule, severity, list(rule.evaluate(snap, params)),
+                                     deciding))
+    return merge.finish(ok, disabled, actor)
 
 
 class _Phases:
@@ -195,11 +199,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     phases.done("snapshot")
     state.save_matches(session, snap, r.id)
     phases.done("save_matches")
-    evaluated, disabled = evaluate(snap, config)
-    phases.done("rules")
-    stats = findings.apply(session, r.id, now, evaluated, ok, disabled, opts.actor)
-    del evaluated  # results can be large; the report reads findings back from the store
-    phases.done("findings")
+    stats = evaluate(session, r.id, now, snap, config, ok, opts.actor)
+    phases.done("rules_and_findings")
     r.status = "ok" if all(ok.values()) else "partial"
     r.finished_at = clock()
     c = findings.counts(session, r.id)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from governor.clock import as_utc
@@ -38,35 +38,57 @@ def finding_line(f: Finding | Any, exception: dict[str, str] | None = None) -> F
         resolved_at=as_utc(f.resolved_at), exception=exception)
 
 
-def _order(lines: list[FindingLine]) -> list[FindingLine]:
-    return sorted(lines, key=lambda x: (-_RANK.get(x.severity, 0), x.rule_id, x.key))
+_COLS = (Finding.key, Finding.rule_id, Finding.severity, Finding.outcome, Finding.status,
+         Finding.message, Finding.evidence, Finding.person, Finding.account,
+         Finding.first_seen_at, Finding.last_seen_at, Finding.resolved_at)
+_WORST_FIRST = case({s.value: -s.rank for s in Severity}, value=Finding.severity, else_=0)
+
+
+def _where(name: str, run_id: int) -> ColumnElement[bool]:
+    """Which findings make up one section of the report."""
+    open_fail = and_(Finding.status == "open", Finding.outcome == "fail")
+    return {
+        "new": and_(open_fail, Finding.opened_run_id == run_id),
+        "resolved": and_(Finding.status == "resolved", Finding.resolved_run_id == run_id),
+        "open": open_fail,
+        "unknown": and_(Finding.status == "open", Finding.outcome == "unknown"),
+        "excepted": Finding.status == "excepted",
+    }[name]
+
+
+class _Sections:
+    """Reads a report's sections from the store, worst first, without holding them."""
+
+    def __init__(self, session: Session, run: Run) -> None:
+        self.session, self.run_id = session, run.id
+        self.exceptions = {k: {"reason": e.reason, "approver": e.approver,
+                               "expires": e.expires_at.isoformat(), "id": str(e.id)}
+                           for k, e in active_exceptions(session, run.started_at).items()}
+
+    def query(self, name: str, severity: str | None = None,
+              limit: int | None = None) -> Iterator[FindingLine]:
+        q = select(*_COLS).where(_where(name, self.run_id))
+        if severity is not None:
+            q = q.where(Finding.severity == severity)
+        q = q.order_by(_WORST_FIRST, Finding.rule_id, Finding.key).limit(limit)
+        for f in self.session.execute(q.execution_options(yield_per=2000)):
+            yield finding_line(f, self.exceptions.get(f.key) if name == "excepted" else None)
+
+    def stream(self, name: str) -> Iterator[FindingLine]:
+        return self.query(name)
 
 
 def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot
                    ) -> NightlyReport:
-    exceptions = active_exceptions(session, run.started_at)
-    new, resolved, open_, unknown, excepted = [], [], [], [], []
-    cols = [Finding.key, Finding.rule_id, Finding.severity, Finding.outcome, Finding.status,
-            Finding.message, Finding.evidence, Finding.person, Finding.account,
-            Finding.first_seen_at, Finding.last_seen_at, Finding.resolved_at,
-            Finding.opened_run_id]
-    q = select(*cols).where((Finding.status != "resolved") | (Finding.resolved_run_id == run.id))
-    for f in session.execute(q):
-        if f.status == "resolved":
-            resolved.append(finding_line(f))
-            continue
-        exc = exceptions.get(f.key)
-        line = finding_line(f, None if exc is None else {
-            "reason": exc.reason, "approver": exc.approver,
-            "expires": exc.expires_at.isoformat(), "id": str(exc.id)})
-        if f.status == "excepted":
-            excepted.append(line)
-        elif f.outcome == "unknown":
-            unknown.append(line)
-        else:
-            open_.append(line)
-            if f.opened_run_id == run.id:
-                new.append(line)
+    sections = _Sections(session, run)
+    cap = config.report["findings_html_max"]
+    shown = {name: list(sections.query(name, limit=cap))
+             for name in ("new", "resolved", "unknown", "excepted")}
+    # open findings are shown per severity, so each severity gets its own slice
+    shown_open = [f for sev in Severity for f in sections.query("open", sev.value, cap)]
+    totals = {name: session.scalar(select(func.count()).select_from(Finding)
+                                   .where(_where(name, run.id))) or 0
+              for name in ("new", "resolved", "open", "unknown", "excepted")}
     reads = session.scalars(select(SourceRead).where(SourceRead.run_id == run.id)
                             .order_by(SourceRead.id))
     return NightlyReport(
@@ -77,10 +99,11 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot
         sources=[SourceLine(s.name, s.type, s.kind, s.status, s.count, s.freshness, s.error,
                             {"added": s.added, "ended": s.ended, "updated": s.updated})
                  for s in reads],
-        new=_order(new), resolved=_order(resolved), open=_order(open_),
-        unknown=_order(unknown), excepted=_order(excepted), counts=counts(session, run.id),
+        new=shown["new"], resolved=shown["resolved"], open=shown_open,
+        unknown=shown["unknown"], excepted=shown["excepted"], counts=counts(session, run.id),
         matrix=lambda: matrix_rows(snap),
         matrix_html_max_rows=config.report["matrix_html_max_rows"],
+        findings_html_max=cap, stream=sections.stream, totals=totals,
     )
 
 

@@ -83,3 +83,10 @@ class NightlyReport:
     matrix_html_max_rows: int = 5000
     # Cards per section (and per severity) in the HTML; the JSON and CSV have them all.
     findings_html_max: int = 200
+    # A large organisation has hundreds of thousands of findings. When ``stream`` is
+    # given, the lists above hold only what the HTML shows (findings_html_max per
+    # section, per severity for open) and stream(section) yields every finding of a
+    # section, worst first, straight from the store for the JSON and CSV; ``totals``
+    # gives each section's full size. Without it the lists are complete.
+    stream: Callable[[str], Iterator[FindingLine]] | None = field(repr=False, default=None)
+    totals: dict[str, int] = field(default_factory=dict)

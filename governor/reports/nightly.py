@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from itertools import groupby, islice
 from operator import attrgetter
@@ -105,12 +105,21 @@ def write_matrix_csv(rows: Iterable[MatrixRow], fh: TextIO) -> int:
     return count
 
 
+def section(report: NightlyReport, name: str) -> Iterator[FindingLine]:
+    """Every finding of one section: streamed from the store when the report can."""
+    if report.stream is not None:
+        return report.stream(name)
+    return iter(getattr(report, name))
+
+
+def total(report: NightlyReport, name: str) -> int:
+    return report.totals.get(name, len(getattr(report, name)))
+
+
 def finding_sections(report: NightlyReport) -> Iterator[tuple[str, FindingLine]]:
-    lists = {"new": report.new, "resolved": report.resolved, "open": report.open,
-             "unknown": report.unknown, "excepted": report.excepted}
-    for section in SECTIONS:
-        for finding in lists[section]:
-            yield section, finding
+    for name in SECTIONS:
+        for finding in section(report, name):
+            yield name, finding
 
 
 def write_findings_csv(report: NightlyReport, fh: TextIO) -> None:
@@ -129,7 +138,8 @@ def write_findings_csv(report: NightlyReport, fh: TextIO) -> None:
 
 
 def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> dict[str, Any]:
-    """The report as JSON data, keys in a fixed order (data mappings sorted)."""
+    """The report as JSON data, keys in a fixed order (data mappings sorted). Holds every
+    finding: write_json streams instead."""
     return {
         "schema": SCHEMA,
         "run_id": report.run_id,
@@ -141,11 +151,7 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         "forced_reason": report.forced_reason,
         "counts": jsonable(report.counts),
         "sources": [_source_json(s) for s in report.sources],
-        "new": [_finding_json(f) for f in report.new],
-        "resolved": [_finding_json(f) for f in report.resolved],
-        "open": [_finding_json(f) for f in report.open],
-        "unknown": [_finding_json(f) for f in report.unknown],
-        "excepted": [_finding_json(f) for f in report.excepted],
+        **{name: [_finding_json(f) for f in section(report, name)] for name in SECTIONS},
         "matrix": {"rows": matrix_rows, "csv": matrix_csv},
     }
 
@@ -162,11 +168,28 @@ def _source_json(s: SourceLine) -> dict[str, Any]:
 
 
 def write_json(report: NightlyReport, fh: TextIO, *, matrix_rows: int, matrix_csv: str) -> None:
-    data = report_json(report, matrix_rows=matrix_rows, matrix_csv=matrix_csv)
-    # json.dumps without indent runs the C encoder; json.dump(indent=...) is pure Python
-    # and took minutes on a few hundred thousand findings
-    fh.write(json.dumps(data, ensure_ascii=False, allow_nan=False))
-    fh.write("\n")
+    """report_json's document, written a finding at a time (same bytes, bounded memory).
+    json.dumps without indent runs the C encoder; json.dump(indent=...) is pure Python
+    and took minutes on a few hundred thousand findings."""
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+    head = report_json(replace(report, stream=lambda _name: iter(()), new=[], resolved=[],
+                               open=[], unknown=[], excepted=[]),
+                       matrix_rows=matrix_rows, matrix_csv=matrix_csv)
+    first = True
+    fh.write("{")
+    for key, value in head.items():
+        fh.write(("" if first else ", ") + dumps(key) + ": ")
+        first = False
+        if key not in SECTIONS:
+            fh.write(dumps(value))
+            continue
+        fh.write("[")
+        for i, f in enumerate(section(report, key)):
+            fh.write((", " if i else "") + dumps(_finding_json(f)))
+        fh.write("]")
+    fh.write("}\n")
 
 
 # -- HTML ------------------------------------------------------------------------------
@@ -212,15 +235,17 @@ def html_context(report: NightlyReport, *, shown: list[MatrixRow], matrix_rows: 
     cap = max(report.findings_html_max, 0)
     shown_findings = {name: getattr(report, name)[:cap]
                       for name in ("new", "resolved", "unknown", "excepted")}
-    open_groups = group_by_severity(report.open, cap)
+    open_groups = group_by_severity(report.open, cap, report.counts.get("open")
+                                    if report.stream is not None else None)
     # only cards that are on the page can be linked to from "what changed"
     detailed = {f.key for g in open_groups for f in g.findings}
     detailed |= {f.key for name in ("unknown", "excepted") for f in shown_findings[name]}
     return {
         "report": report,
         "shown": shown_findings,
-        "omitted": {name: len(getattr(report, name)) - len(shown_findings[name])
+        "omitted": {name: total(report, name) - len(shown_findings[name])
                     for name in shown_findings},
+        "totals": {name: total(report, name) for name in SECTIONS},
         "findings_csv": f"nightly-{report.run_id}.csv",
         "severities": severities,
         "summary": summary,
@@ -247,20 +272,22 @@ def severity_rank(severity: str) -> int:
 def severity_columns(report: NightlyReport) -> list[str]:
     """Every standard severity, worst first, then any other the data uses."""
     seen = {s for counts in report.counts.values() for s in counts}
-    for _section, f in finding_sections(report):
-        seen.add(f.severity)
+    for name in SECTIONS:
+        seen.update(f.severity for f in getattr(report, name))
     extra = sorted(seen - set(SEVERITY_ORDER))
     return [*SEVERITY_ORDER, *extra]
 
 
-def group_by_severity(findings: Iterable[FindingLine], cap: int | None = None
-                      ) -> list[SeverityGroup]:
+def group_by_severity(findings: Iterable[FindingLine], cap: int | None = None,
+                      totals: dict[str, int] | None = None) -> list[SeverityGroup]:
+    """Open findings by severity; ``totals`` gives each group's full size when the list
+    holds only a slice of it."""
     ordered = sorted(findings, key=lambda f: (severity_rank(f.severity), f.severity))
     out = []
     for sev, group in groupby(ordered, key=lambda f: f.severity):
         members = list(group)
-        out.append(SeverityGroup(sev, members[:cap] if cap is not None else members,
-                                 len(members)))
+        size = (totals or {}).get(sev, len(members))
+        out.append(SeverityGroup(sev, members[:cap] if cap is not None else members, size))
     return out
 
 
