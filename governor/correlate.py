@@ -117,13 +117,15 @@ class Correlator:
             for index, method in ((self.by_email, "email"), (self.by_alias, "alias"),
                                   (self.by_base, "plus_address")):
                 key = strip_plus(addr) if method == "plus_address" else addr
-                ids = sorted(set(index.get(key, ())))
+                found = index.get(key)
+                if not found:
+                    continue
+                ids = sorted(set(found)) if len(found) > 1 else found
                 if len(ids) == 1:
                     return Match(MatchStatus.MATCHED, ids[0], method,
                                  f"{method.replace('_', '-')} {addr} is {ids[0]}'s")
-                if len(ids) > 1:
-                    return Match(MatchStatus.AMBIGUOUS, None, method,
-                                 f"{addr} matches {len(ids)} people", candidates=tuple(ids))
+                return Match(MatchStatus.AMBIGUOUS, None, method,
+                             f"{addr} matches {len(ids)} people", candidates=tuple(ids))
         linked = self.links.get((source, low)) or self.links.get(("*", low))
         if linked is not None:
             if linked in self.by_id:

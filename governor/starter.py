@@ -26,6 +26,7 @@ EXAMPLE_SOURCES: list[tuple[str, str, dict[str, Any]]] = [
     ("hootsuite", "grants_file", {"path": "data/hootsuite.csv", "via": "tool_seat",
                                   "tool": "hootsuite"}),
     ("vault", "vault_file", {"path": "data/vault.json"}),
+    ("ad", "ldap_directory", {"enabled": False}),
 ]
 
 
@@ -100,7 +101,9 @@ def render() -> str:
         connector = CONNECTORS[stype]
         out.append(f"[sources.{name}]")
         out.append(f'type = "{stype}"')
-        out.append("# enabled = true")
+        enabled = values.pop("enabled", True)
+        out.append("# enabled = true" if enabled else
+                   "enabled = false  # an example: fill it in, then remove this line")
         _options(out, connector.options, f"the {stype} connector", values)
     out.append("# ---- rules: every rule is on with its defaults; a [rules.ID] table changes that")
     for rule_id, rule in sorted(RULES.items()):

@@ -19,6 +19,8 @@ import yaml
 from conftest import demo_env, run_cli
 from sqlalchemy import create_engine, inspect, text
 
+from governor.sources import CONNECTORS
+
 LATER = "2026-11-21T12:00:00+00:00"
 PASSWORD = "Hunter2-Summer!2026"
 OBS = ("obs_person", "obs_directory_account", "obs_social_account", "obs_grant",
@@ -267,8 +269,8 @@ BAD_CONFIG = [
     BadConfig("below-minimum", "grace_hours = 24", "grace_hours = -1",
               "rules.leaver-holds-access.grace_hours: -1 is below the minimum 0"),
     BadConfig("unknown-source-type", 'type = "vault_file"', 'type = "vault_fil"',
-              "sources.vault.type: unknown source type 'vault_fil'; known: directory_file, "
-              "grants_file, hr_file, inventory_file, vault_file"),
+              "sources.vault.type: unknown source type 'vault_fil'; known: "
+              + ", ".join(sorted(CONNECTORS))),
     BadConfig("source-without-type", 'type = "vault_file"\n', "",
               "sources.vault.type: required key is missing"),
     BadConfig("source-without-path", 'path = "vault.json"\n', "",

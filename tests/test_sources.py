@@ -67,9 +67,16 @@ def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-def test_every_connector_is_registered() -> None:
-    assert sorted(CONNECTORS) == ["directory_file", "grants_file", "hr_file", "inventory_file",
-                                  "vault_file"]
+def test_every_connector_module_registers_one_type() -> None:
+    import pkgutil
+
+    import governor.sources as package
+
+    modules = {m.name for m in pkgutil.iter_modules(package.__path__)
+               if not m.name.startswith("_") and m.name != "base"}
+    assert {c.__module__.rsplit(".", 1)[1] for c in CONNECTORS.values()} == modules
+    assert {"directory_file", "grants_file", "hr_file", "inventory_file",
+            "vault_file"} <= set(CONNECTORS)
 
 
 # ---- HR -------------------------------------------------------------------------------------

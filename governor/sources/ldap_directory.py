@@ -1,0 +1,696 @@
+"""LDAP / Active Directory directory (ldap3): accounts, their status and groups.
+
+One paged subtree search per base DN reads every user the filter selects, asking only
+for the attributes the mapping needs. Two presets name those attributes:
+
+- ``active_directory``: sAMAccountName, mail (else the primary ``SMTP:`` proxyAddress),
+  employeeID, memberOf, lastLogonTimestamp; disabled when userAccountControl has the
+  ACCOUNTDISABLE bit (2) or accountExpires lies in the past (0 and 9223372036854775807
+  both mean never). find_accounts also looks a person up by ``smtp:`` alias.
+- ``openldap``: inetOrgPerson's uid, mail, employeeNumber, memberOf (the memberof
+  overlay); locked by ppolicy's pwdAccountLockedTime, disabled by nsAccountLock.
+
+``attributes`` overrides either per field; an empty name turns a field off. LDAP knows
+nothing of MFA, so accounts carry mfa = None (unknown), never "no factors".
+
+Faults are SourceErrors (the run goes on with this source failed and its last good data
+kept): no server reachable, TLS not trusted, bind refused, a size or admin limit hit,
+a value that is not UTF-8. A search that ends early is never taken for a complete one:
+every page's result code is checked before its entries are handed on, because ldap3's
+own paged_search generator ends quietly on sizeLimitExceeded. The password comes only
+from an environment variable or a file and never appears in a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import ssl
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import ldap3
+from ldap3.core import exceptions as lx
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import parse_dn
+
+from governor.errors import SourceError
+from governor.options import REQUIRED, Option, OptionError
+from governor.records import DirectoryAccount, DirectoryStatus, Grant, SourceKind
+from governor.roles import Role
+from governor.sources._groups import GROUP_GRANTS, GroupGrants
+from governor.sources._groups import validate as validate_group_grants
+from governor.sources.base import Check, Connector, register
+
+FIELDS = ("login", "email", "aliases", "employee_id", "groups", "manager", "last_login",
+          "disabled_flags", "expires", "locked_time", "lock_flag")
+PRESETS: dict[str, dict[str, str]] = {
+    "active_directory": {
+        "login": "sAMAccountName", "email": "mail", "aliases": "proxyAddresses",
+        "employee_id": "employeeID", "groups": "memberOf", "manager": "manager",
+        # lastLogonTimestamp is replicated (up to ~14 days behind); lastLogon is exact
+        # but per domain controller, so it would need every DC read and the maximum
+        "last_login": "lastLogonTimestamp", "disabled_flags": "userAccountControl",
+        "expires": "accountExpires", "locked_time": "", "lock_flag": ""},
+    "openldap": {
+        "login": "uid", "email": "mail", "aliases": "", "employee_id": "employeeNumber",
+        "groups": "memberOf", "manager": "manager", "last_login": "", "disabled_flags": "",
+        "expires": "", "locked_time": "pwdAccountLockedTime", "lock_flag": "nsAccountLock"},
+}
+# objectCategory=person would be AD's cheapest test, but it is a DN-valued attribute
+# other servers holding the AD schema cannot match on; objectClass works everywhere.
+DEFAULT_FILTER = {"active_directory": "(&(objectClass=user)(!(objectClass=computer)))",
+                  "openldap": "(objectClass=inetOrgPerson)"}
+# DirectoryAccount has no manager: kept in the map so a later offboarding step can name
+# it, left out of the search so nothing unneeded is read.
+UNREAD = frozenset({"manager"})
+PAGED_RESULTS = "1.2.840.113556.1.4.319"
+UF_ACCOUNTDISABLE = 0x2
+NEVER = frozenset({0, 0x7FFFFFFFFFFFFFFF})  # accountExpires: both mean "does not expire"
+FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+PERMANENT_LOCK = "000001010000Z"  # ppolicy: locked by an administrator, not by lockout
+TRUE_WORDS = frozenset({"true", "yes", "1"})
+_GENERALIZED = re.compile(r"^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)?(\d\d)?(?:[.,]\d+)?(Z|[+-]\d{4})?$")
+
+
+class _Unreachable(Exception):
+    """Every URL failed before a bind: why, one per URL."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("no LDAP server reachable: " + "; ".join(reasons))
+
+
+@register
+class LdapDirectory(Connector):
+    type = "ldap_directory"
+    kind = SourceKind.DIRECTORY
+    description = "LDAP or Active Directory (ldap3): accounts, status, groups"
+    options = {
+        "urls": Option("list[str]", REQUIRED, "Server URLs, tried in order (failover): "
+                       "ldaps://host:636 for tls = ldaps, ldap://host:389 otherwise.",
+                       example=["ldaps://dc1.corp.example:636", "ldaps://dc2.corp.example:636"]),
+        "bind_dn": Option("str", "", "DN to bind as; empty binds anonymously.",
+                          example="CN=svc-governor,OU=Service Accounts,DC=corp,DC=example"),
+        "password_env": Option("str", "", "Name of the environment variable holding the bind "
+                               "password (the password itself is never in this file).",
+                               example="GOVERNOR_LDAP_PASSWORD"),
+        "password_file": Option("str", "", "File holding the bind password (relative to the "
+                                "config file), instead of password_env."),
+        "base_dns": Option("list[str]", REQUIRED, "Subtrees searched for users.",
+                           example=["OU=Staff,DC=corp,DC=example"]),
+        "user_filter": Option("str", "", "LDAP filter selecting users; empty: the preset's ("
+                              + "; ".join(f"{k}: {v}" for k, v in DEFAULT_FILTER.items())
+                              + ")."),
+        "preset": Option("str", "active_directory", "Attribute names and status rules of "
+                         "this kind of server.", choices=tuple(PRESETS)),
+        "attributes": Option("dict[str,str]", {}, "Override the preset's attribute for a "
+                             "field (an empty name turns it off). Fields: "
+                             + ", ".join(FIELDS) + ".", choices=FIELDS,
+                             example={"login": "userPrincipalName"}),
+        "tls": Option("str", "ldaps", "ldaps (TLS from the first byte), starttls (upgrade "
+                      "an ldap:// connection) or none (plain text: only for tests on "
+                      "loopback).", choices=("ldaps", "starttls", "none")),
+        "ca_file": Option("str", "", "PEM file of the CA(s) that issued the servers' "
+                          "certificates (relative to the config file); empty: the system's."),
+        "tls_verify": Option("bool", True, "Verify the server certificate and host name. "
+                             "Turning this off lets anyone on the path read the password."),
+        "page_size": Option("int", 500, "Entries per page of the paged search (Active "
+                            "Directory serves at most 1000).", min=1, max=10000),
+        "connect_timeout": Option("int", 10, "Seconds to wait for a TCP connection.",
+                                  min=1, max=300),
+        # whole seconds: ldap3 packs the receive timeout into SO_RCVTIMEO as an integer
+        "receive_timeout": Option("int", 60, "Seconds to wait for any one response.",
+                                  min=1, max=3600),
+        "require_email": Option("bool", False, "Fail the source when a user entry has no "
+                                "email attribute (by default it is an account without one)."),
+        "group_grants": GROUP_GRANTS,
+    }
+
+    @classmethod
+    def kinds(cls, settings: dict[str, Any]) -> frozenset[SourceKind]:
+        extra = {SourceKind.GRANTS} if settings["group_grants"] else set()
+        return frozenset({SourceKind.DIRECTORY, *extra})
+
+    @classmethod
+    def validate(cls, settings: dict[str, Any], key: str) -> None:
+        _validate_urls(settings, key)
+        if not settings["base_dns"]:
+            raise OptionError(f"{key}.base_dns", "name at least one base DN")
+        if settings["password_env"] and settings["password_file"]:
+            raise OptionError(f"{key}.password_file", "set password_env or password_file, "
+                                                      "not both")
+        has_password = bool(settings["password_env"] or settings["password_file"])
+        if settings["bind_dn"] and not has_password:
+            raise OptionError(f"{key}.bind_dn", "a bind DN needs password_env or "
+                                                "password_file (never a password here)")
+        if has_password and not settings["bind_dn"]:
+            raise OptionError(f"{key}.bind_dn", "a password is set but no bind_dn to use it")
+        if not settings["attributes"].get("login", "x").strip():
+            raise OptionError(f"{key}.attributes.login", "the login attribute cannot be "
+                                                         "turned off")
+        if settings["tls"] == "none" and settings["ca_file"]:
+            raise OptionError(f"{key}.ca_file", "has no effect with tls = none")
+        _validate_filter(settings["user_filter"], f"{key}.user_filter")
+        validate_group_grants(settings["group_grants"], f"{key}.group_grants")
+
+    # ---- settings -----------------------------------------------------------------------
+    @property
+    def fields(self) -> dict[str, str]:
+        preset = PRESETS[self.settings["preset"]]
+        return {**preset, **{k: v.strip() for k, v in self.settings["attributes"].items()}}
+
+    @property
+    def user_filter(self) -> str:
+        return self.settings["user_filter"].strip() or DEFAULT_FILTER[self.settings["preset"]]
+
+    def _requested(self) -> list[str]:
+        """Only the attributes the mapping reads (never '*': less to send and to parse)."""
+        names = [a for f, a in self.fields.items() if a and f not in UNREAD]
+        return list(dict.fromkeys(names))
+
+    def _password(self) -> str | None:
+        s = self.settings
+        if s["password_env"]:
+            value = os.environ.get(s["password_env"])
+            if value is None:
+                raise SourceError(f"{self.name}: environment variable {s['password_env']} "
+                                  "(password_env) is not set")
+            where = f"environment variable {s['password_env']}"
+        elif s["password_file"]:
+            path = (self.base_dir / s["password_file"]).resolve()
+            try:
+                value = path.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SourceError(f"{self.name}: cannot read password_file {path}: "
+                                  f"{type(exc).__name__}") from None
+            where = f"password_file {path}"
+        else:
+            return None
+        if not value:
+            raise SourceError(f"{self.name}: the bind password in {where} is empty")
+        return value
+
+    def _tls(self) -> ldap3.Tls | None:
+        s = self.settings
+        if s["tls"] == "none":
+            return None
+        ca = str((self.base_dir / s["ca_file"]).resolve()) if s["ca_file"] else None
+        if ca is not None and not Path(ca).is_file():
+            raise SourceError(f"{self.name}: ca_file {ca} does not exist")
+        # CERT_REQUIRED also makes ldap3 match the certificate against the URL's host
+        return ldap3.Tls(validate=ssl.CERT_REQUIRED if s["tls_verify"] else ssl.CERT_NONE,
+                         ca_certs_file=ca)
+
+    # ---- connection ---------------------------------------------------------------------
+    def _connection(self, url: str, password: str | None) -> ldap3.Connection:
+        s = self.settings
+        server = ldap3.Server(url, use_ssl=s["tls"] == "ldaps", tls=self._tls(),
+                              get_info=ldap3.NONE, connect_timeout=s["connect_timeout"])
+        auth = ldap3.SIMPLE if s["bind_dn"] else ldap3.ANONYMOUS
+        return ldap3.Connection(server, user=s["bind_dn"] or None, password=password,
+                                authentication=auth, read_only=True, raise_exceptions=True,
+                                receive_timeout=s["receive_timeout"], auto_referrals=False)
+
+    def _reach(self, password: str | None) -> tuple[ldap3.Connection, str]:
+        """The first server, in config order, that accepts a connection (and TLS).
+
+        Failover is done here rather than by an ldap3 ServerPool so that each URL's own
+        reason (refused, timed out, certificate not trusted) is in the error."""
+        reasons = []
+        for url in self.settings["urls"]:
+            conn = self._connection(url, password)
+            try:
+                conn.open()
+                if self.settings["tls"] == "starttls":
+                    conn.start_tls()
+            except (lx.LDAPException, OSError) as exc:
+                reasons.append(f"{url}: {_reach_reason(exc, self.settings, password)}")
+                _close(conn)
+                continue
+            return conn, url
+        raise _Unreachable(reasons)
+
+    def _bind(self, conn: ldap3.Connection, url: str, password: str | None) -> None:
+        who = self.settings["bind_dn"] or "anonymous"
+        try:
+            conn.bind()
+        except lx.LDAPInvalidCredentialsResult:
+            raise SourceError(f"{self.name}: {url} refused the bind as {who}: invalid "
+                              "credentials (wrong password, or the account is locked, "
+                              "disabled or expired)") from None
+        except lx.LDAPOperationResult as exc:
+            raise SourceError(f"{self.name}: {url} refused the bind as {who}: "
+                              f"{_result_text(exc.description, exc.message)}") from None
+        except (lx.LDAPException, OSError) as exc:
+            raise SourceError(f"{self.name}: bind as {who} on {url} failed: "
+                              f"{_scrub(_io_reason(exc, self.settings), password)}") from None
+
+    def _connect(self) -> tuple[ldap3.Connection, str]:
+        password = self._password()
+        try:
+            conn, url = self._reach(password)
+        except _Unreachable as exc:
+            raise SourceError(f"{self.name}: {exc}") from None
+        try:
+            self._bind(conn, url, password)
+        except SourceError:
+            _close(conn)
+            raise
+        return conn, url
+
+    # ---- search -------------------------------------------------------------------------
+    def _pages(self, conn: ldap3.Connection, url: str, base: str, search_filter: str,
+               attributes: list[str], max_pages: int | None = None
+               ) -> Iterator[dict[str, Any]]:
+        """Every entry of one paged subtree search; any result but success raises.
+
+        Each page's result is checked before its entries are yielded, so a search the
+        server cut short (size, time or admin limit) fails instead of looking complete."""
+        cookie: bytes | None = None
+        page = 0
+        while True:
+            page += 1
+            try:
+                conn.search(base, search_filter, ldap3.SUBTREE, attributes=attributes,
+                            paged_size=self.settings["page_size"], paged_criticality=True,
+                            paged_cookie=cookie)
+                result = conn.result
+            except lx.LDAPOperationResult as exc:
+                result = {"result": exc.result, "description": exc.description,
+                          "message": exc.message}
+            except (lx.LDAPException, OSError) as exc:
+                raise SourceError(f"{self.name}: reading {base} on {url} failed at page "
+                                  f"{page}: {_io_reason(exc, self.settings)}") from None
+            if result.get("result") != 0:
+                raise SourceError(self._search_failure(result, base, url, page))
+            for entry in conn.response or ():
+                if entry.get("type") == "searchResEntry":  # not continuation references
+                    yield entry
+            cookie = _cookie(result)
+            if not cookie or page == max_pages:
+                if cookie:  # tell the server to drop the rest (RFC 2696: size 0)
+                    _abandon(conn, base, search_filter, cookie)
+                return
+
+    def _search_failure(self, result: dict[str, Any], base: str, url: str, page: int) -> str:
+        code = result.get("result")
+        text = _result_text(result.get("description"), result.get("message"))
+        where = f"{self.name}: search of {base} on {url}"
+        if code == 4:  # sizeLimitExceeded
+            return (f"{where} hit the server's size limit at page {page} ({text}): the "
+                    "result is incomplete, so none of it is used; raise the limit for the "
+                    "bind account (slapd: limits size.prtotal; AD: MaxPageSize/MaxResultSetSize)")
+        if code == 3:  # timeLimitExceeded
+            return f"{where} hit the server's time limit at page {page}: the result is incomplete"
+        if code == 11:  # adminLimitExceeded: slapd says so for a page above size.pr
+            return (f"{where} was refused ({text}) with page_size "
+                    f"{self.settings['page_size']}: lower page_size")
+        if code == 32:
+            return f"{where}: base DN {base} does not exist ({text})"
+        if code == 12:
+            return f"{where}: the server does not support paged results ({text})"
+        return f"{where} failed at page {page}: {text}"
+
+    def _entries(self, search_filter: str) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+        """(dn, raw attributes keyed in lower case) of every entry in every base DN."""
+        conn, url = self._connect()
+        attributes = self._requested()
+        several = len(self.settings["base_dns"]) > 1
+        seen_dns: set[str] = set()
+        try:
+            for base in self.settings["base_dns"]:
+                for entry in self._pages(conn, url, base, search_filter, attributes):
+                    dn = entry.get("dn", "")
+                    if several:  # nested base DNs would return an entry twice
+                        if dn.lower() in seen_dns:
+                            continue
+                        seen_dns.add(dn.lower())
+                    raw = entry.get("raw_attributes") or {}
+                    yield dn, {k.lower(): list(v) for k, v in raw.items()}
+        finally:
+            _close(conn)
+
+    # ---- mapping ------------------------------------------------------------------------
+    def _now(self) -> datetime:
+        context = getattr(self, "context", None)
+        return context.now if context is not None else datetime.now(UTC)
+
+    def _account(self, dn: str, raw: dict[str, list[bytes]], now: datetime
+                 ) -> tuple[DirectoryAccount, list[tuple[str, str]]]:
+        """The account of one entry and its group memberships as (DN, CN) pairs."""
+        v = _Values(self.name, dn, raw, self.fields)
+        login = v.first("login")
+        if login is None:
+            raise SourceError(f"{self.name}: entry {dn} has no {self.fields['login']} "
+                              "(the login attribute): cannot tell whose account it is")
+        email = v.first("email") or _primary_smtp(v.all("aliases"))
+        if email is None and self.settings["require_email"]:
+            raise SourceError(f"{self.name}: entry {dn} has no {self.fields['email']} "
+                              "(require_email is set)")
+        memberships = [(g, _cn(g)) for g in v.all("groups")]
+        account = DirectoryAccount(
+            login=login.lower(), status=self._status(v, now),
+            email=email.lower() if email else None, employee_id=v.first("employee_id"),
+            mfa=None,  # LDAP does not know MFA: unknown, not "none enrolled"
+            groups=tuple(dict.fromkeys(cn for _, cn in memberships)),
+            last_login=v.instant("last_login"))
+        return account, memberships
+
+    def _status(self, v: _Values, now: datetime) -> DirectoryStatus:
+        flags = v.integer("disabled_flags")
+        if flags is not None and flags & UF_ACCOUNTDISABLE:
+            return DirectoryStatus.DISABLED
+        expires = v.integer("expires")
+        if expires is not None and expires not in NEVER:
+            at = _filetime(expires)
+            if at is not None and at <= now:
+                return DirectoryStatus.DISABLED
+        flag = v.first("lock_flag")
+        if flag is not None and flag.strip().lower() in TRUE_WORDS:
+            return DirectoryStatus.DISABLED
+        locked = v.first("locked_time")
+        if locked is not None:
+            # an administrator's lock is meant to last; a lockout (a timestamp) may lift
+            return (DirectoryStatus.DISABLED if locked.strip() == PERMANENT_LOCK
+                    else DirectoryStatus.LOCKED)
+        return DirectoryStatus.ACTIVE
+
+    def _group_grants(self, via: GroupGrants, login: str,
+                      memberships: Iterable[tuple[str, str]], seen: set[tuple[str, str]]
+                      ) -> Iterator[Grant]:
+        """The grants a member holds through its groups, each once.
+
+        A mapping may name a group by CN or by full DN (or both), so each membership is
+        looked up in both forms; ``held`` keeps one grant per membership and role, and
+        ``seen`` the loader's own key (account, via_detail) across memberships."""
+        for dn, cn in memberships:
+            held: set[tuple[str, Role]] = set()
+            for name in dict.fromkeys((dn, cn)):
+                for grant in via.grants(login, (name,)):
+                    key = (grant.account, name.lower())
+                    if (grant.account, grant.role) in held or key in seen:
+                        continue
+                    held.add((grant.account, grant.role))
+                    seen.add(key)
+                    yield grant
+
+    # ---- the contract -------------------------------------------------------------------
+    def fetch(self) -> Iterator[DirectoryAccount | Grant]:
+        via = GroupGrants.parse(self.settings["group_grants"])
+        now = self._now()
+        logins: set[str] = set()  # logins only, not DNs: 200,000 of them stay small
+        for dn, raw in self._entries(self.user_filter):
+            account, memberships = self._account(dn, raw, now)
+            if account.login in logins:
+                raise SourceError(f"{self.name}: entry {dn} has login {account.login!r}, "
+                                  "which an earlier entry has too: logins must be unique")
+            logins.add(account.login)
+            yield account
+            if via:
+                yield from self._group_grants(via, account.login, memberships, set())
+
+    def find_accounts(self, login_or_email: str) -> list[DirectoryAccount]:
+        """The accounts whose login, email or alias is ``login_or_email`` (for offboarding).
+
+        Every value is escaped (RFC 4515) before it reaches the filter, so ``*)(uid=*``
+        is looked up literally and matches nobody."""
+        value = escape_filter_chars(login_or_email.strip())
+        if not value:
+            return []
+        f = self.fields
+        terms = [f"({f['login']}={value})"]
+        if f["email"]:
+            terms.append(f"({f['email']}={value})")
+        if f["aliases"]:
+            terms.append(f"({f['aliases']}=smtp:{value})")
+        search_filter = f"(&{self.user_filter}(|{''.join(terms)}))"
+        now = self._now()
+        return [self._account(dn, raw, now)[0] for dn, raw in self._entries(search_filter)]
+
+    def check(self) -> list[Check]:
+        password: str | None = None
+        pw_error: str | None = None
+        try:
+            password = self._password()
+        except SourceError as exc:
+            pw_error = str(exc)
+        try:
+            conn, url = self._reach(password)
+        except _Unreachable as exc:
+            return [Check("reach", False, str(exc))]
+        except SourceError as exc:  # a missing ca_file
+            return [Check("reach", False, str(exc))]
+        checks = [Check("reach", True, f"{url}{_tls_note(self.settings)}")]
+        try:
+            if pw_error is not None:
+                return [*checks, Check("authenticate", False, pw_error)]
+            try:
+                self._bind(conn, url, password)
+            except SourceError as exc:
+                return [*checks, Check("authenticate", False, str(exc))]
+            checks.append(Check("authenticate", True,
+                                f"bound as {self.settings['bind_dn'] or 'anonymous'}"))
+            checks.append(self._read_check(conn, url))
+            return checks
+        finally:
+            _close(conn)
+
+    def _read_check(self, conn: ldap3.Connection, url: str) -> Check:
+        base = self.settings["base_dns"][0]
+        try:
+            n = sum(1 for _ in self._pages(conn, url, base, self.user_filter,
+                                           self._requested(), max_pages=1))
+        except SourceError as exc:
+            return Check("read", False, str(exc))
+        return Check("read", True, f"{n} user entr{'y' if n == 1 else 'ies'} in the first "
+                                   f"page of {base}")
+
+
+# ---- values -----------------------------------------------------------------------------
+class _Values:
+    """One entry's raw values, decoded strictly: a value that is not UTF-8 is an error
+    naming the entry and the attribute, never a guess."""
+
+    __slots__ = ("dn", "fields", "raw", "source")
+
+    def __init__(self, source: str, dn: str, raw: dict[str, list[bytes]],
+                 fields: dict[str, str]) -> None:
+        self.source, self.dn, self.raw, self.fields = source, dn, raw, fields
+
+    def all(self, field: str) -> list[str]:
+        attr = self.fields[field]
+        if not attr:
+            return []
+        out = []
+        for value in self.raw.get(attr.lower(), ()):
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SourceError(f"{self.source}: entry {self.dn}: attribute {attr} holds a "
+                                  f"value that is not UTF-8 ({_hex_preview(value)})") from None
+            if text.strip():
+                out.append(text.strip())
+        return out
+
+    def first(self, field: str) -> str | None:
+        values = self.all(field)
+        return values[0] if values else None
+
+    def integer(self, field: str) -> int | None:
+        text = self.first(field)
+        if text is None:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise SourceError(f"{self.source}: entry {self.dn}: attribute "
+                              f"{self.fields[field]} is not an integer: {text[:40]!r}") from None
+
+    def instant(self, field: str) -> datetime | None:
+        """A FILETIME (AD: 100 ns since 1601) or an LDAP GeneralizedTime, as UTC."""
+        text = self.first(field)
+        if text is None:
+            return None
+        if text.lstrip("-").isdigit():
+            return _filetime(int(text))
+        at = _generalized(text)
+        if at is None:
+            raise SourceError(f"{self.source}: entry {self.dn}: attribute "
+                              f"{self.fields[field]} is not a time: {text[:40]!r}")
+        return at
+
+
+def _primary_smtp(addresses: list[str]) -> str | None:
+    """AD's primary address is the proxyAddresses value with an upper-case ``SMTP:``
+    prefix (lower-case ``smtp:`` marks the other aliases): the email when mail is empty."""
+    return next((a[5:] for a in addresses if a.startswith("SMTP:") and a[5:]), None)
+
+
+def _filetime(value: int) -> datetime | None:
+    if value <= 0:
+        return None  # 0: never logged on / never set
+    try:
+        return FILETIME_EPOCH + timedelta(microseconds=value // 10)
+    except OverflowError:
+        return None  # beyond year 9999: as good as never
+
+
+def _generalized(text: str) -> datetime | None:
+    m = _GENERALIZED.match(text.strip())
+    if m is None:
+        return None
+    y, mo, d, h, mi, s, tz = m.groups()
+    try:
+        at = datetime(int(y), int(mo), int(d), int(h), int(mi or 0), int(s or 0), tzinfo=UTC)
+    except ValueError:
+        return None
+    if tz and tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        at -= sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5]))
+    return at
+
+
+@functools.lru_cache(maxsize=65536)
+def _cn(dn: str) -> str:
+    """The group's CN from its DN (the whole DN when its first RDN is not a CN).
+
+    Cached: a directory has few groups and many members, and parse_dn is slow."""
+    try:
+        attr, value, _ = parse_dn(dn)[0]
+    except (lx.LDAPException, IndexError, ValueError):
+        return dn
+    return _unescape_dn_value(value) if attr.strip().lower() == "cn" else dn
+
+
+def _unescape_dn_value(value: str) -> str:
+    out = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), value)
+    return re.sub(r"\\(.)", r"\1", out).strip()
+
+
+def _hex_preview(value: bytes) -> str:
+    return f"{len(value)} bytes starting {value[:12].hex(' ')}"
+
+
+def _cookie(result: dict[str, Any]) -> bytes | None:
+    try:
+        cookie = result["controls"][PAGED_RESULTS]["value"]["cookie"]
+    except (KeyError, TypeError):
+        return None
+    return cookie if isinstance(cookie, bytes) and cookie else None
+
+
+def _abandon(conn: ldap3.Connection, base: str, search_filter: str, cookie: bytes) -> None:
+    # only a courtesy: the connection is closed next anyway
+    with contextlib.suppress(lx.LDAPException, OSError):
+        conn.search(base, search_filter, ldap3.SUBTREE, attributes=["1.1"], paged_size=0,
+                    paged_cookie=cookie)
+
+
+def _close(conn: ldap3.Connection) -> None:
+    # closing a connection that never opened, or one the server dropped
+    with contextlib.suppress(lx.LDAPException, OSError):
+        conn.unbind()
+
+
+# ---- messages ---------------------------------------------------------------------------
+def _exc_text(exc: BaseException) -> str:
+    # ldap3 wraps messages in tuples of reprs and can carry a whole certificate dict:
+    # keep one short line without the wrapping
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = re.sub(r"^[\s(\"',]+|[\s)\"',]+$", "", text) or type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _reach_reason(exc: BaseException, settings: dict[str, Any], password: str | None) -> str:
+    text = str(exc)
+    low = text.lower()
+    timeout = settings["connect_timeout"]
+    if "certificate_verify_failed" in low or "certificate verify failed" in low:
+        detail = re.search(r"certificate verify failed: ([^(\]]+)", text)
+        what = detail.group(1).strip() if detail else "not trusted"
+        source = f"ca_file {settings['ca_file']}" if settings["ca_file"] else "the system CAs"
+        return f"TLS certificate not trusted by {source} ({what})"
+    if "doesn't match any name" in low or "hostname mismatch" in low:
+        return "TLS certificate does not name this host"
+    if any(w in low for w in ("wrong version number", "unexpected_eof", "unexpected eof",
+                              "eof occurred", "record layer", "packet length too long")):
+        return "TLS handshake failed (is the port speaking TLS? check tls and the URL's port)"
+    if "starttls failed" in low:
+        return f"the server refused StartTLS ({_exc_text(exc)})"
+    if "refused" in low:
+        return "connection refused"
+    if "timed out" in low or "timeout" in low:
+        # the TCP connect, a TLS handshake or the StartTLS answer: either limit applies
+        return (f"no answer in time (connect_timeout {timeout:g}s, receive_timeout "
+                f"{settings['receive_timeout']:g}s)")
+    if "name or service not known" in low or "nodename nor servname" in low \
+            or "temporary failure in name resolution" in low or "invalid server address" in low:
+        return "host name not found (DNS)"
+    if "ssl" in low or "tls" in low:
+        return f"TLS failed: {_scrub(_exc_text(exc), password)}"
+    return _scrub(_exc_text(exc), password)
+
+
+def _io_reason(exc: BaseException, settings: dict[str, Any]) -> str:
+    """Why a bound connection failed mid-operation."""
+    low = str(exc).lower()
+    if "timed out" in low or "timeout" in low:
+        return f"no answer within receive_timeout ({settings['receive_timeout']:g}s)"
+    if isinstance(exc, lx.LDAPSessionTerminatedByServerError) or "reset by peer" in low \
+            or "closed" in low or "terminated" in low:
+        return f"the server closed the connection ({_exc_text(exc)})"
+    return _exc_text(exc)
+
+
+def _result_text(description: Any, message: Any) -> str:
+    text = str(description or "error")
+    return f"{text}: {message}" if message else text
+
+
+def _scrub(text: str, password: str | None) -> str:
+    """Belt and braces: no library message should hold the password, but if one did it
+    would go to logs and the run record."""
+    if password and len(password) >= 3:
+        return text.replace(password, "***")
+    return text
+
+
+def _tls_note(settings: dict[str, Any]) -> str:
+    if settings["tls"] == "none":
+        return " (no TLS)"
+    how = "LDAPS" if settings["tls"] == "ldaps" else "StartTLS"
+    if not settings["tls_verify"]:
+        return f" ({how}, certificate NOT verified)"
+    return f" ({how}, certificate verified)"
+
+
+# ---- config checks ----------------------------------------------------------------------
+def _validate_urls(settings: dict[str, Any], key: str) -> None:
+    urls = settings["urls"]
+    if not urls:
+        raise OptionError(f"{key}.urls", "name at least one server URL")
+    want = "ldaps" if settings["tls"] == "ldaps" else "ldap"
+    for i, url in enumerate(urls):
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("ldap", "ldaps") or not parts.hostname:
+            raise OptionError(f"{key}.urls[{i}]", f"{url!r} is not ldap://host[:port] or "
+                                                  "ldaps://host[:port]")
+        if parts.scheme.lower() != want:
+            raise OptionError(f"{key}.urls[{i}]", f"{url!r} does not match tls = "
+                                                  f"{settings['tls']!r} (use {want}://)")
+
+
+def _validate_filter(text: str, key: str) -> None:
+    if not text.strip():
+        return
+    from ldap3.operation.search import parse_filter
+
+    try:
+        parse_filter(text, None, True, True, None, False)
+    except lx.LDAPException as exc:
+        raise OptionError(key, f"not an LDAP filter: {_exc_text(exc)}") from None
