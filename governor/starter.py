@@ -27,6 +27,7 @@ EXAMPLE_SOURCES: list[tuple[str, str, dict[str, Any]]] = [
                                   "tool": "hootsuite"}),
     ("vault", "vault_file", {"path": "data/vault.json"}),
     ("ad", "ldap_directory", {"enabled": False}),
+    ("okta_live", "okta", {"enabled": False}),
 ]
 
 
@@ -101,6 +102,7 @@ def render() -> str:
         connector = CONNECTORS[stype]
         out.append(f"[sources.{name}]")
         out.append(f'type = "{stype}"')
+        values = dict(values)  # the table above is shared: render twice, same text
         enabled = values.pop("enabled", True)
         out.append("# enabled = true" if enabled else
                    "enabled = false  # an example: fill it in, then remove this line")
