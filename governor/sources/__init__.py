@@ -5,10 +5,17 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from governor.sources.base import CONNECTORS, Check, Connector, SourceContext, register
+from governor.sources.base import (
+    CONNECTORS,
+    Action,
+    Check,
+    Connector,
+    SourceContext,
+    register,
+)
 
 for _mod in pkgutil.iter_modules(__path__):
     if not _mod.name.startswith("_") and _mod.name != "base":
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["CONNECTORS", "Check", "Connector", "SourceContext", "register"]
+__all__ = ["CONNECTORS", "Action", "Check", "Connector", "SourceContext", "register"]

@@ -43,11 +43,33 @@ class Check:
     detail: str  # why not, precisely, never with a secret in it
 
 
+@dataclass(frozen=True)
+class Action:
+    """One change a connector can make in its system, for offboarding.
+
+    ``kind`` is one of the connector's ``actions``; ``target`` names what to act on in
+    the system's own terms (a login, a group name or DN, an app id). Actions must be
+    safe to resume: ``is_done`` reads the system and says whether the effect already
+    holds, so a step cut short by a crash is never repeated and never lost."""
+
+    kind: str  # group_remove | app_unassign | suspend | sessions_revoke | deactivate | disable
+    target: tuple[tuple[str, str], ...]  # sorted (key, value) pairs: user, group, app
+
+    def get(self, key: str) -> str:
+        return dict(self.target)[key]
+
+    @classmethod
+    def make(cls, kind: str, **target: str) -> Action:
+        return cls(kind, tuple(sorted(target.items())))
+
+
 class Connector(ABC):
     type: ClassVar[str]
     kind: ClassVar[SourceKind]
     description: ClassVar[str]
     options: ClassVar[dict[str, Option]]
+    # Action kinds this connector can carry out (empty: it only reads).
+    actions: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str, settings: dict[str, Any], base_dir: Path) -> None:
         self.name = name
@@ -79,6 +101,16 @@ class Connector(ABC):
         except GovernorError as exc:
             return [Check("read", False, str(exc))]
         return [Check("read", True, "no records" if first is None else "first record read")]
+
+    def is_done(self, action: Action) -> bool:
+        """Does the effect of ``action`` already hold in the system? Reads, never writes.
+        Raises SourceError when the system cannot say."""
+        raise NotImplementedError(f"{self.type} cannot act")
+
+    def perform(self, action: Action) -> str:
+        """Carry ``action`` out; return what the system answered (an id, a status) for
+        the journal. Raises SourceError with the reason when it fails."""
+        raise NotImplementedError(f"{self.type} cannot act")
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
