@@ -43,6 +43,29 @@ REPORT_OPTIONS: dict[str, Option] = {
                                    max=1_000_000),
 }
 
+OFFBOARD_OPTIONS: dict[str, Option] = {
+    "allow": Option("list[str]", ["okta.group_remove", "okta.app_unassign",
+                                  "okta.sessions_revoke", "okta.suspend",
+                                  "ldap.group_remove"],
+                    "Automatic steps offboard --execute may take, as CONNECTOR_TYPE.ACTION "
+                    "(okta: group_remove, app_unassign, sessions_revoke, suspend, deactivate; "
+                    "ldap_directory: group_remove, disable). Anything else is a manual step. "
+                    "Okta deactivation is off unless listed."),
+    "max_accounts": Option("int", 10, "An offboarding that touches more social accounts than "
+                           "this needs --force --reason.", min=1, max=100_000),
+    "protected": Option("list[str]", [], "Principals never touched by offboarding (break-glass "
+                        "and other named accounts), as logins or emails.",
+                        example=["breakglass@northwind.example"]),
+    "sla_critical_hours": Option("int", 24, "Hours from the HR end date to full revocation on "
+                                 "critical accounts.", min=1, max=24 * 90),
+    "sla_hours": Option("int", 72, "Hours from the HR end date to full revocation elsewhere.",
+                        min=1, max=24 * 90),
+    "auto_open": Option("bool", True, "A reconciliation that sees a new leaver opens their "
+                        "case (plan only)."),
+    "auto_execute": Option("list[str]", [], "Automatic step kinds (as in allow) a "
+                           "reconciliation may carry out on its own for cases it opened."),
+}
+
 PRINCIPAL_OPTIONS: dict[str, Option] = {
     "source": Option("str", "*", "Source name the principal appears in ('*' for any)."),
     "principal": Option("str", REQUIRED, "The principal as the source names it.",
@@ -63,7 +86,7 @@ RULE_COMMON: dict[str, Option] = {
                        choices=("", "critical", "high", "medium", "low", "info")),
 }
 
-SECTIONS = ("governor", "feed_guard", "report", "sources", "rules", "principals")
+SECTIONS = ("governor", "feed_guard", "report", "offboard", "sources", "rules", "principals")
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,7 @@ class Config:
     org_domains: tuple[str, ...]
     feed_guard: dict[str, Any]
     report: dict[str, Any]
+    offboard: dict[str, Any]
     sources: dict[str, SourceConfig]
     rules: dict[str, RuleConfig]
     principals: tuple[NonHuman, ...] = field(default_factory=tuple)
@@ -148,6 +172,14 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
     gov = apply(GOVERNOR_OPTIONS, _table(raw, "governor"), "governor")
     guard = apply(FEED_GUARD_OPTIONS, _table(raw, "feed_guard"), "feed_guard")
     report = apply(REPORT_OPTIONS, _table(raw, "report"), "report")
+    offboard = apply(OFFBOARD_OPTIONS, _table(raw, "offboard"), "offboard")
+    for i, item in enumerate(offboard["allow"] + offboard["auto_execute"]):
+        ctype, _, action = item.partition(".")
+        connector = CONNECTORS.get({"ldap": "ldap_directory"}.get(ctype, ctype))
+        if connector is None or (connector.actions and action not in connector.actions):
+            raise OptionError(f"offboard.allow[{i}]" if i < len(offboard["allow"])
+                              else f"offboard.auto_execute[{i - len(offboard['allow'])}]",
+                              f"{item!r} is not an action a connector can take")
 
     sources: dict[str, SourceConfig] = {}
     for name, body in _table(raw, "sources").items():
@@ -199,6 +231,7 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         org_domains=tuple(d.lower() for d in gov["org_domains"]),
         feed_guard=guard,
         report=report,
+        offboard=offboard,
         sources=sources,
         rules=rules,
         principals=tuple(principals),

@@ -295,3 +295,54 @@ class AuditEntry(Base):
 
 
 OBSERVED = (ObsPerson, ObsDirectoryAccount, ObsSocialAccount, ObsGrant, ObsCredential)
+
+
+# ---- offboarding ----------------------------------------------------------------------
+class OffboardCase(Base):
+    """Removing one person's access everywhere: the plan, then the record of doing it."""
+
+    __tablename__ = "offboard_case"
+    __table_args__ = (Index(None, "employee_id", "status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    employee_id: Mapped[str]
+    person_name: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # open | complete
+    trigger: Mapped[str] = mapped_column(String(16))  # manual | reconcile
+    opened_at: Mapped[datetime]
+    opened_by: Mapped[str]
+    reason: Mapped[str | None] = mapped_column(Text)
+    ticket: Mapped[str | None] = mapped_column(String(128))
+    hr_end_date: Mapped[date | None]
+    new_owner: Mapped[str | None]
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    force_reason: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime | None]
+
+
+class OffboardStep(Base):
+    """One step of a case. Journaled before and after it is attempted, so a crash at any
+    point leaves a state a rerun can finish from: running means "may have happened"."""
+
+    __tablename__ = "offboard_step"
+    __table_args__ = (Index(None, "case_id", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("offboard_case.id"))
+    seq: Mapped[int] = mapped_column(Integer)  # the safe order: ownership, access, secrets
+    key: Mapped[str] = mapped_column(Text)  # stable within the case
+    kind: Mapped[str] = mapped_column(String(64))
+    automatic: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str | None] = mapped_column(String(128))
+    target: Mapped[str] = mapped_column(Text)  # JSON
+    account: Mapped[str | None]  # the social account concerned, if one
+    critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    instruction: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # pending|running|done|failed|waived
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    actor: Mapped[str | None]
+    result: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[datetime | None]
+    reopened: Mapped[int] = mapped_column(Integer, default=0)

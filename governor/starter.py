@@ -10,6 +10,7 @@ from typing import Any
 from governor.config import (
     FEED_GUARD_OPTIONS,
     GOVERNOR_OPTIONS,
+    OFFBOARD_OPTIONS,
     PRINCIPAL_OPTIONS,
     REPORT_OPTIONS,
     RULE_COMMON,
@@ -94,6 +95,8 @@ def render() -> str:
     _options(out, FEED_GUARD_OPTIONS, "reconcile, before any finding changes")
     out.append("[report]")
     _options(out, REPORT_OPTIONS, "the nightly report")
+    out.append("[offboard]")
+    _options(out, OFFBOARD_OPTIONS, "offboard")
     out.append("# ---- sources: one [sources.NAME] table each; `type` picks the connector ----")
     out.extend(_comment("Types: " + "; ".join(f"{t}: {c.description}"
                                               for t, c in sorted(CONNECTORS.items()))))

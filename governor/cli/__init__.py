@@ -8,7 +8,7 @@ import sys
 import click
 
 from governor.audit import default_actor
-from governor.cli import admin, doctor, query, runs
+from governor.cli import admin, doctor, offboard, query, runs
 from governor.cli.common import EXIT_ERROR, EXIT_INPUT, Ctx
 from governor.errors import GovernorError
 
@@ -32,7 +32,7 @@ def cli(ctx: click.Context, config_path: str, as_json: bool, actor: str | None) 
                   actor=actor or os.environ.get("GOVERNOR_ACTOR") or default_actor())
 
 
-for module in (runs, query, admin, doctor):
+for module in (runs, query, admin, doctor, offboard):
     for command in module.COMMANDS:
         cli.add_command(command)
 

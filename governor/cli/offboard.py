@@ -1,0 +1,192 @@
+"""offboard: plan (default) or carry out removing one person's access everywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from governor.cli.common import (
+    EXIT_PARTIAL,
+    Ctx,
+    emit_json,
+    json_option,
+    pass_ctx,
+    table,
+    use_json,
+    warn,
+)
+from governor.db import sessions, transaction
+from governor.errors import GovernorError, NotFound
+from governor.models import OffboardCase
+from governor.offboard import cases, receipt
+from governor.offboard.plan import Plan, build
+from governor.queries import resolve_person
+
+
+class _PersonFirst(click.Group):
+    """`governor offboard jdoe` means `governor offboard run jdoe`; the subcommands
+    (status, done, waive, receipt) keep their names."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_PersonFirst)
+def offboard() -> None:
+    """Remove one person's access everywhere: `governor offboard USER [--execute]`.
+
+    Without --execute nothing changes: the plan is printed. With it, a case is opened
+    (or the open one resumed) and its automatic steps run in a safe order, each
+    journaled before and after, so running the same command again after a crash
+    finishes the case without repeating a step."""
+
+
+def _print_plan(plan: Plan) -> None:
+    click.echo(f"{plan.name} ({plan.employee_id}), HR status {plan.status}"
+               + (f", end date {plan.end_date}" if plan.end_date else "")
+               + f"; new owner: {plan.new_owner or 'none (use --new-owner)'}")
+    table([(s.seq, "auto" if s.automatic else "manual", s.kind, s.account or "",
+            "critical" if s.critical else "", s.instruction) for s in plan.steps],
+          ("order", "how", "step", "account", "", "instruction"))
+    if plan.protected:
+        click.echo("protected, not touched: " + ", ".join(plan.protected))
+
+
+@offboard.command("run", hidden=True)
+@click.argument("user")
+@click.option("--execute", is_flag=True, help="Carry out the automatic steps.")
+@click.option("--new-owner", help="Who takes over accounts the person owns (default: manager).")
+@click.option("--reason", help="Why (recorded); with --force, why the limit does not apply.")
+@click.option("--ticket", help="Ticket reference for the record.")
+@click.option("--force", is_flag=True, help="Go past a safety limit (a person HR lists as "
+              "active, or more accounts than offboard.max_accounts); needs --reason.")
+@json_option
+@pass_ctx
+@click.pass_context
+def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: str | None,
+            reason: str | None, ticket: str | None, force: bool, as_json: bool | None) -> None:
+    engine = ctx.engine()
+    with sessions(engine)() as s:
+        plan = build(s, ctx.config, user, new_owner)
+        existing = cases.open_case_of(s, plan.employee_id)
+    as_json = use_json(ctx, as_json)
+    if not execute:
+        if as_json:
+            emit_json({"plan": plan.as_dict(), "open_case": existing.id if existing else None})
+        else:
+            _print_plan(plan)
+            click.echo("\nplan only: nothing was changed (add --execute to act)")
+        return
+    if existing is None:
+        limits = []
+        if plan.status == "active":
+            limits.append(f"HR still lists {plan.employee_id} as active")
+        if len(plan.accounts) > ctx.config.offboard["max_accounts"]:
+            limits.append(f"it touches {len(plan.accounts)} accounts, more than "
+                          f"offboard.max_accounts ({ctx.config.offboard['max_accounts']})")
+        if limits and not (force and reason):
+            raise GovernorError("not executed: " + "; ".join(limits)
+                                + ". Rerun with --force --reason '...' if this is right.")
+        with transaction(engine) as s:
+            case_id = cases.open_case(s, plan, ctx.clock(), ctx.actor, trigger="manual",
+                                      reason=reason, ticket=ticket, forced=bool(limits),
+                                      force_reason=reason if limits else None).id
+    else:
+        case_id = existing.id
+        if not as_json:
+            click.echo(f"resuming case {case_id}")
+    outcomes = cases.execute(engine, ctx.config, case_id, ctx.clock, ctx.actor)
+    with sessions(engine)() as s:
+        data = receipt.receipt(s, ctx.config, case_id, ctx.clock())
+    paths = receipt.write(data, ctx.config.report_dir)
+    failed = [o for o in outcomes if o.state == "failed"]
+    if as_json:
+        emit_json({"case": case_id, "outcomes": [o.__dict__ for o in outcomes],
+                   "status": data["status"], "receipt": {k: str(v) for k, v in paths.items()}})
+    else:
+        table([(o.key, o.state, o.detail) for o in outcomes], ("step", "state", "detail"))
+        manual = [st for st in data["steps"] if st["state"] not in cases.FINISHED]
+        click.echo(f"\ncase {case_id}: {data['status']}; {len(manual)} step(s) still to do "
+                   f"(see `governor offboard status {plan.employee_id}`)")
+        click.echo(f"receipt: {paths['html']}")
+        for o in failed:
+            warn(f"step {o.key} failed: {o.detail}")
+    cctx.exit(EXIT_PARTIAL if failed else 0)
+
+
+@offboard.command()
+@click.argument("user", required=False)
+@json_option
+@pass_ctx
+def status(ctx: Ctx, user: str | None, as_json: bool | None) -> None:
+    """Open cases and their steps (or one person's latest case)."""
+    with sessions(ctx.engine())() as s:
+        q = select(OffboardCase).order_by(OffboardCase.id)
+        if user:
+            eid = resolve_person(s, user).employee_id
+            q = q.where(OffboardCase.employee_id == eid)
+        else:
+            q = q.where(OffboardCase.status == "open")
+        found = list(s.scalars(q))
+        if user and found:
+            found = found[-1:]
+        view: list[dict[str, Any]] = [
+            {"case": c.id, "employee_id": c.employee_id, "name": c.person_name,
+             "status": c.status, "opened_at": c.opened_at,
+             "steps": [{"id": st.id, "key": st.key, "kind": st.kind, "automatic": st.automatic,
+                        "state": st.state, "instruction": st.instruction,
+                        "error": st.error} for st in cases.steps_of(s, c.id)]}
+            for c in found]
+    if user and not view:
+        raise NotFound(f"no offboarding case for {user}")
+    if use_json(ctx, as_json):
+        emit_json(view)
+        return
+    for c in view:
+        click.echo(f"case {c['case']}: {c['name']} ({c['employee_id']}), {c['status']}")
+        table([(st["id"], st["state"], "auto" if st["automatic"] else "manual",
+                st["error"] or st["instruction"]) for st in c["steps"]],
+              ("step", "state", "how", "instruction / error"))
+        click.echo("")
+    if not view:
+        click.echo("no open offboarding cases")
+
+
+@offboard.command()
+@click.argument("case_id", type=int)
+@click.argument("step")
+@click.option("--note", required=True, help="What was done, for the record.")
+@pass_ctx
+def done(ctx: Ctx, case_id: int, step: str, note: str) -> None:
+    """Record a manual step as done (STEP: its id or key)."""
+    st = cases.settle(ctx.engine(), case_id, step, ctx.clock, ctx.actor, note=note)
+    click.echo(f"step {st.id} done")
+
+
+@offboard.command()
+@click.argument("case_id", type=int)
+@click.argument("step")
+@click.option("--reason", required=True, help="Why this step is not needed (recorded).")
+@pass_ctx
+def waive(ctx: Ctx, case_id: int, step: str, reason: str) -> None:
+    """Waive a step, with a reason."""
+    st = cases.settle(ctx.engine(), case_id, step, ctx.clock, ctx.actor, waive_reason=reason)
+    click.echo(f"step {st.id} waived")
+
+
+@offboard.command("receipt")
+@click.argument("case_id", type=int)
+@pass_ctx
+def receipt_cmd(ctx: Ctx, case_id: int) -> None:
+    """Write a case's receipt (HTML and JSON) for the auditor."""
+    with sessions(ctx.engine())() as s:
+        data = receipt.receipt(s, ctx.config, case_id, ctx.clock())
+    paths = receipt.write(data, ctx.config.report_dir)
+    click.echo(f"receipt: {paths['html']}")
+
+
+COMMANDS = [offboard]

@@ -1,0 +1,194 @@
+"""Cases and their journal. Unlike a reconciliation, offboarding is not one transaction:
+every step's intent and outcome is committed as it happens, so that a crash or kill -9
+at any point leaves a record a rerun finishes from, repeating nothing that was done."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from governor import audit
+from governor.clock import Clock
+from governor.config import Config
+from governor.db import transaction
+from governor.errors import GovernorError, NotFound, SourceError
+from governor.models import OffboardCase, OffboardStep
+from governor.offboard.plan import Plan
+from governor.sources import CONNECTORS, Action, Connector
+
+FINISHED = ("done", "waived")
+
+
+def open_case(session: Session, plan: Plan, now: datetime, actor: str, *, trigger: str,
+              reason: str | None, ticket: str | None, forced: bool = False,
+              force_reason: str | None = None) -> OffboardCase:
+    case = OffboardCase(employee_id=plan.employee_id, person_name=plan.name, status="open",
+                        trigger=trigger, opened_at=now, opened_by=actor, reason=reason,
+                        ticket=ticket, hr_end_date=date.fromisoformat(plan.end_date)
+                        if plan.end_date else None, new_owner=plan.new_owner,
+                        forced=forced, force_reason=force_reason)
+    session.add(case)
+    session.flush()
+    for s in plan.steps:
+        session.add(OffboardStep(case_id=case.id, seq=s.seq, key=s.key, kind=s.kind,
+                                 automatic=s.automatic, source=s.source,
+                                 target=json.dumps(s.target, sort_keys=True),
+                                 account=s.account, critical=s.critical,
+                                 instruction=s.instruction, state="pending", attempts=0,
+                                 reopened=0))
+    audit.record(session, now, actor, "offboard.opened", subject=plan.employee_id,
+                 reason=reason, detail={"case": case.id, "ticket": ticket, "trigger": trigger,
+                                        "steps": len(plan.steps), "forced": forced,
+                                        "force_reason": force_reason})
+    session.flush()
+    return case
+
+
+def open_case_of(session: Session, employee_id: str) -> OffboardCase | None:
+    return session.scalar(select(OffboardCase).where(OffboardCase.employee_id == employee_id,
+                                                     OffboardCase.status == "open")
+                          .order_by(OffboardCase.id.desc()).limit(1))
+
+
+def steps_of(session: Session, case_id: int) -> list[OffboardStep]:
+    return list(session.scalars(select(OffboardStep).where(OffboardStep.case_id == case_id)
+                                .order_by(OffboardStep.seq, OffboardStep.key)))
+
+
+@dataclass
+class Outcome:
+    key: str
+    state: str
+    detail: str
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash tests: GOVERNOR_CRASH_AT=NAME:N kills this process
+    with SIGKILL the Nth time NAME is reached, as a power cut would."""
+    spec = os.environ.get("GOVERNOR_CRASH_AT", "")
+    if not spec.startswith(name + ":"):
+        return
+    count = int(os.environ.get("_GOVERNOR_CRASH_SEEN", "0")) + 1
+    os.environ["_GOVERNOR_CRASH_SEEN"] = str(count)
+    if count == int(spec.rpartition(":")[2]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def execute(engine: Engine, config: Config, case_id: int, clock: Clock, actor: str,
+            kinds: Callable[[OffboardStep], bool] = lambda _s: True) -> list[Outcome]:
+    """Carry out the case's automatic steps in order; returns what happened to each."""
+    with transaction(engine) as s:
+        todo = [st.id for st in steps_of(s, case_id)
+                if st.automatic and st.state not in FINISHED and kinds(st)]
+    connectors: dict[str, Connector] = {}
+    out = [_run_step(engine, config, step_id, clock, actor, connectors) for step_id in todo]
+    finish_if_complete(engine, case_id, clock, actor)
+    return out
+
+
+def _connector(config: Config, name: str, cache: dict[str, Connector]) -> Connector:
+    if name not in cache:
+        sc = config.sources.get(name)
+        if sc is None:
+            raise SourceError(f"source {name} is no longer in the config")
+        cache[name] = CONNECTORS[sc.type](name, sc.settings, config.base_dir)
+    return cache[name]
+
+
+def _journal(engine: Engine, step_id: int, clock: Clock, actor: str, state: str,
+             **fields: object) -> None:
+    """Commit one transition of one step, with its audit entry, on its own."""
+    with transaction(engine) as s:
+        st = s.get(OffboardStep, step_id)
+        assert st is not None
+        st.state, st.actor = state, actor
+        if state == "running":
+            st.attempts += 1
+        for name, value in fields.items():
+            setattr(st, name, value)
+        audit.record(s, clock(), actor, f"offboard.step.{state}", subject=st.key,
+                     detail={"case": st.case_id, "step": st.id, "kind": st.kind,
+                             "source": st.source, **{k: str(v) for k, v in fields.items()
+                                                     if k in ("result", "error")}})
+
+
+def _run_step(engine: Engine, config: Config, step_id: int, clock: Clock, actor: str,
+              connectors: dict[str, Connector]) -> Outcome:
+    with transaction(engine) as s:
+        st = s.get(OffboardStep, step_id)
+        assert st is not None
+        key, kind, source, target, was = st.key, st.kind, st.source, st.target, st.state
+    action = Action.make(kind, **json.loads(target))
+    try:
+        connector = _connector(config, source or "", connectors)
+        # Ask the system first: a step left running by a crash may have happened, and
+        # someone may have done it by hand. Either way it must not be done twice.
+        if connector.is_done(action):
+            detail = ("confirmed in effect after an interrupted attempt" if was == "running"
+                      else "already in effect; nothing to do")
+            _journal(engine, step_id, clock, actor, "done", finished_at=clock(),
+                     result=detail, error=None)
+            return Outcome(key, "done", detail)
+        _journal(engine, step_id, clock, actor, "running", started_at=clock(), error=None)
+        _crash_point("after-intent")
+        result = connector.perform(action)
+        _crash_point("after-perform")
+    except (SourceError, NotImplementedError) as exc:
+        _journal(engine, step_id, clock, actor, "failed", finished_at=clock(), error=str(exc))
+        return Outcome(key, "failed", str(exc))
+    _journal(engine, step_id, clock, actor, "done", finished_at=clock(), result=result,
+             error=None)
+    return Outcome(key, "done", result)
+
+
+def finish_if_complete(engine: Engine, case_id: int, clock: Clock, actor: str) -> bool:
+    with transaction(engine) as s:
+        case = s.get(OffboardCase, case_id)
+        if case is None:
+            raise NotFound(f"no offboarding case {case_id}")
+        if case.status == "complete" or any(st.state not in FINISHED
+                                            for st in steps_of(s, case_id)):
+            return case.status == "complete"
+        case.status, case.completed_at = "complete", clock()
+        audit.record(s, case.completed_at, actor, "offboard.completed",
+                     subject=case.employee_id, detail={"case": case.id})
+        return True
+
+
+def settle(engine: Engine, case_id: int, step_ref: str, clock: Clock, actor: str, *,
+           note: str | None = None, waive_reason: str | None = None) -> OffboardStep:
+    """Record a manual step as done (with a note), or waive any step (with a reason)."""
+    with transaction(engine) as s:
+        case = s.get(OffboardCase, case_id)
+        if case is None:
+            raise NotFound(f"no offboarding case {case_id}")
+        matches = [st for st in steps_of(s, case_id)
+                   if str(st.id) == step_ref or st.key == step_ref]
+        if not matches:
+            raise NotFound(f"case {case_id} has no step {step_ref!r} "
+                           "(see `governor offboard status`)")
+        st = matches[0]
+        if st.state in FINISHED:
+            raise GovernorError(f"step {st.id} is already {st.state}")
+        if waive_reason is None and st.automatic and st.state != "failed":
+            raise GovernorError(f"step {st.id} is automatic: run `governor offboard "
+                                f"{case.employee_id} --execute`, or waive it with a reason")
+        now = clock()
+        if waive_reason is not None:
+            st.state, st.note = "waived", waive_reason
+        else:
+            st.state, st.note = "done", note
+        st.actor, st.finished_at = actor, now
+        audit.record(s, now, actor, f"offboard.step.{st.state}", subject=st.key,
+                     reason=waive_reason or note, detail={"case": case_id, "step": st.id})
+        s.flush()
+        s.expunge(st)
+    finish_if_complete(engine, case_id, clock, actor)
+    return st

@@ -1,0 +1,75 @@
+"""The receipt of a case: what an auditor is shown. Every step with its time and actor,
+and the time from the HR end date to full revocation against the SLA."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from governor.config import Config
+from governor.errors import NotFound
+from governor.models import OffboardCase
+from governor.offboard.cases import FINISHED, steps_of
+from governor.reports import atomic_outputs, environment, jsonable
+
+SCHEMA = "governor.offboard-receipt/1"
+
+
+def _hours(start: datetime, end: datetime) -> float:
+    return round((end - start).total_seconds() / 3600, 1)
+
+
+def receipt(session: Session, config: Config, case_id: int, now: datetime) -> dict[str, Any]:
+    case = session.get(OffboardCase, case_id)
+    if case is None:
+        raise NotFound(f"no offboarding case {case_id}")
+    steps = steps_of(session, case_id)
+    # the last working day ends at midnight after it; revocation is measured from there
+    ended = (datetime.combine(case.hr_end_date + timedelta(days=1), time(0), tzinfo=UTC)
+             if case.hr_end_date else None)
+    sla = []
+    for label, critical, hours in (("critical accounts", True,
+                                    config.offboard["sla_critical_hours"]),
+                                   ("other accounts", False, config.offboard["sla_hours"])):
+        group = [s for s in steps if s.critical == critical]
+        if not group:
+            continue
+        done = all(s.state in FINISHED for s in group)
+        last = max((s.finished_at for s in group if s.finished_at), default=None)
+        took = _hours(ended, last if done and last else now) if ended else None
+        sla.append({"scope": label, "sla_hours": hours, "complete": done,
+                    "revoked_at": last if done else None, "hours_since_end_date": took,
+                    "met": None if took is None else (done and took <= hours),
+                    "note": None if ended else "HR gives no end date: measured from nothing"})
+    return {
+        "schema": SCHEMA, "case": case.id, "employee_id": case.employee_id,
+        "name": case.person_name, "status": case.status, "trigger": case.trigger,
+        "hr_end_date": case.hr_end_date, "opened_at": case.opened_at,
+        "opened_by": case.opened_by, "reason": case.reason, "ticket": case.ticket,
+        "forced": case.forced, "force_reason": case.force_reason,
+        "new_owner": case.new_owner, "completed_at": case.completed_at, "sla": sla,
+        "steps": [{"id": s.id, "seq": s.seq, "key": s.key, "kind": s.kind,
+                   "automatic": s.automatic, "source": s.source, "account": s.account,
+                   "critical": s.critical, "instruction": s.instruction, "state": s.state,
+                   "attempts": s.attempts, "started_at": s.started_at,
+                   "finished_at": s.finished_at, "actor": s.actor, "result": s.result,
+                   "error": s.error, "note": s.note, "verified_at": s.verified_at,
+                   "reopened": s.reopened} for s in steps],
+        "generated_at": now,
+    }
+
+
+def write(data: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    """receipt-<case>.json and .html, written together or not at all."""
+    names = {"json": f"offboard-{data['case']}.json", "html": f"offboard-{data['case']}.html"}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_outputs(out_dir) as out:
+        with out.open(names["json"]) as fh:
+            fh.write(json.dumps(jsonable(data), ensure_ascii=False, indent=1) + "\n")
+        with out.open(names["html"]) as fh:
+            fh.write(environment().get_template("offboard_receipt.html.j2").render(r=data))
+    return {k: out_dir / v for k, v in names.items()}

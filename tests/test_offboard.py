@@ -1,0 +1,147 @@
+"""Offboarding on the demo organisation: the plan, the case, manual steps, receipts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import demo_env, run_cli
+from sqlalchemy import create_engine, text
+
+
+def prepared(demo_dir: Path) -> tuple[str, dict[str, str]]:
+    """The demo, plus access through an SSO group and an account Marcus Webb owns."""
+    cfg = demo_dir / "governor.toml"
+    cfg.write_text(cfg.read_text().replace(
+        'last_login = "lastLogin" }',
+        'last_login = "lastLogin" }\ngroup_grants = { "app-hootsuite-admins" = '
+        '["admin tool:hootsuite"] }', 1))
+    inventory = demo_dir / "accounts.toml"
+    body = inventory.read_text()
+    marker = 'handle = "Northwind Careers"'
+    assert marker in body
+    inventory.write_text(body.replace(marker, marker + '\nowner = "E1010"', 1)
+                         if 'owner = ""' not in body else body)
+    env = demo_env()
+    assert run_cli("-c", str(cfg), "db", "upgrade", env=env).code == 0
+    out = run_cli("-c", str(cfg), "reconcile", "--no-report", env=env)
+    assert out.code == 0, out.err
+    return str(cfg), env
+
+
+def rows(demo_dir: Path, sql: str) -> list[tuple[object, ...]]:
+    engine = create_engine(f"sqlite:///{demo_dir}/governor-demo.db")
+    with engine.connect() as c:
+        got = [tuple(r) for r in c.execute(text(sql))]
+    engine.dispose()
+    return got
+
+
+def test_plan_for_a_leaver_lists_every_step_in_a_safe_order(demo_dir: Path) -> None:
+    cfg, env = prepared(demo_dir)
+    out = run_cli("-c", cfg, "offboard", "marcus.webb@northwind.example", "--json", env=env)
+    assert out.code == 0, out.err
+    plan = json.loads(out.out)["plan"]
+    assert plan["employee_id"] == "E1010" and plan["left"]
+    assert plan["new_owner"] == "Maya Okafor (E1001)"  # the manager, by default
+    got = [(s["seq"], s["kind"], s["automatic"], s["account"]) for s in plan["steps"]]
+    fb, x, ig = "facebook:Northwind Traders", "x:@northwind", "instagram:@northwind.kitchen"
+    assert got == [
+        (10, "transfer_ownership", False, "facebook:Northwind Careers"),
+        (20, "move_scheduled_posts", False, fb),
+        (20, "move_scheduled_posts", False, x),
+        (30, "group_remove", False, fb),  # the SSO group: directory_file cannot act
+        (40, "remove_platform_role", False, fb),  # a direct Page role
+        (40, "remove_platform_role", False, fb),  # the Hootsuite seat
+        (40, "remove_platform_role", False, x),
+        (50, "remove_vault_reader", False, ig),
+        (60, "rotate_secret", False, ig),  # after access is removed
+        (70, "replace_recovery", False, fb),
+        (80, "reassign_nonhuman", False, None),
+    ]
+    texts = {s["kind"]: s["instruction"] for s in plan["steps"]}
+    assert texts["group_remove"] == (
+        "Remove marcus.webb@northwind.example from group app-hootsuite-admins in okta (it "
+        "reaches facebook:Northwind Traders, instagram:@northwindtraders, x:@northwind) "
+        "(okta cannot act: do it by hand).")
+    assert set(plan["accounts"]) >= {"instagram:@northwindtraders", fb, x, ig}
+    assert "re-seed its second factor" in texts["rotate_secret"]
+    assert "delete a removed user's" in texts["move_scheduled_posts"]
+    # planning changes nothing
+    assert rows(demo_dir, "SELECT count(*) FROM offboard_case") == [(0,)]
+
+
+def test_unknown_or_ambiguous_person_changes_nothing(demo_dir: Path) -> None:
+    cfg, env = prepared(demo_dir)
+    missing = run_cli("-c", cfg, "offboard", "nobody@northwind.example", "--execute", env=env)
+    assert missing.code == 4 and "nobody" in missing.err
+    hr = (demo_dir / "hr.csv").read_text()
+    assert "socialteam@northwind.example" in hr
+    twice = run_cli("-c", cfg, "offboard", "socialteam@northwind.example", "--execute",
+                    env=env)
+    assert twice.code == 4 and "matches more than one person" in twice.err
+    assert twice.err.count("(") >= 2  # the candidates are listed
+    assert rows(demo_dir, "SELECT count(*) FROM offboard_case") == [(0,)]
+
+
+def test_active_person_needs_force_and_reason(demo_dir: Path) -> None:
+    cfg, env = prepared(demo_dir)
+    refused = run_cli("-c", cfg, "offboard", "E1005", "--execute", env=env)
+    assert refused.code == 1 and "HR still lists E1005 as active" in refused.err
+    assert rows(demo_dir, "SELECT count(*) FROM offboard_case") == [(0,)]
+    forced = run_cli("-c", cfg, "offboard", "E1005", "--execute", "--force", "--reason",
+                     "dismissed today, HR updates tomorrow", "--ticket", "HR-77", env=env)
+    assert forced.code == 0, forced.err
+    assert rows(demo_dir, "SELECT forced, force_reason, ticket FROM offboard_case") == [
+        (1, "dismissed today, HR updates tomorrow", "HR-77")]
+
+
+def test_manual_steps_done_or_waived_complete_the_case_with_a_receipt(demo_dir: Path) -> None:
+    cfg, env = prepared(demo_dir)
+    out = run_cli("-c", cfg, "offboard", "E1012", "--execute", "--reason", "left in March",
+                  "--json", env=env)
+    assert out.code == 0, out.err
+    case = json.loads(out.out)["case"]
+    status = json.loads(run_cli("-c", cfg, "offboard", "status", "E1012", "--json",
+                                env=env).out)
+    steps = status[0]["steps"]
+    assert {s["state"] for s in steps} == {"pending"} and not any(s["automatic"]
+                                                                  for s in steps)
+    assert run_cli("-c", cfg, "offboard", "waive", str(case), str(steps[0]["id"]),
+                   env=env).code == 2  # a waiver needs a reason
+    for s in steps[:-1]:
+        assert run_cli("-c", cfg, "offboard", "done", str(case), str(s["id"]), "--note",
+                       "done in the X settings, screenshot in HR-12", env=env).code == 0
+    assert run_cli("-c", cfg, "offboard", "waive", str(case), steps[-1]["key"], "--reason",
+                   "the phone is the company's switchboard", env=env).code == 0
+    again = run_cli("-c", cfg, "offboard", "done", str(case), str(steps[0]["id"]), "--note",
+                    "x", env=env)
+    assert again.code == 1 and "already done" in again.err
+    assert rows(demo_dir, f"SELECT status FROM offboard_case WHERE id = {case}") == [
+        ("complete",)]
+    receipt = json.loads((demo_dir / "reports" / f"offboard-{case}.json").read_text())
+    assert receipt["hr_end_date"] == "2026-03-31" and receipt["status"] == "open"
+    written = run_cli("-c", cfg, "offboard", "receipt", str(case), env=env)
+    assert written.code == 0
+    receipt = json.loads((demo_dir / "reports" / f"offboard-{case}.json").read_text())
+    assert receipt["status"] == "complete"
+    assert all(s["actor"] == "tester" and s["finished_at"] for s in receipt["steps"])
+    sla = {s["scope"]: s for s in receipt["sla"]}
+    # ended 31 March; revoked on the demo's 20 November: far past the 72-hour SLA
+    assert sla["other accounts"]["met"] is False
+    assert sla["other accounts"]["hours_since_end_date"] > 72
+    html = (demo_dir / "reports" / f"offboard-{case}.html").read_text()
+    assert "Samuel Adeyemi" in html and "switchboard" in html
+    actions = [a for (a,) in rows(demo_dir, "SELECT action FROM audit_log ORDER BY id")]
+    assert "offboard.opened" in actions and actions[-1] == "offboard.completed"
+
+
+def test_protected_principals_are_never_touched(demo_dir: Path) -> None:
+    cfg, env = prepared(demo_dir)
+    path = Path(cfg)
+    path.write_text('[offboard]\nprotected = ["marcus.webb@northwind.example"]\n'
+                    + path.read_text())
+    plan = json.loads(run_cli("-c", cfg, "offboard", "E1010", "--json", env=env).out)["plan"]
+    assert "facebook_roles/marcus.webb@northwind.example" in plan["protected"]
+    assert not any(s["kind"] in ("remove_platform_role", "group_remove")
+                   for s in plan["steps"])
