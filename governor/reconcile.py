@@ -21,7 +21,9 @@ from governor.clock import Clock
 from governor.config import Config
 from governor.db import transaction
 from governor.errors import FeedGuardTripped, SourceError
-from governor.models import Run, SourceRead
+from governor.models import OffboardStep, Run, SourceRead
+from governor.offboard import cases as offboard_cases
+from governor.offboard.sweep import sweep as offboard_sweep
 from governor.reports.build import nightly_report
 from governor.reports.nightly import write_nightly
 from governor.rules import RULES
@@ -59,6 +61,8 @@ class RunResult:
     forced: bool = False
     problems: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    cases_opened: list[int] = field(default_factory=list)  # offboarding, for new leavers
+    steps_reopened: list[str] = field(default_factory=list)  # "done" but still in place
 
 
 @dataclass(frozen=True)
@@ -201,13 +205,18 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     phases.done("save_matches")
     stats = evaluate(session, r.id, now, snap, config, ok, opts.actor)
     phases.done("rules_and_findings")
+    previous = session.scalar(select(Run.started_at).where(
+        Run.status.in_(("ok", "partial")), Run.id < r.id).order_by(Run.id.desc()).limit(1))
+    swept = offboard_sweep(session, config, snap, now, opts.actor, previous)
+    phases.done("offboarding")
     r.status = "ok" if all(ok.values()) else "partial"
     r.finished_at = clock()
     c = findings.counts(session, r.id)
     r.summary = json.dumps({"counts": c, "sources": {o.name: o.count for o in outcomes},
                             "failed": [o.name for o in outcomes if not o.ok]})
     result = RunResult(r.id, r.status, now, r.finished_at, outcomes, stats, c,
-                       forced=r.forced, problems=problems, timings=phases.times)
+                       forced=r.forced, problems=problems, timings=phases.times,
+                       cases_opened=swept.opened, steps_reopened=swept.reopened)
     if opts.write_report:
         report = nightly_report(session, config, r, snap)
         # written before the commit so a report failure fails the run; job() removes
@@ -244,4 +253,23 @@ def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunRe
             for path in result.report.values():
                 path.unlink(missing_ok=True)
         raise
+    _auto_execute(engine, config, clock, opts.actor, result.cases_opened)
     return result
+
+
+def _auto_execute(engine: Engine, config: Config, clock: Clock, actor: str,
+                  case_ids: list[int]) -> None:
+    """Carry out, for cases this run opened, only the step kinds config lets a run do on
+    its own (offboard.auto_execute; none by default). After the commit: the journal
+    needs transactions of its own."""
+    allowed = set(config.offboard["auto_execute"])
+    if not allowed or not case_ids:
+        return
+
+    def permitted(step: OffboardStep) -> bool:
+        ctype = config.sources[step.source].type if step.source in config.sources else ""
+        short = "ldap" if ctype == "ldap_directory" else ctype
+        return f"{ctype}.{step.kind}" in allowed or f"{short}.{step.kind}" in allowed
+
+    for case_id in case_ids:
+        offboard_cases.execute(engine, config, case_id, clock, actor, permitted)

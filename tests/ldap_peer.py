@@ -6,14 +6,18 @@ process we start is the one we stop, by the pid in its pidfile. Two variants:
 
 - ``AD``: the Active Directory attribute schema Debian ships (msuser.schema, after nis),
   so the server itself evaluates ``(userAccountControl:1.2.840.113556.1.4.803:=2)``;
-  memberOf is written into the entries (extensibleObject), as AD computes it.
+  memberOf is written into the entries (extensibleObject), as AD computes it. Debian's
+  file gives sAMAccountName no equality rule, so ``(sAMAccountName=x)`` would match
+  nothing; each server includes a copy that matches it without case, as AD does.
 - ``OPENLDAP``: inetOrgPerson with the memberof overlay (groups are added over LDAP after
   start, since slapadd bypasses overlays), the ppolicy module for pwdAccountLockedTime
   and a one-attribute schema for nsAccountLock (389-DS / FreeIPA).
 
 Both keep slapd's anonymous size limit at 500 but let paged searches run to the end,
 and cap one reader account (``LIMITED_UID``) at 50 entries even when paging, so the
-tests see a size limit the client cannot page around.
+tests see a size limit the client cannot page around. Everyone may read every entry but
+the passwords; only ``WRITER_UID`` may write (the offboarding actions), so a write as the
+reader is refused with insufficientAccessRights.
 
 No pytest here at import time: benchmarks/ldap_bench.py uses it too.
 """
@@ -39,6 +43,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ldap"
 ROOT_PW = "root-secret-not-for-prod"
 READER_UID = "governor-reader"  # a service account with no limits of its own
 READER_PW = "reader-secret-4c1e"
+WRITER_UID = "governor-writer"  # may modify every entry (offboarding's actions)
+WRITER_PW = "writer-secret-7d3a"
 LIMITED_UID = "limited-reader"
 LIMITED_PW = "limited-secret"
 LIMITED_SIZE = 50
@@ -152,6 +158,10 @@ class Slapd:
         return f"uid={READER_UID},{self.suffix}"
 
     @property
+    def writer_dn(self) -> str:
+        return f"uid={WRITER_UID},{self.suffix}"
+
+    @property
     def limited_dn(self) -> str:
         return f"uid={LIMITED_UID},{self.suffix}"
 
@@ -240,10 +250,28 @@ def issue_tls(folder: Path) -> TlsFiles:
     return files
 
 
+# Active Directory matches sAMAccountName without case; Debian's msuser.schema has no rule
+_SCHEMA_FIXES = {"msuser.schema": ("NAME 'sAMAccountName'\n",
+                                   "NAME 'sAMAccountName'\n\tEQUALITY caseIgnoreMatch\n")}
+
+
+def _schema(path: Path, root: Path) -> Path:
+    """The schema file to include: ``path``, or a fixed copy of it in the server's folder."""
+    fix = _SCHEMA_FIXES.get(path.name)
+    if fix is None:
+        return path
+    text = path.read_text(encoding="utf-8")
+    if fix[0] not in text:
+        return path  # a different file than the one fixed: leave it as it is
+    copy = root / path.name
+    copy.write_text(text.replace(fix[0], fix[1], 1), encoding="utf-8")
+    return copy
+
+
 def write_conf(server: Slapd, extra: str = "") -> None:
     v, root = server.variant, server.root
     (root / "db").mkdir(parents=True, exist_ok=True)
-    lines = [f"include {p}" for p in v.schemas]
+    lines = [f"include {_schema(p, root)}" for p in v.schemas]
     lines += [f"modulepath {MODULE_DIR}", *(f"moduleload {m}" for m in v.modules),
               f"pidfile {server.pidfile}", f"argsfile {root / 'slapd.args'}"]
     if server.tls is not None:
@@ -259,7 +287,9 @@ def write_conf(server: Slapd, extra: str = "") -> None:
               f'limits dn.exact="uid={LIMITED_UID},{v.suffix}" size={LIMITED_SIZE} '
               f"size.prtotal={LIMITED_SIZE}",
               "access to attrs=userPassword by anonymous auth by * none",
-              "access to * by * read", v.overlays, extra]
+              # one service account may write (the offboarding actions); the rest read
+              f'access to * by dn.exact="uid={WRITER_UID},{v.suffix}" write by * read',
+              v.overlays, extra]
     server.conf.write_text("\n".join(lines) + "\n")
 
 
@@ -329,7 +359,8 @@ def base_entries(variant: Variant) -> list[Entry]:
             for ou in ous]
     out += [(f"uid={uid},{variant.suffix}", {
         "objectClass": ["account", "simpleSecurityObject"], "uid": [uid], "userPassword": [pw]})
-        for uid, pw in ((READER_UID, READER_PW), (LIMITED_UID, LIMITED_PW))]
+        for uid, pw in ((READER_UID, READER_PW), (WRITER_UID, WRITER_PW),
+                        (LIMITED_UID, LIMITED_PW))]
     return out
 
 

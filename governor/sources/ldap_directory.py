@@ -13,6 +13,19 @@ for the attributes the mapping needs. Two presets name those attributes:
 ``attributes`` overrides either per field; an empty name turns a field off. LDAP knows
 nothing of MFA, so accounts carry mfa = None (unknown), never "no factors".
 
+Offboarding actions (the bind account then needs write rights), each on one connection
+with the same TLS, failover and bind as a read:
+
+- ``group_remove`` (user, group): delete the user's DN from the group's ``member``. The
+  user is the login as governor stores it, found by an escaped search of the base DNs;
+  the group is a DN, or a CN searched for (escaped) in the directories the base DNs
+  belong to (the root DSE's naming contexts). Done when a base search of the group for
+  ``(member=<user DN>)`` finds nothing: the server matches the DN, so spelling and case
+  do not matter and a group of any size is never read whole (AD ranges ``member``).
+- ``disable`` (user): Active Directory sets the ACCOUNTDISABLE bit of userAccountControl;
+  OpenLDAP writes pwdAccountLockedTime = 000001010000Z (an administrator's lock) when the
+  schema has it (ppolicy), else nsAccountLock = TRUE. Done when that holds.
+
 Faults are SourceErrors (the run goes on with this source failed and its last good data
 kept): no server reachable, TLS not trusted, bind refused, a size or admin limit hit,
 a value that is not UTF-8. A search that ends early is never taken for a complete one:
@@ -45,7 +58,7 @@ from governor.records import DirectoryAccount, DirectoryStatus, Grant, SourceKin
 from governor.roles import Role
 from governor.sources._groups import GROUP_GRANTS, GroupGrants
 from governor.sources._groups import validate as validate_group_grants
-from governor.sources.base import Check, Connector, register
+from governor.sources.base import Action, Check, Connector, register
 
 FIELDS = ("login", "email", "aliases", "employee_id", "groups", "manager", "last_login",
           "disabled_flags", "expires", "locked_time", "lock_flag")
@@ -74,7 +87,10 @@ UF_ACCOUNTDISABLE = 0x2
 NEVER = frozenset({0, 0x7FFFFFFFFFFFFFFF})  # accountExpires: both mean "does not expire"
 FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 PERMANENT_LOCK = "000001010000Z"  # ppolicy: locked by an administrator, not by lockout
+GROUP_CLASS = {"active_directory": "group", "openldap": "groupOfNames"}
+MEMBER = "member"  # AD groups and groupOfNames alike
 TRUE_WORDS = frozenset({"true", "yes", "1"})
+_SCHEMA_NAME = re.compile(r"\bNAME\s+(\([^)]*\)|'[^']*')", re.IGNORECASE)
 _GENERALIZED = re.compile(r"^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)?(\d\d)?(?:[.,]\d+)?(Z|[+-]\d{4})?$")
 
 
@@ -90,6 +106,7 @@ class LdapDirectory(Connector):
     type = "ldap_directory"
     kind = SourceKind.DIRECTORY
     description = "LDAP or Active Directory (ldap3): accounts, status, groups"
+    actions = frozenset({"group_remove", "disable"})
     options = {
         "urls": Option("list[str]", REQUIRED, "Server URLs, tried in order (failover): "
                        "ldaps://host:636 for tls = ldaps, ldap://host:389 otherwise.",
@@ -207,23 +224,26 @@ class LdapDirectory(Connector):
                          ca_certs_file=ca)
 
     # ---- connection ---------------------------------------------------------------------
-    def _connection(self, url: str, password: str | None) -> ldap3.Connection:
+    def _connection(self, url: str, password: str | None, write: bool = False
+                    ) -> ldap3.Connection:
         s = self.settings
         server = ldap3.Server(url, use_ssl=s["tls"] == "ldaps", tls=self._tls(),
                               get_info=ldap3.NONE, connect_timeout=s["connect_timeout"])
         auth = ldap3.SIMPLE if s["bind_dn"] else ldap3.ANONYMOUS
         return ldap3.Connection(server, user=s["bind_dn"] or None, password=password,
-                                authentication=auth, read_only=True, raise_exceptions=True,
+                                authentication=auth, read_only=not write,
+                                raise_exceptions=True,
                                 receive_timeout=s["receive_timeout"], auto_referrals=False)
 
-    def _reach(self, password: str | None) -> tuple[ldap3.Connection, str]:
+    def _reach(self, password: str | None, write: bool = False
+               ) -> tuple[ldap3.Connection, str]:
         """The first server, in config order, that accepts a connection (and TLS).
 
         Failover is done here rather than by an ldap3 ServerPool so that each URL's own
         reason (refused, timed out, certificate not trusted) is in the error."""
         reasons = []
         for url in self.settings["urls"]:
-            conn = self._connection(url, password)
+            conn = self._connection(url, password, write)
             try:
                 conn.open()
                 if self.settings["tls"] == "starttls":
@@ -250,10 +270,10 @@ class LdapDirectory(Connector):
             raise SourceError(f"{self.name}: bind as {who} on {url} failed: "
                               f"{_scrub(_io_reason(exc, self.settings), password)}") from None
 
-    def _connect(self) -> tuple[ldap3.Connection, str]:
+    def _connect(self, write: bool = False) -> tuple[ldap3.Connection, str]:
         password = self._password()
         try:
-            conn, url = self._reach(password)
+            conn, url = self._reach(password, write)
         except _Unreachable as exc:
             raise SourceError(f"{self.name}: {exc}") from None
         try:
@@ -432,6 +452,291 @@ class LdapDirectory(Connector):
         now = self._now()
         return [self._account(dn, raw, now)[0] for dn, raw in self._entries(search_filter)]
 
+    # ---- offboarding actions ------------------------------------------------------------
+    def is_done(self, action: Action) -> bool:
+        login, group = self._targets(action)
+        conn, url = self._connect()
+        try:
+            if group is not None:
+                user_dn, _ = self._user(conn, url, login, [])
+                group_dn = self._group(conn, url, group)
+                return not self._is_member(conn, url, group_dn, user_dn)
+            field, attr = self._disable_attribute(conn, url)
+            dn, raw = self._user(conn, url, login, [attr])
+            return self._disabled(field, dn, raw)
+        finally:
+            _close(conn)
+
+    def perform(self, action: Action) -> str:
+        login, group = self._targets(action)
+        conn, url = self._connect(write=True)
+        try:
+            if group is not None:
+                return self._remove_member(conn, url, login, group)
+            return self._disable(conn, url, login)
+        finally:
+            _close(conn)
+
+    def _targets(self, action: Action) -> tuple[str, str | None]:
+        """(login, group or None for disable), or a SourceError naming what is missing."""
+        if action.kind not in self.actions:
+            raise SourceError(f"{self.name}: cannot {action.kind}: an LDAP directory can "
+                              + " or ".join(sorted(self.actions)))
+        keys = ("user", "group") if action.kind == "group_remove" else ("user",)
+        values = dict(action.target)
+        for key in keys:
+            if not values.get(key, "").strip():
+                raise SourceError(f"{self.name}: {action.kind} names no {key}")
+        return values["user"], (values["group"] if action.kind == "group_remove" else None)
+
+    def _remove_member(self, conn: ldap3.Connection, url: str, login: str, group: str) -> str:
+        user_dn, _ = self._user(conn, url, login, [])
+        group_dn = self._group(conn, url, group)
+        gone = f"{user_dn} is not a member of {group_dn}"
+        if not self._is_member(conn, url, group_dn, user_dn):
+            return gone
+        what = f"remove {user_dn} from {group_dn}"
+        try:
+            self._modify(conn, url, group_dn, {MEMBER: [(ldap3.MODIFY_DELETE, [user_dn])]},
+                         what)
+        except _Refused as exc:
+            if exc.code == 16:  # noSuchAttribute: someone else removed it meanwhile
+                return gone
+            if exc.code == 65:  # objectClassViolation: groupOfNames MUST have a member
+                raise SourceError(f"{self.name}: {url} refused to {what}: it is the group's "
+                                  f"last member and the group's object class requires one "
+                                  f"({exc.text})") from None
+            raise SourceError(exc.message) from None
+        return f"removed {user_dn} from {group_dn}"
+
+    def _disable(self, conn: ldap3.Connection, url: str, login: str) -> str:
+        field, attr = self._disable_attribute(conn, url)
+        dn, raw = self._user(conn, url, login, [attr])
+        if self._disabled(field, dn, raw):
+            shown = _Values(self.name, dn, raw, self.fields).first(field)
+            return f"{dn} is already disabled ({attr} {shown})"
+        if field == "disabled_flags":
+            old = self._flags(dn, raw)
+            value, was = str(old | UF_ACCOUNTDISABLE), f" (was {old})"
+        else:
+            value = PERMANENT_LOCK if field == "locked_time" else "TRUE"
+            before = _Values(self.name, dn, raw, self.fields).first(field)
+            was = f" (was {before})" if before is not None else ""
+        what = f"set {attr} of {dn} to {value}"
+        try:
+            self._modify(conn, url, dn, {attr: [(ldap3.MODIFY_REPLACE, [value])]}, what)
+        except _Refused as exc:
+            if exc.code == 65:  # objectClassViolation: e.g. nsAccountLock not allowed here
+                raise SourceError(f"{self.name}: {url} refused to {what}: the entry's object "
+                                  f"classes do not allow {attr} ({exc.text})") from None
+            raise SourceError(exc.message) from None
+        return f"set {attr} of {dn} to {value}{was}"
+
+    def _disabled(self, field: str, dn: str, raw: dict[str, list[bytes]]) -> bool:
+        if field == "disabled_flags":
+            return bool(self._flags(dn, raw) & UF_ACCOUNTDISABLE)
+        value = _Values(self.name, dn, raw, self.fields).first(field)
+        if field == "locked_time":  # a lockout's timestamp lifts by itself: not disabled
+            return value is not None and value.strip() == PERMANENT_LOCK
+        return value is not None and value.strip().lower() in TRUE_WORDS
+
+    def _flags(self, dn: str, raw: dict[str, list[bytes]]) -> int:
+        flags = _Values(self.name, dn, raw, self.fields).integer("disabled_flags")
+        if flags is None:
+            raise SourceError(f"{self.name}: entry {dn} has no "
+                              f"{self.fields['disabled_flags']}: cannot tell whether it is "
+                              "disabled")
+        return flags
+
+    def _disable_attribute(self, conn: ldap3.Connection, url: str) -> tuple[str, str]:
+        """(field, attribute) that disables an account here: userAccountControl on Active
+        Directory; on OpenLDAP ppolicy's lock when the schema has it, else nsAccountLock."""
+        f = self.fields
+        if self.settings["preset"] == "active_directory":
+            if not f["disabled_flags"]:
+                raise SourceError(f"{self.name}: cannot disable accounts: attributes."
+                                  "disabled_flags is turned off")
+            return "disabled_flags", f["disabled_flags"]
+        candidates = [(k, f[k]) for k in ("locked_time", "lock_flag") if f[k]]
+        if not candidates:
+            raise SourceError(f"{self.name}: cannot disable accounts: attributes.locked_time "
+                              "and attributes.lock_flag are both turned off")
+        known = self._schema_attributes(conn, url)
+        for field, attr in candidates:
+            if attr.lower() in known:
+                return field, attr
+        names = [a for _, a in candidates]
+        raise SourceError(f"{self.name}: cannot disable accounts: the schema of {url} has "
+                          + (f"neither {names[0]} nor {names[1]}" if len(names) > 1
+                             else f"no {names[0]}")
+                          + (" (load the ppolicy module for pwdAccountLockedTime)"
+                             if any(a.lower() == "pwdaccountlockedtime" for a in names)
+                             else ""))
+
+    def _schema_attributes(self, conn: ldap3.Connection, url: str) -> frozenset[str]:
+        """Every attribute type name (and alias) the server's schema defines, lower case."""
+        root = self._read(conn, url, "", ["subschemaSubentry"], "the root DSE is missing")
+        where = _decoded(root[1].get("subschemasubentry", [])) if root else []
+        if not where:
+            raise SourceError(f"{self.name}: {url} does not say where its schema is (no "
+                              "subschemaSubentry in the root DSE): cannot tell which lock "
+                              "attribute it has")
+        schema = self._read(conn, url, where[0], ["attributeTypes"],
+                            f"its schema entry {where[0]} does not exist",
+                            "(objectClass=subschema)")
+        names: set[str] = set()
+        for definition in _decoded(schema[1].get("attributetypes", []) if schema else []):
+            m = _SCHEMA_NAME.search(definition)
+            if m:
+                names.update(n.lower() for n in re.findall(r"'([^']+)'", m.group(0)))
+        return frozenset(names)
+
+    # ---- finding the user and the group ------------------------------------------------
+    def _user(self, conn: ldap3.Connection, url: str, login: str, attributes: list[str]
+              ) -> tuple[str, dict[str, list[bytes]]]:
+        """The one entry whose login attribute is ``login`` (escaped: ``*`` is a star).
+
+        The preset's own filter is tried too: once disabled, an account a filter of
+        active accounts no longer selects must still be found (is_done after a crash)."""
+        attr = self.fields["login"]
+        value = escape_filter_chars(login.strip())
+        default = DEFAULT_FILTER[self.settings["preset"]]
+        users = self.user_filter if self.user_filter == default \
+            else f"(|{self.user_filter}{default})"
+        search_filter = f"(&{users}({attr}={value}))"
+        found = self._search(conn, url, self.settings["base_dns"], search_filter,
+                             attributes or ["1.1"])
+        bases = "; ".join(self.settings["base_dns"])
+        if not found:
+            raise SourceError(f"{self.name}: no such user {login!r}: no entry under {bases} "
+                              f"has {attr} {login!r}")
+        if len(found) > 1:
+            raise SourceError(f"{self.name}: user {login!r} is ambiguous: {len(found)} "
+                              f"entries have {attr} {login!r} ({'; '.join(found)})")
+        [(dn, raw)] = found.items()
+        return dn, raw
+
+    def _group(self, conn: ldap3.Connection, url: str, group: str) -> str:
+        """The DN of the group named by ``group``: a DN as it is, or a CN looked up."""
+        cls = GROUP_CLASS[self.settings["preset"]]
+        name = group.strip()
+        if _is_dn(name):
+            entry = self._read(conn, url, name, ["objectClass"], f"no such group {name}")
+            dn, raw = entry or (name, {})
+            if cls.lower() not in {c.lower() for c in _decoded(raw.get("objectclass", []))}:
+                raise SourceError(f"{self.name}: {name} is not a group (no objectClass "
+                                  f"{cls})")
+            return dn
+        bases = self._group_bases(conn, url)
+        found = self._search(conn, url, bases, f"(&(objectClass={cls})(cn="
+                                               f"{escape_filter_chars(name)}))", ["1.1"])
+        if not found:
+            raise SourceError(f"{self.name}: no such group {name!r}: no {cls} under "
+                              f"{'; '.join(bases)} has cn {name!r}")
+        if len(found) > 1:
+            raise SourceError(f"{self.name}: group {name!r} is ambiguous: {len(found)} groups "
+                              f"have cn {name!r} ({'; '.join(found)}): name it by its DN")
+        return next(iter(found))
+
+    def _group_bases(self, conn: ldap3.Connection, url: str) -> list[str]:
+        """Where groups are searched for: the naming context (the whole directory) each
+        base DN lies in, as the root DSE names them; groups rarely sit under the users."""
+        root = self._read(conn, url, "", ["namingContexts", "defaultNamingContext"],
+                          "the root DSE is missing")
+        raw = root[1] if root else {}
+        contexts = _decoded([*raw.get("namingcontexts", []),
+                             *raw.get("defaultnamingcontext", [])])
+        bases: list[str] = []
+        for base in self.settings["base_dns"]:
+            key = _dn_key(base)
+            above = [c for c in contexts if (k := _dn_key(c)) and key[-len(k):] == k]
+            best = max(above, key=lambda c: len(_dn_key(c)), default=None)
+            if best is None:  # no root DSE to go by: the domain part (DC=...) of the base
+                tail = [i for i, (attr, _) in enumerate(key) if attr == "dc"]
+                best = _dn_tail(base, tail[0]) if tail else base
+            if _dn_key(best) not in (_dn_key(b) for b in bases):
+                bases.append(best)
+        return bases
+
+    def _is_member(self, conn: ldap3.Connection, url: str, group_dn: str, user_dn: str
+                   ) -> bool:
+        """Is ``user_dn`` a value of the group's member? Asked of the server (it matches
+        DNs by their meaning), so no group is read whole, however large."""
+        found = self._read(conn, url, group_dn, ["1.1"], f"group {group_dn} no longer exists",
+                           f"({MEMBER}={escape_filter_chars(user_dn)})")
+        return found is not None
+
+    # ---- reading and writing single entries -------------------------------------------
+    def _search(self, conn: ldap3.Connection, url: str, bases: Iterable[str],
+                search_filter: str, attributes: list[str]
+                ) -> dict[str, dict[str, list[bytes]]]:
+        """DN -> raw attributes of every entry matching under ``bases``, each once."""
+        found: dict[str, dict[str, list[bytes]]] = {}
+        seen: set[str] = set()
+        for base in bases:
+            for entry in self._pages(conn, url, base, search_filter, attributes):
+                dn = entry.get("dn", "")
+                if dn.lower() not in seen:
+                    seen.add(dn.lower())
+                    raw = entry.get("raw_attributes") or {}
+                    found[dn] = {k.lower(): list(v) for k, v in raw.items()}
+        return found
+
+    def _read(self, conn: ldap3.Connection, url: str, dn: str, attributes: list[str],
+              missing: str, search_filter: str = "(objectClass=*)"
+              ) -> tuple[str, dict[str, list[bytes]]] | None:
+        """(DN as the server spells it, raw attributes) of one entry by a base search; None
+        when the filter does not match it; SourceError ``missing`` when it does not exist."""
+        where = dn or "the root DSE"
+        try:
+            conn.search(dn, search_filter, ldap3.BASE, attributes=attributes)
+        except lx.LDAPNoSuchObjectResult:
+            raise SourceError(f"{self.name}: {missing} (on {url})") from None
+        except lx.LDAPOperationResult as exc:
+            raise SourceError(f"{self.name}: reading {where} on {url} failed: "
+                              f"{_result_text(exc.description, exc.message)}") from None
+        except (lx.LDAPException, OSError) as exc:
+            raise SourceError(f"{self.name}: reading {where} on {url} failed: "
+                              f"{_io_reason(exc, self.settings)}") from None
+        for entry in conn.response or ():
+            if entry.get("type") == "searchResEntry":
+                raw = entry.get("raw_attributes") or {}
+                return entry.get("dn") or dn, {k.lower(): list(v) for k, v in raw.items()}
+        return None
+
+    def _modify(self, conn: ldap3.Connection, url: str, dn: str,
+                changes: dict[str, list[tuple[str, list[str]]]], what: str) -> None:
+        """Apply ``changes`` to ``dn``; a refusal raises _Refused with its message made."""
+        try:
+            conn.modify(dn, changes)
+        except lx.LDAPOperationResult as exc:
+            raise _Refused(exc.result, _result_text(exc.description, exc.message),
+                           self._write_failure(exc, url, dn, what)) from None
+        except (lx.LDAPException, OSError) as exc:
+            raise SourceError(f"{self.name}: could not {what} on {url}: "
+                              f"{_io_reason(exc, self.settings)}") from None
+
+    def _write_failure(self, exc: lx.LDAPOperationResult, url: str, dn: str, what: str
+                       ) -> str:
+        text = _result_text(exc.description, exc.message)
+        where = f"{self.name}: {url} refused to {what}"
+        bind_dn = self.settings["bind_dn"]
+        if exc.result == 50:  # insufficientAccessRights
+            who = f"the bind DN {bind_dn}" if bind_dn else "an anonymous bind"
+            return f"{where}: {who} lacks write rights on {dn} ({text})"
+        if exc.result == 8:  # strongAuthRequired: slapd's answer to an anonymous write
+            if not bind_dn:
+                return (f"{where}: an anonymous bind cannot write; set bind_dn to an account "
+                        f"with write rights ({text})")
+            return f"{where}: the server wants a stronger bind, e.g. over TLS ({text})"
+        if exc.result == 10:  # referral: a read-only replica or another domain's DC
+            refs = ", ".join(exc.referrals or ()) or "elsewhere"
+            return (f"{where}: it refers writes to {refs} (a read-only replica?) ({text}): "
+                    "list a writable server first in urls")
+        if exc.result == 32:
+            return f"{where}: {dn} no longer exists ({text})"
+        return f"{where}: {text}"
+
     def check(self) -> list[Check]:
         password: str | None = None
         pw_error: str | None = None
@@ -469,6 +774,14 @@ class LdapDirectory(Connector):
             return Check("read", False, str(exc))
         return Check("read", True, f"{n} user entr{'y' if n == 1 else 'ies'} in the first "
                                    f"page of {base}")
+
+
+class _Refused(Exception):
+    """The server refused a write: its result code and text, and the message to show."""
+
+    def __init__(self, code: int, text: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.text, self.message = code, text, message
 
 
 # ---- values -----------------------------------------------------------------------------
@@ -570,6 +883,34 @@ def _cn(dn: str) -> str:
 def _unescape_dn_value(value: str) -> str:
     out = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), value)
     return re.sub(r"\\(.)", r"\1", out).strip()
+
+
+def _is_dn(text: str) -> bool:
+    """A DN (cn=...,ou=...) rather than a bare group name."""
+    try:
+        return bool(parse_dn(text)) and "=" in text
+    except (lx.LDAPException, ValueError):
+        return False
+
+
+def _dn_key(dn: str) -> tuple[tuple[str, str], ...]:
+    """A DN compared by meaning: attribute names and values without case, escapes or
+    spacing (() when it does not parse)."""
+    try:
+        return tuple((a.strip().lower(), _unescape_dn_value(v).lower())
+                     for a, v, _ in parse_dn(dn))
+    except (lx.LDAPException, ValueError):
+        return ()
+
+
+def _dn_tail(dn: str, start: int) -> str:
+    """The DN from its ``start``-th RDN on (0: the whole DN)."""
+    rdns = parse_dn(dn)[start:]
+    return ",".join(f"{a}={v}" for a, v, _ in rdns)
+
+
+def _decoded(values: Iterable[bytes]) -> list[str]:
+    return [v.decode("utf-8", "replace") for v in values]
 
 
 def _hex_preview(value: bytes) -> str:

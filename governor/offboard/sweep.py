@@ -1,0 +1,99 @@
+"""What a reconciliation does for offboarding: open cases for people who became leavers
+since the last run, and check that access recorded as removed is really gone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from governor import audit
+from governor.config import Config
+from governor.models import ObsPerson, OffboardCase, OffboardStep
+from governor.offboard import cases
+from governor.offboard.plan import build
+from governor.records import DirectoryStatus
+from governor.snapshot import Snapshot
+
+STILL_ACTIVE = {DirectoryStatus.ACTIVE, DirectoryStatus.LOCKED, DirectoryStatus.STAGED}
+
+
+@dataclass
+class SweepResult:
+    opened: list[int] = field(default_factory=list)  # case ids
+    reopened: list[str] = field(default_factory=list)  # step keys
+
+
+def new_leavers(session: Session, snap: Snapshot, previous: datetime | None) -> list[str]:
+    """People who left since the previous good run: HR changed them to left, or their end
+    date passed in between. The first run is a baseline: its leavers are findings."""
+    if previous is None:
+        return []
+    out = []
+    for eid, person in snap.persons.items():
+        if not snap.has_left(person) or not snap.access_of(eid):
+            continue
+        crossed = person.end_date is not None and previous < snap.end_instant(
+            person.end_date) <= snap.now
+        changed = session.scalar(select(ObsPerson.first_seen_at).where(
+            ObsPerson.employee_id == eid, ObsPerson.ended_at.is_(None)))
+        if crossed or (changed is not None and changed > previous):
+            out.append(eid)
+    return out
+
+
+def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor: str,
+          previous: datetime | None) -> SweepResult:
+    result = SweepResult()
+    if config.offboard["auto_open"]:
+        for eid in new_leavers(session, snap, previous):
+            if session.scalar(select(OffboardCase.id).where(OffboardCase.employee_id == eid)):
+                continue  # someone already handles this person
+            plan = build(session, config, eid)
+            case = cases.open_case(session, plan, now, actor, trigger="reconcile",
+                                   reason="HR shows a new leaver", ticket=None)
+            result.opened.append(case.id)
+    owner = {cid: eid for cid, eid in session.execute(
+        select(OffboardCase.id, OffboardCase.employee_id))}
+    for st in session.scalars(select(OffboardStep).where(OffboardStep.state == "done")):
+        if _still_there(snap, st, owner.get(st.case_id)):
+            st.state, st.reopened = "pending", st.reopened + 1
+            reopened_case = session.get(OffboardCase, st.case_id)
+            if reopened_case is not None:
+                reopened_case.status, reopened_case.completed_at = "open", None
+            audit.record(session, now, actor, "offboard.step.reopened", subject=st.key,
+                         reason="the access it removed is still reported",
+                         detail={"case": st.case_id, "step": st.id})
+            result.reopened.append(st.key)
+        else:
+            st.verified_at = now
+    session.flush()
+    return result
+
+
+def _still_there(snap: Snapshot, st: OffboardStep, employee_id: str | None) -> bool:
+    """Does the fresh snapshot still show the access this done step removed?"""
+    target = json.loads(st.target)
+    if st.kind in ("group_remove", "app_unassign"):
+        via = "sso_group" if st.kind == "group_remove" else "tool_seat"
+        detail = target.get("group") or target.get("app")
+        user = target.get("user", "").lower()
+        return any(h.source == st.source and h.grant.principal.lower() == user
+                   and h.grant.via.value == via and h.grant.via_detail == detail
+                   for h in snap.grants if h.source == st.source)
+    if st.kind in ("suspend", "deactivate", "disable"):
+        user = target.get("user", "").lower()
+        return any(h.source == st.source and h.account.login.lower() == user
+                   and h.account.status in STILL_ACTIVE for h in snap.directory)
+    if st.kind == "remove_platform_role" and st.account:
+        principal = target.get("principal", "").lower()
+        return any(h.source == st.source and h.grant.principal.lower() == principal
+                   for h in snap.grants_by_account.get(st.account, ()))
+    if st.kind == "remove_vault_reader":
+        item = target.get("item")
+        return any(hc.credential.item_id == item and any(
+            m.employee_id == employee_id for _, m in hc.readers) for hc in snap.credentials)
+    return False  # manual steps nothing can read back (rotation, ownership) stand as done
