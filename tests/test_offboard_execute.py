@@ -1,0 +1,156 @@
+"""offboard --execute against a real slapd: access really gone when re-read, the next
+reconciliation confirms it, and a SIGKILL at any point is finished by a rerun without
+repeating a step or losing one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ldap_peer as lp
+import pytest
+from conftest import DEMO_NOW, demo_env, run_cli
+from sqlalchemy import create_engine, text
+from test_ldap import DEMO_LDAP, OL_PEOPLE, OL_PUBLISHERS, need_slapd
+
+MARCUS = f"uid=marcus.webb,{OL_PEOPLE}"
+
+
+@pytest.fixture
+def org(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[tuple[str, dict[str, str], lp.Slapd]]:
+    need_slapd()
+    server = lp.make(lp.OPENLDAP, tmp_path_factory.mktemp("slapd-offboard"), DEMO_LDAP)
+    server.start()
+    try:
+        lp.add_entries(server, [lp.group_of_names(
+            "social-x-publishers", [f"uid=maya.okafor,{OL_PEOPLE}", MARCUS])])
+        cfg = demo_dir / "governor.toml"
+        cfg.write_text('[offboard]\nallow = ["ldap.group_remove", "ldap.disable"]\n\n'
+                       + cfg.read_text() + f"""
+[sources.ldap]
+type = "ldap_directory"
+urls = ["{server.url}"]
+tls = "none"
+preset = "openldap"
+base_dns = ["{OL_PEOPLE}"]
+bind_dn = "{server.writer_dn}"
+password_env = "GOVERNOR_TEST_LDAP_PASSWORD"
+group_grants = {{ "social-x-publishers" = ["publisher x:@northwind"] }}
+""")
+        env = {**demo_env(), "GOVERNOR_TEST_LDAP_PASSWORD": lp.WRITER_PW}
+        assert run_cli("-c", str(cfg), "db", "upgrade", env=env).code == 0
+        first = run_cli("-c", str(cfg), "reconcile", "--no-report", env=env)
+        assert first.code == 0, first.err
+        yield str(cfg), env, server
+    finally:
+        server.stop()
+
+
+def members(server: lp.Slapd) -> set[str]:
+    conn = server.admin()
+    try:
+        conn.search(OL_PUBLISHERS, "(objectClass=*)", attributes=["member"])
+        return {str(v).lower() for v in conn.entries[0].member.values}
+    finally:
+        conn.unbind()
+
+
+def locked(server: lp.Slapd) -> bool:
+    conn = server.admin()
+    try:
+        conn.search(MARCUS, "(objectClass=*)", attributes=["pwdAccountLockedTime",
+                                                           "nsAccountLock"])
+        entry = conn.entries[0]
+        return bool(entry.pwdAccountLockedTime.values or entry.nsAccountLock.values)
+    finally:
+        conn.unbind()
+
+
+def steps(cfg: str, env: dict[str, str]) -> list[dict[str, Any]]:
+    out = run_cli("-c", cfg, "offboard", "status", "E1010", "--json", env=env)
+    assert out.code == 0, out.err
+    return list(json.loads(out.out)[0]["steps"])
+
+
+def journal(cfg: str) -> dict[str, tuple[str, int, str | None]]:
+    engine = create_engine(f"sqlite:///{Path(cfg).parent / 'governor-demo.db'}")
+    with engine.connect() as c:
+        got = {k: (s, a, r) for k, s, a, r in c.execute(text(
+            "SELECT key, state, attempts, result FROM offboard_step WHERE automatic"))}
+    engine.dispose()
+    return got
+
+
+def test_execute_removes_access_and_the_next_run_checks_it(
+        org: tuple[str, dict[str, str], lp.Slapd]) -> None:
+    cfg, env, server = org
+    assert MARCUS.lower() in members(server) and not locked(server)
+    plan = json.loads(run_cli("-c", cfg, "offboard", "E1010", "--json", env=env).out)["plan"]
+    auto = [(s["kind"], s["source"], s["target"]) for s in plan["steps"] if s["automatic"]]
+    assert auto == [("group_remove", "ldap", {"group": "social-x-publishers",
+                                              "user": "marcus.webb"}),
+                    ("disable", "ldap", {"user": "marcus.webb"})]
+    out = run_cli("-c", cfg, "offboard", "E1010", "--execute", "--ticket", "HR-42", env=env)
+    assert out.code == 0, out.err
+    assert lp.WRITER_PW not in out.out + out.err
+    # re-read from the real server: the membership is gone, the account locked
+    assert MARCUS.lower() not in members(server) and locked(server)
+    done = journal(cfg)
+    assert {k: (s, a) for k, (s, a, _r) in done.items()} == {
+        "group_remove:ldap:social-x-publishers": ("done", 1),
+        "disable:ldap:marcus.webb": ("done", 1)}
+
+    # the next reconciliation sees the access gone and keeps the steps done
+    later = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 0
+    assert {s["state"] for s in steps(cfg, env) if s["automatic"]} == {"done"}
+
+    # someone puts him back in the group: the run after reopens the step
+    conn = server.admin()
+    try:
+        conn.modify(OL_PUBLISHERS, {"member": [("MODIFY_ADD", [MARCUS])]})
+    finally:
+        conn.unbind()
+    again = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--json", "--no-report", env=again)
+    assert out.code == 0, out.err
+    reopened = {s["key"]: s["state"] for s in steps(cfg, env) if s["automatic"]}
+    assert reopened["group_remove:ldap:social-x-publishers"] == "pending"
+
+
+@pytest.mark.parametrize("point", ["after-intent:1", "after-perform:1", "after-intent:2",
+                                   "after-perform:2"])
+def test_sigkill_at_any_point_then_rerun_finishes_without_repeating(
+        org: tuple[str, dict[str, str], lp.Slapd], point: str) -> None:
+    cfg, env, server = org
+    cmd = [sys.executable, "-m", "governor", "-c", cfg, "offboard", "E1010", "--execute"]
+    base = {**os.environ, **env, "GOVERNOR_NOW": DEMO_NOW}
+    killed = subprocess.run(cmd, env={**base, "GOVERNOR_CRASH_AT": point},
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    cut = journal(cfg)
+    assert "running" in {s for s, _a, _r in cut.values()}  # it died mid-step
+
+    rerun = subprocess.run(cmd, env=base, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    final = journal(cfg)
+    assert {s for s, _a, _r in final.values()} == {"done"}
+    assert MARCUS.lower() not in members(server) and locked(server)
+    interrupted = next(k for k, (s, _a, _r) in cut.items() if s == "running")
+    state, attempts, result = final[interrupted]
+    if point.startswith("after-perform"):
+        # it had happened: the rerun asked the server and did not do it again
+        assert (attempts, result) == (1, "confirmed in effect after an interrupted attempt")
+    else:
+        # it had not happened: the rerun did it, once
+        assert attempts == 2 and result and not result.startswith("confirmed")
+    for key, (_s, n, r) in final.items():
+        if key != interrupted:  # steps around the crash ran exactly once
+            assert n in (0, 1), (key, n, r)
