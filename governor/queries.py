@@ -110,25 +110,29 @@ def whohas(session: Session, ref: str, at: datetime | None = None) -> tuple[str,
 
 
 def resolve_person(session: Session, who: str) -> ObsPerson:
-    low = who.strip().lower()
-    found: dict[str, ObsPerson] = {}
-    q = select(ObsPerson).where(ObsPerson.ended_at.is_(None), or_(
-        ObsPerson.employee_id == who.strip(), ObsPerson.email == low,
-        ObsPerson.aliases.like(f'%"{_like(low)}"%', escape="\\")))
-    for p in session.scalars(q):
-        if p.employee_id == who.strip() or p.email == low or low in json.loads(p.aliases):
-            found[p.employee_id] = p
-    if not found:
-        for m in session.scalars(select(PrincipalMatch).where(PrincipalMatch.principal == low,
-                                                              PrincipalMatch.employee_id
-                                                              .is_not(None))):
-            found.update(_people(session, {m.employee_id or ""}))
-    if not found:
-        raise NotFound(f"nobody in HR or the directory is {who!r}")
-    if len(found) > 1:
-        raise Ambiguous(f"{who!r} matches more than one person",
-                        [f"{p.employee_id} ({p.name})" for p in found.values()])
-    return next(iter(found.values()))
+    """A person by employee id, work email, a principal correlation matched to them (a
+    directory login), or an alias: in that order, as correlation itself matches."""
+    ref, low = who.strip(), who.strip().lower()
+    live = ObsPerson.ended_at.is_(None)
+    tiers = (
+        lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id == ref)),
+        lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.email == low)),
+        lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id.in_(
+            select(PrincipalMatch.employee_id).where(PrincipalMatch.principal == low))))
+        if "@" not in low else iter(()),
+        # aliases live in a JSON list: a scan, so only when nothing indexed matched
+        lambda: (p for p in session.scalars(select(ObsPerson).where(
+            live, ObsPerson.aliases.like(f'%"{_like(low)}"%', escape="\\")))
+            if low in json.loads(p.aliases)),
+    )
+    for tier in tiers:
+        found = {p.employee_id: p for p in tier()}
+        if len(found) > 1:
+            raise Ambiguous(f"{who!r} matches more than one person",
+                            [f"{p.employee_id} ({p.name})" for p in found.values()])
+        if found:
+            return next(iter(found.values()))
+    raise NotFound(f"nobody in HR or the directory is {who!r}")
 
 
 def _like(text: str) -> str:

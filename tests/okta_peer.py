@@ -13,9 +13,14 @@ describe it:
 - GET  /api/v1/apps                   q= (label or name prefix), limit, after
 - GET  /api/v1/apps/{id}/users        app assignments (AppUser), paged
 - GET  /api/v1/logs                   since, until, filter (eventType eq "..." or ...), paged
+- GET  /api/v1/users/{id or login}, /api/v1/users/{id}/groups, /api/v1/groups/{id},
+  /api/v1/apps/{id}, /api/v1/apps/{appId}/users/{uid}: the reads an offboarding step's
+  ``is_done`` makes (the user's groups are one page unless PAGE["user_groups"] is lowered)
 - DELETE /api/v1/groups/{gid}/users/{uid}, DELETE /api/v1/apps/{appId}/users/{uid},
   POST /api/v1/users/{id}/lifecycle/suspend | /deactivate, DELETE /api/v1/users/{id}/sessions
-  (for offboarding): they change the state the reads above return.
+  (for offboarding): they change the state the reads above return (membership and app
+  assignment removed, status changed, the revocation recorded in ``sessions_revoked``).
+  ``json_204`` makes the 204s carry Content-Type: application/json, as some proxies do.
 
 Every response carries X-Rate-Limit-Limit/Remaining/Reset and Date, counted per endpoint
 bucket in fixed windows aligned to the epoch (``window`` seconds, 60 like Okta's minute by
@@ -41,7 +46,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import trustme
 
@@ -61,7 +66,8 @@ ERRORS = {
 
 # Page size caps and defaults per listing (Okta's documented maximums).
 PAGE = {"users": (200, 200), "groups": (10000, 10000), "group_users": (1000, 1000),
-        "apps": (200, 20), "app_users": (500, 50), "logs": (1000, 100)}
+        "apps": (200, 20), "app_users": (500, 50), "logs": (1000, 100),
+        "user_groups": (10000, 10000)}
 
 
 def iso(ts: datetime | None) -> str | None:
@@ -134,6 +140,16 @@ def bucket_of(method: str, path: str) -> str:
         return "app_users"
     if parts == ["logs"]:
         return "logs"
+    if len(parts) == 2 and parts[0] == "users":
+        return "user"
+    if len(parts) == 3 and parts[0] == "users" and parts[2] == "groups":
+        return "user_groups"
+    if len(parts) == 2 and parts[0] == "groups":
+        return "group"
+    if len(parts) == 2 and parts[0] == "apps":
+        return "app"
+    if len(parts) == 4 and parts[0] == "apps" and parts[2] == "users":
+        return "app_user"
     return "other"
 
 
@@ -156,7 +172,8 @@ class OktaPeer:
         self.apps: dict[str, dict[str, Any]] = {}
         self.app_users: dict[str, list[str]] = defaultdict(list)
         self.logs: list[dict[str, Any]] = []
-        self.sessions_revoked: list[str] = []
+        self.sessions_revoked: list[str] = []  # user ids, once per DELETE .../sessions
+        self.json_204 = False  # send 204s with Content-Type: application/json
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
         self.storms: list[Storm] = []
@@ -566,6 +583,8 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.status != 204:  # no content, no type (the SDK would parse '' as JSON)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+        elif peer.json_204:
+            self.send_header("Content-Type", "application/json")
         self.send_header("X-Okta-Request-Id", f"req{uuid.uuid4().hex[:16]}")
         for k, v in {**rate, **reply.headers}.items():
             self.send_header(k, v)
@@ -589,11 +608,38 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str, q: dict[str, str]) -> _Reply:
         peer = self.state
-        p = path.rstrip("/").split("/")[3:]  # after /api/v1
+        p = [unquote(s) for s in path.rstrip("/").split("/")[3:]]  # after /api/v1
         with peer.lock:
             if method == "GET":
                 if p == ["users"]:
                     return self._users(q)
+                if len(p) == 2 and p[0] == "users":
+                    uid = p[1] if p[1] in peer.users else next(
+                        (k for k, u in peer.users.items()
+                         if u["profile"]["login"].lower() == p[1].lower()), None)
+                    if uid is None:
+                        raise _error(404, f"Not found: Resource not found: {p[1]} (User)")
+                    return _Reply(200, peer.users[uid])
+                if len(p) == 3 and p[0] == "users" and p[2] == "groups":
+                    if p[1] not in peer.users:
+                        raise _error(404, f"Not found: Resource not found: {p[1]} (User)")
+                    items = [g for gid, g in sorted(peer.groups.items())
+                             if p[1] in peer.members[gid]]
+                    return self._page(items, lambda g: g["id"], q, "user_groups")
+                if len(p) == 2 and p[0] == "groups":
+                    if p[1] not in peer.groups:
+                        raise _error(404, f"Not found: Resource not found: {p[1]} (UserGroup)")
+                    return _Reply(200, peer.groups[p[1]])
+                if len(p) == 2 and p[0] == "apps":
+                    if p[1] not in peer.apps:
+                        raise _error(404, f"Not found: Resource not found: {p[1]} (AppInstance)")
+                    return _Reply(200, peer.apps[p[1]])
+                if len(p) == 4 and p[0] == "apps" and p[2] == "users":
+                    if p[1] not in peer.apps:
+                        raise _error(404, f"Not found: Resource not found: {p[1]} (AppInstance)")
+                    if p[3] not in peer.app_users[p[1]]:
+                        raise _error(404, f"Not found: Resource not found: {p[3]} (AppUser)")
+                    return _Reply(200, self._app_user(p[1], p[3]))
                 if len(p) == 3 and p[0] == "users" and p[2] == "factors":
                     if p[1] not in peer.users:
                         raise _error(404, f"Not found: Resource not found: {p[1]} (User)")

@@ -106,9 +106,12 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
 
     matches = list(session.scalars(select(PrincipalMatch).where(
         PrincipalMatch.employee_id == p.employee_id)))
-    grants = [g for m in matches for g in session.scalars(select(ObsGrant).where(
-        ObsGrant.source == m.source, ObsGrant.principal_lc == m.principal,
-        ObsGrant.ended_at.is_(None)))]
+    # one indexed lookup by principal; filtering the source here, not in SQL, keeps
+    # SQLite on the principal index rather than scanning a source's current rows
+    pairs = {(m.source, m.principal) for m in matches}
+    grants = [g for g in session.scalars(select(ObsGrant).where(
+        ObsGrant.principal_lc.in_(sorted({p for _, p in pairs})),
+        ObsGrant.ended_at.is_(None))) if (g.source, g.principal_lc) in pairs]
     acting = {name: CONNECTORS[sc.type] for name, sc in config.sources.items()
               if sc.enabled and CONNECTORS[sc.type].actions}
     allowed = set(config.offboard["allow"])

@@ -29,6 +29,10 @@ X-Rate-Limit-Limit/Remaining/Reset from every answer, keeps ``rate_headroom`` of
 window's budget in reserve and waits for the reset instead of running into 429s; a 429
 that still comes is retried by the SDK after the reset, then by this connector.
 
+For offboarding it also acts (``actions``: group_remove, app_unassign, sessions_revoke,
+suspend, deactivate), each with an ``is_done`` that reads the effect back so an interrupted
+run resumes without repeating a step; see OktaDirectory.is_done and perform.
+
 The SDK is asyncio; it stays inside this module (fetch() runs its own event loop, collects,
 then yields), so the rest of governor stays synchronous.
 """
@@ -50,7 +54,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from governor.errors import SourceError
@@ -66,7 +70,7 @@ from governor.records import (
 from governor.sources._groups import GROUP_GRANTS, GroupGrants
 from governor.sources._groups import validate as validate_group_grants
 from governor.sources._okta_ratelimit import LimiterStats, RateLimiter, bucket_of
-from governor.sources.base import Check, Connector, SourceContext, register
+from governor.sources.base import Action, Check, Connector, SourceContext, register
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +155,19 @@ def _http_client_class(limiter: RateLimiter, timeout: float) -> type:
                                and isinstance(body, str) else ""))
             return info, response, body, error
 
+        @staticmethod
+        def check_response_for_error(url: str, response_details: Any,
+                                     response_body: Any) -> Any:
+            # A 204 No Content, or an error without a body, sent with Content-Type:
+            # application/json would make the SDK json.loads('') and fail a call that worked
+            # (or hide the error's status): the status alone speaks, call() reads it. An
+            # empty 200 is still refused as not JSON.
+            status = response_details.status
+            if (status == 204 or status >= 400) and not str(response_body or "").strip():
+                return None, None
+            return HTTPClient.check_response_for_error(  # type: ignore[no-untyped-call]
+                url, response_details, response_body)
+
     return GovernorHTTPClient
 
 
@@ -162,6 +179,10 @@ class Unreachable(SourceError):
 
 class Unauthorised(SourceError):
     """Okta refused the token (401)."""
+
+
+class Missing(SourceError):
+    """Okta answered 404: the user, group, app or assignment is not there."""
 
 
 def _first_line(text: str, limit: int = 160) -> str:
@@ -223,8 +244,9 @@ def _api_reason(where: str, path: str, status: int | None, err: Any,
     code = getattr(err, "error_code", "") or ""
     summary = getattr(err, "error_summary", "") or ""
     if not code and status is not None:
-        body = getattr(err, "message", "") or str(err)
-        summary = _first_line(str(body).removeprefix(f"HTTP {status} "))
+        body = getattr(err, "message", None)
+        body = str(err) if body is None else body
+        summary = _first_line(str(body).removeprefix(f"HTTP {status} ")) or "(no body)"
     head = f"{status} {code}".strip()
     if status == 401:
         return Unauthorised(f"okta: {head} invalid token (the API token from {token_source} "
@@ -232,7 +254,7 @@ def _api_reason(where: str, path: str, status: int | None, err: Any,
     if status == 403:
         return SourceError(f"okta: {head} the token lacks permission for {path}")
     if status == 404:
-        return SourceError(f"okta: {head} not found: {path}")
+        return Missing(f"okta: {head} not found: {path}")
     if status == 429:
         if not _says_when(ex):
             return SourceError(f"okta: {head} rate limited on {path} without the "
@@ -403,6 +425,9 @@ class OktaDirectory(Connector):
         "page_size": Option("int", 200, "Items per page of a listing.", min=1, max=200),
         "timeout": Option("float", 30.0, "Seconds to wait for one answer.", min=1, max=600),
     }
+    # Offboarding steps (the token must then belong to an admin allowed to make them).
+    actions: ClassVar[frozenset[str]] = frozenset(
+        {"group_remove", "app_unassign", "sessions_revoke", "suspend", "deactivate"})
 
     def __init__(self, name: str, settings: dict[str, Any], base_dir: Path) -> None:
         super().__init__(name, settings, base_dir)
@@ -414,6 +439,10 @@ class OktaDirectory(Connector):
         self._read_at: datetime | None = None
         self.stats: dict[str, Any] = {}
         self.limiter_stats: LimiterStats | None = None
+        # resolved for offboarding actions, kept for this instance's life
+        self.user_ids: dict[str, str] = {}  # lower-cased login -> Okta user id
+        self.action_groups: dict[str, tuple[str, list[str]]] = {}  # key -> name, ids
+        self.action_apps: dict[str, list[tuple[str, str]]] = {}  # key -> [(id, label)]
 
     @classmethod
     def kinds(cls, settings: dict[str, Any]) -> frozenset[SourceKind]:
@@ -622,6 +651,69 @@ class OktaDirectory(Connector):
                     checks.append(Check("apps", False, str(exc)))
         return checks
 
+    # ---- offboarding actions ----------------------------------------------------------
+
+    def is_done(self, action: Action) -> bool:
+        """Whether the effect of ``action`` holds in Okta now; reads only.
+
+        - group_remove: the user is in none of the groups the ``group`` target names (a
+          name, or an id) - read from the user's groups, or from each group's members when
+          Okta pages the user's groups;
+        - app_unassign: Okta has no assignment of the user to the ``app`` (id or label)
+          (GET /api/v1/apps/{appId}/users/{uid} answers 404);
+        - suspend: the user is SUSPENDED or DEPROVISIONED; deactivate: DEPROVISIONED;
+        - sessions_revoke: a revocation cannot be read back, so False unless the user is
+          DEPROVISIONED (Okta ended every session then). Performing it again is harmless:
+          it ends whatever sessions and tokens exist, none or some.
+
+        A user, group or app Okta does not have is a SourceError naming it (``okta: no user
+        LOGIN``), never "done": the engine decides what a missing user means."""
+        return self._act(action, _Api.is_done)
+
+    def perform(self, action: Action) -> str:
+        """Make one offboarding change through the okta SDK; returns what was done, with
+        Okta's request id (X-Okta-Request-Id) for the journal. Each first reads whether the
+        change is still needed, so performing a done action changes nothing and says so.
+
+        - group_remove: DELETE /api/v1/groups/{gid}/users/{uid} for each group of that name
+          the user is in;
+        - app_unassign: DELETE /api/v1/apps/{appId}/users/{uid} for each app so labelled
+          the user is assigned to;
+        - sessions_revoke: DELETE /api/v1/users/{uid}/sessions?oauthTokens=true (ends every
+          session and revokes the OAuth/OIDC tokens issued to the user; idempotent);
+        - suspend: POST /api/v1/users/{uid}/lifecycle/suspend, for an ACTIVE user only
+          (Okta suspends no other status: a SourceError says which it is);
+        - deactivate: POST /api/v1/users/{uid}/lifecycle/deactivate (never sent for a
+          DEPROVISIONED user).
+        Any failure is a SourceError with the status, Okta's errorCode and the path."""
+        return self._act(action, _Api.perform)
+
+    def _act(self, action: Action,
+             fn: Callable[[_Api, Action, str], Coroutine[Any, Any, T]]) -> T:
+        if action.kind not in self.actions:
+            raise SourceError(f"okta: cannot {action.kind}: the okta connector can "
+                              + ", ".join(sorted(self.actions)))
+        login = _target(action, "user")
+        token = self._token()
+
+        async def go() -> T:
+            async with self._api(token) as api:
+                return await fn(api, action, login)
+
+        return _run(go())
+
+
+def _target(action: Action, key: str) -> str:
+    value = dict(action.target).get(key, "").strip()
+    if not value:
+        raise SourceError(f"okta: {action.kind} needs a {key} target (got "
+                          f"{dict(action.target)})")
+    return value
+
+
+def _ids(ids: list[str]) -> str:
+    return ", ".join(ids)
+
 
 class _Api:
     """The SDK calls this connector makes, each turned into data or a SourceError."""
@@ -651,7 +743,10 @@ class _Api:
         for attempt in range(RATE_ROUNDS + 1):
             _LAST.set(None)
             try:
-                data, _resp, err = await fn(*args, **kwargs)
+                result = await fn(*args, **kwargs)
+                # Calls typed Success or None (the lifecycle and DELETE ones) hand a failure
+                # back as a pair, (response, error) or (None, error); the others as a triple.
+                data, err = (None, result[1]) if len(result) == 2 else (result[0], result[2])
             except AttributeError as exc:
                 # The SDK dereferences the missing answer of a failed request.
                 ex = _LAST.get()
@@ -681,6 +776,8 @@ class _Api:
                                               f"({type(exc).__name__}: "
                                               f"{_first_line(str(exc))})")) from None
             ex = _LAST.get()
+            if err is None and ex is not None and ex.status is not None and ex.status >= 400:
+                err = _body_error(ex.body)  # an error without a body reads as a success
             if err is None:
                 return data, ex
             status = ex.status if ex is not None and ex.status is not None else \
@@ -743,7 +840,8 @@ class _Api:
                                 search='status eq "DEPROVISIONED"')
         return {u.id: u for u in [*listed, *gone]}
 
-    async def find_group(self, key: str) -> tuple[str, list[str]]:
+    async def find_group(self, key: str, origin: str = " (from group_grants or priority_groups)"
+                         ) -> tuple[str, list[str]]:
         """Okta's name for a configured group key and the ids of the groups it names."""
         if _GROUP_ID.match(key):
             return key, [key]
@@ -754,8 +852,7 @@ class _Api:
                                  search=f'profile.name eq "{escaped}"')
         named = [(name, gid) for name, gid in found if name.lower() == key.strip().lower()]
         if not named:
-            raise SourceError(f"okta: no Okta group named {key!r} (from group_grants or "
-                              f"priority_groups)")
+            raise SourceError(f"okta: no Okta group named {key!r}{origin}")
         return named[0][0], [gid for _, gid in named]
 
     async def group_members(self, key: str) -> tuple[str, list[OktaUser]]:
@@ -770,13 +867,18 @@ class _Api:
     async def find_app(self, key: str) -> list[str]:
         if _APP_ID.match(key):
             return [key]
+        return [aid for aid, _ in await self.find_app_labels(key)]
+
+    async def find_app_labels(self, key: str, origin: str = " (from app_grants)"
+                              ) -> list[tuple[str, str]]:
+        """The (id, label) of every app with this label."""
         found = await self.pages("/api/v1/apps", self.client.list_applications,
-                                 lambda a: (str(a.label or ""), str(a.id)),
+                                 lambda a: (str(a.id), str(a.label or "")),
                                  label=f"/api/v1/apps?q={key}", q=key)
-        ids = [aid for label, aid in found if label.lower() == key.strip().lower()]
-        if not ids:
-            raise SourceError(f"okta: no Okta app labelled {key!r} (from app_grants)")
-        return ids
+        apps = [(aid, label) for aid, label in found if label.lower() == key.strip().lower()]
+        if not apps:
+            raise SourceError(f"okta: no Okta app labelled {key!r}{origin}")
+        return apps
 
     async def app_members(self, key: str) -> dict[str, str]:
         """Assigned user id -> the user name the app knows them by."""
@@ -786,6 +888,170 @@ class _Api:
             out.update(await self.pages(path, self.client.list_application_users, _app_user,
                                         app_id=aid))
         return out
+
+    # ---- offboarding actions ----------------------------------------------------------
+
+    async def action_user(self, login: str) -> OktaUser:
+        """The user as Okta has them now: by the id resolved earlier, else by login."""
+        cache = self.conn.user_ids
+        key = cache.get(login.lower(), login)
+        path = f"/api/v1/users/{key}"
+        try:
+            data, _ = await self.call(f"GET {path}", path, self.client.get_user, key)
+        except Missing:
+            cache.pop(login.lower(), None)
+            raise SourceError(f"okta: no user {login}") from None
+        if data is None:
+            raise SourceError(f"okta: GET {path} answered without a user")
+        user = self.user(data)
+        if user.login != login.lower():  # Okta also resolves a login's short name
+            raise SourceError(f"okta: {login} resolves to another Okta user, {user.login} "
+                              f"({user.id}); give the full login")
+        cache[login.lower()] = user.id
+        return user
+
+    async def user_id(self, login: str) -> str:
+        uid = self.conn.user_ids.get(login.lower())
+        return uid if uid is not None else (await self.action_user(login)).id
+
+    async def action_group(self, key: str) -> tuple[str, list[str]]:
+        """A group target (name or id): Okta's name for it and the ids of the groups."""
+        found = self.conn.action_groups.get(key)
+        if found is not None:
+            return found
+        if _GROUP_ID.match(key):
+            path = f"/api/v1/groups/{key}"
+            try:
+                data, _ = await self.call(f"GET {path}", path, self.client.get_group, key)
+            except Missing:
+                raise SourceError(f"okta: no Okta group with id {key}") from None
+            found = (_group_name(data) or key, [key])
+        else:
+            found = await self.find_group(key, origin="")
+        self.conn.action_groups[key] = found
+        return found
+
+    async def action_app(self, key: str) -> list[tuple[str, str]]:
+        """An app target (id or label): the id and label of each app it names."""
+        found = self.conn.action_apps.get(key)
+        if found is not None:
+            return found
+        if _APP_ID.match(key):
+            path = f"/api/v1/apps/{key}"
+            try:
+                data, _ = await self.call(f"GET {path}", path, self.client.get_application,
+                                          key)
+            except Missing:
+                raise SourceError(f"okta: no Okta app with id {key}") from None
+            inst = getattr(data, "actual_instance", None) or data
+            found = [(key, str(getattr(inst, "label", None) or key))]
+        else:
+            found = await self.find_app_labels(key, origin="")
+        self.conn.action_apps[key] = found
+        return found
+
+    async def member_of(self, login: str, uid: str, gids: list[str]) -> list[str]:
+        """Which of these groups the user is in: from the user's groups (one answer), or,
+        when Okta pages those, from each group's members followed to the end."""
+        path = f"/api/v1/users/{uid}/groups"
+        try:
+            data, ex = await self.call(f"GET {path}", path, self.client.list_user_groups, uid)
+        except Missing:
+            raise SourceError(f"okta: no user {login} (id {uid})") from None
+        if next_cursor(ex.headers if ex is not None else None) is None:
+            theirs = {str(g.id) for g in data or []}
+            return [gid for gid in gids if gid in theirs]
+        member: list[str] = []
+        for gid in gids:
+            gpath = f"/api/v1/groups/{gid}/users"
+            ids = await self.pages(gpath, self.client.list_group_users, lambda u: str(u.id),
+                                   group_id=gid)
+            if uid in ids:
+                member.append(gid)
+        return member
+
+    async def assigned(self, aid: str, uid: str) -> bool:
+        path = f"/api/v1/apps/{aid}/users/{uid}"
+        try:
+            await self.call(f"GET {path}", path, self.client.get_application_user, aid, uid)
+        except Missing:
+            return False
+        return True
+
+    async def mutate(self, what: str, method: str, path: str,
+                     fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> str:
+        """One change; returns ' [okta request ID]' for the journal (empty without one)."""
+        _, ex = await self.call(f"{what} ({method} {path})", f"{method} {path}", fn, *args,
+                                **kwargs)
+        rid = ex.headers.get("X-Okta-Request-Id") if ex is not None and \
+            ex.headers is not None else None
+        return f" [okta request {rid}]" if rid else ""
+
+    async def is_done(self, action: Action, login: str) -> bool:
+        kind = action.kind
+        if kind in ("suspend", "deactivate", "sessions_revoke"):
+            status = (await self.action_user(login)).okta_status
+            if kind == "suspend":
+                return status in ("SUSPENDED", "DEPROVISIONED")
+            return status == "DEPROVISIONED"
+        if kind == "group_remove":
+            _, gids = await self.action_group(_target(action, "group"))
+            return not await self.member_of(login, await self.user_id(login), gids)
+        apps = await self.action_app(_target(action, "app"))
+        uid = await self.user_id(login)
+        for aid, _ in apps:
+            if await self.assigned(aid, uid):
+                return False
+        return True
+
+    async def perform(self, action: Action, login: str) -> str:
+        kind = action.kind
+        if kind == "group_remove":
+            name, gids = await self.action_group(_target(action, "group"))
+            uid = await self.user_id(login)
+            member = await self.member_of(login, uid, gids)
+            if not member:
+                return f"{login} is not in group {name} ({_ids(gids)}); nothing to do"
+            rids = [await self.mutate(f"removing {login} from group {name}", "DELETE",
+                                      f"/api/v1/groups/{gid}/users/{uid}",
+                                      self.client.unassign_user_from_group, gid, uid)
+                    for gid in member]
+            return f"removed {login} from group {name} ({_ids(member)}){''.join(rids)}"
+        if kind == "app_unassign":
+            apps = await self.action_app(_target(action, "app"))
+            uid = await self.user_id(login)
+            held = [(aid, label) for aid, label in apps if await self.assigned(aid, uid)]
+            if not held:
+                return (f"{login} is not assigned to app {apps[0][1]} "
+                        f"({_ids([aid for aid, _ in apps])}); nothing to do")
+            rids = [await self.mutate(f"unassigning {login} from app {label}", "DELETE",
+                                      f"/api/v1/apps/{aid}/users/{uid}",
+                                      self.client.unassign_user_from_application, aid, uid)
+                    for aid, label in held]
+            return (f"unassigned {login} from app {held[0][1]} "
+                    f"({_ids([aid for aid, _ in held])}){''.join(rids)}")
+        if kind == "sessions_revoke":
+            uid = await self.user_id(login)
+            rid = await self.mutate(f"revoking the sessions of {login}", "DELETE",
+                                    f"/api/v1/users/{uid}/sessions",
+                                    self.client.revoke_user_sessions, uid, oauth_tokens=True)
+            return f"revoked every session and OAuth token of {login} ({uid}){rid}"
+        user = await self.action_user(login)
+        status = user.okta_status
+        if status == "DEPROVISIONED" or (kind == "suspend" and status == "SUSPENDED"):
+            return f"{login} ({user.id}) is already {status}; nothing to do"
+        if kind == "suspend":
+            if status != "ACTIVE":
+                raise SourceError(f"okta: cannot suspend {login} ({user.id}): Okta suspends "
+                                  f"only ACTIVE users and this one is {status}")
+            rid = await self.mutate(f"suspending {login}", "POST",
+                                    f"/api/v1/users/{user.id}/lifecycle/suspend",
+                                    self.client.suspend_user, user.id)
+            return f"suspended {login} ({user.id}){rid}"
+        rid = await self.mutate(f"deactivating {login}", "POST",
+                                f"/api/v1/users/{user.id}/lifecycle/deactivate",
+                                self.client.deactivate_user, user.id)
+        return f"deactivated {login} ({user.id}){rid}"
 
     async def factor_events(self, since: datetime, now: datetime) -> dict[str, datetime]:
         """User id -> the latest factor event in the System Log since the last good read."""
