@@ -176,7 +176,7 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
     for i, item in enumerate(offboard["allow"] + offboard["auto_execute"]):
         ctype, _, action = item.partition(".")
         connector = CONNECTORS.get({"ldap": "ldap_directory"}.get(ctype, ctype))
-        if connector is None or (connector.actions and action not in connector.actions):
+        if connector is None or action not in connector.actions:
             raise OptionError(f"offboard.allow[{i}]" if i < len(offboard["allow"])
                               else f"offboard.auto_execute[{i - len(offboard['allow'])}]",
                               f"{item!r} is not an action a connector can take")

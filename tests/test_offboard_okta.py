@@ -1,0 +1,96 @@
+"""offboard --execute against the loopback Okta API through the real SDK: the server gets
+exactly the expected changes, once each, even when governor is SIGKILLed mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DEMO_NOW, demo_env, run_cli
+from okta_peer import TOKEN, OktaPeer, demo_directory
+
+MUTATING = ("DELETE", "POST", "PUT")
+
+
+@pytest.fixture
+def okta_org(demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+             ) -> Iterator[tuple[str, dict[str, str], OktaPeer]]:
+    work = tmp_path / "cwd"  # the SDK reads okta.yaml from the working directory
+    work.mkdir()
+    monkeypatch.chdir(work)
+    peer = OktaPeer(tmp_path).start()
+    try:
+        demo_directory(peer, json.loads((demo_dir / "directory.json").read_text())["records"])
+        cfg = demo_dir / "governor.toml"
+        text = cfg.read_text()
+        block = re.search(r'\[sources\.okta\]\ntype = "directory_file"\n(?:[^\[\n].*\n)*', text)
+        assert block is not None
+        cfg.write_text(text.replace(block.group(0), (
+            "[sources.okta]\n"
+            'type = "okta"\n'
+            f'org_url = "{peer.url}"\n'
+            'token_env = "GOVERNOR_TEST_OKTA_TOKEN"\n'
+            f'ca_file = "{peer.ca_file}"\n'
+            "full_refresh_days = 1\n"
+            'priority_groups = ["social-media-team", "marketing-promotions"]\n'
+            'group_grants = { "app-hootsuite-admins" = ["admin tool:hootsuite"] }\n\n')))
+        env = {**demo_env(), "GOVERNOR_TEST_OKTA_TOKEN": TOKEN}
+        assert run_cli("-c", str(cfg), "db", "upgrade", env=env).code == 0
+        first = run_cli("-c", str(cfg), "reconcile", "--no-report", env=env)
+        assert first.code == 0, first.err
+        yield str(cfg), env, peer
+    finally:
+        peer.stop()
+
+
+def changes(peer: OktaPeer) -> list[tuple[str, str]]:
+    with peer.lock:
+        return [(c.method, re.sub(r"00u\w+", "{uid}", re.sub(r"00g\w+", "{gid}", c.path)))
+                for c in peer.calls if c.method in MUTATING and c.status < 400]
+
+
+EXPECTED_CHANGES = sorted([
+    ("DELETE", "/api/v1/groups/{gid}/users/{uid}"),
+    ("DELETE", "/api/v1/users/{uid}/sessions"),
+    ("POST", "/api/v1/users/{uid}/lifecycle/suspend"),
+])
+
+
+def test_execute_sends_each_change_once(okta_org: tuple[str, dict[str, str], OktaPeer]) -> None:
+    cfg, env, peer = okta_org
+    out = run_cli("-c", cfg, "offboard", "marcus.webb@northwind.example", "--execute",
+                  "--json", env=env)
+    assert out.code == 0, out.err
+    result = json.loads(out.out)
+    assert [(o["key"].split(":")[0], o["state"]) for o in result["outcomes"]] == [
+        ("group_remove", "done"), ("sessions_revoke", "done"), ("suspend", "done")]
+    assert sorted(changes(peer)) == EXPECTED_CHANGES
+    assert TOKEN not in out.out + out.err
+    # running it again finds nothing left to do and sends nothing
+    again = run_cli("-c", cfg, "offboard", "E1010", "--execute", "--json", env=env)
+    assert again.code == 0 and json.loads(again.out)["outcomes"] == []
+    assert sorted(changes(peer)) == EXPECTED_CHANGES
+
+
+@pytest.mark.parametrize("point", ["after-perform:1", "after-intent:2", "after-perform:3"])
+def test_sigkill_then_rerun_sends_each_change_once(
+        okta_org: tuple[str, dict[str, str], OktaPeer], point: str) -> None:
+    cfg, env, peer = okta_org
+    cmd = [sys.executable, "-m", "governor", "-c", cfg, "offboard", "E1010", "--execute"]
+    base: dict[str, Any] = {**os.environ, **env, "GOVERNOR_NOW": DEMO_NOW}
+    killed = subprocess.run(cmd, env={**base, "GOVERNOR_CRASH_AT": point},
+                            capture_output=True, text=True, timeout=180)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    rerun = subprocess.run(cmd, env=base, capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(changes(peer)) == EXPECTED_CHANGES
+
+
