@@ -145,3 +145,45 @@ def test_protected_principals_are_never_touched(demo_dir: Path) -> None:
     assert "facebook_roles/marcus.webb@northwind.example" in plan["protected"]
     assert not any(s["kind"] in ("remove_platform_role", "group_remove")
                    for s in plan["steps"])
+
+
+def test_a_new_leaver_gets_a_case_from_the_next_reconciliation(demo_dir: Path) -> None:
+    cfg, env = prepared(demo_dir)
+    # the first run was a baseline: its leavers are findings, not cases
+    assert rows(demo_dir, "SELECT count(*) FROM offboard_case") == [(0,)]
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text().replace(
+        "E1005,Grace Liu,grace.liu@northwind.example,,Active,Employee,Social Media "
+        "Coordinator,Communications,E1002,2023-06-05,",
+        "E1005,Grace Liu,grace.liu@northwind.example,,Terminated,Employee,Social Media "
+        "Coordinator,Communications,E1002,2023-06-05,2026-11-20"))
+    later = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--json", env=later)
+    assert out.code == 0, out.err
+    assert rows(demo_dir, "SELECT employee_id, trigger, status FROM offboard_case") == [
+        ("E1005", "reconcile", "open")]
+    # a plan only: nothing was carried out on its own
+    assert rows(demo_dir, "SELECT DISTINCT state FROM offboard_step") == [("pending",)]
+    report = json.loads((demo_dir / "reports" / "nightly-latest.json").read_text())
+    assert [(c["employee_id"], c["new"]) for c in report["offboarding"]] == [("E1005", True)]
+    assert "Grace Liu (E1005)" in (demo_dir / "reports" / "nightly-latest.html").read_text()
+    # the next run does not open a second case
+    run_cli("-c", cfg, "reconcile", "--no-report",
+            env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert rows(demo_dir, "SELECT count(*) FROM offboard_case") == [(1,)]
+
+
+def test_too_many_accounts_needs_force(demo_dir: Path) -> None:
+    cfg, env = prepared(demo_dir)
+    path = Path(cfg)
+    path.write_text("[offboard]\nmax_accounts = 2\n" + path.read_text())
+    refused = run_cli("-c", cfg, "offboard", "E1010", "--execute", env=env)
+    assert refused.code == 1 and "more than offboard.max_accounts (2)" in refused.err
+    assert rows(demo_dir, "SELECT count(*) FROM offboard_case") == [(0,)]
+
+
+def test_offboard_allow_names_real_actions(demo_dir: Path) -> None:
+    cfg = demo_dir / "governor.toml"
+    cfg.write_text('[offboard]\nallow = ["okta.delete"]\n' + cfg.read_text())
+    out = run_cli("-c", str(cfg), "offboard", "E1010", env=demo_env())
+    assert out.code == 2 and "offboard.allow[0]: 'okta.delete' is not an action" in out.err

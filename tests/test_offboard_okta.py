@@ -94,3 +94,27 @@ def test_sigkill_then_rerun_sends_each_change_once(
     assert sorted(changes(peer)) == EXPECTED_CHANGES
 
 
+
+
+def test_a_run_carries_out_only_the_step_kinds_config_allows(
+        okta_org: tuple[str, dict[str, str], OktaPeer]) -> None:
+    cfg, env, peer = okta_org
+    path = Path(cfg)
+    path.write_text('[offboard]\nauto_execute = ["okta.group_remove"]\n' + path.read_text())
+    hr = path.parent / "hr.csv"
+    hr.write_text(hr.read_text().replace(
+        "socialteam@northwind.example,Active,Employee,Social Media Manager,Communications,"
+        "E1001,2020-08-17,",
+        "socialteam@northwind.example,Terminated,Employee,Social Media Manager,"
+        "Communications,E1001,2020-08-17,2026-11-20"))
+    before = len(changes(peer))
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"})
+    assert out.code == 0, out.err
+    # Daniel Brennan left: his case was opened and only the group removal carried out
+    assert changes(peer)[before:] == [("DELETE", "/api/v1/groups/{gid}/users/{uid}")]
+    status = json.loads(run_cli("-c", cfg, "offboard", "status", "E1002", "--json",
+                                env=env).out)[0]
+    states = {s["key"].split(":")[0]: s["state"] for s in status["steps"] if s["automatic"]}
+    assert states == {"group_remove": "done", "sessions_revoke": "pending",
+                      "suspend": "pending"}

@@ -15,7 +15,7 @@ from governor.clock import as_utc
 from governor.config import Config
 from governor.correlate import Match
 from governor.findings import active_exceptions, counts
-from governor.models import Finding, Run, SourceRead
+from governor.models import Finding, OffboardCase, OffboardStep, Run, SourceRead
 from governor.records import AccessPath
 from governor.reports.data import FindingLine, MatrixRow, NightlyReport, SourceLine
 from governor.rules import RULES
@@ -104,7 +104,23 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot
         matrix=lambda: matrix_rows(snap),
         matrix_html_max_rows=config.report["matrix_html_max_rows"],
         findings_html_max=cap, stream=sections.stream, totals=totals,
+        offboarding=_open_cases(session, run),
     )
+
+
+def _open_cases(session: Session, run: Run) -> list[dict[str, Any]]:
+    out = []
+    for oc in session.scalars(select(OffboardCase).where(OffboardCase.status == "open")
+                                .order_by(OffboardCase.id.desc())):
+        states = list(session.scalars(select(OffboardStep.state).where(
+            OffboardStep.case_id == oc.id)))
+        out.append({"case": oc.id, "employee_id": oc.employee_id,
+                    "name": oc.person_name, "trigger": oc.trigger,
+                    "opened_at": oc.opened_at, "steps": len(states),
+                    "finished": sum(s in ("done", "waived") for s in states),
+                    "failed": sum(s == "failed" for s in states),
+                    "new": oc.opened_at >= run.started_at})
+    return sorted(out, key=lambda c: (not c["new"], -c["case"]))
 
 
 def matrix_rows(snap: Snapshot) -> Iterator[MatrixRow]:

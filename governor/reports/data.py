@@ -81,6 +81,9 @@ class NightlyReport:
     # output format, ordered by account then principal.
     matrix: Callable[[], Iterator[MatrixRow]] = field(repr=False, default=lambda: iter(()))
     matrix_html_max_rows: int = 5000
+    # Offboarding cases still open (those this run opened first): case, employee id,
+    # name, trigger, opened, steps total / finished / failed, new in this run.
+    offboarding: list[dict[str, Any]] = field(default_factory=list)
     # Cards per section (and per severity) in the HTML; the JSON and CSV have them all.
     findings_html_max: int = 200
     # A large organisation has hundreds of thousands of findings. When ``stream`` is

@@ -152,6 +152,7 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         "counts": jsonable(report.counts),
         "sources": [_source_json(s) for s in report.sources],
         **{name: [_finding_json(f) for f in section(report, name)] for name in SECTIONS},
+        "offboarding": jsonable(report.offboarding),
         "matrix": {"rows": matrix_rows, "csv": matrix_csv},
     }
 
