@@ -87,11 +87,12 @@ class Correlator:
         return self.by_id.get(m.employee_id) if m.employee_id else None
 
     def match(self, source: str, principal: str, employee_id: str | None = None,
-              email: str | None = None) -> Match:
-        key = (source, principal.lower()) if employee_id is None and email is None else None
+              email: str | None = None, aliases: tuple[str, ...] = ()) -> Match:
+        key = (source, principal.lower()) if employee_id is None and email is None \
+            and not aliases else None
         if key is not None and key in self._cache:
             return self._cache[key]
-        found = self._match(source, principal, employee_id, email)
+        found = self._match(source, principal, employee_id, email, aliases)
         if key is not None:
             self._cache[key] = found
         return found
@@ -102,7 +103,7 @@ class Correlator:
         self._cache[(source, principal.lower())] = match
 
     def _match(self, source: str, principal: str, employee_id: str | None,
-               email: str | None) -> Match:
+               email: str | None, aliases: tuple[str, ...] = ()) -> Match:
         low = principal.lower()
         decl = self.declared.get((source, low)) or self.declared.get(("*", low))
         if decl is not None:
@@ -111,7 +112,8 @@ class Correlator:
         for eid in (employee_id, principal):
             if eid and eid in self.by_id:
                 return Match(MatchStatus.MATCHED, eid, "employee_id", f"employee id {eid}")
-        for addr in (email.lower() if email else None, low):
+        # a directory's other addresses come after its primary one and the login
+        for addr in (email.lower() if email else None, low, *aliases):
             if not addr or "@" not in addr:
                 continue
             for index, method in ((self.by_email, "email"), (self.by_alias, "alias"),

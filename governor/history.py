@@ -128,7 +128,8 @@ def _dir_read(r: tuple[Any, ...]) -> DirectoryAccount:
     mfa = None if r[4] is None else tuple(MfaFactor(t, s) for t, s in json.loads(r[4]))
     return DirectoryAccount(login=r[0], status=DirectoryStatus(r[1]), email=r[2],
                             employee_id=r[3], mfa=mfa, groups=tuple(json.loads(r[5])),
-                            mfa_read_at=read_ts(r[6]), last_login=read_ts(r[7]))
+                            aliases=tuple(json.loads(r[6])), manager=r[7],
+                            mfa_read_at=read_ts(r[8]), last_login=read_ts(r[9]))
 
 
 def _contact_cols(c: RecoveryContact | None) -> tuple[Any, ...]:
@@ -185,10 +186,10 @@ SHAPES: dict[SourceKind, Shape] = {
         (), lambda p: (), _person_read),
     SourceKind.DIRECTORY: Shape(
         SourceKind.DIRECTORY, ObsDirectoryAccount.__tablename__, lambda a: a.login,
-        ("login", "status", "email", "employee_id", "mfa", "groups"),
+        ("login", "status", "email", "employee_id", "mfa", "groups", "aliases", "manager"),
         lambda a: (a.login, a.status.value, a.email, a.employee_id,
                    None if a.mfa is None else json.dumps([[f.type, f.status] for f in a.mfa]),
-                   json.dumps(list(a.groups))),
+                   json.dumps(list(a.groups)), json.dumps(list(a.aliases)), a.manager),
         ("mfa_read_at", "last_login"), lambda a: (ts(a.mfa_read_at), ts(a.last_login)),
         _dir_read),
     SourceKind.INVENTORY: Shape(

@@ -144,6 +144,8 @@ class ObsDirectoryAccount(_Observed, Base):
     groups: Mapped[str] = mapped_column(Text)  # JSON list
     mfa_read_at: Mapped[datetime | None]
     last_login: Mapped[datetime | None]
+    aliases: Mapped[str] = mapped_column(Text, server_default="[]")  # JSON list
+    manager: Mapped[str | None] = mapped_column(Text)
 
 
 class ObsSocialAccount(_Observed, Base):

@@ -124,6 +124,8 @@ class DirectoryAccount:
     mfa_read_at: datetime | None = None
     groups: tuple[str, ...] = ()
     last_login: datetime | None = None
+    aliases: tuple[str, ...] = ()  # other addresses (AD proxyAddresses), lower-cased
+    manager: str | None = None  # as the directory names them (a DN, an id)
 
 
 @dataclass(frozen=True, slots=True)

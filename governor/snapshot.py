@@ -127,7 +127,7 @@ class Snapshot:
         by_person: dict[str, list[HeldAccount]] = defaultdict(list)
         groups: dict[str, list[HeldAccount]] = defaultdict(list)
         for src, acct in directory:
-            m = corr.match(src, acct.login, acct.employee_id, acct.email)
+            m = corr.match(src, acct.login, acct.employee_id, acct.email, acct.aliases)
             # a group grant names the member by login: it is whoever the account is
             corr.remember(src, acct.login, m)
             held = HeldAccount(src, acct, m)

@@ -44,3 +44,10 @@ def test_unmatched_link_and_declared() -> None:
     assert bot.status is MatchStatus.NONHUMAN and bot.owner == "E1"
     stale = Correlator(PEOPLE, links={("fb", "42"): "E9"}).match("fb", "42")
     assert stale.status is MatchStatus.UNMATCHED and "not in HR" in stale.reason
+
+
+def test_a_directory_account_matches_through_its_other_addresses() -> None:
+    c = Correlator(PEOPLE)
+    m = c.match("ad", "asmith", email="ann.smith@legacy.example",
+                aliases=("bob@corp.example",))
+    assert (m.employee_id, m.method) == ("E2", "email")

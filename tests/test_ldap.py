@@ -197,7 +197,8 @@ def test_ad_accounts_status_email_and_groups(ad: lp.Slapd, tmp_path: Path) -> No
     assert john == DirectoryAccount(
         login="jdoe", status=DirectoryStatus.DISABLED, email="jdoe@corp.example",
         employee_id="E1", mfa=None, groups=("Social-X-Publishers", "staff"),
-        last_login=datetime(2026, 11, 18, 9, 30, tzinfo=UTC))
+        last_login=datetime(2026, 11, 18, 9, 30, tzinfo=UTC),
+        aliases=("john@corp.example",))  # proxyAddresses' other SMTP address
     status = {login: a.status for login, a in got.items()}
     assert status == {
         "jdoe": DirectoryStatus.DISABLED,  # 514: ACCOUNTDISABLE (accountExpires 0: never)

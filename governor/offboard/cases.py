@@ -125,12 +125,13 @@ def _run_step(engine: Engine, config: Config, step_id: int, clock: Clock, actor:
         st = s.get(OffboardStep, step_id)
         assert st is not None
         key, kind, source, target, was = st.key, st.kind, st.source, st.target, st.state
+        started = st.started_at
     action = Action.make(kind, **json.loads(target))
     try:
         connector = _connector(config, source or "", connectors)
         # Ask the system first: a step left running by a crash may have happened, and
         # someone may have done it by hand. Either way it must not be done twice.
-        if connector.is_done(action):
+        if connector.is_done(action, started if was == "running" else None):
             detail = ("confirmed in effect after an interrupted attempt" if was == "running"
                       else "already in effect; nothing to do")
             _journal(engine, step_id, clock, actor, "done", finished_at=clock(),

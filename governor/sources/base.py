@@ -102,9 +102,11 @@ class Connector(ABC):
             return [Check("read", False, str(exc))]
         return [Check("read", True, "no records" if first is None else "first record read")]
 
-    def is_done(self, action: Action) -> bool:
+    def is_done(self, action: Action, since: datetime | None = None) -> bool:
         """Does the effect of ``action`` already hold in the system? Reads, never writes.
-        Raises SourceError when the system cannot say."""
+        ``since`` is when an interrupted attempt started, for effects that can only be
+        seen as an event (a session revocation in an audit log). Raises SourceError
+        when the system cannot say."""
         raise NotImplementedError(f"{self.type} cannot act")
 
     def perform(self, action: Action) -> str:

@@ -79,9 +79,7 @@ PRESETS: dict[str, dict[str, str]] = {
 # other servers holding the AD schema cannot match on; objectClass works everywhere.
 DEFAULT_FILTER = {"active_directory": "(&(objectClass=user)(!(objectClass=computer)))",
                   "openldap": "(objectClass=inetOrgPerson)"}
-# DirectoryAccount has no manager: kept in the map so a later offboarding step can name
-# it, left out of the search so nothing unneeded is read.
-UNREAD = frozenset({"manager"})
+UNREAD: frozenset[str] = frozenset()  # every mapped attribute is read
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
 UF_ACCOUNTDISABLE = 0x2
 NEVER = frozenset({0, 0x7FFFFFFFFFFFFFFF})  # accountExpires: both mean "does not expire"
@@ -378,7 +376,8 @@ class LdapDirectory(Connector):
             email=email.lower() if email else None, employee_id=v.first("employee_id"),
             mfa=None,  # LDAP does not know MFA: unknown, not "none enrolled"
             groups=tuple(dict.fromkeys(cn for _, cn in memberships)),
-            last_login=v.instant("last_login"))
+            last_login=v.instant("last_login"),
+            aliases=_aliases(v.all("aliases"), email), manager=v.first("manager"))
         return account, memberships
 
     def _status(self, v: _Values, now: datetime) -> DirectoryStatus:
@@ -453,7 +452,7 @@ class LdapDirectory(Connector):
         return [self._account(dn, raw, now)[0] for dn, raw in self._entries(search_filter)]
 
     # ---- offboarding actions ------------------------------------------------------------
-    def is_done(self, action: Action) -> bool:
+    def is_done(self, action: Action, since: datetime | None = None) -> bool:
         login, group = self._targets(action)
         conn, url = self._connect()
         try:
@@ -836,6 +835,14 @@ class _Values:
             raise SourceError(f"{self.source}: entry {self.dn}: attribute "
                               f"{self.fields[field]} is not a time: {text[:40]!r}")
         return at
+
+
+def _aliases(addresses: list[str], email: str | None) -> tuple[str, ...]:
+    """proxyAddresses' SMTP addresses other than the primary one, lower-cased (X400:,
+    SIP: and other address types are not email)."""
+    primary = (email or "").lower()
+    out = [a[5:].strip().lower() for a in addresses if a[:5].lower() == "smtp:" and a[5:]]
+    return tuple(dict.fromkeys(a for a in out if a != primary))
 
 
 def _primary_smtp(addresses: list[str]) -> str | None:
