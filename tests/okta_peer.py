@@ -12,14 +12,17 @@ describe it:
 - GET  /api/v1/groups/{id}/users      members, paged
 - GET  /api/v1/apps                   q= (label or name prefix), limit, after
 - GET  /api/v1/apps/{id}/users        app assignments (AppUser), paged
-- GET  /api/v1/logs                   since, until, filter (eventType eq "..." or ...), paged
+- GET  /api/v1/logs                   since, until, filter (eventType eq "..." or ...,
+                                      target.id eq "..."), paged
 - GET  /api/v1/users/{id or login}, /api/v1/users/{id}/groups, /api/v1/groups/{id},
   /api/v1/apps/{id}, /api/v1/apps/{appId}/users/{uid}: the reads an offboarding step's
   ``is_done`` makes (the user's groups are one page unless PAGE["user_groups"] is lowered)
 - DELETE /api/v1/groups/{gid}/users/{uid}, DELETE /api/v1/apps/{appId}/users/{uid},
   POST /api/v1/users/{id}/lifecycle/suspend | /deactivate, DELETE /api/v1/users/{id}/sessions
   (for offboarding): they change the state the reads above return (membership and app
-  assignment removed, status changed, the revocation recorded in ``sessions_revoked``).
+  assignment removed, status changed, the revocation recorded in ``sessions_revoked`` and,
+  as Okta does, in the System Log as a ``user.session.clear`` event targeting the user,
+  published at ``clock()`` (the real time unless a test pins it)).
   ``json_204`` makes the 204s carry Content-Type: application/json, as some proxies do.
 
 Every response carries X-Rate-Limit-Limit/Remaining/Reset and Date, counted per endpoint
@@ -172,6 +175,10 @@ class OktaPeer:
         self.apps: dict[str, dict[str, Any]] = {}
         self.app_users: dict[str, list[str]] = defaultdict(list)
         self.logs: list[dict[str, Any]] = []
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # Okta's clock
+        self.admin = {"id": okta_id("00u", 0), "type": "User",
+                      "alternateId": "governor-admin@northwind.example",
+                      "displayName": "Governor Admin"}  # the API token's owner
         self.sessions_revoked: list[str] = []  # user ids, once per DELETE .../sessions
         self.json_204 = False  # send 204s with Content-Type: application/json
         self.calls: list[Call] = []
@@ -324,24 +331,30 @@ class OktaPeer:
             if uid not in self.app_users[aid]:
                 self.app_users[aid].append(uid)
 
-    def add_log(self, event_type: str, uid: str, published: datetime) -> None:
+    def add_log(self, event_type: str, uid: str, published: datetime, *,
+                actor: dict[str, Any] | None = None,
+                legacy: str | None = "core.user.factor.activate",
+                message: str = "Activate factor or authenticator") -> dict[str, Any]:
+        """A System Log event about user ``uid`` (its target; the actor too unless given)."""
         user = self.users[uid]
         with self.lock:
-            self.logs.append({
+            event = {
                 "uuid": str(uuid.uuid4()), "published": iso(published),
                 "eventType": event_type, "version": "0", "severity": "INFO",
-                "legacyEventType": "core.user.factor.activate",
-                "displayMessage": "Activate factor or authenticator",
-                "actor": {"id": uid, "type": "User", "alternateId": user["profile"]["login"],
-                          "displayName": "Test User"},
+                "legacyEventType": legacy, "displayMessage": message,
+                "actor": actor or {"id": uid, "type": "User",
+                                   "alternateId": user["profile"]["login"],
+                                   "displayName": "Test User"},
                 "client": {"ipAddress": "198.51.100.7", "userAgent": {"rawUserAgent": "x"}},
                 "outcome": {"result": "SUCCESS"},
                 "target": [{"id": uid, "type": "User",
                             "alternateId": user["profile"]["login"],
                             "displayName": "Test User"}],
                 "transaction": {"type": "WEB", "id": "Xtx1"},
-            })
+            }
+            self.logs.append(event)
             self.logs.sort(key=lambda e: (e["published"], e["uuid"]))
+            return event
 
     def set_status(self, uid: str, status: str, when: datetime | None = None) -> None:
         with self.lock:
@@ -681,6 +694,9 @@ class _Handler(BaseHTTPRequestHandler):
                     if p[1] not in peer.users:
                         raise _error(404)
                     peer.sessions_revoked.append(p[1])
+                    peer.add_log("user.session.clear", p[1], peer.clock(), actor=peer.admin,
+                                 legacy=None,
+                                 message="Clear user session")
                     return _Reply(204, None)
             if method == "POST" and len(p) == 4 and p[0] == "users" and p[2] == "lifecycle":
                 user = peer.users.get(p[1])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from conftest import REQUIRE_SERVICES
 from governor.errors import SourceError
 from governor.options import apply
 from governor.sources.base import Action
-from governor.sources.okta_directory import OktaDirectory
+from governor.sources.okta_directory import CLOCK_SKEW, OktaDirectory
 
 try:
     import okta.client  # noqa: F401  (the SDK under test)
@@ -209,6 +210,83 @@ def test_sessions_revoke(peer: OktaPeer, org: dict[str, str]) -> None:
     assert conn.is_done(action) is False
     conn.perform(action)
     assert peer.sessions_revoked == [uid, uid] and peer.users[uid]["status"] == "ACTIVE"
+
+
+def test_sessions_revoke_is_read_back_from_the_system_log(peer: OktaPeer,
+                                                          org: dict[str, str]) -> None:
+    """After an interrupted attempt (``since``: when it started) the revocation is found as
+    Okta records it: a user.session.clear event targeting the user in the System Log."""
+    conn = connector(peer)
+    uid = org["uid"]
+    action = Action.make("sessions_revoke", user=LOGIN)
+    before = datetime.now(UTC)
+
+    assert conn.is_done(action) is False  # without since: not read back (active user)
+    assert conn.is_done(action, since=before) is False  # nothing in the log yet
+    assert peer.calls_to("logs")[-1].query == {
+        "since": (before - CLOCK_SKEW).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "filter": f'eventType eq "user.session.clear" and target.id eq "{uid}"',
+        "limit": "200"}
+    conn.perform(action)
+    [event] = [e for e in peer.logs if e["eventType"] == "user.session.clear"]
+    assert [t["id"] for t in event["target"]] == [uid]
+
+    assert conn.is_done(action) is False  # no since: as before
+    assert conn.is_done(action, since=before) is True
+    # a naive time is taken as UTC
+    assert conn.is_done(action, since=before.replace(tzinfo=None)) is True
+    # within the clock-skew margin after the event: still found
+    published = datetime.fromisoformat(event["published"].replace("Z", "+00:00"))
+    assert conn.is_done(action, since=published + CLOCK_SKEW - timedelta(seconds=2)) is True
+    # an attempt that started after the event did not send it
+    assert conn.is_done(action, since=published + CLOCK_SKEW + timedelta(seconds=2)) is False
+    # the colleague's sessions were not cleared
+    assert conn.is_done(Action.make("sessions_revoke", user="stays@northwind.example"),
+                        since=before) is False
+    assert changes(peer) == [("DELETE", f"/api/v1/users/{uid}/sessions")]
+
+
+def test_sessions_revoke_log_read_follows_every_page(peer: OktaPeer,
+                                                      org: dict[str, str]) -> None:
+    uid, other = org["uid"], org["other"]
+    since = datetime.now(UTC) - timedelta(hours=1)
+    peer.add_log("user.session.clear", uid, since - timedelta(hours=1), actor=peer.admin)
+    for i in range(3):
+        peer.add_log("user.session.clear", other, since + timedelta(minutes=i + 1),
+                     actor=peer.admin)
+        peer.add_log("user.mfa.factor.activate", uid, since + timedelta(minutes=i + 1))
+    conn = connector(peer, page_size=1)
+    # the leaver's only revocation is older than the attempt (and the margin): not done
+    assert conn.is_done(Action.make("sessions_revoke", user=LOGIN), since=since) is False
+    assert len(peer.calls_to("logs")) == 1
+    # the colleague's three, one a page, read to the end
+    stays = Action.make("sessions_revoke", user="stays@northwind.example")
+    assert conn.is_done(stays, since=since) is True
+    assert len(peer.calls_to("logs")) == 1 + 3
+    assert [c.query.get("after") for c in peer.calls_to("logs")[1:]] == [
+        None, *[e["uuid"] for e in peer.logs
+                if e["eventType"] == "user.session.clear" and e["target"][0]["id"] == other
+                ][:2]]
+
+
+def test_sessions_revoke_log_read_failures_are_errors(peer: OktaPeer,
+                                                      org: dict[str, str]) -> None:
+    conn = connector(peer, page_size=1)
+    since = datetime.now(UTC) - timedelta(hours=1)
+    for i in range(2):
+        peer.add_log("user.session.clear", org["uid"], since + timedelta(minutes=i + 1),
+                     actor=peer.admin)
+    action = Action.make("sessions_revoke", user=LOGIN)
+    peer.fail(r"/api/v1/logs", 500, times=1)
+    assert failure(lambda a: conn.is_done(a, since=since), action) == (
+        f"okta: page 1 of /api/v1/logs (user.session.clear of {org['uid']}) failed: "
+        f"500 E0000009 Internal Server Error")
+    # an event on the first page does not excuse a failure on the next
+    peer.clear_faults()
+    peer.fail(r"/api/v1/logs", 403, skip=1)
+    assert failure(lambda a: conn.is_done(a, since=since), action) == (
+        "okta: 403 E0000006 the token lacks permission for /api/v1/logs")
+    assert changes(peer) == []
 
 
 def test_a_whole_offboarding_once_each_in_order(peer: OktaPeer, org: dict[str, str]) -> None:

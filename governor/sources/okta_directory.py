@@ -31,7 +31,8 @@ that still comes is retried by the SDK after the reset, then by this connector.
 
 For offboarding it also acts (``actions``: group_remove, app_unassign, sessions_revoke,
 suspend, deactivate), each with an ``is_done`` that reads the effect back so an interrupted
-run resumes without repeating a step; see OktaDirectory.is_done and perform.
+run resumes without repeating a step (a session revocation, which leaves nothing on the
+user, from its System Log event); see OktaDirectory.is_done and perform.
 
 The SDK is asyncio; it stays inside this module (fetch() runs its own event loop, collects,
 then yields), so the rest of governor stays synchronous.
@@ -57,6 +58,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+from governor.clock import as_utc
 from governor.errors import SourceError
 from governor.options import REQUIRED, Option, OptionError
 from governor.records import (
@@ -103,6 +105,10 @@ FACTOR_EVENTS = (
 SDK_MAX_RETRIES = 2  # the SDK's own retries of a 429/503/504, each after the reset
 RATE_ROUNDS = 5  # then this many more waits for a reset before the source fails
 LOG_RETENTION = timedelta(days=89)  # Okta keeps 90 days of System Log
+# The System Log event Okta records when a user's sessions are cleared by an admin or the
+# API (DELETE /api/v1/users/{id}/sessions), once per call, the user as its target.
+SESSION_CLEAR_EVENT = "user.session.clear"
+CLOCK_SKEW = timedelta(minutes=5)  # governor's clock and Okta's may differ this much
 _GROUP_ID = re.compile(r"^00g[A-Za-z0-9]{17}$")
 _APP_ID = re.compile(r"^0oa[A-Za-z0-9]{17}$")
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([^",;\s]+)"?')
@@ -653,7 +659,7 @@ class OktaDirectory(Connector):
 
     # ---- offboarding actions ----------------------------------------------------------
 
-    def is_done(self, action: Action) -> bool:
+    def is_done(self, action: Action, since: datetime | None = None) -> bool:
         """Whether the effect of ``action`` holds in Okta now; reads only.
 
         - group_remove: the user is in none of the groups the ``group`` target names (a
@@ -662,13 +668,18 @@ class OktaDirectory(Connector):
         - app_unassign: Okta has no assignment of the user to the ``app`` (id or label)
           (GET /api/v1/apps/{appId}/users/{uid} answers 404);
         - suspend: the user is SUSPENDED or DEPROVISIONED; deactivate: DEPROVISIONED;
-        - sessions_revoke: a revocation cannot be read back, so False unless the user is
-          DEPROVISIONED (Okta ended every session then). Performing it again is harmless:
-          it ends whatever sessions and tokens exist, none or some.
+        - sessions_revoke: a revocation cannot be read back from the user. True when the
+          user is DEPROVISIONED (Okta ended every session then). Otherwise, with ``since``
+          (when an interrupted attempt started), True when the System Log has a
+          ``user.session.clear`` event targeting the user since then, less CLOCK_SKEW:
+          GET /api/v1/logs?since=...&filter=eventType eq "user.session.clear" and
+          target.id eq "UID", followed to the end (an error on any page is a
+          SourceError). Without ``since``, False. Performing it again is harmless: it ends
+          whatever sessions and tokens exist, none or some.
 
         A user, group or app Okta does not have is a SourceError naming it (``okta: no user
         LOGIN``), never "done": the engine decides what a missing user means."""
-        return self._act(action, _Api.is_done)
+        return self._act(action, lambda api, login: api.is_done(action, login, since))
 
     def perform(self, action: Action) -> str:
         """Make one offboarding change through the okta SDK; returns what was done, with
@@ -686,10 +697,9 @@ class OktaDirectory(Connector):
         - deactivate: POST /api/v1/users/{uid}/lifecycle/deactivate (never sent for a
           DEPROVISIONED user).
         Any failure is a SourceError with the status, Okta's errorCode and the path."""
-        return self._act(action, _Api.perform)
+        return self._act(action, lambda api, login: api.perform(action, login))
 
-    def _act(self, action: Action,
-             fn: Callable[[_Api, Action, str], Coroutine[Any, Any, T]]) -> T:
+    def _act(self, action: Action, fn: Callable[[_Api, str], Coroutine[Any, Any, T]]) -> T:
         if action.kind not in self.actions:
             raise SourceError(f"okta: cannot {action.kind}: the okta connector can "
                               + ", ".join(sorted(self.actions)))
@@ -698,7 +708,7 @@ class OktaDirectory(Connector):
 
         async def go() -> T:
             async with self._api(token) as api:
-                return await fn(api, action, login)
+                return await fn(api, login)
 
         return _run(go())
 
@@ -987,13 +997,19 @@ class _Api:
             ex.headers is not None else None
         return f" [okta request {rid}]" if rid else ""
 
-    async def is_done(self, action: Action, login: str) -> bool:
+    async def is_done(self, action: Action, login: str, since: datetime | None = None
+                      ) -> bool:
         kind = action.kind
         if kind in ("suspend", "deactivate", "sessions_revoke"):
-            status = (await self.action_user(login)).okta_status
+            user = await self.action_user(login)
+            status = user.okta_status
             if kind == "suspend":
                 return status in ("SUSPENDED", "DEPROVISIONED")
-            return status == "DEPROVISIONED"
+            if status == "DEPROVISIONED":
+                return True
+            if kind == "sessions_revoke" and since is not None:
+                return await self.sessions_cleared(user.id, since)
+            return False
         if kind == "group_remove":
             _, gids = await self.action_group(_target(action, "group"))
             return not await self.member_of(login, await self.user_id(login), gids)
@@ -1052,6 +1068,19 @@ class _Api:
                                 f"/api/v1/users/{user.id}/lifecycle/deactivate",
                                 self.client.deactivate_user, user.id)
         return f"deactivated {login} ({user.id}){rid}"
+
+    async def sessions_cleared(self, uid: str, since: datetime) -> bool:
+        """Whether the System Log records the user's sessions cleared since ``since`` (less
+        CLOCK_SKEW, and no further back than Okta keeps its log). A polling query (no
+        ``until``, so no bound taken from this machine's clock), followed until a page
+        comes back empty; any failure is a SourceError."""
+        start = max((as_utc(since) or since) - CLOCK_SKEW, datetime.now(UTC) - LOG_RETENTION)
+        expr = f'eventType eq "{SESSION_CLEAR_EVENT}" and target.id eq "{uid}"'
+        events = await self.pages("/api/v1/logs", self.client.list_log_events,
+                                  lambda e: [str(t.id) for t in e.target or []],
+                                  label=f"/api/v1/logs ({SESSION_CLEAR_EVENT} of {uid})",
+                                  stop_on_empty=True, since=_iso(start), filter=expr)
+        return any(uid in targets for targets in events)
 
     async def factor_events(self, since: datetime, now: datetime) -> dict[str, datetime]:
         """User id -> the latest factor event in the System Log since the last good read."""
