@@ -125,7 +125,7 @@ def _person_read(r: tuple[Any, ...]) -> Person:
 
 
 def _dir_read(r: tuple[Any, ...]) -> DirectoryAccount:
-    mfa = None if r[4] is None else tuple(MfaFactor(t, s) for t, s in json.loads(r[4]))
+    mfa = None if r[4] is None else tuple(MfaFactor(*f) for f in json.loads(r[4]))
     return DirectoryAccount(login=r[0], status=DirectoryStatus(r[1]), email=r[2],
                             employee_id=r[3], mfa=mfa, groups=tuple(json.loads(r[5])),
                             aliases=tuple(json.loads(r[6])), manager=r[7],
@@ -188,7 +188,9 @@ SHAPES: dict[SourceKind, Shape] = {
         SourceKind.DIRECTORY, ObsDirectoryAccount.__tablename__, lambda a: a.login,
         ("login", "status", "email", "employee_id", "mfa", "groups", "aliases", "manager"),
         lambda a: (a.login, a.status.value, a.email, a.employee_id,
-                   None if a.mfa is None else json.dumps([[f.type, f.status] for f in a.mfa]),
+                   None if a.mfa is None else json.dumps(
+                       [[f.type, f.status, *([f.provider] if f.provider else [])]
+                        for f in a.mfa]),
                    json.dumps(list(a.groups)), json.dumps(list(a.aliases)), a.manager),
         ("mfa_read_at", "last_login"), lambda a: (ts(a.mfa_read_at), ts(a.last_login)),
         _dir_read),

@@ -103,6 +103,9 @@ class Person:
 class MfaFactor:
     type: str  # one of FACTOR_TYPES
     status: str  # active | pending | inactive
+    # who operates it (OKTA, GOOGLE, YUBICO, ...): shown as evidence, not part of what
+    # makes two factors the same (rules judge type and status)
+    provider: str | None = field(default=None, compare=False)
 
     @property
     def active(self) -> bool:

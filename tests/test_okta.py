@@ -176,6 +176,7 @@ def test_factors_map_to_governor_words(peer: OktaPeer) -> None:
         MfaFactor("token", "active"), MfaFactor("push", "active"),
         MfaFactor("question", "active"), MfaFactor("hotp", "active"),
         MfaFactor("totp", "pending"), MfaFactor("push", "inactive"))
+    assert mfa is not None and all(f.provider for f in mfa)  # the provider is kept too
     weak_mfa = accounts["weak@northwind.example"].mfa
     assert weak_mfa is not None and {f.strength for f in weak_mfa} == {FactorStrength.WEAK}
     assert [f.type for f in weak_mfa] == ["sms", "call", "email"]

@@ -314,6 +314,8 @@ def test_directory_json_factor_objects(tmp_path: Path) -> None:
         ("c@corp.example", DirectoryStatus.STAGED, None, None, None, ()),
         ("d@corp.example", DirectoryStatus.ACTIVE, None, None, None, ()),
     ]
+    mfa = accounts[0].mfa
+    assert mfa is not None and [f.provider for f in mfa] == ["OKTA", None, None, None]
 
 
 @pytest.mark.parametrize(("cell", "error"), [
@@ -322,6 +324,7 @@ def test_directory_json_factor_objects(tmp_path: Path) -> None:
     ("totp:revoked", "dir.csv:2: mfa_factors: unknown factor type 'totp:revoked'; "
                      "map it in factor_map"),
 ])
+
 def test_directory_unknown_factor(tmp_path: Path, cell: str, error: str) -> None:
     text = f"login,status,mfa_factors\na@corp.example,active,{cell}\n"
     assert fails(tmp_path, "directory_file", "dir.csv", text) == error

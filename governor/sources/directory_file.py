@@ -106,21 +106,24 @@ class DirectoryFile(FileConnector):
         value = row.raw("mfa_factors")
         if value is None:
             return None if not row.table.is_csv else ()
-        items: list[tuple[str, str]] = []
+        items: list[tuple[str, str, str | None]] = []
         if isinstance(value, list):
             for item in value:
                 if isinstance(item, dict):
-                    items.append((str(item.get("type", "")), str(item.get("status", "active"))))
+                    provider = item.get("provider")
+                    items.append((str(item.get("type", "")), str(item.get("status", "active")),
+                                  str(provider).upper() if provider else None))
                 elif isinstance(item, str):
-                    items.append(_split_factor(item))
+                    items.append((*_split_factor(item), None))
                 else:
                     raise row.fail("mfa_factors", "expected objects or 'type:status' strings")
         elif isinstance(value, str):
-            items = [_split_factor(part.strip()) for part in value.split(sep) if part.strip()]
+            items = [(*_split_factor(part.strip()), None)
+                     for part in value.split(sep) if part.strip()]
         else:
             raise row.fail("mfa_factors", "expected a list or a separated string")
         out = []
-        for t, st in items:
+        for t, st, provider in items:
             ftype = types.get(t.strip().lower())
             if ftype is None:
                 raise row.fail("mfa_factors", f"unknown factor type {t!r}; map it in factor_map")
@@ -128,7 +131,7 @@ class DirectoryFile(FileConnector):
             fstatus = DEFAULT_FACTOR_STATUS.get(fstatus, fstatus)
             if fstatus not in FACTOR_STATUS:
                 raise row.fail("mfa_factors", f"unknown factor status {st!r}")
-            out.append(MfaFactor(ftype, fstatus))
+            out.append(MfaFactor(ftype, fstatus, provider))
         return tuple(out)
 
 

@@ -1104,7 +1104,9 @@ class _Api:
         if mapped is None:
             raise SourceError(f"okta: user {uid} has an MFA factor of type {ftype!r}, which "
                               f"governor does not know")
-        return MfaFactor(mapped, FACTOR_STATUS.get(_value(f.status), "inactive"))
+        provider = getattr(f, "provider", None)
+        return MfaFactor(mapped, FACTOR_STATUS.get(_value(f.status), "inactive"),
+                         _value(provider) if provider is not None else None)
 
     async def factors(self, order: list[str]) -> dict[str, tuple[MfaFactor, ...]]:
         """Factors of these users, ``concurrency`` calls at a time; any failure fails all."""
