@@ -122,7 +122,7 @@ def resolve_person(session: Session, who: str) -> ObsPerson:
         if "@" not in low else iter(()),
         # aliases live in a JSON list: a scan, so only when nothing indexed matched
         lambda: (p for p in session.scalars(select(ObsPerson).where(
-            live, ObsPerson.aliases.like(f'%"{_like(low)}"%', escape="\\")))
+            live, ObsPerson.aliases.like(f'%"{escape_like(low)}"%', escape="\\")))
             if low in json.loads(p.aliases)),
     )
     for tier in tiers:
@@ -135,7 +135,7 @@ def resolve_person(session: Session, who: str) -> ObsPerson:
     raise NotFound(f"nobody in HR or the directory is {who!r}")
 
 
-def _like(text: str) -> str:
+def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 

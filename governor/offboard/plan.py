@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from governor.config import Config
 from governor.models import ObsCredential, ObsGrant, ObsPerson, ObsSocialAccount, PrincipalMatch
-from governor.queries import resolve_person
+from governor.queries import escape_like, resolve_person
 from governor.sources import CONNECTORS
 
 OWNERSHIP, POSTS, DIRECTORY, PLATFORM, VAULT, ROTATE, RECOVERY, NONHUMAN = (
@@ -172,7 +172,14 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
             skipped.append(f"{m.source}/{m.principal}")
 
     principals = {m.principal for m in matches} | {r.lower() for r in refs}
-    for c in session.scalars(select(ObsCredential).where(ObsCredential.ended_at.is_(None))):
+    # readers are a JSON list of lower-cased addresses: let SQLite pick the few items
+    # that mention this person, instead of building every vault item as an object
+    mention = or_(*(ObsCredential.readers.like(f'%"{escape_like(p)}"%', escape="\\")
+                    for p in sorted(principals)))
+    for c in session.execute(select(
+            ObsCredential.item_id, ObsCredential.title, ObsCredential.accounts,
+            ObsCredential.readers, ObsCredential.reader_groups, ObsCredential.source)
+            .where(ObsCredential.ended_at.is_(None), mention)):
         readers = {r.lower() for r in json.loads(c.readers)}
         if not readers & principals:
             continue
