@@ -68,9 +68,16 @@ def migrations_dir() -> Path:
     # migrations/ ships as governor._migrations (see pyproject): found the same way from a
     # checkout, an editable install or a wheel
     spec = importlib.util.find_spec("governor._migrations")
-    if spec is None or not spec.submodule_search_locations:
-        raise GovernorError("governor's migrations are not installed with the package")
-    return Path(next(iter(spec.submodule_search_locations)))
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    # run from a source checkout (python -m governor in the repository): the mapping
+    # only exists in an install, the folder is beside the package
+    import governor
+
+    beside = Path(governor.__file__).resolve().parent.parent / "migrations"
+    if (beside / "env.py").is_file():
+        return beside
+    raise GovernorError("governor's migrations are not installed with the package")
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

@@ -251,7 +251,7 @@ class BadConfig:
 
 BAD_CONFIG = [
     BadConfig("unknown-section", "[governor]\n", "[sourcez]\nx = 1\n\n[governor]\n",
-              "sourcez: unknown section; expected one of governor, feed_guard, report, "
+              "sourcez: unknown section; expected one of governor, feed_guard, report, offboard, "
               "sources, rules, principals"),
     BadConfig("mistyped-source-key", 'path = "hr.csv"', 'pathh = "hr.csv"',
               "sources.hr.pathh: unknown key (did you mean 'path'?)"),
