@@ -816,3 +816,25 @@ def iter_windows(calls: list[Call], window: int) -> Iterator[tuple[int, list[Cal
 
 __all__ = ["TOKEN", "Call", "Fault", "OktaPeer", "demo_directory", "iter_windows", "matches",
            "okta_id"]
+
+
+def demo_on_okta(peer: OktaPeer, demo_dir: Path, extra: str = "") -> Path:
+    """The demo organisation with its directory served by ``peer``: seeds the peer from
+    directory.json and points the config's [sources.okta] at it. Returns the config."""
+    import re
+
+    demo_directory(peer, json.loads((demo_dir / "directory.json").read_text())["records"])
+    cfg = demo_dir / "governor.toml"
+    text = cfg.read_text()
+    block = re.search(r'\[sources\.okta\]\ntype = "directory_file"\n(?:[^\[\n].*\n)*', text)
+    assert block is not None
+    cfg.write_text(text.replace(block.group(0), (
+        "[sources.okta]\n"
+        'type = "okta"\n'
+        f'org_url = "{peer.url}"\n'
+        'token_env = "GOVERNOR_TEST_OKTA_TOKEN"\n'
+        f'ca_file = "{peer.ca_file}"\n'
+        "full_refresh_days = 1\n"
+        'priority_groups = ["social-media-team", "marketing-promotions"]\n'
+        + extra + "\n")))
+    return cfg

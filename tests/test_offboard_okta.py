@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import DEMO_NOW, demo_env, run_cli
-from okta_peer import TOKEN, OktaPeer, demo_directory
+from okta_peer import TOKEN, OktaPeer, demo_on_okta
 
 MUTATING = ("DELETE", "POST", "PUT")
 
@@ -33,20 +33,8 @@ def okta_org(demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     pinned = datetime.fromisoformat(DEMO_NOW)
     peer.clock = lambda: max(datetime.now(UTC), pinned)
     try:
-        demo_directory(peer, json.loads((demo_dir / "directory.json").read_text())["records"])
-        cfg = demo_dir / "governor.toml"
-        text = cfg.read_text()
-        block = re.search(r'\[sources\.okta\]\ntype = "directory_file"\n(?:[^\[\n].*\n)*', text)
-        assert block is not None
-        cfg.write_text(text.replace(block.group(0), (
-            "[sources.okta]\n"
-            'type = "okta"\n'
-            f'org_url = "{peer.url}"\n'
-            'token_env = "GOVERNOR_TEST_OKTA_TOKEN"\n'
-            f'ca_file = "{peer.ca_file}"\n'
-            "full_refresh_days = 1\n"
-            'priority_groups = ["social-media-team", "marketing-promotions"]\n'
-            'group_grants = { "app-hootsuite-admins" = ["admin tool:hootsuite"] }\n\n')))
+        cfg = demo_on_okta(peer, demo_dir, 'group_grants = { "app-hootsuite-admins" = '
+                                           '["admin tool:hootsuite"] }\n')
         env = {**demo_env(), "GOVERNOR_TEST_OKTA_TOKEN": TOKEN}
         assert run_cli("-c", str(cfg), "db", "upgrade", env=env).code == 0
         first = run_cli("-c", str(cfg), "reconcile", "--no-report", env=env)

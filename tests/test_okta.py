@@ -39,7 +39,7 @@ from governor.sources.okta_directory import OktaDirectory
 try:
     import okta.client  # noqa: F401  (the SDK under test; slow to import, so once here)
     import trustme  # noqa: F401
-    from okta_peer import TOKEN, OktaPeer, demo_directory, okta_id
+    from okta_peer import TOKEN, OktaPeer, demo_on_okta, okta_id
 except ImportError as exc:  # pragma: no cover - the test extra installs both
     if REQUIRE_SERVICES:
         raise
@@ -668,19 +668,7 @@ def test_reconcile_with_okta_then_okta_fails(make_peer: Callable[..., OktaPeer],
     from test_demo_e2e import EXPECTED
 
     peer = make_peer()
-    demo_directory(peer, json.loads((demo_dir / "directory.json").read_text())["records"])
-    cfg = demo_dir / "governor.toml"
-    text = cfg.read_text()
-    block = re.search(r'\[sources\.okta\]\ntype = "directory_file"\n(?:[^\[\n].*\n)*', text)
-    assert block is not None
-    cfg.write_text(text.replace(block.group(0), (
-        "[sources.okta]\n"
-        'type = "okta"\n'
-        f'org_url = "{peer.url}"\n'
-        'token_env = "GOVERNOR_TEST_OKTA_TOKEN"\n'
-        f'ca_file = "{peer.ca_file}"\n'
-        "full_refresh_days = 1\n"
-        'priority_groups = ["social-media-team", "marketing-promotions"]\n\n')))
+    cfg = demo_on_okta(peer, demo_dir)
     env = {**demo_env(), "GOVERNOR_TEST_OKTA_TOKEN": TOKEN}
     monkeypatch.delenv("SSL_CERT_FILE")  # trust comes from ca_file here
     assert run_cli("-c", str(cfg), "db", "upgrade", env=env).code == 0

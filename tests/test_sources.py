@@ -656,3 +656,9 @@ def test_vault_refuses_anything_but_a_keyed_fingerprint_without_echoing_it(
 def test_vault_bad_records(tmp_path: Path, change: tuple[str, str], error: str) -> None:
     assert change[0] in VAULT_JSON
     assert fails(tmp_path, "vault_file", "vault.json", VAULT_JSON.replace(*change)) == error
+
+
+def test_grant_options_name_real_options() -> None:
+    for name, cls in CONNECTORS.items():
+        for key in cls.grant_options:
+            assert key in cls.options, (name, key)

@@ -70,6 +70,9 @@ class Connector(ABC):
     options: ClassVar[dict[str, Option]]
     # Action kinds this connector can carry out (empty: it only reads).
     actions: ClassVar[frozenset[str]] = frozenset()
+    # Options that map memberships to grants (group_grants, app_grants): when any is
+    # set, the source also yields grants.
+    grant_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, settings: dict[str, Any], base_dir: Path) -> None:
         self.name = name
@@ -85,7 +88,8 @@ class Connector(ABC):
     def kinds(cls, settings: dict[str, Any]) -> frozenset[SourceKind]:
         """Every kind of record this source yields with these settings (a directory with
         group_grants also yields grants). Each is cleaned up after a good read."""
-        return frozenset({cls.kind})
+        grants = any(settings.get(k) for k in cls.grant_options)
+        return frozenset({cls.kind, *([SourceKind.GRANTS] if grants else [])})
 
     def prepare(self, context: SourceContext) -> None:
         """Called once before fetch() with what earlier runs left (for incremental reads)."""

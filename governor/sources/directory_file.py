@@ -44,6 +44,7 @@ DEFAULT_FACTOR_STATUS = {"pending_activation": "pending", "enrolled": "active",
 class DirectoryFile(FileConnector):
     type = "directory_file"
     kind = SourceKind.DIRECTORY
+    grant_options = ("group_grants",)
     description = "Directory (SSO) export file: accounts, status, MFA factors, groups"
     options = {
         **file_options(FIELDS, "directory export"),
@@ -54,11 +55,6 @@ class DirectoryFile(FileConnector):
         "list_separator": Option("str", ";", "Separates groups and factors in a CSV cell."),
         "group_grants": GROUP_GRANTS,
     }
-
-    @classmethod
-    def kinds(cls, settings: dict[str, Any]) -> frozenset[SourceKind]:
-        extra = {SourceKind.GRANTS} if settings["group_grants"] else set()
-        return frozenset({SourceKind.DIRECTORY, *extra})
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:

@@ -103,6 +103,7 @@ class _Unreachable(Exception):
 class LdapDirectory(Connector):
     type = "ldap_directory"
     kind = SourceKind.DIRECTORY
+    grant_options = ("group_grants",)
     description = "LDAP or Active Directory (ldap3): accounts, status, groups"
     actions = frozenset({"group_remove", "disable"})
     options = {
@@ -145,11 +146,6 @@ class LdapDirectory(Connector):
                                 "email attribute (by default it is an account without one)."),
         "group_grants": GROUP_GRANTS,
     }
-
-    @classmethod
-    def kinds(cls, settings: dict[str, Any]) -> frozenset[SourceKind]:
-        extra = {SourceKind.GRANTS} if settings["group_grants"] else set()
-        return frozenset({SourceKind.DIRECTORY, *extra})
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:

@@ -395,6 +395,7 @@ def next_cursor(headers: Any) -> str | None:
 class OktaDirectory(Connector):
     type = "okta"
     kind = SourceKind.DIRECTORY
+    grant_options = ("group_grants", "app_grants")
     description = ("Okta org through the okta SDK: users in every status, MFA factors, "
                    "groups, app assignments")
     options = {
@@ -449,12 +450,6 @@ class OktaDirectory(Connector):
         self.user_ids: dict[str, str] = {}  # lower-cased login -> Okta user id
         self.action_groups: dict[str, tuple[str, list[str]]] = {}  # key -> name, ids
         self.action_apps: dict[str, list[tuple[str, str]]] = {}  # key -> [(id, label)]
-
-    @classmethod
-    def kinds(cls, settings: dict[str, Any]) -> frozenset[SourceKind]:
-        extra = {SourceKind.GRANTS} if settings["group_grants"] or settings["app_grants"] \
-            else set()
-        return frozenset({SourceKind.DIRECTORY, *extra})
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
