@@ -380,14 +380,3 @@ def current(conn: Connection, shape: Shape, sources: Iterable[str]
     for row in _rows(conn.exec_driver_sql(sql, tuple(names))):
         yield row[0], read(tuple(row[1:]))
 
-
-def as_of(conn: Connection, shape: Shape, at: datetime, where: str = "",
-          params: tuple[Any, ...] = ()) -> Iterator[tuple[str, Any]]:
-    """(source, record) for every row that was current at ``at``."""
-    m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cols = ", ".join(("source", *shape.stable_cols, *shape.volatile_cols))
-    sql = (f"SELECT {cols} FROM {shape.table} WHERE first_seen_at <= {m} AND "
-           f"(ended_at IS NULL OR ended_at > {m}){' AND ' + where if where else ''} ORDER BY id")
-    stamp = ts(at)
-    for row in conn.exec_driver_sql(sql, (stamp, stamp, *params)):
-        yield row[0], shape.read(tuple(row[1:]))

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from governor.correlate import Correlator, Declared, Match, MatchStatus
+from governor.correlate import Correlator, Declared, Match
 from governor.records import (
     AccessPath,
     Credential,
@@ -191,9 +191,6 @@ class Snapshot:
         """Is there any data of this kind to judge by (read now or kept from earlier)?"""
         return any(s.kind is kind and s.has_data for s in self.states)
 
-    def sources_of(self, kind: SourceKind) -> list[str]:
-        return sorted(s.name for s in self.states if s.kind is kind)
-
     def person(self, ref: str | None) -> Person | None:
         return self.correlator.person(ref)
 
@@ -223,17 +220,3 @@ class Snapshot:
                                   hc.credential.item_id, hc.source, match))
         return out
 
-    def access_to(self, account: str) -> list[Access]:
-        """Everyone who can reach one account, matched or not."""
-        out = [Access(h.grant.account, h.grant.principal, h.grant.role, h.grant.via,
-                      h.grant.via_detail, h.source, h.match)
-               for h in self.grants_by_account.get(account, ())]
-        for hc in self.credentials:
-            if account in hc.credential.accounts:
-                for principal, match in hc.readers:
-                    out.append(Access(account, principal, Role.OWNER, AccessPath.VAULT,
-                                      hc.credential.item_id, hc.source, match))
-        return out
-
-    def matches(self, status: MatchStatus) -> Iterable[HeldGrant]:
-        return (h for h in self.grants if h.match.status is status)

