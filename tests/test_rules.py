@@ -581,10 +581,16 @@ def test_dormant_grant_clean() -> None:
 
 
 def test_dormant_grant_unknown() -> None:
-    s = snap(persons=(person("E1"),), grants=(grant(mail("E1"), last_active=None),))
+    # one unknown per account and feed that does not report activity, not one per grant
+    s = snap(persons=(person("E1"), person("E2")),
+             grants=(grant(mail("E1"), last_active=None), grant(mail("E2"), last_active=None),
+                     grant(mail("E1"), acct=FB, last_active=NOW)))
     r = one(run("dormant-grant", s))
-    assert (r.subject, r.outcome, r.person) == (f"{X}|platform|{mail('E1')}",
-                                                Outcome.UNKNOWN, "E1")
+    assert (r.subject, r.outcome, r.person, r.account) == (
+        f"{X}|platform|no-activity-data", Outcome.UNKNOWN, None, X)
+    assert r.evidence["grants_without_activity"] == 2
+    assert r.evidence["principals"] == [mail("E1"), mail("E2")]
+    assert "2 grants" in r.message
 
 
 # ---- owner-missing --------------------------------------------------------------------------

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 from governor.options import Option
 from governor.records import SourceKind
-from governor.rules._common import holder
+from governor.rules._common import holder, more
 from governor.rules.base import Outcome, Result, Rule, Severity, register
 from governor.snapshot import Snapshot
+
+# principals named in one unknown's evidence; the access matrix lists them all
+EVIDENCE_SAMPLE = 50
 
 
 @register
@@ -30,29 +34,43 @@ class DormantGrant(Rule):
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         days = params["dormant_days"]
         cutoff = snap.now - timedelta(days=days)
+        # A feed that does not report activity cannot say who is dormant. That is one
+        # gap per account and feed (fix the feed, or attest), not one per grant: per
+        # grant it would bury the real findings under hundreds of thousands of unknowns.
+        silent: dict[tuple[str, str], list[str]] = defaultdict(list)
         for h in snap.grants:
             g = h.grant
             last = g.last_active
-            if last is not None and last >= cutoff:
-                continue
-            name = holder(snap, g.principal, h.match)
             if last is None:
-                outcome = Outcome.UNKNOWN
-                message = (f"{h.source} does not report when {name} last used "
-                           f"{g.role.label} on {g.account}")
-            else:
-                outcome = Outcome.FAIL
-                message = (f"{name} has not used {g.role.label} on {g.account} since "
-                           f"{last.date().isoformat()} (over {days} days)")
+                silent[(g.account, h.source)].append(g.principal)
+                continue
+            if last >= cutoff:
+                continue
             yield Result(
                 subject=f"{g.account}|{h.source}|{g.principal.lower()}",
-                outcome=outcome,
-                message=message,
+                outcome=Outcome.FAIL,
+                message=(f"{holder(snap, g.principal, h.match)} has not used {g.role.label} "
+                         f"on {g.account} since {last.date().isoformat()} "
+                         f"(over {days} days)"),
                 evidence={"principal": g.principal, "role": g.role.label, "source": h.source,
                           "path": g.via.value, "via": g.via_detail,
-                          "last_active": last.isoformat() if last else None,
+                          "last_active": last.isoformat(),
                           "granted_at": g.granted_at.isoformat() if g.granted_at else None,
                           "dormant_days": days},
                 person=h.match.employee_id,
                 account=g.account,
+            )
+        for (account, source), principals in silent.items():
+            principals.sort(key=str.lower)
+            n = len(principals)
+            yield Result(
+                subject=f"{account}|{source}|no-activity-data",
+                outcome=Outcome.UNKNOWN,
+                message=(f"{source} does not report when {n} grant{'s' if n != 1 else ''} "
+                         f"on {account} {'were' if n != 1 else 'was'} last used: "
+                         f"{more(principals)}"),
+                evidence={"source": source, "grants_without_activity": n,
+                          "principals": principals[:EVIDENCE_SAMPLE],
+                          "dormant_days": days},
+                account=account,
             )
