@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(slots=True)
@@ -44,8 +44,17 @@ class FindingLine:
     exception: dict[str, Any] | None = None  # reason, approver, expires for excepted ones
 
 
-@dataclass(slots=True)
-class MatrixRow:
+# One finding as the writers that stream every finding take it, in FindingLine's field
+# order: (key, rule_id, title, severity, outcome, status, message, evidence, remediation,
+# controls, person, account, first_seen, last_seen, resolved_at, exception), with the
+# evidence as JSON text (passed through as stored, never decoded and re-encoded) and
+# the timestamps as the store returns them (text on SQLite, datetime on PostgreSQL).
+FindingRow = tuple[Any, ...]
+
+
+class MatrixRow(NamedTuple):
+    """A tuple, so the CSV writer takes it as it is: the matrix has a row per grant."""
+
     account: str
     platform: str
     criticality: str
@@ -91,5 +100,5 @@ class NightlyReport:
     # section, per severity for open) and stream(section) yields every finding of a
     # section, worst first, straight from the store for the JSON and CSV; ``totals``
     # gives each section's full size. Without it the lists are complete.
-    stream: Callable[[str], Iterator[FindingLine]] | None = field(repr=False, default=None)
+    stream: Callable[[str], Iterator[FindingRow]] | None = field(repr=False, default=None)
     totals: dict[str, int] = field(default_factory=dict)

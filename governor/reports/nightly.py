@@ -15,17 +15,25 @@ not at all.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from itertools import groupby, islice
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, TextIO
 
-from governor.reports import atomic_outputs, environment, jsonable, safe_cell
-from governor.reports.data import FindingLine, MatrixRow, NightlyReport, SourceLine
+from governor.clock import as_utc
+from governor.reports import (
+    _FORMULA_START,
+    atomic_outputs,
+    environment,
+    iso_utc,
+    jsonable,
+    safe_cell,
+)
+from governor.reports.data import FindingLine, FindingRow, MatrixRow, NightlyReport, SourceLine
 
 SCHEMA = "governor.nightly/1"
 
@@ -39,7 +47,7 @@ FINDING_COLUMNS = (
     "message", "first_seen", "last_seen", "remediation", "title", "resolved_at",
     "exception_reason", "exception_approver", "exception_expires",
 )
-MATRIX_COLUMNS = tuple(f.name for f in fields(MatrixRow))
+MATRIX_COLUMNS = MatrixRow._fields
 
 PATH_LABELS = {
     "direct": "direct role",
@@ -94,29 +102,49 @@ def write_matrix_csv(rows: Iterable[MatrixRow], fh: TextIO) -> int:
     """Stream every matrix row to `fh`; returns how many were written."""
     writer = csv.writer(fh)
     writer.writerow([safe_cell(c) for c in MATRIX_COLUMNS])
-    cells = attrgetter(*MATRIX_COLUMNS)
     count = 0
-    try:
+
+    def safe_rows() -> Iterator[list[str | None]]:
+        nonlocal count
         for row in rows:
-            writer.writerow([safe_cell(v) for v in cells(row)])
             count += 1
+            # safe_cell inlined: a matrix row per grant makes this millions of cells, and
+            # every matrix value is text or None (which csv writes as an empty cell)
+            yield ["'" + v if v and v[0] in _FORMULA_START else v for v in row]
+
+    try:
+        writer.writerows(safe_rows())
     finally:
         _close(rows)
     return count
 
 
-def section(report: NightlyReport, name: str) -> Iterator[FindingLine]:
+def section(report: NightlyReport, name: str) -> Iterator[FindingRow]:
     """Every finding of one section: streamed from the store when the report can."""
     if report.stream is not None:
         return report.stream(name)
-    return iter(getattr(report, name))
+    return (finding_row(f) for f in getattr(report, name))
+
+
+def finding_row(f: FindingLine) -> FindingRow:
+    return (f.key, f.rule_id, f.title, f.severity, f.outcome, f.status, f.message,
+            json.dumps(jsonable(f.evidence), ensure_ascii=False, allow_nan=False),
+            f.remediation, f.controls, f.person, f.account, f.first_seen, f.last_seen,
+            f.resolved_at, f.exception)
+
+
+@functools.lru_cache(maxsize=65536)
+def when(value: datetime | str | None) -> str:
+    """A stored timestamp as ISO 8601 UTC text. Cached: most findings of a run share the
+    run's own instants."""
+    return iso_utc(as_utc(value))
 
 
 def total(report: NightlyReport, name: str) -> int:
     return report.totals.get(name, len(getattr(report, name)))
 
 
-def finding_sections(report: NightlyReport) -> Iterator[tuple[str, FindingLine]]:
+def finding_sections(report: NightlyReport) -> Iterator[tuple[str, FindingRow]]:
     for name in SECTIONS:
         for finding in section(report, name):
             yield name, finding
@@ -125,16 +153,36 @@ def finding_sections(report: NightlyReport) -> Iterator[tuple[str, FindingLine]]
 def write_findings_csv(report: NightlyReport, fh: TextIO) -> None:
     writer = csv.writer(fh)
     writer.writerow([safe_cell(c) for c in FINDING_COLUMNS])
-    for section, f in finding_sections(report):
-        exc = f.exception or {}
-        writer.writerow([safe_cell(v) for v in (
-            section, f.key, f.rule_id, f.severity, f.outcome, f.status, f.person, f.account,
-            f.message, f.first_seen, f.last_seen, f.remediation, f.title, f.resolved_at,
-            exc.get("reason"), exc.get("approver"), exc.get("expires"),
-        )])
+
+    def rows() -> Iterator[list[str | None]]:
+        for name, f in finding_sections(report):
+            exc = f[15] or {}
+            yield [safe_cell(v) if type(v) is not str else
+                   ("'" + v if v and v[0] in _FORMULA_START else v) for v in (
+                       name, f[0], f[1], f[3], f[4], f[5], f[10], f[11], f[6],
+                       when(f[12]), when(f[13]), f[8], f[2], when(f[14]),
+                       exc.get("reason"), exc.get("approver"), exc.get("expires"))]
+
+    writer.writerows(rows())
 
 
 # -- JSON ------------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def finding_json(f: FindingRow) -> str:
+    """One finding as a JSON object, FindingLine's fields in order; the evidence is
+    spliced in as the text the store holds (valid JSON, keys sorted when written)."""
+    head = _dumps({"key": f[0], "rule_id": f[1], "title": f[2], "severity": f[3],
+                   "outcome": f[4], "status": f[5], "message": f[6]})
+    tail = _dumps({"remediation": f[8], "controls": list(f[9]), "person": f[10],
+                   "account": f[11], "first_seen": when(f[12]) or None,
+                   "last_seen": when(f[13]) or None, "resolved_at": when(f[14]) or None,
+                   "exception": jsonable(f[15])})
+    return f"{head[:-1]}, \"evidence\": {f[7]}, {tail[1:]}"
 
 
 def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> dict[str, Any]:
@@ -151,17 +199,11 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         "forced_reason": report.forced_reason,
         "counts": jsonable(report.counts),
         "sources": [_source_json(s) for s in report.sources],
-        **{name: [_finding_json(f) for f in section(report, name)] for name in SECTIONS},
+        **{name: [json.loads(finding_json(f)) for f in section(report, name)]
+           for name in SECTIONS},
         "offboarding": jsonable(report.offboarding),
         "matrix": {"rows": matrix_rows, "csv": matrix_csv},
     }
-
-
-_FINDING_FIELDS = tuple(field.name for field in fields(FindingLine))
-
-
-def _finding_json(f: FindingLine) -> dict[str, Any]:
-    return {name: jsonable(getattr(f, name)) for name in _FINDING_FIELDS}
 
 
 def _source_json(s: SourceLine) -> dict[str, Any]:
@@ -169,26 +211,23 @@ def _source_json(s: SourceLine) -> dict[str, Any]:
 
 
 def write_json(report: NightlyReport, fh: TextIO, *, matrix_rows: int, matrix_csv: str) -> None:
-    """report_json's document, written a finding at a time (same bytes, bounded memory).
+    """report_json's document, written a finding at a time (bounded memory).
     json.dumps without indent runs the C encoder; json.dump(indent=...) is pure Python
     and took minutes on a few hundred thousand findings."""
-    def dumps(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
     head = report_json(replace(report, stream=lambda _name: iter(()), new=[], resolved=[],
                                open=[], unknown=[], excepted=[]),
                        matrix_rows=matrix_rows, matrix_csv=matrix_csv)
     first = True
     fh.write("{")
     for key, value in head.items():
-        fh.write(("" if first else ", ") + dumps(key) + ": ")
+        fh.write(("" if first else ", ") + _dumps(key) + ": ")
         first = False
         if key not in SECTIONS:
-            fh.write(dumps(value))
+            fh.write(_dumps(value))
             continue
         fh.write("[")
         for i, f in enumerate(section(report, key)):
-            fh.write((", " if i else "") + dumps(_finding_json(f)))
+            fh.write((", " if i else "") + finding_json(f))
         fh.write("]")
     fh.write("}\n")
 
