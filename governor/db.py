@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from governor.errors import GovernorError
@@ -115,3 +115,31 @@ def require_head(engine: Engine) -> None:
         raise GovernorError(
             f"the database schema is at {have or 'nothing'}, governor needs {want[0]}: "
             "run `governor db upgrade`")
+
+
+def stream(conn: Connection, sql: str, params: tuple[Any, ...] = (), size: int = 5000
+           ) -> Iterator[tuple[Any, ...]]:
+    """Rows of one read-only query as plain tuples, a batch at a time, in the caller's
+    transaction. SQLite rows come straight from the sqlite3 cursor (SQLAlchemy's row
+    objects cost more than the query when a snapshot reads millions); elsewhere through
+    a server-side cursor, so the whole result is never held by the client. `sql` uses
+    the driver's own parameter marks."""
+    if conn.dialect.name == "sqlite":
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(sql, params)
+            while rows := cur.fetchmany(size):
+                yield from rows
+        finally:
+            cur.close()
+        return
+    result = conn.exec_driver_sql(sql, params, execution_options={
+        "stream_results": True, "max_row_buffer": size})
+    for part in result.partitions(size):
+        for row in part:
+            yield tuple(row)
+
+
+def mark(conn: Connection) -> str:
+    """The driver's parameter mark."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"

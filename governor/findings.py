@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from governor import audit, history
+from governor import audit, db, history
 from governor.models import Finding, RiskException
 from governor.rules.base import Result, Rule, Severity
 
@@ -73,7 +73,7 @@ class Merge:
         self.live: dict[str, tuple[int, str, str, int, int]] = {
             key: (fid, rule_id, outcome, opened, _content(outcome, sev, msg, ev, src))
             for fid, key, rule_id, outcome, sev, msg, ev, src, opened
-            in self.conn.exec_driver_sql(_LIVE)}
+            in db.stream(self.conn, _LIVE)}
         self.reported: set[str] = set()
         self.deciding: dict[str, list[str]] = {}
 

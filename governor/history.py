@@ -19,11 +19,11 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from sys import intern
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult
+from sqlalchemy import Connection
 
+from governor import db
 from governor.clock import as_utc
 from governor.errors import DataError
 from governor.models import (
@@ -114,7 +114,10 @@ class Shape:
     stable: Callable[[Any], tuple[Any, ...]]
     volatile_cols: tuple[str, ...]
     volatile: Callable[[Any], tuple[Any, ...]]
-    read: Callable[[tuple[Any, ...]], Any]  # (stable..., volatile...) -> record
+    # a fresh reader per read: (stable..., volatile...) -> record. Readers memoise the
+    # values that repeat across millions of rows (timestamps, names), sharing one object
+    # per distinct value: less time parsing, much less memory held by a snapshot.
+    reader: Callable[[], Callable[[tuple[Any, ...]], Any]]
 
 
 def _person_read(r: tuple[Any, ...]) -> Person:
@@ -124,12 +127,29 @@ def _person_read(r: tuple[Any, ...]) -> Person:
                   department=r[9], job_title=r[10])
 
 
-def _dir_read(r: tuple[Any, ...]) -> DirectoryAccount:
-    mfa = None if r[4] is None else tuple(MfaFactor(*f) for f in json.loads(r[4]))
-    return DirectoryAccount(login=r[0], status=DirectoryStatus(r[1]), email=r[2],
-                            employee_id=r[3], mfa=mfa, groups=tuple(json.loads(r[5])),
-                            aliases=tuple(json.loads(r[6])), manager=r[7],
-                            mfa_read_at=read_ts(r[8]), last_login=read_ts(r[9]))
+def _dir_reader() -> Callable[[tuple[Any, ...]], DirectoryAccount]:
+    when = _instants()
+
+    def read(r: tuple[Any, ...]) -> DirectoryAccount:
+        mfa = None if r[4] is None else tuple(MfaFactor(*f) for f in json.loads(r[4]))
+        return DirectoryAccount(login=r[0], status=_DIR_STATUS[r[1]], email=r[2],
+                                employee_id=r[3], mfa=mfa, groups=tuple(json.loads(r[5])),
+                                aliases=tuple(json.loads(r[6])), manager=r[7],
+                                mfa_read_at=when(r[8]), last_login=when(r[9]))
+    return read
+
+
+def _instants() -> Callable[[Any], datetime | None]:
+    """read_ts, memoised for one read."""
+    seen: dict[Any, datetime | None] = {None: None}
+
+    def when(value: Any) -> datetime | None:
+        try:
+            return seen[value]
+        except KeyError:
+            found = seen[value] = read_ts(value)
+            return found
+    return when
 
 
 def _contact_cols(c: RecoveryContact | None) -> tuple[Any, ...]:
@@ -151,21 +171,26 @@ def _account_read(r: tuple[Any, ...]) -> SocialAccount:
 
 
 _ROLES = {int(r): r for r in Role}
+_DIR_STATUS = {s.value: s for s in DirectoryStatus}
 _PATHS = {p.value: p for p in AccessPath}
 # Enum .value is a descriptor call; at two million grants a dict lookup is much cheaper.
 _PATH_VALUE = {p: p.value for p in AccessPath}
 _ROLE_VALUE = {r: int(r) for r in Role}
 
 
-def _grant_read(r: tuple[Any, ...]) -> Grant:
-    # r[7] is principal_lc, kept for indexing only. The driver returns a new str object
-    # per cell; interning shares the ones that repeat across millions of grants (the
-    # account, the principal, the raw role), which is most of a snapshot's memory.
-    detail = r[5]
-    return Grant(account=intern(r[0]), principal=intern(r[1]), raw_role=intern(r[2]),
-                 role=_ROLES[r[3]], via=_PATHS[r[4]],
-                 via_detail=intern(detail) if detail is not None else None,
-                 granted_at=read_ts(r[6]), last_active=read_ts(r[8]))
+def _grant_reader() -> Callable[[tuple[Any, ...]], Grant]:
+    when = _instants()
+    texts: dict[str, str] = {}
+    share = texts.setdefault  # one object per distinct account, principal, raw role
+
+    def read(r: tuple[Any, ...]) -> Grant:
+        # r[7] is principal_lc, kept for indexing only
+        detail = r[5]
+        return Grant(account=share(r[0], r[0]), principal=share(r[1], r[1]),
+                     raw_role=share(r[2], r[2]), role=_ROLES[r[3]], via=_PATHS[r[4]],
+                     via_detail=share(detail, detail) if detail is not None else None,
+                     granted_at=when(r[6]), last_active=when(r[8]))
+    return read
 
 
 def _cred_read(r: tuple[Any, ...]) -> Credential:
@@ -183,7 +208,7 @@ SHAPES: dict[SourceKind, Shape] = {
         lambda p: (p.employee_id, p.email, p.name, p.status.value, p.worker_type.value,
                    json.dumps(list(p.aliases)), day(p.hire_date), day(p.end_date), p.manager,
                    p.department, p.job_title),
-        (), lambda p: (), _person_read),
+        (), lambda p: (), lambda: _person_read),
     SourceKind.DIRECTORY: Shape(
         SourceKind.DIRECTORY, ObsDirectoryAccount.__tablename__, lambda a: a.login,
         ("login", "status", "email", "employee_id", "mfa", "groups", "aliases", "manager"),
@@ -193,7 +218,7 @@ SHAPES: dict[SourceKind, Shape] = {
                         for f in a.mfa]),
                    json.dumps(list(a.groups)), json.dumps(list(a.aliases)), a.manager),
         ("mfa_read_at", "last_login"), lambda a: (ts(a.mfa_read_at), ts(a.last_login)),
-        _dir_read),
+        _dir_reader),
     SourceKind.INVENTORY: Shape(
         SourceKind.INVENTORY, ObsSocialAccount.__tablename__, lambda s: s.key,
         ("key", "platform", "handle", "access", "criticality", "owner", "owner_team", "tool",
@@ -206,7 +231,7 @@ SHAPES: dict[SourceKind, Shape] = {
                    s.attestation.by if s.attestation else None,
                    day(s.attestation.at) if s.attestation else None,
                    day(s.attestation.next_due) if s.attestation else None, s.grants_source),
-        (), lambda s: (), _account_read),
+        (), lambda s: (), lambda: _account_read),
     SourceKind.GRANTS: Shape(
         SourceKind.GRANTS, ObsGrant.__tablename__,
         lambda g: (f"{g.account}\x1f{g.principal.lower()}\x1f{_PATH_VALUE[g.via]}\x1f"
@@ -215,7 +240,7 @@ SHAPES: dict[SourceKind, Shape] = {
          "principal_lc"),
         lambda g: (g.account, g.principal, g.raw_role, _ROLE_VALUE[g.role], _PATH_VALUE[g.via],
                    g.via_detail, ts(g.granted_at), g.principal.lower()),
-        ("last_active",), lambda g: (ts(g.last_active),), _grant_read),
+        ("last_active",), lambda g: (ts(g.last_active),), _grant_reader),
     SourceKind.VAULT: Shape(
         SourceKind.VAULT, ObsCredential.__tablename__, lambda c: c.item_id,
         ("item_id", "title", "accounts", "readers", "reader_groups", "password_changed_at",
@@ -223,7 +248,7 @@ SHAPES: dict[SourceKind, Shape] = {
         lambda c: (c.item_id, c.title, json.dumps(list(c.accounts)), json.dumps(list(c.readers)),
                    json.dumps(list(c.reader_groups)), ts(c.password_changed_at),
                    c.totp_in_vault, c.fingerprint),
-        (), lambda c: (), _cred_read),
+        (), lambda c: (), lambda: _cred_read),
 }
 
 
@@ -236,12 +261,6 @@ class LoadStats:
     added: int = 0
     ended: int = 0
     updated: int = 0
-
-
-def _rows(result: CursorResult[Any]) -> Iterator[Any]:
-    """Rows fetched a few thousand at a time (plain iteration fetches one per call)."""
-    for part in result.partitions(5000):
-        yield from part
 
 
 def _marks(conn: Connection, n: int) -> str:
@@ -260,9 +279,8 @@ class _Loader:
         t, m = shape.table, "?" if conn.dialect.paramstyle == "qmark" else "%s"
         self.m = m
         self.current: dict[str, int] = {}
-        for row in _rows(conn.exec_driver_sql(
-                f"SELECT id, nk, digest, vdigest FROM {t} WHERE source = {m} "
-                f"AND ended_at IS NULL", (source,))):
+        for row in db.stream(conn, f"SELECT id, nk, digest, vdigest FROM {t} "
+                             f"WHERE source = {m} AND ended_at IS NULL", (source,)):
             rid, nk, d, vd = row
             # one int per row keeps two million rows in a few hundred MB
             self.current[nk] = (rid << 128) | ((d & _M64) << 64) | (vd & _M64)
@@ -376,7 +394,6 @@ def current(conn: Connection, shape: Shape, sources: Iterable[str]
     cols = ", ".join(("source", *shape.stable_cols, *shape.volatile_cols))
     sql = (f"SELECT {cols} FROM {shape.table} WHERE ended_at IS NULL AND source IN "
            f"({_marks(conn, len(names))}) ORDER BY id")
-    read = shape.read
-    for row in _rows(conn.exec_driver_sql(sql, tuple(names))):
-        yield row[0], read(tuple(row[1:]))
-
+    read = shape.reader()
+    for row in db.stream(conn, sql, tuple(names)):
+        yield row[0], read(row[1:])

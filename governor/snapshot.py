@@ -144,17 +144,28 @@ class Snapshot:
         for social in snap.accounts.values():
             if social.tool:
                 by_tool[social.tool.lower()].append(social.key)
+        matches: dict[tuple[str, str], Match] = {}  # by the principal exactly as given
+        append = snap.grants.append
         for src, g in grants:
-            m = corr.match(src, g.principal)
-            # "tool:hootsuite" (an SSO app seat) reaches every account the tool manages
-            targets = (by_tool.get(g.account[5:].lower(), ()) if g.account.startswith("tool:")
-                       else (g.account,))
-            for key in targets:
-                hg = HeldGrant(src, g if key == g.account else replace(g, account=key), m)
-                snap.grants.append(hg)
-                g_account[key].append(hg)
-                if m.employee_id:
-                    g_person[m.employee_id].append(hg)
+            principal = g.principal
+            found = matches.get((src, principal))
+            if found is None:
+                found = matches[(src, principal)] = corr.match(src, principal)
+            m = found
+            if g.account.startswith("tool:"):
+                # "tool:hootsuite" (an SSO app seat) reaches every account the tool manages
+                for key in by_tool.get(g.account[5:].lower(), ()):
+                    hg = HeldGrant(src, replace(g, account=key), m)
+                    append(hg)
+                    g_account[key].append(hg)
+                    if m.employee_id:
+                        g_person[m.employee_id].append(hg)
+                continue
+            hg = HeldGrant(src, g, m)
+            append(hg)
+            g_account[g.account].append(hg)
+            if m.employee_id:
+                g_person[m.employee_id].append(hg)
         snap.grants_by_person, snap.grants_by_account = dict(g_person), dict(g_account)
 
         c_person: dict[str, list[HeldCredential]] = defaultdict(list)

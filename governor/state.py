@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governor import history
+from governor import db, history
 from governor.config import Config
 from governor.correlate import Declared, Match
 from governor.models import ObsCredential, PrincipalLink, SourceRead
@@ -104,9 +104,9 @@ def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
     conn = session.connection()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     have: dict[tuple[str, str], tuple[int, tuple[Any, ...]]] = {}
-    for rid, source, principal, status, eid, method, reason, cands in conn.exec_driver_sql(
-            "SELECT id, source, principal, status, employee_id, method, reason, candidates "
-            "FROM principal_match"):
+    for rid, source, principal, status, eid, method, reason, cands in db.stream(
+            conn, "SELECT id, source, principal, status, employee_id, method, reason, "
+            "candidates FROM principal_match"):
         have[(source, principal)] = (rid, (status, eid, method, reason, cands))
     inserts, updates = [], []
     for (source, principal), m in wanted.items():

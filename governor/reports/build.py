@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from governor import db
 from governor.clock import as_utc
 from governor.config import Config
 from governor.findings import active_exceptions, counts
@@ -84,15 +85,11 @@ class _Sections:
                f"ORDER BY {_RAW_ORDER}")
         rules = {rid: (r.title, r.remediation, r.controls) for rid, r in RULES.items()}
         exceptions = self.exceptions if name == "excepted" else {}
-        # per statement: Connection.execution_options() would change the connection
-        result = conn.exec_driver_sql(sql, params, execution_options={
-            "stream_results": True, "max_row_buffer": 5000})
-        for part in result.partitions(5000):
-            for key, rule_id, sev, outcome, status, msg, ev, person, account, first, last, \
-                    resolved in part:
-                title, remediation, controls = rules.get(rule_id, (rule_id, "", ()))
-                yield (key, rule_id, title, sev, outcome, status, msg, ev, remediation,
-                       controls, person, account, first, last, resolved, exceptions.get(key))
+        for key, rule_id, sev, outcome, status, msg, ev, person, account, first, last, \
+                resolved in db.stream(conn, sql, params):
+            title, remediation, controls = rules.get(rule_id, (rule_id, "", ()))
+            yield (key, rule_id, title, sev, outcome, status, msg, ev, remediation,
+                   controls, person, account, first, last, resolved, exceptions.get(key))
 
 
 _RAW_COLS = ("key, rule_id, severity, outcome, status, message, evidence, person, account, "
