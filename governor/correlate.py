@@ -76,6 +76,7 @@ class Correlator:
         self.links = {(s, p.lower()): eid for (s, p), eid in (links or {}).items()}
         self.declared = {(d.source, d.principal.lower()): d for d in declared}
         self._cache: dict[tuple[str, str], Match] = {}
+        self._by_principal: dict[str, Match] = {}
 
     def person(self, ref: str | None) -> Person | None:
         """Resolve a reference written by people (owner, manager): employee id or email."""
@@ -109,6 +110,28 @@ class Correlator:
         if decl is not None:
             return Match(MatchStatus.NONHUMAN, None, "declared",
                          f"declared {decl.kind} account: {decl.reason}", owner=decl.owner)
+        if employee_id is None and email is None and not aliases:
+            # What HR says about a bare principal is the same in every source; only
+            # declarations and links are per source. One person's address appears in
+            # many sources, so this is worked out once per principal.
+            found = self._by_principal.get(principal)
+            if found is None:
+                found = self._by_principal[principal] = self._hr(principal, low, None, None, ())
+        else:
+            found = self._hr(principal, low, employee_id, email, aliases)
+        if found is not UNMATCHED:
+            return found
+        linked = self.links.get((source, low)) or self.links.get(("*", low))
+        if linked is not None:
+            if linked in self.by_id:
+                return Match(MatchStatus.MATCHED, linked, "link", f"linked by hand to {linked}")
+            return Match(MatchStatus.UNMATCHED, None, "link",
+                         f"linked to {linked}, who is not in HR")
+        return UNMATCHED
+
+    def _hr(self, principal: str, low: str, employee_id: str | None, email: str | None,
+            aliases: tuple[str, ...]) -> Match:
+        """By employee id, then address; UNMATCHED itself when HR knows neither."""
         for eid in (employee_id, principal):
             if eid and eid in self.by_id:
                 return Match(MatchStatus.MATCHED, eid, "employee_id", f"employee id {eid}")
@@ -128,10 +151,4 @@ class Correlator:
                                  f"{method.replace('_', '-')} {addr} is {ids[0]}'s")
                 return Match(MatchStatus.AMBIGUOUS, None, method,
                              f"{addr} matches {len(ids)} people", candidates=tuple(ids))
-        linked = self.links.get((source, low)) or self.links.get(("*", low))
-        if linked is not None:
-            if linked in self.by_id:
-                return Match(MatchStatus.MATCHED, linked, "link", f"linked by hand to {linked}")
-            return Match(MatchStatus.UNMATCHED, None, "link",
-                         f"linked to {linked}, who is not in HR")
         return UNMATCHED

@@ -144,11 +144,10 @@ def _instants() -> Callable[[Any], datetime | None]:
     seen: dict[Any, datetime | None] = {None: None}
 
     def when(value: Any) -> datetime | None:
-        try:
-            return seen[value]
-        except KeyError:
+        found = seen.get(value, seen)
+        if found is seen:  # a miss (None is a value: a null timestamp)
             found = seen[value] = read_ts(value)
-            return found
+        return found  # type: ignore[return-value]
     return when
 
 
@@ -385,15 +384,17 @@ def _duplicate(connector: Connector | None, shape: Shape, nk: str) -> DataError:
                      f"duplicate {shape.kind.value} record {shown!r}: each may appear once")
 
 
-def current(conn: Connection, shape: Shape, sources: Iterable[str]
+def current(conn: Connection, shape: Shape, sources: Iterable[str],
+            read: Callable[[tuple[Any, ...]], Any] | None = None
             ) -> Iterator[tuple[str, Any]]:
-    """(source, record) for every current row of the given sources."""
+    """(source, record) for every current row of the given sources; ``read`` shares one
+    shape.reader() across several calls."""
     names = list(sources)
     if not names:
         return
     cols = ", ".join(("source", *shape.stable_cols, *shape.volatile_cols))
     sql = (f"SELECT {cols} FROM {shape.table} WHERE ended_at IS NULL AND source IN "
            f"({_marks(conn, len(names))}) ORDER BY id")
-    read = shape.reader()
+    read = read or shape.reader()
     for row in db.stream(conn, sql, tuple(names)):
         yield row[0], read(row[1:])

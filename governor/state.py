@@ -76,7 +76,9 @@ def snapshot(session: Session, config: Config, now: datetime,
 
     def rows(kind: SourceKind) -> Iterator[tuple[str, Any]]:
         # one source at a time keeps config order, which decides HR precedence
-        return chain.from_iterable(history.current(conn, history.SHAPES[kind], [n])
+        shape = history.SHAPES[kind]
+        read = shape.reader()
+        return chain.from_iterable(history.current(conn, shape, [n], read)
                                    for n in names[kind])
 
     had = {n: ok.get(n, False) or had_data(session, n) for n in config.sources}
