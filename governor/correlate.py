@@ -75,7 +75,7 @@ class Correlator:
         # links and declarations are keyed by (source, lower-cased principal)
         self.links = {(s, p.lower()): eid for (s, p), eid in (links or {}).items()}
         self.declared = {(d.source, d.principal.lower()): d for d in declared}
-        self._cache: dict[tuple[str, str], Match] = {}
+        self._remembered: dict[tuple[str, str], Match] = {}
         self._by_principal: dict[str, Match] = {}
 
     def person(self, ref: str | None) -> Person | None:
@@ -89,19 +89,18 @@ class Correlator:
 
     def match(self, source: str, principal: str, employee_id: str | None = None,
               email: str | None = None, aliases: tuple[str, ...] = ()) -> Match:
-        key = (source, principal.lower()) if employee_id is None and email is None \
-            and not aliases else None
-        if key is not None and key in self._cache:
-            return self._cache[key]
-        found = self._match(source, principal, employee_id, email, aliases)
-        if key is not None:
-            self._cache[key] = found
-        return found
+        if employee_id is None and email is None and not aliases:
+            # a bare principal: what a directory account told us about it comes first;
+            # otherwise _match is cheap, its HR part being kept per principal
+            found = self._remembered.get((source, principal.lower()))
+            if found is not None:
+                return found
+        return self._match(source, principal, employee_id, email, aliases)
 
     def remember(self, source: str, principal: str, match: Match) -> None:
         """Answer later questions about (source, principal) with a match already made
         from richer data (a directory account's employee id)."""
-        self._cache[(source, principal.lower())] = match
+        self._remembered[(source, principal.lower())] = match
 
     def _match(self, source: str, principal: str, employee_id: str | None,
                email: str | None, aliases: tuple[str, ...] = ()) -> Match:

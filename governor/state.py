@@ -98,8 +98,8 @@ def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
     wanted: dict[tuple[str, str], Match] = {}
     for h in snap.directory:
         wanted[(h.source, h.account.login.lower())] = h.match
-    for hg in snap.grants:
-        wanted.setdefault((hg.source, hg.grant.principal.lower()), hg.match)
+    for key, match in snap.principals.items():
+        wanted.setdefault(key, match)
     for hc in snap.credentials:
         for principal, m in hc.readers:
             wanted.setdefault((hc.source, principal.lower()), m)
