@@ -93,9 +93,9 @@ class Snapshot:
     # (from history): a password they knew is still the password until it is rotated.
     former_readers: dict[str, list[tuple[str, Match]]] = field(default_factory=dict)
     states: list[SourceState] = field(default_factory=list)  # every (source, kind)
-    # (source, lower-cased principal) -> match, for every principal a grant names: the
-    # correlation kept for queries, without walking every grant again
-    principals: dict[tuple[str, str], Match] = field(default_factory=dict)
+    # source -> principal as the source wrote it -> match, for every principal a grant
+    # names: the correlation kept for queries, without walking every grant again
+    principals: dict[str, dict[str, Match]] = field(default_factory=dict)
 
     # ---- construction -------------------------------------------------------------
     @classmethod
@@ -148,15 +148,16 @@ class Snapshot:
             if social.tool:
                 by_tool[social.tool.lower()].append(social.key)
         # per source, by the principal exactly as given: most grants' holders hold others
-        matches: dict[str, dict[str, Match]] = defaultdict(dict)
-        named = snap.principals
+        matches = snap.principals
         append = snap.grants.append
         for src, g in grants:
             principal = g.principal
-            found = matches[src].get(principal)
+            of_source = matches.get(src)
+            if of_source is None:
+                of_source = matches[src] = {}
+            found = of_source.get(principal)
             if found is None:
-                found = matches[src][principal] = corr.match(src, principal)
-                named.setdefault((src, principal.lower()), found)
+                found = of_source[principal] = corr.match(src, principal)
             m = found
             if g.account.startswith("tool:"):
                 # "tool:hootsuite" (an SSO app seat) reaches every account the tool manages

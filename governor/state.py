@@ -98,26 +98,34 @@ def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
     wanted: dict[tuple[str, str], Match] = {}
     for h in snap.directory:
         wanted[(h.source, h.account.login.lower())] = h.match
-    for key, match in snap.principals.items():
-        wanted.setdefault(key, match)
+    for source, named in snap.principals.items():
+        for principal, match in named.items():
+            wanted.setdefault((source, principal.lower()), match)
     for hc in snap.credentials:
         for principal, m in hc.readers:
             wanted.setdefault((hc.source, principal.lower()), m)
     conn = session.connection()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    have: dict[tuple[str, str], tuple[int, tuple[Any, ...]]] = {}
-    for rid, source, principal, status, eid, method, reason, cands in db.stream(
+    # (id, digest of the stored values) per row: hundreds of thousands of principals
+    have: dict[tuple[str, str], tuple[int, int]] = {}
+    for rid, source, principal, *stored in db.stream(
             conn, "SELECT id, source, principal, status, employee_id, method, reason, "
             "candidates FROM principal_match"):
-        have[(source, principal)] = (rid, (status, eid, method, reason, cands))
+        have[(source, principal)] = (rid, history.digest(tuple(stored)))
     inserts, updates = [], []
+    # most matches are shared by many principals: each one's row and digest once
+    rows: dict[Match, tuple[tuple[Any, ...], int]] = {}
     for (source, principal), m in wanted.items():
-        row = (m.status.value, m.employee_id, m.method, m.reason, json.dumps(list(m.candidates)))
+        known = rows.get(m)
+        if known is None:
+            row = (m.status.value, m.employee_id, m.method, m.reason,
+                   json.dumps(list(m.candidates)))
+            known = rows[m] = (row, history.digest(row))
         old = have.pop((source, principal), None)
         if old is None:
-            inserts.append((source, principal, *row, run_id))
-        elif old[1] != row:
-            updates.append((*row, run_id, old[0]))
+            inserts.append((source, principal, *known[0], run_id))
+        elif old[1] != known[1]:
+            updates.append((*known[0], run_id, old[0]))
     cols = "source, principal, status, employee_id, method, reason, candidates, updated_run_id"
     if inserts:
         conn.exec_driver_sql(f"INSERT INTO principal_match ({cols}) VALUES "
