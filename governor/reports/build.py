@@ -14,10 +14,12 @@ from sqlalchemy.orm import Session
 from governor import db
 from governor.clock import as_utc
 from governor.config import Config
+from governor.correlate import Match
 from governor.findings import active_exceptions, counts
 from governor.models import Finding, OffboardCase, OffboardStep, Run, SourceRead
 from governor.records import AccessPath
 from governor.reports.data import FindingLine, FindingRow, MatrixRow, NightlyReport, SourceLine
+from governor.roles import Role
 from governor.rules import RULES
 from governor.rules.base import Severity
 from governor.snapshot import HeldCredential, Snapshot
@@ -156,38 +158,45 @@ def matrix_rows(snap: Snapshot) -> Iterator[MatrixRow]:
     for hc in snap.credentials:
         for key in hc.credential.accounts:
             by_account[key].append(hc)
-    # what a row says about its holder, once per person: a row per grant is millions
-    people: dict[str | None, tuple[str | None, str | None]] = {None: (None, None)}
+    # A row per grant makes millions: what a row says about its holder is worked out once
+    # per match, enum texts are looked up, and rows are made as tuples (tuple.__new__ is
+    # the NamedTuple's own constructor without its Python-level argument handling).
+    # by id: the snapshot holds every match while this runs, and hashing a frozen
+    # dataclass hashes all its fields
+    holders: dict[int, tuple[str | None, str | None, str | None, str]] = {}
 
-    def person(eid: str | None) -> tuple[str | None, str | None]:
-        found = people.get(eid)
+    def holder(m: Match) -> tuple[str | None, str | None, str | None, str]:
+        found = holders.get(id(m))
         if found is None:
-            p = snap.persons.get(eid) if eid else None
-            found = people[eid] = (None, None) if p is None else (
-                p.name, "left" if snap.has_left(p) else p.status.value)
+            p = snap.persons.get(m.employee_id) if m.employee_id else None
+            found = holders[id(m)] = (m.employee_id, None, None, m.status.value) if p is None else (
+                m.employee_id, p.name, "left" if snap.has_left(p) else p.status.value,
+                m.status.value)
         return found
 
+    labels = {r: r.label for r in Role}
+    paths = {p: p.value for p in AccessPath}
+    new = tuple.__new__
     vault = AccessPath.VAULT.value
     keys = sorted(set(snap.accounts) | set(snap.grants_by_account) | set(by_account))
     for key in keys:
         acct = snap.accounts.get(key)
         platform = acct.platform if acct else key.partition(":")[0]
         crit = acct.criticality.value if acct else "unknown"
-        rows = []
+        rows: list[MatrixRow] = []
+        add = rows.append
         for h in snap.grants_by_account.get(key, ()):
-            g, m = h.grant, h.match
-            rows.append(MatrixRow(key, platform, crit, g.principal, m.employee_id,
-                                  *person(m.employee_id), m.status.value, g.role.label,
-                                  g.raw_role, g.via.value, g.via_detail, h.source))
+            g = h.grant
+            add(new(MatrixRow, (key, platform, crit, g.principal, *holder(h.match),
+                                labels[g.role], g.raw_role, paths[g.via], g.via_detail,
+                                h.source)))
         for hc in by_account.get(key, ()):
             for principal, m in hc.readers:
-                rows.append(MatrixRow(key, platform, crit, principal, m.employee_id,
-                                      *person(m.employee_id), m.status.value, "owner",
-                                      "shared login", vault, hc.credential.item_id,
-                                      hc.source))
+                add(new(MatrixRow, (key, platform, crit, principal, *holder(m), "owner",
+                                    "shared login", vault, hc.credential.item_id, hc.source)))
         rows.sort(key=_principal_path)
         yield from rows
 
 
 def _principal_path(r: MatrixRow) -> tuple[str, str]:
-    return (r.principal.lower(), r.path)
+    return (r[3].lower(), r[10])
