@@ -10,6 +10,7 @@ seat, an SSO group).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -127,8 +128,10 @@ class GrantsFile(FileConnector):
                         active)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _instant(text: str) -> datetime | None:
-    """The common ISO 8601 case; ValueError sends the row the long way."""
+    """The common ISO 8601 case; ValueError sends the row the long way. Cached: exports
+    repeat instants, and the grants that share one then share one object."""
     text = text.strip()
     if not text:
         return None
