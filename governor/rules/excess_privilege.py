@@ -44,16 +44,23 @@ class ExcessPrivilege(Rule):
         limits = {kind: Role.parse(label)
                   for kind, label in {**MAX_ROLE, **params["max_role"]}.items()}
         owner_of: dict[str, str | None] = {}  # account key -> its owner's employee id
+        limit_of: dict[str, Role] = {}  # employee id -> their worker type's highest role
+        top, vault = Role.OWNER, AccessPath.VAULT
         for h in snap.grants:
             g = h.grant
             eid = h.match.employee_id
-            if g.via is AccessPath.VAULT or not h.match.matched or eid is None:
+            if eid is None or g.via is vault or not h.match.matched:
                 continue
-            person = snap.persons.get(eid)
-            if person is None:
-                continue
+            limit = limit_of.get(eid)
+            if limit is None:
+                found = snap.persons.get(eid)
+                if found is None:
+                    continue
+                limit = limit_of[eid] = limits[found.worker_type.value]
+            if g.role <= limit and g.role is not top:
+                continue  # the common case, decided without a dictionary lookup more
+            person = snap.persons[eid]
             reasons = []
-            limit = limits[person.worker_type.value]
             if g.role > limit:
                 reasons.append(f"the {person.worker_type.value} limit is {limit.label}")
             account = snap.accounts.get(g.account)
