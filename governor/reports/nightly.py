@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from itertools import groupby, islice
@@ -84,12 +84,11 @@ def write_nightly(report: NightlyReport, out_dir: Path) -> dict[str, Path]:
     with atomic_outputs(out_dir) as out:
         with out.open(names["matrix_csv"], newline="") as fh:
             matrix_rows = write_matrix_csv(report.matrix(), fh)
-        with out.open(names["csv"], newline="") as fh:
-            write_findings_csv(report, fh)
+        with out.open(names["csv"], newline="") as csv_fh, out.open(names["json"]) as json_fh:
+            write_findings(report, csv_fh, json_fh, matrix_rows=matrix_rows,
+                           matrix_csv=names["matrix_csv"])
         with out.open(names["html"]) as fh:
             write_html(report, fh, matrix_rows=matrix_rows, matrix_csv=names["matrix_csv"])
-        with out.open(names["json"]) as fh:
-            write_json(report, fh, matrix_rows=matrix_rows, matrix_csv=names["matrix_csv"])
         out.copy(names["html"], LATEST["latest_html"])
         out.copy(names["json"], LATEST["latest_json"])
     return {fmt: out_dir / name for fmt, name in (*names.items(), *LATEST.items())}
@@ -150,20 +149,14 @@ def finding_sections(report: NightlyReport) -> Iterator[tuple[str, FindingRow]]:
             yield name, finding
 
 
-def write_findings_csv(report: NightlyReport, fh: TextIO) -> None:
-    writer = csv.writer(fh)
-    writer.writerow([safe_cell(c) for c in FINDING_COLUMNS])
-
-    def rows() -> Iterator[list[str | None]]:
-        for name, f in finding_sections(report):
-            exc = f[15] or {}
-            yield [safe_cell(v) if type(v) is not str else
-                   ("'" + v if v and v[0] in _FORMULA_START else v) for v in (
-                       name, f[0], f[1], f[3], f[4], f[5], f[10], f[11], f[6],
-                       when(f[12]), when(f[13]), f[8], f[2], when(f[14]),
-                       exc.get("reason"), exc.get("approver"), exc.get("expires"))]
-
-    writer.writerows(rows())
+def csv_cells(name: str, f: FindingRow) -> list[str | None]:
+    """One row of the findings CSV: ``name`` is the section."""
+    exc = f[15] or {}
+    return [safe_cell(v) if type(v) is not str else
+            ("'" + v if v and v[0] in _FORMULA_START else v) for v in (
+                name, f[0], f[1], f[3], f[4], f[5], f[10], f[11], f[6],
+                when(f[12]), when(f[13]), f[8], f[2], when(f[14]),
+                exc.get("reason"), exc.get("approver"), exc.get("expires"))]
 
 
 # -- JSON ------------------------------------------------------------------------------
@@ -187,7 +180,7 @@ def finding_json(f: FindingRow) -> str:
 
 def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> dict[str, Any]:
     """The report as JSON data, keys in a fixed order (data mappings sorted). Holds every
-    finding: write_json streams instead."""
+    finding: write_findings streams instead."""
     return {
         "schema": SCHEMA,
         "run_id": report.run_id,
@@ -210,8 +203,26 @@ def _source_json(s: SourceLine) -> dict[str, Any]:
     return {field.name: jsonable(getattr(s, field.name)) for field in fields(SourceLine)}
 
 
-def write_json(report: NightlyReport, fh: TextIO, *, matrix_rows: int, matrix_csv: str) -> None:
-    """report_json's document, written a finding at a time (bounded memory).
+def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
+                   matrix_rows: int, matrix_csv: str) -> None:
+    """The findings CSV and the JSON document together, reading each section from the
+    store once for both (a section can hold hundreds of thousands of findings)."""
+    writer = csv.writer(csv_fh)
+    writer.writerow([safe_cell(c) for c in FINDING_COLUMNS])
+
+    def both(name: str) -> Iterator[FindingRow]:
+        for f in section(report, name):
+            writer.writerow(csv_cells(name, f))
+            yield f
+
+    _write_json(report, json_fh, both, matrix_rows=matrix_rows, matrix_csv=matrix_csv)
+
+
+def _write_json(report: NightlyReport, fh: TextIO,
+                rows: Callable[[str], Iterable[FindingRow]], *, matrix_rows: int,
+                matrix_csv: str) -> None:
+    """report_json's document, written a finding at a time (bounded memory), each
+    section's findings from ``rows``.
     json.dumps without indent runs the C encoder; json.dump(indent=...) is pure Python
     and took minutes on a few hundred thousand findings."""
     head = report_json(replace(report, stream=lambda _name: iter(()), new=[], resolved=[],
@@ -226,7 +237,7 @@ def write_json(report: NightlyReport, fh: TextIO, *, matrix_rows: int, matrix_cs
             fh.write(_dumps(value))
             continue
         fh.write("[")
-        for i, f in enumerate(section(report, key)):
+        for i, f in enumerate(rows(key)):
             fh.write((", " if i else "") + finding_json(f))
         fh.write("]")
     fh.write("}\n")

@@ -45,7 +45,10 @@ class OrphanGrant(Rule):
                     if snap.has_left(owner) else None)
             return owner_problem[ref]
 
+        matched = MatchStatus.MATCHED
         for h in snap.grants:
+            if h.match.status is matched:
+                continue  # nearly every grant: no call, no lookup
             why = problem(h.match)
             if why is None:
                 continue
