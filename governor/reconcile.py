@@ -49,6 +49,7 @@ class SourceOutcome:
     error: str | None = None
     baseline: int | None = None  # count at the last good run
     unchanged: bool = False  # same fingerprint as the last good read: not re-read
+    digest: str | None = None  # fingerprint of what was read; None when it cannot tell
 
 
 @dataclass
@@ -119,7 +120,7 @@ def read_sources(session: Session, config: Config, run_id: int, now: datetime
                     o.added += stats.added
                     o.ended += stats.ended
                     o.updated += stats.updated
-        o.freshness = connector.freshness()
+        o.freshness, o.digest = connector.freshness(), digest
         out.append(o)
         session.add(SourceRead(run_id=run_id, name=name, type=sc.type, kind=o.kind,
                                status="ok" if o.ok else "failed", count=o.count,
@@ -166,6 +167,17 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
     return merge.finish(ok, disabled, actor)
 
 
+def _previous_summary(session: Session, run_id: int) -> dict[str, Any]:
+    """The summary of the last run that completed before this one."""
+    text = session.scalar(select(Run.summary).where(
+        Run.status.in_(("ok", "partial")), Run.id < run_id).order_by(Run.id.desc()).limit(1))
+    try:
+        found = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 class _Phases:
     """Wall time per phase of a run, reported with it (and read by the benchmark)."""
 
@@ -204,7 +216,12 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     ok = {o.name: o.ok for o in outcomes}
     snap = state.snapshot(session, config, now, ok)
     phases.done("snapshot")
-    state.save_matches(session, snap, r.id)
+    # Correlation depends only on what the sources hold, the links and the declared
+    # principals; when none of them changed since the last run, it is already stored.
+    correlation = state.correlation_key(session, config, {o.name: o.digest for o in outcomes})
+    if correlation is None or correlation != _previous_summary(session, r.id).get(
+            "correlation"):
+        state.save_matches(session, snap, r.id)
     phases.done("save_matches")
     stats = evaluate(session, r.id, now, snap, config, ok, opts.actor)
     phases.done("rules_and_findings")
@@ -216,7 +233,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     r.finished_at = clock()
     c = findings.counts(session, r.id)
     r.summary = json.dumps({"counts": c, "sources": {o.name: o.count for o in outcomes},
-                            "failed": [o.name for o in outcomes if not o.ok]})
+                            "failed": [o.name for o in outcomes if not o.ok],
+                            "correlation": correlation})
     result = RunResult(r.id, r.status, now, r.finished_at, outcomes, stats, c,
                        forced=r.forced, problems=problems, timings=phases.times,
                        cases_opened=swept.opened, steps_reopened=swept.reopened)

@@ -3,6 +3,7 @@ correlation kept for queries."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -91,6 +92,26 @@ def snapshot(session: Session, config: Config, now: datetime,
         declared=declared(config), org_domains=config.org_domains,
         former_readers=former_readers(session, names[SourceKind.VAULT]),
     )
+
+
+def correlation_key(session: Session, config: Config, digests: dict[str, str | None]
+                    ) -> str | None:
+    """A digest of everything correlation reads: every enabled source's fingerprint, the
+    live links, the declared principals and governor's version. None when a source
+    cannot tell whether its data changed (an API, a failed read)."""
+    from governor import __version__
+
+    names = [n for n, s in config.sources.items() if s.enabled]
+    if any(digests.get(n) is None for n in names):
+        return None
+    link_rows = sorted(session.execute(select(
+        PrincipalLink.source, PrincipalLink.principal, PrincipalLink.employee_id).where(
+        PrincipalLink.ended_at.is_(None))).tuples())
+    text = json.dumps({"version": __version__, "sources": {n: digests[n] for n in names},
+                       "links": [list(r) for r in link_rows],
+                       "declared": [[d.source, d.principal, d.owner, d.reason, d.kind]
+                                    for d in declared(config)]}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:

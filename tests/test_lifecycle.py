@@ -228,3 +228,24 @@ def test_unchanged_export_is_not_reread_but_a_settings_change_is(demo_dir: Path)
     (demo_dir / "hr.csv").write_bytes((demo_dir / "hr.csv").read_bytes())
     last = json.loads(run_cli("-c", cfg, "reconcile", "--json", "--no-report", env=env).out)
     assert next(s for s in last["sources"] if s["name"] == "hr")["unchanged"]
+
+
+def test_correlation_is_saved_again_only_when_what_it_reads_changed(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    stamps = "SELECT DISTINCT updated_run_id FROM principal_match"
+    assert query(url, stamps) == [(1,)]
+    # same exports, links and declarations: the stored correlation is already right
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    assert query(url, stamps) == [(1,)]
+    # a new declaration changes what a principal is: run 3 saves it
+    path = demo_dir / "governor.toml"
+    path.write_text(path.read_text() + '\n[[principals]]\nsource = "vault"\n'
+                    'principal = "studio@brightlane.example"\nowner = "E1002"\n'
+                    'reason = "shared studio login"\nkind = "service"\n')
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    assert query(url, "SELECT status, updated_run_id FROM principal_match WHERE "
+                      "principal = 'studio@brightlane.example'") == [("nonhuman", 3)]
+    summaries = [json.loads(str(s)) for (s,) in query(url, "SELECT summary FROM run")]
+    assert summaries[0]["correlation"] == summaries[1]["correlation"] != \
+        summaries[2]["correlation"]
