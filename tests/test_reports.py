@@ -4,6 +4,7 @@ whatever the source data holds (markup in names, formulas in handles)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import tracemalloc
@@ -16,7 +17,7 @@ from jinja2 import UndefinedError
 
 from governor.reports import atomic_outputs, atomic_write, environment, safe_cell
 from governor.reports.data import FindingLine, MatrixRow, NightlyReport, SourceLine
-from governor.reports.nightly import write_nightly
+from governor.reports.nightly import MATRIX_COLUMNS, write_matrix_csv, write_nightly
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 SCRIPT = "<script>alert(1)</script>"
@@ -467,3 +468,20 @@ def test_atomic_write_keeps_the_old_file_on_error(tmp_path: Path) -> None:
         fh.write("new report")
     assert target.read_text() == "new report"
     assert target.stat().st_mode & 0o777 == 0o644  # a replaced file keeps its mode
+
+
+def test_matrix_csv_is_byte_for_byte_what_the_csv_module_writes() -> None:
+    """The matrix writer joins plain rows itself; any cell needing quoting takes the csv
+    module's path, and the file is the same either way."""
+    awkward = ["plain", "with, comma", 'with "quote"', "two\nlines", "cr\rhere", "=1+1",
+               "-5", "@me", "", None, "ünïcode", "tab\there", "'quoted"]
+    rows = [matrix_row(i, principal=v, via=w)  # type: ignore[arg-type]
+            for i, (v, w) in enumerate((v, w) for v in awkward for w in awkward[:4])
+            if v is not None]
+    out = io.StringIO(newline="")
+    assert write_matrix_csv(iter(rows), out) == len(rows)
+    expected = io.StringIO(newline="")
+    w = csv.writer(expected)
+    w.writerow(MATRIX_COLUMNS)
+    w.writerows([safe_cell(c) for c in r] for r in rows)
+    assert out.getvalue() == expected.getvalue()

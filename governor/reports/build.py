@@ -187,7 +187,8 @@ def matrix_rows(snap: Snapshot) -> Iterator[MatrixRow]:
         add = rows.append
         for h in snap.grants_by_account.get(key, ()):
             g = h.grant
-            add(new(MatrixRow, (key, platform, crit, g.principal, *holder(h.match),
+            who = holders.get(id(h.match)) or holder(h.match)
+            add(new(MatrixRow, (key, platform, crit, g.principal, *who,
                                 labels[g.role], g.raw_role, paths[g.via], g.via_detail,
                                 h.source)))
         for hc in by_account.get(key, ()):
