@@ -17,7 +17,12 @@ from jinja2 import UndefinedError
 
 from governor.reports import atomic_outputs, atomic_write, environment, safe_cell
 from governor.reports.data import FindingLine, MatrixRow, NightlyReport, SourceLine
-from governor.reports.nightly import MATRIX_COLUMNS, write_matrix_csv, write_nightly
+from governor.reports.nightly import (
+    MATRIX_COLUMNS,
+    finding_json,
+    write_matrix_csv,
+    write_nightly,
+)
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 SCRIPT = "<script>alert(1)</script>"
@@ -485,3 +490,26 @@ def test_matrix_csv_is_byte_for_byte_what_the_csv_module_writes() -> None:
     w.writerow(MATRIX_COLUMNS)
     w.writerows([safe_cell(c) for c in r] for r in rows)
     assert out.getvalue() == expected.getvalue()
+
+
+def test_finding_json_is_what_json_dumps_writes() -> None:
+    hostile = 'ünï "q" \\ </script>\n\t\x01 ✓'
+    when_ = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    row = (f"rule:{hostile}", "orphan-grant", hostile, "high", "fail", "excepted", hostile,
+           json.dumps({"b": hostile, "a": [1, None]}, sort_keys=True), hostile,
+           ("SOC2 CC6.1", hostile), None, hostile, when_, when_, None,
+           {"reason": hostile, "approver": "a", "expires": "2027-01-01T00:00:00Z"})
+    text = finding_json(row)
+    expected = {"key": row[0], "rule_id": row[1], "title": row[2], "severity": "high",
+                "outcome": "fail", "status": "excepted", "message": hostile,
+                "evidence": {"a": [1, None], "b": hostile}, "remediation": hostile,
+                "controls": ["SOC2 CC6.1", hostile], "person": None, "account": hostile,
+                "first_seen": "2026-11-20T12:00:00Z", "last_seen": "2026-11-20T12:00:00Z",
+                "resolved_at": None, "exception": {"approver": "a",
+                                                   "expires": "2027-01-01T00:00:00Z",
+                                                   "reason": hostile}}
+    assert json.loads(text) == expected
+    # byte for byte json.dumps, but for the evidence: that is the stored text, verbatim
+    del expected["evidence"]
+    assert text.replace(f', "evidence": {row[7]}', "") == json.dumps(expected,
+                                                                      ensure_ascii=False)

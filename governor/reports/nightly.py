@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from itertools import groupby, islice
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -181,15 +182,29 @@ def _dumps(value: Any) -> str:
 
 
 def finding_json(f: FindingRow) -> str:
-    """One finding as a JSON object, FindingLine's fields in order; the evidence is
-    spliced in as the text the store holds (valid JSON, keys sorted when written)."""
-    head = _dumps({"key": f[0], "rule_id": f[1], "title": f[2], "severity": f[3],
-                   "outcome": f[4], "status": f[5], "message": f[6]})
-    tail = _dumps({"remediation": f[8], "controls": list(f[9]), "person": f[10],
-                   "account": f[11], "first_seen": when(f[12]) or None,
-                   "last_seen": when(f[13]) or None, "resolved_at": when(f[14]) or None,
-                   "exception": jsonable(f[15])})
-    return f"{head[:-1]}, \"evidence\": {f[7]}, {tail[1:]}"
+    """One finding as a JSON object, FindingLine's fields in order, the same text
+    json.dumps(ensure_ascii=False) gives. The evidence is spliced in as the text the
+    store holds (valid JSON, keys sorted when written); every other value is a string or
+    null, encoded by the json module's own string encoder, and each rule's texts once."""
+    rule = _rule_json(f[1], f[2], f[8], tuple(f[9]))
+    exc = "null" if f[15] is None else _dumps(jsonable(f[15]))
+    return (f'{{"key": {_str(f[0])}, "rule_id": {rule[0]}, "title": {rule[1]}, '
+            f'"severity": {_str(f[3])}, "outcome": {_str(f[4])}, "status": {_str(f[5])}, '
+            f'"message": {_str(f[6])}, "evidence": {f[7]}, "remediation": {rule[2]}, '
+            f'"controls": {rule[3]}, "person": {_str(f[10])}, "account": {_str(f[11])}, '
+            f'"first_seen": {_str(when(f[12]) or None)}, '
+            f'"last_seen": {_str(when(f[13]) or None)}, '
+            f'"resolved_at": {_str(when(f[14]) or None)}, "exception": {exc}}}')
+
+
+def _str(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _rule_json(rule_id: str, title: str, remediation: str, controls: tuple[str, ...]
+               ) -> tuple[str, str, str, str]:
+    return (_str(rule_id), _str(title), _str(remediation), _dumps(list(controls)))
 
 
 def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> dict[str, Any]:
