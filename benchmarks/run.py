@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import json
 import os
 import platform
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,34 @@ def ensure_org(out: Path, want: dict[str, Any], scale: float) -> dict[str, Any]:
     return m
 
 
+def next_day(out: Path, as_of: str) -> Path:
+    """A realistic next night: the same organisation a day later, with a third of the
+    grants used again on the as-of day (a new last_active), which is what changes in
+    real exports from one night to the next. Writes DIR/next-day/grants_*.csv once and
+    DIR/governor-next-day.toml (the same sources and database, those grants files)."""
+    days = out / "next-day"
+    config = out / "governor-next-day.toml"
+    stamp = (out / "manifest.json").stat().st_mtime
+    if not (config.exists() and config.stat().st_mtime >= stamp):
+        days.mkdir(exist_ok=True)
+        used = f"{as_of}T09:00:00Z"
+        for src in sorted(out.glob("grants_*.csv")):
+            with src.open(newline="", encoding="utf-8") as fin, \
+                    (days / src.name).open("w", newline="", encoding="utf-8") as fout:
+                reader, writer = csv.reader(fin), csv.writer(fout, lineterminator="\n")
+                header = next(reader)
+                writer.writerow(header)
+                col = header.index("last_active")
+                for i, row in enumerate(reader):
+                    if i % 3 == 0 and row[col]:
+                        row[col] = used
+                    writer.writerow(row)
+        text = (out / "governor.toml").read_text(encoding="utf-8")
+        config.write_text(text.replace('path = "grants_', 'path = "next-day/grants_'),
+                          encoding="utf-8")
+    return config
+
+
 def clean_run_state(out: Path) -> None:
     for suffix in ("", "-journal", "-wal", "-shm"):
         Path(f"{out / 'governor.db'}{suffix}").unlink(missing_ok=True)
@@ -243,17 +272,21 @@ def main(argv: list[str] | None = None) -> int:
         # --config is an option of the governor command group: it goes before the
         # subcommand (`governor --config X reconcile`).
         gov = [sys.executable, "-m", "governor", "--config", str(config)]
-        plan = [("db-upgrade", [*gov, "db", "upgrade"]),
-                ("reconcile-full", [*gov, "reconcile", "--json"]),
-                ("reconcile-unchanged", [*gov, "reconcile", "--json"])]
         # The organisation is laid out around its as-of day: pin governor's clock to it
         # so dormant, leaver and expiry cases are the same whatever day this runs.
         as_of = json.loads((out / "manifest.json").read_text())["params"]["as_of"]
         env = {**os.environ, "GOVERNOR_NOW": f"{as_of}T12:00:00+00:00"}
-        print("governor: db upgrade on an empty database, reconcile, reconcile unchanged ...",
-              flush=True)
-        for name, cmd in plan:
-            r = run_child(name, cmd, logs, env)
+        tomorrow = (date.fromisoformat(as_of) + timedelta(days=1)).isoformat()
+        night = [sys.executable, "-m", "governor", "--config", str(next_day(out, as_of))]
+        plan = [("db-upgrade", [*gov, "db", "upgrade"], env),
+                ("reconcile-full", [*gov, "reconcile", "--json"], env),
+                ("reconcile-unchanged", [*gov, "reconcile", "--json"], env),
+                ("reconcile-next-day", [*night, "reconcile", "--json"],
+                 {**env, "GOVERNOR_NOW": f"{tomorrow}T12:00:00+00:00"})]
+        print("governor: db upgrade on an empty database, reconcile, reconcile unchanged, "
+              "reconcile the next day ...", flush=True)
+        for name, cmd, env_ in plan:
+            r = run_child(name, cmd, logs, env_)
             if r["ok"] and name.startswith("reconcile"):
                 with contextlib.suppress(OSError, ValueError, KeyError):
                     summary = json.loads((logs / f"{name}.stdout").read_text())
@@ -263,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             steps[name] = r
             if not r["ok"]:
                 failed = True
-                for later, _ in plan[plan.index((name, cmd)) + 1:]:
+                for later, _, _ in plan[plan.index((name, cmd, env_)) + 1:]:
                     print(f"  {later:<22} skipped (an earlier step failed)")
                     steps[later] = {"name": later, "ok": False, "skipped": True}
                 break
@@ -295,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * 70)
     gen_label = "generate (reused)" if manifest["reused"] else "generate"
     print(f"{gen_label:<26}{manifest['seconds']:>9.2f}{'':>9}{'':>13}  in-process")
-    for name in ("floor", "db-upgrade", "reconcile-full", "reconcile-unchanged"):
+    for name in ("floor", "db-upgrade", "reconcile-full", "reconcile-unchanged",
+                 "reconcile-next-day"):
         if name not in steps:
             continue
         r = steps[name]
