@@ -8,7 +8,8 @@
    it into plain SQLite tables with executemany, join grants to people with a dict.
 3. Deletes DIR/governor.db and DIR/reports, runs `governor --config DIR/governor.toml
    db upgrade`, then times `governor --config DIR/governor.toml reconcile` from that
-   empty database and once more with nothing changed.
+   empty database, once more with nothing changed, and the next day with a third of the
+   grants used again (next_day(): the realistic night, no target of its own).
    Every child is a separate process whose own rusage is read with os.wait4, so each
    peak RSS is that process's alone.
 4. Prints a table, checks the targets, and writes DIR/results.json.
