@@ -68,7 +68,7 @@ class Merge:
     def __init__(self, session: Session, run_id: int, now: datetime) -> None:
         self.session, self.run_id, self.now = session, run_id, now
         self.conn = session.connection()
-        self.m = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
+        self.m = db.mark(self.conn)
         self.now_s = history.ts(now)
         self.stats = FindingStats()
         # key -> (id, rule id, outcome, opened run, digest of what a change would rewrite)
@@ -217,7 +217,7 @@ def counts(session: Session, run_id: int) -> dict[str, dict[str, int]]:
     out: dict[str, Counter[str]] = {k: Counter() for k in
                                     ("new", "open", "resolved", "unknown", "excepted")}
     session.flush()  # the statement below does not autoflush as an ORM query would
-    m = "?" if session.connection().dialect.paramstyle == "qmark" else "%s"
+    m = db.mark(session.connection())
     rows = session.connection().exec_driver_sql(
         f"SELECT status, outcome, severity, CASE WHEN opened_run_id = {m} THEN 1 ELSE 0 END,"
         f" CASE WHEN resolved_run_id = {m} THEN 1 ELSE 0 END, count(*) FROM finding "

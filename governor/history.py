@@ -269,7 +269,7 @@ class LoadStats:
 
 
 def _marks(conn: Connection, n: int) -> str:
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = db.mark(conn)
     return ", ".join([mark] * n)
 
 
@@ -281,7 +281,7 @@ class _Loader:
                  previous_read: datetime | None) -> None:
         self.conn, self.shape, self.source, self.connector = conn, shape, source, connector
         self.run_id, self.previous_read = run_id, previous_read
-        t, m = shape.table, "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        t, m = shape.table, db.mark(conn)
         self.m = m
         self.current: dict[str, int] = {}
         for row in db.stream(conn, f"SELECT id, nk, digest, vdigest FROM {t} "

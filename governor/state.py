@@ -126,7 +126,7 @@ def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
         for principal, m in hc.readers:
             wanted.setdefault((hc.source, principal.lower()), m)
     conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = db.mark(conn)
     # (id, digest of the stored values) per row: hundreds of thousands of principals
     have: dict[tuple[str, str], tuple[int, int]] = {}
     for rid, source, principal, *stored in db.stream(

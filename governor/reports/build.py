@@ -81,7 +81,7 @@ class _Sections:
         per-row work and a decode and re-encode of every evidence document cost most of
         a large report's time."""
         conn = self.session.connection()
-        m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        m = db.mark(conn)
         where, params = _RAW_WHERE[name], (self.run_id,) * _RAW_WHERE[name].count("{m}")
         sql = (f"SELECT {_RAW_COLS} FROM finding WHERE {where.format(m=m)} "
                f"ORDER BY {_RAW_ORDER}")
