@@ -96,6 +96,10 @@ class Snapshot:
     # source -> principal as the source wrote it -> match, for every principal a grant
     # names: the correlation kept for queries, without walking every grant again
     principals: dict[str, dict[str, Match]] = field(default_factory=dict)
+    # The earliest instant after `now` at which a time limit someone asked about is
+    # reached (an end date plus grace, a dormancy cut-off, a review due day): until
+    # then, the same data gives every rule the same answer. None: no limit ahead.
+    horizon: datetime | None = None
 
     # ---- construction -------------------------------------------------------------
     @classmethod
@@ -204,6 +208,26 @@ class Snapshot:
         snap.sources = {s.name: s for s in snap.states}
         return snap
 
+    # ---- time ---------------------------------------------------------------------
+    def note(self, limit: datetime) -> None:
+        """A time limit an answer depends on. Every comparison of data with `now` must
+        go through here (or `reached`): a run that reuses the last evaluation trusts
+        `horizon` to say when an answer could change without the data changing."""
+        if limit > self.now and (self.horizon is None or limit < self.horizon):
+            self.horizon = limit
+
+    def reached(self, limit: datetime) -> bool:
+        """Has `limit` passed (limit <= now)? Notes it when it has not."""
+        if limit <= self.now:
+            return True
+        if self.horizon is None or limit < self.horizon:
+            self.horizon = limit
+        return False
+
+    def day_reached(self, day: date) -> bool:
+        """Is `day` today or earlier (in UTC)? Notes the midnight that begins it."""
+        return self.reached(datetime.combine(day, time(0), tzinfo=UTC))
+
     # ---- questions rules ask -------------------------------------------------------
     def has(self, kind: SourceKind) -> bool:
         """Is there any data of this kind to judge by (read now or kept from earlier)?"""
@@ -220,10 +244,11 @@ class Snapshot:
         """HR says they left (once any end date has passed), or an employee's or intern's
         end date has passed. A contractor past their end date whom HR still lists as
         active is contractor-expired's business, not a leaver."""
-        passed = p.end_date is not None and self.end_instant(p.end_date) + grace <= self.now
         if p.status is PersonStatus.LEFT:
-            return p.end_date is None or passed
-        return passed and p.worker_type in (WorkerType.EMPLOYEE, WorkerType.INTERN)
+            return p.end_date is None or self.reached(self.end_instant(p.end_date) + grace)
+        if p.end_date is None or p.worker_type not in (WorkerType.EMPLOYEE, WorkerType.INTERN):
+            return False  # no time limit decides this answer: nothing to note
+        return self.reached(self.end_instant(p.end_date) + grace)
 
     def access_of(self, employee_id: str) -> list[Access]:
         """Everything one person can reach: roles, seats, group-mapped roles, vault items."""

@@ -104,9 +104,9 @@ def correlation_key(session: Session, config: Config, digests: dict[str, str | N
     names = [n for n, s in config.sources.items() if s.enabled]
     if any(digests.get(n) is None for n in names):
         return None
-    link_rows = sorted(session.execute(select(
+    link_rows = sorted(tuple(r) for r in session.execute(select(
         PrincipalLink.source, PrincipalLink.principal, PrincipalLink.employee_id).where(
-        PrincipalLink.ended_at.is_(None))).tuples())
+        PrincipalLink.ended_at.is_(None))))
     text = json.dumps({"version": __version__, "sources": {n: digests[n] for n in names},
                        "links": [list(r) for r in link_rows],
                        "declared": [[d.source, d.principal, d.owner, d.reason, d.kind]

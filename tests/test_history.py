@@ -61,9 +61,9 @@ def test_versions_and_history(engine: Engine) -> None:
         current = [g.principal for _, g in history.current(conn, SHAPE, ["x"])]
         # what whohas --at asks: rows seen by then and not yet ended
         stamp = history.ts(T0 + timedelta(days=1, hours=1))
-        then = set(conn.execute(text(
+        then = {tuple(r) for r in conn.execute(text(
             "SELECT principal, role FROM obs_grant WHERE first_seen_at <= :t AND "
-            "(ended_at IS NULL OR ended_at > :t)"), {"t": stamp}).tuples())
+            "(ended_at IS NULL OR ended_at > :t)"), {"t": stamp})}
     assert current == ["b@x"]
     assert then == {("a@x", int(Role.PUBLISHER)), ("b@x", int(Role.PUBLISHER))}
 

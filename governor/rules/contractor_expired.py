@@ -29,7 +29,7 @@ class ContractorExpired(Rule):
             if person.worker_type not in _TEMPORARY:
                 continue
             end = person.end_date
-            if end is not None and snap.end_instant(end) > snap.now:
+            if end is not None and not snap.reached(snap.end_instant(end)):
                 continue
             if snap.has_left(person):
                 continue  # leaver-holds-access owns this

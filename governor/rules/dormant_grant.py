@@ -38,6 +38,7 @@ class DormantGrant(Rule):
         # gap per account and feed (fix the feed, or attest), not one per grant: per
         # grant it would bury the real findings under hundreds of thousands of unknowns.
         silent: dict[tuple[str, str], list[str]] = defaultdict(list)
+        soonest = None  # the in-use grant that goes dormant first
         for h in snap.grants:
             g = h.grant
             last = g.last_active
@@ -45,6 +46,8 @@ class DormantGrant(Rule):
                 silent[(g.account, h.source)].append(g.principal)
                 continue
             if last >= cutoff:
+                if soonest is None or last < soonest:
+                    soonest = last
                 continue
             yield Result(
                 subject=f"{g.account}|{h.source}|{g.principal.lower()}",
@@ -60,6 +63,9 @@ class DormantGrant(Rule):
                 person=h.match.employee_id,
                 account=g.account,
             )
+        if soonest is not None:
+            # dormant once now - days > last, i.e. from the microsecond after last + days
+            snap.note(soonest + timedelta(days=days, microseconds=1))
         for (account, source), principals in silent.items():
             principals.sort(key=str.lower)
             n = len(principals)

@@ -28,17 +28,17 @@ class ReviewOverdue(Rule):
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         days = params["review_days"]
-        today = snap.now.date()
+        one_day = timedelta(days=1)
         for key, account in snap.accounts.items():
             att = account.attestation
             if att is None:
                 why = "has never been certified"
             elif att.next_due is not None:
-                if att.next_due >= today:
+                if not snap.day_reached(att.next_due + one_day):  # overdue the day after
                     continue
                 why = (f"was due for review on {att.next_due.isoformat()} "
                        f"(last certified {att.at.isoformat()} by {att.by})")
-            elif att.at < today - timedelta(days=days):
+            elif snap.day_reached(att.at + timedelta(days=days) + one_day):
                 why = (f"was last certified {att.at.isoformat()} by {att.by}, over "
                        f"{days} days ago")
             else:

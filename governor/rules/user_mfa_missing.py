@@ -31,7 +31,8 @@ class UserMfaMissing(Rule):
     }
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
-        oldest = snap.now - timedelta(days=params["max_age_days"])
+        # too old once now - max age > the last read, i.e. a microsecond after read + age
+        max_age = timedelta(days=params["max_age_days"], microseconds=1)
         for eid, person in snap.persons.items():
             grants = snap.grants_by_person.get(eid, ())
             creds = snap.credentials_by_person.get(eid, ())
@@ -45,7 +46,7 @@ class UserMfaMissing(Rule):
             missing = ("no directory account" if not held
                        else "no MFA factors reported for their directory account"
                        if not reported else None)
-            if missing is None and read and max(read) < oldest:
+            if missing is None and read and snap.reached(max(read) + max_age):
                 missing = f"MFA data last read {max(read).date().isoformat()}, too old"
             factors = [] if missing is not None else [
                 (h.account.login, f) for h in reported for f in h.account.mfa or () if f.active]
