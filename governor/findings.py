@@ -171,6 +171,25 @@ class Merge:
         return self.stats
 
 
+def carry_forward(session: Session, run_id: int, previous_run_id: int, now: datetime,
+                  actor: str) -> FindingStats:
+    """This run's results are the previous run's, unchanged (reconcile decided that
+    nothing they depend on changed): what it reported is seen again, nothing opens or
+    resolves by rule. Exceptions are still applied: their expiry is this run's business."""
+    stats = FindingStats()
+    conn = session.connection()
+    m = db.mark(conn)
+    # After a run with every source read, every live finding is one it reported; one
+    # an operator excepted since keeps its status and is seen again like the rest.
+    stats.kept = conn.exec_driver_sql(
+        f"UPDATE finding SET last_seen_at = {m}, last_run_id = {m} "
+        f"WHERE last_run_id = {m} AND status != 'resolved'",
+        (history.ts(now), run_id, previous_run_id)).rowcount
+    session.expire_all()
+    _apply_exceptions(session, run_id, now, actor, stats)
+    return stats
+
+
 def apply(session: Session, run_id: int, now: datetime, evaluated: Sequence[Evaluated],
           source_ok: dict[str, bool], disabled: Iterable[str], actor: str) -> FindingStats:
     """All results at once (tests, small runs); reconcile merges rule by rule."""

@@ -26,8 +26,11 @@ from governor.db import transaction
 from governor.errors import FeedGuardTripped, SourceError
 from governor.models import OffboardStep, Run, SourceRead
 from governor.offboard import cases as offboard_cases
+from governor.offboard.sweep import reverify as offboard_reverify
 from governor.offboard.sweep import sweep as offboard_sweep
+from governor.offboard.sweep import unverified_since as offboard_unverified
 from governor.reports.build import nightly_report
+from governor.reports.data import MatrixFile
 from governor.reports.nightly import write_nightly
 from governor.rules import RULES
 from governor.rules.base import Severity
@@ -67,6 +70,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     cases_opened: list[int] = field(default_factory=list)  # offboarding, for new leavers
     steps_reopened: list[str] = field(default_factory=list)  # "done" but still in place
+    reused_run: int | None = None  # the run whose evaluation this one carried forward
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,16 @@ class RunOptions:
     force: bool = False
     reason: str | None = None
     write_report: bool = True
+    reuse: bool = True  # False: evaluate even when nothing changed (--reevaluate)
+
+
+@dataclass(frozen=True)
+class _Reuse:
+    """The last run's evaluation, still valid for this one."""
+
+    run_id: int
+    horizon: str | None
+    matrix: MatrixFile | None
 
 
 def last_good(session: Session, name: str) -> SourceRead | None:
@@ -167,15 +181,42 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
     return merge.finish(ok, disabled, actor)
 
 
-def _previous_summary(session: Session, run_id: int) -> dict[str, Any]:
-    """The summary of the last run that completed before this one."""
-    text = session.scalar(select(Run.summary).where(
+def _previous(session: Session, run_id: int) -> tuple[Run | None, dict[str, Any]]:
+    """The last run that completed before this one, and its summary."""
+    prev = session.scalar(select(Run).where(
         Run.status.in_(("ok", "partial")), Run.id < run_id).order_by(Run.id.desc()).limit(1))
     try:
-        found = json.loads(text) if text else {}
+        found = json.loads(prev.summary) if prev is not None and prev.summary else {}
     except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
+        return prev, {}
+    return prev, found if isinstance(found, dict) else {}
+
+
+def _reusable(session: Session, prev: Run | None, summary: dict[str, Any],
+              evaluation: str | None, now: datetime, opts: RunOptions) -> _Reuse | None:
+    """The last run's evaluation when this run would repeat it exactly: the same data,
+    links, declared principals, configuration and governor (`evaluation`), every source
+    read then and now, `now` not before that run nor at or past the first time limit
+    its answers depended on, no offboarding step done since that the data must confirm,
+    and its access matrix still on disk when a report is due."""
+    if not opts.reuse or evaluation is None or prev is None or prev.status != "ok":
+        return None
+    if summary.get("evaluation") != evaluation or now < prev.started_at:
+        return None
+    horizon = summary.get("horizon")
+    if horizon is not None and (not isinstance(horizon, str)
+                                or now >= datetime.fromisoformat(horizon)):
+        return None
+    kept = summary.get("matrix")
+    matrix = None
+    if isinstance(kept, dict) and isinstance(kept.get("file"), str) \
+            and isinstance(kept.get("rows"), int) and Path(kept["file"]).is_file():
+        matrix = MatrixFile(Path(kept["file"]), kept["rows"])
+    if opts.write_report and matrix is None:
+        return None
+    if offboard_unverified(session, prev.started_at):
+        return None
+    return _Reuse(prev.id, horizon, matrix)
 
 
 class _Phases:
@@ -214,37 +255,56 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
         audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
                      reason=opts.reason, detail={"feed_guard": problems})
     ok = {o.name: o.ok for o in outcomes}
-    snap = state.snapshot(session, config, now, ok)
-    phases.done("snapshot")
     # Correlation depends only on what the sources hold, the links and the declared
     # principals; when none of them changed since the last run, it is already stored.
     correlation = state.correlation_key(session, config, {o.name: o.digest for o in outcomes})
-    if correlation is None or correlation != _previous_summary(session, r.id).get(
-            "correlation"):
-        state.save_matches(session, snap, r.id)
-    phases.done("save_matches")
-    stats = evaluate(session, r.id, now, snap, config, ok, opts.actor)
-    phases.done("rules_and_findings")
-    previous = session.scalar(select(Run.started_at).where(
-        Run.status.in_(("ok", "partial")), Run.id < r.id).order_by(Run.id.desc()).limit(1))
-    swept = offboard_sweep(session, config, snap, now, opts.actor, previous)
+    evaluation = state.evaluation_key(correlation, config)
+    prev, prev_summary = _previous(session, r.id)
+    reuse = _reusable(session, prev, prev_summary, evaluation, now, opts)
+    snap: Snapshot | None = None
+    if reuse is not None:
+        # Nothing the rules read has changed and no time limit they depend on has been
+        # reached: evaluating again would give the same results, so they are carried.
+        stats = findings.carry_forward(session, r.id, reuse.run_id, now, opts.actor)
+        phases.done("carry_forward")
+        swept = offboard_reverify(session, now)
+    else:
+        snap = state.snapshot(session, config, now, ok)
+        phases.done("snapshot")
+        if correlation is None or correlation != prev_summary.get("correlation"):
+            state.save_matches(session, snap, r.id)
+        phases.done("save_matches")
+        stats = evaluate(session, r.id, now, snap, config, ok, opts.actor)
+        phases.done("rules_and_findings")
+        swept = offboard_sweep(session, config, snap, now, opts.actor,
+                               prev.started_at if prev is not None else None)
     phases.done("offboarding")
     r.status = "ok" if all(ok.values()) else "partial"
     r.finished_at = clock()
     c = findings.counts(session, r.id)
-    r.summary = json.dumps({"counts": c, "sources": {o.name: o.count for o in outcomes},
-                            "failed": [o.name for o in outcomes if not o.ok],
-                            "correlation": correlation})
     result = RunResult(r.id, r.status, now, r.finished_at, outcomes, stats, c,
                        forced=r.forced, problems=problems, timings=phases.times,
-                       cases_opened=swept.opened, steps_reopened=swept.reopened)
+                       cases_opened=swept.opened, steps_reopened=swept.reopened,
+                       reused_run=reuse.run_id if reuse is not None else None)
+    matrix = reuse.matrix if reuse is not None else None
     if opts.write_report:
-        report = nightly_report(session, config, r, snap)
+        report = nightly_report(session, config, r, snap,
+                                matrix_from=reuse.matrix if reuse is not None else None)
         # written before the commit so a report failure fails the run; job() removes
         # the files again if the commit itself fails
         result.report = write_nightly(report, config.report_dir)
         r.report_path = str(result.report.get("html", ""))
+        matrix = MatrixFile(result.report["matrix_csv"].resolve(), report.matrix_written or 0)
         phases.done("report")
+    # after the report: the matrix asks who has left, which notes time limits too
+    horizon = reuse.horizon if reuse is not None else (
+        snap.horizon.isoformat() if snap is not None and snap.horizon is not None else None)
+    r.summary = json.dumps({
+        "counts": c, "sources": {o.name: o.count for o in outcomes},
+        "failed": [o.name for o in outcomes if not o.ok], "correlation": correlation,
+        "evaluation": evaluation, "horizon": horizon,
+        "reused_run": reuse.run_id if reuse is not None else None,
+        "matrix": {"file": str(matrix.path), "rows": matrix.rows} if matrix else None})
     detail: dict[str, Any] = {"status": r.status, "counts": c,
                               "failed_sources": [o.name for o in outcomes if not o.ok]}
     audit.record(session, r.finished_at, opts.actor, "run.completed", subject=f"run {r.id}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import fields, is_dataclass
 from datetime import datetime
 from itertools import chain
 from typing import Any
@@ -112,6 +113,26 @@ def correlation_key(session: Session, config: Config, digests: dict[str, str | N
                        "declared": [[d.source, d.principal, d.owner, d.reason, d.kind]
                                     for d in declared(config)]}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def evaluation_key(correlation: str | None, config: Config) -> str | None:
+    """A digest of everything the rules, the sweep and the access matrix read besides
+    time: the correlation inputs and the configuration (the database URL, which may
+    carry a password, and where the file lies are left out). None when correlation
+    cannot tell."""
+    if correlation is None:
+        return None
+    settings = {f.name: getattr(config, f.name) for f in fields(config)
+                if f.name not in ("path", "base_dir", "database_url")}
+    text = json.dumps({"correlation": correlation, "config": settings}, sort_keys=True,
+                      default=_plain)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    return str(value)
 
 
 def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:

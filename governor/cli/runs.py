@@ -42,6 +42,7 @@ def _summary(result: RunResult) -> dict[str, Any]:
                      "error": o.error, "freshness": o.freshness} for o in result.sources],
         "report": {k: str(v) for k, v in result.report.items()},
         "timings": result.timings,
+        "reused_run": result.reused_run,
     }
 
 
@@ -62,6 +63,10 @@ def _print(result: RunResult) -> None:
         click.echo("no findings")
     click.echo(f"\nrun {result.run_id}: {result.status}"
                + (" (forced past the feed guard)" if result.forced else ""))
+    if result.reused_run is not None:
+        click.echo(f"nothing the rules read has changed since run {result.reused_run} and no "
+                   f"time limit was reached: its results were carried forward "
+                   f"(--reevaluate evaluates anyway)")
     if result.report:
         click.echo(f"report: {result.report.get('html')}")
 
@@ -75,12 +80,13 @@ def _exit_code(result: RunResult, fail_on: str | None) -> int:
 
 
 def _run(ctx: Ctx, force: bool, reason: str | None, fail_on: str | None, report: bool,
-         as_json: bool) -> int:
+         as_json: bool, reuse: bool = True) -> int:
     if force and not reason:
         raise click.UsageError("--force needs --reason (it is recorded in the audit log)")
     engine = ctx.engine()
     result = job(engine, ctx.config, ctx.clock,
-                 RunOptions(actor=ctx.actor, force=force, reason=reason, write_report=report))
+                 RunOptions(actor=ctx.actor, force=force, reason=reason, write_report=report,
+                            reuse=reuse))
     if as_json:
         emit_json(_summary(result))
     else:
@@ -96,13 +102,18 @@ def _run(ctx: Ctx, force: bool, reason: str | None, fail_on: str | None, report:
 @click.option("--fail-on", type=click.Choice(SEVERITIES),
               help="Exit 6 when an open finding is at or above this severity.")
 @click.option("--no-report", is_flag=True, help="Skip writing the nightly report.")
+@click.option("--reevaluate", is_flag=True,
+              help="Evaluate every rule even when nothing they read has changed since the "
+                   "last run (by default its results are then carried forward).")
 @json_option
 @pass_ctx
 @click.pass_context
 def reconcile(cctx: click.Context, ctx: Ctx, force: bool, reason: str | None,
-              fail_on: str | None, no_report: bool, as_json: bool | None) -> None:
+              fail_on: str | None, no_report: bool, reevaluate: bool,
+              as_json: bool | None) -> None:
     """Run one reconciliation end to end (all or nothing)."""
-    cctx.exit(_run(ctx, force, reason, fail_on, not no_report, use_json(ctx, as_json)))
+    cctx.exit(_run(ctx, force, reason, fail_on, not no_report, use_json(ctx, as_json),
+                   reuse=not reevaluate))
 
 
 @click.command()

@@ -74,6 +74,25 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
     return result
 
 
+def unverified_since(session: Session, previous: datetime) -> bool:
+    """Is there a step recorded done that the last run did not check against the data
+    (done since)? Such a night must look at the data, whatever else is unchanged."""
+    return session.scalar(select(OffboardStep.id).where(
+        OffboardStep.state == "done",
+        (OffboardStep.verified_at.is_(None)) | (OffboardStep.verified_at < previous)
+    ).limit(1)) is not None
+
+
+def reverify(session: Session, now: datetime) -> SweepResult:
+    """The sweep of a night whose data is what the last run checked: every done step
+    was verified against it then (see unverified_since) and still holds; nobody became
+    a leaver (their end date would have been a time limit of the last evaluation)."""
+    for st in session.scalars(select(OffboardStep).where(OffboardStep.state == "done")):
+        st.verified_at = now
+    session.flush()
+    return SweepResult()
+
+
 def _still_there(snap: Snapshot, st: OffboardStep, employee_id: str | None) -> bool:
     """Does the fresh snapshot still show the access this done step removed?"""
     target = json.loads(st.target)

@@ -204,8 +204,21 @@ class OutputSet:
         """Stage `name` as a copy of the already staged output `source`."""
         if source not in self._staged:
             raise ValueError(f"output {source!r} is not staged")
-        src = self._staged[source]
+        self._copy(self._staged[source], self._stage(name))
+
+    def take(self, path: Path, name: str) -> None:
+        """Stage `name` as the finished file `path` (an earlier run's identical output):
+        a hard link where the filesystem allows, a copy otherwise. Reports are never
+        rewritten in place, so sharing the bytes is safe and costs no disk."""
         tmp = self._stage(name)
+        try:
+            tmp.unlink()
+            os.link(path, tmp)
+        except OSError:
+            self._copy(Path(path), tmp)
+
+    @staticmethod
+    def _copy(src: Path, tmp: Path) -> None:
         shutil.copyfile(src, tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())

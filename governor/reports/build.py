@@ -18,7 +18,15 @@ from governor.correlate import Match
 from governor.findings import active_exceptions, counts
 from governor.models import Finding, OffboardCase, OffboardStep, Run, SourceRead
 from governor.records import AccessPath
-from governor.reports.data import FindingLine, FindingRow, MatrixRow, NightlyReport, SourceLine
+from governor.reports.data import (
+    FindingLine,
+    FindingRow,
+    MatrixFile,
+    MatrixRow,
+    NightlyReport,
+    SourceLine,
+)
+from governor.reports.nightly import read_matrix_csv
 from governor.roles import Role
 from governor.rules import RULES
 from governor.rules.base import Severity
@@ -107,8 +115,22 @@ _RAW_WHERE = {  # the same sections as _where, for the driver
 }
 
 
-def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot
-                   ) -> NightlyReport:
+def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | None,
+                   matrix_from: MatrixFile | None = None) -> NightlyReport:
+    """The report of `run`; its access matrix from `snap`, or, when the run found the
+    last evaluation still valid, the earlier run's matrix file `matrix_from`."""
+    if matrix_from is not None:
+        taken = matrix_from
+
+        def matrix() -> Iterator[MatrixRow]:
+            return read_matrix_csv(taken.path)
+    elif snap is not None:
+        built = snap
+
+        def matrix() -> Iterator[MatrixRow]:
+            return matrix_rows(built)
+    else:
+        raise ValueError("a report needs the snapshot or an earlier matrix")
     sections = _Sections(session, run)
     cap = config.report["findings_html_max"]
     shown = {name: list(sections.query(name, limit=cap))
@@ -130,7 +152,7 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot
                  for s in reads],
         new=shown["new"], resolved=shown["resolved"], open=shown_open,
         unknown=shown["unknown"], excepted=shown["excepted"], counts=counts(session, run.id),
-        matrix=lambda: matrix_rows(snap),
+        matrix=matrix, matrix_from=matrix_from,
         matrix_html_max_rows=config.report["matrix_html_max_rows"],
         findings_html_max=cap, stream=sections.stream, totals=totals,
         offboarding=_open_cases(session, run),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 
@@ -70,6 +71,14 @@ class MatrixRow(NamedTuple):
     source: str
 
 
+@dataclass(frozen=True)
+class MatrixFile:
+    """An access-matrix CSV already written, and how many rows it holds."""
+
+    path: Path
+    rows: int
+
+
 @dataclass
 class NightlyReport:
     run_id: int
@@ -89,6 +98,10 @@ class NightlyReport:
     # The matrix can be millions of rows: a callable that streams it, called once per
     # output format, ordered by account then principal.
     matrix: Callable[[], Iterator[MatrixRow]] = field(repr=False, default=lambda: iter(()))
+    # Set when this run's matrix is an earlier run's, unchanged: that file is taken as
+    # this run's CSV instead of writing two million rows again (`matrix` then reads it).
+    matrix_from: MatrixFile | None = None
+    matrix_written: int | None = None  # set by write_nightly: rows in the matrix CSV
     matrix_html_max_rows: int = 5000
     # Offboarding cases still open (those this run opened first): case, employee id,
     # name, trigger, opened, steps total / finished / failed, new in this run.

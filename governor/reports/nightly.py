@@ -83,8 +83,13 @@ def write_nightly(report: NightlyReport, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     names = file_names(report.run_id)
     with atomic_outputs(out_dir) as out:
-        with out.open(names["matrix_csv"], newline="") as fh:
-            matrix_rows = write_matrix_csv(report.matrix(), fh)
+        if report.matrix_from is not None:
+            out.take(report.matrix_from.path, names["matrix_csv"])
+            matrix_rows = report.matrix_from.rows
+        else:
+            with out.open(names["matrix_csv"], newline="") as fh:
+                matrix_rows = write_matrix_csv(report.matrix(), fh)
+        report.matrix_written = matrix_rows
         with out.open(names["csv"], newline="") as csv_fh, out.open(names["json"]) as json_fh:
             write_findings(report, csv_fh, json_fh, matrix_rows=matrix_rows,
                            matrix_csv=names["matrix_csv"])
@@ -131,6 +136,26 @@ def write_matrix_csv(rows: Iterable[MatrixRow], fh: TextIO) -> int:
     finally:
         _close(rows)
     return count
+
+
+# optional columns: an empty cell was None (a match always has a text of its own)
+_NONE_IF_EMPTY = tuple(f in ("person", "person_name", "person_status", "via")
+                       for f in MatrixRow._fields)
+
+
+def read_matrix_csv(path: Path) -> Iterator[MatrixRow]:
+    """The rows of a matrix CSV that write_matrix_csv wrote, as rows again: an empty
+    optional cell is None and a neutralised formula cell loses its apostrophe. (A value
+    that itself began with an apostrophe and a formula character cannot be told from a
+    neutralised one; no such principal, name or handle has been seen.)"""
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)  # the header
+        for cells in reader:
+            values = [None if not v and none else
+                      v[1:] if len(v) > 1 and v[0] == "'" and v[1] in _FORMULA_START else v
+                      for v, none in zip(cells, _NONE_IF_EMPTY, strict=True)]
+            yield MatrixRow._make(values)
 
 
 def section(report: NightlyReport, name: str) -> Iterator[FindingRow]:
