@@ -136,48 +136,80 @@ def _plain(value: Any) -> Any:
 
 
 def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
-    """Keep correlation current for queries; writes only what changed. Returns changes."""
-    wanted: dict[tuple[str, str], Match] = {}
-    for h in snap.directory:
-        wanted[(h.source, h.account.login.lower())] = h.match
-    for source, named in snap.principals.items():
-        for principal, match in named.items():
-            wanted.setdefault((source, principal.lower()), match)
-    for hc in snap.credentials:
-        for principal, m in hc.readers:
-            wanted.setdefault((hc.source, principal.lower()), m)
+    """Keep correlation current for queries; writes only what changed. Returns changes.
+
+    A principal named by several of a source's records (a directory login that is also
+    a vault reader) keeps the first match: directory accounts, then grants, then vault
+    readers. Streams its writes in batches and keys nothing twice: at two million
+    grants, lists of every principal's row were a few hundred MB."""
     conn = session.connection()
     mark = db.mark(conn)
-    # (id, digest of the stored values) per row: hundreds of thousands of principals
-    have: dict[tuple[str, str], tuple[int, int]] = {}
+    # source -> principal -> (id << 64 | digest of the stored values), or _SEEN once
+    # this run has named it: the stored rows are the map of what this run has not met
+    have: dict[str, dict[str, int]] = {}
     for rid, source, principal, *stored in db.stream(
             conn, "SELECT id, source, principal, status, employee_id, method, reason, "
             "candidates FROM principal_match"):
-        have[(source, principal)] = (rid, history.digest(tuple(stored)))
-    inserts, updates = [], []
+        of = have.get(source)
+        if of is None:
+            of = have[source] = {}
+        of[principal] = (rid << 64) | (history.digest(tuple(stored)) & _M64)
+    cols = "source, principal, status, employee_id, method, reason, candidates, updated_run_id"
+    insert_sql = f"INSERT INTO principal_match ({cols}) VALUES ({', '.join([mark] * 8)})"
+    update_sql = (f"UPDATE principal_match SET status = {mark}, employee_id = {mark}, "
+                  f"method = {mark}, reason = {mark}, candidates = {mark}, "
+                  f"updated_run_id = {mark} WHERE id = {mark}")
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    changes = 0
     # most matches are shared by many principals: each one's row and digest once
-    rows: dict[Match, tuple[tuple[Any, ...], int]] = {}
-    for (source, principal), m in wanted.items():
-        known = rows.get(m)
+    rows: dict[int, tuple[tuple[Any, ...], int]] = {}  # by id: snap keeps every match
+
+    def named(source: str, principal: str, m: Match) -> None:
+        nonlocal changes
+        of = have.get(source)
+        if of is None:
+            of = have[source] = {}
+        old = of.get(principal)
+        if old == _SEEN:
+            return
+        of[principal] = _SEEN
+        known = rows.get(id(m))
         if known is None:
             row = (m.status.value, m.employee_id, m.method, m.reason,
                    json.dumps(list(m.candidates)))
-            known = rows[m] = (row, history.digest(row))
-        old = have.pop((source, principal), None)
+            known = rows[id(m)] = (row, history.digest(row) & _M64)
         if old is None:
             inserts.append((source, principal, *known[0], run_id))
-        elif old[1] != known[1]:
-            updates.append((*known[0], run_id, old[0]))
-    cols = "source, principal, status, employee_id, method, reason, candidates, updated_run_id"
+            if len(inserts) >= history.BATCH:
+                conn.exec_driver_sql(insert_sql, inserts)
+                changes += len(inserts)
+                inserts.clear()
+        elif old & _M64 != known[1]:
+            updates.append((*known[0], run_id, old >> 64))
+            if len(updates) >= history.BATCH:
+                conn.exec_driver_sql(update_sql, updates)
+                changes += len(updates)
+                updates.clear()
+
+    for h in snap.directory:
+        named(h.source, h.account.login.lower(), h.match)
+    for source, by_principal in snap.principals.items():
+        for principal, match in by_principal.items():
+            named(source, principal.lower(), match)
+    for hc in snap.credentials:
+        for principal, m in hc.readers:
+            named(hc.source, principal.lower(), m)
     if inserts:
-        conn.exec_driver_sql(f"INSERT INTO principal_match ({cols}) VALUES "
-                             f"({', '.join([mark] * 8)})", inserts)
+        conn.exec_driver_sql(insert_sql, inserts)
     if updates:
-        conn.exec_driver_sql(
-            f"UPDATE principal_match SET status = {mark}, employee_id = {mark}, method = {mark},"
-            f" reason = {mark}, candidates = {mark}, updated_run_id = {mark} WHERE id = {mark}",
-            updates)
-    gone = [(rid,) for rid, _ in have.values()]
+        conn.exec_driver_sql(update_sql, updates)
+    changes += len(inserts) + len(updates)
+    gone = [(v >> 64,) for of in have.values() for v in of.values() if v != _SEEN]
     if gone:  # principals no source names any more: nothing left to describe
         conn.exec_driver_sql(f"DELETE FROM principal_match WHERE id = {mark}", gone)
-    return len(inserts) + len(updates) + len(gone)
+    return changes + len(gone)
+
+
+_SEEN = -1
+_M64 = 0xFFFFFFFFFFFFFFFF
