@@ -15,11 +15,15 @@ from pathlib import Path
 import pytest
 from jinja2 import UndefinedError
 
-from governor.reports import atomic_outputs, atomic_write, environment, safe_cell
+from governor.reports import atomic_outputs, atomic_write, csv_line, environment, safe_cell
 from governor.reports.data import FindingLine, MatrixRow, NightlyReport, SourceLine
 from governor.reports.nightly import (
+    FINDING_COLUMNS,
     MATRIX_COLUMNS,
+    csv_cells,
     finding_json,
+    finding_sections,
+    read_matrix_csv,
     write_matrix_csv,
     write_nightly,
 )
@@ -490,6 +494,33 @@ def test_matrix_csv_is_byte_for_byte_what_the_csv_module_writes() -> None:
     w.writerow(MATRIX_COLUMNS)
     w.writerows([safe_cell(c) for c in r] for r in rows)
     assert out.getvalue() == expected.getvalue()
+
+
+def test_findings_csv_is_byte_for_byte_what_the_csv_module_writes(tmp_path: Path) -> None:
+    report = hostile_report()
+    written = write_nightly(report, tmp_path)["csv"].read_bytes()
+    expected = io.StringIO(newline="")
+    w = csv.writer(expected)
+    w.writerow([safe_cell(c) for c in FINDING_COLUMNS])
+    w.writerows(csv_cells(name, f) for name, f in finding_sections(report))
+    assert written == expected.getvalue().encode()
+    awkward = ["plain", "with, comma", 'with "quote"', '"', "two\nlines", "cr\rhere",
+               "\r\n", "", " spaced ", "ünïcode", "tab\there", ",", '""']
+    for cells in ([a, b] for a in awkward for b in awkward):
+        out = io.StringIO(newline="")
+        csv.writer(out).writerow(cells)
+        assert csv_line(cells) + "\r\n" == out.getvalue(), cells
+
+
+def test_matrix_rows_read_back_from_the_csv_are_the_rows_written(tmp_path: Path) -> None:
+    awkward = ["plain", "with, comma", 'with "quote"', "two\nlines", "=1+1", "-5", "@me",
+               "ünïcode", "'quoted", "+", "="]
+    rows = [matrix_row(i, principal=v, via=w)  # type: ignore[arg-type]
+            for i, (v, w) in enumerate((v, w) for v in awkward for w in [*awkward[:3], None])]
+    path = tmp_path / "m.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        write_matrix_csv(iter(rows), fh)
+    assert list(read_matrix_csv(path)) == rows
 
 
 def test_finding_json_is_what_json_dumps_writes() -> None:

@@ -24,7 +24,7 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
@@ -131,6 +131,16 @@ def safe_cell(value: Any) -> str:
     if text and text[0] in _FORMULA_START:
         return "'" + text
     return text
+
+
+def csv_line(cells: Iterable[str]) -> str:
+    """One CSV record, without its line end, exactly as csv.writer's default dialect
+    writes these cells (minimal quoting: a cell holding a comma, quote, CR or LF is
+    quoted, its quotes doubled). csv.writer's per-character work cost seconds on a few
+    hundred thousand findings; these str methods run at C speed per cell."""
+    return ",".join(['"' + v.replace('"', '""') + '"'
+                     if '"' in v or "," in v or "\n" in v or "\r" in v else v
+                     for v in cells])
 
 
 def anchor(key: str, prefix: str = "f") -> str:
