@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, select
 from sqlalchemy.orm import Session
 
 from governor import db
@@ -116,7 +116,8 @@ _RAW_WHERE = {  # the same sections as _where, for the driver
 
 
 def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | None,
-                   matrix_from: MatrixFile | None = None) -> NightlyReport:
+                   matrix_from: MatrixFile | None = None,
+                   counted: dict[str, dict[str, int]] | None = None) -> NightlyReport:
     """The report of `run`; its access matrix from `snap`, or, when the run found the
     last evaluation still valid, the earlier run's matrix file `matrix_from`."""
     if matrix_from is not None:
@@ -137,8 +138,9 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
              for name in ("new", "resolved", "unknown", "excepted")}
     # open findings are shown per severity, so each severity gets its own slice
     shown_open = [f for sev in Severity for f in sections.query("open", sev.value, cap)]
-    totals = {name: session.scalar(select(func.count()).select_from(Finding)
-                                   .where(_where(name, run.id))) or 0
+    # counts' sections are these sections: one pass over the findings serves both
+    by_section = counted if counted is not None else counts(session, run.id)
+    totals = {name: sum(by_section.get(name, {}).values())
               for name in ("new", "resolved", "open", "unknown", "excepted")}
     reads = session.scalars(select(SourceRead).where(SourceRead.run_id == run.id)
                             .order_by(SourceRead.id))
@@ -151,7 +153,7 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
                             {"added": s.added, "ended": s.ended, "updated": s.updated})
                  for s in reads],
         new=shown["new"], resolved=shown["resolved"], open=shown_open,
-        unknown=shown["unknown"], excepted=shown["excepted"], counts=counts(session, run.id),
+        unknown=shown["unknown"], excepted=shown["excepted"], counts=by_section,
         matrix=matrix, matrix_from=matrix_from,
         matrix_html_max_rows=config.report["matrix_html_max_rows"],
         findings_html_max=cap, stream=sections.stream, totals=totals,

@@ -88,7 +88,9 @@ class FileConnector(Connector):
         match a good earlier read, the records are exactly the ones already stored."""
         from governor import __version__
 
-        h = hashlib.sha256()
+        # BLAKE2b: as collision-resistant as SHA-256 and, without SHA extensions in the
+        # CPU, nearly twice as fast over a night's few hundred MB of exports
+        h = hashlib.blake2b(digest_size=32)
         h.update(json.dumps([__version__, self.type, self.settings], sort_keys=True).encode())
         try:
             with self.path.open("rb") as fh:
