@@ -22,9 +22,18 @@ from sqlalchemy.orm import Session
 from governor import audit, findings, history, state
 from governor.clock import Clock
 from governor.config import Config
-from governor.db import transaction
+from governor.db import indexes_deferred, transaction
 from governor.errors import FeedGuardTripped, SourceError
-from governor.models import OffboardStep, Run, SourceRead
+from governor.models import (
+    ObsCredential,
+    ObsDirectoryAccount,
+    ObsGrant,
+    ObsPerson,
+    ObsSocialAccount,
+    OffboardStep,
+    Run,
+    SourceRead,
+)
 from governor.offboard import cases as offboard_cases
 from governor.offboard.sweep import reverify as offboard_reverify
 from governor.offboard.sweep import sweep as offboard_sweep
@@ -101,6 +110,16 @@ def last_good(session: Session, name: str) -> SourceRead | None:
 
 def read_sources(session: Session, config: Config, run_id: int, now: datetime
                  ) -> list[SourceOutcome]:
+    tables = [t.__table__ for t in (ObsPerson, ObsDirectoryAccount, ObsSocialAccount,
+                                    ObsGrant, ObsCredential)]
+    with indexes_deferred(session.connection(), *tables):  # type: ignore[arg-type]
+        out = _read_each(session, config, run_id, now)
+    session.flush()
+    return out
+
+
+def _read_each(session: Session, config: Config, run_id: int, now: datetime
+               ) -> list[SourceOutcome]:
     out = []
     for name, sc in config.sources.items():
         if not sc.enabled:
@@ -141,7 +160,6 @@ def read_sources(session: Session, config: Config, run_id: int, now: datetime
                                freshness=o.freshness, read_at=now, error=o.error,
                                added=o.added, ended=o.ended, updated=o.updated,
                                digest=digest, unchanged=o.unchanged))
-    session.flush()
     return out
 
 

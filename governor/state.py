@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from governor import db, history
 from governor.config import Config
 from governor.correlate import Declared, Match
-from governor.models import ObsCredential, PrincipalLink, SourceRead
+from governor.models import ObsCredential, PrincipalLink, PrincipalMatch, SourceRead
 from governor.records import DirectoryAccount, SourceKind
 from governor.snapshot import Snapshot, SourceState
 from governor.sources import CONNECTORS
@@ -142,6 +142,12 @@ def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
     a vault reader) keeps the first match: directory accounts, then grants, then vault
     readers. Streams its writes in batches and keys nothing twice: at two million
     grants, lists of every principal's row were a few hundred MB."""
+    with db.indexes_deferred(session.connection(),
+                             PrincipalMatch.__table__):  # type: ignore[arg-type]
+        return _save_matches(session, snap, run_id)
+
+
+def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
     conn = session.connection()
     mark = db.mark(conn)
     # source -> principal -> (id << 64 | digest of the stored values), or _SEEN once
