@@ -308,7 +308,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     if opts.write_report:
         report = nightly_report(session, config, r, snap,
                                 matrix_from=reuse.matrix if reuse is not None else None,
-                                counted=c)
+                                counted=c, carried_from_run=result.reused_run)
         # written before the commit so a report failure fails the run; job() removes
         # the files again if the commit itself fails
         result.report = write_nightly(report, config.report_dir)
@@ -325,7 +325,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
         "reused_run": reuse.run_id if reuse is not None else None,
         "matrix": {"file": str(matrix.path), "rows": matrix.rows} if matrix else None})
     detail: dict[str, Any] = {"status": r.status, "counts": c,
-                              "failed_sources": [o.name for o in outcomes if not o.ok]}
+                              "failed_sources": [o.name for o in outcomes if not o.ok],
+                              "carried_from_run": result.reused_run}
     audit.record(session, r.finished_at, opts.actor, "run.completed", subject=f"run {r.id}",
                  detail=detail)
     session.flush()

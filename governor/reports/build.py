@@ -117,7 +117,8 @@ _RAW_WHERE = {  # the same sections as _where, for the driver
 
 def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | None,
                    matrix_from: MatrixFile | None = None,
-                   counted: dict[str, dict[str, int]] | None = None) -> NightlyReport:
+                   counted: dict[str, dict[str, int]] | None = None,
+                   carried_from_run: int | None = None) -> NightlyReport:
     """The report of `run`; its access matrix from `snap`, or, when the run found the
     last evaluation still valid, the earlier run's matrix file `matrix_from`."""
     if matrix_from is not None:
@@ -154,7 +155,7 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
                  for s in reads],
         new=shown["new"], resolved=shown["resolved"], open=shown_open,
         unknown=shown["unknown"], excepted=shown["excepted"], counts=by_section,
-        matrix=matrix, matrix_from=matrix_from,
+        matrix=matrix, matrix_from=matrix_from, carried_from_run=carried_from_run,
         matrix_html_max_rows=config.report["matrix_html_max_rows"],
         findings_html_max=cap, stream=sections.stream, totals=totals,
         offboarding=_open_cases(session, run),

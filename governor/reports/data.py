@@ -102,6 +102,7 @@ class NightlyReport:
     # this run's CSV instead of writing two million rows again (`matrix` then reads it).
     matrix_from: MatrixFile | None = None
     matrix_written: int | None = None  # set by write_nightly: rows in the matrix CSV
+    carried_from_run: int | None = None  # the run whose evaluation this one carried
     matrix_html_max_rows: int = 5000
     # Offboarding cases still open (those this run opened first): case, employee id,
     # name, trigger, opened, steps total / finished / failed, new in this run.

@@ -240,6 +240,7 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         "status": report.status,
         "actor": report.actor,
         "forced_reason": report.forced_reason,
+        "carried_from_run": report.carried_from_run,
         "counts": jsonable(report.counts),
         "sources": [_source_json(s) for s in report.sources],
         **{name: [json.loads(finding_json(f)) for f in section(report, name)]
