@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import select, update
@@ -23,13 +24,14 @@ from governor.models import Finding, RiskException
 from governor.rules.base import Result, Rule, Severity
 
 CHUNK = 500
+RESULT_BATCH = 5000
 
 
 @dataclass
 class Evaluated:
     rule: Rule
     severity: Severity | None  # config override
-    results: list[Result]
+    results: Iterable[Result]  # read once: reconcile hands in the rule's generator
     deciding: list[str]  # source names whose success is needed to resolve
 
 
@@ -80,13 +82,20 @@ class Merge:
         self.deciding: dict[str, list[str]] = {}
 
     def add(self, ev: Evaluated) -> None:
-        rule, m, run_id, now_s = ev.rule, self.m, self.run_id, self.now_s
-        self.deciding[rule.id] = ev.deciding
+        """One rule's results, a batch at a time: a rule can report a hundred thousand
+        findings, each with its message and evidence."""
+        self.deciding[ev.rule.id] = ev.deciding
         deciding = json.dumps(sorted(ev.deciding))
+        results = iter(ev.results)
+        while batch := list(islice(results, RESULT_BATCH)):
+            self._add(ev, batch, deciding)
+
+    def _add(self, ev: Evaluated, results: list[Result], deciding: str) -> None:
+        rule, m, run_id, now_s = ev.rule, self.m, self.run_id, self.now_s
         changed: list[tuple[Any, ...]] = []
         kept: list[tuple[Any, ...]] = []
         pending: dict[str, tuple[Any, ...]] = {}  # key -> values of a row to insert
-        for r in ev.results:
+        for r in results:
             key = key_of(rule.id, r.subject)
             if key in self.reported:
                 continue  # a rule repeating itself

@@ -1,0 +1,56 @@
+"""findings.Merge reads a rule's results a batch at a time; batches must not change
+what is opened, kept, reopened or resolved."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from governor import db, findings
+from governor.models import Finding, Run
+from governor.rules import RULES
+from governor.rules.base import Outcome, Result
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+RULE = RULES["orphan-grant"]
+
+
+def results(subjects: list[str]) -> Iterator[Result]:
+    for s in subjects:  # a generator, as reconcile hands in
+        yield Result(subject=s, outcome=Outcome.FAIL, message=f"orphan {s}",
+                     evidence={"principal": s}, account="x:@brand")
+
+
+def merge(engine: object, run: int, subjects: list[str]) -> findings.FindingStats:
+    with db.transaction(engine) as session:  # type: ignore[arg-type]
+        session.add(Run(id=run, started_at=NOW + timedelta(days=run), status="running",
+                        actor="t", forced=False))
+        session.flush()
+        m = findings.Merge(session, run, NOW + timedelta(days=run))
+        m.add(findings.Evaluated(RULE, None, results(subjects), ["grants"]))
+        return m.finish({"grants": True}, [], "t")
+
+
+@pytest.mark.parametrize("batch", [2, 5000])
+def test_batches_change_nothing(tmp_path: Path, batch: int,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(findings, "RESULT_BATCH", batch)
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    db.upgrade(engine)
+    first = merge(engine, 1, ["a", "b", "c", "b", "d"])  # "b" twice, in two batches
+    assert (first.new, first.kept, first.resolved) == (4, 0, 0)
+    second = merge(engine, 2, ["c", "d", "e"])
+    assert (second.new, second.kept, second.resolved) == (1, 2, 2)
+    third = merge(engine, 3, ["e", "a", "b", "c", "d"])  # a and b come back: reopened
+    assert (third.new, third.kept, third.resolved) == (2, 3, 0)
+    with db.transaction(engine) as session:
+        rows = session.execute(select(Finding.subject, Finding.status, Finding.times_reopened,
+                                      Finding.last_run_id).order_by(Finding.subject)).all()
+    assert [tuple(r) for r in rows] == [("a", "open", 1, 3), ("b", "open", 1, 3),
+                                        ("c", "open", 0, 3), ("d", "open", 0, 3),
+                                        ("e", "open", 0, 3)]
+    engine.dispose()
