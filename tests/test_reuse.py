@@ -15,9 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import DEMO_NOW, demo_env, run_cli
 from sqlalchemy import create_engine, text
 
+from governor import state
 from governor.clock import parse_instant
 
 
@@ -126,6 +128,16 @@ def test_changed_inputs_mean_evaluating_again(demo_dir: Path) -> None:
                      env=demo_env())
     assert linked.code == 0, linked.err
     assert reconcile(demo_dir, later)["reused_run"] is None
+
+
+def test_other_code_means_evaluating_again(demo_dir: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results computed by other code (a patched rule, a development checkout) are
+    never carried, whatever the version number says."""
+    horizon = first_run(demo_dir)
+    monkeypatch.setattr(state, "code_digest", lambda: "a patched rule")
+    assert reconcile(demo_dir, before(horizon))["reused_run"] is None
+    assert reconcile(demo_dir, before(horizon))["reused_run"] == 2
 
 
 def test_a_missing_matrix_or_an_earlier_run_without_report_means_evaluating_again(
