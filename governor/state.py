@@ -3,19 +3,18 @@ correlation kept for queries."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import fields, is_dataclass
 from datetime import datetime
 from itertools import chain
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import governor
 from governor import db, history
 from governor.config import Config
 from governor.correlate import Declared, Match, MatchStatus
@@ -127,24 +126,8 @@ def evaluation_key(correlation: str | None, config: Config) -> str | None:
     settings = {f.name: getattr(config, f.name) for f in fields(config)
                 if f.name not in ("path", "base_dir", "database_url")}
     text = json.dumps({"correlation": correlation, "config": settings,
-                       "code": code_digest()}, sort_keys=True, default=_plain)
+                       "code": governor.code_digest()}, sort_keys=True, default=_plain)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@functools.cache
-def code_digest() -> str:
-    """A digest of governor's own modules: results computed by other code (a patched
-    rule, a development checkout between versions) are never carried forward. About
-    half a megabyte, read once per process."""
-    h = hashlib.blake2b(digest_size=16)
-    root = Path(__file__).parent
-    for path in sorted(root.rglob("*.py")):
-        h.update(str(path.relative_to(root)).encode() + b"\0")
-        try:
-            h.update(path.read_bytes())
-        except OSError:
-            h.update(b"?")
-    return h.hexdigest()
 
 
 def _plain(value: Any) -> Any:

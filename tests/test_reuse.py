@@ -19,7 +19,7 @@ import pytest
 from conftest import DEMO_NOW, demo_env, run_cli
 from sqlalchemy import create_engine, text
 
-from governor import state
+import governor
 from governor.clock import parse_instant
 
 
@@ -135,7 +135,7 @@ def test_other_code_means_evaluating_again(demo_dir: Path,
     """Results computed by other code (a patched rule, a development checkout) are
     never carried, whatever the version number says."""
     horizon = first_run(demo_dir)
-    monkeypatch.setattr(state, "code_digest", lambda: "a patched rule")
+    monkeypatch.setattr(governor, "code_digest", lambda: "a patched rule")
     assert reconcile(demo_dir, before(horizon))["reused_run"] is None
     assert reconcile(demo_dir, before(horizon))["reused_run"] == 2
 
