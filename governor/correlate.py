@@ -97,6 +97,14 @@ class Correlator:
                 return found
         return self._match(source, principal, employee_id, email, aliases)
 
+    def forget_sources(self) -> None:
+        """Drop what only per-source matching needs (remembered directory answers, HR
+        answers kept per principal): once a snapshot is built, rules only resolve
+        owners and managers. At two million grants these hold hundreds of thousands of
+        entries."""
+        self._remembered = {}
+        self._by_principal = {}
+
     def remember(self, source: str, principal: str, match: Match) -> None:
         """Answer later questions about (source, principal) with a match already made
         from richer data (a directory account's employee id)."""

@@ -290,6 +290,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
         phases.done("snapshot")
         if correlation is None or correlation != prev_summary.get("correlation"):
             state.save_matches(session, snap, r.id)
+        snap.settle()
         phases.done("save_matches")
         stats = evaluate(session, r.id, now, snap, config, ok, opts.actor)
         phases.done("rules_and_findings")

@@ -208,6 +208,13 @@ class Snapshot:
         snap.sources = {s.name: s for s in snap.states}
         return snap
 
+    def settle(self) -> None:
+        """Once correlation is saved, drop what only saving it needed: the per-source
+        principal index and the correlator's per-principal caches. Rules and the report
+        read the grants' own matches."""
+        self.principals = {}
+        self.correlator.forget_sources()
+
     # ---- time ---------------------------------------------------------------------
     def note(self, limit: datetime) -> None:
         """A time limit an answer depends on. Every comparison of data with `now` must

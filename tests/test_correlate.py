@@ -51,3 +51,25 @@ def test_a_directory_account_matches_through_its_other_addresses() -> None:
     m = c.match("ad", "asmith", email="ann.smith@legacy.example",
                 aliases=("bob@corp.example",))
     assert (m.employee_id, m.method) == ("E2", "email")
+
+
+def test_a_settled_snapshot_still_resolves_owners_and_keeps_its_matches() -> None:
+    from datetime import UTC, datetime
+
+    from governor.records import DirectoryAccount, DirectoryStatus, Grant
+    from governor.roles import Role
+    from governor.snapshot import Snapshot
+
+    snap = Snapshot.build(
+        datetime(2026, 11, 20, tzinfo=UTC), persons=[("hr", p) for p in PEOPLE],
+        directory=[("okta", DirectoryAccount(login="u1", status=DirectoryStatus.ACTIVE,
+                                             email=None, employee_id="E2"))],
+        grants=[("x", Grant(account="x:@brand", principal="u1", raw_role="admin",
+                            role=Role.ADMIN))])
+    before = snap.grants[0].match
+    assert snap.principals and before.employee_id is None  # u1 means nothing to x
+    snap.settle()
+    assert snap.principals == {}
+    assert snap.grants[0].match is before
+    owner = snap.person("ann@corp.example")
+    assert owner is not None and owner.employee_id == "E1"
