@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
@@ -56,6 +56,7 @@ from governor.roles import Role
 from governor.sources.base import Connector
 
 BATCH = 5000
+G = TypeVar("G", bound=Grant)
 _CONSUMED = -1  # marks a current row matched by this fetch (see _Loader)
 _M64 = 0xFFFFFFFFFFFFFFFF
 
@@ -126,22 +127,57 @@ class Shape:
     reader: Callable[[], Callable[[tuple[Any, ...]], Any]]
 
 
-def _person_read(r: tuple[Any, ...]) -> Person:
-    return Person(employee_id=r[0], email=r[1], name=r[2], status=PersonStatus(r[3]),
-                  worker_type=WorkerType(r[4]), aliases=tuple(json.loads(r[5])),
-                  hire_date=read_day(r[6]), end_date=read_day(r[7]), manager=r[8],
-                  department=r[9], job_title=r[10])
+def _person_reader() -> Callable[[tuple[Any, ...]], Person]:
+    # managers, departments, titles and dates repeat across a workforce: one object each
+    texts: dict[Any, Any] = {None: None}
+    share = texts.setdefault
+    days: dict[Any, date | None] = {}
+    aliases: dict[str, tuple[str, ...]] = {}
+
+    def day_of(value: Any) -> date | None:
+        found = days.get(value, date.min)
+        if found is date.min:
+            found = days[value] = read_day(value)
+        return found
+
+    def read(r: tuple[Any, ...]) -> Person:
+        known = aliases.get(r[5])
+        if known is None:
+            known = aliases[r[5]] = tuple(json.loads(r[5]))
+        return Person(employee_id=r[0], email=r[1], name=r[2], status=_PERSON_STATUS[r[3]],
+                      worker_type=_WORKER_TYPE[r[4]], aliases=known,
+                      hire_date=day_of(r[6]), end_date=day_of(r[7]),
+                      manager=share(r[8], r[8]), department=share(r[9], r[9]),
+                      job_title=share(r[10], r[10]))
+    return read
 
 
 def _dir_reader() -> Callable[[tuple[Any, ...]], DirectoryAccount]:
     when = _instants()
+    # the same factor lists, group sets and managers recur across thousands of
+    # accounts: parsed once, held once (by their stored JSON text)
+    lists: dict[str, tuple[Any, ...]] = {}
+    texts: dict[Any, Any] = {None: None}
+    share = texts.setdefault
+
+    def factors(text: str) -> tuple[MfaFactor, ...]:
+        found = lists.get(text)
+        if found is None:
+            found = lists[text] = tuple(MfaFactor(*f) for f in json.loads(text))
+        return found
+
+    def names(text: str) -> tuple[str, ...]:
+        found = lists.get(text)
+        if found is None:
+            found = lists[text] = tuple(share(n, n) for n in json.loads(text))
+        return found
 
     def read(r: tuple[Any, ...]) -> DirectoryAccount:
-        mfa = None if r[4] is None else tuple(MfaFactor(*f) for f in json.loads(r[4]))
         return DirectoryAccount(login=r[0], status=_DIR_STATUS[r[1]], email=r[2],
-                                employee_id=r[3], mfa=mfa, groups=tuple(json.loads(r[5])),
-                                aliases=tuple(json.loads(r[6])), manager=r[7],
-                                mfa_read_at=when(r[8]), last_login=when(r[9]))
+                                employee_id=r[3], mfa=None if r[4] is None else factors(r[4]),
+                                groups=names(r[5]), aliases=names(r[6]),
+                                manager=share(r[7], r[7]), mfa_read_at=when(r[8]),
+                                last_login=when(r[9]))
     return read
 
 
@@ -177,21 +213,24 @@ def _account_read(r: tuple[Any, ...]) -> SocialAccount:
 
 _ROLES = {int(r): r for r in Role}
 _DIR_STATUS = {s.value: s for s in DirectoryStatus}
+_PERSON_STATUS = {s.value: s for s in PersonStatus}
+_WORKER_TYPE = {w.value: w for w in WorkerType}
 _PATHS = {p.value: p for p in AccessPath}
 # Enum .value is a descriptor call; at two million grants a dict lookup is much cheaper.
 _PATH_VALUE = {p: p.value for p in AccessPath}
 _ROLE_VALUE = {r: int(r) for r in Role}
 
 
-def _grant_reader() -> Callable[[tuple[Any, ...]], Grant]:
+def grant_reader(make: type[G]) -> Callable[[tuple[Any, ...]], G]:
+    """A grants reader making `make` (Grant, or a subclass a snapshot holds)."""
     when = _instants()
     texts: dict[str, str] = {}
     share = texts.setdefault  # one object per distinct account, principal, raw role
 
-    def read(r: tuple[Any, ...]) -> Grant:
+    def read(r: tuple[Any, ...]) -> G:
         # r[7] is principal_lc, kept for indexing only
         detail = r[5]
-        return Grant(account=share(r[0], r[0]), principal=share(r[1], r[1]),
+        return make(account=share(r[0], r[0]), principal=share(r[1], r[1]),
                      raw_role=share(r[2], r[2]), role=_ROLES[r[3]], via=_PATHS[r[4]],
                      via_detail=share(detail, detail) if detail is not None else None,
                      granted_at=when(r[6]), last_active=when(r[8]))
@@ -213,7 +252,7 @@ SHAPES: dict[SourceKind, Shape] = {
         lambda p: (p.employee_id, p.email, p.name, p.status.value, p.worker_type.value,
                    json.dumps(list(p.aliases)), day(p.hire_date), day(p.end_date), p.manager,
                    p.department, p.job_title),
-        (), lambda p: (), lambda: _person_read),
+        (), lambda p: (), _person_reader),
     SourceKind.DIRECTORY: Shape(
         SourceKind.DIRECTORY, ObsDirectoryAccount.__tablename__, lambda a: a.login,
         ("login", "status", "email", "employee_id", "mfa", "groups", "aliases", "manager"),
@@ -245,7 +284,7 @@ SHAPES: dict[SourceKind, Shape] = {
          "principal_lc"),
         lambda g: (g.account, g.principal, g.raw_role, _ROLE_VALUE[g.role], _PATH_VALUE[g.via],
                    g.via_detail, ts(g.granted_at), g.principal.lower()),
-        ("last_active",), lambda g: (ts(g.last_active),), _grant_reader),
+        ("last_active",), lambda g: (ts(g.last_active),), lambda: grant_reader(Grant)),
     SourceKind.VAULT: Shape(
         SourceKind.VAULT, ObsCredential.__tablename__, lambda c: c.item_id,
         ("item_id", "title", "accounts", "readers", "reader_groups", "password_changed_at",

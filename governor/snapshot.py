@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from governor.correlate import Correlator, Declared, Match
+from governor.correlate import UNMATCHED, Correlator, Declared, Match
 from governor.records import (
     AccessPath,
     Credential,
@@ -38,11 +38,23 @@ class SourceState:
     has_data: bool  # this run or an earlier one left records to judge by
 
 
-@dataclass(slots=True)
-class HeldGrant:
-    source: str
-    grant: Grant
-    match: Match
+@dataclass(slots=True, kw_only=True)
+class HeldGrant(Grant):
+    """A grant with the source that reported it and who holds it. One object per grant,
+    not a wrapper around one: a snapshot holds two million of them."""
+
+    source: str = ""
+    match: Match = UNMATCHED
+
+    @property
+    def grant(self) -> Grant:
+        return self
+
+    @classmethod
+    def of(cls, g: Grant, source: str, match: Match) -> HeldGrant:
+        return cls(account=g.account, principal=g.principal, raw_role=g.raw_role,
+                   role=g.role, via=g.via, via_detail=g.via_detail, granted_at=g.granted_at,
+                   last_active=g.last_active, source=source, match=match)
 
 
 @dataclass(slots=True)
@@ -166,13 +178,17 @@ class Snapshot:
             if g.account.startswith("tool:"):
                 # "tool:hootsuite" (an SSO app seat) reaches every account the tool manages
                 for key in by_tool.get(g.account[5:].lower(), ()):
-                    hg = HeldGrant(src, replace(g, account=key), m)
+                    hg = HeldGrant.of(replace(g, account=key), src, m)
                     append(hg)
                     g_account[key].append(hg)
                     if m.employee_id:
                         g_person[m.employee_id].append(hg)
                 continue
-            hg = HeldGrant(src, g, m)
+            if type(g) is HeldGrant:  # read from the store as one already (state.py)
+                g.source, g.match = src, m
+                hg = g
+            else:
+                hg = HeldGrant.of(g, src, m)
             append(hg)
             g_account[g.account].append(hg)
             if m.employee_id:

@@ -20,7 +20,7 @@ from governor.config import Config
 from governor.correlate import Declared, Match, MatchStatus
 from governor.models import ObsCredential, PrincipalLink, PrincipalMatch, SourceRead
 from governor.records import DirectoryAccount, SourceKind
-from governor.snapshot import Snapshot, SourceState
+from governor.snapshot import HeldGrant, Snapshot, SourceState
 from governor.sources import CONNECTORS
 
 
@@ -80,7 +80,8 @@ def snapshot(session: Session, config: Config, now: datetime,
     def rows(kind: SourceKind) -> Iterator[tuple[str, Any]]:
         # one source at a time keeps config order, which decides HR precedence
         shape = history.SHAPES[kind]
-        read = shape.reader()
+        # grants are read straight into the objects the snapshot keeps
+        read = history.grant_reader(HeldGrant) if kind is SourceKind.GRANTS else shape.reader()
         return chain.from_iterable(history.current(conn, shape, [n], read)
                                    for n in names[kind])
 
