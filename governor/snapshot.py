@@ -243,8 +243,7 @@ class Snapshot:
         """Has `limit` passed (limit <= now)? Notes it when it has not."""
         if limit <= self.now:
             return True
-        if self.horizon is None or limit < self.horizon:
-            self.horizon = limit
+        self.note(limit)
         return False
 
     def day_reached(self, day: date) -> bool:
