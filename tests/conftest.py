@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,3 +122,15 @@ def demo_env(db: str | None = None) -> dict[str, str]:
     if db:
         env["GOVERNOR_DATABASE_URL"] = db
     return env
+
+
+def sql_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Every row of one query against a test's store, as tuples."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            return [tuple(r) for r in c.execute(text(sql))]
+    finally:
+        engine.dispose()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import demo_env, run_cli
+from conftest import demo_env, run_cli, sql_rows
 from sqlalchemy import create_engine, text
 
 DAY2 = "2026-11-21T12:00:00+00:00"
@@ -26,11 +26,7 @@ def url_of(demo_dir: Path, env: dict[str, str]) -> str:
 
 
 def query(url: str, sql: str) -> list[tuple[object, ...]]:
-    engine = create_engine(url)
-    with engine.connect() as c:
-        rows = [tuple(r) for r in c.execute(text(sql))]
-    engine.dispose()
-    return rows
+    return sql_rows(url, sql)
 
 
 def statuses(url: str) -> dict[str, str]:

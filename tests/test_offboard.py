@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import demo_env, run_cli
-from sqlalchemy import create_engine, text
+from conftest import demo_env, run_cli, sql_rows
 
 
 def prepared(demo_dir: Path) -> tuple[str, dict[str, str]]:
@@ -30,11 +29,7 @@ def prepared(demo_dir: Path) -> tuple[str, dict[str, str]]:
 
 
 def rows(demo_dir: Path, sql: str) -> list[tuple[object, ...]]:
-    engine = create_engine(f"sqlite:///{demo_dir}/governor-demo.db")
-    with engine.connect() as c:
-        got = [tuple(r) for r in c.execute(text(sql))]
-    engine.dispose()
-    return got
+    return sql_rows(f"sqlite:///{demo_dir}/governor-demo.db", sql)
 
 
 def test_plan_for_a_leaver_lists_every_step_in_a_safe_order(demo_dir: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DEMO_NOW, demo_env, run_cli
+from conftest import DEMO_NOW, demo_env, run_cli, sql_rows
 from sqlalchemy import create_engine, text
 
 import governor
@@ -24,11 +24,7 @@ from governor.clock import parse_instant
 
 
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    engine = create_engine(f"sqlite:///{db}")
-    with engine.connect() as c:
-        rows = [tuple(r) for r in c.execute(text(sql))]
-    engine.dispose()
-    return rows
+    return sql_rows(f"sqlite:///{db}", sql)
 
 
 def reconcile(org: Path, now: str, *extra: str) -> dict[str, Any]:
