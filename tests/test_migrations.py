@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import demo_env, run_cli
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Connection, Engine, create_engine, inspect
 
 from governor import db
-from governor.models import Base
+from governor.models import Base, PrincipalMatch
 
 
 def test_one_head() -> None:
@@ -75,3 +75,28 @@ def test_a_first_run_builds_the_indexes_it_deferred(demo_dir: Path, db_url: str)
         db.check(engine)  # models and store agree, as after the migrations
     finally:
         engine.dispose()
+
+
+def test_only_empty_tables_lose_their_indexes_while_loading(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    db.upgrade(engine)
+    table = PrincipalMatch.__table__
+
+    def indexes(conn: Connection) -> set[str]:
+        return {str(r[0]) for r in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND "
+            "tbl_name = 'principal_match' AND sql IS NOT NULL")}
+
+    with engine.begin() as conn:
+        full = indexes(conn)
+        assert full
+        with db.indexes_deferred(conn, table):  # type: ignore[arg-type]
+            assert indexes(conn) == set()  # empty: loaded without them
+            conn.exec_driver_sql(
+                "INSERT INTO principal_match (source, principal, status, employee_id, "
+                "method, reason, candidates, updated_run_id) "
+                "VALUES ('s', 'p', 'matched', 'E1', 'email', 'r', '[]', 1)")
+        assert indexes(conn) == full
+        with db.indexes_deferred(conn, table):  # type: ignore[arg-type]
+            assert indexes(conn) == full  # holds rows: left alone
+    engine.dispose()
