@@ -57,8 +57,9 @@ from governor.sources.base import Connector
 
 BATCH = 5000
 G = TypeVar("G", bound=Grant)
+T = TypeVar("T")
 _CONSUMED = -1  # marks a current row matched by this fetch (see _Loader)
-_M64 = 0xFFFFFFFFFFFFFFFF
+M64 = 0xFFFFFFFFFFFFFFFF  # a digest packed into 64 bits
 
 
 # ---- plain-value conversions --------------------------------------------------------
@@ -127,25 +128,35 @@ class Shape:
     reader: Callable[[], Callable[[tuple[Any, ...]], Any]]
 
 
+def _memo(parse: Callable[[Any], T]) -> Callable[[Any], T]:
+    """`parse`, memoised for one read: values that repeat across millions of rows
+    (timestamps, dates, alias and group lists, MFA factor lists) are parsed once and
+    the result shared by every row that has them, which saves time and the memory of
+    a copy per row."""
+    seen: dict[Any, Any] = {}
+
+    def cached(value: Any) -> T:
+        found = seen.get(value, seen)
+        if found is seen:  # a miss (None can be a value: a null date)
+            found = seen[value] = parse(value)
+        return found  # type: ignore[no-any-return]
+    return cached
+
+
+def _instants() -> Callable[[Any], datetime | None]:
+    return _memo(read_ts)
+
+
 def _person_reader() -> Callable[[tuple[Any, ...]], Person]:
     # managers, departments, titles and dates repeat across a workforce: one object each
     texts: dict[Any, Any] = {None: None}
     share = texts.setdefault
-    days: dict[Any, date | None] = {}
-    aliases: dict[str, tuple[str, ...]] = {}
-
-    def day_of(value: Any) -> date | None:
-        found = days.get(value, date.min)
-        if found is date.min:
-            found = days[value] = read_day(value)
-        return found
+    day_of = _memo(read_day)
+    aliases = _memo(lambda text: tuple(json.loads(text)))
 
     def read(r: tuple[Any, ...]) -> Person:
-        known = aliases.get(r[5])
-        if known is None:
-            known = aliases[r[5]] = tuple(json.loads(r[5]))
         return Person(employee_id=r[0], email=r[1], name=r[2], status=_PERSON_STATUS[r[3]],
-                      worker_type=_WORKER_TYPE[r[4]], aliases=known,
+                      worker_type=_WORKER_TYPE[r[4]], aliases=aliases(r[5]),
                       hire_date=day_of(r[6]), end_date=day_of(r[7]),
                       manager=share(r[8], r[8]), department=share(r[9], r[9]),
                       job_title=share(r[10], r[10]))
@@ -156,41 +167,18 @@ def _dir_reader() -> Callable[[tuple[Any, ...]], DirectoryAccount]:
     when = _instants()
     # the same factor lists, group sets and managers recur across thousands of
     # accounts: parsed once, held once (by their stored JSON text)
-    lists: dict[str, tuple[Any, ...]] = {}
     texts: dict[Any, Any] = {None: None}
     share = texts.setdefault
-
-    def factors(text: str) -> tuple[MfaFactor, ...]:
-        found = lists.get(text)
-        if found is None:
-            found = lists[text] = tuple(MfaFactor(*f) for f in json.loads(text))
-        return found
-
-    def names(text: str) -> tuple[str, ...]:
-        found = lists.get(text)
-        if found is None:
-            found = lists[text] = tuple(share(n, n) for n in json.loads(text))
-        return found
+    factors = _memo(lambda text: None if text is None else
+                    tuple(MfaFactor(*f) for f in json.loads(text)))
+    names = _memo(lambda text: tuple(share(n, n) for n in json.loads(text)))
 
     def read(r: tuple[Any, ...]) -> DirectoryAccount:
         return DirectoryAccount(login=r[0], status=_DIR_STATUS[r[1]], email=r[2],
-                                employee_id=r[3], mfa=None if r[4] is None else factors(r[4]),
-                                groups=names(r[5]), aliases=names(r[6]),
-                                manager=share(r[7], r[7]), mfa_read_at=when(r[8]),
-                                last_login=when(r[9]))
+                                employee_id=r[3], mfa=factors(r[4]), groups=names(r[5]),
+                                aliases=names(r[6]), manager=share(r[7], r[7]),
+                                mfa_read_at=when(r[8]), last_login=when(r[9]))
     return read
-
-
-def _instants() -> Callable[[Any], datetime | None]:
-    """read_ts, memoised for one read."""
-    seen: dict[Any, datetime | None] = {None: None}
-
-    def when(value: Any) -> datetime | None:
-        found = seen.get(value, seen)
-        if found is seen:  # a miss (None is a value: a null timestamp)
-            found = seen[value] = read_ts(value)
-        return found  # type: ignore[return-value]
-    return when
 
 
 def _contact_cols(c: RecoveryContact | None) -> tuple[Any, ...]:
@@ -327,7 +315,7 @@ class _Loader:
                              f"WHERE source = {m} AND ended_at IS NULL", (source,)):
             rid, nk, d, vd = row
             # one int per row keeps two million rows in a few hundred MB
-            self.current[nk] = (rid << 128) | ((d & _M64) << 64) | (vd & _M64)
+            self.current[nk] = (rid << 128) | ((d & M64) << 64) | (vd & M64)
         cols = ("source", "nk", "digest", "vdigest", "first_seen_at", "first_run_id",
                 *shape.stable_cols, *shape.volatile_cols)
         self.insert_sql = f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({_marks(conn, len(cols))})"
@@ -354,8 +342,8 @@ class _Loader:
             if packed == _CONSUMED:
                 raise _duplicate(self.connector, shape, nk)
             self.current[nk] = _CONSUMED
-            if ((packed >> 64) & _M64) == d & _M64:
-                if (packed & _M64) != vd & _M64:
+            if ((packed >> 64) & M64) == d & M64:
+                if (packed & M64) != vd & M64:
                     self.updates.append((vd, *volatile, packed >> 128))
                     stats.updated += 1
                     if len(self.updates) >= BATCH:

@@ -163,7 +163,7 @@ def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
             of = have[source] = {}
         # compared only within this run (stored rows against this run's matches), so
         # the interpreter's own hash serves, at a fraction of a keyed digest's cost
-        of[principal] = (rid << 64) | (hash(tuple(stored)) & _M64)
+        of[principal] = (rid << 64) | (hash(tuple(stored)) & history.M64)
     cols = "source, principal, status, employee_id, method, reason, candidates, updated_run_id"
     insert_sql = f"INSERT INTO principal_match ({cols}) VALUES ({', '.join([mark] * 8)})"
     update_sql = (f"UPDATE principal_match SET status = {mark}, employee_id = {mark}, "
@@ -193,7 +193,7 @@ def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
                 conn.exec_driver_sql(insert_sql, inserts)
                 changes += len(inserts)
                 inserts.clear()
-        elif old & _M64 != hash(row) & _M64:
+        elif old & history.M64 != hash(row) & history.M64:
             updates.append((*row, run_id, old >> 64))
             if len(updates) >= history.BATCH:
                 conn.exec_driver_sql(update_sql, updates)
@@ -220,4 +220,3 @@ def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
 
 
 _SEEN = -1
-_M64 = 0xFFFFFFFFFFFFFFFF
