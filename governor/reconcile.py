@@ -306,9 +306,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
                        reused_run=reuse.run_id if reuse is not None else None)
     matrix = reuse.matrix if reuse is not None else None
     if opts.write_report:
-        report = nightly_report(session, config, r, snap,
-                                matrix_from=reuse.matrix if reuse is not None else None,
-                                counted=c, carried_from_run=result.reused_run)
+        report = nightly_report(session, config, r, snap, matrix_from=matrix, counted=c,
+                                carried_from_run=result.reused_run)
         # written before the commit so a report failure fails the run; job() removes
         # the files again if the commit itself fails
         result.report = write_nightly(report, config.report_dir)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -165,8 +165,12 @@ def test_an_offboarding_step_done_since_means_evaluating_again(demo_dir: Path) -
     verified = query(demo_dir / "governor-demo.db",
                      f"SELECT verified_at FROM offboard_step WHERE id = {steps[0]['id']}")
     assert verified[0][0] is not None
-    # once checked, the next unchanged night carries forward again
-    assert reconcile(demo_dir, later)["reused_run"] == checked["run"]
+    # once checked, the next unchanged night carries forward again, re-verifying it
+    again = (datetime.fromisoformat(later) + timedelta(minutes=1)).isoformat()
+    assert reconcile(demo_dir, again)["reused_run"] == checked["run"]
+    verified = query(demo_dir / "governor-demo.db",
+                     f"SELECT verified_at FROM offboard_step WHERE id = {steps[0]['id']}")
+    assert str(verified[0][0]).startswith(again[:19].replace("T", " "))
 
 
 def test_exceptions_still_apply_and_expire_on_a_carried_night(demo_dir: Path) -> None:

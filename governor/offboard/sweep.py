@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from governor import audit
@@ -87,9 +87,8 @@ def reverify(session: Session, now: datetime) -> SweepResult:
     """The sweep of a night whose data is what the last run checked: every done step
     was verified against it then (see unverified_since) and still holds; nobody became
     a leaver (their end date would have been a time limit of the last evaluation)."""
-    for st in session.scalars(select(OffboardStep).where(OffboardStep.state == "done")):
-        st.verified_at = now
-    session.flush()
+    session.execute(update(OffboardStep).where(OffboardStep.state == "done")
+                    .values(verified_at=now))
     return SweepResult()
 
 
