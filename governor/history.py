@@ -124,8 +124,9 @@ class Shape:
     volatile: Callable[[Any], tuple[Any, ...]]
     # a fresh reader per read: (stable..., volatile...) -> record. Readers memoise the
     # values that repeat across millions of rows (timestamps, names), sharing one object
-    # per distinct value: less time parsing, much less memory held by a snapshot.
-    reader: Callable[[], Callable[[tuple[Any, ...]], Any]]
+    # per distinct value: less time parsing, much less memory held by a snapshot. The
+    # argument is a text pool several readers may share (see _pool), or None.
+    reader: Callable[[dict[Any, Any] | None], Callable[[tuple[Any, ...]], Any]]
 
 
 def _memo(parse: Callable[[Any], T]) -> Callable[[Any], T]:
@@ -147,15 +148,25 @@ def _instants() -> Callable[[Any], datetime | None]:
     return _memo(read_ts)
 
 
-def _person_reader() -> Callable[[tuple[Any, ...]], Person]:
+def _pool(texts: dict[Any, Any] | None) -> Callable[[Any, Any], Any]:
+    """`share(text, text)`: the one object for an equal text. A snapshot passes one pool
+    to every reader: an address is a person's email, their directory login and email,
+    and the principal on each of their grants, and is then held once, not four times."""
+    if texts is None:
+        texts = {}
+    texts.setdefault(None, None)
+    return texts.setdefault
+
+
+def _person_reader(texts: dict[Any, Any] | None = None) -> Callable[[tuple[Any, ...]], Person]:
     # managers, departments, titles and dates repeat across a workforce: one object each
-    texts: dict[Any, Any] = {None: None}
-    share = texts.setdefault
+    share = _pool(texts)
     day_of = _memo(read_day)
     aliases = _memo(lambda text: tuple(json.loads(text)))
 
     def read(r: tuple[Any, ...]) -> Person:
-        return Person(employee_id=r[0], email=r[1], name=r[2], status=_PERSON_STATUS[r[3]],
+        return Person(employee_id=share(r[0], r[0]), email=share(r[1], r[1]), name=r[2],
+                      status=_PERSON_STATUS[r[3]],
                       worker_type=_WORKER_TYPE[r[4]], aliases=aliases(r[5]),
                       hire_date=day_of(r[6]), end_date=day_of(r[7]),
                       manager=share(r[8], r[8]), department=share(r[9], r[9]),
@@ -163,19 +174,20 @@ def _person_reader() -> Callable[[tuple[Any, ...]], Person]:
     return read
 
 
-def _dir_reader() -> Callable[[tuple[Any, ...]], DirectoryAccount]:
+def _dir_reader(texts: dict[Any, Any] | None = None
+                ) -> Callable[[tuple[Any, ...]], DirectoryAccount]:
     when = _instants()
     # the same factor lists, group sets and managers recur across thousands of
     # accounts: parsed once, held once (by their stored JSON text)
-    texts: dict[Any, Any] = {None: None}
-    share = texts.setdefault
+    share = _pool(texts)
     factors = _memo(lambda text: None if text is None else
                     tuple(MfaFactor(*f) for f in json.loads(text)))
     names = _memo(lambda text: tuple(share(n, n) for n in json.loads(text)))
 
     def read(r: tuple[Any, ...]) -> DirectoryAccount:
-        return DirectoryAccount(login=r[0], status=_DIR_STATUS[r[1]], email=r[2],
-                                employee_id=r[3], mfa=factors(r[4]), groups=names(r[5]),
+        return DirectoryAccount(login=share(r[0], r[0]), status=_DIR_STATUS[r[1]],
+                                email=share(r[2], r[2]), employee_id=share(r[3], r[3]),
+                                mfa=factors(r[4]), groups=names(r[5]),
                                 aliases=names(r[6]), manager=share(r[7], r[7]),
                                 mfa_read_at=when(r[8]), last_login=when(r[9]))
     return read
@@ -209,18 +221,18 @@ _PATH_VALUE = {p: p.value for p in AccessPath}
 _ROLE_VALUE = {r: int(r) for r in Role}
 
 
-def grant_reader(make: type[G]) -> Callable[[tuple[Any, ...]], G]:
+def grant_reader(make: type[G], texts: dict[Any, Any] | None = None
+                 ) -> Callable[[tuple[Any, ...]], G]:
     """A grants reader making `make` (Grant, or a subclass a snapshot holds)."""
     when = _instants()
-    texts: dict[str, str] = {}
-    share = texts.setdefault  # one object per distinct account, principal, raw role
+    share = _pool(texts)  # one object per distinct account, principal, raw role
 
     def read(r: tuple[Any, ...]) -> G:
         # r[7] is principal_lc, kept for indexing only
         detail = r[5]
         return make(account=share(r[0], r[0]), principal=share(r[1], r[1]),
                      raw_role=share(r[2], r[2]), role=_ROLES[r[3]], via=_PATHS[r[4]],
-                     via_detail=share(detail, detail) if detail is not None else None,
+                     via_detail=share(detail, detail),
                      granted_at=when(r[6]), last_active=when(r[8]))
     return read
 
@@ -263,7 +275,7 @@ SHAPES: dict[SourceKind, Shape] = {
                    s.attestation.by if s.attestation else None,
                    day(s.attestation.at) if s.attestation else None,
                    day(s.attestation.next_due) if s.attestation else None, s.grants_source),
-        (), lambda s: (), lambda: _account_read),
+        (), lambda s: (), lambda _texts: _account_read),
     SourceKind.GRANTS: Shape(
         SourceKind.GRANTS, ObsGrant.__tablename__,
         lambda g: (f"{g.account}\x1f{g.principal.lower()}\x1f{_PATH_VALUE[g.via]}\x1f"
@@ -272,7 +284,7 @@ SHAPES: dict[SourceKind, Shape] = {
          "principal_lc"),
         lambda g: (g.account, g.principal, g.raw_role, _ROLE_VALUE[g.role], _PATH_VALUE[g.via],
                    g.via_detail, ts(g.granted_at), g.principal.lower()),
-        ("last_active",), lambda g: (ts(g.last_active),), lambda: grant_reader(Grant)),
+        ("last_active",), lambda g: (ts(g.last_active),), lambda texts: grant_reader(Grant, texts)),
     SourceKind.VAULT: Shape(
         SourceKind.VAULT, ObsCredential.__tablename__, lambda c: c.item_id,
         ("item_id", "title", "accounts", "readers", "reader_groups", "password_changed_at",
@@ -280,7 +292,7 @@ SHAPES: dict[SourceKind, Shape] = {
         lambda c: (c.item_id, c.title, json.dumps(list(c.accounts)), json.dumps(list(c.readers)),
                    json.dumps(list(c.reader_groups)), ts(c.password_changed_at),
                    c.totp_in_vault, c.fingerprint),
-        (), lambda c: (), lambda: _cred_read),
+        (), lambda c: (), lambda _texts: _cred_read),
 }
 
 
@@ -428,6 +440,9 @@ def current(conn: Connection, shape: Shape, sources: Iterable[str],
     cols = ", ".join(("source", *shape.stable_cols, *shape.volatile_cols))
     sql = (f"SELECT {cols} FROM {shape.table} WHERE ended_at IS NULL AND source IN "
            f"({_marks(conn, len(names))}) ORDER BY id")
-    read = read or shape.reader()
+    read = read or shape.reader(None)
+    # the caller's own name objects, not a copy of the text per row: a snapshot's held
+    # grants keep their source, and two million copies of "x_grants" were 125 MB
+    own = {n: n for n in names}
     for row in db.stream(conn, sql, tuple(names)):
-        yield row[0], read(row[1:])
+        yield own[row[0]], read(row[1:])

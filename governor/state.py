@@ -77,11 +77,14 @@ def snapshot(session: Session, config: Config, now: datetime,
     conn = session.connection()
     names = {k: enabled(config, k) for k in SourceKind}
 
+    texts: dict[Any, Any] = {}  # one text pool: see history._pool
+
     def rows(kind: SourceKind) -> Iterator[tuple[str, Any]]:
         # one source at a time keeps config order, which decides HR precedence
         shape = history.SHAPES[kind]
         # grants are read straight into the objects the snapshot keeps
-        read = history.grant_reader(HeldGrant) if kind is SourceKind.GRANTS else shape.reader()
+        read = (history.grant_reader(HeldGrant, texts) if kind is SourceKind.GRANTS
+                else shape.reader(texts))
         return chain.from_iterable(history.current(conn, shape, [n], read)
                                    for n in names[kind])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -82,3 +83,37 @@ def test_duplicate_record_is_bad_input(engine: Engine) -> None:
     with pytest.raises(DataError, match="duplicate grants record"), engine.begin() as conn:
         history.load(conn, SHAPE, "x", [grant("a@x"), grant("A@X")], None, 1, T0, None)
     assert rows(engine) == []
+
+
+def test_a_snapshot_holds_each_text_once(demo_dir: Path) -> None:
+    """A person's address is their email, their directory login and email and the
+    principal on their grants; read back into one snapshot it is one object, and each
+    source's name is one object however many grants name it (at two million grants,
+    copies were a quarter of the snapshot's memory)."""
+    from conftest import DEMO_NOW, demo_env, run_cli
+
+    from governor import state
+    from governor.clock import parse_instant
+    from governor.config import load as load_config
+
+    toml = demo_dir / "governor.toml"
+    assert run_cli("-c", str(toml), "db", "upgrade", env=demo_env()).code == 0
+    assert run_cli("-c", str(toml), "reconcile", env=demo_env()).code in (0, 6)
+    cfg = load_config(toml)
+    with db.sessions(db.make_engine(cfg.database_url))() as session:
+        snap = state.snapshot(session, cfg, parse_instant(DEMO_NOW),
+                              {n: True for n in cfg.sources})
+    assert len({id(h.source) for h in snap.grants}) == len({h.source for h in snap.grants})
+    shared = 0
+    for h in snap.directory:
+        p = snap.persons.get(h.match.employee_id or "")
+        if p is not None and p.email == h.account.email:
+            assert p.email is h.account.email
+            assert p.employee_id is h.account.employee_id or h.account.employee_id is None
+            shared += 1
+    for g in snap.grants:
+        p = snap.persons.get(g.match.employee_id or "")
+        if p is not None and g.principal == p.email:
+            assert g.principal is p.email
+            shared += 1
+    assert shared > 40  # the demo's people, their accounts and their grants
