@@ -33,6 +33,16 @@ def test_ambiguous_is_reported_not_guessed() -> None:
     assert m.candidates == ("E1", "E2")
 
 
+def test_an_address_one_person_claims_twice_is_still_theirs() -> None:
+    # ann's alias is her own plus-address: both strip to ann@, which is E1's alone
+    c = Correlator([person("E1", "ann@corp.example", "ann+social@corp.example"),
+                    *PEOPLE[1:]])
+    m = c.match("s", "ann+ads@corp.example")
+    assert (m.status, m.employee_id, m.method) == (MatchStatus.MATCHED, "E1", "plus_address")
+    three = Correlator([*PEOPLE, person("E3", "cy@corp.example", "team@corp.example")])
+    assert three.match("s", "team@corp.example").candidates == ("E1", "E2", "E3")
+
+
 def test_unmatched_link_and_declared() -> None:
     c = Correlator(PEOPLE, links={("fb", "1234567"): "E2"},
                    declared=[Declared("*", "svc-bot", "E1", "scheduler", "service")])
