@@ -204,13 +204,13 @@ def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
                 updates.clear()
 
     for h in snap.directory:
-        named(h.source, h.account.login.lower(), h.match)
+        named(h.source, _lower(h.account.login), h.match)
     for source, by_principal in snap.principals.items():
         for principal, match in by_principal.items():
-            named(source, principal.lower(), match)
+            named(source, _lower(principal), match)
     for hc in snap.credentials:
         for principal, m in hc.readers:
-            named(hc.source, principal.lower(), m)
+            named(hc.source, _lower(principal), m)
     if inserts:
         conn.exec_driver_sql(insert_sql, inserts)
     if updates:
@@ -223,3 +223,10 @@ def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
 
 
 _SEEN = -1
+
+
+def _lower(text: str) -> str:
+    """text.lower(), but the snapshot's own object when that is already lower-case:
+    save_matches keys every principal of the run, and a copy of each was ~30 MB."""
+    low = text.lower()
+    return text if low == text else low

@@ -117,3 +117,11 @@ def test_a_snapshot_holds_each_text_once(demo_dir: Path) -> None:
             assert g.principal is p.email
             shared += 1
     assert shared > 40  # the demo's people, their accounts and their grants
+
+
+def test_saved_matches_key_lower_case_principals_by_the_same_object() -> None:
+    from governor.state import _lower
+
+    principal = "".join(["ann", "@corp.example"])  # built, so not an interned literal
+    assert _lower(principal) is principal
+    assert _lower("Ann@Corp.example") == "ann@corp.example"
