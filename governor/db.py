@@ -6,16 +6,31 @@ import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Index, Table, create_engine, event, literal, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Index,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from governor.errors import GovernorError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
+# The newest migration's revision. Every command checks the database is at it before
+# touching data; knowing it here spares each one importing alembic and its scripts
+# (~0.15 s). test_migrations fails when a new migration does not update it.
+SCHEMA_HEAD = "0003"
 
 
 def make_engine(url: str) -> Engine:
@@ -106,6 +121,8 @@ def migrations_dir() -> Path:
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.attributes["engine"] = engine
@@ -113,29 +130,48 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(engine), revision)
 
 
 def heads(engine: Engine) -> list[str]:
+    """The migrations' heads, as alembic reads them from the scripts."""
+    from alembic.script import ScriptDirectory
+
     return list(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
 
 
 def current(engine: Engine) -> str | None:
+    """The revision the database is at (alembic's version table), None when empty."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(found) > 1:
+        raise GovernorError(f"the database is at several revisions ({', '.join(found)}); "
+                            "governor's migrations have one head")
+    return found[0] if found else None
 
 
 def check(engine: Engine) -> None:
     """Raise if the models and the migrations disagree (alembic check)."""
+    from alembic import command
+
     command.check(alembic_config(engine))
 
 
 def require_head(engine: Engine) -> None:
-    have, want = current(engine), heads(engine)
+    have = current(engine)
+    if have == SCHEMA_HEAD:
+        return
+    want = heads(engine)
     if have not in want:
         raise GovernorError(
             f"the database schema is at {have or 'nothing'}, governor needs {want[0]}: "

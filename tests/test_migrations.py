@@ -3,6 +3,9 @@ models that agree with the migrations, on SQLite and on the real PostgreSQL."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import demo_env, run_cli
@@ -14,7 +17,21 @@ from governor.models import Base, PrincipalMatch
 
 def test_one_head() -> None:
     engine = db.make_engine("sqlite://")
-    assert len(db.heads(engine)) == 1
+    # every command compares the database with SCHEMA_HEAD without loading alembic
+    assert db.heads(engine) == [db.SCHEMA_HEAD]
+
+
+def test_everyday_commands_do_not_load_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    db.upgrade(db.make_engine(url))
+    (tmp_path / "governor.toml").write_text("[governor]\n")
+    code = ("import sys\nfrom governor.cli import main\n"
+            f"sys.argv = ['governor', '-c', {str(tmp_path / 'governor.toml')!r}, 'findings']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "GOVERNOR_DATABASE_URL": url}, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
 
 
 def test_upgrade_check_round_trip(db_url: str) -> None:
