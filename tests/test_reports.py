@@ -384,6 +384,15 @@ def test_json_round_trips_with_counts(tmp_path: Path) -> None:
     assert data["sources"][1]["freshness"] is None
 
 
+def test_json_holds_every_finding_of_a_large_section_in_order(tmp_path: Path) -> None:
+    # more findings than one write batch holds, and not a multiple of it
+    many = [finding(f"open-{i:05d}", message=f"finding {i}") for i in range(4321)]
+    data = json.loads(write_nightly(hostile_report(open=many), tmp_path)["json"]
+                      .read_text(encoding="utf-8"))
+    assert [f["key"] for f in data["open"]] == [f.key for f in many]
+    assert data["new"][0]["key"] == "new-1" and data["unknown"][0]["key"] == "unk-1"
+
+
 def test_json_key_order_is_stable(tmp_path: Path) -> None:
     a = write_nightly(hostile_report(), tmp_path / "a")["json"].read_bytes()
     shuffled = finding("new-1", "critical", message="+ new admin on x",
