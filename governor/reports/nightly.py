@@ -293,18 +293,8 @@ def _write_json(report: NightlyReport, fh: TextIO,
             fh.write(_dumps(value))
             continue
         fh.write("[")
-        # a few thousand findings per write: one write call (and one encode) per
-        # finding was a tenth of an unchanged night's time
-        batch: list[str] = []
-        lead = ""
-        for f in rows(key):
-            batch.append(finding_json(f))
-            if len(batch) >= 2000:
-                fh.write(lead + ", ".join(batch))
-                lead = ", "
-                batch.clear()
-        if batch:
-            fh.write(lead + ", ".join(batch))
+        for i, f in enumerate(rows(key)):
+            fh.write((", " if i else "") + finding_json(f))
         fh.write("]")
     fh.write("}\n")
 
