@@ -157,10 +157,13 @@ def test_writes_every_format_and_latest_copies(tmp_path: Path) -> None:
 
 
 def test_latest_copies_follow_the_newest_run(tmp_path: Path) -> None:
-    write_nightly(hostile_report(), tmp_path)
+    first = write_nightly(hostile_report(), tmp_path)
+    kept = first["json"].read_bytes()
+    # the latest copies share the run's bytes (a hard link), not a second copy of them
+    assert first["latest_json"].stat().st_ino == first["json"].stat().st_ino
     write_nightly(hostile_report(run_id=8), tmp_path)
     assert json.loads((tmp_path / "nightly-latest.json").read_text())["run_id"] == 8
-    assert (tmp_path / "nightly-7.json").exists()
+    assert (tmp_path / "nightly-7.json").read_bytes() == kept  # replaced, not rewritten
 
 
 # -- HTML ------------------------------------------------------------------------------
