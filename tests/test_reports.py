@@ -9,6 +9,7 @@ import json
 import os
 import tracemalloc
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from governor.reports.nightly import (
     MATRIX_COLUMNS,
     csv_cells,
     finding_json,
+    finding_row,
     finding_sections,
     read_matrix_csv,
     write_matrix_csv,
@@ -394,6 +396,35 @@ def test_json_holds_every_finding_of_a_large_section_in_order(tmp_path: Path) ->
                       .read_text(encoding="utf-8"))
     assert [f["key"] for f in data["open"]] == [f.key for f in many]
     assert data["new"][0]["key"] == "new-1" and data["unknown"][0]["key"] == "unk-1"
+
+
+def test_a_streamed_report_shows_the_first_findings_of_each_section_in_html(
+        tmp_path: Path) -> None:
+    """With findings streamed from the store, the HTML's cards are the first
+    findings_html_max of each section (of each severity for the open ones), taken from
+    the pass that writes the JSON and CSV, in the same worst-first order."""
+    sections = {
+        "open": [finding(f"{sev}-{i}", sev) for sev in ("critical", "high", "low")
+                 for i in range(4)],
+        "new": [finding(f"critical-{i}", "critical") for i in range(3)],
+        "unknown": [finding("unk-1", "medium", outcome="unknown")],
+        "resolved": [], "excepted": [],
+    }
+    report = hostile_report(stream=lambda name: iter(finding_row(f) for f in sections[name]),
+                            findings_html_max=2, new=[], open=[], unknown=[], resolved=[],
+                            excepted=[], totals={k: len(v) for k, v in sections.items()})
+    paths = write_nightly(report, tmp_path)
+    assert [f.key for f in report.open] == ["critical-0", "critical-1", "high-0", "high-1",
+                                            "low-0", "low-1"]
+    assert [f.key for f in report.new] == ["critical-0", "critical-1"]
+    # evidence decoded as the store holds it (JSON), instants aware UTC again
+    first = sections["open"][0]
+    assert report.open[0] == replace(first, evidence=json.loads(finding_row(first)[7]))
+    data = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert len(data["open"]) == 12 and len(data["new"]) == 3  # the JSON has them all
+    html = paths["html"].read_text(encoding="utf-8")
+    assert all(f"{sev}-1" in html and f"{sev}-2" not in html
+               for sev in ("critical", "high", "low"))
 
 
 def test_json_key_order_is_stable(tmp_path: Path) -> None:

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governor import db
-from governor.clock import as_utc
 from governor.config import Config
 from governor.correlate import Match
 from governor.findings import active_exceptions, counts
-from governor.models import Finding, OffboardCase, OffboardStep, Run, SourceRead
+from governor.models import OffboardCase, OffboardStep, Run, SourceRead
 from governor.records import AccessPath
 from governor.reports.data import (
-    FindingLine,
     FindingRow,
     MatrixFile,
     MatrixRow,
@@ -35,37 +31,6 @@ from governor.snapshot import HeldCredential, Snapshot
 _RANK = {s.value: s.rank for s in Severity}
 
 
-def finding_line(f: Finding | Any, exception: dict[str, str] | None = None) -> FindingLine:
-    """From a Finding or a row with the same column names."""
-    rule = RULES.get(f.rule_id)
-    return FindingLine(
-        key=f.key, rule_id=f.rule_id, title=rule.title if rule else f.rule_id,
-        severity=f.severity, outcome=f.outcome, status=f.status, message=f.message,
-        evidence=json.loads(f.evidence), remediation=rule.remediation if rule else "",
-        controls=rule.controls if rule else (), person=f.person, account=f.account,
-        first_seen=as_utc(f.first_seen_at) or datetime.min.replace(tzinfo=UTC),
-        last_seen=as_utc(f.last_seen_at) or datetime.min.replace(tzinfo=UTC),
-        resolved_at=as_utc(f.resolved_at), exception=exception)
-
-
-_COLS = (Finding.key, Finding.rule_id, Finding.severity, Finding.outcome, Finding.status,
-         Finding.message, Finding.evidence, Finding.person, Finding.account,
-         Finding.first_seen_at, Finding.last_seen_at, Finding.resolved_at)
-_WORST_FIRST = case({s.value: -s.rank for s in Severity}, value=Finding.severity, else_=0)
-
-
-def _where(name: str, run_id: int) -> ColumnElement[bool]:
-    """Which findings make up one section of the report."""
-    open_fail = and_(Finding.status == "open", Finding.outcome == "fail")
-    return {
-        "new": and_(open_fail, Finding.opened_run_id == run_id),
-        "resolved": and_(Finding.status == "resolved", Finding.resolved_run_id == run_id),
-        "open": open_fail,
-        "unknown": and_(Finding.status == "open", Finding.outcome == "unknown"),
-        "excepted": Finding.status == "excepted",
-    }[name]
-
-
 class _Sections:
     """Reads a report's sections from the store, worst first, without holding them."""
 
@@ -74,15 +39,6 @@ class _Sections:
         self.exceptions = {k: {"reason": e.reason, "approver": e.approver,
                                "expires": e.expires_at.isoformat(), "id": str(e.id)}
                            for k, e in active_exceptions(session, run.started_at).items()}
-
-    def query(self, name: str, severity: str | None = None,
-              limit: int | None = None) -> Iterator[FindingLine]:
-        q = select(*_COLS).where(_where(name, self.run_id))
-        if severity is not None:
-            q = q.where(Finding.severity == severity)
-        q = q.order_by(_WORST_FIRST, Finding.rule_id, Finding.key).limit(limit)
-        for f in self.session.execute(q.execution_options(yield_per=2000)):
-            yield finding_line(f, self.exceptions.get(f.key) if name == "excepted" else None)
 
     def stream(self, name: str) -> Iterator[FindingRow]:
         """Every finding of a section as FindingRows, straight from the driver: the ORM's
@@ -106,7 +62,7 @@ _RAW_COLS = ("key, rule_id, severity, outcome, status, message, evidence, person
              "first_seen_at, last_seen_at, resolved_at")
 _RAW_ORDER = ("CASE severity " + " ".join(f"WHEN '{s.value}' THEN {-s.rank}" for s in Severity)
               + " ELSE 0 END, rule_id, key")
-_RAW_WHERE = {  # the same sections as _where, for the driver
+_RAW_WHERE = {  # which findings make up each section of the report
     "new": "status = 'open' AND outcome = 'fail' AND opened_run_id = {m}",
     "resolved": "status = 'resolved' AND resolved_run_id = {m}",
     "open": "status = 'open' AND outcome = 'fail'",
@@ -135,10 +91,6 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
         raise ValueError("a report needs the snapshot or an earlier matrix")
     sections = _Sections(session, run)
     cap = config.report["findings_html_max"]
-    shown = {name: list(sections.query(name, limit=cap))
-             for name in ("new", "resolved", "unknown", "excepted")}
-    # open findings are shown per severity, so each severity gets its own slice
-    shown_open = [f for sev in Severity for f in sections.query("open", sev.value, cap)]
     # counts' sections are these sections: one pass over the findings serves both
     by_section = counted if counted is not None else counts(session, run.id)
     totals = {name: sum(by_section.get(name, {}).values())
@@ -153,8 +105,8 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
         sources=[SourceLine(s.name, s.type, s.kind, s.status, s.count, s.freshness, s.error,
                             {"added": s.added, "ended": s.ended, "updated": s.updated})
                  for s in reads],
-        new=shown["new"], resolved=shown["resolved"], open=shown_open,
-        unknown=shown["unknown"], excepted=shown["excepted"], counts=by_section,
+        # the findings the HTML shows are taken while the JSON and CSV stream them all
+        new=[], resolved=[], open=[], unknown=[], excepted=[], counts=by_section,
         matrix=matrix, matrix_from=matrix_from, carried_from_run=carried_from_run,
         matrix_html_max_rows=config.report["matrix_html_max_rows"],
         findings_html_max=cap, stream=sections.stream, totals=totals,

@@ -110,9 +110,10 @@ class NightlyReport:
     # Cards per section (and per severity) in the HTML; the JSON and CSV have them all.
     findings_html_max: int = 200
     # A large organisation has hundreds of thousands of findings. When ``stream`` is
-    # given, the lists above hold only what the HTML shows (findings_html_max per
-    # section, per severity for open) and stream(section) yields every finding of a
-    # section, worst first, straight from the store for the JSON and CSV; ``totals``
-    # gives each section's full size. Without it the lists are complete.
+    # given, stream(section) yields every finding of a section, worst first, straight
+    # from the store for the JSON and CSV, and write_nightly fills the lists above from
+    # that same pass with only what the HTML shows (findings_html_max per section, per
+    # severity for open); ``totals`` gives each section's full size. Without it the
+    # lists are complete.
     stream: Callable[[str], Iterator[FindingRow]] | None = field(repr=False, default=None)
     totals: dict[str, int] = field(default_factory=dict)
