@@ -202,3 +202,46 @@ def test_fail_on_sets_the_exit_code(demo_dir: Path) -> None:
                    env=demo_env()).code == 0
     assert run_cli("-c", cfg, "reconcile", "--no-report", "--fail-on", "high",
                    env=demo_env()).code == 6
+
+
+def test_report_nightly_never_rewrites_a_run_s_evidence_silently(demo_dir: Path) -> None:
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    url = f"sqlite:///{demo_dir / 'governor-demo.db'}"
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", env=env).code == 0
+    reports = demo_dir / "reports"
+    written = {p.name: p.read_bytes() for p in reports.iterdir()}
+
+    refused = run_cli("-c", cfg, "report", "nightly", env=env)
+    assert refused.code == 1 and "nightly-1.html" in refused.err
+    assert "--replace --reason" in refused.err
+    assert {p.name: p.read_bytes() for p in reports.iterdir()} == written  # untouched
+    assert run_cli("-c", cfg, "report", "nightly", "--replace", env=env).code == 2
+
+    # the run's files are gone (moved, deleted): writing them again needs no override,
+    # and the report says it was written after the run
+    for name in ("nightly-1.html", "nightly-1.json", "nightly-1.csv", "access-matrix-1.csv"):
+        (reports / name).unlink()
+    later = {**env, "GOVERNOR_NOW": "2026-11-20T15:00:00+00:00"}
+    again = run_cli("-c", cfg, "report", "nightly", env=later)
+    assert again.code == 0, again.err
+    data = json.loads((reports / "nightly-1.json").read_text(encoding="utf-8"))
+    assert data["run_id"] == 1 and data["rewritten"] == {
+        "at": "2026-11-20T15:00:00Z", "actor": "tester", "reason": None}
+    assert data["open"] == json.loads(written["nightly-1.json"])["open"]
+    assert (reports / "access-matrix-1.csv").read_bytes() == written["access-matrix-1.csv"]
+    assert 'id="rewritten"' in (reports / "nightly-1.html").read_text(encoding="utf-8")
+    assert 'id="rewritten"' not in written["nightly-1.html"].decode()
+
+    replaced = run_cli("-c", cfg, "report", "nightly", "--replace", "--reason",
+                       "template fix", env=later)
+    assert replaced.code == 0, replaced.err
+    data = json.loads((reports / "nightly-1.json").read_text(encoding="utf-8"))
+    assert data["rewritten"]["reason"] == "template fix"
+    with create_engine(url).connect() as conn:
+        audited = conn.execute(text(
+            "SELECT subject, reason, detail FROM audit_log WHERE action = 'report.rewritten' "
+            "ORDER BY id")).all()
+    assert [(s, r) for s, r, _ in audited] == [("run 1", None), ("run 1", "template fix")]
+    assert "nightly-1.html" in audited[1][2] and "nightly-1.html" not in audited[0][2]

@@ -10,7 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governor import audit, db, starter, state
-from governor.cli.common import Ctx, emit_json, json_option, pass_ctx, table, use_json
+from governor.cli.common import (
+    Ctx,
+    emit_json,
+    json_option,
+    pass_ctx,
+    reason_option,
+    table,
+    use_json,
+)
 from governor.db import sessions, transaction
 from governor.errors import GovernorError, NotFound
 from governor.findings import active_exceptions
@@ -278,20 +286,49 @@ def report() -> None:
 
 
 @report.command()
+@click.option("--replace", is_flag=True,
+              help="Write it even where the run's report files exist (needs --reason).")
+@reason_option(required=False)
 @pass_ctx
-def nightly(ctx: Ctx) -> None:
-    """Rewrite the latest run's nightly report."""
-    from governor.reports.build import nightly_report
-    from governor.reports.nightly import write_nightly
+def nightly(ctx: Ctx, replace: bool, reason: str | None) -> None:
+    """Write the latest run's nightly report again from the store.
 
-    with sessions(ctx.engine())() as s:
-        r = s.scalar(select(Run).where(Run.status.in_(("ok", "partial")))
-                     .order_by(Run.id.desc()).limit(1))
-        if r is None:
-            raise NotFound("no completed run yet: run `governor reconcile`")
-        ok = {n: True for n in ctx.config.sources}
-        snap = state.snapshot(s, ctx.config, r.started_at, ok)
-        paths = write_nightly(nightly_report(s, ctx.config, r, snap), ctx.config.report_dir)
+    Only where its files are missing, unless --replace --reason: a run's report is the
+    evidence of its night. The report written again says when, by whom and why, and
+    the audit log records it."""
+    from governor.reports.build import nightly_report
+    from governor.reports.nightly import file_names, write_nightly
+
+    if replace and not reason:
+        raise click.UsageError("--replace needs --reason: replacing a run's report is audited")
+    out_dir = ctx.config.report_dir
+    paths: dict[str, Path] = {}
+    try:
+        with transaction(ctx.engine()) as s:
+            r = s.scalar(select(Run).where(Run.status.in_(("ok", "partial")))
+                         .order_by(Run.id.desc()).limit(1))
+            if r is None:
+                raise NotFound("no completed run yet: run `governor reconcile`")
+            there = sorted(n for n in file_names(r.id).values() if (out_dir / n).exists())
+            if there and not replace:
+                raise GovernorError(
+                    f"run {r.id}'s report is already in {out_dir} ({', '.join(there)}): a "
+                    "run's report is the evidence of its night and is not rewritten. To "
+                    "write it again from the store as it is now, pass --replace --reason "
+                    "'...' (audited; the report will say so).")
+            now = ctx.clock()
+            snap = state.snapshot(s, ctx.config, r.started_at,
+                                  {n: True for n in ctx.config.sources})
+            rep = nightly_report(s, ctx.config, r, snap)
+            rep.rewritten = {"at": now, "actor": ctx.actor, "reason": reason}
+            audit.record(s, now, ctx.actor, "report.rewritten", subject=f"run {r.id}",
+                         reason=reason, detail={"replaced": there})
+            paths = write_nightly(rep, out_dir)
+    except BaseException:
+        if paths:  # written, but the audit entry did not commit: take them back
+            for path in paths.values():
+                path.unlink(missing_ok=True)
+        raise
     click.echo(f"report: {paths.get('html')}")
 
 

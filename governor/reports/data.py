@@ -103,6 +103,9 @@ class NightlyReport:
     matrix_from: MatrixFile | None = None
     matrix_written: int | None = None  # set by write_nightly: rows in the matrix CSV
     carried_from_run: int | None = None  # the run whose evaluation this one carried
+    # Set when the report is written again after its run (`governor report nightly`):
+    # when, by whom and why, so the file never passes for what the run itself wrote.
+    rewritten: dict[str, Any] | None = None
     matrix_html_max_rows: int = 5000
     # Offboarding cases still open (those this run opened first): case, employee id,
     # name, trigger, opened, steps total / finished / failed, new in this run.

@@ -241,6 +241,7 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         "actor": report.actor,
         "forced_reason": report.forced_reason,
         "carried_from_run": report.carried_from_run,
+        "rewritten": jsonable(report.rewritten),
         "counts": jsonable(report.counts),
         "sources": [_source_json(s) for s in report.sources],
         **{name: [json.loads(finding_json(f)) for f in section(report, name)]
