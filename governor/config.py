@@ -41,6 +41,10 @@ REPORT_OPTIONS: dict[str, Option] = {
     "matrix_html_max_rows": Option("int", 5000, "Rows of the access matrix shown in the HTML "
                                    "report; the CSV always has all of them.", min=0,
                                    max=1_000_000),
+    "keep_days": Option("int", 0, "After each successful run, delete the report files of runs "
+                        "that started more than this many days before it (the newest run's "
+                        "are always kept; each deletion is audited). 0 keeps every report.",
+                        min=0, max=36_500),
 }
 
 OFFBOARD_OPTIONS: dict[str, Option] = {

@@ -41,6 +41,7 @@ from governor.offboard.sweep import unverified_since as offboard_unverified
 from governor.reports.build import nightly_report
 from governor.reports.data import MatrixFile
 from governor.reports.nightly import write_nightly
+from governor.reports.retention import prune as prune_reports
 from governor.rules import RULES
 from governor.rules.base import Severity
 from governor.snapshot import Snapshot
@@ -369,6 +370,11 @@ def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunRe
                 path.unlink(missing_ok=True)
         raise
     _auto_execute(engine, config, clock, opts.actor, result.cases_opened)
+    if config.report["keep_days"]:
+        # after the run's own commit: a failed run never deletes evidence
+        with transaction(engine) as session:
+            prune_reports(session, config.report_dir, config.report["keep_days"],
+                          result.started_at, opts.actor)
     return result
 
 
