@@ -36,6 +36,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -170,10 +171,29 @@ def next_day(out: Path, as_of: str) -> Path:
     return config
 
 
-def clean_run_state(out: Path) -> None:
+def clean_run_state(out: Path, database_url: str | None = None) -> None:
     for suffix in ("", "-journal", "-wal", "-shm"):
         Path(f"{out / 'governor.db'}{suffix}").unlink(missing_ok=True)
     shutil.rmtree(out / "reports", ignore_errors=True)
+    if database_url:
+        recreate_pg(database_url, create=False)
+
+
+def recreate_pg(url: str, *, create: bool = True) -> None:
+    """Drop (and create again, empty) the PostgreSQL database `url` names, through the
+    server's maintenance database: every from-empty run starts from nothing."""
+    import psycopg  # a test extra; only PostgreSQL runs need it
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name or not name.replace("_", "").isalnum():
+        raise SystemExit(f"--database-url: {name!r} is not a plain database name")
+    admin = urlunsplit((parts.scheme.replace("postgresql+psycopg", "postgresql"),
+                        parts.netloc, "/postgres", parts.query, ""))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def git_commit() -> str | None:
@@ -213,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep governor.db, reports/ and floor.sqlite afterwards (the "
                          "generated files and logs are always kept)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--database-url",
+                    help="run governor on this PostgreSQL database instead of SQLite, e.g. "
+                         "postgresql://postgres@127.0.0.1:5432/governor_bench; it is dropped "
+                         "and created again empty (and dropped at the end unless --keep)")
     ap.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
     ap.add_argument("--floor-only", action="store_true", help="measure only the floor")
     args = ap.parse_args(argv)
@@ -230,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{counts['grants']:,} grants, {counts['accounts']:,} accounts, "
           f"{counts['credentials']:,} credentials); {os.cpu_count()} CPUs; python "
           f"{platform.python_version()}")
+    if args.database_url:
+        where = urlsplit(args.database_url)
+        # never the password: host, port and database name only
+        print(f"database: PostgreSQL {where.hostname}:{where.port or 5432}{where.path}")
     load_before = os.getloadavg()
     if load_before[0] > 0.5:
         print(f"note: load average {load_before[0]:.2f} before starting: other work on this "
@@ -243,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "governor_commit": git_commit(),
         "load_average_before": [round(x, 2) for x in load_before],
         "scale": args.scale,
+        "database": "postgresql" if args.database_url else "sqlite",
         "dir": str(out),
         "organisation": {"params": manifest["params"], "counts": manifest["counts"],
                          "bytes": manifest["bytes"], "generate_s": manifest["seconds"],
@@ -270,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.floor_only:
         clean_run_state(out)
+        if args.database_url:
+            recreate_pg(args.database_url)
         # --config is an option of the governor command group: it goes before the
         # subcommand (`governor --config X reconcile`).
         gov = [sys.executable, "-m", "governor", "--config", str(config)]
@@ -277,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         # so dormant, leaver and expiry cases are the same whatever day this runs.
         as_of = json.loads((out / "manifest.json").read_text())["params"]["as_of"]
         env = {**os.environ, "GOVERNOR_NOW": f"{as_of}T12:00:00+00:00"}
+        if args.database_url:
+            env["GOVERNOR_DATABASE_URL"] = args.database_url
         tomorrow = (date.fromisoformat(as_of) + timedelta(days=1)).isoformat()
         night = [sys.executable, "-m", "governor", "--config", str(next_day(out, as_of))]
         plan = [("db-upgrade", [*gov, "db", "upgrade"], env),
@@ -358,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nresults: {results_path}\nlogs:    {logs}")
 
     if not args.keep:
-        clean_run_state(out)
+        clean_run_state(out, args.database_url)
         (out / "floor.sqlite").unlink(missing_ok=True)
 
     if failed:
