@@ -103,6 +103,27 @@ def indexes_deferred(conn: Connection, *tables: Table) -> Iterator[None]:
         index.create(conn)
 
 
+ANALYZE_AFTER = 1000  # rows one run writes to a table before PostgreSQL is told to look
+
+
+def refresh_statistics(conn: Connection, written: dict[str, tuple[int, int]]) -> list[str]:
+    """ANALYZE the tables a run wrote much of; `written` maps a table to (rows written,
+    rows it now holds for the run's purpose). Returns the tables analysed.
+
+    PostgreSQL plans every query from table statistics that autovacuum refreshes only
+    after a commit, in the background. A run loads tables and then queries them in the
+    same transaction (the snapshot, correlation, the offboarding sweep's per-person
+    plans), so without this a first run is planned as if its tables were still empty.
+    SQLite plans without gathered statistics: nothing to do there."""
+    if conn.dialect.name != "postgresql":
+        return []
+    tables = sorted(t for t, (n, total) in written.items()
+                    if n >= ANALYZE_AFTER or (n and n * 2 >= total))
+    for table in tables:
+        conn.exec_driver_sql(f"ANALYZE {table}")
+    return tables
+
+
 # ---- migrations ---------------------------------------------------------------------
 def migrations_dir() -> Path:
     # migrations/ ships as governor._migrations (see pyproject): found the same way from a

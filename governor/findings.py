@@ -177,6 +177,9 @@ class Merge:
                 f"resolved_run_id = {m} WHERE id = {m}", resolve)
         self.session.expire_all()  # the ORM must not serve rows these statements changed
         _apply_exceptions(self.session, self.run_id, self.now, actor, self.stats)
+        # the report reads the findings next, in this transaction
+        db.refresh_statistics(self.conn, {"finding": (
+            self.stats.new + self.stats.resolved, self.stats.new + self.stats.kept)})
         return self.stats
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from governor import audit, findings, history, state
 from governor.clock import Clock
 from governor.config import Config
-from governor.db import indexes_deferred, transaction
+from governor.db import indexes_deferred, refresh_statistics, transaction
 from governor.errors import FeedGuardTripped, SourceError
 from governor.models import (
     ObsCredential,
@@ -113,14 +113,18 @@ def read_sources(session: Session, config: Config, run_id: int, now: datetime
                  ) -> list[SourceOutcome]:
     tables = [t.__table__ for t in (ObsPerson, ObsDirectoryAccount, ObsSocialAccount,
                                     ObsGrant, ObsCredential)]
+    written: dict[str, tuple[int, int]] = {}
     with indexes_deferred(session.connection(), *tables):  # type: ignore[arg-type]
-        out = _read_each(session, config, run_id, now)
+        out = _read_each(session, config, run_id, now, written)
     session.flush()
+    refresh_statistics(session.connection(), written)
     return out
 
 
-def _read_each(session: Session, config: Config, run_id: int, now: datetime
-               ) -> list[SourceOutcome]:
+def _read_each(session: Session, config: Config, run_id: int, now: datetime,
+               written: dict[str, tuple[int, int]]) -> list[SourceOutcome]:
+    """Read every enabled source; `written` gathers, per history table, the rows this
+    run wrote and the records it read."""
     out = []
     for name, sc in config.sources.items():
         if not sc.enabled:
@@ -149,7 +153,11 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime
                 o.ok, o.error, digest = False, str(exc), None
             else:
                 nested.commit()
-                for stats in by_kind.values():
+                for kind, stats in by_kind.items():
+                    table = history.SHAPES[kind].table
+                    n, total = written.get(table, (0, 0))
+                    written[table] = (n + stats.added + stats.ended + stats.updated,
+                                      total + stats.count)
                     o.count += stats.count
                     o.added += stats.added
                     o.ended += stats.ended

@@ -219,6 +219,8 @@ def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
     gone = [(v >> 64,) for of in have.values() for v in of.values() if v != _SEEN]
     if gone:  # principals no source names any more: nothing left to describe
         conn.exec_driver_sql(f"DELETE FROM principal_match WHERE id = {mark}", gone)
+    named_now = sum(len(of) for of in have.values()) - len(gone)
+    db.refresh_statistics(conn, {"principal_match": (changes + len(gone), named_now)})
     return changes + len(gone)
 
 
