@@ -135,8 +135,7 @@ class Merge:
                changed: list[tuple[Any, ...]], kept: list[tuple[Any, ...]]) -> None:
         conn, m = self.conn, self.m
         if pending:
-            conn.exec_driver_sql(f"INSERT INTO finding ({', '.join(_COLS)}) VALUES "
-                                 f"({', '.join([m] * len(_COLS))})", list(pending.values()))
+            db.Inserter(conn, "finding", _COLS)(list(pending.values()))
         if reopen:
             conn.exec_driver_sql(
                 f"UPDATE finding SET status = 'open', resolution = NULL, resolved_at = NULL, "

@@ -339,7 +339,7 @@ class _Loader:
             self.current[nk] = (rid << 128) | ((d & M64) << 64) | (vd & M64)
         cols = ("source", "nk", "digest", "vdigest", "first_seen_at", "first_run_id",
                 *shape.stable_cols, *shape.volatile_cols)
-        self.insert_sql = f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({_marks(conn, len(cols))})"
+        self.insert = db.Inserter(conn, t, cols)
         self.vol_sql = (f"UPDATE {t} SET vdigest = {m}, "
                         + ", ".join(f"{c} = {m}" for c in shape.volatile_cols)
                         + f" WHERE id = {m}")
@@ -380,13 +380,12 @@ class _Loader:
                              *volatile))
         stats.added += 1
         if len(self.inserts) >= BATCH:
-            self.conn.exec_driver_sql(self.insert_sql, self.inserts)
+            self.insert(self.inserts)
             self.inserts.clear()
 
     def finish(self) -> LoadStats:
         conn, m = self.conn, self.m
-        if self.inserts:
-            conn.exec_driver_sql(self.insert_sql, self.inserts)
+        self.insert(self.inserts)
         if self.updates:
             conn.exec_driver_sql(self.vol_sql, self.updates)
         ends = self.ends

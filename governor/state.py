@@ -168,7 +168,7 @@ def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
         # the interpreter's own hash serves, at a fraction of a keyed digest's cost
         of[principal] = (rid << 64) | (hash(tuple(stored)) & history.M64)
     cols = "source, principal, status, employee_id, method, reason, candidates, updated_run_id"
-    insert_sql = f"INSERT INTO principal_match ({cols}) VALUES ({', '.join([mark] * 8)})"
+    insert = db.Inserter(conn, "principal_match", cols.split(", "))
     update_sql = (f"UPDATE principal_match SET status = {mark}, employee_id = {mark}, "
                   f"method = {mark}, reason = {mark}, candidates = {mark}, "
                   f"updated_run_id = {mark} WHERE id = {mark}")
@@ -193,7 +193,7 @@ def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
         if old is None:
             inserts.append((source, principal, *row, run_id))
             if len(inserts) >= history.BATCH:
-                conn.exec_driver_sql(insert_sql, inserts)
+                insert(inserts)
                 changes += len(inserts)
                 inserts.clear()
         elif old & history.M64 != hash(row) & history.M64:
@@ -211,8 +211,7 @@ def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
     for hc in snap.credentials:
         for principal, m in hc.readers:
             named(hc.source, _lower(principal), m)
-    if inserts:
-        conn.exec_driver_sql(insert_sql, inserts)
+    insert(inserts)
     if updates:
         conn.exec_driver_sql(update_sql, updates)
     changes += len(inserts) + len(updates)

@@ -125,3 +125,17 @@ def test_saved_matches_key_lower_case_principals_by_the_same_object() -> None:
     principal = "".join(["ann", "@corp.example"])  # built, so not an interned literal
     assert _lower(principal) is principal
     assert _lower("Ann@Corp.example") == "ann@corp.example"
+
+
+def test_awkward_text_is_stored_exactly(engine: Engine) -> None:
+    """PostgreSQL loads through COPY, whose text format gives tab, newline, backslash and
+    \\N meanings of their own: values holding them must come back unchanged."""
+    awkward = ["tab\there@x", "new\nline@x", "back\\slash@x", "\\N", "quote\"'@x", "ünï@x"]
+    load(engine, 1, T0, [grant(p, active=T0 + timedelta(microseconds=7)) for p in awkward])
+    with engine.connect() as conn:
+        got = {g.principal: g for _, g in history.current(conn, SHAPE, ["x"])}
+    assert sorted(got) == sorted(awkward)
+    assert all(g.last_active == T0 + timedelta(microseconds=7) and g.granted_at == T0
+               for g in got.values())
+    assert load(engine, 2, T0, [grant(p, active=T0 + timedelta(microseconds=7))
+                                for p in awkward]).added == 0  # digests read back equal
