@@ -148,3 +148,19 @@ def test_statistics_are_postgresql_s_business_only() -> None:
     engine = db.make_engine("sqlite://")
     with engine.connect() as conn:
         assert db.refresh_statistics(conn, {"obs_grant": (5000, 5000)}) == []
+
+
+@pytest.mark.postgres
+def test_tables_updated_every_night_leave_room_on_postgresql_pages(pg_url: str) -> None:
+    from conftest import sql_rows
+
+    engine = db.make_engine(pg_url)
+    db.upgrade(engine)
+    sql = ("SELECT relname, array_to_string(reloptions, ',') FROM pg_class WHERE relname IN "
+           "('finding', 'obs_grant', 'obs_directory_account', 'obs_person')")
+    assert dict(sql_rows(pg_url, sql)) == {
+        "finding": "fillfactor=50", "obs_grant": "fillfactor=70",
+        "obs_directory_account": "fillfactor=70", "obs_person": None}
+    db.downgrade(engine, "0003")
+    assert {v for _, v in sql_rows(pg_url, sql)} == {None}
+    engine.dispose()
