@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -232,24 +233,25 @@ def require_head(engine: Engine) -> None:
 def stream(conn: Connection, sql: str, params: tuple[Any, ...] = (), size: int = 5000
            ) -> Iterator[tuple[Any, ...]]:
     """Rows of one read-only query as plain tuples, a batch at a time, in the caller's
-    transaction. SQLite rows come straight from the sqlite3 cursor (SQLAlchemy's row
-    objects cost more than the query when a snapshot reads millions); elsewhere through
-    a server-side cursor, so the whole result is never held by the client. `sql` uses
-    the driver's own parameter marks."""
-    if conn.dialect.name == "sqlite":
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cur.execute(sql, params)
-            while rows := cur.fetchmany(size):
-                yield from rows
-        finally:
-            cur.close()
-        return
-    result = conn.exec_driver_sql(sql, params, execution_options={
-        "stream_results": True, "max_row_buffer": size})
-    for part in result.partitions(size):
-        for row in part:
-            yield tuple(row)
+    transaction, straight from the driver's cursor (SQLAlchemy's row objects cost more
+    than the query when a snapshot reads millions). On PostgreSQL the cursor is a
+    server-side one, so the whole result is never held by the client. `sql` uses the
+    driver's own parameter marks."""
+    dbapi: Any = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        # named: a server-side cursor, each its own name (streams may be nested)
+        cur = dbapi.cursor(name=f"governor_stream_{next(_STREAMS)}")
+    else:
+        cur = dbapi.cursor()
+    try:
+        cur.execute(sql, params)
+        while rows := cur.fetchmany(size):
+            yield from rows
+    finally:
+        cur.close()
+
+
+_STREAMS = itertools.count(1)
 
 
 def mark(conn: Connection) -> str:
