@@ -28,8 +28,6 @@ from governor.rules import RULES
 from governor.rules.base import Severity
 from governor.snapshot import HeldCredential, Snapshot
 
-_RANK = {s.value: s.rank for s in Severity}
-
 
 class _Sections:
     """Reads a report's sections from the store, worst first, without holding them."""
