@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import DEMO_NOW, demo_env, run_cli
+from conftest import DEMO_NOW, demo_env, run_cli, sql_rows
 from sqlalchemy import create_engine, text
 
 # Every planted case, by finding key, with its outcome and severity. Clean cases are
@@ -239,9 +239,7 @@ def test_report_nightly_never_rewrites_a_run_s_evidence_silently(demo_dir: Path)
     assert replaced.code == 0, replaced.err
     data = json.loads((reports / "nightly-1.json").read_text(encoding="utf-8"))
     assert data["rewritten"]["reason"] == "template fix"
-    with create_engine(url).connect() as conn:
-        audited = conn.execute(text(
-            "SELECT subject, reason, detail FROM audit_log WHERE action = 'report.rewritten' "
-            "ORDER BY id")).all()
+    audited = sql_rows(url, "SELECT subject, reason, detail FROM audit_log "
+                            "WHERE action = 'report.rewritten' ORDER BY id")
     assert [(s, r) for s, r, _ in audited] == [("run 1", None), ("run 1", "template fix")]
     assert "nightly-1.html" in audited[1][2] and "nightly-1.html" not in audited[0][2]
