@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import demo_env, run_cli
+from conftest import demo_env, run_cli, sql_rows
 from sqlalchemy import Connection, Engine, create_engine, inspect
 
 from governor import db
@@ -124,8 +124,6 @@ def test_only_empty_tables_lose_their_indexes_while_loading(tmp_path: Path) -> N
 def test_a_run_analyzes_what_it_loaded_on_postgresql(demo_dir: Path, pg_url: str) -> None:
     """A run queries the tables it has just loaded, in the same transaction; PostgreSQL
     must not plan those queries from the statistics of the tables when they were empty."""
-    from conftest import sql_rows
-
     env = demo_env(pg_url)
     toml = str(demo_dir / "governor.toml")
     assert run_cli("-c", toml, "db", "upgrade", env=env).code == 0
@@ -152,8 +150,6 @@ def test_statistics_are_postgresql_s_business_only() -> None:
 
 @pytest.mark.postgres
 def test_tables_updated_every_night_leave_room_on_postgresql_pages(pg_url: str) -> None:
-    from conftest import sql_rows
-
     engine = db.make_engine(pg_url)
     db.upgrade(engine)
     sql = ("SELECT relname, array_to_string(reloptions, ',') FROM pg_class WHERE relname IN "
