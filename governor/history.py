@@ -20,7 +20,6 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
@@ -315,13 +314,6 @@ class LoadStats:
     added: int = 0
     ended: int = 0
     updated: int = 0
-    # with a reader: the source's current records after the load, as a read of its
-    # current rows (history.current) would give them, in the same order
-    records: list[Any] | None = None
-
-
-Reader = Callable[[tuple[Any, ...]], Any]
-_ID = itemgetter(0)
 
 
 def _marks(conn: Connection, n: int) -> str:
@@ -334,7 +326,7 @@ class _Loader:
 
     def __init__(self, conn: Connection, shape: Shape, source: str,
                  connector: Connector | None, run_id: int, now: datetime,
-                 previous_read: datetime | None, read: Reader | None = None) -> None:
+                 previous_read: datetime | None) -> None:
         self.conn, self.shape, self.source, self.connector = conn, shape, source, connector
         self.run_id, self.previous_read = run_id, previous_read
         t, m = shape.table, db.mark(conn)
@@ -357,19 +349,6 @@ class _Loader:
         self.inserts: list[tuple[Any, ...]] = []
         self.updates: list[tuple[Any, ...]] = []
         self.ends: list[int] = []
-        # Handing the current records to `read` as it goes, in stored form, saves the
-        # snapshot reading two million rows back. The reader is given what the store
-        # would: (source, *shape.columns), picked from the values written (stable and
-        # volatile, after the six bookkeeping columns of an insert).
-        self.read = read
-        stored = ("source", *shape.stable_cols, *shape.volatile_cols)
-        at = [stored.index(c) for c in ("source", *shape.columns)]
-        self.pick_kept = None if at == list(range(len(stored))) else itemgetter(*at)
-        self.pick_new = itemgetter(0, *[i + 5 for i in at[1:]])
-        # rows that stay current, with their ids: the store's order is by id, and rows
-        # inserted now come after every existing one, in the order fed
-        self.kept: list[tuple[int, Any]] = []
-        self.added: list[Any] = []
 
     def feed(self, rec: Any) -> None:
         shape, stats = self.shape, self.stats
@@ -391,20 +370,14 @@ class _Loader:
                     if len(self.updates) >= BATCH:
                         self.conn.exec_driver_sql(self.vol_sql, self.updates)
                         self.updates.clear()
-                if self.read is not None:
-                    row = (self.source, *stable, *volatile)
-                    self.kept.append((packed >> 128, self.read(
-                        row if self.pick_kept is None else self.pick_kept(row))))
                 return
             self.ends.append(packed >> 128)  # changed: this version ends, a new one starts
         else:
             if nk in self.new_keys:
                 raise _duplicate(self.connector, shape, nk)
             self.new_keys.add(nk)
-        row = (self.source, nk, d, vd, self.now_s, self.run_id, *stable, *volatile)
-        self.inserts.append(row)
-        if self.read is not None:
-            self.added.append(self.read(self.pick_new(row)))
+        self.inserts.append((self.source, nk, d, vd, self.now_s, self.run_id, *stable,
+                             *volatile))
         stats.added += 1
         if len(self.inserts) >= BATCH:
             self.insert(self.inserts)
@@ -425,14 +398,6 @@ class _Loader:
             for i in range(0, len(ends), BATCH):
                 conn.exec_driver_sql(end_sql, [(self.now_s, self.run_id, last, rid)
                                                for rid in ends[i:i + BATCH]])
-        if self.read is not None:
-            # a re-read export in its usual order comes with ids nearly sorted already
-            self.kept.sort(key=_ID)
-            records = [rec for _, rec in self.kept]
-            self.kept = []
-            records.extend(self.added)
-            self.added = []
-            self.stats.records = records
         return self.stats
 
 
@@ -448,15 +413,11 @@ def load(conn: Connection, shape: Shape, source: str, records: Iterable[Any],
 
 def load_source(conn: Connection, kinds: Iterable[SourceKind], source: str,
                 records: Iterable[Any], connector: Connector | None, run_id: int,
-                now: datetime, previous_read: datetime | None,
-                readers: Callable[[SourceKind], Reader] | None = None
-                ) -> dict[SourceKind, LoadStats]:
+                now: datetime, previous_read: datetime | None) -> dict[SourceKind, LoadStats]:
     """Store a source that yields records of several kinds (a directory also reporting
     the grants its groups give). Every declared kind is cleaned up, including one that
-    came back empty: a group mapping whose members all left ends their grants. With
-    `readers`, each kind's stats carry its current records as `readers(kind)` reads them."""
-    loaders = {k: _Loader(conn, SHAPES[k], source, connector, run_id, now, previous_read,
-                          readers(k) if readers is not None else None)
+    came back empty: a group mapping whose members all left ends their grants."""
+    loaders = {k: _Loader(conn, SHAPES[k], source, connector, run_id, now, previous_read)
                for k in kinds}
     by_type = {KIND_OF_TYPE[k]: loaders[k] for k in loaders}
     for rec in records:

@@ -109,23 +109,20 @@ def last_good(session: Session, name: str) -> SourceRead | None:
         .order_by(SourceRead.id.desc()).limit(1))
 
 
-def read_sources(session: Session, config: Config, run_id: int, now: datetime,
-                 retained: state.Retained | None = None) -> list[SourceOutcome]:
-    """Read every enabled source into the store; with `retained`, also keep what each
-    source read successfully as the snapshot will hold it."""
+def read_sources(session: Session, config: Config, run_id: int, now: datetime
+                 ) -> list[SourceOutcome]:
     tables = [t.__table__ for t in (ObsPerson, ObsDirectoryAccount, ObsSocialAccount,
                                     ObsGrant, ObsCredential)]
     written: dict[str, tuple[int, int]] = {}
     with indexes_deferred(session.connection(), *tables):  # type: ignore[arg-type]
-        out = _read_each(session, config, run_id, now, written, retained)
+        out = _read_each(session, config, run_id, now, written)
     session.flush()
     refresh_statistics(session.connection(), written)
     return out
 
 
 def _read_each(session: Session, config: Config, run_id: int, now: datetime,
-               written: dict[str, tuple[int, int]], retained: state.Retained | None
-               ) -> list[SourceOutcome]:
+               written: dict[str, tuple[int, int]]) -> list[SourceOutcome]:
     """Read every enabled source; `written` gathers, per history table, the rows this
     run wrote and the records it read."""
     out = []
@@ -149,8 +146,7 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
             try:
                 by_kind = history.load_source(
                     session.connection(), connector.kinds(sc.settings), name,
-                    connector.fetch(), connector, run_id, now, prev.read_at if prev else None,
-                    retained.reader if retained is not None else None)
+                    connector.fetch(), connector, run_id, now, prev.read_at if prev else None)
             except SourceError as exc:
                 # Unreachable, not malformed: keep its last good data, skip its cleanup.
                 nested.rollback()
@@ -166,9 +162,6 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
                     o.added += stats.added
                     o.ended += stats.ended
                     o.updated += stats.updated
-                    if retained is not None and stats.records is not None:
-                        retained.keep(name, kind, stats.records)
-                        stats.records = None
         o.freshness, o.digest = connector.freshness(), digest
         out.append(o)
         session.add(SourceRead(run_id=run_id, name=name, type=sc.type, kind=o.kind,
@@ -275,10 +268,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     r = Run(started_at=now, status="running", actor=opts.actor, forced=False)
     session.add(r)
     session.flush()
-    # what the sources read is kept for the snapshot; when nothing was read (an unchanged
-    # night) this holds nothing
-    retained = state.Retained()
-    outcomes = read_sources(session, config, r.id, now, retained)
+    outcomes = read_sources(session, config, r.id, now)
     phases.done("read_sources")
     problems = feed_guard(config, outcomes)
     if problems and not opts.force:
@@ -301,12 +291,11 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     if reuse is not None:
         # Nothing the rules read has changed and no time limit they depend on has been
         # reached: evaluating again would give the same results, so they are carried.
-        retained.clear()
         stats = findings.carry_forward(session, r.id, reuse.run_id, now, opts.actor)
         phases.done("carry_forward")
         swept = offboard_reverify(session, now)
     else:
-        snap = state.snapshot(session, config, now, ok, retained)
+        snap = state.snapshot(session, config, now, ok)
         phases.done("snapshot")
         if correlation is None or correlation != prev_summary.get("correlation"):
             state.save_matches(session, snap, r.id)

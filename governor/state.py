@@ -8,10 +8,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import fields, is_dataclass
 from datetime import datetime
-from itertools import chain, repeat
+from itertools import chain
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import governor
@@ -72,61 +72,25 @@ def had_data(session: Session, name: str) -> bool:
                           ) is not None
 
 
-class Retained:
-    """What this run read, held as the snapshot holds it (its readers, one text pool),
-    so the snapshot does not read it back: streaming two million grants back from the
-    store and building them again took a sixth of a first run. Only what was read in
-    this run is here; the snapshot reads every other source (unchanged, failed) from
-    the store. The loader gives the readers the values it wrote, in the store's order,
-    so both ways build the same records (tests/test_retained.py compares them)."""
-
-    def __init__(self) -> None:
-        self.texts: dict[Any, Any] = {}  # one text pool: see history._pool
-        self._readers: dict[SourceKind, history.Reader] = {}
-        self._records: dict[tuple[str, SourceKind], list[Any]] = {}
-
-    def reader(self, kind: SourceKind) -> history.Reader:
-        read = self._readers.get(kind)
-        if read is None:
-            # grants are read straight into the objects the snapshot keeps
-            read = self._readers[kind] = (
-                history.grant_reader(HeldGrant, self.texts) if kind is SourceKind.GRANTS
-                else history.SHAPES[kind].reader(self.texts))
-        return read
-
-    def keep(self, name: str, kind: SourceKind, records: list[Any]) -> None:
-        self._records[(name, kind)] = records
-
-    def held(self) -> set[tuple[str, SourceKind]]:
-        """Which (source, kind) are held."""
-        return set(self._records)
-
-    def rows(self, conn: Connection, kind: SourceKind, name: str
-             ) -> Iterator[tuple[str, Any]]:
-        """(name, record) for one source's current records: those kept, else the store's."""
-        held = self._records.pop((name, kind), None)
-        if held is None:
-            return history.current(conn, history.SHAPES[kind], [name], self.reader(kind))
-        return zip(repeat(name), held)
-
-    def clear(self) -> None:
-        """Let go of the pool and the readers' memos once the snapshot holds the records."""
-        self.texts, self._readers, self._records = {}, {}, {}
-
-
-def snapshot(session: Session, config: Config, now: datetime, ok: dict[str, bool],
-             retained: Retained | None = None) -> Snapshot:
+def snapshot(session: Session, config: Config, now: datetime,
+             ok: dict[str, bool]) -> Snapshot:
     conn = session.connection()
     names = {k: enabled(config, k) for k in SourceKind}
-    held = retained if retained is not None else Retained()
+
+    texts: dict[Any, Any] = {}  # one text pool: see history._pool
 
     def rows(kind: SourceKind) -> Iterator[tuple[str, Any]]:
         # one source at a time keeps config order, which decides HR precedence
-        return chain.from_iterable(held.rows(conn, kind, n) for n in names[kind])
+        shape = history.SHAPES[kind]
+        # grants are read straight into the objects the snapshot keeps
+        read = (history.grant_reader(HeldGrant, texts) if kind is SourceKind.GRANTS
+                else shape.reader(texts))
+        return chain.from_iterable(history.current(conn, shape, [n], read)
+                                   for n in names[kind])
 
     had = {n: ok.get(n, False) or had_data(session, n) for n in config.sources}
     states = [SourceState(n, k, ok.get(n, False), had[n]) for k in SourceKind for n in names[k]]
-    snap = Snapshot.build(
+    return Snapshot.build(
         now,
         persons=rows(SourceKind.HR), directory=rows(SourceKind.DIRECTORY),
         accounts=rows(SourceKind.INVENTORY), grants=rows(SourceKind.GRANTS),
@@ -134,8 +98,6 @@ def snapshot(session: Session, config: Config, now: datetime, ok: dict[str, bool
         declared=declared(config), org_domains=config.org_domains,
         former_readers=former_readers(session, names[SourceKind.VAULT]),
     )
-    held.clear()
-    return snap
 
 
 def correlation_key(session: Session, config: Config, digests: dict[str, str | None]
