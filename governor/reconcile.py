@@ -203,7 +203,7 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
         params = {**rule.defaults(), **(rc.params if rc else {})}
         severity = Severity(rc.severity) if rc and rc.severity else None
         deciding = [n for k in rule.needs for n in state.enabled(config, k)]
-        merge.add(findings.Evaluated(rule, severity, rule.evaluate(snap, params), deciding))
+        merge.add(findings.Evaluated(rule, severity, rule.results(snap, params), deciding))
     return merge.finish(ok, disabled, actor)
 
 

@@ -36,7 +36,7 @@ def answers(snap: Snapshot, cfg: config_mod.Config) -> dict[str, Any]:
         out[rule_id] = sorted(
             (r.subject, r.outcome.value, r.message,
              json.dumps(r.evidence, sort_keys=True, default=str))
-            for r in rule.evaluate(snap, params))
+            for r in rule.results(snap, params))
     out["matrix"] = list(matrix_rows(snap))
     return out
 

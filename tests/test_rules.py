@@ -115,7 +115,7 @@ def snap(*, persons: tuple[Person, ...] = (), directory: tuple[DirectoryAccount,
 
 def run(rule_id: str, s: Snapshot, **params: Any) -> list[Result]:
     rule = RULES[rule_id]
-    return list(rule.evaluate(s, {**rule.defaults(), **params}))
+    return list(rule.results(s, {**rule.defaults(), **params}))
 
 
 def subjects(results: list[Result], outcome: Outcome = Outcome.FAIL) -> list[str]:
@@ -152,9 +152,32 @@ def test_every_rule_declares_its_metadata() -> None:
                 assert opt.min is not None and opt.max is not None, (rule_id, key)
 
 
+def no_data(results: list[Result]) -> str:
+    """The subject of the one UNKNOWN a rule gives when a kind of data it requires is
+    missing altogether."""
+    r = one(results)
+    assert r.outcome is Outcome.UNKNOWN and r.person is None and r.account is None, r
+    assert "cannot be decided" in r.message
+    return r.subject
+
+
 @pytest.mark.parametrize("rule_id", sorted(RULES))
-def test_every_rule_is_quiet_on_an_empty_snapshot(rule_id: str) -> None:
-    assert run(rule_id, Snapshot.build(NOW)) == []
+def test_every_rule_says_it_cannot_decide_on_an_empty_snapshot(rule_id: str) -> None:
+    # nothing configured, nothing read: never a silent pass
+    kinds = "+".join(sorted(k.value for k in RULES[rule_id].requires))
+    assert RULES[rule_id].requires and no_data(run(rule_id, Snapshot.build(NOW))) == \
+        f"no-data|{kinds}"
+
+
+@pytest.mark.parametrize("rule_id", sorted(RULES))
+def test_every_rule_names_each_missing_kind_and_is_quiet_with_all(rule_id: str) -> None:
+    rule = RULES[rule_id]
+    assert rule.requires <= rule.needs
+    everything = [state(k.value, k) for k in SourceKind]
+    for kind in rule.requires:  # that kind configured but never read, the rest present
+        s = Snapshot.build(NOW, sources=[state(k.value, k, k is not kind) for k in SourceKind])
+        assert no_data(run(rule_id, s)) == f"no-data|{kind.value}"
+    assert run(rule_id, Snapshot.build(NOW, sources=everything)) == []
 
 
 def test_results_are_one_line_json_able_and_never_hold_a_fingerprint() -> None:
@@ -193,9 +216,9 @@ def test_leaver_holds_access_clean_and_grace() -> None:
     assert subjects(run("leaver-holds-access", s, grace_hours=0)) == [f"E2|{X}|direct|"]
 
 
-def test_leaver_holds_access_without_hr_says_nothing() -> None:
+def test_leaver_holds_access_without_hr_is_unknown() -> None:
     s = snap(grants=(grant(mail("E2")),), sources=[state("platform", SourceKind.GRANTS)])
-    assert run("leaver-holds-access", s) == []
+    assert no_data(run("leaver-holds-access", s)) == "no-data|hr"
 
 
 # ---- leaver-sso-active ----------------------------------------------------------------------
@@ -216,10 +239,10 @@ def test_leaver_sso_active_clean() -> None:
     assert run("leaver-sso-active", s) == []
 
 
-def test_leaver_sso_active_without_directory_data_says_nothing() -> None:
+def test_leaver_sso_active_without_directory_data_is_unknown() -> None:
     s = snap(persons=(leaver("E2"),), directory=(directory("E2"),),
              sources=[state("hr", SourceKind.HR), state("okta", SourceKind.DIRECTORY, False)])
-    assert run("leaver-sso-active", s) == []
+    assert no_data(run("leaver-sso-active", s)) == "no-data|directory"
 
 
 # ---- orphan-grant ---------------------------------------------------------------------------
@@ -256,9 +279,10 @@ def test_orphan_grant_clean() -> None:
     assert run("orphan-grant", s) == []
 
 
-def test_orphan_grant_without_hr_says_nothing() -> None:
+def test_orphan_grant_without_hr_is_unknown() -> None:
+    # without HR every principal would look orphaned: no guessed violation either
     s = snap(grants=(grant("ghost@x.com"),), credentials=(cred("item1", "ghost@x.com"),))
-    assert run("orphan-grant", s) == []
+    assert no_data(run("orphan-grant", s)) == "no-data|hr"
 
 
 # ---- ambiguous-principal --------------------------------------------------------------------
@@ -280,9 +304,9 @@ def test_ambiguous_principal_clean() -> None:
     assert run("ambiguous-principal", s) == []
 
 
-def test_ambiguous_principal_without_hr_says_nothing() -> None:
+def test_ambiguous_principal_without_hr_is_unknown() -> None:
     s = snap(grants=(grant(f"social@{DOMAIN}"),), directory=(directory("E9", login="x"),))
-    assert run("ambiguous-principal", s) == []
+    assert no_data(run("ambiguous-principal", s)) == "no-data|hr"
 
 
 # ---- user-mfa-missing -----------------------------------------------------------------------
@@ -491,9 +515,9 @@ def test_too_many_admins_clean() -> None:
     assert run("too-many-admins", s) == []
 
 
-def test_too_many_admins_without_grants_says_nothing() -> None:
+def test_too_many_admins_without_grants_is_unknown() -> None:
     s = snap(persons=(person("E1"),), accounts=(account(),))
-    assert run("too-many-admins", s) == []
+    assert no_data(run("too-many-admins", s)) == "no-data|grants"
 
 
 # ---- single-owner ---------------------------------------------------------------------------
@@ -558,9 +582,9 @@ def test_contractor_expired_clean() -> None:
     assert run("contractor-expired", s) == []  # E6 holds nothing; E7 is a leaver
 
 
-def test_contractor_expired_without_hr_says_nothing() -> None:
+def test_contractor_expired_without_hr_is_unknown() -> None:
     s = snap(grants=(grant(mail("E5")),))
-    assert run("contractor-expired", s) == []
+    assert no_data(run("contractor-expired", s)) == "no-data|hr"
 
 
 # ---- dormant-grant --------------------------------------------------------------------------
@@ -610,9 +634,10 @@ def test_owner_missing_clean() -> None:
     assert run("owner-missing", s) == []
 
 
-def test_owner_missing_without_hr_says_nothing() -> None:
+def test_owner_missing_without_hr_is_unknown() -> None:
+    # without HR every owner would look unknown
     s = snap(accounts=(account(X, owner="E1"),))
-    assert run("owner-missing", s) == []
+    assert no_data(run("owner-missing", s)) == "no-data|hr"
 
 
 # ---- recovery-contact-risk ------------------------------------------------------------------
@@ -665,6 +690,6 @@ def test_review_overdue_clean() -> None:
     assert run("review-overdue", s) == []
 
 
-def test_review_overdue_without_inventory_says_nothing() -> None:
+def test_review_overdue_without_inventory_is_unknown() -> None:
     s = snap(persons=(person("E1"),), grants=(grant(mail("E1")),))
-    assert run("review-overdue", s) == []
+    assert no_data(run("review-overdue", s)) == "no-data|inventory"

@@ -20,6 +20,7 @@ class AccountMfaMissing(Rule):
                    "the TOTP seed in the vault item, not on one person's phone.")
     controls = ("SOC2 CC6.1", "ISO27001 A.5.17", "ISO27001 A.8.5")
     needs = frozenset({SourceKind.INVENTORY, SourceKind.VAULT})
+    requires = frozenset({SourceKind.INVENTORY})
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         items: dict[str, list[str]] = defaultdict(list)  # account key -> vault items opening it

@@ -23,6 +23,7 @@ class AmbiguousPrincipal(Rule):
     controls = ("SOC2 CC6.1", "ISO27001 A.5.16")
     needs = frozenset({SourceKind.HR, SourceKind.DIRECTORY, SourceKind.GRANTS,
                        SourceKind.VAULT})
+    requires = frozenset({SourceKind.HR})
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         def candidates(match: Match) -> str:

@@ -63,9 +63,27 @@ class Rule:
     # Kinds of source whose data decides this rule: a finding resolves only when every
     # configured source of these kinds was read successfully in the run.
     needs: ClassVar[frozenset[SourceKind]]
+    # Kinds without which the rule can judge nothing (of `needs`): with no data of one
+    # of them (no such source configured, or none ever read successfully), the rule says
+    # so with one UNKNOWN result instead of silently finding nothing.
+    requires: ClassVar[frozenset[SourceKind]] = frozenset()
     params: ClassVar[dict[str, Option]] = {}
 
+    def results(self, snap: Snapshot, params: dict[str, Any]) -> Iterable[Result]:
+        """What the run records: `evaluate`'s results, or why it could not be run."""
+        missing = sorted(k.value for k in self.requires if not snap.has(k))
+        if not missing:
+            return self.evaluate(snap, params)
+        named = " or ".join(_NAMES[m] for m in missing)
+        return [Result(
+            subject="no-data|" + "+".join(missing), outcome=Outcome.UNKNOWN,
+            message=(f"cannot be decided: there is no {named} data to judge by (no such "
+                     f"source is configured, or none has been read successfully yet)"),
+            evidence={"missing": missing})]
+
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterable[Result]:
+        """The rule's own judgement; `results` calls it only with every required kind
+        of data present."""
         raise NotImplementedError
 
     @classmethod
@@ -78,11 +96,17 @@ class Rule:
         return {k: o.default for k, o in cls.params.items()}
 
 
+_NAMES = {SourceKind.HR.value: "HR", SourceKind.DIRECTORY.value: "directory",
+          SourceKind.INVENTORY.value: "account inventory", SourceKind.GRANTS.value: "grants",
+          SourceKind.VAULT.value: "vault"}
+
 RULES: dict[str, Rule] = {}
 
 
 def register(cls: type[Rule]) -> type[Rule]:
     if cls.id in RULES:
         raise RuntimeError(f"rule {cls.id!r} registered twice")
+    if not cls.requires <= cls.needs:
+        raise RuntimeError(f"rule {cls.id!r} requires kinds it does not list in needs")
     RULES[cls.id] = cls()
     return cls

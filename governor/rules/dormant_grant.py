@@ -26,6 +26,7 @@ class DormantGrant(Rule):
                    "needs it.")
     controls = ("SOC2 CC6.2", "SOC2 CC6.3", "ISO27001 A.5.18")
     needs = frozenset({SourceKind.GRANTS})
+    requires = frozenset({SourceKind.GRANTS})
     params = {
         "dormant_days": Option("int", 90, "Days without activity after which a grant counts as "
                                "dormant.", min=1, max=3650),

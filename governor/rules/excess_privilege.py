@@ -28,6 +28,7 @@ class ExcessPrivilege(Rule):
                    "ownership to the account's owner team.")
     controls = ("SOC2 CC6.1", "SOC2 CC6.3", "ISO27001 A.5.15", "ISO27001 A.8.2")
     needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.INVENTORY})
+    requires = frozenset({SourceKind.HR})
     params = {
         "max_role": Option("dict[str,str]", dict(MAX_ROLE),
                            "Highest role each worker type may hold (" +

@@ -23,14 +23,13 @@ class LeaverHoldsAccess(Rule):
                    "from the vault item and rotate its password and 2FA seed.")
     controls = ("SOC2 CC6.2", "SOC2 CC6.3", "ISO27001 A.5.18", "ISO27001 A.5.15")
     needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.VAULT})
+    requires = frozenset({SourceKind.HR})
     params = {
         "grace_hours": Option("int", 24, "Hours after the end date before access counts as "
                               "held by a leaver.", min=0, max=24 * 30),
     }
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
-        if not snap.has(SourceKind.HR):
-            return  # nobody can be judged a leaver; hr-missing is reported by the run
         grace = timedelta(hours=params["grace_hours"])
         for eid, person in snap.persons.items():
             if not snap.has_left(person, grace):

@@ -22,14 +22,13 @@ class LeaverSsoActive(Rule):
                    "<person>` does it where the directory connector can act).")
     controls = ("SOC2 CC6.2", "ISO27001 A.5.18", "ISO27001 A.5.16")
     needs = frozenset({SourceKind.HR, SourceKind.DIRECTORY})
+    requires = frozenset({SourceKind.HR, SourceKind.DIRECTORY})
     params = {
         "grace_hours": Option("int", 24, "Hours after the end date before an active directory "
                               "account counts against a leaver.", min=0, max=24 * 30),
     }
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
-        if not snap.has(SourceKind.HR) or not snap.has(SourceKind.DIRECTORY):
-            return  # no directory data: nothing to judge (the run reports the missing feed)
         grace = timedelta(hours=params["grace_hours"])
         for eid, held_accounts in snap.directory_by_person.items():
             person = snap.persons.get(eid)

@@ -23,10 +23,9 @@ class OrphanGrant(Rule):
                    "link`, or declare it as a non-human principal with a current owner.")
     controls = ("SOC2 CC6.1", "SOC2 CC6.2", "ISO27001 A.5.16", "ISO27001 A.5.18")
     needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.VAULT})
+    requires = frozenset({SourceKind.HR})
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
-        if not snap.has(SourceKind.HR):
-            return  # without HR every principal would look orphaned
         owner_problem: dict[str, str | None] = {}  # owner ref -> why it fails, per run
 
         def problem(match: Match) -> str | None:

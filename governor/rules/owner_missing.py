@@ -21,10 +21,9 @@ class OwnerMissing(Rule):
                    "(employee id or work email).")
     controls = ("SOC2 CC6.1", "ISO27001 A.5.15", "ISO27001 A.5.18")
     needs = frozenset({SourceKind.INVENTORY, SourceKind.HR})
+    requires = frozenset({SourceKind.HR, SourceKind.INVENTORY})
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
-        if not snap.has(SourceKind.HR):
-            return  # without HR every owner would look unknown
         for key, account in snap.accounts.items():
             ref = (account.owner or "").strip()
             owner = snap.person(ref) if ref else None

@@ -21,6 +21,7 @@ class PasswordReused(Rule):
                    "items listed) and turn on each account's 2FA.")
     controls = ("SOC2 CC6.1", "ISO27001 A.5.17")
     needs = frozenset({SourceKind.VAULT})
+    requires = frozenset({SourceKind.VAULT})
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         by_print: dict[str, dict[str, Credential]] = defaultdict(dict)

@@ -21,6 +21,7 @@ class RecoveryContactRisk(Rule):
                    "recovery phone at a corporate number held by the owner team.")
     controls = ("SOC2 CC6.1", "SOC2 CC6.2", "ISO27001 A.5.17", "ISO27001 A.5.18")
     needs = frozenset({SourceKind.INVENTORY, SourceKind.HR})
+    requires = frozenset({SourceKind.INVENTORY})
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         for key, account in snap.accounts.items():

@@ -21,6 +21,7 @@ class ReviewOverdue(Rule):
                    "and record the attestation.")
     controls = ("SOC2 CC6.2", "SOC2 CC6.3", "ISO27001 A.5.18")
     needs = frozenset({SourceKind.INVENTORY})
+    requires = frozenset({SourceKind.INVENTORY})
     params = {
         "review_days": Option("int", 90, "Days an attestation stays valid when it sets no "
                               "next due date.", min=1, max=730),

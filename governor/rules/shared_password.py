@@ -21,6 +21,7 @@ class SharedPassword(Rule):
                    "glass use by one owner, and narrow the vault item's sharing.")
     controls = ("SOC2 CC6.1", "SOC2 CC6.3", "ISO27001 A.5.15", "ISO27001 A.5.17")
     needs = frozenset({SourceKind.VAULT, SourceKind.DIRECTORY, SourceKind.HR})
+    requires = frozenset({SourceKind.VAULT})
     params = {
         "max_readers": Option("int", 1, "Most distinct people (or unmatched principals) who may "
                               "read one vault login.", min=1, max=1000),

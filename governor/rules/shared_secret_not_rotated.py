@@ -21,10 +21,9 @@ class SharedSecretNotRotated(Rule):
                    "the change in the vault so the next run sees it.")
     controls = ("SOC2 CC6.2", "SOC2 CC6.3", "ISO27001 A.5.17", "ISO27001 A.5.18")
     needs = frozenset({SourceKind.HR, SourceKind.VAULT})
+    requires = frozenset({SourceKind.HR, SourceKind.VAULT})
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
-        if not snap.has(SourceKind.HR):
-            return  # nobody can be judged a leaver
         for hc in snap.credentials:
             c = hc.credential
             former = snap.former_readers.get(c.item_id, [])

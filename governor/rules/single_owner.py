@@ -25,6 +25,7 @@ class SingleOwner(Rule):
                    "(or owner where the platform has one), through the platform or the tool.")
     controls = ("SOC2 CC6.1", "ISO27001 A.5.15")
     needs = frozenset({SourceKind.INVENTORY, SourceKind.GRANTS, SourceKind.HR})
+    requires = frozenset({SourceKind.INVENTORY})  # missing grants: unknown per account
     params = {
         "min_criticality": Option("str", "high", "Check accounts of this criticality and above.",
                                   choices=tuple(c.value for c in Criticality)),

@@ -23,6 +23,7 @@ class TooManyAdmins(Rule):
                    "admins from the owner team.")
     controls = ("SOC2 CC6.3", "ISO27001 A.8.2")
     needs = frozenset({SourceKind.GRANTS, SourceKind.HR})
+    requires = frozenset({SourceKind.GRANTS})
     params = {
         "max_admins": Option("int", 3, "Most distinct holders of admin or owner on one "
                              "account.", min=1, max=1000),

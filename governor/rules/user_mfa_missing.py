@@ -25,6 +25,7 @@ class UserMfaMissing(Rule):
     controls = ("SOC2 CC6.1", "ISO27001 A.5.17", "ISO27001 A.8.5")
     needs = frozenset({SourceKind.HR, SourceKind.DIRECTORY, SourceKind.GRANTS,
                        SourceKind.VAULT})
+    requires = frozenset({SourceKind.HR})
     params = {
         "max_age_days": Option("int", 30, "MFA data read longer ago than this many days is too "
                                "old to judge by (the result is unknown).", min=1, max=365),
