@@ -74,6 +74,18 @@ def test_empty_feed_stops_the_run(demo_dir: Path) -> None:
     assert out.code == 3 and "x_team: returned no records (last good run: 10)" in out.err
 
 
+def test_a_small_feed_is_guarded_too(demo_dir: Path) -> None:
+    # a Page's eight roles coming back as two would resolve a leaver's critical finding
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    before = statuses(url)
+    shrink(demo_dir / "facebook_roles.csv", 2)
+    out = run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert "facebook_roles: returned 2 records, 75% fewer than the 8" in out.err
+    assert statuses(url) == before
+
+
 def test_failed_source_keeps_its_findings_open(demo_dir: Path) -> None:
     cfg, env = setup(demo_dir)
     url = url_of(demo_dir, env)
