@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from governor import audit, db, starter, state
 from governor.cli.common import (
     Ctx,
+    audited_option,
     emit_json,
     json_option,
     pass_ctx,
@@ -92,7 +93,7 @@ def check(ctx: Ctx) -> None:
 @click.argument("source")
 @click.argument("principal")
 @click.argument("who")
-@click.option("--reason", required=True, help="Why this principal is this person (audited).")
+@reason_option(help="Why this principal is this person (audited).")
 @pass_ctx
 def link(ctx: Ctx, source: str, principal: str, who: str, reason: str) -> None:
     """Say by hand that PRINCIPAL in SOURCE ('*' for any) is the person WHO."""
@@ -115,7 +116,7 @@ def link(ctx: Ctx, source: str, principal: str, who: str, reason: str) -> None:
 @click.command()
 @click.argument("source")
 @click.argument("principal")
-@click.option("--reason", required=True)
+@reason_option()
 @pass_ctx
 def unlink(ctx: Ctx, source: str, principal: str, reason: str) -> None:
     """End a link made with `governor link`."""
@@ -149,8 +150,8 @@ def _finding(session: Session, ref: str) -> Finding:
 
 @exception.command("add")
 @click.argument("finding")
-@click.option("--reason", required=True, help="Why the risk is accepted.")
-@click.option("--approver", required=True, help="Who accepted it.")
+@reason_option(help="Why the risk is accepted.")
+@audited_option("--approver", help="Who accepted it.")
 @click.option("--expires", required=True, type=click.DateTime(["%Y-%m-%d"]),
               help=f"Last day it holds (YYYY-MM-DD, at most {MAX_EXCEPTION_DAYS} days ahead).")
 @pass_ctx
@@ -204,7 +205,7 @@ def exception_list(ctx: Ctx, show_all: bool, as_json: bool | None) -> None:
 
 @exception.command("revoke")
 @click.argument("exception_id", type=int)
-@click.option("--reason", required=True)
+@reason_option()
 @pass_ctx
 def exception_revoke(ctx: Ctx, exception_id: int, reason: str) -> None:
     """Revoke an accepted risk; its finding opens again."""

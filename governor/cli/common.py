@@ -60,8 +60,26 @@ def use_json(ctx: Ctx, flag: bool | None) -> bool:
     return ctx.as_json if flag is None else flag
 
 
-def reason_option(required: bool = True) -> Callable[[F], F]:
-    return click.option("--reason", required=required, help="Why; recorded in the audit log.")
+def not_blank(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The audit log is only evidence if each entry says why and who: "" or " " would
+    satisfy required=True and record nothing, so refuse it, and store the text stripped."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        raise click.BadParameter("must not be blank: it is recorded in the audit log",
+                                 param=param)
+    return text
+
+
+def audited_option(name: str, required: bool = True,
+                   help: str = "Recorded in the audit log.") -> Callable[[F], F]:
+    return click.option(name, required=required, callback=not_blank, help=help)
+
+
+def reason_option(required: bool = True,
+                  help: str = "Why; recorded in the audit log.") -> Callable[[F], F]:
+    return audited_option("--reason", required, help)
 
 
 def _default(o: Any) -> Any:

@@ -10,9 +10,11 @@ from sqlalchemy import select
 from governor.cli.common import (
     EXIT_PARTIAL,
     Ctx,
+    audited_option,
     emit_json,
     json_option,
     pass_ctx,
+    reason_option,
     table,
     use_json,
     warn,
@@ -60,7 +62,8 @@ def _print_plan(plan: Plan) -> None:
 @click.argument("user")
 @click.option("--execute", is_flag=True, help="Carry out the automatic steps.")
 @click.option("--new-owner", help="Who takes over accounts the person owns (default: manager).")
-@click.option("--reason", help="Why (recorded); with --force, why the limit does not apply.")
+@reason_option(required=False,
+               help="Why (recorded); with --force, why the limit does not apply.")
 @click.option("--ticket", help="Ticket reference for the record.")
 @click.option("--force", is_flag=True, help="Go past a safety limit (a person HR lists as "
               "active, or more accounts than offboard.max_accounts); needs --reason.")
@@ -159,7 +162,7 @@ def status(ctx: Ctx, user: str | None, as_json: bool | None) -> None:
 @offboard.command()
 @click.argument("case_id", type=int)
 @click.argument("step")
-@click.option("--note", required=True, help="What was done, for the record.")
+@audited_option("--note", help="What was done, for the record.")
 @pass_ctx
 def done(ctx: Ctx, case_id: int, step: str, note: str) -> None:
     """Record a manual step as done (STEP: its id or key)."""
@@ -170,7 +173,7 @@ def done(ctx: Ctx, case_id: int, step: str, note: str) -> None:
 @offboard.command()
 @click.argument("case_id", type=int)
 @click.argument("step")
-@click.option("--reason", required=True, help="Why this step is not needed (recorded).")
+@reason_option(help="Why this step is not needed (recorded).")
 @pass_ctx
 def waive(ctx: Ctx, case_id: int, step: str, reason: str) -> None:
     """Waive a step, with a reason."""

@@ -18,6 +18,7 @@ from governor.cli.common import (
     emit_json,
     json_option,
     pass_ctx,
+    reason_option,
     table,
     use_json,
     warn,
@@ -98,7 +99,7 @@ def _run(ctx: Ctx, force: bool, reason: str | None, fail_on: str | None, report:
 
 @click.command()
 @click.option("--force", is_flag=True, help="Go on although the feed guard tripped.")
-@click.option("--reason", help="Why --force is right (audited).")
+@reason_option(required=False, help="Why --force is right (audited).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES),
               help="Exit 6 when an open finding is at or above this severity.")
 @click.option("--no-report", is_flag=True, help="Skip writing the nightly report.")
