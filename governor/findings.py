@@ -16,7 +16,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from governor import audit, db, history
@@ -210,10 +210,19 @@ def apply(session: Session, run_id: int, now: datetime, evaluated: Sequence[Eval
     return merge.finish(source_ok, disabled, actor)
 
 
+def _is_active(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return RiskException.revoked_at.is_(None), RiskException.expires_at > now
+
+
 def active_exceptions(session: Session, now: datetime) -> dict[str, RiskException]:
-    rows = session.scalars(select(RiskException).where(RiskException.revoked_at.is_(None),
-                                                       RiskException.expires_at > now))
+    rows = session.scalars(select(RiskException).where(*_is_active(now)))
     return {e.finding_key: e for e in rows}
+
+
+def active_exception(session: Session, key: str, now: datetime) -> RiskException | None:
+    return session.scalar(select(RiskException).where(RiskException.finding_key == key,
+                                                      *_is_active(now))
+                          .order_by(RiskException.id).limit(1))
 
 
 def _apply_exceptions(session: Session, run_id: int, now: datetime, actor: str,

@@ -1,26 +1,41 @@
-"""The supporting commands refuse what would leave the audit log without its why."""
+"""The supporting commands refuse what would leave the audit log without its why:
+blank reasons and approvers, a second exception on one finding; and `init` writes where
+it is told."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from conftest import demo_env, run_cli, sql_rows
+from sqlalchemy import create_engine, text
 
 KEY = "single-owner:x:@northwind_help"
 
 
-def setup(demo_dir: Path) -> tuple[str, dict[str, str], str]:
+def setup(demo_dir: Path, db_url: str | None = None) -> tuple[str, dict[str, str], str]:
     cfg = str(demo_dir / "governor.toml")
-    env = demo_env()
+    pg = db_url if db_url and db_url.startswith("postgresql") else None
+    env = demo_env(pg)
     assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
     first = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
     assert first.code == 0, first.err
-    return cfg, env, f"sqlite:///{demo_dir}/governor-demo.db"
+    return cfg, env, pg or f"sqlite:///{demo_dir}/governor-demo.db"
 
 
 def audit_count(url: str) -> int:
     return int(sql_rows(url, "SELECT count(*) FROM audit_log")[0][0])
+
+
+def status_of(url: str, key: str) -> str:
+    return str(sql_rows(url, f"SELECT status FROM finding WHERE key = '{key}'")[0][0])
+
+
+def add_exception(cfg: str, env: dict[str, str], *extra: str):  # type: ignore[no-untyped-def]
+    return run_cli("-c", cfg, "exception", "add", KEY, "--reason", "launch week",
+                   "--approver", "ciso@northwind.example", "--expires", "2026-12-01", *extra,
+                   env=env)
 
 
 LINK = ["link", "vault", "studio@brightlane.example", "A4001", "--reason", "SEC-12"]
@@ -83,3 +98,56 @@ def test_reasons_and_approvers_are_stored_stripped(demo_dir: Path) -> None:
     reasons = sql_rows(url, "SELECT reason FROM audit_log WHERE action LIKE 'exception.%' "
                             "ORDER BY id")
     assert reasons == [("launch week",), ("owner hired",)]
+
+
+def test_a_second_exception_on_a_finding_is_refused_until_the_first_is_revoked(
+        demo_dir: Path, db_url: str) -> None:
+    cfg, env, url = setup(demo_dir, db_url)
+    assert add_exception(cfg, env).code == 0
+    (first,) = sql_rows(url, "SELECT id FROM risk_exception")[0]
+    before = audit_count(url)
+    again = add_exception(cfg, env)
+    assert again.code == 2, (again.code, again.err)
+    assert f"exception {first}" in again.err and f"exception revoke {first}" in again.err
+    assert sql_rows(url, "SELECT count(*) FROM risk_exception") == [(1,)]
+    assert audit_count(url) == before
+    # revoking the only one reopens the finding; then a new one may be added
+    revoke = run_cli("-c", cfg, "exception", "revoke", str(first), "--reason", "replaced",
+                     env=env)
+    assert revoke.code == 0, revoke.err
+    assert status_of(url, KEY) == "open"
+    assert add_exception(cfg, env).code == 0
+    assert status_of(url, KEY) == "excepted"
+    listed = json.loads(run_cli("-c", cfg, "exception", "list", "--all", "--json",
+                                env=env).out)
+    assert [e["status"] for e in listed] == ["revoked", "active"]
+
+
+def test_an_expired_exception_does_not_block_a_new_one(demo_dir: Path) -> None:
+    cfg, env, url = setup(demo_dir)
+    assert add_exception(cfg, env).code == 0
+    later = {**env, "GOVERNOR_NOW": "2026-12-05T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "exception", "add", KEY, "--reason", "another quarter",
+                  "--approver", "ciso", "--expires", "2027-03-01", env=later)
+    assert out.code == 0, out.err
+    assert status_of(url, KEY) == "excepted"
+
+
+def test_list_shows_every_active_exception_of_a_store_that_has_two(demo_dir: Path) -> None:
+    # stores written before `exception add` refused a second one may hold two
+    cfg, env, url = setup(demo_dir)
+    assert add_exception(cfg, env).code == 0
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO risk_exception (finding_key, reason, approver, expires_at, "
+                       "created_by, created_at) SELECT finding_key, 'older', approver, "
+                       "expires_at, created_by, created_at FROM risk_exception"))
+    engine.dispose()
+    listed = json.loads(run_cli("-c", cfg, "exception", "list", "--json", env=env).out)
+    assert [(e["id"], e["status"]) for e in listed] == [(1, "active"), (2, "active")]
+    # revoking one keeps the finding excepted while the other holds; revoking both opens it
+    for exc_id in ("2", "1"):
+        assert status_of(url, KEY) == "excepted"
+        assert run_cli("-c", cfg, "exception", "revoke", exc_id, "--reason", "tidy",
+                       env=env).code == 0
+    assert status_of(url, KEY) == "open"

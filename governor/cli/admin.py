@@ -21,8 +21,8 @@ from governor.cli.common import (
     use_json,
 )
 from governor.db import sessions, transaction
-from governor.errors import GovernorError, NotFound
-from governor.findings import active_exceptions
+from governor.errors import GovernorError, InputError, NotFound
+from governor.findings import active_exception
 from governor.models import AuditEntry, Finding, PrincipalLink, RiskException, Run
 from governor.queries import resolve_person
 from governor.rules import RULES
@@ -142,7 +142,8 @@ def exception() -> None:
 def _finding(session: Session, ref: str) -> Finding:
     q = select(Finding).where(Finding.id == int(ref)) if ref.isdigit() else \
         select(Finding).where(Finding.key == ref)
-    f = session.scalar(q)
+    # locked, so two concurrent `exception add`s on one finding cannot both see it free
+    f = session.scalar(q.with_for_update())
     if f is None:
         raise NotFound(f"no finding {ref!r} (give its id or key, see `governor findings`)")
     return f
@@ -168,6 +169,15 @@ def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: d
         f = _finding(s, finding)
         if f.status == "resolved":
             raise GovernorError(f"finding {f.id} is resolved; nothing to accept")
+        held = active_exception(s, f.key, now)
+        if held is not None:
+            # one accepted risk per finding: a second would outlive a revoke of either
+            # and leave `exception list` unable to say which one holds
+            raise InputError(
+                f"finding {f.id} already has active exception {held.id} (approver "
+                f"{held.approver}, until {held.expires_at.date() - timedelta(days=1)}); to "
+                f"replace it, revoke it first: governor exception revoke {held.id} "
+                "--reason '...'")
         e = RiskException(finding_key=f.key, reason=reason, approver=approver,
                           expires_at=until, created_by=ctx.actor, created_at=now)
         s.add(e)
@@ -188,11 +198,12 @@ def exception_list(ctx: Ctx, show_all: bool, as_json: bool | None) -> None:
     now = ctx.clock()
     with sessions(ctx.engine())() as s:
         rows = list(s.scalars(select(RiskException).order_by(RiskException.id)))
-        active = active_exceptions(s, now)
-    rows = [e for e in rows if show_all or active.get(e.finding_key) is e]
 
     def st(e: RiskException) -> str:
         return "revoked" if e.revoked_at else "expired" if e.expires_at <= now else "active"
+
+    # every active one, even several on one finding (a store written before add refused it)
+    rows = [e for e in rows if show_all or st(e) == "active"]
 
     if use_json(ctx, as_json):
         emit_json([{"id": e.id, "finding": e.finding_key, "reason": e.reason, "approver":
@@ -217,8 +228,8 @@ def exception_revoke(ctx: Ctx, exception_id: int, reason: str) -> None:
         e.revoked_at, e.revoked_by, e.revoke_reason = now, ctx.actor, reason
         s.flush()
         f = s.scalar(select(Finding).where(Finding.key == e.finding_key))
-        if f is not None and f.status == "excepted" and e.finding_key not in \
-                active_exceptions(s, now):
+        if f is not None and f.status == "excepted" and \
+                active_exception(s, e.finding_key, now) is None:
             f.status = "open"
         audit.record(s, now, ctx.actor, "exception.revoked", subject=e.finding_key,
                      reason=reason, detail={"exception": e.id})
