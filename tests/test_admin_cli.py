@@ -151,3 +151,19 @@ def test_list_shows_every_active_exception_of_a_store_that_has_two(demo_dir: Pat
         assert run_cli("-c", cfg, "exception", "revoke", exc_id, "--reason", "tidy",
                        env=env).code == 0
     assert status_of(url, KEY) == "open"
+
+
+def test_init_creates_missing_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = run_cli("init", "sub/dir/x.toml")
+    assert out.code == 0, out.err
+    assert (tmp_path / "sub" / "dir" / "x.toml").is_file()
+    assert "sub/dir/x.toml" in out.out
+    again = run_cli("init", "sub/dir/x.toml")
+    assert again.code == 1 and "--force" in again.err
+
+
+def test_init_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("")
+    out = run_cli("init", str(tmp_path / "plain" / "x.toml"))
+    assert out.code == 2 and "plain" in out.err and "Traceback" not in out.err

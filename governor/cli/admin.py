@@ -39,8 +39,15 @@ def init(path: Path, force: bool) -> None:
     """Write a commented starter config."""
     if path.exists() and not force:
         raise GovernorError(f"{path} exists; use --force to overwrite it")
-    path.write_text(starter.render(), encoding="utf-8")
-    click.echo(f"wrote {path}")
+    # `init deploy/prod/governor.toml` names where the config should live; make it so
+    created = not path.parent.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(starter.render(), encoding="utf-8")
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise InputError(f"cannot write {path}: {where}{exc.strerror or exc}") from exc
+    click.echo(f"wrote {path}" + (f" (created the folder {path.parent})" if created else ""))
 
 
 @click.group(name="db")
