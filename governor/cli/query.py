@@ -104,8 +104,7 @@ def person(ctx: Ctx, who: str, as_json: bool | None) -> None:
     click.echo(f"  {info['job_title'] or '-'}, {info['department'] or '-'}\n")
     click.echo("Directory accounts:")
     table([(d["source"], d["login"], d["status"],
-            "not reported" if d["mfa"] is None else
-            ", ".join(f"{t}:{s}" for t, s in d["mfa"]) or "none", len(d["groups"]))
+            _factors(d["mfa"]), len(d["groups"]))
            for d in info["directory"]], ("source", "login", "status", "mfa", "groups"))
     click.echo("\nAccess:")
     table([(g["account"], g["role"], g["raw_role"], g["path"], g["via"] or "", g["source"])
@@ -117,6 +116,15 @@ def person(ctx: Ctx, who: str, as_json: bool | None) -> None:
         click.echo("\nOpen findings:")
         table([(f["severity"], f["status"], f["message"]) for f in info["findings"]],
               ("severity", "status", "message"))
+
+
+def _factors(mfa: list[list[str]] | None) -> str:
+    # Stored as [type, status] or [type, status, provider]: the provider is written
+    # only when the source reports one, so rows of both lengths are in the store.
+    if mfa is None:
+        return "not reported"
+    return ", ".join(f"{f[0]}:{f[1]}" + (f" ({f[2]})" if len(f) > 2 and f[2] else "")
+                     for f in mfa) or "none"
 
 
 COMMANDS = [findings, whohas, person]
