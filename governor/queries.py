@@ -4,6 +4,7 @@ who holds an account, everything one person holds, and what findings say."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from governor.correlate import strip_plus
 from governor.errors import Ambiguous, NotFound
 from governor.models import (
     Finding,
@@ -111,19 +113,21 @@ def whohas(session: Session, ref: str, at: datetime | None = None) -> tuple[str,
 
 def resolve_person(session: Session, who: str) -> ObsPerson:
     """A person by employee id, work email, a principal correlation matched to them (a
-    directory login), or an alias: in that order, as correlation itself matches."""
+    directory login, a plus-address seen in a grant), an alias, or an address that is
+    theirs once its plus-tag is removed: in that order, as correlation itself matches."""
     ref, low = who.strip(), who.strip().lower()
     live = ObsPerson.ended_at.is_(None)
-    tiers = (
+    tiers: tuple[Callable[[], Iterable[ObsPerson]], ...] = (
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id == ref)),
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.email == low)),
+        # logins often look like addresses (gliu@...), so this tier applies to them too
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id.in_(
-            select(PrincipalMatch.employee_id).where(PrincipalMatch.principal == low))))
-        if "@" not in low else iter(()),
+            select(PrincipalMatch.employee_id).where(PrincipalMatch.principal == low)))),
         # aliases live in a JSON list: a scan, so only when nothing indexed matched
         lambda: (p for p in session.scalars(select(ObsPerson).where(
             live, ObsPerson.aliases.like(f'%"{escape_like(low)}"%', escape="\\")))
             if low in json.loads(p.aliases)),
+        lambda: _plus_addressed(session, low),
     )
     for tier in tiers:
         found = {p.employee_id: p for p in tier()}
@@ -133,6 +137,22 @@ def resolve_person(session: Session, who: str) -> ObsPerson:
         if found:
             return next(iter(found.values()))
     raise NotFound(f"nobody in HR or the directory is {who!r}")
+
+
+def _plus_addressed(session: Session, low: str) -> Iterator[ObsPerson]:
+    """People whose email or alias is ``low`` once both lose their plus-tags: correlation's
+    last address tier (Correlator.by_base), so an address it would match resolves here."""
+    base = strip_plus(low)
+    local, at, domain = base.partition("@")
+    if not at:
+        return iter(())
+    # "local%@domain" narrows to the base address and its tagged forms; strip_plus decides
+    pattern = f"{escape_like(local)}%@{escape_like(domain)}"
+    rows = session.scalars(select(ObsPerson).where(ObsPerson.ended_at.is_(None), or_(
+        ObsPerson.email.like(pattern, escape="\\"),
+        ObsPerson.aliases.like(f'%"{pattern}"%', escape="\\"))))
+    return (p for p in rows if any(strip_plus(a) == base for a in
+                                   [p.email or "", *json.loads(p.aliases)]))
 
 
 def escape_like(text: str) -> str:

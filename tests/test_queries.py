@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,33 @@ def test_factors_stored_without_a_provider_still_render() -> None:
     assert _factors([["totp", "active"], ["push", "active", "OKTA"]]) == \
         "totp:active, push:active (OKTA)"
     assert _factors([]) == "none" and _factors(None) == "not reported"
+
+
+def test_person_by_address_like_principals_correlation_matched(
+        demo_dir: Path, db_url: str) -> None:
+    # Grace Liu's Okta login is not her HR email: correlation matches it by employee id
+    directory = demo_dir / "directory.json"
+    text = directory.read_text(encoding="utf-8")
+    assert text.count('"login": "grace.liu@northwind.example"') == 1
+    directory.write_text(text.replace('"login": "grace.liu@northwind.example"',
+                                      '"login": "gliu@northwind.example"'), encoding="utf-8")
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env(db_url if db_url.startswith("postgresql") else None)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+
+    def who(ref: str) -> tuple[int, str]:
+        out = run_cli("-c", cfg, "person", ref, "--json", env=env)
+        return out.code, json.loads(out.out)["employee_id"] if out.code == 0 else out.err
+
+    assert who("gliu@northwind.example") == (0, "E1005")  # the directory login
+    assert who("GLiu@Northwind.example") == (0, "E1005")
+    assert who("grace.liu+tiktok@northwind.example") == (0, "E1005")  # a TikTok member
+    assert who("Grace.Liu+TikTok@northwind.example") == (0, "E1005")
+    # an address correlation would match by its plus-tag though no source names it yet
+    assert who("grace.liu+youtube@northwind.example") == (0, "E1005")
+    assert who("sam.adeyemi+x@northwind.example") == (0, "E1012")  # an alias's tagged form
+    code, err = who("socialteam+x@northwind.example")  # two people's alias: never guessed
+    assert code == 4 and "E1002" in err and "E1004" in err
+    assert who("gliu+x@northwind.example")[0] == 4  # a login is not an HR address
+    assert who("grace.liux@northwind.example")[0] == 4
