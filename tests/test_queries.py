@@ -74,3 +74,23 @@ def test_person_by_address_like_principals_correlation_matched(
     assert code == 4 and "E1002" in err and "E1004" in err
     assert who("gliu+x@northwind.example")[0] == 4  # a login is not an HR address
     assert who("grace.liux@northwind.example")[0] == 4
+
+
+def test_findings_refuses_an_unknown_rule_id(demo: tuple[str, dict[str, str]],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg, env = demo
+    typo = run_cli("-c", cfg, "findings", "--rule", "orphan-grnt", env=env)
+    assert typo.code == 2, typo.out
+    assert "did you mean 'orphan-grant'?" in typo.err and "finding(s)" not in typo.out
+    shouted = run_cli("-c", cfg, "findings", "--rule", "ORPHAN-GRANT", "--json", env=env)
+    assert shouted.code == 2 and "did you mean 'orphan-grant'?" in shouted.err
+    nothing_near = run_cli("-c", cfg, "findings", "--rule", "xyz", env=env)
+    assert nothing_near.code == 2 and "leaver-holds-access" in nothing_near.err
+    good = run_cli("-c", cfg, "findings", "--rule", "orphan-grant", env=env)
+    assert good.code == 0 and "4 finding(s)" in good.out
+    # a rule since retired from the catalogue: its stored findings can still be listed
+    from governor.rules import RULES
+
+    monkeypatch.delitem(RULES, "orphan-grant")
+    retired = run_cli("-c", cfg, "findings", "--rule", "orphan-grant", "--json", env=env)
+    assert retired.code == 0 and len(json.loads(retired.out)) == 4

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from datetime import datetime
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from governor import queries
 from governor.cli.common import Ctx, emit_json, json_option, pass_ctx, table, use_json
 from governor.clock import parse_instant
 from governor.db import sessions
 from governor.models import Finding
+from governor.rules import RULES
 from governor.rules.base import Severity
 
 SEVERITIES = [s.value for s in Severity]
@@ -44,6 +47,8 @@ def findings(ctx: Ctx, severity: str | None, rule_id: str | None, status: str, o
         q = q.where(Finding.severity.in_([s.value for s in Severity.at_least(Severity(severity))]))
     rank = {s.value: s.rank for s in Severity}
     with sessions(ctx.engine())() as session:
+        if rule_id:
+            _check_rule(session, rule_id)
         rows = sorted(session.scalars(q), key=lambda f: (-rank.get(f.severity, 0), f.rule_id,
                                                          f.key))
     if use_json(ctx, as_json):
@@ -58,6 +63,17 @@ def findings(ctx: Ctx, severity: str | None, rule_id: str | None, status: str, o
             f.status, f.message) for f in rows],
           ("id", "severity", "rule", "outcome", "status", "message"))
     click.echo(f"\n{len(rows)} finding(s)")
+
+
+def _check_rule(session: Session, rule_id: str) -> None:
+    """A mistyped id would otherwise filter every finding out and look like a clean bill.
+    An id no longer registered is still accepted while the store holds its findings."""
+    if rule_id in RULES or session.scalar(
+            select(Finding.id).where(Finding.rule_id == rule_id).limit(1)) is not None:
+        return
+    near = difflib.get_close_matches(rule_id.lower(), list(RULES), n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]!r}?" if near else f"rules: {', '.join(sorted(RULES))}"
+    raise click.BadParameter(f"no rule {rule_id!r} ({hint})", param_hint="--rule")
 
 
 @click.command()
