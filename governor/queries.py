@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from governor.correlate import strip_plus
+from governor import history
+from governor.correlate import Correlator, Declared, strip_plus
 from governor.errors import Ambiguous, NotFound
 from governor.models import (
     Finding,
@@ -21,8 +22,10 @@ from governor.models import (
     ObsGrant,
     ObsPerson,
     ObsSocialAccount,
+    PrincipalLink,
     PrincipalMatch,
 )
+from governor.records import SourceKind
 from governor.roles import Role
 
 _ROLE = {int(r): r.label for r in Role}
@@ -76,15 +79,48 @@ def _matches(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, s
     return out
 
 
-def _people(session: Session, ids: set[str]) -> dict[str, ObsPerson]:
+def _people(session: Session, ids: set[str],
+            at: datetime | None = None) -> dict[str, ObsPerson]:
     if not ids:
         return {}
     rows = session.scalars(select(ObsPerson).where(ObsPerson.employee_id.in_(sorted(ids)),
-                                                   ObsPerson.ended_at.is_(None)))
+                                                   _live(ObsPerson, at)))
     return {p.employee_id: p for p in rows}
 
 
-def whohas(session: Session, ref: str, at: datetime | None = None) -> tuple[str, list[Holder]]:
+def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datetime,
+                   declared: Iterable[Declared]) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(status, employee id) as a run at ``at`` would have matched each principal.
+
+    PrincipalMatch is kept current only: a principal no source names any more is deleted
+    from it, and that is exactly the holder of a grant since ended. The run's own
+    Correlator, given the HR records and links valid at ``at`` (and a directory login
+    its account's employee id and addresses then, as snapshot.py does), keeps one set
+    of rules. It loads everyone in HR at that instant, so it is asked only about the
+    principals PrincipalMatch has lost. Declarations are the current config's."""
+    shape = history.SHAPES[SourceKind.HR]
+    read = shape.reader(None)
+    persons = [read(tuple(r)) for r in session.execute(
+        select(ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns))
+        .where(_live(ObsPerson, at)).order_by(ObsPerson.id))]
+    links = {(k.source, k.principal): k.employee_id for k in session.scalars(
+        select(PrincipalLink).where(PrincipalLink.created_at <= at, or_(
+            PrincipalLink.ended_at.is_(None), PrincipalLink.ended_at > at)))}
+    corr = Correlator(persons, links, declared)
+    accounts = {(a.source, a.login.lower()): a for a in session.scalars(
+        select(ObsDirectoryAccount).where(_live(ObsDirectoryAccount, at), func.lower(
+            ObsDirectoryAccount.login).in_(sorted({p.lower() for _, p in principals}))))}
+    out: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for src, principal in principals:
+        a = accounts.get((src, principal.lower()))
+        m = (corr.match(src, principal) if a is None else
+             corr.match(src, a.login, a.employee_id, a.email, tuple(json.loads(a.aliases))))
+        out[(src, principal.lower())] = (m.status.value, m.employee_id)
+    return out
+
+
+def whohas(session: Session, ref: str, at: datetime | None = None,
+           declared: Iterable[Declared] = ()) -> tuple[str, list[Holder]]:
     key = resolve_account(session, ref)
     raw: list[tuple[str, str, str, str, str, str | None, datetime]] = []
     q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.raw_role, ObsGrant.role,
@@ -97,16 +133,21 @@ def whohas(session: Session, ref: str, at: datetime | None = None) -> tuple[str,
             for reader in json.loads(c.readers):
                 raw.append((c.source, reader, "shared login", "owner", "vault", c.item_id,
                             c.first_seen_at))
-    matches = _matches(session, {(r[0], r[1].lower()) for r in raw})
-    people = _people(session, {m.employee_id for m in matches.values() if m.employee_id})
+    matches = {k: (m.status, m.employee_id) for k, m in
+               _matches(session, {(r[0], r[1].lower()) for r in raw}).items()}
+    if at is not None:
+        lost = {(r[0], r[1]) for r in raw if (r[0], r[1].lower()) not in matches}
+        if lost:
+            matches.update(_correlated_at(session, lost, at, declared))
+    # the person as HR described them then (name, status), not as they are now
+    people = _people(session, {eid for _, eid in matches.values() if eid}, at)
     holders = []
     for src, principal, raw_role, label, via, detail, since in raw:
-        m = matches.get((src, principal.lower()))
-        p = people.get(m.employee_id) if m and m.employee_id else None
-        holders.append(Holder(key, principal, m.employee_id if m else None,
-                              p.name if p else None, p.status if p else None,
-                              m.status if m else "unknown", label, raw_role, via, detail, src,
-                              since))
+        status, eid = matches.get((src, principal.lower()), ("unknown", None))
+        p = people.get(eid) if eid else None
+        holders.append(Holder(key, principal, eid, p.name if p else None,
+                              p.status if p else None, status, label, raw_role, via, detail,
+                              src, since))
     holders.sort(key=lambda h: (-Role.parse(h.role).value, h.principal.lower()))
     return key, holders
 

@@ -94,3 +94,57 @@ def test_findings_refuses_an_unknown_rule_id(demo: tuple[str, dict[str, str]],
     monkeypatch.delitem(RULES, "orphan-grant")
     retired = run_cli("-c", cfg, "findings", "--rule", "orphan-grant", "--json", env=env)
     assert retired.code == 0 and len(json.loads(retired.out)) == 4
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_whohas_at_names_the_holders_of_grants_since_ended(
+        demo: tuple[str, dict[str, str]], demo_dir: Path) -> None:
+    cfg, env = demo
+    # A day later: Kevin's TikTok membership is gone and HR records him as a leaver,
+    # Grace's member address changed its tag, the bot left @northwind_help and Daniel
+    # went on leave. No principal_match row is left for the ended grants' principals.
+    _edit(demo_dir / "tiktok_members.csv",
+          "@northwind,kevin.oneill@northwind.example,Analyst,2026-06-02T09:00:00Z,"
+          "2026-08-28T17:35:00Z\n", "")
+    _edit(demo_dir / "tiktok_members.csv", "grace.liu+tiktok@", "grace.liu+tt@")
+    _edit(demo_dir / "x_team.csv", "@northwind_help,svc-socialbot@northwind.example,"
+          "Contributor,2024-05-06T12:00:00Z,2026-11-20T11:58:00Z\n", "")
+    _edit(demo_dir / "hr.csv", "kevin.oneill@northwind.example,,Active,",
+          "kevin.oneill@northwind.example,,Terminated - Voluntary,")
+    _edit(demo_dir / "hr.csv", "socialteam@northwind.example,Active,Employee,Social Media "
+          "Manager", "socialteam@northwind.example,On Leave,Employee,Social Media Manager")
+    later = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    run = run_cli("-c", cfg, "reconcile", "--no-report", env=later)
+    assert run.code == 0, run.err
+
+    def holders(account: str, *at: str) -> dict[tuple[str, str], tuple[object, ...]]:
+        out = run_cli("-c", cfg, "whohas", account, *at, "--json", env=later)
+        assert out.code == 0, out.err
+        return {(h["principal"], h["source"]): (h["employee_id"], h["name"],
+                                                 h["person_status"], h["match"])
+                for h in json.loads(out.out)["holders"]}
+
+    then = holders("tiktok:@northwind", "--at", "2026-11-20T12:30:00+00:00")
+    assert then[("kevin.oneill@northwind.example", "tiktok_members")] == (
+        "I2003", "Kevin O'Neill", "active", "matched")  # as HR had him then
+    assert then[("grace.liu+tiktok@northwind.example", "tiktok_members")] == (
+        "E1005", "Grace Liu", "active", "matched")
+    assert then[("daniel.brennan@northwind.example", "tiktok_members")][2] == "active"
+    assert ("grace.liu+tt@northwind.example", "tiktok_members") not in then
+    now = holders("tiktok:@northwind")
+    assert ("kevin.oneill@northwind.example", "tiktok_members") not in now
+    assert now[("daniel.brennan@northwind.example", "tiktok_members")][2] == "leave"
+    assert now[("kevin.oneill@northwind.example", "vault")][2] == "left"
+    bot = holders("x:@northwind_help", "--at", "2026-11-20T12:30:00+00:00")[
+        ("svc-socialbot@northwind.example", "x_team")]
+    assert bot == (None, None, None, "nonhuman")  # declared in the config
+    # the human table shows the same
+    table = run_cli("-c", cfg, "whohas", "tiktok:@northwind", "--at",
+                    "2026-11-20T12:30:00+00:00", env=later).out
+    kevin = [ln for ln in table.splitlines() if "tiktok_members" in ln and "kevin" in ln]
+    assert len(kevin) == 1 and "I2003" in kevin[0] and "Kevin O'Neill" in kevin[0]

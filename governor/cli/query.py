@@ -17,6 +17,7 @@ from governor.db import sessions
 from governor.models import Finding
 from governor.rules import RULES
 from governor.rules.base import Severity
+from governor.state import declared
 
 SEVERITIES = [s.value for s in Severity]
 
@@ -91,7 +92,7 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
             raise click.BadParameter(f"{at!r} is not an ISO 8601 time", param_hint="--at"
                                      ) from None
     with sessions(ctx.engine())() as session:
-        key, holders = queries.whohas(session, account, when)
+        key, holders = queries.whohas(session, account, when, declared(ctx.config))
     if use_json(ctx, as_json):
         emit_json({"account": key, "at": when, "holders": [h.__dict__ for h in holders]})
         return
