@@ -128,6 +128,27 @@ BAD_DATA = [
     Bad("csv-missing-column", "hr.csv",
         edit("hr.csv", ",worker_category,", ",category,"),
         "hr.csv:1: worker_type: missing column 'worker_category'"),
+    Bad("csv-unclosed-quote", "hr.csv",
+        edit("hr.csv", "E1002,Daniel Brennan,", 'E1002,"Daniel Brennan,'),
+        # the quote in line 15's title closes it; the parser gives up just after
+        "hr.csv:5: malformed CSV record (an unclosed quote? the parser read on to line 15): "
+        "',' expected after '\"'"),
+    Bad("csv-unclosed-quote-to-end-of-file", "x_team.csv",
+        edit("x_team.csv", "@northwind,daniel.brennan", '@northwind,"daniel.brennan'),
+        "x_team.csv:3: malformed CSV record (an unclosed quote? the parser read on to line "
+        "11): unexpected end of data"),
+    Bad("csv-error-in-a-multi-line-record", "hr.csv",
+        edit("hr.csv", ",Active,Employee,Head of Social Media,",
+             ',Active,Robot,"Head of\nSocial Media",'),
+        "hr.csv:4: worker_type (column 'worker_category'): unknown value 'Robot'; map it in "
+        "the source's value map (known: agency, agency temp, contingent, contractor, employee, "
+        "freelancer, fte, full-time, intern, part-time, vendor, working student)"),
+    Bad("csv-error-after-a-multi-line-record", "hr.csv",
+        lambda org: (replace(org / "hr.csv", "Head of Social Media,", '"Head of\nSocial Media",'),
+                     replace(org / "hr.csv", "socialteam@northwind.example,Active,Employee,Social",
+                             "socialteam@northwind.example,Sabbatical,Employee,Social")),
+        f"hr.csv:6: status: unknown value 'Sabbatical'; map it in the source's value map "
+        f"(known: {HR_KNOWN_STATUS})"),
     Bad("hr-unknown-status-word", "hr.csv",
         edit("hr.csv", "daniel.brennan@northwind.example,socialteam@northwind.example,Active,",
              "daniel.brennan@northwind.example,socialteam@northwind.example,Sabbatical,"),

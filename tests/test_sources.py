@@ -217,7 +217,9 @@ def test_hr_declared_format_overrides_the_extension(tmp_path: Path) -> None:
     ("E0,a@corp.example,A,active,employee,",
      "hr.csv:3: employee_id: duplicate employee id 'E0' (first on line 2)"),
     ("E1,a@corp.example,A,active", "hr.csv:3: expected 6 fields, found 4"),
-    ('E1,"a@corp.example,A,active,employee,', "hr.csv:4: malformed CSV: unexpected end of data"),
+    # the last line: the parser gave up on the line the record started on
+    ('E1,"a@corp.example,A,active,employee,',
+     "hr.csv:3: malformed CSV record: unexpected end of data"),
 ])
 def test_hr_bad_rows_name_file_line_and_field(tmp_path: Path, row: str, error: str) -> None:
     text = ("employee_id,email,name,status,worker_type,start\n"

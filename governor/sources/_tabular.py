@@ -198,12 +198,15 @@ class Table:
             except UnicodeDecodeError:
                 raise self._not_utf8() from None
             except csv.Error as exc:
-                raise DataError(self.display, 1, None, _why(exc)) from None
+                raise self._malformed(1, reader.line_num, exc) from None
             header = [h.strip() for h in header]
             self.index = {h: i for i, h in enumerate(header)}
             self._check_columns(set(header), 1)
             width = len(header)
             while True:
+                # line_num is where the parser stopped: the end of a record that spans
+                # lines (a quoted newline), so a record starts just after the last one
+                start = reader.line_num + 1
                 try:
                     cells = next(reader)
                 except StopIteration:
@@ -211,13 +214,19 @@ class Table:
                 except UnicodeDecodeError:
                     raise self._not_utf8() from None
                 except csv.Error as exc:
-                    raise DataError(self.display, reader.line_num + 1, None, _why(exc)) from None
+                    raise self._malformed(start, reader.line_num, exc) from None
                 if not cells:
                     continue
                 if len(cells) != width:
-                    raise DataError(self.display, reader.line_num, None,
+                    raise DataError(self.display, start, None,
                                     f"expected {width} fields, found {len(cells)}")
-                yield reader.line_num, cells
+                yield start, cells
+
+    def _malformed(self, start: int, stop: int, exc: csv.Error) -> DataError:
+        # Past the record's first line, the parser was inside a quoted field it took
+        # for a multi-line one: the mistake is at the start, not where it gave up.
+        where = f" (an unclosed quote? the parser read on to line {stop})" if stop > start else ""
+        return DataError(self.display, start, None, f"malformed CSV record{where}: {exc}")
 
     def _jsonl(self) -> Iterator[Row]:
         with self.path.open(encoding="utf-8") as fh:
@@ -334,11 +343,3 @@ def _find_array(text: str, key: str) -> int:
         pos = _skip(text, pos) + 1  # ','
         pos = _skip(text, pos)
     raise AssertionError("records key vanished")
-
-
-def _why(exc: Exception) -> str:
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8 text"
-    return f"malformed CSV: {exc}"
-
-
