@@ -66,9 +66,10 @@ def line(path: Path, number: int) -> str:
     return path.read_text(encoding="utf-8").splitlines(keepends=True)[number - 1]
 
 
-def yaml_inventory(org: Path, change: Callable[[list[dict[str, Any]]], None]) -> int:
+def yaml_inventory(org: Path, change: Callable[[list[dict[str, Any]]], None],
+                   key: str) -> int:
     """Swap the TOML inventory for the same accounts as YAML, after ``change``; return the
-    line the second entry starts on."""
+    line of ``key`` in the second entry."""
     import tomllib
 
     accounts = tomllib.loads((org / "accounts.toml").read_text())["accounts"]
@@ -76,7 +77,10 @@ def yaml_inventory(org: Path, change: Callable[[list[dict[str, Any]]], None]) ->
     body = yaml.safe_dump({"accounts": accounts}, sort_keys=False)
     (org / "accounts.yaml").write_text(body)
     replace(org / "governor.toml", 'path = "accounts.toml"', 'path = "accounts.yaml"')
-    return [i for i, t in enumerate(body.splitlines(), 1) if t.startswith("- ")][1]
+    lines = body.splitlines()
+    second = [i for i, t in enumerate(lines) if t.startswith("- ")][1]
+    return next(i for i, t in enumerate(lines[second:], second + 1)
+                if t[2:].startswith(f"{key}:"))
 
 
 def assert_untouched(url: str, before: dict[str, list[tuple[Any, ...]]]) -> None:
@@ -211,19 +215,38 @@ BAD_DATA = [
                               'recovery_email = "support-social',
              'account_2fa = true\ngrants_source = "x_team"\n'
              'recovery_mail = "support-social'),
-        "accounts.toml: accounts[1].recovery_mail: unknown key"),
+        "accounts.toml:37: accounts[1].recovery_mail: unknown key"),
     Bad("toml-inventory-bad-criticality", "accounts.toml",
         edit("accounts.toml", 'handle = "@northwind_help"\ncriticality = "high"',
              'handle = "@northwind_help"\ncriticality = "severe"'),
-        "accounts.toml: accounts[1].criticality: 'severe' is not one of critical, high, medium, "
-        "low"),
+        "accounts.toml:31: accounts[1].criticality: 'severe' is not one of critical, high, "
+        "medium, low"),
+    Bad("toml-inventory-bad-date", "accounts.toml",
+        edit("accounts.toml", "attested_at = 2026-09-15", 'attested_at = "15/09/2026"'),
+        "accounts.toml:40: accounts[1].attested_at: expected a date (YYYY-MM-DD)"),
+    Bad("toml-inventory-quoted-key", "accounts.toml",
+        edit("accounts.toml", 'handle = "@northwind_help"\ncriticality = "high"',
+             'handle = "@northwind_help"\n"criticallity" = "high"'),
+        "accounts.toml:31: accounts[1].criticallity: unknown key"),
+    Bad("toml-inventory-missing-key", "accounts.toml",
+        edit("accounts.toml", 'handle = "@northwind_help"\ncriticality = "high"\n',
+             'handle = "@northwind_help"\n'),
+        "accounts.toml:28: accounts[1].criticality: required key is missing"),
     Bad("yaml-inventory-unknown-key", "accounts.yaml",
-        lambda org: yaml_inventory(org, lambda a: a[1].update(ownr="E1002")),
+        lambda org: yaml_inventory(org, lambda a: a[1].update(ownr="E1002"), "ownr"),
         "accounts.yaml:{line}: accounts[1].ownr: unknown key"),
     Bad("yaml-inventory-bad-criticality", "accounts.yaml",
-        lambda org: yaml_inventory(org, lambda a: a[1].update(criticality="severe")),
+        lambda org: yaml_inventory(org, lambda a: a[1].update(criticality="severe"),
+                                   "criticality"),
         "accounts.yaml:{line}: accounts[1].criticality: 'severe' is not one of critical, high, "
         "medium, low"),
+    Bad("yaml-inventory-bad-date", "accounts.yaml",
+        lambda org: yaml_inventory(org, lambda a: a[1].update(attested_at="15/09/2026"),
+                                   "attested_at"),
+        "accounts.yaml:{line}: accounts[1].attested_at: expected a date (YYYY-MM-DD)"),
+    Bad("yaml-inventory-missing-key", "accounts.yaml",
+        lambda org: yaml_inventory(org, lambda a: a[1].pop("criticality"), "platform"),
+        "accounts.yaml:{line}: accounts[1].criticality: required key is missing"),
 ]
 CORE = {"csv-row-wrong-field-count", "hr-unknown-status-word", "grants-duplicate-row",
         "vault-fingerprint-is-a-password", "yaml-inventory-bad-criticality"}

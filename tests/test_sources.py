@@ -422,13 +422,13 @@ def test_inventory_toml_and_yaml_read_the_same(tmp_path: Path, name: str, text: 
     assert fetch(tmp_path, "inventory_file", name, text) == INVENTORY
 
 
-def test_inventory_yaml_errors_name_the_entry_line(tmp_path: Path) -> None:
+def test_inventory_yaml_errors_name_the_key_line(tmp_path: Path) -> None:
     bad = INV_YAML.replace("criticality: low", "criticality: severe")
     assert fails(tmp_path, "inventory_file", "a.yaml", bad) == (
-        "a.yaml:22: accounts[1].criticality: 'severe' is not one of critical, high, medium, low")
+        "a.yaml:24: accounts[1].criticality: 'severe' is not one of critical, high, medium, low")
     bad = INV_YAML.replace("    tool: hootsuite\n", "    tool: hootsuite\n    tol: x\n")
     assert fails(tmp_path, "inventory_file", "a.yaml", bad) == (
-        "a.yaml:3: accounts[0].tol: unknown key")
+        "a.yaml:10: accounts[0].tol: unknown key")
     bad = INV_YAML.replace("criticality: low", "criticality: [low")
     assert fails(tmp_path, "inventory_file", "a.yaml", bad).startswith(
         "a.yaml:25: not valid YAML: ")
@@ -436,26 +436,27 @@ def test_inventory_yaml_errors_name_the_entry_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("change", "error"), [
     (("criticality = \"low\"", "criticality = \"severe\""),
-     "accounts[1].criticality: 'severe' is not one of critical, high, medium, low"),
-    (("access = \"shared_login\"", "acess = \"shared_login\""), "accounts[1].acess: unknown key"),
+     "24: accounts[1].criticality: 'severe' is not one of critical, high, medium, low"),
+    (("access = \"shared_login\"", "acess = \"shared_login\""), "25: accounts[1].acess: unknown key"),
     (("account_2fa = true", "account_2fa = \"yes\""),
-     "accounts[0].account_2fa: expected true or false (omit it when unknown)"),
+     "9: accounts[0].account_2fa: expected true or false (omit it when unknown)"),
     (("recovery_phone_kind = \"personal\"", "recovery_phone_kind = \"mine\""),
-     "accounts[0].recovery_phone_kind: 'mine' is not one of corporate, personal, shared"),
+     "14: accounts[0].recovery_phone_kind: 'mine' is not one of corporate, personal, shared"),
     (("attested_at = 2026-10-05", "attested_at = \"October\""),
-     "accounts[0].attested_at: expected a date (YYYY-MM-DD)"),
+     "17: accounts[0].attested_at: expected a date (YYYY-MM-DD)"),
     (("attested_by = \"E1\"\n", ""),
-     "accounts[0].attested_by: attested_by and attested_at go together"),
+     # a missing key: the line of its entry's header
+     "1: accounts[0].attested_by: attested_by and attested_at go together"),
     (("platform = \"tiktok\"", "platform = \"x\""),
-     "accounts[1].handle: x:@northwind is listed twice (also accounts[0])"),
+     "23: accounts[1].handle: x:@northwind is listed twice (also accounts[0])"),
     (("handle = \"@northwind\"\ncriticality = \"low\"", "criticality = \"low\""),
-     "accounts[1].handle: required key is missing"),
+     "21: accounts[1].handle: required key is missing"),
 ])
-def test_inventory_toml_errors_name_the_key_path(tmp_path: Path, change: tuple[str, str],
+def test_inventory_toml_errors_name_the_key_path_and_line(tmp_path: Path, change: tuple[str, str],
                                                  error: str) -> None:
     assert change[0] in INV_TOML
     bad = INV_TOML.replace(*change)
-    assert fails(tmp_path, "inventory_file", "accounts.toml", bad) == f"accounts.toml: {error}"
+    assert fails(tmp_path, "inventory_file", "accounts.toml", bad) == f"accounts.toml:{error}"
 
 
 def test_inventory_not_a_list_of_accounts(tmp_path: Path) -> None:

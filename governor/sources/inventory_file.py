@@ -22,13 +22,17 @@ One ``[[accounts]]`` entry per account::
     attested_at = 2026-09-01
     next_due = 2026-12-01
 
-Errors name the entry's key path (``accounts[3].criticality``) and, in YAML, its line.
+Errors name the entry's key path (``accounts[3].criticality``) and the key's line (the
+entry's first line when the key is not there).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any
 
@@ -50,22 +54,56 @@ from governor.sources.base import register
 KEYS = frozenset({"platform", "handle", "criticality", "owner", "owner_team", "access", "tool",
                   "account_2fa", "grants_source", "recovery_email", "recovery_email_kind",
                   "recovery_email_owner", "recovery_phone", "recovery_phone_kind",
-                  "recovery_phone_owner", "attested_by", "attested_at", "next_due", "notes",
-                  "__line__"})
+                  "recovery_phone_owner", "attested_by", "attested_at", "next_due", "notes"})
 CONTACT_KINDS = ("corporate", "personal", "shared")
 
+# (entry index, key or None for the entry) -> 1-based line, or None if it cannot be found
+Locate = Callable[[int, str | None], int | None]
 
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    value = {str(k): v for k, v in loader.construct_mapping(node, deep=True).items()}
-    value["__line__"] = node.start_mark.line + 1
-    return value
+_ACCOUNTS_HEADER = re.compile(r"\s*\[\[\s*accounts\s*\]\]\s*(?:#.*)?$")
+_ANY_HEADER = re.compile(r"\s*\[\[?[^\[\]=]+\]\]?\s*(?:#.*)?$")
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
+def _toml_line(text: str, index: int, key: str | None) -> int | None:
+    # tomllib keeps no positions, and parsing is the hot path while errors are rare: only
+    # when one is raised, find the index-th [[accounts]] header and the key under it.
+    lines = text.split("\n")
+    headers = (n for n, t in enumerate(lines) if _ACCOUNTS_HEADER.match(t))
+    start = next(itertools.islice(headers, index, None), None)
+    if start is None:
+        # accounts = [{...}, ...] as one array: the entries have no header of their own
+        return next((n + 1 for n, t in enumerate(lines)
+                     if re.match(r"\s*accounts\s*=", t)), None)
+    if key is not None:
+        assignment = re.compile(rf"\s*(?:{re.escape(key)}|\"{re.escape(key)}\"|"
+                                rf"'{re.escape(key)}')\s*[=.]")
+        for n in range(start + 1, len(lines)):
+            if _ANY_HEADER.match(lines[n]):
+                break
+            if assignment.match(lines[n]):
+                return n + 1
+    return start + 1
+
+
+def _yaml_line(text: str, index: int, key: str | None) -> int | None:
+    # Constructed values keep no marks; compose the nodes again, only when an error needs them.
+    def get(node: yaml.Node | None, name: str) -> tuple[yaml.Node, yaml.Node] | None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == name:
+                    return k, v
+        return None
+
+    try:
+        found = get(yaml.compose(text, Loader=yaml.SafeLoader), "accounts")
+    except yaml.YAMLError:
+        return None
+    entries = found[1] if found else None
+    if not isinstance(entries, yaml.SequenceNode) or index >= len(entries.value):
+        return None
+    entry: yaml.Node = entries.value[index]
+    at = get(entry, str(key)) if key is not None else None
+    return (at[0] if at else entry).start_mark.line + 1
 
 
 @register
@@ -82,9 +120,7 @@ class InventoryFile(FileConnector):
         super().__init__(*args)
         self.display = str(self.path)
 
-        self.display = str(self.path)
-
-    def _load(self) -> list[Any]:
+    def _load(self) -> tuple[list[Any], Locate]:
         from governor.errors import SourceError
 
         try:
@@ -94,14 +130,17 @@ class InventoryFile(FileConnector):
         except UnicodeDecodeError:
             raise DataError(self.display, utf8_error_line(self.path), None, "not UTF-8 text"
                             ) from None
+        locate: Locate
         if self.path.suffix.lower() in (".yaml", ".yml"):
+            locate = functools.partial(_yaml_line, text)
             try:
-                doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+                doc = yaml.safe_load(text)
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)
                 raise DataError(self.display, mark.line + 1 if mark else None, None,
                                 f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
         else:
+            locate = functools.partial(_toml_line, text)
             try:
                 doc = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
@@ -109,12 +148,13 @@ class InventoryFile(FileConnector):
         if not isinstance(doc, dict) or not isinstance(doc.get("accounts"), list):
             raise DataError(self.display, None, "accounts", "expected a list of [[accounts]]")
         accounts: list[Any] = doc["accounts"]
-        return accounts
+        return accounts, locate
 
     def fetch(self) -> Iterator[SocialAccount]:
         seen: dict[str, str] = {}
-        for i, entry in enumerate(self._load()):
-            e = _Entry(self.display, i, entry)
+        accounts, locate = self._load()
+        for i, entry in enumerate(accounts):
+            e = _Entry(self.display, i, entry, locate)
             platform = e.req("platform").lower()
             handle = e.req("handle")
             key = f"{platform}:{handle}"
@@ -136,20 +176,19 @@ class InventoryFile(FileConnector):
 
 
 class _Entry:
-    def __init__(self, path: str, index: int, raw: Any) -> None:
-        self.path, self.index = path, index
-        self.line: int | None = raw.get("__line__") if isinstance(raw, dict) else None
+    def __init__(self, path: str, index: int, raw: Any, locate: Locate) -> None:
+        self.path, self.index, self.locate = path, index, locate
         self.where = f"accounts[{index}]"
         if not isinstance(raw, dict):
             raise self.fail(None, "expected a table")
         for key in raw:
             if key not in KEYS:
-                raise self.fail(key, "unknown key")
+                raise self.fail(str(key), "unknown key")
         self.raw = raw
 
     def fail(self, field: str | None, message: str) -> DataError:
         label = f"{self.where}.{field}" if field else self.where
-        return DataError(self.path, self.line, label, message)
+        return DataError(self.path, self.locate(self.index, field), label, message)
 
     def opt(self, field: str) -> str | None:
         value = self.raw.get(field)
