@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
@@ -52,6 +52,9 @@ class Holder:
     via: str | None
     source: str
     since: datetime
+    # HR's end date: an employee past it still shows HR's "active" when HR has not
+    # caught up, and the rules already count them as a leaver
+    end_date: date | None = None
 
 
 def resolve_account(session: Session, ref: str) -> str:
@@ -147,7 +150,7 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
         p = people.get(eid) if eid else None
         holders.append(Holder(key, principal, eid, p.name if p else None,
                               p.status if p else None, status, label, raw_role, via, detail,
-                              src, since))
+                              src, since, p.end_date if p else None))
     holders.sort(key=lambda h: (-Role.parse(h.role).value, h.principal.lower()))
     return key, holders
 

@@ -148,3 +148,18 @@ def test_whohas_at_names_the_holders_of_grants_since_ended(
                     "2026-11-20T12:30:00+00:00", env=later).out
     kevin = [ln for ln in table.splitlines() if "tiktok_members" in ln and "kevin" in ln]
     assert len(kevin) == 1 and "I2003" in kevin[0] and "Kevin O'Neill" in kevin[0]
+
+
+def test_whohas_shows_an_end_date_hr_has_not_acted_on(demo: tuple[str, dict[str, str]]) -> None:
+    # Kevin's end date has passed but HR still says active: the rules count him as a
+    # leaver, so the table must not show a plain "active"
+    cfg, env = demo
+    out = run_cli("-c", cfg, "whohas", "tiktok:@northwind", env=env)
+    assert out.code == 0, out.err
+    kevin = [line for line in out.out.splitlines() if line.startswith("kevin.oneill@")]
+    assert kevin and all("active, ends 2026-08-31" in line for line in kevin)
+    daniel = [line for line in out.out.splitlines() if line.startswith("daniel.brennan@")]
+    assert daniel and all("ends" not in line for line in daniel)
+    held = json.loads(run_cli("-c", cfg, "whohas", "tiktok:@northwind", "--json", env=env).out)
+    assert {h["end_date"] for h in held["holders"]
+            if h["principal"].startswith("kevin.oneill@")} == {"2026-08-31"}

@@ -97,7 +97,8 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
         emit_json({"account": key, "at": when, "holders": [h.__dict__ for h in holders]})
         return
     click.echo(f"{key}{' as of ' + when.isoformat() if when else ''}:")
-    table([(h.principal, h.employee_id or "", h.name or "", h.person_status or h.match,
+    table([(h.principal, h.employee_id or "", h.name or "",
+            (h.person_status or h.match) + (f", ends {h.end_date}" if h.end_date else ""),
             h.role, h.raw_role, h.path, h.via or "", h.source, h.since) for h in holders],
           ("principal", "person", "name", "status", "role", "raw role", "path", "via",
            "source", "seen since"))
