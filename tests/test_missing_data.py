@@ -49,3 +49,13 @@ def test_no_hr_source_makes_every_rule_that_needs_it_unknown(demo_dir: Path) -> 
     assert all(now[f"{r}:no-data|hr"] == "resolved" for r in HR_RULES)
     assert any(f["rule"] == "leaver-holds-access" and f["outcome"] == "fail"
                and f["status"] == "open" for f in findings(cfg))
+
+
+def test_the_catalogue_says_what_each_rule_requires() -> None:
+    out = run_cli("rules", "--json")
+    assert out.code == 0, out.err
+    listed = {r["id"]: r for r in json.loads(out.out)}
+    assert set(listed) == set(RULES)
+    for rule_id, rule in RULES.items():
+        assert listed[rule_id]["requires"] == sorted(k.value for k in rule.requires)
+        assert set(listed[rule_id]["requires"]) <= set(listed[rule_id]["needs"])

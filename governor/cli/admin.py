@@ -284,6 +284,7 @@ def rules(ctx: Ctx, as_json: bool | None) -> None:
         emit_json([{"id": r.id, "title": r.title, "severity": r.severity.value,
                     "rationale": r.rationale, "remediation": r.remediation,
                     "controls": list(r.controls), "needs": sorted(k.value for k in r.needs),
+                    "requires": sorted(k.value for k in r.requires),
                     "params": {k: o.default for k, o in r.params.items()}}
                    for r in sorted(RULES.values(), key=lambda r: r.id)])
         return
