@@ -140,7 +140,8 @@ class ObsDirectoryAccount(_Observed, Base):
     status: Mapped[str] = mapped_column(String(16))
     email: Mapped[str | None]
     employee_id: Mapped[str | None]
-    mfa: Mapped[str | None] = mapped_column(Text)  # JSON [[type, status]]; NULL = not reported
+    # JSON [[type, status, provider?]]; NULL = not reported
+    mfa: Mapped[str | None] = mapped_column(Text)
     groups: Mapped[str] = mapped_column(Text)  # JSON list
     mfa_read_at: Mapped[datetime | None]
     last_login: Mapped[datetime | None]
