@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
 from governor.audit import default_actor
 from governor.cli import admin, doctor, offboard, query, runs
-from governor.cli.common import EXIT_ERROR, EXIT_INPUT, Ctx
+from governor.cli.common import EXIT_ERROR, Ctx, emit_json, error_json, exit_code_of
 from governor.errors import GovernorError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Governor(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (GovernorError, click.ClickException) as exc:
+            # only here is the command's Ctx still at hand; main() writes stderr and exits
+            if isinstance(ctx.obj, Ctx) and ctx.obj.json_errors:
+                emit_json(error_json(exc))
+            raise
+
+
+@click.group(cls=_Governor, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-c", "--config", "config_path", envvar="GOVERNOR_CONFIG",
               default="governor.toml", show_default=True, help="Config file (TOML).")
 @click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
@@ -45,9 +57,9 @@ def main() -> None:
         sys.exit(EXIT_ERROR)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(EXIT_INPUT if exc.exit_code == 2 else exc.exit_code)
+        sys.exit(exit_code_of(exc))
     except GovernorError as exc:
         click.echo(f"governor: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        sys.exit(exit_code_of(exc))
     # without standalone mode click hands back ctx.exit()'s code instead of exiting
     sys.exit(code if isinstance(code, int) else 0)

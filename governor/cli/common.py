@@ -16,6 +16,7 @@ from governor import config as config_mod
 from governor.clock import Clock, system_clock
 from governor.config import Config
 from governor.db import make_engine, require_head
+from governor.errors import Ambiguous, GovernorError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,6 +31,9 @@ class Ctx:
     as_json: bool
     actor: str
     clock: Clock = system_clock
+    # whether this command answers in JSON, known once its own --json is parsed, so that
+    # a failure can answer in JSON too
+    json_errors: bool = False
     _config: Config | None = field(default=None, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
 
@@ -52,12 +56,22 @@ class Ctx:
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
-json_option = click.option("--json", "as_json", is_flag=True, default=None,
-                           help="Print JSON for scripts instead of tables.")
-
 
 def use_json(ctx: Ctx, flag: bool | None) -> bool:
     return ctx.as_json if flag is None else flag
+
+
+def _note_json(cctx: click.Context, _param: click.Parameter, flag: bool | None) -> bool | None:
+    ctx = cctx.find_object(Ctx)
+    if ctx is not None:
+        ctx.json_errors = use_json(ctx, flag)
+    return flag
+
+
+# eager: resolved before any other option can fail, so even that failure answers in JSON
+json_option = click.option("--json", "as_json", is_flag=True, default=None, is_eager=True,
+                           callback=_note_json,
+                           help="Print JSON for scripts instead of tables.")
 
 
 def not_blank(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -92,6 +106,25 @@ def _default(o: Any) -> Any:
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=_default))
+
+
+def exit_code_of(exc: GovernorError | click.ClickException) -> int:
+    if isinstance(exc, click.ClickException):
+        return EXIT_INPUT if exc.exit_code == 2 else exc.exit_code
+    return exc.exit_code
+
+
+def error_json(exc: GovernorError | click.ClickException) -> dict[str, Any]:
+    """A failure as the one JSON object a script reads from stdout: the message stderr
+    shows (written for people, so no secrets and no traceback) and the exit code."""
+    code = exit_code_of(exc)
+    data: dict[str, Any] = {
+        "status": "aborted" if code == EXIT_GUARD else "error", "exit_code": code,
+        "error": exc.format_message() if isinstance(exc, click.ClickException) else str(exc),
+    }
+    if isinstance(exc, Ambiguous):
+        data["candidates"] = exc.candidates
+    return data
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:

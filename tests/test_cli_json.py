@@ -1,0 +1,80 @@
+"""A command asked for JSON answers in JSON on stdout when it fails too: a script that
+parses stdout must not get nothing. stderr and the exit code stay as they were."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import demo_env, run_cli
+
+DAY2 = "2026-11-21T12:00:00+00:00"
+
+
+def _reconciled(demo_dir: Path) -> str:
+    cfg = str(demo_dir / "governor.toml")
+    assert run_cli("-c", cfg, "db", "upgrade", env=demo_env()).code == 0
+    first = run_cli("-c", cfg, "reconcile", "--no-report", env=demo_env())
+    assert first.code == 0, first.err
+    return cfg
+
+
+def test_feed_guard_stop_answers_in_json(demo_dir: Path) -> None:
+    cfg = _reconciled(demo_dir)
+    hr = demo_dir / "hr.csv"
+    hr.write_text("".join(hr.read_text().splitlines(keepends=True)[:21]))  # 41 people -> 20
+    env = {**demo_env(), "GOVERNOR_NOW": DAY2}
+    for args in (("reconcile", "--json"), ("--json", "reconcile")):
+        out = run_cli("-c", cfg, *args, env=env)
+        assert out.code == 3
+        assert out.err.startswith("governor: feed guard stopped the run")
+        data = json.loads(out.out)
+        assert data == {"status": "aborted", "exit_code": 3,
+                        "error": out.err.removeprefix("governor: ").rstrip("\n")}
+        assert "hr: returned 20 records" in data["error"]
+    # without JSON asked for, stdout stays empty
+    plain = run_cli("-c", cfg, "reconcile", env=env)
+    assert (plain.code, plain.out) == (3, "")
+
+
+def test_bad_input_answers_in_json(demo_dir: Path) -> None:
+    cfg = _reconciled(demo_dir)
+    out = run_cli("-c", cfg, "reconcile", "--force", "--json", env=demo_env())
+    assert out.code == 2 and "--force needs --reason" in out.err
+    assert json.loads(out.out) == {
+        "status": "error", "exit_code": 2,
+        "error": "--force needs --reason (it is recorded in the audit log)"}
+    # an option that fails to parse before --json is read still answers in JSON
+    bad = run_cli("-c", cfg, "reconcile", "--fail-on", "dire", "--json", env=demo_env())
+    assert bad.code == 2 and json.loads(bad.out)["exit_code"] == 2
+
+    toml = demo_dir / "governor.toml"
+    toml.write_text(toml.read_text().replace("max_admins = 3", "max_admins = "))
+    out = run_cli("-c", cfg, "reconcile", "--json", env=demo_env())
+    assert out.code == 2 and out.err.startswith(f"governor: {toml}: -: not valid TOML")
+    data = json.loads(out.out)
+    assert (data["status"], data["exit_code"]) == ("error", 2)
+    assert data["error"] == out.err.removeprefix("governor: ").rstrip("\n")
+    assert "Traceback" not in out.out
+
+
+def test_partial_run_still_prints_its_summary(demo_dir: Path) -> None:
+    cfg = _reconciled(demo_dir)
+    (demo_dir / "hootsuite.csv").unlink()
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--json", env=demo_env())
+    assert out.code == 5, out.err
+    data = json.loads(out.out)
+    assert data["status"] == "partial"
+    assert [s["name"] for s in data["sources"] if not s["ok"]] == ["hootsuite"]
+
+
+def test_other_json_commands_answer_failures_in_json(demo_dir: Path) -> None:
+    cfg = _reconciled(demo_dir)
+    out = run_cli("-c", cfg, "whohas", "x:@nobody-here", "--json", env=demo_env())
+    assert out.code == 4
+    data = json.loads(out.out)
+    assert (data["status"], data["exit_code"]) == ("error", 4)
+    assert data["error"] == out.err.removeprefix("governor: ").rstrip("\n")
+    # a command without --json keeps to text, even under the global flag
+    refused = run_cli("-c", cfg, "--json", "report", "nightly", "--replace", env=demo_env())
+    assert (refused.code, refused.out) == (2, "")
