@@ -9,7 +9,8 @@
 - access-matrix-N.csv: every matrix row, streamed;
 
 and refreshes nightly-latest.html / nightly-latest.json. All files appear together or
-not at all.
+not at all. Given `only`, it writes just those of the run's files (restoring the ones
+that went missing) and leaves every other file as it is.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from __future__ import annotations
 import csv
 import functools
 import json
-from collections.abc import Callable, Iterable, Iterator
+import os
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from itertools import groupby, islice
@@ -72,10 +75,15 @@ def file_names(run_id: int) -> dict[str, str]:
     }
 
 
-def write_nightly(report: NightlyReport, out_dir: Path) -> dict[str, Path]:
+def write_nightly(report: NightlyReport, out_dir: Path,
+                  only: Collection[str] | None = None) -> dict[str, Path]:
     """Write the run's report files into `out_dir`; returns format -> path, for html,
     json, csv, matrix_csv and the latest_html / latest_json copies (everything written,
     so a caller that must take the run back can remove all of it).
+
+    `only` names the formats (keys of file_names) to write, the others being kept: those
+    are still rendered, as each needs what writing another reads, but to nowhere; the
+    latest copies are then written only where missing, so no existing file is touched.
 
     The matrix is read once per format that needs it (the CSV, then the HTML's first
     rows) and streamed, never held whole.
@@ -83,22 +91,37 @@ def write_nightly(report: NightlyReport, out_dir: Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = file_names(report.run_id)
+    wanted = set(names) if only is None else set(only)
     with atomic_outputs(out_dir) as out:
+        def target(fmt: str, newline: str | None = None) -> AbstractContextManager[TextIO]:
+            if fmt in wanted:
+                return out.open(names[fmt], newline=newline)
+            return open(os.devnull, "w", encoding="utf-8", newline=newline)
+
         if report.matrix_from is not None:
-            out.take(report.matrix_from.path, names["matrix_csv"])
+            if "matrix_csv" in wanted:
+                out.take(report.matrix_from.path, names["matrix_csv"])
             matrix_rows = report.matrix_from.rows
         else:
-            with out.open(names["matrix_csv"], newline="") as fh:
+            with target("matrix_csv", newline="") as fh:
                 matrix_rows = write_matrix_csv(report.matrix(), fh)
         report.matrix_written = matrix_rows
-        with out.open(names["csv"], newline="") as csv_fh, out.open(names["json"]) as json_fh:
+        with target("csv", newline="") as csv_fh, target("json") as json_fh:
             write_findings(report, csv_fh, json_fh, matrix_rows=matrix_rows,
                            matrix_csv=names["matrix_csv"])
-        with out.open(names["html"]) as fh:
+        with target("html") as fh:
             write_html(report, fh, matrix_rows=matrix_rows, matrix_csv=names["matrix_csv"])
-        out.copy(names["html"], LATEST["latest_html"])
-        out.copy(names["json"], LATEST["latest_json"])
-    return {fmt: out_dir / name for fmt, name in (*names.items(), *LATEST.items())}
+        for fmt, latest in (("html", LATEST["latest_html"]), ("json", LATEST["latest_json"])):
+            if only is None:
+                out.copy(names[fmt], latest)
+            elif not (out_dir / latest).exists():
+                if fmt in wanted:
+                    out.copy(names[fmt], latest)
+                else:
+                    out.take(out_dir / names[fmt], latest)
+        written = set(out.paths())
+    return {fmt: out_dir / name for fmt, name in (*names.items(), *LATEST.items())
+            if name in written}
 
 
 # -- CSV -------------------------------------------------------------------------------
