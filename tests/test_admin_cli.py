@@ -86,6 +86,21 @@ def test_a_blank_reason_is_refused_and_nothing_is_written(
     assert audit_count(url) == before
 
 
+def test_a_blank_actor_is_refused_and_a_blank_governor_actor_is_unset(demo_dir: Path) -> None:
+    cfg, env, url = setup(demo_dir)
+    before = audit_count(url)
+    out = run_cli("--actor", " ", "-c", cfg, "link", *LINK[1:], env=env)
+    assert out.code == 2 and "--actor" in out.err and "blank" in out.err
+    assert audit_count(url) == before
+    out = run_cli("--actor", " kim ", "-c", cfg, "link", *LINK[1:], env=env)
+    assert out.code == 0, out.err
+    out = run_cli("-c", cfg, "unlink", *LINK[1:3], "--reason", "test",
+                  env={**env, "GOVERNOR_ACTOR": "  "})
+    assert out.code == 0, out.err
+    actors = sql_rows(url, "SELECT actor FROM audit_log WHERE action LIKE '%link%' ORDER BY id")
+    assert actors[0] == ("kim",) and actors[1][0].strip()
+
+
 def test_reasons_and_approvers_are_stored_stripped(demo_dir: Path) -> None:
     cfg, env, url = setup(demo_dir)
     out = run_cli("-c", cfg, "exception", "add", KEY, "--reason", "  launch week\n",

@@ -10,7 +10,7 @@ import click
 
 from governor.audit import default_actor
 from governor.cli import admin, doctor, offboard, query, runs
-from governor.cli.common import EXIT_ERROR, Ctx, emit_json, error_json, exit_code_of
+from governor.cli.common import EXIT_ERROR, Ctx, emit_json, error_json, exit_code_of, not_blank
 from governor.errors import GovernorError
 
 
@@ -29,8 +29,8 @@ class _Governor(click.Group):
 @click.option("-c", "--config", "config_path", envvar="GOVERNOR_CONFIG",
               default="governor.toml", show_default=True, help="Config file (TOML).")
 @click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
-@click.option("--actor", default=None, help="Who is acting, for the audit log "
-              "(default: the OS user).")
+@click.option("--actor", default=None, callback=not_blank, help="Who is acting, for the "
+              "audit log (default: GOVERNOR_ACTOR, else the OS user).")
 @click.version_option(package_name="governor")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str, as_json: bool, actor: str | None) -> None:
@@ -41,7 +41,8 @@ def cli(ctx: click.Context, config_path: str, as_json: bool, actor: str | None) 
     6 findings at or above --fail-on.
     """
     ctx.obj = Ctx(config_path=config_path, as_json=as_json,
-                  actor=actor or os.environ.get("GOVERNOR_ACTOR") or default_actor())
+                  # a blank GOVERNOR_ACTOR counts as unset, never as a nameless actor
+                  actor=actor or os.environ.get("GOVERNOR_ACTOR", "").strip() or default_actor())
 
 
 for module in (runs, query, admin, doctor, offboard):
