@@ -175,15 +175,19 @@ class Snapshot:
             if found is None:
                 found = of_source[principal] = corr.match(src, principal)
             m = found
-            if g.account.startswith("tool:"):
+            managed = by_tool.get(g.account[5:].lower()) if g.account.startswith("tool:") \
+                else None
+            if managed:
                 # "tool:hootsuite" (an SSO app seat) reaches every account the tool manages
-                for key in by_tool.get(g.account[5:].lower(), ()):
+                for key in managed:
                     hg = HeldGrant.of(replace(g, account=key), src, m)
                     append(hg)
                     g_account[key].append(hg)
                     if m.employee_id:
                         g_person[m.employee_id].append(hg)
                 continue
+            # a seat on a tool no inventory account names stays a grant on "tool:NAME":
+            # dropping it would hide a leaver's seat and the unlisted accounts behind it
             if type(g) is HeldGrant:  # read from the store as one already (state.py)
                 g.source, g.match = src, m
                 hg = g

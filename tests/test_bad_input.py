@@ -140,7 +140,7 @@ BAD_DATA = [
     Bad("csv-unclosed-quote-to-end-of-file", "x_team.csv",
         edit("x_team.csv", "@northwind,daniel.brennan", '@northwind,"daniel.brennan'),
         "x_team.csv:3: malformed CSV record (an unclosed quote? the parser read on to line "
-        "11): unexpected end of data"),
+        "12): unexpected end of data"),
     Bad("csv-error-in-a-multi-line-record", "hr.csv",
         edit("hr.csv", ",Active,Employee,Head of Social Media,",
              ',Active,Robot,"Head of\nSocial Media",'),
@@ -172,7 +172,7 @@ BAD_DATA = [
         "hr.csv:5: employee_id (column 'worker_id'): duplicate employee id 'E1001' "
         "(first on line 4)"),
     Bad("grants-duplicate-row", "x_team.csv", append_copy("x_team.csv", 3),
-        "x_team.csv:12: duplicate grants record "
+        "x_team.csv:13: duplicate grants record "
         "'x:@northwind / daniel.brennan@northwind.example / direct': each may appear once"),
     Bad("grants-unmapped-role", "x_team.csv",
         edit("x_team.csv", "priya.raman@northwind.example,Contributor",

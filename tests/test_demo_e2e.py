@@ -70,6 +70,7 @@ EXPECTED = {
     ("shared-secret-not-rotated:vlt-7f3a03", "fail", "critical"),
     ("single-owner:x:@northwind_help", "fail", "medium"),
     ("too-many-admins:facebook:Northwind Traders", "fail", "medium"),
+    ("unknown-account:x_team|x:@northwind_jobs", "fail", "medium"),
     ("user-mfa-missing:A4001", "unknown", "high"),
     ("user-mfa-missing:E1006", "fail", "high"),
     ("user-mfa-missing:E1009", "fail", "medium"),

@@ -71,7 +71,7 @@ def test_empty_feed_stops_the_run(demo_dir: Path) -> None:
     cfg, env = setup(demo_dir)
     shrink(demo_dir / "x_team.csv", 0)
     out = run_cli("-c", cfg, "reconcile", env=env)
-    assert out.code == 3 and "x_team: returned no records (last good run: 10)" in out.err
+    assert out.code == 3 and "x_team: returned no records (last good run: 11)" in out.err
 
 
 def test_a_small_feed_is_guarded_too(demo_dir: Path) -> None:

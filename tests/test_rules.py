@@ -7,6 +7,7 @@ missing data (UNKNOWN, or nothing where the rule spec says so).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def test_every_rule_declares_its_metadata() -> None:
     files = {p.stem for p in Path(rules_pkg.__file__).parent.glob("*.py")
              if p.stem != "base" and not p.stem.startswith("_")}
     assert {f.replace("_", "-") for f in files} == set(RULES)
-    assert len(RULES) == 17
+    assert len(RULES) == 18
     for rule_id, rule in RULES.items():
         module = type(rule).__module__.rsplit(".", 1)[1]
         assert rule.id == rule_id == module.replace("_", "-")
@@ -693,3 +694,43 @@ def test_review_overdue_clean() -> None:
 def test_review_overdue_without_inventory_is_unknown() -> None:
     s = snap(persons=(person("E1"),), grants=(grant(mail("E1")),))
     assert no_data(run("review-overdue", s)) == "no-data|inventory"
+
+
+# ---- unknown-account ------------------------------------------------------------------------
+def test_unknown_account_typo_and_unlisted_tool() -> None:
+    s = snap(persons=(person("E1", name="Pat Typo"), person("E2")),
+             accounts=(account(X), account(FB)),
+             grants=(grant(mail("E1"), Role.ADMIN, "x:@northwnd"),
+                     grant(mail("E2"), Role.ANALYST, "x:@northwnd"),
+                     grant(mail("E1"), Role.ANALYST, "x:@northwnd"),
+                     grant("ghost@x.com", Role.PUBLISHER, "tool:buffer",
+                           via=AccessPath.TOOL_SEAT),
+                     grant(mail("E1"), Role.ADMIN, X)))
+    results = run("unknown-account", s)
+    assert subjects(results) == ["platform|tool:buffer", "platform|x:@northwnd"]
+    typo = next(r for r in results if r.account == "x:@northwnd")
+    assert "Pat Typo (E1) as e1@northwind.example" in typo.message
+    # one holder once, at the highest role they hold there, highest first
+    assert [h["role"] for h in typo.evidence["holders"]] == ["admin", "analyst"]
+    tool = next(r for r in results if r.account == "tool:buffer")
+    assert "management tool 'buffer'" in tool.message and "ghost@x.com" in tool.message
+
+
+def test_unknown_account_clean() -> None:
+    hootsuite = replace(account(X), tool="Hootsuite")
+    s = snap(persons=(person("E1"),), accounts=(hootsuite, account(FB)),
+             grants=(grant(mail("E1"), Role.ADMIN, X), grant(mail("E1"), acct=FB),
+                     grant(mail("E1"), acct="tool:hootsuite", via=AccessPath.TOOL_SEAT)))
+    assert run("unknown-account", s) == []
+
+
+def test_unknown_account_without_inventory_is_unknown() -> None:
+    # without the inventory every account would look unlisted
+    s = snap(persons=(person("E1"),), grants=(grant(mail("E1")),))
+    assert no_data(run("unknown-account", s)) == "no-data|inventory"
+
+
+def test_a_seat_on_an_unlisted_tool_still_reaches_its_holder() -> None:
+    s = snap(persons=(leaver("E2"),), accounts=(account(X),),
+             grants=(grant(mail("E2"), acct="tool:buffer", via=AccessPath.TOOL_SEAT),))
+    assert subjects(run("leaver-holds-access", s)) == ["E2|tool:buffer|tool_seat|"]
