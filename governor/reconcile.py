@@ -38,9 +38,10 @@ from governor.offboard import cases as offboard_cases
 from governor.offboard.sweep import reverify as offboard_reverify
 from governor.offboard.sweep import sweep as offboard_sweep
 from governor.offboard.sweep import unverified_since as offboard_unverified
+from governor.reports import reverted_on_error
 from governor.reports.build import nightly_report
 from governor.reports.data import MatrixFile
-from governor.reports.nightly import write_nightly
+from governor.reports.nightly import LATEST, write_nightly
 from governor.reports.retention import prune as prune_reports
 from governor.rules import RULES
 from governor.rules.base import Severity
@@ -317,28 +318,41 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     if opts.write_report:
         report = nightly_report(session, config, r, snap, matrix_from=matrix, counted=c,
                                 carried_from_run=result.reused_run)
-        # written before the commit so a report failure fails the run; job() removes
-        # the files again if the commit itself fails
+        # written before the commit so a report failure fails the run; if anything after
+        # fails, this run's files are taken back (below, or in job() when the commit
+        # itself fails) and job() puts the last run's latest copies back
         result.report = write_nightly(report, config.report_dir)
         r.report_path = str(result.report.get("html", ""))
         matrix = MatrixFile(result.report["matrix_csv"].resolve(), report.matrix_written or 0)
         phases.done("report")
-    # after the report: the matrix asks who has left, which notes time limits too
-    horizon = reuse.horizon if reuse is not None else (
-        snap.horizon.isoformat() if snap is not None and snap.horizon is not None else None)
-    r.summary = json.dumps({
-        "counts": c, "sources": {o.name: o.count for o in outcomes},
-        "failed": [o.name for o in outcomes if not o.ok], "correlation": correlation,
-        "evaluation": evaluation, "horizon": horizon,
-        "reused_run": reuse.run_id if reuse is not None else None,
-        "matrix": {"file": str(matrix.path), "rows": matrix.rows} if matrix else None})
-    detail: dict[str, Any] = {"status": r.status, "counts": c,
-                              "failed_sources": [o.name for o in outcomes if not o.ok],
-                              "carried_from_run": result.reused_run}
-    audit.record(session, r.finished_at, opts.actor, "run.completed", subject=f"run {r.id}",
-                 detail=detail)
-    session.flush()
+    try:
+        # after the report: the matrix asks who has left, which notes time limits too
+        horizon = reuse.horizon if reuse is not None else (
+            snap.horizon.isoformat() if snap is not None and snap.horizon is not None
+            else None)
+        r.summary = json.dumps({
+            "counts": c, "sources": {o.name: o.count for o in outcomes},
+            "failed": [o.name for o in outcomes if not o.ok], "correlation": correlation,
+            "evaluation": evaluation, "horizon": horizon,
+            "reused_run": reuse.run_id if reuse is not None else None,
+            "matrix": {"file": str(matrix.path), "rows": matrix.rows} if matrix else None})
+        detail: dict[str, Any] = {"status": r.status, "counts": c,
+                                  "failed_sources": [o.name for o in outcomes if not o.ok],
+                                  "carried_from_run": result.reused_run}
+        audit.record(session, r.finished_at, opts.actor, "run.completed",
+                     subject=f"run {r.id}", detail=detail)
+        session.flush()
+    except BaseException:
+        _take_back(result.report)
+        raise
     return result
+
+
+def _take_back(report: dict[str, Path]) -> None:
+    """Remove a run's own report files (its latest copies are job()'s to restore)."""
+    for fmt, path in report.items():
+        if fmt not in LATEST:
+            path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -360,7 +374,10 @@ def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunRe
     """A whole run as one transaction, with the aborted-run record a feed guard leaves."""
     result: RunResult | None = None
     try:
-        with _collector_paused(), transaction(engine) as session:
+        # a commit that fails after the report is placed puts the last run's latest
+        # copies back (the run's own files are removed below)
+        with _collector_paused(), reverted_on_error(config.report_dir, LATEST.values()), \
+                transaction(engine) as session:
             result = run(session, config, clock, opts)
     except FeedGuardTripped as exc:
         with transaction(engine) as session:
@@ -374,8 +391,7 @@ def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunRe
         raise
     except BaseException:
         if result is not None:  # the commit failed after the report was written
-            for path in result.report.values():
-                path.unlink(missing_ok=True)
+            _take_back(result.report)
         raise
     _auto_execute(engine, config, clock, opts.actor, result.cases_opened)
     if config.report["keep_days"]:

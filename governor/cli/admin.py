@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -316,50 +317,48 @@ def nightly(ctx: Ctx, replace: bool, reason: str | None) -> None:
     Only the files of it that are missing (those still there are kept as they are),
     unless --replace --reason: a run's report is the evidence of its night. What is
     written again says when, by whom and why, and the audit log records it."""
+    from governor.reports import reverted_on_error
     from governor.reports.build import nightly_report
-    from governor.reports.nightly import file_names, write_nightly
+    from governor.reports.nightly import LATEST, file_names, write_nightly
 
     if replace and not reason:
         raise click.UsageError("--replace needs --reason: replacing a run's report is audited")
     out_dir = ctx.config.report_dir
     paths: dict[str, Path] = {}
-    try:
-        with transaction(ctx.engine()) as s:
-            r = s.scalar(select(Run).where(Run.status.in_(("ok", "partial")))
-                         .order_by(Run.id.desc()).limit(1))
-            if r is None:
-                raise NotFound("no completed run yet: run `governor reconcile`")
-            names = file_names(r.id)
-            there = sorted(n for n in names.values() if (out_dir / n).exists())
-            if len(there) == len(names) and not replace:
-                raise GovernorError(
-                    f"run {r.id}'s report is already in {out_dir} ({', '.join(there)}): a "
-                    "run's report is the evidence of its night and is not rewritten. To "
-                    "write it again from the store as it is now, pass --replace --reason "
-                    "'...' (audited; the report will say so).")
-            # some files gone: restore just those, never touching the evidence still there
-            restore = ([f for f, n in names.items() if n not in there]
-                       if there and not replace else None)
-            now = ctx.clock()
-            snap = state.snapshot(s, ctx.config, r.started_at,
-                                  {n: True for n in ctx.config.sources})
-            rep = nightly_report(s, ctx.config, r, snap)
-            rep.rewritten = {"at": now, "actor": ctx.actor, "reason": reason}
-            if restore is None:
-                audit.record(s, now, ctx.actor, "report.rewritten", subject=f"run {r.id}",
-                             reason=reason, detail={"replaced": there})
-                paths = write_nightly(rep, out_dir)
-            else:
-                # after writing: a missing latest copy comes back too, and is listed
-                paths = write_nightly(rep, out_dir, only=restore)
-                written = sorted(p.name for p in paths.values())
-                audit.record(s, now, ctx.actor, "report.restored", subject=f"run {r.id}",
-                             reason=reason, detail={"written": written, "kept": there})
-    except BaseException:
-        if paths:  # written, but the audit entry did not commit: take them back
-            for path in paths.values():
-                path.unlink(missing_ok=True)
-        raise
+    # outermost, so a commit that fails after the files are placed puts back what was
+    # there (the run's earlier report, the latest copies) and removes what was not
+    with contextlib.ExitStack() as undo, transaction(ctx.engine()) as s:
+        r = s.scalar(select(Run).where(Run.status.in_(("ok", "partial")))
+                     .order_by(Run.id.desc()).limit(1))
+        if r is None:
+            raise NotFound("no completed run yet: run `governor reconcile`")
+        names = file_names(r.id)
+        there = sorted(n for n in names.values() if (out_dir / n).exists())
+        if len(there) == len(names) and not replace:
+            raise GovernorError(
+                f"run {r.id}'s report is already in {out_dir} ({', '.join(there)}): a "
+                "run's report is the evidence of its night and is not rewritten. To "
+                "write it again from the store as it is now, pass --replace --reason "
+                "'...' (audited; the report will say so).")
+        # some files gone: restore just those, never touching the evidence still there
+        restore = ([f for f, n in names.items() if n not in there]
+                   if there and not replace else None)
+        now = ctx.clock()
+        snap = state.snapshot(s, ctx.config, r.started_at,
+                              {n: True for n in ctx.config.sources})
+        rep = nightly_report(s, ctx.config, r, snap)
+        rep.rewritten = {"at": now, "actor": ctx.actor, "reason": reason}
+        undo.enter_context(reverted_on_error(out_dir, [*names.values(), *LATEST.values()]))
+        if restore is None:
+            audit.record(s, now, ctx.actor, "report.rewritten", subject=f"run {r.id}",
+                         reason=reason, detail={"replaced": there})
+            paths = write_nightly(rep, out_dir)
+        else:
+            # after writing: a missing latest copy comes back too, and is listed
+            paths = write_nightly(rep, out_dir, only=restore)
+            written = sorted(p.name for p in paths.values())
+            audit.record(s, now, ctx.actor, "report.restored", subject=f"run {r.id}",
+                         reason=reason, detail={"written": written, "kept": there})
     if restore is not None:
         click.echo(f"restored: {', '.join(sorted(p.name for p in paths.values()))}")
     click.echo(f"report: {out_dir / names['html']}")

@@ -313,6 +313,43 @@ def atomic_outputs(directory: Path) -> Iterator[OutputSet]:
 
 
 @contextlib.contextmanager
+def reverted_on_error(directory: Path, names: Iterable[str]) -> Iterator[None]:
+    """Let the block write files `names` in `directory`; if it raises, put each back as
+    it was: a copy kept of those that existed goes back in place, those that did not are
+    removed. For files placed before a transaction that may still fail commits: a
+    replaced report is evidence, and taking the new one back must not leave nothing
+    where the old one was."""
+    kept: dict[Path, Path | None] = {}
+    try:
+        for name in names:
+            final = directory / name
+            keep: Path | None = None
+            if final.is_file():
+                keep = directory / f".{name}.{secrets.token_hex(6)}.keep"
+                try:
+                    os.link(final, keep)
+                except OSError:
+                    shutil.copy2(final, keep)
+            kept[final] = keep
+        yield
+    except BaseException:
+        for final, keep in kept.items():
+            with contextlib.suppress(OSError):
+                if keep is None:
+                    final.unlink(missing_ok=True)
+                else:
+                    # a no-op when both still name the same file: the unlink below
+                    # then drops the copy
+                    os.replace(keep, final)
+        raise
+    finally:
+        for keep in kept.values():
+            if keep is not None:
+                with contextlib.suppress(OSError):
+                    keep.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
 def atomic_write(path: Path, *, newline: str | None = None) -> Iterator[TextIO]:
     """One UTF-8 text file written whole or not at all."""
     path = Path(path)
