@@ -7,6 +7,8 @@
     ├── FeedGuardTripped               exit 3   a feed shrank or came back empty; run stopped
     ├── SourceError                    (kept)   one source could not be read; the run goes on
     │                                           with that source marked failed
+    ├── OutputError                    exit 1   a report or receipt could not be written (disk
+    │                                           full, no permission); nothing of it was left
     ├── NotFound                       exit 4   a person, account or finding that is not there
     └── Ambiguous                      exit 4   a name that matches more than one thing
 
@@ -42,6 +44,10 @@ class DataError(InputError):
 
 class SourceError(GovernorError):
     """A source could not be read at all (unreachable, refused); not a data mistake."""
+
+
+class OutputError(GovernorError):
+    """The file system refused a report's files; none of them was left behind."""
 
 
 class FeedGuardTripped(GovernorError):

@@ -109,7 +109,7 @@ def test_write_nightly_only_writes_what_it_is_given(tmp_path: Path) -> None:
 
 # ---- a failure after the files are placed ----------------------------------------------
 def files(reports: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in reports.iterdir()}
+    return {p.name: p.read_bytes() for p in reports.iterdir() if p.is_file()}
 
 
 def fail_commit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,3 +163,18 @@ def test_a_replaced_report_whose_commit_fails_is_put_back(
                   env={**demo_env(), "GOVERNOR_NOW": NEXT_DAY})
     assert out.code == 1 and "the database is full" in out.err, (out.code, out.err)
     assert files(reports) == before  # the evidence is still there, byte for byte
+
+
+def test_a_report_the_file_system_refuses_fails_the_run_cleanly(demo_dir: Path) -> None:
+    cfg, reports = _reported(demo_dir)
+    url = f"sqlite:///{demo_dir / 'governor-demo.db'}"
+    (reports / "nightly-2.html").mkdir()  # a folder where the run's file must go
+    before = files(reports)
+    runs = sql_rows(url, "SELECT count(*) FROM run")
+    out = run_cli("-c", cfg, "reconcile", "--reevaluate", "--json",
+                  env={**demo_env(), "GOVERNOR_NOW": NEXT_DAY})
+    assert out.code == 1, (out.code, out.err)
+    assert "Traceback" not in out.err and f"cannot write in {reports}" in out.err
+    assert json.loads(out.out)["status"] == "error"
+    assert {p.name for p in reports.iterdir()} == set(before) | {"nightly-2.html"}
+    assert files(reports) == before and sql_rows(url, "SELECT count(*) FROM run") == runs

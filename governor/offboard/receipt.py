@@ -66,7 +66,6 @@ def receipt(session: Session, config: Config, case_id: int, now: datetime) -> di
 def write(data: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """receipt-<case>.json and .html, written together or not at all."""
     names = {"json": f"offboard-{data['case']}.json", "html": f"offboard-{data['case']}.html"}
-    out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_outputs(out_dir) as out:
         with out.open(names["json"]) as fh:
             fh.write(json.dumps(jsonable(data), ensure_ascii=False, indent=1) + "\n")

@@ -32,6 +32,8 @@ from typing import Any, TextIO
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from governor.errors import OutputError
+
 __all__ = [
     "REPORT_MODE",
     "TEMPLATES_DIR",
@@ -301,15 +303,21 @@ def _fsync_dir(directory: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_outputs(directory: Path) -> Iterator[OutputSet]:
-    """Stage outputs in `directory`; they appear together when the block ends without an
-    error, and none of them appears (nor stays behind) when it raises."""
-    outputs = OutputSet(directory)
+    """Stage outputs in `directory` (made if missing); they appear together when the block
+    ends without an error, and none of them appears (nor stays behind) when it raises.
+    A file system that refuses (full, read-only, a folder where a file should go) is
+    the environment's problem, not a bug: it fails as an OutputError naming the folder."""
     try:
-        yield outputs
-    except BaseException:
-        outputs.discard()
-        raise
-    outputs.commit()
+        directory.mkdir(parents=True, exist_ok=True)
+        outputs = OutputSet(directory)
+        try:
+            yield outputs
+        except BaseException:
+            outputs.discard()
+            raise
+        outputs.commit()
+    except OSError as exc:
+        raise OutputError(f"cannot write in {directory}: {exc}") from exc
 
 
 @contextlib.contextmanager

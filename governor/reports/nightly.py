@@ -89,7 +89,6 @@ def write_nightly(report: NightlyReport, out_dir: Path,
     rows) and streamed, never held whole.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = file_names(report.run_id)
     wanted = set(names) if only is None else set(only)
     with atomic_outputs(out_dir) as out:
