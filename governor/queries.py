@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from governor import history
+from governor.clock import as_utc
 from governor.correlate import Correlator, Declared, strip_plus
 from governor.errors import Ambiguous, NotFound
 from governor.models import (
@@ -24,6 +25,7 @@ from governor.models import (
     ObsSocialAccount,
     PrincipalLink,
     PrincipalMatch,
+    Run,
 )
 from governor.records import SourceKind
 from governor.roles import Role
@@ -55,6 +57,13 @@ class Holder:
     # HR's end date: an employee past it still shows HR's "active" when HR has not
     # caught up, and the rules already count them as a leaver
     end_date: date | None = None
+
+
+def history_start(session: Session) -> datetime | None:
+    """When the store's history begins: the first run that read sources."""
+    first = session.scalar(select(func.min(Run.started_at)).where(
+        Run.status.in_(("ok", "partial"))))
+    return as_utc(first) if first is not None else None
 
 
 def resolve_account(session: Session, ref: str) -> str:

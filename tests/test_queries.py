@@ -163,3 +163,18 @@ def test_whohas_shows_an_end_date_hr_has_not_acted_on(demo: tuple[str, dict[str,
     held = json.loads(run_cli("-c", cfg, "whohas", "tiktok:@northwind", "--json", env=env).out)
     assert {h["end_date"] for h in held["holders"]
             if h["principal"].startswith("kevin.oneill@")} == {"2026-08-31"}
+
+
+def test_whohas_at_outside_the_known_history_says_so(demo: tuple[str, dict[str, str]]) -> None:
+    # an empty answer for a day before governor's first run would read as "nobody"
+    cfg, env = demo
+    before = run_cli("-c", cfg, "whohas", "x:@northwind", "--at", "2026-03-03T12:00:00Z",
+                     env=env)
+    assert before.code == 4, (before.code, before.err)
+    assert "no history before 2026-11-20T12:00:00+00:00" in before.err
+    later = run_cli("-c", cfg, "whohas", "x:@northwind", "--at", "2026-11-25T12:00:00Z",
+                    env=env)
+    assert later.code == 2 and "in the future" in later.err
+    first = run_cli("-c", cfg, "whohas", "x:@northwind", "--at", "2026-11-20T12:00:00Z",
+                    env=env)
+    assert first.code == 0 and "maya.okafor@" in first.out

@@ -14,6 +14,7 @@ from governor import queries
 from governor.cli.common import Ctx, emit_json, json_option, pass_ctx, table, use_json
 from governor.clock import parse_instant
 from governor.db import sessions
+from governor.errors import NotFound
 from governor.models import Finding
 from governor.rules import RULES
 from governor.rules.base import Severity
@@ -91,7 +92,16 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
         except ValueError:
             raise click.BadParameter(f"{at!r} is not an ISO 8601 time", param_hint="--at"
                                      ) from None
+    if when is not None and when > ctx.clock():
+        raise click.BadParameter(f"{at!r} is in the future: history tells only what was",
+                                 param_hint="--at")
     with sessions(ctx.engine())() as session:
+        start = queries.history_start(session)
+        if when is not None and (start is None or when < start):
+            # the store knows nothing before its first run: "nobody" would be a false answer
+            raise NotFound(f"no history before {start.isoformat()} (governor's first run): "
+                           f"who could reach {account} at {when.isoformat()} is not known"
+                           if start is not None else "no run yet: there is no history")
         key, holders = queries.whohas(session, account, when, declared(ctx.config))
     if use_json(ctx, as_json):
         emit_json({"account": key, "at": when, "holders": [h.__dict__ for h in holders]})
