@@ -73,9 +73,12 @@ class Merge:
         self.m = db.mark(self.conn)
         self.now_s = history.ts(now)
         self.stats = FindingStats()
-        # key -> (id, rule id, outcome, opened run, digest of what a change would rewrite)
-        self.live: dict[str, tuple[int, str, str, int, int]] = {
-            key: (fid, rule_id, outcome, opened, _content(outcome, sev, msg, ev, src))
+        # key -> (id, rule id, outcome, opened run, digest of what a change would rewrite,
+        # the sources that decided it when last reported: one shared object per list)
+        lists: dict[str, str] = {}
+        self.live: dict[str, tuple[int, str, str, int, int, str]] = {
+            key: (fid, rule_id, outcome, opened, _content(outcome, sev, msg, ev, src),
+                  lists.setdefault(src, src))
             for fid, key, rule_id, outcome, sev, msg, ev, src, opened
             in db.stream(self.conn, _LIVE)}
         self.reported: set[str] = set()
@@ -108,7 +111,7 @@ class Merge:
                                 evidence, r.person, r.account, deciding, now_s, now_s, run_id,
                                 run_id, run_id, 0)
                 continue
-            fid, _, outcome, opened, content = row
+            fid, _, outcome, opened, content, _src = row
             if outcome != r.outcome.value and r.outcome.value == "fail":
                 opened = run_id  # unknown -> fail reads as new
                 self.stats.new += 1
@@ -156,12 +159,23 @@ class Merge:
         """Resolve what no rule reported (when its sources were read), then exceptions."""
         off = set(disabled)
         resolve: list[tuple[Any, ...]] = []
-        for key, (fid, rule_id, *_rest) in self.live.items():
+        gone: dict[str, list[str]] = {}  # a finding's sources -> those no longer configured
+        unwatched: dict[str, int] = {}
+        for key, (fid, rule_id, _outcome, _opened, _content, src) in self.live.items():
             if key in self.reported:
                 continue
             deciding = self.deciding.get(rule_id)
+            removed = gone.get(src)
+            if removed is None:
+                removed = gone[src] = [n for n in json.loads(src or "[]") if n not in source_ok]
             if rule_id in off:
                 resolution = "rule disabled"
+            elif removed:
+                # a source that decided it is disabled or gone from the config: the problem
+                # may still be there, nobody looks any more; "fixed" would be a false record
+                resolution = "source removed"  # which: the finding.unwatched audit entry
+                for name in removed:
+                    unwatched[name] = unwatched.get(name, 0) + 1
             elif deciding is not None and all(source_ok.get(s, False) for s in deciding):
                 resolution = "fixed"
             else:
@@ -169,6 +183,11 @@ class Merge:
                 continue
             resolve.append((resolution, self.now_s, self.run_id, fid))
         self.stats.resolved = len(resolve)
+        if unwatched:
+            audit.record(self.session, self.now, actor, "finding.unwatched",
+                         subject=", ".join(sorted(unwatched)),
+                         reason="sources removed from the config",
+                         detail={"resolved_by_source": dict(sorted(unwatched.items()))})
         if resolve:
             m = self.m
             self.conn.exec_driver_sql(

@@ -257,3 +257,26 @@ def test_correlation_is_saved_again_only_when_what_it_reads_changed(demo_dir: Pa
     summaries = [json.loads(str(s)) for (s,) in query(url, "SELECT summary FROM run")]
     assert summaries[0]["correlation"] == summaries[1]["correlation"] != \
         summaries[2]["correlation"]
+
+
+def test_a_disabled_source_does_not_resolve_its_findings_as_fixed(demo_dir: Path,
+                                                                   db_url: str) -> None:
+    # switching a feed off in the config stops watching it: its findings may still be
+    # true, so they resolve as "source removed", audited, never as "fixed"
+    cfg, env = setup(demo_dir, db_url)
+    url = url_of(demo_dir, env)
+    orphan = "orphan-grant:grant|facebook:Northwind Traders|facebook_roles|j.doe.freelance@gmail.com"
+    assert statuses(url)[orphan] == "open"
+    config = demo_dir / "governor.toml"
+    text_ = config.read_text()
+    config.write_text(text_.replace('[sources.facebook_roles]\n',
+                                    '[sources.facebook_roles]\nenabled = false\n'))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    rows = dict(query(url, "SELECT key, resolution FROM finding WHERE status = 'resolved'"))
+    assert rows[orphan] == "source removed"
+    assert "fixed" not in {rows[k] for k in rows if "facebook_roles" in k}
+    audited = query(url, "SELECT subject, detail FROM audit_log WHERE action = "
+                         "'finding.unwatched'")
+    assert len(audited) == 1 and audited[0][0] == "facebook_roles"
+    assert json.loads(str(audited[0][1]))["resolved_by_source"]["facebook_roles"] >= 3
