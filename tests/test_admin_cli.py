@@ -182,3 +182,13 @@ def test_init_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("")
     out = run_cli("init", str(tmp_path / "plain" / "x.toml"))
     assert out.code == 2 and "plain" in out.err and "Traceback" not in out.err
+
+
+def test_an_exception_on_a_resolved_finding_is_bad_input(demo_dir: Path) -> None:
+    cfg, env, url = setup(demo_dir)
+    with create_engine(url).begin() as c:
+        c.execute(text(f"UPDATE finding SET status = 'resolved' WHERE key = '{KEY}'"))
+    before = audit_count(url)
+    out = add_exception(cfg, env)
+    assert out.code == 2 and "is resolved; nothing to accept" in out.err
+    assert audit_count(url) == before

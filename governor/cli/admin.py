@@ -176,7 +176,7 @@ def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: d
     with transaction(ctx.engine()) as s:
         f = _finding(s, finding)
         if f.status == "resolved":
-            raise GovernorError(f"finding {f.id} is resolved; nothing to accept")
+            raise InputError(f"finding {f.id} is resolved; nothing to accept")
         held = active_exception(s, f.key, now)
         if held is not None:
             # one accepted risk per finding: a second would outlive a revoke of either
