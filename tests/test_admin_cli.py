@@ -192,3 +192,13 @@ def test_an_exception_on_a_resolved_finding_is_bad_input(demo_dir: Path) -> None
     out = add_exception(cfg, env)
     assert out.code == 2 and "is resolved; nothing to accept" in out.err
     assert audit_count(url) == before
+
+
+def test_a_downgrade_needs_yes(demo_dir: Path) -> None:
+    cfg, env, url = setup(demo_dir)
+    before = audit_count(url)
+    out = run_cli("-c", cfg, "db", "downgrade", "base", env=env)
+    assert out.code == 2 and "--yes" in out.err and "audit log" in out.err
+    assert audit_count(url) == before
+    done = run_cli("-c", cfg, "db", "downgrade", "base", "--yes", env=env)
+    assert done.code == 0 and "database at base" in done.out, done.err

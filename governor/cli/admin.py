@@ -68,9 +68,17 @@ def upgrade(ctx: Ctx, revision: str) -> None:
 
 @db_group.command()
 @click.argument("revision")
+@click.option("--yes", is_flag=True, help="Confirm that the data of the tables it drops goes "
+              "with them.")
 @pass_ctx
-def downgrade(ctx: Ctx, revision: str) -> None:
+def downgrade(ctx: Ctx, revision: str, yes: bool) -> None:
     """Revert migrations down to REVISION ('base' for an empty database)."""
+    if not yes:
+        # the audit log is append-only against every statement but DROP TABLE
+        raise click.UsageError(
+            f"a downgrade to {revision} drops the tables of the migrations it reverts, with "
+            "their data ('base': everything, the audit log and all history included); pass "
+            "--yes if that is what you want, after a backup")
     engine = ctx.engine(at_head=False)
     db.downgrade(engine, revision)
     click.echo(f"database at {db.current(engine) or 'base'}")
