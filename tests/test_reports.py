@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from jinja2 import UndefinedError
 
+from governor.errors import OutputError
 from governor.reports import atomic_outputs, atomic_write, csv_line, environment, safe_cell
 from governor.reports.data import FindingLine, MatrixRow, NightlyReport, SourceLine
 from governor.reports.nightly import (
@@ -495,7 +496,7 @@ def test_failure_in_a_later_format_leaves_no_files(tmp_path: Path) -> None:
 def test_commit_that_fails_part_way_restores_what_was_there(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("old a")
     (tmp_path / "b.txt").mkdir()  # a file cannot replace a directory: the second move fails
-    with pytest.raises(OSError), atomic_outputs(tmp_path) as out:
+    with pytest.raises(OutputError, match="Is a directory"), atomic_outputs(tmp_path) as out:
         with out.open("a.txt") as fh:
             fh.write("new a")
         with out.open("c.txt") as fh:

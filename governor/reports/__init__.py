@@ -15,6 +15,7 @@ Three things live here so that no report gets them wrong on its own:
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -317,7 +318,15 @@ def atomic_outputs(directory: Path) -> Iterator[OutputSet]:
             raise
         outputs.commit()
     except OSError as exc:
+        if exc.errno not in _REFUSALS:
+            raise  # not the file system saying no (a driver's, a test's): keep it as it is
         raise OutputError(f"cannot write in {directory}: {exc}") from exc
+
+
+# what a file system answers when it will not take a report
+_REFUSALS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR,
+             errno.ENOTDIR, errno.EEXIST, errno.ENOENT, errno.EIO, errno.EMFILE, errno.ENFILE,
+             errno.ENAMETOOLONG, errno.EXDEV, errno.ENOTEMPTY}
 
 
 @contextlib.contextmanager
