@@ -2,8 +2,10 @@
 
 Order (as in mature IGA tools): a declared non-human principal; the employee id; the
 email, case-insensitively, then the person's aliases, then the address with its
-plus-tag removed; last an explicit link made with `governor link`. Every match keeps
-how it was made. Two candidates are reported as ambiguous and never guessed.
+plus-tag removed; last an explicit link made with `governor link`, which settles a
+principal the automatic tiers found no one or several people for, but never overrides
+a unique automatic match. Every match keeps how it was made. Two candidates are
+reported as ambiguous and never guessed.
 """
 
 from __future__ import annotations
@@ -138,15 +140,24 @@ class Correlator:
                 found = self._by_principal[principal] = self._hr(principal, low, None, None, ())
         else:
             found = self._hr(principal, low, employee_id, email, aliases)
-        if found is not UNMATCHED:
-            return found
+        if found.matched:
+            return found  # a unique automatic match comes before any link
         linked = self.links.get((source, low)) or self.links.get(("*", low))
-        if linked is not None:
+        if linked is None:
+            return found
+        if found.status is MatchStatus.AMBIGUOUS:
+            # a link is the decision the ambiguous-principal finding asks for; the
+            # candidates stay on the match so the choice can be reviewed
             if linked in self.by_id:
-                return Match(MatchStatus.MATCHED, linked, "link", f"linked by hand to {linked}")
-            return Match(MatchStatus.UNMATCHED, None, "link",
-                         f"linked to {linked}, who is not in HR")
-        return UNMATCHED
+                return Match(MatchStatus.MATCHED, linked, "link",
+                             f"linked by hand to {linked}; {found.reason} "
+                             f"({', '.join(found.candidates)})",
+                             candidates=found.candidates)
+            return found  # a link to someone HR no longer has decides nothing
+        if linked in self.by_id:
+            return Match(MatchStatus.MATCHED, linked, "link", f"linked by hand to {linked}")
+        return Match(MatchStatus.UNMATCHED, None, "link",
+                     f"linked to {linked}, who is not in HR")
 
     def _hr(self, principal: str, low: str, employee_id: str | None, email: str | None,
             aliases: tuple[str, ...]) -> Match:

@@ -83,3 +83,28 @@ def test_a_settled_snapshot_still_resolves_owners_and_keeps_its_matches() -> Non
     assert snap.grants[0].match is before
     owner = snap.person("ann@corp.example")
     assert owner is not None and owner.employee_id == "E1"
+
+
+def test_a_link_settles_an_ambiguous_principal_but_not_a_unique_match() -> None:
+    links = {("yt", "team@corp.example"): "E2", ("*", "ann@corp.example"): "E2",
+             ("yt", "stale@corp.example"): "E9"}
+    c = Correlator([*PEOPLE, person("E3", "cy@corp.example", "stale@corp.example"),
+                    person("E4", "di@corp.example", "stale@corp.example")], links=links)
+    m = c.match("yt", "TEAM@corp.example")
+    assert (m.status, m.employee_id, m.method) == (MatchStatus.MATCHED, "E2", "link")
+    assert m.candidates == ("E1", "E2") and "E1, E2" in m.reason
+    # the link is yt's: another source still reports the principal as ambiguous
+    assert c.match("fb", "team@corp.example").status is MatchStatus.AMBIGUOUS
+    # a unique automatic match wins over a link, wildcard or not
+    assert (c.match("yt", "ann@corp.example").employee_id,
+            c.match("yt", "ann@corp.example").method) == ("E1", "email")
+    # a link to someone HR no longer has decides nothing
+    assert c.match("yt", "stale@corp.example").status is MatchStatus.AMBIGUOUS
+    # a directory account's own data goes through the same order
+    d = c.match("yt", "team-login", email="team@corp.example")
+    assert d.status is MatchStatus.AMBIGUOUS  # links are by principal: this one has none
+    wild = Correlator(PEOPLE, links={("*", "team@corp.example"): "E1"})
+    assert wild.match("any", "team@corp.example").employee_id == "E1"
+    declared = Correlator(PEOPLE, links={("yt", "team@corp.example"): "E1"},
+                          declared=[Declared("*", "team@corp.example", "E1", "inbox", "service")])
+    assert declared.match("yt", "team@corp.example").status is MatchStatus.NONHUMAN

@@ -1,0 +1,74 @@
+"""`governor link` through the CLI on the demo organisation: what a link can and cannot
+decide, given that correlation reads links after employee ids and emails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import demo_env, run_cli, sql_rows
+
+DAY2 = "2026-11-21T12:00:00+00:00"
+YOUTUBE = "youtube:Northwind Traders"
+TEAM = "socialteam@northwind.example"  # an HR alias of both E1002 and E1004
+AMBIGUOUS = f"ambiguous-principal:grant|{YOUTUBE}|youtube_permissions|{TEAM}"
+
+
+def setup(demo_dir: Path) -> tuple[str, dict[str, str], str]:
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    first = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
+    assert first.code == 0, first.err
+    return cfg, env, f"sqlite:///{demo_dir}/governor-demo.db"
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def finding(url: str, key: str) -> str | None:
+    rows = sql_rows(url, f"SELECT status FROM finding WHERE key = '{key}'")
+    return str(rows[0][0]) if rows else None
+
+
+def holder(cfg: str, env: dict[str, str], principal: str) -> tuple[str, str | None]:
+    out = run_cli("-c", cfg, "whohas", YOUTUBE, "--json", env=env)
+    assert out.code == 0, out.err
+    (h,) = [h for h in json.loads(out.out)["holders"] if h["principal"] == principal]
+    return h["match"], h["employee_id"]
+
+
+def test_a_link_settles_an_ambiguous_principal(demo_dir: Path) -> None:
+    cfg, env, url = setup(demo_dir)
+    assert finding(url, AMBIGUOUS) == "open"
+    assert holder(cfg, env, TEAM) == ("ambiguous", None)
+
+    out = run_cli("-c", cfg, "link", "youtube_permissions", TEAM, "E1002", "--reason",
+                  "the team mailbox is Daniel's (ticket SEC-31)", env=env)
+    assert out.code == 0, out.err
+    assert "the next reconcile uses it" in out.out
+    # Daniel leaves, and his own YouTube grant is already gone: what he still holds
+    # there is the team mailbox's, which only the link makes his
+    edit(demo_dir / "hr.csv", "Active,Employee,Social Media Manager,Communications,E1001,"
+         "2020-08-17,", "Terminated - Voluntary,Employee,Social Media Manager,"
+         "Communications,E1001,2020-08-17,2026-11-10")
+    edit(demo_dir / "youtube_permissions.csv", "Northwind Traders,daniel.brennan@northwind."
+         "example,Manager,2020-08-25T10:00:00Z,2026-11-19T11:20:00Z\n", "")
+    day2 = {**env, "GOVERNOR_NOW": DAY2}
+    run = run_cli("-c", cfg, "reconcile", "--no-report", env=day2)
+    assert run.code == 0, run.err
+
+    assert finding(url, AMBIGUOUS) == "resolved"
+    assert holder(cfg, day2, TEAM) == ("matched", "E1002")
+    (match,) = sql_rows(url, "SELECT status, employee_id, method, reason, candidates FROM "
+                             f"principal_match WHERE principal = '{TEAM}'")
+    assert match[:3] == ("matched", "E1002", "link")
+    assert "linked by hand to E1002" in str(match[3])
+    assert json.loads(str(match[4])) == ["E1002", "E1004"]  # whom it chose between
+    # the rules now judge the grant as Daniel's access
+    leaver = f"leaver-holds-access:E1002|{YOUTUBE}|direct|"
+    assert finding(url, leaver) == "open"
+    (evidence,) = sql_rows(url, f"SELECT evidence FROM finding WHERE key = '{leaver}'")
+    assert json.loads(str(evidence[0]))["principal"] == TEAM
