@@ -72,3 +72,41 @@ def test_a_link_settles_an_ambiguous_principal(demo_dir: Path) -> None:
     assert finding(url, leaver) == "open"
     (evidence,) = sql_rows(url, f"SELECT evidence FROM finding WHERE key = '{leaver}'")
     assert json.loads(str(evidence[0]))["principal"] == TEAM
+
+
+def links_and_audit(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    return (sql_rows(url, "SELECT source, principal, employee_id, ended_at FROM principal_link"),
+            sql_rows(url, "SELECT action, subject FROM audit_log WHERE action LIKE 'link%'"))
+
+
+def test_a_link_against_a_unique_automatic_match_is_refused(demo_dir: Path) -> None:
+    cfg, env, url = setup(demo_dir)
+    daniel = "Daniel.Brennan@northwind.example"  # his work email: E1002 by email
+    # '*' would cover every source: the first whose match stands in the way is named
+    for source, named in (("youtube_permissions", "youtube_permissions"),
+                          ("*", "facebook_roles")):
+        out = run_cli("-c", cfg, "link", source, daniel, "E1004", "--reason", "r", env=env)
+        assert out.code == 2, (source, out.out, out.err)
+        assert "already matches E1002" in out.err and "a link to E1004 would change " \
+            "nothing" in out.err and "Fix the HR or directory data" in out.err, out.err
+        assert f"{named}/{daniel} already matches" in out.err, out.err
+    assert links_and_audit(url) == ([], [])
+    # and it is so: the next reconcile still has him as E1002
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    assert holder(cfg, env, daniel.lower()) == ("matched", "E1002")
+
+
+def test_a_link_to_the_person_already_matched_is_kept_and_says_so(demo_dir: Path) -> None:
+    cfg, env, url = setup(demo_dir)
+    out = run_cli("-c", cfg, "link", "youtube_permissions", "daniel.brennan@northwind.example",
+                  "E1002", "--reason", "belt and braces", env=env)
+    assert out.code == 0, out.err
+    assert "in youtube_permissions it already matches E1002 (email daniel.brennan@" \
+        "northwind.example is E1002's)" in out.out and "the next reconcile uses it" not in out.out, out.out
+    assert links_and_audit(url) == (
+        [("youtube_permissions", "daniel.brennan@northwind.example", "E1002", None)],
+        [("link.added", "youtube_permissions/daniel.brennan@northwind.example")])
+    # a principal the store has never seen is linked as before
+    new = run_cli("-c", cfg, "link", "*", "new.hire@agency.example", "E1002", "--reason",
+                  "r", env=env)
+    assert new.code == 0 and "the next reconcile uses it" in new.out, new.err

@@ -24,7 +24,7 @@ from governor.cli.common import (
 from governor.db import sessions, transaction
 from governor.errors import GovernorError, InputError, NotFound
 from governor.findings import active_exception
-from governor.models import AuditEntry, Finding, PrincipalLink, RiskException, Run
+from governor.models import AuditEntry, Finding, PrincipalLink, PrincipalMatch, RiskException, Run
 from governor.queries import resolve_person
 from governor.rules import RULES
 from governor.sources import CONNECTORS
@@ -115,18 +115,48 @@ def link(ctx: Ctx, source: str, principal: str, who: str, reason: str) -> None:
     """Say by hand that PRINCIPAL in SOURCE ('*' for any) is the person WHO."""
     if source != "*" and source not in ctx.config.sources:
         raise NotFound(f"no source {source!r} in {ctx.config_path}")
+    low = principal.lower()
     now = ctx.clock()
     with transaction(ctx.engine()) as s:
         eid = resolve_person(s, who).employee_id
+        auto = _automatic_matches(s, source, low)
+        other = next((m for m in auto if m.employee_id != eid), None)
+        if other is not None:
+            raise InputError(
+                f"{other.source}/{principal} already matches {other.employee_id} "
+                f"({other.reason}) as of the last reconcile; an employee id or email match "
+                f"comes before any link, so a link to {eid} would change nothing. Fix the "
+                "HR or directory data, or declare the principal in [[principals]] instead")
         for old in s.scalars(select(PrincipalLink).where(
-                PrincipalLink.source == source, PrincipalLink.principal == principal.lower(),
+                PrincipalLink.source == source, PrincipalLink.principal == low,
                 PrincipalLink.ended_at.is_(None))):
             old.ended_at, old.ended_by, old.end_reason = now, ctx.actor, f"replaced: {reason}"
-        s.add(PrincipalLink(source=source, principal=principal.lower(), employee_id=eid,
+        s.add(PrincipalLink(source=source, principal=low, employee_id=eid,
                             reason=reason, actor=ctx.actor, created_at=now))
         audit.record(s, now, ctx.actor, "link.added", subject=f"{source}/{principal}",
                      reason=reason, detail={"employee_id": eid})
-    click.echo(f"linked {source}/{principal} to {eid}; the next reconcile uses it")
+    if auto:
+        # named per source: under '*' the link still decides sources that match no one
+        click.echo(f"linked {source}/{principal} to {eid}; in {auto[0].source} it already "
+                   f"matches {eid} ({auto[0].reason}), which comes first: there the link is "
+                   "used only if that match goes away")
+    else:
+        click.echo(f"linked {source}/{principal} to {eid}; the next reconcile uses it")
+
+
+# the tiers before links (correlate.py): a link never overrides one of these
+_AUTOMATIC = ("employee_id", "email", "alias", "plus_address")
+
+
+def _automatic_matches(session: Session, source: str, low: str) -> list[PrincipalMatch]:
+    """The last run's unique matches of a principal that a link would come after. A
+    principal the store has not seen yet has none: the link is kept for when it is."""
+    q = select(PrincipalMatch).where(PrincipalMatch.principal == low,
+                                     PrincipalMatch.status == "matched",
+                                     PrincipalMatch.method.in_(_AUTOMATIC))
+    if source != "*":
+        q = q.where(PrincipalMatch.source == source)
+    return list(session.scalars(q.order_by(PrincipalMatch.source)))
 
 
 @click.command()
