@@ -110,3 +110,19 @@ def test_a_link_to_the_person_already_matched_is_kept_and_says_so(demo_dir: Path
     new = run_cli("-c", cfg, "link", "*", "new.hire@agency.example", "E1002", "--reason",
                   "r", env=env)
     assert new.code == 0 and "the next reconcile uses it" in new.out, new.err
+
+
+def test_a_declared_principal_is_not_linked_where_its_declaration_holds(
+        demo_dir: Path) -> None:
+    cfg, env, url = setup(demo_dir)
+    bot = "svc-socialbot@northwind.example"  # declared a bot for x_team
+    out = run_cli("-c", cfg, "link", "x_team", bot.upper(), "E1002", "--reason", "r", env=env)
+    assert out.code == 2, out.out
+    assert f"x_team/{bot} is declared a bot account" in out.err, out.err
+    assert links_and_audit(url) == ([], [])
+    # in another source that name is not declared: it may be linked there
+    assert run_cli("-c", cfg, "link", "youtube_permissions", bot, "E1002", "--reason", "r",
+                   env=env).code == 0
+    run_cli("-c", cfg, "reconcile", "--no-report", env=env)
+    assert sql_rows(url, "SELECT status FROM principal_match WHERE principal = "
+                         f"'{bot}' AND source = 'x_team'") == [("nonhuman",)]

@@ -116,6 +116,13 @@ def link(ctx: Ctx, source: str, principal: str, who: str, reason: str) -> None:
     if source != "*" and source not in ctx.config.sources:
         raise NotFound(f"no source {source!r} in {ctx.config_path}")
     low = principal.lower()
+    for d in ctx.config.principals:
+        # correlation reads a declaration before any link: this one would never be read
+        if d.principal.lower() == low and d.source in ("*", source):
+            raise InputError(
+                f"{d.source}/{d.principal} is declared a {d.kind} account in "
+                f"{ctx.config_path} ([[principals]]), and a declaration comes before any "
+                "link: remove the declaration to link the principal to a person")
     now = ctx.clock()
     with transaction(ctx.engine()) as s:
         eid = resolve_person(s, who).employee_id
