@@ -77,7 +77,8 @@ PRINCIPAL_OPTIONS: dict[str, Option] = {
     "source": Option("str", "*", "Source name the principal appears in ('*' for any)."),
     "principal": Option("str", REQUIRED, "The principal as the source names it.",
                         example="svc-bot"),
-    "owner": Option("str", "", "Person accountable for it (employee id or email)."),
+    "owner": Option("str", REQUIRED, "Person accountable for it (employee id or email).",
+                    example="E1002"),
     "reason": Option("str", REQUIRED, "Why it exists."),
     "kind": Option("str", "service", "What it is.", choices=("service", "api", "bot", "shared")),
 }
@@ -115,8 +116,8 @@ class RuleConfig:
 class NonHuman:
     source: str
     principal: str
-    owner: str | None
-    reason: str | None
+    owner: str
+    reason: str
     kind: str
 
 
@@ -219,15 +220,16 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         rules[rule_id] = RuleConfig(common["enabled"], common["severity"], params)
 
     principals = []
+    declared_at: dict[tuple[str, str], str] = {}
     items = raw.get("principals", [])
     if not isinstance(items, list):
         raise OptionError("principals", "expected an array of tables ([[principals]])")
     for i, body in enumerate(items):
+        key = f"principals[{i}]"
         if not isinstance(body, dict):
-            raise OptionError(f"principals[{i}]", "expected a table")
-        values = apply(PRINCIPAL_OPTIONS, body, f"principals[{i}]")
-        principals.append(NonHuman(values["source"], values["principal"],
-                                   values["owner"] or None, values["reason"], values["kind"]))
+            raise OptionError(key, "expected a table")
+        values = apply(PRINCIPAL_OPTIONS, body, key)
+        principals.append(_principal(values, key, sources, declared_at))
 
     env_url = os.environ.get("GOVERNOR_DATABASE_URL")
     return Config(
@@ -243,6 +245,31 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         rules=rules,
         principals=tuple(principals),
     )
+
+
+def _principal(values: dict[str, Any], key: str, sources: dict[str, SourceConfig],
+               declared_at: dict[tuple[str, str], str]) -> NonHuman:
+    # A declaration that names no real source, or says nothing, would be accepted and
+    # match nothing: its principal would show up as an orphan with no hint why.
+    source = values["source"]
+    if source != "*" and source not in sources:
+        raise OptionError(f"{key}.source", f"{source!r} is not a configured source "
+                                           f"(configured: {', '.join(sorted(sources))}; "
+                                           "or '*' for every source)")
+    for name in ("principal", "owner", "reason"):
+        values[name] = values[name].strip()
+        if not values[name]:
+            raise OptionError(f"{key}.{name}", "is blank; a declaration needs a principal, "
+                                               "an owner and a reason")
+    # correlation keeps one declaration per (source, principal): a second would silently
+    # replace the first's owner and reason
+    ident = (source, values["principal"].lower())
+    if ident in declared_at:
+        raise OptionError(f"{key}.principal", f"{values['principal']!r} in source {source!r} "
+                                              f"is already declared by {declared_at[ident]}")
+    declared_at[ident] = key
+    return NonHuman(source, values["principal"], values["owner"], values["reason"],
+                    values["kind"])
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:

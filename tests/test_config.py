@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_cli
+import pytest
+from conftest import demo_env, run_cli
+from test_bad_input import assert_untouched, replace, sqlite_url, upgraded
 
 from governor import config, starter
+from governor.errors import ConfigError
 from governor.rules import RULES
 from governor.sources import CONNECTORS
 
@@ -48,3 +51,59 @@ def test_every_package_ships_in_the_wheel() -> None:
              for p in (REPO / "governor").rglob("__init__.py")}
     found |= {"governor._migrations", "governor._migrations.versions"}
     assert found <= listed, sorted(found - listed)
+
+
+# ---- [[principals]] --------------------------------------------------------------------------
+DECLARED = {"source": "x", "principal": "svc-bot", "owner": "E1", "reason": "posts alerts"}
+
+
+def _parse_principal(**change: object) -> config.Config:
+    body = {k: v for k, v in {**DECLARED, **change}.items() if v is not None}
+    raw = {"sources": {"x": {"type": "grants_file", "path": "x.csv", "platform": "x"},
+                       "hr": {"type": "hr_file", "path": "hr.csv"}},
+           "principals": [{**DECLARED, "principal": "other"}, body]}
+    return config.parse(raw, None)
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    ({"source": "nosuch"}, "principals[1].source: 'nosuch' is not a configured source "
+                           "(configured: hr, x; or '*' for every source)"),
+    ({"reason": ""}, "principals[1].reason: is blank; a declaration needs a principal, an "
+                     "owner and a reason"),
+    ({"reason": "  "}, "principals[1].reason: is blank; a declaration needs a principal, an "
+                       "owner and a reason"),
+    ({"owner": None}, "principals[1].owner: required key is missing"),
+    ({"owner": " "}, "principals[1].owner: is blank; a declaration needs a principal, an "
+                     "owner and a reason"),
+    ({"principal": ""}, "principals[1].principal: is blank; a declaration needs a principal, "
+                        "an owner and a reason"),
+    ({"kind": "robot"}, "principals[1].kind: 'robot' is not one of service, api, bot, shared"),
+    ({"principal": "OTHER"}, "principals[1].principal: 'OTHER' in source 'x' is already "
+                             "declared by principals[0]"),
+], ids=["unknown-source", "empty-reason", "blank-reason", "no-owner", "blank-owner",
+        "empty-principal", "unknown-kind", "declared-twice"])
+def test_principal_declarations_that_would_do_nothing_are_refused(
+        change: dict[str, object], error: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _parse_principal(**change)
+    assert str(info.value) == f"<config>: {error}"
+
+
+def test_principal_declarations_that_do_something_are_kept() -> None:
+    cfg = _parse_principal(source="*", principal=" svc-bot ", kind="api")
+    assert cfg.principals[1] == config.NonHuman("*", "svc-bot", "E1", "posts alerts", "api")
+    # one principal may be declared for every source and, more precisely, for one
+    assert _parse_principal(source="*", principal="other").principals[1].source == "*"
+
+
+def test_unconfigured_principal_source_exits_2_and_writes_nothing(demo_dir: Path) -> None:
+    url = sqlite_url(demo_dir)
+    before = upgraded(demo_dir, url)
+    cfg = demo_dir / "governor.toml"
+    replace(cfg, 'source = "x_team"\nprincipal = "svc-socialbot',
+            'source = "x_teams"\nprincipal = "svc-socialbot')
+    out = run_cli("-c", str(cfg), "reconcile", env=demo_env(url))
+    assert out.code == 2 and out.out == ""
+    assert out.err.startswith(f"governor: {cfg}: principals[1].source: 'x_teams' is not a "
+                              "configured source (configured: ")
+    assert_untouched(url, before)
