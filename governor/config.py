@@ -74,18 +74,25 @@ OFFBOARD_OPTIONS: dict[str, Option] = {
 }
 
 PRINCIPAL_OPTIONS: dict[str, Option] = {
-    "source": Option("str", "*", "Source name the principal appears in ('*' for any)."),
-    "principal": Option("str", REQUIRED, "The principal as the source names it.",
+    "source": Option("str", "*", "The [sources.NAME] whose records name the principal, or "
+                     "'*' for every source; any other name stops governor."),
+    "principal": Option("str", REQUIRED, "The principal exactly as that source names it "
+                        "(matched case-insensitively); not blank, declared once per source.",
                         example="svc-bot"),
-    "owner": Option("str", REQUIRED, "Person accountable for it (employee id or email).",
-                    example="E1002"),
-    "reason": Option("str", REQUIRED, "Why it exists."),
-    "kind": Option("str", "service", "What it is.", choices=("service", "api", "bot", "shared")),
+    "owner": Option("str", REQUIRED, "Person accountable for it (employee id or email); not "
+                    "blank. An owner HR does not know, or who left, makes its access an "
+                    "orphan-grant finding.", example="E1002"),
+    "reason": Option("str", REQUIRED, "Why it exists; not blank. Kept as the match reason.",
+                     example="The CMS posts scheduled articles"),
+    "kind": Option("str", "service", "What it is; shown in its match reason.",
+                   choices=("service", "api", "bot", "shared")),
 }
 
 SOURCE_COMMON: dict[str, Option] = {
-    "type": Option("str", REQUIRED, "Connector type (see `governor sources`)."),
-    "enabled": Option("bool", True, "Read this source in runs."),
+    "type": Option("str", REQUIRED, "The connector that reads this source; it decides which "
+                   "other keys the table takes."),
+    "enabled": Option("bool", True, "Read this source; false leaves it out of reconcile, "
+                      "doctor and offboarding."),
 }
 
 RULE_COMMON: dict[str, Option] = {

@@ -3,6 +3,7 @@ so every key it shows is real, says what reads it, and states its default and bo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from typing import Any
@@ -14,8 +15,9 @@ from governor.config import (
     PRINCIPAL_OPTIONS,
     REPORT_OPTIONS,
     RULE_COMMON,
+    SOURCE_COMMON,
 )
-from governor.options import REQUIRED, Option
+from governor.options import Option
 from governor.rules import RULES
 from governor.sources import CONNECTORS
 
@@ -63,21 +65,25 @@ def _comment(text: str, indent: str = "") -> list[str]:
                          subsequent_indent=f"#   {indent}", break_on_hyphens=False)
 
 
+def _option(out: list[str], key: str, o: Option, reader: str, values: dict[str, Any],
+            prefix: str = "") -> None:
+    bounds = _bounds(o)
+    out.extend(_comment(f"{key} ({o.type}; read by {reader}): {o.help}"
+                        + (f" Bounds: {bounds}." if bounds else "")))
+    if key in values:
+        out.append(f"{prefix}{key} = {toml_value(values[key])}")
+    elif o.required:
+        out.append(f"{prefix}{key} = {toml_value(o.example)}  # required")
+    else:
+        shown = o.example if o.example is not None and o.default in ("", [], {}) else None
+        out.append(f"# {key} = {toml_value(o.default)}"
+                   + (f"   (e.g. {toml_value(shown)})" if shown is not None else ""))
+
+
 def _options(out: list[str], schema: dict[str, Option], reader: str,
              values: dict[str, Any] | None = None) -> None:
-    values = values or {}
     for key, o in schema.items():
-        bounds = _bounds(o)
-        out.extend(_comment(f"{key} ({o.type}; read by {reader}): {o.help}"
-                            + (f" Bounds: {bounds}." if bounds else "")))
-        if key in values:
-            out.append(f"{key} = {toml_value(values[key])}")
-        elif o.required:
-            out.append(f"{key} = {toml_value(o.example)}  # required")
-        else:
-            shown = o.example if o.example is not None and o.default in ("", [], {}) else None
-            out.append(f"# {key} = {toml_value(o.default)}"
-                       + (f"   (e.g. {toml_value(shown)})" if shown is not None else ""))
+        _option(out, key, o, reader, values or {})
     out.append("")
 
 
@@ -101,14 +107,18 @@ def render() -> str:
     out.extend(_comment("Types: " + "; ".join(f"{t}: {c.description}"
                                               for t, c in sorted(CONNECTORS.items()))))
     out.append("")
+    # the connector types are registered after config.py is imported: list them here
+    source_type = dataclasses.replace(SOURCE_COMMON["type"], choices=tuple(sorted(CONNECTORS)))
     for name, stype, values in EXAMPLE_SOURCES:
         connector = CONNECTORS[stype]
         out.append(f"[sources.{name}]")
-        out.append(f'type = "{stype}"')
+        _option(out, "type", source_type, "every command", {"type": stype})
         values = dict(values)  # the table above is shared: render twice, same text
         enabled = values.pop("enabled", True)
-        out.append("# enabled = true" if enabled else
-                   "enabled = false  # an example: fill it in, then remove this line")
+        _option(out, "enabled", SOURCE_COMMON["enabled"], "reconcile, doctor and offboard",
+                {} if enabled else {"enabled": False})
+        if not enabled:
+            out[-1] += "  # an example: fill it in, then remove this line"
         _options(out, connector.options, f"the {stype} connector", values)
     out.append("# ---- rules: every rule is on with its defaults; a [rules.ID] table changes that")
     for rule_id, rule in sorted(RULES.items()):
@@ -118,10 +128,9 @@ def render() -> str:
             out.extend(_comment(f"{key} = {toml_value(o.default)}: {o.help}"
                                 + (f" Bounds: {bounds}." if bounds else ""), "  "))
     out.append("")
-    out.append("# ---- non-human principals (service / API accounts), read by correlation ----")
+    out.append("# ---- non-human principals: one [[principals]] table per service, API or bot")
+    out.append("# account a source reports, so correlation does not take it for an orphan ----")
     out.append("# [[principals]]")
     for key, o in PRINCIPAL_OPTIONS.items():
-        example = o.example if o.example is not None else (
-            "" if o.default is REQUIRED else o.default)
-        out.extend(_comment(f"{key} = {toml_value(example)}: {o.help}"))
+        _option(out, key, o, "correlation, in reconcile and the access queries", {}, "# ")
     return "\n".join(out) + "\n"

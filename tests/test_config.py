@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,38 @@ def test_init_writes_a_config_that_loads(tmp_path: Path) -> None:
             assert f"{key} = " in text
     again = run_cli("init", str(target))
     assert again.code == 1 and "--force" in again.err
+
+
+def test_every_starter_key_says_what_reads_it_and_its_bounds(tmp_path: Path) -> None:
+    text = starter.render()
+    described: str | None = None  # the key the comment block just above describes
+    block: list[str] = []
+    for line in text.splitlines():
+        if described is None or not line.startswith("#   "):
+            found = re.match(r"# (\w+) \((\S+); read by ", line)
+            if found:
+                described, block = found[1], [line]
+                continue
+        if line.startswith("#   ") and described:
+            block.append(line)
+            continue
+        assigned = re.match(r"(?:# )?(\w+) = ", line)
+        if assigned and not line.startswith("# ---"):
+            assert assigned[1] == described, f"{line!r} has no 'KEY (TYPE; read by ...)' comment"
+            words = " ".join(b.lstrip("# ") for b in block)
+            if assigned[1] == "kind":
+                assert "one of 'service', 'api', 'bot', 'shared'" in words
+            if assigned[1] == "type":
+                assert "one of " + ", ".join(repr(t) for t in sorted(CONNECTORS)) in words
+        described = None
+    # the [[principals]] example, uncommented, is a declaration that loads
+    start = text.index("# [[principals]]")
+    body = "\n".join(line[2:] for line in text[start:].splitlines()
+                     if re.match(r"# (\[\[|\w+ = )", line))
+    target = tmp_path / "governor.toml"
+    target.write_text(text[:start] + body.replace("  # required", "") + "\n")
+    assert config.load(target).principals == (
+        config.NonHuman("*", "svc-bot", "E1002", "The CMS posts scheduled articles", "service"),)
 
 
 def test_example_config_is_current() -> None:
