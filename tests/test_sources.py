@@ -3,12 +3,15 @@ line numbers, and what each field becomes in the canonical records."""
 
 from __future__ import annotations
 
+import errno
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import demo_env, run_cli, sql_rows
+from test_bad_input import _findings, dump, upgraded
 
 from governor.errors import DataError, SourceError
 from governor.options import OptionError, apply
@@ -30,6 +33,7 @@ from governor.records import (
 )
 from governor.roles import Role
 from governor.sources import CONNECTORS, Connector
+from governor.sources.base import Check
 
 MTIME = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
 
@@ -238,6 +242,98 @@ def test_hr_missing_file_is_a_source_error_not_bad_data(tmp_path: Path) -> None:
     conn = CONNECTORS["hr_file"]("t", configure("hr_file", path="gone.csv"), tmp_path)
     with pytest.raises(SourceError, match="gone.csv: file not found"):
         list(conn.fetch())
+
+
+# Every file path a connector reads, by format: (connector type, file name, settings).
+FILE_PATHS = [
+    ("hr_file", "hr.csv", {}), ("hr_file", "hr.tsv", {}), ("hr_file", "hr.json", {}),
+    ("hr_file", "hr.jsonl", {}), ("directory_file", "directory.json", {}),
+    ("directory_file", "directory.csv", {}), ("grants_file", "x.csv", {"platform": "x"}),
+    ("grants_file", "x.jsonl", {"platform": "x"}), ("vault_file", "vault.json", {}),
+    ("vault_file", "vault.csv", {}), ("inventory_file", "accounts.toml", {}),
+    ("inventory_file", "accounts.yaml", {}),
+]
+
+
+@pytest.mark.parametrize(("ctype", "name", "raw"), FILE_PATHS,
+                         ids=[f"{c}-{n}" for c, n, _ in FILE_PATHS])
+def test_a_directory_in_place_of_the_file_is_a_source_error(
+        tmp_path: Path, ctype: str, name: str, raw: dict[str, Any]) -> None:
+    (tmp_path / name).mkdir()
+    conn = CONNECTORS[ctype]("t", configure(ctype, path=name, **raw), tmp_path)
+    # reconcile fingerprints a source before reading it: that must not raise either
+    assert conn.fingerprint() is None
+    with pytest.raises(SourceError) as info:
+        list(conn.fetch())
+    assert str(info.value) == f"{tmp_path / name}: cannot read: Is a directory (EISDIR)"
+    assert conn.check() == [Check("open", False, str(info.value))]
+
+
+class _FailingDisk:
+    """An open file whose first line reads and whose next read fails with EIO."""
+
+    def __init__(self, first: str) -> None:
+        self.first: str | None = first
+
+    def __enter__(self) -> _FailingDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __iter__(self) -> _FailingDisk:
+        return self
+
+    def __next__(self) -> str:
+        if self.first is not None:
+            line, self.first = self.first, None
+            return line
+        raise OSError(errno.EIO, "Input/output error")
+
+    def read(self, size: int = -1) -> str:
+        raise OSError(errno.EIO, "Input/output error")
+
+
+@pytest.mark.parametrize(("ctype", "name", "raw"), FILE_PATHS,
+                         ids=[f"{c}-{n}" for c, n, _ in FILE_PATHS])
+def test_a_read_error_part_way_is_a_source_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctype: str, name: str,
+        raw: dict[str, Any]) -> None:
+    conn = CONNECTORS[ctype]("t", configure(ctype, path=name, **raw), tmp_path)
+    # a CSV header that has every column, so the reader gets past it to the failing read
+    header = {"hr_file": "employee_id,email,name,status,worker_type\n",
+              "directory_file": "login,status\n", "grants_file": "account,principal,role\n",
+              "vault_file": "id,accounts,readers\n"}[ctype] if name.endswith("sv") else "\n"
+    if name.endswith(".tsv"):
+        header = header.replace(",", "\t")
+    monkeypatch.setattr(Path, "open", lambda *a, **k: _FailingDisk(header))
+    with pytest.raises(SourceError) as info:
+        list(conn.fetch())
+    assert str(info.value) == f"{tmp_path / name}: cannot read: Input/output error (EIO)"
+
+
+def test_a_directory_in_place_of_a_demo_export_fails_that_source_only(
+        demo_dir: Path, db_url: str) -> None:
+    cfg = str(demo_dir / "governor.toml")
+    upgraded(demo_dir, db_url)
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=demo_env(db_url)).code == 0
+    x_team = {f.key for f in _findings(db_url) if "|x_team|" in f.subject}
+    assert len(x_team) >= 2
+    grants_before = dump(db_url)["obs_grant"]
+
+    (demo_dir / "x_team.csv").unlink()
+    (demo_dir / "x_team.csv").mkdir()
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=demo_env(db_url))
+    error = f"{demo_dir / 'x_team.csv'}: cannot read: Is a directory (EISDIR)"
+    assert (out.code, out.err) == (5, "warning: source x_team failed; its findings were "
+                                      "kept, none resolved\n")
+    assert "Traceback" not in out.out and error in out.out and "run 2: partial" in out.out
+    assert sql_rows(db_url, "SELECT name, status, error FROM source_read WHERE run_id = 2 "
+                            "AND status <> 'ok'") == [("x_team", "failed", error)]
+    assert dump(db_url)["obs_grant"] == grants_before
+    after = {f.key: f for f in _findings(db_url)}
+    assert all((after[k].status, after[k].last_run_id) == ("open", 2) for k in x_team)
+    assert [k for k, f in after.items() if f.resolved_run_id == 2] == []
 
 
 def test_non_utf8_byte_names_its_own_line_and_field(tmp_path: Path) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import errno
 import hashlib
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from governor.errors import SourceError
 from governor.options import REQUIRED, Option, OptionError
 from governor.sources.base import Check, Connector
 
@@ -51,6 +52,19 @@ def mtime(path: Path) -> datetime | None:
         return None
 
 
+def unreadable(display: str, exc: OSError) -> SourceError:
+    """Any OS error opening or reading a source file (gone, no permission, a directory, a
+    failing disk) means the source cannot be reached, not that its data is bad: the run
+    goes on with this source failed and its last good data kept."""
+    if isinstance(exc, FileNotFoundError):
+        return SourceError(f"{display}: file not found")
+    if isinstance(exc, PermissionError):
+        return SourceError(f"{display}: permission denied")
+    code = errno.errorcode.get(exc.errno or 0)
+    return SourceError(f"{display}: cannot read: {exc.strerror or exc}"
+                       + (f" ({code})" if code else ""))
+
+
 def utf8_error_line(path: Path) -> int | None:
     """1-based line of the first byte of ``path`` that is not UTF-8 (None: it all decodes).
 
@@ -77,10 +91,11 @@ class FileConnector(Connector):
         return mtime(self.path)
 
     def check(self) -> list[Check]:
-        if not self.path.is_file():
-            return [Check("open", False, f"{self.path}: file not found")]
-        if not os.access(self.path, os.R_OK):
-            return [Check("open", False, f"{self.path}: permission denied")]
+        try:
+            with self.path.open("rb"):
+                pass
+        except OSError as exc:
+            return [Check("open", False, str(unreadable(str(self.path), exc)))]
         return [Check("open", True, str(self.path)), *super().check()]
 
     def fingerprint(self) -> str | None:

@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
-from governor.errors import DataError, SourceError
-from governor.sources._common import utf8_error_line
+from governor.errors import DataError
+from governor.sources._common import unreadable, utf8_error_line
 
 _T = TypeVar("_T")
 
@@ -169,14 +169,12 @@ class Table:
         yield from self._unreadable_is_source_error(self._csv())
 
     def _unreadable_is_source_error(self, items: Iterator[_T]) -> Iterator[_T]:
-        # A file that is not there is an unreachable source (the run goes on without it),
-        # not bad data (which stops the run).
+        # A file that cannot be opened or read is an unreachable source (the run goes on
+        # without it), not bad data (which stops the run).
         try:
             yield from items
-        except FileNotFoundError:
-            raise SourceError(f"{self.display}: file not found") from None
-        except PermissionError:
-            raise SourceError(f"{self.display}: permission denied") from None
+        except OSError as exc:
+            raise unreadable(self.display, exc) from None
 
     def position(self, field: str) -> int | None:
         """Index of a field's column in a CSV file (after the header was read)."""

@@ -48,7 +48,7 @@ from governor.records import (
     SocialAccount,
     SourceKind,
 )
-from governor.sources._common import FileConnector, utf8_error_line
+from governor.sources._common import FileConnector, unreadable, utf8_error_line
 from governor.sources.base import register
 
 KEYS = frozenset({"platform", "handle", "criticality", "owner", "owner_team", "access", "tool",
@@ -121,12 +121,10 @@ class InventoryFile(FileConnector):
         self.display = str(self.path)
 
     def _load(self) -> tuple[list[Any], Locate]:
-        from governor.errors import SourceError
-
         try:
             text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SourceError(f"{self.display}: file not found") from None
+        except OSError as exc:
+            raise unreadable(self.display, exc) from None
         except UnicodeDecodeError:
             raise DataError(self.display, utf8_error_line(self.path), None, "not UTF-8 text"
                             ) from None
