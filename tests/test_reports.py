@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_NOW, demo_env, run_cli
 from jinja2 import UndefinedError
 
 from governor.errors import OutputError
@@ -277,6 +278,79 @@ def test_html_sources_freshness(tmp_path: Path) -> None:
     assert "5 h 0 min" in sources
     assert '<td class="status-failed">failed</td>' in sources
     assert '<td class="n">2</td>' in sources and '<td class="n">3</td>' in sources
+
+
+def test_a_source_never_read_well_shows_no_data_in_use(tmp_path: Path) -> None:
+    paths = write_nightly(hostile_report(), tmp_path)
+    html = paths["html"].read_text(encoding="utf-8")
+    row = source_row(html, "x-grants")
+    assert "none: never read successfully" in row and "no data" in row
+    assert 'id="sources-failed"' in html
+    failed = json.loads(paths["json"].read_text(encoding="utf-8"))["sources"][1]
+    assert failed["status"] == "failed" and failed["data_from"] is None
+    assert failed["unchanged"] is False
+
+
+def source_row(html: str, name: str) -> str:
+    """The HTML Sources table's row of one source."""
+    start = html.index(f"<td>{name} <span", html.index('id="sources"'))
+    return html[start:html.index("</tr>", start)]
+
+
+def _demo_night(org: Path, now: datetime) -> int:
+    return run_cli("-c", str(org / "governor.toml"), "reconcile",
+                   env={**demo_env(), "GOVERNOR_NOW": now.isoformat()}).code
+
+
+def test_demo_failed_source_reports_the_last_good_data_it_still_uses(demo_dir: Path) -> None:
+    """Night 1 reads everything, night 2 finds every export unchanged, night 3 cannot
+    find instagram_access.json: its grants still count, from night 2's read."""
+    produced = datetime(2026, 11, 19, 8, 0, tzinfo=UTC)
+    for f in demo_dir.iterdir():
+        os.utime(f, (produced.timestamp(), produced.timestamp()))
+    assert run_cli("-c", str(demo_dir / "governor.toml"), "db", "upgrade",
+                   env=demo_env()).code == 0
+    night1 = datetime.fromisoformat(DEMO_NOW)
+    night2, night3 = night1 + timedelta(days=1), night1 + timedelta(days=2)
+    assert _demo_night(demo_dir, night1) == 0
+    assert _demo_night(demo_dir, night2) == 0
+    (demo_dir / "instagram_access.json").unlink()
+    assert _demo_night(demo_dir, night3) == 5  # partial
+
+    reports = demo_dir / "reports"
+    unchanged = next(s for s in json.loads((reports / "nightly-2.json").read_text())["sources"]
+                     if s["name"] == "instagram_access")
+    assert unchanged["status"] == "ok" and unchanged["unchanged"] is True
+    assert unchanged["count"] == 4
+    assert unchanged["data_from"] == {"run_id": 1, "read_at": "2026-11-20T12:00:00Z",
+                                      "count": 4, "freshness": "2026-11-19T08:00:00Z",
+                                      "age_seconds": 2 * 86400 + 4 * 3600}
+    row = source_row((reports / "nightly-2.html").read_text(encoding="utf-8"),
+                     "instagram_access")
+    assert '<td class="status-unchanged">unchanged</td>' in row
+    assert "not read again: as read in run 1" in row and "2026-11-20T12:00:00Z" in row
+    assert '<td class="n">4</td>' in row and "2 d 4 h" in row
+
+    failed = next(s for s in json.loads((reports / "nightly-3.json").read_text())["sources"]
+                  if s["name"] == "instagram_access")
+    assert failed["status"] == "failed" and "file not found" in failed["error"]
+    assert failed["count"] == 0 and failed["unchanged"] is False  # what night 3 read
+    assert failed["data_from"] == {"run_id": 2, "read_at": "2026-11-21T12:00:00Z",
+                                   "count": 4, "freshness": "2026-11-19T08:00:00Z",
+                                   "age_seconds": 3 * 86400 + 4 * 3600}
+    html = (reports / "nightly-3.html").read_text(encoding="utf-8")
+    row = source_row(html, "instagram_access")
+    assert '<td class="status-failed">failed</td>' in row
+    assert "last good read: run 2" in row and "2026-11-21T12:00:00Z" in row
+    assert '<td class="n">4</td>' in row  # the records in use, not the 0 read now
+    assert "2026-11-19T08:00:00Z" in row and "3 d 4 h" in row
+    assert "file not found" in row
+    assert 'id="sources-failed"' in html
+    # a source read afresh says so, and has no earlier read
+    fresh = json.loads((reports / "nightly-1.json").read_text())["sources"][0]
+    assert fresh["unchanged"] is False and fresh["data_from"] is None
+    assert "read in this run" in source_row(
+        (reports / "nightly-1.html").read_text(encoding="utf-8"), fresh["name"])
 
 
 def test_dates_are_shown_in_utc(tmp_path: Path) -> None:

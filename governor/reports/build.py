@@ -16,6 +16,7 @@ from governor.findings import active_exceptions, counts
 from governor.models import OffboardCase, OffboardStep, Run, SourceRead
 from governor.records import AccessPath
 from governor.reports.data import (
+    EarlierRead,
     FindingRow,
     MatrixFile,
     MatrixRow,
@@ -100,9 +101,7 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
         status="forced" if run.forced else run.status, actor=run.actor,
         forced_reason=run.force_reason,
         organisation=", ".join(config.org_domains) or "organisation",
-        sources=[SourceLine(s.name, s.type, s.kind, s.status, s.count, s.freshness, s.error,
-                            {"added": s.added, "ended": s.ended, "updated": s.updated})
-                 for s in reads],
+        sources=[_source_line(session, s) for s in reads],
         # the findings the HTML shows are taken while the JSON and CSV stream them all
         new=[], resolved=[], open=[], unknown=[], excepted=[], counts=by_section,
         matrix=matrix, matrix_from=matrix_from, carried_from_run=carried_from_run,
@@ -110,6 +109,29 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
         findings_html_max=cap, stream=sections.stream, totals=totals,
         offboarding=_open_cases(session, run),
     )
+
+
+def _source_line(session: Session, s: SourceRead) -> SourceLine:
+    return SourceLine(s.name, s.type, s.kind, s.status, s.count, s.freshness, s.error,
+                      {"added": s.added, "ended": s.ended, "updated": s.updated},
+                      unchanged=s.unchanged, data_from=_data_from(session, s))
+
+
+def _data_from(session: Session, s: SourceRead) -> EarlierRead | None:
+    """The earlier read whose records `s`'s run used instead of its own: for a failed
+    source the last good read (reconcile keeps that data), for an unchanged export the
+    read that loaded it (later ones only matched its fingerprint)."""
+    if s.status == "ok" and not s.unchanged:
+        return None
+    q = (select(SourceRead).join(Run, Run.id == SourceRead.run_id)
+         .where(SourceRead.name == s.name, SourceRead.status == "ok",
+                SourceRead.run_id < s.run_id, Run.status.in_(("ok", "partial"))))
+    if s.status == "ok":
+        q = q.where(SourceRead.unchanged.is_(False), SourceRead.digest == s.digest)
+    prev = session.scalar(q.order_by(SourceRead.id.desc()).limit(1))
+    if prev is None:
+        return None
+    return EarlierRead(prev.run_id, prev.read_at, prev.count, prev.freshness)
 
 
 def _open_cases(session: Session, run: Run) -> list[dict[str, Any]]:

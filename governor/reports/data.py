@@ -14,15 +14,30 @@ from typing import Any, NamedTuple
 
 
 @dataclass(slots=True)
+class EarlierRead:
+    """A source's read in an earlier run whose records this run used."""
+
+    run_id: int
+    read_at: datetime
+    count: int
+    freshness: datetime | None  # when the data then read was produced
+
+
+@dataclass(slots=True)
 class SourceLine:
     name: str
     type: str
     kind: str
     status: str  # ok | failed | skipped
-    count: int
-    freshness: datetime | None  # when the source's data was produced
+    count: int  # what this run's read returned: 0 when it failed
+    freshness: datetime | None  # when the data this run read was produced
     error: str | None
     changes: dict[str, int]  # added / ended / unchanged record counts
+    unchanged: bool = False  # the export was the one last read: not read again
+    # Where the records in use come from when not from this run's own read: a failed
+    # source's last good read, or the read that loaded an unchanged export. None for a
+    # fresh read, and for a failed source that was never read well (no data in use).
+    data_from: EarlierRead | None = None
 
 
 @dataclass(slots=True)

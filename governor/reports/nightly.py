@@ -5,6 +5,8 @@
 - nightly-N.html: for people (self-contained, print-friendly; the access matrix capped
   at `report.matrix_html_max_rows` rows);
 - nightly-N.json: for scripts (everything but the matrix rows), schema governor.nightly/1;
+  each source says what this run read and, in `data_from`, the earlier read whose data
+  the run used instead (a failed source's last good read, an unchanged export's read);
 - nightly-N.csv: one row per finding per section (new, resolved, open, unknown, excepted);
 - access-matrix-N.csv: every matrix row, streamed;
 
@@ -265,7 +267,7 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         "carried_from_run": report.carried_from_run,
         "rewritten": jsonable(report.rewritten),
         "counts": jsonable(report.counts),
-        "sources": [_source_json(s) for s in report.sources],
+        "sources": [_source_json(s, report.started_at) for s in report.sources],
         **{name: [json.loads(finding_json(f)) for f in section(report, name)]
            for name in SECTIONS},
         "offboarding": jsonable(report.offboarding),
@@ -273,8 +275,14 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
     }
 
 
-def _source_json(s: SourceLine) -> dict[str, Any]:
-    return {field.name: jsonable(getattr(s, field.name)) for field in fields(SourceLine)}
+def _source_json(s: SourceLine, at: datetime) -> dict[str, Any]:
+    out = {field.name: jsonable(getattr(s, field.name)) for field in fields(SourceLine)}
+    earlier = s.data_from
+    out["data_from"] = None if earlier is None else {
+        "run_id": earlier.run_id, "read_at": jsonable(earlier.read_at),
+        "count": earlier.count, "freshness": jsonable(earlier.freshness),
+        "age_seconds": age_seconds(earlier.freshness, at)}
+    return out
 
 
 def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
@@ -479,18 +487,32 @@ def group_matrix(rows: Iterable[MatrixRow]) -> list[MatrixGroup]:
 
 
 def source_view(s: SourceLine, at: datetime) -> dict[str, Any]:
+    """A row of the Sources table: the records and freshness of the data the run used,
+    which for a failed source are its last good read's, not the nothing it read now."""
+    earlier = s.data_from
+    failed = s.status != "ok"
+    count, freshness = (s.count, s.freshness) if not failed else (
+        (earlier.count, earlier.freshness) if earlier else (0, None))
     return {
-        "name": s.name, "type": s.type, "kind": s.kind, "status": s.status,
-        "count": s.count, "freshness": s.freshness, "age": data_age(s.freshness, at),
-        "error": s.error, "added": s.changes.get("added", 0), "ended": s.changes.get("ended", 0),
+        "name": s.name, "type": s.type, "kind": s.kind,
+        "status": "unchanged" if s.unchanged and not failed else s.status,
+        "failed": failed, "count": count, "freshness": freshness,
+        "age": data_age(freshness, at) if not failed or earlier else "no data",
+        "data_from": earlier, "error": s.error, "added": s.changes.get("added", 0),
+        "ended": s.changes.get("ended", 0),
     }
+
+
+def age_seconds(freshness: datetime | None, at: datetime) -> int | None:
+    """Seconds from when the data was produced to the run's start (negative: after it)."""
+    return None if freshness is None else int((_utc(at) - _utc(freshness)).total_seconds())
 
 
 def data_age(freshness: datetime | None, at: datetime) -> str:
     """How old a source's data was when the run started ("2 d 3 h", "45 min")."""
-    if freshness is None:
+    seconds = age_seconds(freshness, at)
+    if seconds is None:
         return "unknown"
-    seconds = int((_utc(at) - _utc(freshness)).total_seconds())
     if seconds < 0:
         return "newer than the run"
     minutes, _ = divmod(seconds, 60)
