@@ -396,6 +396,35 @@ def test_csv_cells_never_start_a_formula(tmp_path: Path) -> None:
     assert "'-editor" in cells
 
 
+def test_findings_csv_carries_each_findings_evidence(tmp_path: Path) -> None:
+    report = hostile_report()
+    rows = read_csv(write_nightly(report, tmp_path)["csv"])
+    header, body = rows[0], rows[1:]
+    assert header[-1] == "evidence" and header[:-1] == list(FINDING_COLUMNS[:-1])
+    assert len(header) == 18 and header[8] == "message"  # earlier columns kept their places
+    for row in body:
+        evidence = json.loads(row[-1])
+        assert evidence["person_name"] == SCRIPT and evidence["handle"] == FORMULA
+        assert evidence["left_on"] == "2026-11-11T02:00:00Z"
+    # the cell gets safe_cell's treatment like every other: a JSON text that starts as a
+    # formula (a number or a sign) is neutralised
+    row = (*finding_row(finding("k")),)
+    assert csv_cells("open", (*row[:7], "-1", *row[8:]))[-1] == "'-1"
+
+
+def test_demo_findings_csv_evidence_is_the_json_reports(demo_dir: Path) -> None:
+    """Streamed from the store, the CSV's evidence is the same as the JSON's."""
+    assert run_cli("-c", str(demo_dir / "governor.toml"), "db", "upgrade",
+                   env=demo_env()).code == 0
+    assert _demo_night(demo_dir, datetime.fromisoformat(DEMO_NOW)) == 0
+    reports = demo_dir / "reports"
+    rows = read_csv(reports / "nightly-1.csv")
+    in_json = {f["key"]: f["evidence"]
+               for f in json.loads((reports / "nightly-1.json").read_text())["open"]}
+    in_csv = {r[1]: json.loads(r[-1]) for r in rows[1:] if r[0] == "open"}
+    assert rows[0][-1] == "evidence" and in_csv == in_json and len(in_csv) > 20
+
+
 def test_findings_csv_has_a_row_per_finding_per_section(tmp_path: Path) -> None:
     rows = read_csv(write_nightly(hostile_report(), tmp_path)["csv"])[1:]
     assert [(r[0], r[1]) for r in rows] == [

@@ -7,7 +7,9 @@
 - nightly-N.json: for scripts (everything but the matrix rows), schema governor.nightly/1;
   each source says what this run read and, in `data_from`, the earlier read whose data
   the run used instead (a failed source's last good read, an unchanged export's read);
-- nightly-N.csv: one row per finding per section (new, resolved, open, unknown, excepted);
+- nightly-N.csv: one row per finding per section (new, resolved, open, unknown, excepted),
+  columns FINDING_COLUMNS; the last, evidence, is the finding's evidence as the one-line
+  JSON text the store holds (appended, so earlier columns keep their places);
 - access-matrix-N.csv: every matrix row, streamed;
 
 and refreshes nightly-latest.html / nightly-latest.json. All files appear together or
@@ -52,7 +54,7 @@ SUMMARY_ROWS = ("new", "open", "resolved", "unknown", "excepted")
 FINDING_COLUMNS = (
     "section", "key", "rule", "severity", "outcome", "status", "person", "account",
     "message", "first_seen", "last_seen", "remediation", "title", "resolved_at",
-    "exception_reason", "exception_approver", "exception_expires",
+    "exception_reason", "exception_approver", "exception_expires", "evidence",
 )
 MATRIX_COLUMNS = MatrixRow._fields
 
@@ -205,13 +207,14 @@ def csv_cells(name: str, f: FindingRow) -> list[str]:
     """One row of the findings CSV: ``name`` is the section."""
     exc = f[15]
     # safe_cell inlined for the common cells (text, or None for an empty one): this
-    # runs once per finding, hundreds of thousands of times
+    # runs once per finding, hundreds of thousands of times. The evidence (f[7]) is the
+    # JSON text as stored, never decoded: it is already what the cell should hold.
     return ["" if v is None else ("'" + v if v and v[0] in _FORMULA_START else v)
             if type(v) is str else safe_cell(v) for v in (
                 name, f[0], f[1], f[3], f[4], f[5], f[10], f[11], f[6],
                 when(f[12]), when(f[13]), f[8], f[2], when(f[14]),
                 *((None, None, None) if exc is None else
-                  (exc.get("reason"), exc.get("approver"), exc.get("expires"))))]
+                  (exc.get("reason"), exc.get("approver"), exc.get("expires"))), f[7])]
 
 
 # -- JSON ------------------------------------------------------------------------------
