@@ -101,7 +101,8 @@ def _run(ctx: Ctx, force: bool, reason: str | None, fail_on: str | None, report:
 @click.option("--force", is_flag=True, help="Go on although the feed guard tripped.")
 @reason_option(required=False, help="Why --force is right (audited).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES),
-              help="Exit 6 when an open finding is at or above this severity.")
+              help="Exit 6 when an open finding is at or above this severity (before 5 "
+                   "for a failed source: --json's status still says partial).")
 @click.option("--no-report", is_flag=True, help="Skip writing the nightly report.")
 @click.option("--reevaluate", is_flag=True,
               help="Evaluate every rule even when nothing they read has changed since the "
