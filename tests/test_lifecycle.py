@@ -280,3 +280,12 @@ def test_a_disabled_source_does_not_resolve_its_findings_as_fixed(demo_dir: Path
                          "'finding.unwatched'")
     assert len(audited) == 1 and audited[0][0] == "facebook_roles"
     assert json.loads(str(audited[0][1]))["resolved_by_source"]["facebook_roles"] >= 3
+
+
+def test_fail_on_wins_over_a_failed_source_and_json_still_says_partial(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    (demo_dir / "hootsuite.csv").unlink()
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--json", "--fail-on", "critical",
+                  env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 6, out.err
+    assert json.loads(out.out)["status"] == "partial" and "hootsuite" in out.err
