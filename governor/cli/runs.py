@@ -92,8 +92,9 @@ def _run(ctx: Ctx, force: bool, reason: str | None, fail_on: str | None, report:
         emit_json(_summary(result))
     else:
         _print(result)
-        for name in (o.name for o in result.sources if not o.ok):
-            warn(f"warning: source {name} failed; its findings were kept, none resolved")
+    # on stderr in both modes: a script reading --json, or --fail-on's exit 6, still says it
+    for name in (o.name for o in result.sources if not o.ok):
+        warn(f"warning: source {name} failed; its findings were kept, none resolved")
     return _exit_code(result, fail_on)
 
 
