@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +58,13 @@ def record(session: Session, at: datetime, actor: str, action: str,
     return entry
 
 
+def head(session: Session) -> tuple[int, str] | None:
+    """The newest entry's id and chain hash."""
+    row = session.execute(select(AuditEntry.id, AuditEntry.hash)
+                          .order_by(AuditEntry.id.desc()).limit(1)).first()
+    return None if row is None else (row[0], row[1])
+
+
 @dataclass
 class Verdict:
     entries: int
@@ -64,8 +72,12 @@ class Verdict:
     problem: str | None
 
 
-def verify(session: Session) -> Verdict:
+def verify(session: Session, anchors: Sequence[tuple[int, str, str]] = ()) -> Verdict:
+    """Walk the chain; then check each anchor (entry id, hash, where it was recorded: a
+    report's copy of the head) is still in it, which catches entries cut off the end."""
     prev, n = GENESIS, 0
+    seen: dict[int, str] = {}
+    wanted = {a[0] for a in anchors}
     for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id)):
         n += 1
         if e.prev_hash != prev:
@@ -73,5 +85,15 @@ def verify(session: Session) -> Verdict:
                                     "(one was removed or reordered)")
         if _hash(prev, e.at, e.actor, e.action, e.subject, e.reason, e.detail) != e.hash:
             return Verdict(n, e.id, f"entry {e.id} was changed after it was written")
+        if e.id in wanted:
+            seen[e.id] = e.hash
         prev = e.hash
+    for entry, digest, where in anchors:
+        if entry not in seen:
+            return Verdict(n + 1, None, f"{where} recorded entry {entry} as the log's newest, "
+                                        "and the log no longer has it: entries were removed "
+                                        "from its end (or the database was restored from an "
+                                        "older copy)")
+        if seen[entry] != digest:
+            return Verdict(n + 1, entry, f"entry {entry} is not the one {where} recorded")
     return Verdict(n, None, None)

@@ -219,6 +219,28 @@ def test_audit_verify_detects_a_rewritten_entry(demo_dir: Path) -> None:
     assert out.code == 1 and "entry 1 was changed" in out.err
 
 
+def test_audit_verify_detects_entries_cut_off_its_end(demo_dir: Path) -> None:
+    # the chain shows an entry changed or removed from the middle, not a shorter log;
+    # the nightly report keeps a copy of the head outside the database
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    assert run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    ok = run_cli("-c", cfg, "audit", "verify", env=env)
+    assert ok.code == 0 and "the newest when nightly-latest.json was written" in ok.out
+    report = json.loads((demo_dir / "reports" / "nightly-latest.json").read_text())
+    head = report["audit_head"]["entry"]
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.execute(text("DROP TRIGGER audit_log_no_delete"))
+        c.execute(text(f"DELETE FROM audit_log WHERE id >= {head}"))
+    engine.dispose()
+    out = run_cli("-c", cfg, "audit", "verify", env=env)
+    assert out.code == 1 and f"recorded entry {head} as the log's newest" in out.err
+    older = run_cli("-c", cfg, "audit", "verify", "--report",
+                    str(demo_dir / "reports" / "nightly-2.json"), env=env)
+    assert older.code == 1 and "nightly-2.json recorded entry" in older.err
+
+
 def test_unchanged_export_is_not_reread_but_a_settings_change_is(demo_dir: Path) -> None:
     cfg, env = setup(demo_dir)
     again = json.loads(run_cli("-c", cfg, "reconcile", "--json", "--no-report", env=env).out)

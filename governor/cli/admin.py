@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -295,14 +296,36 @@ def audit_group() -> None:
 
 
 @audit_group.command()
+@click.option("--report", "reports", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A nightly JSON report whose copy of the log's head to check (repeatable; "
+                   "default: the report directory's nightly-latest.json, if there is one).")
 @pass_ctx
-def verify(ctx: Ctx) -> None:
-    """Check the hash chain: nothing removed, reordered or rewritten."""
+def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
+    """Check the hash chain (nothing removed, reordered or rewritten) and that the log
+    still holds the newest entry a nightly report recorded (nothing cut off its end)."""
+    if not reports:
+        latest = ctx.config.report_dir / "nightly-latest.json"
+        reports = (latest,) if latest.is_file() else ()
+    anchors = [a for a in map(_audit_anchor, reports) if a is not None]
     with sessions(ctx.engine())() as s:
-        v = audit.verify(s)
+        v = audit.verify(s, anchors)
     if v.problem:
         raise GovernorError(f"audit log broken after {v.entries - 1} good entries: {v.problem}")
-    click.echo(f"audit log intact: {v.entries} entries")
+    click.echo(f"audit log intact: {v.entries} entries"
+               + "".join(f"; holds entry {e}, the newest when {w} was written"
+                         for e, _, w in anchors))
+
+
+_HEAD = re.compile(r'"audit_head":\s*\{\s*"entry":\s*(\d+),\s*"hash":\s*"([0-9a-f]{64})"\s*\}')
+
+
+def _audit_anchor(path: Path) -> tuple[int, str, str] | None:
+    """A report's copy of the log's head; it sits near the top of the file, so a report
+    of any size is not parsed whole. None for a report older than the copy."""
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        found = _HEAD.search(fh.read(1 << 16))
+    return None if found is None else (int(found[1]), found[2], path.name)
 
 
 @audit_group.command("list")

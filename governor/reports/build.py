@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governor import db
+from governor import audit, db
 from governor.config import Config
 from governor.correlate import Match
 from governor.findings import active_exceptions, counts
@@ -108,6 +108,7 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
         matrix_html_max_rows=config.report["matrix_html_max_rows"],
         findings_html_max=cap, stream=sections.stream, totals=totals,
         offboarding=_open_cases(session, run),
+        audit_head=audit.head(session),
     )
 
 

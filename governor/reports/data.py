@@ -121,6 +121,10 @@ class NightlyReport:
     # Set when the report is written again after its run (`governor report nightly`):
     # when, by whom and why, so the file never passes for what the run itself wrote.
     rewritten: dict[str, Any] | None = None
+    # The audit log's newest entry (id, chain hash) when the report was built: a copy of
+    # the chain's head outside the database, so `governor audit verify` can tell
+    # entries cut off its end, which the chain alone cannot show.
+    audit_head: tuple[int, str] | None = None
     matrix_html_max_rows: int = 5000
     # Offboarding cases still open (those this run opened first): case, employee id,
     # name, trigger, opened, steps total / finished / failed, new in this run.

@@ -269,6 +269,9 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         "forced_reason": report.forced_reason,
         "carried_from_run": report.carried_from_run,
         "rewritten": jsonable(report.rewritten),
+        # early in the file, so `audit verify` reads it without parsing every finding
+        "audit_head": None if report.audit_head is None else {
+            "entry": report.audit_head[0], "hash": report.audit_head[1]},
         "counts": jsonable(report.counts),
         "sources": [_source_json(s, report.started_at) for s in report.sources],
         **{name: [json.loads(finding_json(f)) for f in section(report, name)]
