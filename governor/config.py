@@ -263,6 +263,10 @@ def _principal(values: dict[str, Any], key: str, sources: dict[str, SourceConfig
         raise OptionError(f"{key}.source", f"{source!r} is not a configured source "
                                            f"(configured: {', '.join(sorted(sources))}; "
                                            "or '*' for every source)")
+    if source != "*" and not _names_principals(sources[source]):
+        raise OptionError(f"{key}.source", f"source {source!r} reports no principals (it "
+                                           "is HR or the inventory); name the directory, "
+                                           "grants or vault source that does, or '*'")
     for name in ("principal", "owner", "reason"):
         values[name] = values[name].strip()
         if not values[name]:
@@ -277,6 +281,15 @@ def _principal(values: dict[str, Any], key: str, sources: dict[str, SourceConfig
     declared_at[ident] = key
     return NonHuman(source, values["principal"], values["owner"], values["reason"],
                     values["kind"])
+
+
+def _names_principals(sc: SourceConfig) -> bool:
+    """Does this source report principals (directory logins, grant holders, vault readers)?"""
+    from governor.records import SourceKind
+    from governor.sources import CONNECTORS
+
+    kinds = CONNECTORS[sc.type].kinds(sc.settings)
+    return bool(kinds & {SourceKind.DIRECTORY, SourceKind.GRANTS, SourceKind.VAULT})
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:

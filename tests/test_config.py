@@ -113,8 +113,11 @@ def _parse_principal(**change: object) -> config.Config:
     ({"kind": "robot"}, "principals[1].kind: 'robot' is not one of service, api, bot, shared"),
     ({"principal": "OTHER"}, "principals[1].principal: 'OTHER' in source 'x' is already "
                              "declared by principals[0]"),
+    ({"source": "hr"}, "principals[1].source: source 'hr' reports no principals (it is HR "
+                       "or the inventory); name the directory, grants or vault source that "
+                       "does, or '*'"),
 ], ids=["unknown-source", "empty-reason", "blank-reason", "no-owner", "blank-owner",
-        "empty-principal", "unknown-kind", "declared-twice"])
+        "empty-principal", "unknown-kind", "declared-twice", "source-without-principals"])
 def test_principal_declarations_that_would_do_nothing_are_refused(
         change: dict[str, object], error: str) -> None:
     with pytest.raises(ConfigError) as info:
