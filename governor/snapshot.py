@@ -201,11 +201,18 @@ class Snapshot:
 
         c_person: dict[str, list[HeldCredential]] = defaultdict(list)
         for src, c in credentials:
-            principals = set(c.readers)
+            named = {p.lower() for p in c.readers}
+            members: dict[str, Match] = {}
             for grp in c.reader_groups:
                 for member in groups.get(grp.lower(), ()):
-                    principals.add((member.account.email or member.account.login).lower())
-            readers = [(p, corr.match(src, p)) for p in sorted(principals)]
+                    shown = (member.account.email or member.account.login).lower()
+                    if shown not in named:
+                        # the directory already decided who this account is (by employee
+                        # id first): matching its address again under the vault lost that
+                        # for an account without an email, or with someone else's
+                        members.setdefault(shown, member.match)
+            readers = sorted([(p, corr.match(src, p)) for p in set(c.readers)]
+                             + list(members.items()), key=lambda r: r[0])
             hc = HeldCredential(src, c, readers)
             snap.credentials.append(hc)
             for eid in {m.employee_id for _, m in readers if m.employee_id}:

@@ -734,3 +734,18 @@ def test_a_seat_on_an_unlisted_tool_still_reaches_its_holder() -> None:
     s = snap(persons=(leaver("E2"),), accounts=(account(X),),
              grants=(grant(mail("E2"), acct="tool:buffer", via=AccessPath.TOOL_SEAT),))
     assert subjects(run("leaver-holds-access", s)) == ["E2|tool:buffer|tool_seat|"]
+
+
+# ---- vault readers through directory groups ----------------------------------------------
+def test_a_group_reader_is_who_the_directory_says_not_who_their_address_says() -> None:
+    # bsmith has no email (common in AD): only the directory's employee id says it is E2
+    no_mail = directory("E2", login="bsmith", groups=("social",))
+    # the account of E1 carries E3's address: the employee id decides, not the address
+    other_mail = replace(directory("E1", groups=("social",)), email=mail("E3"))
+    s = snap(persons=(person("E1"), leaver("E2", name="Bob Left"), person("E3")),
+             directory=(no_mail, other_mail), credentials=(cred("item1", groups=("social",)),))
+    readers = dict(s.credentials[0].readers)
+    assert readers["bsmith"].employee_id == "E2" and readers[mail("E3")].employee_id == "E1"
+    assert subjects(run("leaver-holds-access", s)) == ["E2|x:@northwind|vault|item1"]
+    assert run("orphan-grant", s) == []
+    assert "E1" in s.credentials_by_person and "E3" not in s.credentials_by_person
