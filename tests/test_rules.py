@@ -473,7 +473,20 @@ def test_excess_privilege() -> None:
     by = {r.person: r for r in results}
     assert "Ida Intern (E1)" in by["E1"].message and X in by["E1"].message
     assert "Marketing" in by["E2"].message
-    assert len(by["E3"].evidence["reasons"]) == 2
+    # the agency limit decides it; the team check cannot (no department) and says so
+    assert len(by["E3"].evidence["reasons"]) == 1 and "no department" in \
+        by["E3"].evidence["missing"]
+
+
+def test_excess_privilege_owner_without_a_department_is_unknown() -> None:
+    # HR gives no department: the owner-team check cannot tell, so no violation is guessed
+    s = snap(persons=(person("E2", dept=None), person("E4", dept=" ")),
+             accounts=(account(X, owner="E9"),),
+             grants=(grant(mail("E2"), Role.OWNER), grant(mail("E4"), Role.OWNER)))
+    results = run("excess-privilege", s)
+    assert subjects(results, Outcome.UNKNOWN) == [f"E2|{X}|platform|{mail('E2')}",
+                                                  f"E4|{X}|platform|{mail('E4')}"]
+    assert all("cannot tell" in r.message for r in results)
 
 
 def test_excess_privilege_clean() -> None:

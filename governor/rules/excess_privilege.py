@@ -62,6 +62,7 @@ class ExcessPrivilege(Rule):
                 continue  # the common case, decided without a dictionary lookup more
             person = snap.persons[eid]
             reasons = []
+            undecided = None  # the team check, when HR gives no department to check
             if g.role > limit:
                 reasons.append(f"the {person.worker_type.value} limit is {limit.label}")
             account = snap.accounts.get(g.account)
@@ -69,23 +70,30 @@ class ExcessPrivilege(Rule):
                 if g.account not in owner_of:
                     owner = snap.person(account.owner)
                     owner_of[g.account] = owner.employee_id if owner else None
-                if (_team(person.department) != _team(account.owner_team)
-                        and owner_of[g.account] != eid):
+                if owner_of[g.account] == eid:
+                    pass  # the account's own owner may hold owner, whatever their team
+                elif not _team(person.department):
+                    # no department is missing data, not another team
+                    undecided = (f"owner is kept to the {account.owner_team} team and HR "
+                                 "gives no department for them")
+                elif _team(person.department) != _team(account.owner_team):
                     reasons.append(f"owner is kept to the {account.owner_team} team and they "
-                                   f"are in {person.department or 'no department'}")
-            if not reasons:
+                                   f"are in {person.department}")
+            if not reasons and undecided is None:
                 continue
             yield Result(
                 subject=f"{eid}|{g.account}|{h.source}|{g.principal.lower()}",
-                outcome=Outcome.FAIL,
+                outcome=Outcome.FAIL if reasons else Outcome.UNKNOWN,
                 message=(f"{who(person)} holds {g.role.label} on {g.account} (from {h.source})"
-                         f" but {'; '.join(reasons)}"),
+                         + (f" but {'; '.join(reasons)}" if reasons else
+                            f": cannot tell whether they may, {undecided}")),
                 evidence={"role": g.role.label, "raw_role": g.raw_role,
                           "worker_type": person.worker_type.value, "max_role": limit.label,
                           "department": person.department,
                           "owner_team": account.owner_team if account else None,
                           "principal": g.principal, "path": g.via.value, "via": g.via_detail,
-                          "source": h.source, "reasons": reasons},
+                          "source": h.source, "reasons": reasons,
+                          **({"missing": undecided} if undecided else {})},
                 person=eid,
                 account=g.account,
             )
