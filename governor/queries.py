@@ -234,12 +234,16 @@ def person_access(session: Session, eid: str) -> dict[str, Any]:
                            "principal": g.principal, "since": g.first_seen_at,
                            "last_active": g.last_active, "matched_by": m.reason})
     vault_principals = {m.principal for m in ms}
+    # a vault item read by a directory group reaches every member: as the run sees it
+    groups = {g.lower() for d in directory for g in d["groups"]}
     vault = []
     for c in session.scalars(select(ObsCredential).where(ObsCredential.ended_at.is_(None))):
-        readers = {r.lower() for r in json.loads(c.readers)}
-        if readers & vault_principals:
+        named = sorted({r.lower() for r in json.loads(c.readers)} & vault_principals)
+        via = sorted(g for g in json.loads(c.reader_groups) if g.lower() in groups)
+        if named or via:
             vault.append({"item": c.item_id, "title": c.title, "accounts": json.loads(
-                c.accounts), "source": c.source, "password_changed_at": c.password_changed_at})
+                c.accounts), "source": c.source, "password_changed_at": c.password_changed_at,
+                "reader": named[0] if named else f"group {via[0]}"})
     open_findings = [{"key": f.key, "severity": f.severity, "message": f.message,
                       "status": f.status} for f in session.scalars(
         select(Finding).where(Finding.person == eid, Finding.status != "resolved")

@@ -178,3 +178,18 @@ def test_whohas_at_outside_the_known_history_says_so(demo: tuple[str, dict[str, 
     first = run_cli("-c", cfg, "whohas", "x:@northwind", "--at", "2026-11-20T12:00:00Z",
                     env=env)
     assert first.code == 0 and "maya.okafor@" in first.out
+
+
+def test_person_shows_as_whom_and_why_and_vault_items_read_through_a_group(
+        demo: tuple[str, dict[str, str]]) -> None:
+    cfg, env = demo
+    out = run_cli("-c", cfg, "person", "E1200", env=env)
+    assert out.code == 0, out.err
+    rows = out.out.split("Access:")[1].splitlines()
+    youtube = next(r for r in rows if r.startswith("youtube:Northwind Traders"))
+    assert "sofia.marchetti@northwind.example" in youtube and "is E1200's" in youtube
+    # vlt-7f3a05 is read by group:marketing-promotions, which Okta says she is in
+    deals = next(r for r in rows if r.startswith("tiktok:@northwind.deals"))
+    assert "vlt-7f3a05" in deals and "group marketing-promotions" in deals
+    info = json.loads(run_cli("-c", cfg, "person", "E1200", "--json", env=env).out)
+    assert [v["reader"] for v in info["vault"]] == ["group marketing-promotions"]

@@ -135,11 +135,13 @@ def person(ctx: Ctx, who: str, as_json: bool | None) -> None:
             _factors(d["mfa"]), len(d["groups"]))
            for d in info["directory"]], ("source", "login", "status", "mfa", "groups"))
     click.echo("\nAccess:")
-    table([(g["account"], g["role"], g["raw_role"], g["path"], g["via"] or "", g["source"])
-           for g in info["grants"]]
-          + [(a, "owner", "shared login", "vault", v["item"], v["source"])
+    # as whom, and why governor thinks it is them: two grants on one account can come
+    # from two principals matched in different ways
+    table([(g["account"], g["role"], g["raw_role"], g["path"], g["via"] or "", g["source"],
+            g["principal"], g["matched_by"]) for g in info["grants"]]
+          + [(a, "owner", "shared login", "vault", v["item"], v["source"], v["reader"], "")
              for v in info["vault"] for a in v["accounts"]],
-          ("account", "role", "raw role", "path", "via", "source"))
+          ("account", "role", "raw role", "path", "via", "source", "as", "matched by"))
     if info["findings"]:
         click.echo("\nOpen findings:")
         table([(f["severity"], f["status"], f["message"]) for f in info["findings"]],
