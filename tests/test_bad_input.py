@@ -129,6 +129,18 @@ BAD_DATA = [
         edit("hr.csv", "Head of Social Media,Communications,",
              "Head of Social Media,Communications,extra,"),
         "hr.csv:4: expected 11 fields, found 12"),
+    # an optional column renamed in the export would read as empty on every row (nobody
+    # ends: every leaver finding resolves), so it must be named, not ignored
+    Bad("csv-optional-column-renamed", "hr.csv",
+        edit("hr.csv", ",hire_date,end_date", ",hire_date,End Date"),
+        "hr.csv:1: end_date: no column 'end_date', but 'End Date' looks like it: rename it, "
+        "or map it: columns = {{ end_date = 'End Date' }}"),
+    Bad("csv-mapped-column-missing", "hr.csv",
+        edit("hr.csv", ",worker_category,title,", ",worker_category,role_title,"),
+        "hr.csv:1: job_title: missing column 'title' (named in the source's columns)"),
+    Bad("csv-duplicate-column", "x_team.csv",
+        edit("x_team.csv", "account,principal,role,", "account,principal,account,"),
+        "x_team.csv:1: column 'account' appears more than once in the header"),
     Bad("csv-missing-column", "hr.csv",
         edit("hr.csv", ",worker_category,", ",category,"),
         "hr.csv:1: worker_type: missing column 'worker_category'"),

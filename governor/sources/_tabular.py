@@ -145,11 +145,13 @@ class Table:
     """One export file. ``columns`` maps canonical field names to the file's own."""
 
     def __init__(self, path: Path, columns: Mapping[str, str], required: Sequence[str],
-                 fmt: str = "auto", display: str | None = None) -> None:
+                 fmt: str = "auto", display: str | None = None,
+                 known: Sequence[str] = ()) -> None:
         self.path = path
         self.display = display or str(path)
         self.columns = dict(columns)
         self.required = tuple(required)
+        self.known = tuple(known)  # every field the connector reads, optional ones too
         self.format = detect_format(path, fmt)
         self.is_csv = self.format == "csv"
         self.index: dict[str, int] = {}
@@ -185,6 +187,24 @@ class Table:
             column = self.columns.get(field, field)
             if column not in present:
                 raise DataError(self.display, line, field, f"missing column {column!r}")
+        # An optional column that is missing reads as empty on every row: an end date
+        # renamed in the export ("End Date") would quietly make nobody a leaver. So a
+        # column the config names must be there, and one that looks like a field's
+        # (case, spaces, underscores aside) must be mapped, not guessed or ignored.
+        for field, column in self.columns.items():
+            if column not in present:
+                raise DataError(self.display, line, field,
+                                f"missing column {column!r} (named in the source's columns)")
+        shapes = {_shape(h): h for h in present}
+        for field in self.known:
+            column = self.columns.get(field, field)
+            if column in present:
+                continue
+            alike = shapes.get(_shape(column)) or shapes.get(_shape(field))
+            if alike is not None:
+                raise DataError(self.display, line, field,
+                                f"no column {column!r}, but {alike!r} looks like it: rename "
+                                f"it, or map it: columns = {{ {field} = {alike!r} }}")
 
     def _csv(self) -> Iterator[tuple[int, list[str]]]:
         with self.path.open(encoding="utf-8-sig", newline="") as fh:
@@ -198,6 +218,11 @@ class Table:
             except csv.Error as exc:
                 raise self._malformed(1, reader.line_num, exc) from None
             header = [h.strip() for h in header]
+            twice = sorted({h for h in header if header.count(h) > 1})
+            if twice:
+                # the last would silently win: a second "name" column became everyone's name
+                raise DataError(self.display, 1, None,
+                                f"column {twice[0]!r} appears more than once in the header")
             self.index = {h: i for i, h in enumerate(header)}
             self._check_columns(set(header), 1)
             width = len(header)
@@ -341,3 +366,8 @@ def _find_array(text: str, key: str) -> int:
         pos = _skip(text, pos) + 1  # ','
         pos = _skip(text, pos)
     raise AssertionError("records key vanished")
+
+
+def _shape(name: str) -> str:
+    """A column name without case, spaces, underscores or dashes: 'End Date' ~ end_date."""
+    return "".join(c for c in name.casefold() if c.isalnum())

@@ -65,7 +65,7 @@ class DirectoryFile(FileConnector):
 
     def fetch(self) -> Iterator[DirectoryAccount | Grant]:
         s = self.settings
-        table = Table(self.path, s["columns"], ("login", "status"), s["format"])
+        table = Table(self.path, s["columns"], ("login", "status"), s["format"], known=FIELDS)
         statuses = {**{w: w for w in STATUS_WORDS}, **DEFAULT_STATUS, **lowered(s["status_map"])}
         factors = {**{f: f for f in FACTOR_TYPES}, **DEFAULT_FACTOR, **lowered(s["factor_map"])}
         sep = s["list_separator"]

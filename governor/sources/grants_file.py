@@ -53,7 +53,8 @@ class GrantsFile(FileConnector):
 
     def fetch(self) -> Iterator[Grant]:
         s = self.settings
-        table = Table(self.path, s["columns"], ("account", "principal", "role"), s["format"])
+        table = Table(self.path, s["columns"], ("account", "principal", "role"), s["format"],
+                      known=FIELDS)
         self._overrides = {k.strip().lower(): Role.parse(v) for k, v in s["role_map"].items()}
         self._platform = s["platform"].strip().lower()
         self._via = AccessPath(s["via"])

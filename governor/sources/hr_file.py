@@ -61,7 +61,7 @@ class HrFile(FileConnector):
 
     def fetch(self) -> Iterator[Person]:
         s = self.settings
-        table = Table(self.path, s["columns"], REQUIRED_FIELDS, s["format"])
+        table = Table(self.path, s["columns"], REQUIRED_FIELDS, s["format"], known=FIELDS)
         statuses = {**DEFAULT_STATUS, **lowered(s["status_map"])}
         workers = {**DEFAULT_WORKER, **lowered(s["worker_type_map"])}
         formats, sep = s["date_formats"], s["alias_separator"]

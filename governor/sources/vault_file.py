@@ -42,7 +42,8 @@ class VaultFile(FileConnector):
 
     def fetch(self) -> Iterator[Credential]:
         s = self.settings
-        table = Table(self.path, s["columns"], ("id", "accounts", "readers"), s["format"])
+        table = Table(self.path, s["columns"], ("id", "accounts", "readers"), s["format"],
+                      known=FIELDS)
         sep = s["list_separator"]
         rows = table.rows()
         groups: dict[str, tuple[str, ...]] | None = None
