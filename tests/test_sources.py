@@ -117,7 +117,8 @@ def test_hr_csv_with_column_map_value_maps_and_date_formats(tmp_path: Path) -> N
     ]
 
 
-@pytest.mark.parametrize("cell", ["", "0000-00-00", "00/00/0000", "N/A", "null", "-"])
+@pytest.mark.parametrize("cell", ["", "0000-00-00", "00/00/0000", "N/A", "null", "-",
+                                  "9999-12-31", "0001-01-01"])
 def test_hr_null_dates(tmp_path: Path, cell: str) -> None:
     text = ("employee_id,email,name,status,worker_type,end_date\n"
             f"E1,a@corp.example,A,active,employee,{cell}\n")
@@ -761,3 +762,12 @@ def test_grant_options_name_real_options() -> None:
     for name, cls in CONNECTORS.items():
         for key in cls.grant_options:
             assert key in cls.options, (name, key)
+
+
+@pytest.mark.parametrize("cell", ["9999-12-31T23:00:00-05:00", "9999-12-31T23:59:59Z",
+                                  "0001-01-01T00:30:00+01:00", "9999-12-31T12:00:00"])
+def test_grants_sentinel_instants_are_no_instant(tmp_path: Path, cell: str) -> None:
+    # "never" written as the calendar's last or first day: past any arithmetic on it
+    text = f"account,principal,role,granted_at,last_active\n@nw,a@corp.example,Admin,,{cell}\n"
+    [g] = fetch(tmp_path, "grants_file", "x.csv", text, platform="x")
+    assert g.last_active is None

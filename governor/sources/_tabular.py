@@ -22,6 +22,9 @@ from governor.sources._common import unreadable, utf8_error_line
 _T = TypeVar("_T")
 
 NULL_DATES = frozenset({"", "0000-00-00", "00/00/0000", "null", "none", "n/a", "-"})
+# Exports write "no date" as 9999-12-31 (open-ended) or 0001-01-01 (never set); taken at
+# face value, one is past any arithmetic on it, the other makes everyone a leaver.
+SENTINEL_YEARS = frozenset({1, 9999})
 _UNDECODED = re.compile("[\udc80-\udcff]")  # a byte surrogateescape kept as it was
 
 
@@ -95,9 +98,10 @@ class Row:
             return None
         for fmt in formats:
             try:
-                return datetime.strptime(value, fmt).date()
+                parsed = datetime.strptime(value, fmt).date()
             except ValueError:
                 continue
+            return None if parsed.year in SENTINEL_YEARS else parsed
         raise self.fail(field, f"date {value!r} does not match {' or '.join(formats)}")
 
     def instant(self, field: str, tz: tzinfo = UTC) -> datetime | None:
@@ -108,6 +112,8 @@ class Row:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise self.fail(field, f"{value!r} is not an ISO 8601 date-time") from None
+        if parsed.year in SENTINEL_YEARS:
+            return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=tz)
         return parsed.astimezone(UTC)

@@ -20,7 +20,7 @@ from governor.options import Option, OptionError
 from governor.records import AccessPath, Grant, SourceKind
 from governor.roles import Role, check_labels, normalise
 from governor.sources._common import FileConnector, file_options
-from governor.sources._tabular import Row, Table
+from governor.sources._tabular import SENTINEL_YEARS, Row, Table
 from governor.sources.base import register
 
 FIELDS = ("account", "principal", "role", "granted_at", "last_active", "via_detail")
@@ -137,6 +137,6 @@ def _instant(text: str) -> datetime | None:
     if not text:
         return None
     value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError  # naive: let the reference path decide
+    if value.tzinfo is None or value.year in SENTINEL_YEARS:
+        raise ValueError  # naive, or "no date": let the reference path decide
     return value if value.tzinfo is UTC else value.astimezone(UTC)
