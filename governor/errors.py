@@ -7,6 +7,8 @@
     ├── FeedGuardTripped               exit 3   a feed shrank or came back empty; run stopped
     ├── SourceError                    (kept)   one source could not be read; the run goes on
     │                                           with that source marked failed
+    ├── StoreError                     exit 1   the database cannot be reached or used (down,
+    │                                           refused, locked, a URL it cannot take)
     ├── OutputError                    exit 1   a report or receipt could not be written (disk
     │                                           full, no permission); nothing of it was left
     ├── NotFound                       exit 4   a person, account or finding that is not there
@@ -44,6 +46,10 @@ class DataError(InputError):
 
 class SourceError(GovernorError):
     """A source could not be read at all (unreachable, refused); not a data mistake."""
+
+
+class StoreError(GovernorError):
+    """The database could not be reached or used; the message never holds its URL."""
 
 
 class OutputError(GovernorError):

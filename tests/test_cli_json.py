@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import demo_env, run_cli
 
 DAY2 = "2026-11-21T12:00:00+00:00"
@@ -78,3 +79,21 @@ def test_other_json_commands_answer_failures_in_json(demo_dir: Path) -> None:
     # a command without --json keeps to text, even under the global flag
     refused = run_cli("-c", cfg, "--json", "report", "nightly", "--replace", env=demo_env())
     assert (refused.code, refused.out) == (2, "")
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("postgresql://governor:s3cret-pw@127.0.0.1:1/governor", "the database refused: "),
+    ("postgres://governor:s3cret-pw@127.0.0.1/governor", "cannot load"),
+    ("postgresql+nosuchdriver://governor:s3cret-pw@127.0.0.1/governor", "cannot load"),
+    ("sqlite:////no/such/folder/governor.db", "unable to open database file"),
+], ids=["unreachable", "old-scheme", "unknown-driver", "sqlite-no-folder"])
+def test_a_store_that_cannot_be_used_is_one_line_without_its_url(
+        demo_dir: Path, url: str, said: str) -> None:
+    # the operator's to fix, not a bug: no traceback, and never the password
+    cfg = str(demo_dir / "governor.toml")
+    out = run_cli("-c", cfg, "findings", "--json", env={**demo_env(),
+                                                          "GOVERNOR_DATABASE_URL": url})
+    assert out.code == 1, (out.code, out.err)
+    assert said in out.err and "Traceback" not in out.err
+    assert "s3cret-pw" not in out.err + out.out
+    assert json.loads(out.out)["status"] == "error"

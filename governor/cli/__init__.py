@@ -7,22 +7,45 @@ import sys
 from typing import Any
 
 import click
+from sqlalchemy import exc as sa_exc
 
 from governor.audit import default_actor
 from governor.cli import admin, doctor, offboard, query, runs
 from governor.cli.common import EXIT_ERROR, Ctx, emit_json, error_json, exit_code_of, not_blank
-from governor.errors import GovernorError
+from governor.errors import GovernorError, StoreError
 
 
 class _Governor(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except sa_exc.SQLAlchemyError as exc:
+                refused = _store_refused(exc)
+                if refused is None:
+                    raise  # anything else from the store is a bug: keep its traceback
+                raise refused from None
         except (GovernorError, click.ClickException) as exc:
             # only here is the command's Ctx still at hand; main() writes stderr and exits
             if isinstance(ctx.obj, Ctx) and ctx.obj.json_errors:
                 emit_json(error_json(exc))
             raise
+
+
+def _store_refused(exc: sa_exc.SQLAlchemyError) -> StoreError | None:
+    """The store could not be reached or used (down, wrong host or password, locked, no
+    such file, a URL or driver it cannot use): the operator's to fix, said in one line.
+    Never the URL itself: it may carry a password."""
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        why = str(exc.orig or exc).strip().splitlines() or ["no reason given"]
+        return StoreError(f"the database refused: {why[0]}")
+    if isinstance(exc, sa_exc.NoSuchModuleError):
+        return StoreError(f"the database URL names a dialect or driver governor cannot load "
+                          f"({exc}); governor supports sqlite:/// and postgresql://")
+    if isinstance(exc, sa_exc.ArgumentError):
+        return StoreError("the database URL cannot be used (check governor.database or "
+                          "GOVERNOR_DATABASE_URL; it is not shown, it may hold a password)")
+    return None
 
 
 @click.group(cls=_Governor, context_settings={"help_option_names": ["-h", "--help"]})
