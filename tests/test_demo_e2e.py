@@ -94,9 +94,11 @@ def row_counts(url: str) -> dict[str, int]:
 
 
 def test_demo_finds_exactly_the_planted_cases(db_url: str, tmp_path: Path) -> None:
-    env = {"GOVERNOR_DATABASE_URL": db_url} if db_url.startswith("postgresql") else {}
+    pg = db_url.startswith("postgresql")
+    env = {"GOVERNOR_DATABASE_URL": db_url} if pg else {}  # for the commands after the demo
     where = tmp_path / "demo"
-    out = run_cli("demo", "--dir", str(where), env=env)
+    out = run_cli("demo", "--dir", str(where), *(("--database-url", db_url) if pg else ()),
+                  env=env)
     assert out.code == 0, out.err
     assert "report:" in out.out
     report = where / "reports" / "nightly-1.html"
@@ -244,3 +246,22 @@ def test_report_nightly_never_rewrites_a_run_s_evidence_silently(demo_dir: Path)
                             "WHERE action = 'report.rewritten' ORDER BY id")
     assert [(s, r) for s, r, _ in audited] == [("run 1", None), ("run 1", "template fix")]
     assert "nightly-1.html" in audited[1][2] and "nightly-1.html" not in audited[0][2]
+
+
+def test_demo_keeps_off_the_operators_files_and_store(tmp_path: Path) -> None:
+    mine = tmp_path / "ops"
+    mine.mkdir()
+    (mine / "governor.toml").write_text("# the operator's own config\n")
+    out = run_cli("demo", "--dir", str(mine), env={})
+    assert out.code == 2 and "would overwrite them" in out.err
+    assert [p.name for p in mine.iterdir()] == ["governor.toml"]
+    assert (mine / "governor.toml").read_text() == "# the operator's own config\n"
+    # a store named in the environment is the operator's: the demo uses its own file
+    other = tmp_path / "production.db"
+    where = tmp_path / "demo"
+    out = run_cli("demo", "--dir", str(where),
+                  env={"GOVERNOR_DATABASE_URL": f"sqlite:///{other}"})
+    assert out.code == 0, out.err
+    assert not other.exists() and (where / "governor-demo.db").is_file()
+    again = run_cli("demo", "--dir", str(where), env={})  # an earlier demo's folder: fine
+    assert again.code == 0, again.err

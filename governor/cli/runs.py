@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from governor.cli.common import (
 )
 from governor.clock import fixed_clock, parse_instant, system_clock
 from governor.config import load as load_config
+from governor.errors import InputError
 from governor.reconcile import RunOptions, RunResult, job
 from governor.rules.base import Severity
 
@@ -124,11 +126,20 @@ def reconcile(cctx: click.Context, ctx: Ctx, force: bool, reason: str | None,
               default=Path("governor-demo"), show_default=True,
               help="Where to put the sample organisation, its database and report.")
 @click.option("--keep", is_flag=True, help="Keep the demo database from an earlier demo.")
+@click.option("--database-url", default=None, help="Load the demo into this database instead "
+              "of the SQLite file in --dir (GOVERNOR_DATABASE_URL is not used: it names your "
+              "own store).")
 @json_option
 @pass_ctx
 @click.pass_context
-def demo(cctx: click.Context, ctx: Ctx, where: Path, keep: bool, as_json: bool | None) -> None:
+def demo(cctx: click.Context, ctx: Ctx, where: Path, keep: bool, database_url: str | None,
+         as_json: bool | None) -> None:
     """Reconcile the bundled sample organisation (Northwind Traders) into SQLite."""
+    if where.is_dir() and any(where.iterdir()) and not (where / "PLANTED.md").is_file():
+        # the demo copies its files over whatever is there: an operator's own
+        # governor.toml or hr.csv must not be the price of trying it
+        raise InputError(f"{where} holds files and is not an earlier demo's folder; the "
+                         "demo would overwrite them: choose another --dir")
     where.mkdir(parents=True, exist_ok=True)
     bundled = resources.files("governor.demo")
     for item in bundled.iterdir():
@@ -136,9 +147,11 @@ def demo(cctx: click.Context, ctx: Ctx, where: Path, keep: bool, as_json: bool |
                                                                "md"):
             with resources.as_file(item) as src:
                 shutil.copyfile(src, where / item.name)
-    cfg = load_config(where / "governor.toml")
-    if not keep and cfg.database_url.startswith("sqlite:///"):
-        # a fresh demo each time; a database named by GOVERNOR_DATABASE_URL is not ours
+    # always its own SQLite file: a GOVERNOR_DATABASE_URL in the environment names the
+    # operator's store, which must not be loaded with Northwind Traders
+    own = f"sqlite:///{(where / 'governor-demo.db').resolve()}"
+    cfg = replace(load_config(where / "governor.toml"), database_url=database_url or own)
+    if not keep and database_url is None:  # a fresh demo each time
         for suffix in ("", "-wal", "-shm"):
             Path(cfg.database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
     ctx.use_config(where / "governor.toml", cfg)
