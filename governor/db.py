@@ -42,10 +42,23 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take control so a run is one
         # transaction and BEGIN IMMEDIATE keeps a second writer out for its duration.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
     elif engine.dialect.name == "postgresql":
         event.listen(engine, "connect", _pg_utc)
     return engine
+
+
+# Execution options of a connection that will write (transaction() and migrations set it).
+WRITE = {"governor_write": True}
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A writer takes the write lock up front, so it waits for another writer instead of
+    # failing half-way; a reader (findings, whohas, person) takes none: in WAL mode it
+    # reads the last committed state while a long run writes, instead of queueing behind
+    # the run's lock until busy_timeout gives up.
+    write = conn.get_execution_options().get("governor_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -79,6 +92,7 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit on success, roll back everything on any error."""
     with sessions(engine)() as session, session.begin():
+        session.connection(execution_options=WRITE)  # before anything runs: see WRITE
         yield session
 
 

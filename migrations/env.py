@@ -17,7 +17,9 @@ if engine is None:  # plain `alembic` CLI: take the URL from alembic.ini / -x ur
         raise SystemExit("give the database with -x url=... ")
     engine = make_engine(url)
 
-with engine.connect() as connection:
+from governor.db import WRITE  # noqa: E402 - after the engine, as above
+
+with engine.connect().execution_options(**WRITE) as connection:  # a writer: see db.WRITE
     context.configure(connection=connection, target_metadata=Base.metadata,
                       render_as_batch=connection.dialect.name == "sqlite",
                       compare_type=True)

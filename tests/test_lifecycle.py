@@ -311,3 +311,22 @@ def test_fail_on_wins_over_a_failed_source_and_json_still_says_partial(demo_dir:
                   env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 6, out.err
     assert json.loads(out.out)["status"] == "partial" and "hootsuite" in out.err
+
+
+def test_queries_read_while_a_writer_holds_the_sqlite_lock(demo_dir: Path) -> None:
+    # a nightly run holds the write lock for minutes at scale; in WAL mode a query reads
+    # the last committed state instead of queueing behind it until busy_timeout
+    import sqlite3
+    import time
+
+    cfg, env = setup(demo_dir)
+    writer = sqlite3.connect(demo_dir / "governor-demo.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        out = run_cli("-c", cfg, "findings", "--json", env=env)
+        assert out.code == 0, out.err
+        assert json.loads(out.out) and time.monotonic() - started < 10
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
