@@ -243,7 +243,8 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         path=path,
         base_dir=base,
         database_url=env_url or _resolve_sqlite(gov["database"], base),
-        report_dir=(base / gov["report_dir"]).resolve(),
+        # '~' as in a shell: taken literally it made a folder named '~' beside the config
+        report_dir=(base / Path(gov["report_dir"]).expanduser()).resolve(),
         org_domains=tuple(d.lower() for d in gov["org_domains"]),
         feed_guard=guard,
         report=report,
@@ -295,5 +296,5 @@ def _names_principals(sc: SourceConfig) -> bool:
 def _resolve_sqlite(url: str, base: Path) -> str:
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        return prefix + str((base / url[len(prefix):]).resolve())
+        return prefix + str((base / Path(url[len(prefix):]).expanduser()).resolve())
     return url

@@ -143,3 +143,18 @@ def test_unconfigured_principal_source_exits_2_and_writes_nothing(demo_dir: Path
     assert out.err.startswith(f"governor: {cfg}: principals[1].source: 'x_teams' is not a "
                               "configured source (configured: ")
     assert_untouched(url, before)
+
+
+def test_a_tilde_in_a_path_is_the_home_folder(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # taken literally, report_dir = "~/reports" made a folder named "~" beside the config
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    raw = {"governor": {"report_dir": "~/reports", "database": "sqlite:///~/g.db"},
+           "sources": {"hr": {"type": "hr_file", "path": "~/exports/hr.csv"}}}
+    cfg = config.parse(raw, tmp_path / "etc" / "governor.toml")
+    home = (tmp_path / "home").resolve()
+    assert cfg.report_dir == home / "reports"
+    assert cfg.database_url == f"sqlite:///{home / 'g.db'}"
+    from governor.sources import CONNECTORS
+    hr = CONNECTORS["hr_file"]("hr", cfg.sources["hr"].settings, cfg.base_dir)
+    assert hr.path == home / "exports" / "hr.csv"

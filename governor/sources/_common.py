@@ -30,7 +30,9 @@ def file_options(fields: tuple[str, ...], what: str) -> dict[str, Option]:
 
 
 def resolve(base_dir: Path, path: str) -> Path:
-    return (base_dir / path).resolve()
+    """A path from the config: '~' is the home folder (as in a shell), a relative path is
+    the config file's folder's."""
+    return (base_dir / Path(path).expanduser()).resolve()
 
 
 def lowered(mapping: dict[str, str]) -> dict[str, str]:
