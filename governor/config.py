@@ -149,7 +149,7 @@ class Config:
 def load(path: str | Path) -> Config:
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))  # Notepad writes a BOM
     except FileNotFoundError:
         raise ConfigError(str(p), "-", "config file not found (write one with `governor init`)"
                           ) from None

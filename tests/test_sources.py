@@ -13,6 +13,7 @@ import pytest
 from conftest import demo_env, run_cli, sql_rows
 from test_bad_input import _findings, dump, upgraded
 
+from governor import config
 from governor.errors import DataError, SourceError
 from governor.options import OptionError, apply
 from governor.records import (
@@ -771,3 +772,15 @@ def test_grants_sentinel_instants_are_no_instant(tmp_path: Path, cell: str) -> N
     text = f"account,principal,role,granted_at,last_active\n@nw,a@corp.example,Admin,,{cell}\n"
     [g] = fetch(tmp_path, "grants_file", "x.csv", text, platform="x")
     assert g.last_active is None
+
+
+def test_a_byte_order_mark_is_accepted_in_every_text_format(tmp_path: Path) -> None:
+    # spreadsheet tools and Windows editors write one; CSV and JSON took it already
+    bom = "\ufeff"
+    rows = fetch(tmp_path, "hr_file", "hr.jsonl", bom + '{"employee_id": "E1", "email": '
+                 '"a@corp.example", "name": "A", "status": "active", "worker_type": '
+                 '"employee"}\n')
+    assert [p.employee_id for p in rows] == ["E1"]
+    cfg = tmp_path / "governor.toml"
+    cfg.write_text(bom + '[governor]\nreport_dir = "r"\n', encoding="utf-8")
+    assert config.load(cfg).report_dir == (tmp_path / "r").resolve()

@@ -258,7 +258,7 @@ class Table:
         return DataError(self.display, start, None, f"malformed CSV record{where}: {exc}")
 
     def _jsonl(self) -> Iterator[Row]:
-        with self.path.open(encoding="utf-8") as fh:
+        with self.path.open(encoding="utf-8-sig") as fh:  # a BOM, as CSV and JSON allow
             line = 0
             try:
                 for line, text in enumerate(fh, start=1):

@@ -122,7 +122,7 @@ class InventoryFile(FileConnector):
 
     def _load(self) -> tuple[list[Any], Locate]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self.path.read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise unreadable(self.display, exc) from None
         except UnicodeDecodeError:

@@ -195,7 +195,7 @@ class LdapDirectory(Connector):
         elif s["password_file"]:
             path = (self.base_dir / s["password_file"]).resolve()
             try:
-                value = path.read_text(encoding="utf-8").rstrip("\r\n")
+                value = path.read_text(encoding="utf-8-sig").rstrip("\r\n")
             except (OSError, UnicodeDecodeError) as exc:
                 raise SourceError(f"{self.name}: cannot read password_file {path}: "
                                   f"{type(exc).__name__}") from None

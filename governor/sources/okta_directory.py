@@ -480,7 +480,7 @@ class OktaDirectory(Connector):
         if s["token_file"]:
             path = (self.base_dir / s["token_file"]).resolve()
             try:
-                token: str = path.read_text(encoding="utf-8").strip()
+                token: str = path.read_text(encoding="utf-8-sig").strip()
             except OSError as exc:
                 raise SourceError(f"okta: cannot read token_file {path}: "
                                   f"{exc.strerror or exc}") from None
