@@ -186,8 +186,10 @@ def test_init_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_an_exception_on_a_resolved_finding_is_bad_input(demo_dir: Path) -> None:
     cfg, env, url = setup(demo_dir)
-    with create_engine(url).begin() as c:
+    engine = create_engine(url)
+    with engine.begin() as c:
         c.execute(text(f"UPDATE finding SET status = 'resolved' WHERE key = '{KEY}'"))
+    engine.dispose()
     before = audit_count(url)
     out = add_exception(cfg, env)
     assert out.code == 2 and "is resolved; nothing to accept" in out.err

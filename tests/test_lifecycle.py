@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -316,9 +318,6 @@ def test_fail_on_wins_over_a_failed_source_and_json_still_says_partial(demo_dir:
 def test_queries_read_while_a_writer_holds_the_sqlite_lock(demo_dir: Path) -> None:
     # a nightly run holds the write lock for minutes at scale; in WAL mode a query reads
     # the last committed state instead of queueing behind it until busy_timeout
-    import sqlite3
-    import time
-
     cfg, env = setup(demo_dir)
     writer = sqlite3.connect(demo_dir / "governor-demo.db", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")

@@ -34,7 +34,8 @@ def _reported(demo_dir: Path) -> tuple[str, Path]:
 
 
 def _files(reports: Path) -> dict[str, tuple[bytes, int]]:
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in reports.iterdir()}
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in reports.iterdir()
+            if p.is_file()}
 
 
 def test_writes_only_the_missing_file(demo_dir: Path) -> None:
@@ -109,7 +110,7 @@ def test_write_nightly_only_writes_what_it_is_given(tmp_path: Path) -> None:
 
 # ---- a failure after the files are placed ----------------------------------------------
 def files(reports: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in reports.iterdir() if p.is_file()}
+    return {name: data for name, (data, _mtime) in _files(reports).items()}
 
 
 def fail_commit(monkeypatch: pytest.MonkeyPatch) -> None:
