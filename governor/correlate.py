@@ -1,10 +1,11 @@
 """Correlation: which person, if any, each principal a source names belongs to.
 
 Order (as in mature IGA tools): a declared non-human principal; the employee id; the
-email, case-insensitively, then the person's aliases, then the address with its
-plus-tag removed; last an explicit link made with `governor link`, which settles a
-principal the automatic tiers found no one or several people for, but never overrides
-a unique automatic match. Every match keeps how it was made. Two candidates are
+email or an alias, case-insensitively (one tier: an address several people claim, as
+email or alias, is theirs jointly), then the address with its plus-tag removed; last
+an explicit link made with `governor link`, which settles a principal the automatic
+tiers found no one or several people for, but never overrides a unique automatic
+match. Every match keeps how it was made. Two candidates are
 reported as ambiguous and never guessed.
 """
 
@@ -169,16 +170,32 @@ class Correlator:
         for addr in (email.lower() if email else None, low, *aliases):
             if not addr or "@" not in addr:
                 continue
-            for index, method in ((self.by_email, "email"), (self.by_alias, "alias"),
-                                  (self.by_base, "plus_address")):
-                key = strip_plus(addr) if method == "plus_address" else addr
-                found = index.get(key)
-                if found is None:
-                    continue
-                ids = [found] if isinstance(found, str) else sorted(set(found))
-                if len(ids) == 1:
-                    return Match(MatchStatus.MATCHED, ids[0], method,
-                                 f"{method.replace('_', '-')} {addr} is {ids[0]}'s")
-                return Match(MatchStatus.AMBIGUOUS, None, method,
-                             f"{addr} matches {len(ids)} people", candidates=tuple(ids))
+            # A work email and an alias are one tier: an address that is one person's
+            # email and another's alias (a leaver's old address handed on) is claimed
+            # by both, and picking the email's owner would be a guess.
+            exact = _ids(self.by_email.get(addr), self.by_alias.get(addr))
+            if exact:
+                method = "email" if addr in self.by_email else "alias"
+            else:
+                exact, method = _ids(self.by_base.get(strip_plus(addr))), "plus_address"
+            if not exact:
+                continue
+            if len(exact) == 1:
+                return Match(MatchStatus.MATCHED, exact[0], method,
+                             f"{method.replace('_', '-')} {addr} is {exact[0]}'s")
+            return Match(MatchStatus.AMBIGUOUS, None, method,
+                         f"{addr} matches {len(exact)} people", candidates=tuple(exact))
         return UNMATCHED
+
+
+def _ids(*claims: str | list[str] | None) -> list[str]:
+    """The distinct people an index's entries name, sorted; one entry is usually one."""
+    if len(claims) == 1 and isinstance(claims[0], str):
+        return [claims[0]]
+    ids: set[str] = set()
+    for found in claims:
+        if isinstance(found, str):
+            ids.add(found)
+        elif found:
+            ids.update(found)
+    return sorted(ids)

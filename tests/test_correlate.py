@@ -108,3 +108,19 @@ def test_a_link_settles_an_ambiguous_principal_but_not_a_unique_match() -> None:
     declared = Correlator(PEOPLE, links={("yt", "team@corp.example"): "E1"},
                           declared=[Declared("*", "team@corp.example", "E1", "inbox", "service")])
     assert declared.match("yt", "team@corp.example").status is MatchStatus.NONHUMAN
+
+
+def test_an_address_that_is_one_persons_email_and_anothers_alias_is_ambiguous() -> None:
+    # a leaver's old address handed on as someone's alias: either could be the holder
+    c = Correlator([person("E1", "social@corp.example"),
+                    person("E2", "bob@corp.example", "social@corp.example")])
+    for principal in ("social@corp.example", "SOCIAL@corp.example",
+                      "social+ads@corp.example"):
+        m = c.match("s", principal)
+        assert (m.status, m.employee_id, m.candidates) == (
+            MatchStatus.AMBIGUOUS, None, ("E1", "E2")), principal
+    assert c.person("social@corp.example") is None  # an owner reference decides no one
+    # a person's alias equal to their own email is still theirs alone
+    own = Correlator([person("E1", "ann@corp.example", "ann@corp.example")])
+    m = own.match("s", "ann@corp.example")
+    assert (m.status, m.employee_id, m.method) == (MatchStatus.MATCHED, "E1", "email")
