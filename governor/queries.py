@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from governor import history
 from governor.clock import as_utc
-from governor.correlate import Correlator, Declared, strip_plus
+from governor.correlate import Correlator, Declared, Match, MatchStatus, strip_plus
 from governor.errors import Ambiguous, NotFound
 from governor.models import (
     Finding,
@@ -101,15 +101,17 @@ def _people(session: Session, ids: set[str],
 
 
 def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datetime,
-                   declared: Iterable[Declared]) -> dict[tuple[str, str], tuple[str, str | None]]:
-    """(status, employee id) as a run at ``at`` would have matched each principal.
+                   declared: Iterable[Declared]) -> dict[tuple[str, str], Match]:
+    """Each principal as a run at ``at`` would have matched it, by (source, lower-cased
+    principal).
 
     PrincipalMatch is kept current only: a principal no source names any more is deleted
     from it, and that is exactly the holder of a grant since ended. The run's own
     Correlator, given the HR records and links valid at ``at`` (and a directory login
     its account's employee id and addresses then, as snapshot.py does), keeps one set
     of rules. It loads everyone in HR at that instant, so it is asked only about the
-    principals PrincipalMatch has lost. Declarations are the current config's."""
+    principals PrincipalMatch cannot answer for (_correlation). Declarations are the
+    current config's."""
     shape = history.SHAPES[SourceKind.HR]
     read = shape.reader(None)
     persons = [read(tuple(r)) for r in session.execute(
@@ -119,16 +121,45 @@ def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datet
         select(PrincipalLink).where(PrincipalLink.created_at <= at, or_(
             PrincipalLink.ended_at.is_(None), PrincipalLink.ended_at > at)))}
     corr = Correlator(persons, links, declared)
-    accounts = {(a.source, a.login.lower()): a for a in session.scalars(
-        select(ObsDirectoryAccount).where(_live(ObsDirectoryAccount, at), func.lower(
-            ObsDirectoryAccount.login).in_(sorted({p.lower() for _, p in principals}))))}
-    out: dict[tuple[str, str], tuple[str, str | None]] = {}
+    logins = sorted({p.lower() for _, p in principals})
+    accounts: dict[tuple[str, str], ObsDirectoryAccount] = {}
+    # in slices: a person's question can bring every orphan of the store here
+    for i in range(0, len(logins), 500):
+        accounts.update(((a.source, a.login.lower()), a) for a in session.scalars(
+            select(ObsDirectoryAccount).where(_live(ObsDirectoryAccount, at), func.lower(
+                ObsDirectoryAccount.login).in_(logins[i:i + 500]))))
+    out: dict[tuple[str, str], Match] = {}
     for src, principal in principals:
         a = accounts.get((src, principal.lower()))
-        m = (corr.match(src, principal) if a is None else
-             corr.match(src, a.login, a.employee_id, a.email, tuple(json.loads(a.aliases))))
-        out[(src, principal.lower())] = (m.status.value, m.employee_id)
+        out[(src, principal.lower())] = (
+            corr.match(src, principal) if a is None else
+            corr.match(src, a.login, a.employee_id, a.email, tuple(json.loads(a.aliases))))
     return out
+
+
+# What PrincipalMatch says stands for the past too when it found a person (a declaration
+# is the current config's either way). A principal it has lost, or matches to nobody now,
+# may have been someone's then: whoever has since left HR altogether, or shares an
+# alias now that was theirs alone.
+_SETTLED = (MatchStatus.MATCHED.value, MatchStatus.NONHUMAN.value)
+
+
+def _stored(m: PrincipalMatch) -> Match:
+    return Match(MatchStatus(m.status), m.employee_id, m.method, m.reason)
+
+
+def _correlation(session: Session, pairs: set[tuple[str, str]], at: datetime | None,
+                 declared: Iterable[Declared]) -> dict[tuple[str, str], Match]:
+    """Who each (source, principal) is, by (source, lower-cased principal): as the last
+    run matched it, or (with ``at``) as a run then would have where that cannot stand."""
+    found = {k: _stored(m) for k, m in _matches(
+        session, {(s, p.lower()) for s, p in pairs}).items()}
+    if at is not None:
+        redo = {(s, p) for s, p in pairs if (s, p.lower()) not in found
+                or found[(s, p.lower())].status.value not in _SETTLED}
+        if redo:
+            found.update(_correlated_at(session, redo, at, declared))
+    return found
 
 
 def whohas(session: Session, ref: str, at: datetime | None = None,
@@ -145,12 +176,8 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
             for reader in json.loads(c.readers):
                 raw.append((c.source, reader, "shared login", "owner", "vault", c.item_id,
                             c.first_seen_at))
-    matches = {k: (m.status, m.employee_id) for k, m in
-               _matches(session, {(r[0], r[1].lower()) for r in raw}).items()}
-    if at is not None:
-        lost = {(r[0], r[1]) for r in raw if (r[0], r[1].lower()) not in matches}
-        if lost:
-            matches.update(_correlated_at(session, lost, at, declared))
+    matches = {k: (m.status.value, m.employee_id) for k, m in
+               _correlation(session, {(r[0], r[1]) for r in raw}, at, declared).items()}
     # the person as HR described them then (name, status), not as they are now
     people = _people(session, {eid for _, eid in matches.values() if eid}, at)
     holders = []
@@ -164,23 +191,26 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
     return key, holders
 
 
-def resolve_person(session: Session, who: str) -> ObsPerson:
+def resolve_person(session: Session, who: str, at: datetime | None = None,
+                   declared: Iterable[Declared] = ()) -> ObsPerson:
     """A person by employee id, work email, a principal correlation matched to them (a
     directory login, a plus-address seen in a grant), an alias, or an address that is
-    theirs once its plus-tag is removed: in that order, as correlation itself matches."""
+    theirs once its plus-tag is removed: in that order, as correlation itself matches.
+    With ``at``, as HR and correlation had them then: someone since gone from HR is found."""
     ref, low = who.strip(), who.strip().lower()
-    live = ObsPerson.ended_at.is_(None)
+    live = _live(ObsPerson, at)
     tiers: tuple[Callable[[], Iterable[ObsPerson]], ...] = (
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id == ref)),
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.email == low)),
         # logins often look like addresses (gliu@...), so this tier applies to them too
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id.in_(
-            select(PrincipalMatch.employee_id).where(PrincipalMatch.principal == low)))),
+            select(PrincipalMatch.employee_id).where(PrincipalMatch.principal == low)
+            if at is None else _matched_then(session, low, at, declared)))),
         # aliases live in a JSON list: a scan, so only when nothing indexed matched
         lambda: (p for p in session.scalars(select(ObsPerson).where(
             live, ObsPerson.aliases.like(f'%"{escape_like(low)}"%', escape="\\")))
             if low in json.loads(p.aliases)),
-        lambda: _plus_addressed(session, low),
+        lambda: _plus_addressed(session, low, live),
     )
     for tier in tiers:
         found = {p.employee_id: p for p in tier()}
@@ -189,10 +219,29 @@ def resolve_person(session: Session, who: str) -> ObsPerson:
                             [f"{p.employee_id} ({p.name})" for p in found.values()])
         if found:
             return next(iter(found.values()))
+    if at is not None:
+        raise NotFound(f"nobody in HR or the directory was {who!r} at {at.isoformat()}")
     raise NotFound(f"nobody in HR or the directory is {who!r}")
 
 
-def _plus_addressed(session: Session, low: str) -> Iterator[ObsPerson]:
+def _matched_then(session: Session, low: str, at: datetime,
+                  declared: Iterable[Declared]) -> list[str]:
+    """Employee ids the principal ``low`` was matched to at ``at`` in any source, as
+    _correlation answers for then, over the sources that named it then as well as now."""
+    named = {(m.source, m.principal) for m in session.scalars(
+        select(PrincipalMatch).where(PrincipalMatch.principal == low))}
+    named.update((s, p) for s, p in session.execute(
+        select(ObsGrant.source, ObsGrant.principal).where(
+            ObsGrant.principal_lc == low, _live(ObsGrant, at))))
+    named.update((s, p) for s, p in session.execute(
+        select(ObsDirectoryAccount.source, ObsDirectoryAccount.login).where(
+            func.lower(ObsDirectoryAccount.login) == low, _live(ObsDirectoryAccount, at))))
+    return sorted({m.employee_id for m in _correlation(session, named, at, declared).values()
+                   if m.employee_id})
+
+
+def _plus_addressed(session: Session, low: str,
+                    live: ColumnElement[bool]) -> Iterator[ObsPerson]:
     """People whose email or alias is ``low`` once both lose their plus-tags: correlation's
     last address tier (Correlator.by_base), so an address it would match resolves here."""
     base = strip_plus(low)
@@ -201,7 +250,7 @@ def _plus_addressed(session: Session, low: str) -> Iterator[ObsPerson]:
         return iter(())
     # "local%@domain" narrows to the base address and its tagged forms; strip_plus decides
     pattern = f"{escape_like(local)}%@{escape_like(domain)}"
-    rows = session.scalars(select(ObsPerson).where(ObsPerson.ended_at.is_(None), or_(
+    rows = session.scalars(select(ObsPerson).where(live, or_(
         ObsPerson.email.like(pattern, escape="\\"),
         ObsPerson.aliases.like(f'%"{pattern}"%', escape="\\"))))
     return (p for p in rows if any(strip_plus(a) == base for a in
@@ -212,45 +261,111 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def person_access(session: Session, eid: str) -> dict[str, Any]:
-    p = _people(session, {eid})[eid]
-    ms = list(session.scalars(select(PrincipalMatch).where(PrincipalMatch.employee_id == eid)))
-    directory = []
-    grants = []
-    for m in ms:
-        for d in session.scalars(select(ObsDirectoryAccount).where(
-                ObsDirectoryAccount.source == m.source,
-                func.lower(ObsDirectoryAccount.login) == m.principal,
-                ObsDirectoryAccount.ended_at.is_(None))):
-            directory.append({"source": d.source, "login": d.login, "status": d.status,
-                              "mfa": None if d.mfa is None else json.loads(d.mfa),
-                              "mfa_read_at": d.mfa_read_at, "groups": json.loads(d.groups),
-                              "last_login": d.last_login, "matched_by": m.reason})
-        for g in session.scalars(select(ObsGrant).where(
-                ObsGrant.source == m.source, ObsGrant.principal_lc == m.principal,
-                ObsGrant.ended_at.is_(None))):
-            grants.append({"account": g.account, "role": _ROLE.get(g.role), "raw_role":
-                           g.raw_role, "path": g.via, "via": g.via_detail, "source": g.source,
-                           "principal": g.principal, "since": g.first_seen_at,
-                           "last_active": g.last_active, "matched_by": m.reason})
-    vault_principals = {m.principal for m in ms}
-    # a vault item read by a directory group reaches every member: as the run sees it
-    groups = {g.lower() for d in directory for g in d["groups"]}
-    vault = []
-    for c in session.scalars(select(ObsCredential).where(ObsCredential.ended_at.is_(None))):
-        named = sorted({r.lower() for r in json.loads(c.readers)} & vault_principals)
-        via = sorted(g for g in json.loads(c.reader_groups) if g.lower() in groups)
-        if named or via:
-            vault.append({"item": c.item_id, "title": c.title, "accounts": json.loads(
-                c.accounts), "source": c.source, "password_changed_at": c.password_changed_at,
-                "reader": named[0] if named else f"group {via[0]}"})
+def person_access(session: Session, eid: str, at: datetime | None = None,
+                  declared: Iterable[Declared] = ()) -> dict[str, Any]:
+    """Everything one person holds now, or (with ``at``) held at that moment of history:
+    directory accounts, grants (direct, through a directory group, management-tool
+    seats), vault items read by name or through a group, each as whom and how matched.
+    Findings are the open ones now: they are not versioned, so none can be told for then."""
+    p = _people(session, {eid}, at)[eid]
+    credentials = list(session.scalars(select(ObsCredential).where(_live(ObsCredential, at))))
+    principals = _principals_of(session, eid, at, declared, credentials)
+    directory = _directory_of(session, principals, at)
+    grants = _grants_of(session, principals, at)
     open_findings = [{"key": f.key, "severity": f.severity, "message": f.message,
                       "status": f.status} for f in session.scalars(
         select(Finding).where(Finding.person == eid, Finding.status != "resolved")
         .order_by(Finding.severity, Finding.key))]
-    grants.sort(key=lambda g: (g["account"], g["path"]))
     return {"employee_id": p.employee_id, "name": p.name, "email": p.email,
             "status": p.status, "worker_type": p.worker_type, "end_date": p.end_date,
             "department": p.department, "job_title": p.job_title, "manager": p.manager,
-            "directory": directory, "grants": grants, "vault": vault,
-            "findings": open_findings}
+            "directory": directory, "grants": grants,
+            "vault": _vault_of(credentials, principals, directory), "findings": open_findings}
+
+
+def _principals_of(session: Session, eid: str, at: datetime | None,
+                   declared: Iterable[Declared],
+                   credentials: list[ObsCredential]) -> dict[tuple[str, str], str]:
+    """(source, lower-cased principal) -> why it is ``eid``, as whohas would say: the last
+    run's matches, and with ``at`` also whatever _correlation would answer for then that
+    PrincipalMatch cannot."""
+    out = {(m.source, m.principal): m.reason for m in session.scalars(
+        select(PrincipalMatch).where(PrincipalMatch.employee_id == eid))}
+    if at is not None:
+        unsettled = _unsettled_at(session, at, credentials)
+        if unsettled:
+            out.update((k, m.reason) for k, m in _correlated_at(
+                session, unsettled, at, declared).items() if m.employee_id == eid)
+    return out
+
+
+def _unsettled_at(session: Session, at: datetime,
+                  credentials: list[ObsCredential]) -> set[tuple[str, str]]:
+    """Every (source, principal) named at ``at`` (``credentials``: the vault items live
+    then) whose PrincipalMatch row is gone or matches nobody now: the principals
+    _correlation would correlate again. Nothing says in advance which of them were one
+    person's, so every grant and directory row live then is read: a scan, paid only by a
+    question about the past."""
+    pm = PrincipalMatch
+    unsettled = or_(pm.id.is_(None), pm.status.not_in(_SETTLED))
+    out = {(s, p) for s, p in session.execute(
+        select(ObsGrant.source, ObsGrant.principal).distinct()
+        .outerjoin(pm, and_(pm.source == ObsGrant.source, pm.principal == ObsGrant.principal_lc))
+        .where(_live(ObsGrant, at), unsettled))}
+    out.update((s, p) for s, p in session.execute(
+        select(ObsDirectoryAccount.source, ObsDirectoryAccount.login).distinct()
+        .outerjoin(pm, and_(pm.source == ObsDirectoryAccount.source,
+                            pm.principal == func.lower(ObsDirectoryAccount.login)))
+        .where(_live(ObsDirectoryAccount, at), unsettled)))
+    # vault readers are a JSON list, so they are looked up by principal instead of joined
+    readers = {(c.source, r) for c in credentials for r in json.loads(c.readers)}
+    settled = _matches(session, {(s, r.lower()) for s, r in readers})
+    out.update((s, r) for s, r in readers
+               if (m := settled.get((s, r.lower()))) is None or m.status not in _SETTLED)
+    return out
+
+
+def _directory_of(session: Session, principals: dict[tuple[str, str], str],
+                  at: datetime | None) -> list[dict[str, Any]]:
+    # MFA, last login and when MFA was read are updated in place, not versioned: a row
+    # live at ``at`` shows them as last read while it was current
+    out = []
+    for (source, low), reason in principals.items():
+        for d in session.scalars(select(ObsDirectoryAccount).where(
+                ObsDirectoryAccount.source == source,
+                func.lower(ObsDirectoryAccount.login) == low, _live(ObsDirectoryAccount, at))):
+            out.append({"source": d.source, "login": d.login, "status": d.status,
+                        "mfa": None if d.mfa is None else json.loads(d.mfa),
+                        "mfa_read_at": d.mfa_read_at, "groups": json.loads(d.groups),
+                        "last_login": d.last_login, "matched_by": reason})
+    return out
+
+
+def _grants_of(session: Session, principals: dict[tuple[str, str], str],
+               at: datetime | None) -> list[dict[str, Any]]:
+    out = []
+    for (source, low), reason in principals.items():
+        for g in session.scalars(select(ObsGrant).where(
+                ObsGrant.source == source, ObsGrant.principal_lc == low, _live(ObsGrant, at))):
+            out.append({"account": g.account, "role": _ROLE.get(g.role), "raw_role":
+                        g.raw_role, "path": g.via, "via": g.via_detail, "source": g.source,
+                        "principal": g.principal, "since": g.first_seen_at,
+                        "last_active": g.last_active, "matched_by": reason})
+    out.sort(key=lambda g: (g["account"], g["path"]))
+    return out
+
+
+def _vault_of(credentials: Iterable[ObsCredential], principals: dict[tuple[str, str], str],
+              directory: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    readers = {low for _, low in principals}
+    # a vault item read by a directory group reaches every member: as the run sees it
+    groups = {g.lower() for d in directory for g in d["groups"]}
+    out = []
+    for c in credentials:
+        named = sorted({r.lower() for r in json.loads(c.readers)} & readers)
+        via = sorted(g for g in json.loads(c.reader_groups) if g.lower() in groups)
+        if named or via:
+            out.append({"item": c.item_id, "title": c.title, "accounts": json.loads(
+                c.accounts), "source": c.source, "password_changed_at": c.password_changed_at,
+                "reader": named[0] if named else f"group {via[0]}"})
+    return out

@@ -78,30 +78,44 @@ def _check_rule(session: Session, rule_id: str) -> None:
     raise click.BadParameter(f"no rule {rule_id!r} ({hint})", param_hint="--rule")
 
 
+at_option = click.option("--at", "at", help="As it was at this time (ISO 8601), from history.")
+
+
+def _instant(ctx: Ctx, at: str | None) -> datetime | None:
+    """--at as an aware instant (naive is read as UTC), or None without it."""
+    if not at:
+        return None
+    try:
+        when = parse_instant(at)
+    except ValueError:
+        raise click.BadParameter(f"{at!r} is not an ISO 8601 time", param_hint="--at") from None
+    if when > ctx.clock():
+        raise click.BadParameter(f"{at!r} is in the future: history tells only what was",
+                                 param_hint="--at")
+    return when
+
+
+def _require_history(session: Session, when: datetime | None, question: str) -> None:
+    if when is None:
+        return
+    start = queries.history_start(session)
+    if start is None or when < start:
+        # the store knows nothing before its first run: "nothing" would be a false answer
+        raise NotFound(f"no history before {start.isoformat()} (governor's first run): "
+                       f"{question} at {when.isoformat()} is not known"
+                       if start is not None else "no run yet: there is no history")
+
+
 @click.command()
 @click.argument("account")
-@click.option("--at", "at", help="As it was at this time (ISO 8601), from history.")
+@at_option
 @json_option
 @pass_ctx
 def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None:
     """Who can reach one social account (platform:handle or handle), and how."""
-    when: datetime | None = None
-    if at:
-        try:
-            when = parse_instant(at)
-        except ValueError:
-            raise click.BadParameter(f"{at!r} is not an ISO 8601 time", param_hint="--at"
-                                     ) from None
-    if when is not None and when > ctx.clock():
-        raise click.BadParameter(f"{at!r} is in the future: history tells only what was",
-                                 param_hint="--at")
+    when = _instant(ctx, at)
     with sessions(ctx.engine())() as session:
-        start = queries.history_start(session)
-        if when is not None and (start is None or when < start):
-            # the store knows nothing before its first run: "nobody" would be a false answer
-            raise NotFound(f"no history before {start.isoformat()} (governor's first run): "
-                           f"who could reach {account} at {when.isoformat()} is not known"
-                           if start is not None else "no run yet: there is no history")
+        _require_history(session, when, f"who could reach {account}")
         key, holders = queries.whohas(session, account, when, declared(ctx.config))
     if use_json(ctx, as_json):
         emit_json({"account": key, "at": when, "holders": [h.__dict__ for h in holders]})
@@ -116,17 +130,22 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
 
 @click.command()
 @click.argument("who")
+@at_option
 @json_option
 @pass_ctx
-def person(ctx: Ctx, who: str, as_json: bool | None) -> None:
+def person(ctx: Ctx, who: str, at: str | None, as_json: bool | None) -> None:
     """Everything one person holds (email, alias, employee id or directory login)."""
+    when = _instant(ctx, at)
+    principals = declared(ctx.config)
     with sessions(ctx.engine())() as session:
-        p = queries.resolve_person(session, who)
-        info = queries.person_access(session, p.employee_id)
+        _require_history(session, when, f"what {who} could reach")
+        p = queries.resolve_person(session, who, when, principals)
+        info = queries.person_access(session, p.employee_id, when, principals)
     if use_json(ctx, as_json):
-        emit_json(info)
+        emit_json({**info, "at": when})
         return
-    click.echo(f"{info['name']} ({info['employee_id']}, {info['email'] or 'no email'}): "
+    click.echo(f"{info['name']} ({info['employee_id']}, {info['email'] or 'no email'})"
+               f"{' as of ' + when.isoformat() if when else ''}: "
                f"{info['worker_type']}, {info['status']}"
                + (f", ends {info['end_date']}" if info["end_date"] else ""))
     click.echo(f"  {info['job_title'] or '-'}, {info['department'] or '-'}\n")
@@ -143,7 +162,8 @@ def person(ctx: Ctx, who: str, as_json: bool | None) -> None:
              for v in info["vault"] for a in v["accounts"]],
           ("account", "role", "raw role", "path", "via", "source", "as", "matched by"))
     if info["findings"]:
-        click.echo("\nOpen findings:")
+        # findings are not versioned: with --at these are still today's
+        click.echo("\nOpen findings now:" if when else "\nOpen findings:")
         table([(f["severity"], f["status"], f["message"]) for f in info["findings"]],
               ("severity", "status", "message"))
 
