@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from governor import history
 from governor.clock import as_utc
@@ -97,7 +97,36 @@ def _people(session: Session, ids: set[str],
         return {}
     rows = session.scalars(select(ObsPerson).where(ObsPerson.employee_id.in_(sorted(ids)),
                                                    _live(ObsPerson, at)))
-    return {p.employee_id: p for p in rows}
+    found = {p.employee_id: p for p in rows}
+    missing = sorted(ids - found.keys())
+    if at is None and missing:  # someone no HR export lists any more: a leaver
+        found.update((p.employee_id, _as_left(p)) for p in session.scalars(
+            select(ObsPerson).where(ObsPerson.employee_id.in_(missing), _dropped())))
+    return found
+
+
+def _dropped() -> ColumnElement[bool]:
+    """The last version of each person no HR export lists any more (state.dropped_from_hr
+    for the rules; here for every HR source the store has)."""
+    now, newest = aliased(ObsPerson), aliased(ObsPerson)
+    return and_(ObsPerson.ended_at.is_not(None),
+                ~select(now.id).where(now.employee_id == ObsPerson.employee_id,
+                                      now.ended_at.is_(None)).exists(),
+                ObsPerson.id == select(func.max(newest.id)).where(
+                    newest.employee_id == ObsPerson.employee_id).scalar_subquery())
+
+
+def _as_left(p: ObsPerson) -> ObsPerson:
+    """A detached copy of a dropped person's last row saying what the rules count them
+    as: left, on the day of the last read that listed them unless HR said earlier.
+    A copy: changing the loaded row would write it back into history."""
+    seen = as_utc(p.last_seen_at or p.ended_at)
+    assert seen is not None  # an ended row has ended_at
+    copy = ObsPerson(**{c.key: getattr(p, c.key) for c in ObsPerson.__table__.columns})
+    copy.status = "left"
+    if copy.end_date is None or copy.end_date > seen.date():
+        copy.end_date = seen.date()
+    return copy
 
 
 def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datetime,
@@ -198,7 +227,20 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
     theirs once its plus-tag is removed: in that order, as correlation itself matches.
     With ``at``, as HR and correlation had them then: someone since gone from HR is found."""
     ref, low = who.strip(), who.strip().lower()
-    live = _live(ObsPerson, at)
+    found = _resolve(session, who, ref, low, _live(ObsPerson, at), at, declared)
+    if found is None and at is None:
+        # someone no HR export lists any more is still a leaver to offboard
+        dropped = _resolve(session, who, ref, low, _dropped(), at, declared)
+        found = _as_left(dropped) if dropped is not None else None
+    if found is not None:
+        return found
+    if at is not None:
+        raise NotFound(f"nobody in HR or the directory was {who!r} at {at.isoformat()}")
+    raise NotFound(f"nobody in HR or the directory is {who!r}")
+
+
+def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement[bool],
+             at: datetime | None, declared: Iterable[Declared]) -> ObsPerson | None:
     tiers: tuple[Callable[[], Iterable[ObsPerson]], ...] = (
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id == ref)),
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.email == low)),
@@ -219,9 +261,7 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
                             [f"{p.employee_id} ({p.name})" for p in found.values()])
         if found:
             return next(iter(found.values()))
-    if at is not None:
-        raise NotFound(f"nobody in HR or the directory was {who!r} at {at.isoformat()}")
-    raise NotFound(f"nobody in HR or the directory is {who!r}")
+    return None
 
 
 def _matched_then(session: Session, low: str, at: datetime,

@@ -38,6 +38,7 @@ from governor.offboard import cases as offboard_cases
 from governor.offboard.sweep import reverify as offboard_reverify
 from governor.offboard.sweep import sweep as offboard_sweep
 from governor.offboard.sweep import unverified_since as offboard_unverified
+from governor.records import SourceKind
 from governor.reports import reverted_on_error
 from governor.reports.build import nightly_report
 from governor.reports.data import MatrixFile
@@ -186,7 +187,9 @@ def feed_guard(config: Config, outcomes: list[SourceOutcome]) -> list[str]:
         elif o.baseline and o.baseline >= floor and o.count < o.baseline * (1 - max_drop):
             drop = 1 - o.count / o.baseline
             problems.append(f"{o.name}: returned {o.count} records, {drop:.0%} fewer than the "
-                            f"{o.baseline} of its last good run (limit {max_drop:.0%})")
+                            f"{o.baseline} of its last good run (limit {max_drop:.0%})"
+                            + ("; the people it no longer lists would count as having left"
+                               if o.kind == SourceKind.HR.value else ""))
     return problems
 
 

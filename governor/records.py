@@ -97,6 +97,10 @@ class Person:
     manager: str | None = None  # manager's employee id or email
     department: str | None = None
     job_title: str | None = None
+    # Set on a person no HR export lists any more, read back from history: the day of
+    # the last read that listed them. Many HR exports list current staff only, so
+    # dropping out of it is how they say someone left.
+    dropped_from_hr: date | None = None
 
 
 @dataclass(slots=True)

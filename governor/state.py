@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields, is_dataclass
 from datetime import datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 import governor
@@ -19,7 +19,7 @@ from governor import db, history
 from governor.config import Config
 from governor.correlate import Declared, Match, MatchStatus
 from governor.models import ObsCredential, PrincipalLink, PrincipalMatch, SourceRead
-from governor.records import DirectoryAccount, SourceKind
+from governor.records import DirectoryAccount, Person, PersonStatus, SourceKind
 from governor.snapshot import HeldGrant, Snapshot, SourceState
 from governor.sources import CONNECTORS
 
@@ -90,14 +90,48 @@ def snapshot(session: Session, config: Config, now: datetime,
 
     had = {n: ok.get(n, False) or had_data(session, n) for n in config.sources}
     states = [SourceState(n, k, ok.get(n, False), had[n]) for k in SourceKind for n in names[k]]
+    hr = names[SourceKind.HR]
     return Snapshot.build(
         now,
-        persons=rows(SourceKind.HR), directory=rows(SourceKind.DIRECTORY),
+        persons=chain(rows(SourceKind.HR),
+                      dropped_from_hr(conn, hr, history.SHAPES[SourceKind.HR].reader(texts))),
+        directory=rows(SourceKind.DIRECTORY),
         accounts=rows(SourceKind.INVENTORY), grants=rows(SourceKind.GRANTS),
         credentials=rows(SourceKind.VAULT), sources=states, links=links(session),
         declared=declared(config), org_domains=config.org_domains,
         former_readers=former_readers(session, names[SourceKind.VAULT]),
     )
+
+
+def dropped_from_hr(conn: Connection, names: list[str],
+                    read: Callable[[tuple[Any, ...]], Person]) -> Iterator[tuple[str, Person]]:
+    """People no enabled HR source lists any more, as their last version said, marked
+    as having left on the day of the last read that listed them (or their own end date
+    if it came first). Many HR exports list current staff only: a row that drops out is
+    how they say someone left, and forgetting the person would turn a leaver's access
+    into orphans and resolve their findings as if fixed. A failed HR read ends no rows;
+    one that shrinks past the feed guard needs --force."""
+    if not names:
+        return
+    m = db.mark(conn)
+    among = ", ".join([m] * len(names))
+    cols = ", ".join(f"o.{c}" for c in history.SHAPES[SourceKind.HR].columns)
+    sql = (f"SELECT o.source, {cols}, o.last_seen_at, o.ended_at FROM obs_person o "
+           f"WHERE o.source IN ({among}) AND o.ended_at IS NOT NULL "
+           f"AND o.id = (SELECT max(x.id) FROM obs_person x WHERE x.employee_id = "
+           f"o.employee_id AND x.source IN ({among})) "
+           f"AND NOT EXISTS (SELECT 1 FROM obs_person c WHERE c.employee_id = o.employee_id "
+           f"AND c.ended_at IS NULL AND c.source IN ({among})) ORDER BY o.id")
+    own = {n: n for n in names}
+    for row in db.stream(conn, sql, (*names, *names, *names)):
+        p = read(row[:-2])
+        seen = history.read_ts(row[-2] if row[-2] is not None else row[-1])
+        assert seen is not None  # an ended row has ended_at
+        last = seen.date()
+        p.status, p.dropped_from_hr = PersonStatus.LEFT, last
+        if p.end_date is None or p.end_date > last:
+            p.end_date = last
+        yield own[row[0]], p
 
 
 def correlation_key(session: Session, config: Config, digests: dict[str, str | None]

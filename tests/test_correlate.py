@@ -124,3 +124,19 @@ def test_an_address_that_is_one_persons_email_and_anothers_alias_is_ambiguous() 
     own = Correlator([person("E1", "ann@corp.example", "ann@corp.example")])
     m = own.match("s", "ann@corp.example")
     assert (m.status, m.employee_id, m.method) == (MatchStatus.MATCHED, "E1", "email")
+
+
+def test_a_person_dropped_from_hr_keeps_only_addresses_nobody_listed_claims() -> None:
+    from dataclasses import replace
+    from datetime import date
+    gone = replace(person("E1", "jane@corp.example", "social@corp.example"),
+                   status=PersonStatus.LEFT, dropped_from_hr=date(2026, 3, 1))
+    # her old address was handed on to a new hire; her alias is still only hers
+    c = Correlator([gone, person("E9", "jane@corp.example")])
+    assert c.match("s", "jane@corp.example").employee_id == "E9"
+    assert c.match("s", "jane+x@corp.example").employee_id == "E9"
+    assert c.match("s", "social@corp.example").employee_id == "E1"
+    assert c.person("E1") is gone
+    # two people gone, one address: both could be the holder
+    both = Correlator([gone, replace(gone, employee_id="E2")])
+    assert both.match("s", "jane@corp.example").candidates == ("E1", "E2")

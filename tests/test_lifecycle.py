@@ -50,6 +50,7 @@ def test_shrunken_feed_stops_the_run_before_any_finding_changes(demo_dir: Path,
     out = run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 3
     assert "hr: returned 20 records, 51% fewer than the 41 of its last good run" in out.err
+    assert "the people it no longer lists would count as having left" in out.err
     assert "--force" in out.err
     assert statuses(url) == before
     assert query(url, "SELECT count(*) FROM obs_person WHERE ended_at IS NULL") == persons
@@ -66,7 +67,10 @@ def test_shrunken_feed_stops_the_run_before_any_finding_changes(demo_dir: Path,
     assert query(url, "SELECT forced, force_reason FROM run ORDER BY id DESC LIMIT 1")[0][1] \
         == "HR split the export"
     actions = [a for (a,) in query(url, "SELECT action FROM audit_log ORDER BY id")]
-    assert actions[-2:] == ["run.forced", "run.completed"]
+    assert actions[-1] == "run.completed" and actions.count("run.forced") == 1
+    # forced, the 21 people the export no longer lists are leavers now: offboarding
+    # opens for those who hold access
+    assert "offboard.opened" in actions[actions.index("run.forced"):]
 
 
 def test_empty_feed_stops_the_run(demo_dir: Path) -> None:
@@ -329,3 +333,44 @@ def test_queries_read_while_a_writer_holds_the_sqlite_lock(demo_dir: Path) -> No
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_a_leaver_dropped_from_the_hr_export_stays_a_leaver(demo_dir: Path,
+                                                            db_url: str) -> None:
+    # Many HR exports list current staff only: Marcus Webb's row disappearing is HR
+    # saying he left, not a fix. His findings stay open, his access is not orphaned.
+    cfg, env = setup(demo_dir, db_url)
+    url = url_of(demo_dir, env)
+    his = {k: s for k, s in statuses(url).items()
+           if "E1010" in k or k in ("shared-secret-not-rotated:vlt-7f3a02",
+                                    "recovery-contact-risk:facebook:Northwind Traders|phone")}
+    assert len(his) == 7 and set(his.values()) == {"open"}
+    hr = demo_dir / "hr.csv"
+    # Priya Raman (active, X contributor) drops out too: from the day after the last
+    # export that listed her, plus the rule's grace (24 h in the demo), she has left
+    hr.write_text("".join(line for line in hr.read_text().splitlines(keepends=True)
+                          if not line.startswith(("E1010,", "E1003,"))))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    now = statuses(url)
+    assert {k: now[k] for k in his} == his
+    priya = "leaver-holds-access:E1003|x:@northwind|direct|"
+    assert priya not in now  # within the grace hours
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T00:30:00+00:00"})
+    assert out.code == 0, out.err
+    assert statuses(url)[priya] == "open"
+    assert not [k for k, s in now.items() if s == "open" and "marcus.webb" in k.lower()
+                and k.startswith("orphan-grant")]
+    (message,) = query(url, "SELECT message FROM finding WHERE key = "
+                            "'leaver-holds-access:E1010|facebook:Northwind Traders|direct|'")[0]
+    assert "left on 2026-09-30 (no HR export lists them since 2026-11-20)" in str(message)
+    # and he can still be looked up and offboarded
+    shown = run_cli("-c", cfg, "person", "marcus.webb@northwind.example", "--json", env=env)
+    assert shown.code == 0, shown.err
+    info = json.loads(shown.out)
+    assert (info["status"], info["end_date"]) == ("left", "2026-09-30") and info["grants"]
+    plan = run_cli("-c", cfg, "offboard", "E1003", "--json", env=env)
+    assert plan.code == 0, plan.err
+    planned = json.loads(plan.out)["plan"]
+    assert planned["left"] and planned["end_date"] == "2026-11-20" and planned["steps"]

@@ -30,7 +30,10 @@ def distinct(principal: str, match: Match) -> str:
 
 
 def left_on(person: Person) -> str:
-    return f" on {person.end_date.isoformat()}" if person.end_date else ""
+    when = f" on {person.end_date.isoformat()}" if person.end_date else ""
+    if person.dropped_from_hr is not None:
+        when += f" (no HR export lists them since {person.dropped_from_hr.isoformat()})"
+    return when
 
 
 def more(items: list[str], shown: int = 3) -> str:
