@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from governor import db
 from governor.models import AuditEntry
 
 GENESIS = "0" * 64
-LOCK_KEY = 0x60E7  # pg advisory lock: one writer of runs and of the chain at a time
 
 
 def default_actor() -> str:
@@ -31,9 +31,9 @@ def default_actor() -> str:
 
 
 def lock(session: Session) -> None:
-    """Serialise writers on PostgreSQL (SQLite's BEGIN IMMEDIATE already does)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+    """One writer of the chain at a time (db.transaction takes this already; a session
+    made elsewhere, as in tests, still gets it before appending)."""
+    db.writers_one_at_a_time(session)
 
 
 def _hash(prev: str, at: datetime, actor: str, action: str, subject: str | None,

@@ -93,7 +93,19 @@ def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit on success, roll back everything on any error."""
     with sessions(engine)() as session, session.begin():
         session.connection(execution_options=WRITE)  # before anything runs: see WRITE
+        writers_one_at_a_time(session)
         yield session
+
+
+WRITERS_LOCK = 0x60E7  # pg advisory lock: one writer of runs and of the audit chain
+
+
+def writers_one_at_a_time(session: Session) -> None:
+    """Serialise writers on PostgreSQL, as SQLite's BEGIN IMMEDIATE does. Taken first,
+    before any row lock: an `exception add` that locked its finding and then waited for
+    this lock deadlocked with a run that held it and then updated that finding."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITERS_LOCK})
 
 
 @contextmanager

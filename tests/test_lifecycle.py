@@ -374,3 +374,45 @@ def test_a_leaver_dropped_from_the_hr_export_stays_a_leaver(demo_dir: Path,
     assert plan.code == 0, plan.err
     planned = json.loads(plan.out)["plan"]
     assert planned["left"] and planned["end_date"] == "2026-11-20" and planned["steps"]
+
+
+def test_an_exception_added_during_a_run_waits_instead_of_deadlocking(
+        demo_dir: Path, pg_url: str) -> None:
+    # A run holds the writers' lock and later updates findings; `exception add` locked
+    # its finding row first and then waited for that lock: PostgreSQL found a deadlock
+    # and killed the run. Every writer now takes the lock before any row lock.
+    import threading
+
+    from governor import audit
+    from governor.db import make_engine, transaction
+
+    cfg, env = setup(demo_dir, pg_url)
+    key = "user-mfa-missing:E1006"
+    assert statuses(pg_url)[key] == "open"
+    holding, done = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    def run_like() -> None:
+        engine = make_engine(pg_url)
+        try:
+            with transaction(engine) as s:
+                audit.lock(s)
+                holding.set()
+                time.sleep(1.5)  # the exception command starts meanwhile
+                s.execute(text("UPDATE finding SET message = message WHERE key = :k"),
+                          {"k": key})
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            failure.append(exc)
+        finally:
+            engine.dispose()
+            done.set()
+
+    worker = threading.Thread(target=run_like)
+    worker.start()
+    assert holding.wait(10)
+    added = run_cli("-c", cfg, "exception", "add", key, "--reason", "accepted",
+                    "--approver", "ciso", "--expires", "2026-12-30", env=env)
+    worker.join(30)
+    assert done.is_set() and not failure, failure
+    assert added.code == 0, added.err
+    assert statuses(pg_url)[key] == "excepted"
