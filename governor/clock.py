@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
+import zoneinfo
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 Clock = Callable[[], datetime]
 
@@ -33,3 +36,46 @@ def as_utc(value: datetime | str | None) -> datetime | None:
 
 def fixed_clock(at: datetime) -> Clock:
     return lambda: at
+
+
+def zone(name: str) -> zoneinfo.ZoneInfo:
+    """An IANA time zone by name ('America/Los_Angeles', 'UTC'); ValueError says why not.
+
+    ZoneInfo keeps one object per name, so asking again is a dictionary lookup."""
+    # 'localtime' resolves to whatever zone the host is set to: the same config would
+    # end a leaver's day at another hour on another machine
+    if name == "localtime":
+        raise ValueError("'localtime' is the host's zone, not a zone name; name the "
+                         "zone itself (e.g. 'Europe/Berlin')")
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):
+        pass  # not found, a folder ('America'), a path, a file that is not a zone
+    known = sorted(zoneinfo.available_timezones())
+    near = [z for z in known if z.lower() == name.strip().lower()] or \
+        difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+    hint = f"did you mean {near[0]!r}?" if near else "e.g. 'America/Los_Angeles', 'UTC'"
+    raise ValueError(f"{name!r} is not an IANA time zone name ({hint})")
+
+
+@functools.lru_cache(maxsize=4096)
+def day_start(day: date, tz: tzinfo) -> datetime:
+    """The instant (aware UTC) at which a calendar day begins in zone ``tz``.
+
+    combine() takes the zone's offset at that local midnight, so a 23- or 25-hour day
+    comes out right (adding 24 hours to the day before would not), and a midnight that
+    a DST change skips (America/Santiago) gives the instant the day's first hour starts.
+    Cached: HR end dates repeat, and every rule asks about each leaver's."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def day_end(day: date, tz: tzinfo) -> datetime:
+    """The instant (aware UTC) a calendar day ends in ``tz``: midnight after it."""
+    return day_start(day + timedelta(days=1), tz)
+
+
+def last_day(end: datetime, tz: tzinfo) -> date:
+    """The calendar day in ``tz`` that ends at ``end`` (the inverse of day_end)."""
+    # its last microsecond, not midnight itself: a midnight a DST change skips is 01:00
+    # of the next day locally
+    return (end - timedelta(microseconds=1)).astimezone(tz).date()

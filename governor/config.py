@@ -11,7 +11,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from governor import clock
 from governor.errors import ConfigError
 from governor.options import REQUIRED, Option, OptionError, apply
 
@@ -24,6 +26,12 @@ GOVERNOR_OPTIONS: dict[str, Option] = {
     "org_domains": Option("list[str]", [], "Email domains that are the organisation's own; a "
                           "recovery email outside them counts as personal.",
                           example=["northwind.example"]),
+    "timezone": Option("str", "UTC", "IANA time zone of the organisation "
+                       "('America/Los_Angeles', 'Europe/Berlin'). An HR end date or a review "
+                       "due date is a calendar day that ends at midnight here (rules, the "
+                       "offboarding sweep and receipt, exception --expires). Stored times stay "
+                       "UTC.",
+                       example="America/Los_Angeles"),
 }
 
 FEED_GUARD_OPTIONS: dict[str, Option] = {
@@ -141,9 +149,17 @@ class Config:
     sources: dict[str, SourceConfig]
     rules: dict[str, RuleConfig]
     principals: tuple[NonHuman, ...] = field(default_factory=tuple)
+    # the zone's name, not the ZoneInfo: evaluation_key hashes every field as a plain
+    # value, so changing the zone re-evaluates the rules
+    timezone: str = "UTC"
 
     def rule(self, rule_id: str) -> RuleConfig | None:
         return self.rules.get(rule_id)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The organisation's time zone (checked when the config was loaded)."""
+        return clock.zone(self.timezone)
 
 
 def load(path: str | Path) -> Config:
@@ -185,6 +201,7 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
             raise OptionError(key, f"unknown section; expected one of {', '.join(SECTIONS)}")
     base = path.parent.resolve() if path else Path.cwd()
     gov = apply(GOVERNOR_OPTIONS, _table(raw, "governor"), "governor")
+    _check_zone(gov["timezone"], "governor.timezone")
     guard = apply(FEED_GUARD_OPTIONS, _table(raw, "feed_guard"), "feed_guard")
     report = apply(REPORT_OPTIONS, _table(raw, "report"), "report")
     offboard = apply(OFFBOARD_OPTIONS, _table(raw, "offboard"), "offboard")
@@ -252,7 +269,15 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         sources=sources,
         rules=rules,
         principals=tuple(principals),
+        timezone=gov["timezone"],
     )
+
+
+def _check_zone(name: str, key: str) -> None:
+    try:
+        clock.zone(name)
+    except ValueError as exc:
+        raise OptionError(key, str(exc)) from None
 
 
 def _principal(values: dict[str, Any], key: str, sources: dict[str, SourceConfig],

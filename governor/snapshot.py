@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
+from governor.clock import day_end, day_start
 from governor.correlate import UNMATCHED, Correlator, Declared, Match
 from governor.records import (
     AccessPath,
@@ -112,6 +113,9 @@ class Snapshot:
     # reached (an end date plus grace, a dormancy cut-off, a review due day): until
     # then, the same data gives every rule the same answer. None: no limit ahead.
     horizon: datetime | None = None
+    # The organisation's zone (governor.timezone): where a calendar day (an HR end date,
+    # a review due day) begins and ends. Every instant here is UTC all the same.
+    zone: tzinfo = UTC
 
     # ---- construction -------------------------------------------------------------
     @classmethod
@@ -129,6 +133,7 @@ class Snapshot:
         declared: Iterable[Declared] = (),
         org_domains: Iterable[str] = (),
         former_readers: Mapping[str, Iterable[str]] | None = None,
+        zone: tzinfo = UTC,
     ) -> Snapshot:
         people: dict[str, Person] = {}
         person_source: dict[str, str] = {}
@@ -142,6 +147,7 @@ class Snapshot:
             now=now, org_domains=tuple(d.lower() for d in org_domains), persons=people,
             person_source=person_source, accounts={a.key: a for _, a in accounts},
             directory=[], grants=[], credentials=[], sources={}, correlator=corr,
+            zone=zone,
         )
         by_person: dict[str, list[HeldAccount]] = defaultdict(list)
         groups: dict[str, list[HeldAccount]] = defaultdict(list)
@@ -258,8 +264,9 @@ class Snapshot:
         return False
 
     def day_reached(self, day: date) -> bool:
-        """Is `day` today or earlier (in UTC)? Notes the midnight that begins it."""
-        return self.reached(datetime.combine(day, time(0), tzinfo=UTC))
+        """Is `day` today or earlier in the organisation's zone? Notes the midnight that
+        begins it."""
+        return self.reached(day_start(day, self.zone))
 
     # ---- questions rules ask -------------------------------------------------------
     def has(self, kind: SourceKind) -> bool:
@@ -270,8 +277,9 @@ class Snapshot:
         return self.correlator.person(ref)
 
     def end_instant(self, day: date) -> datetime:
-        """A person's last day ends at midnight after it (UTC)."""
-        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+        """A person's last day ends at midnight after it in the organisation's zone (as
+        UTC): at midnight UTC, a Californian left at 16:00 on their last working day."""
+        return day_end(day, self.zone)
 
     def has_left(self, p: Person, grace: timedelta = timedelta(0)) -> bool:
         """HR says they left (once any end date has passed), or an employee's or intern's

@@ -100,6 +100,7 @@ def snapshot(session: Session, config: Config, now: datetime,
         credentials=rows(SourceKind.VAULT), sources=states, links=links(session),
         declared=declared(config), org_domains=config.org_domains,
         former_readers=former_readers(session, names[SourceKind.VAULT]),
+        zone=config.zone,
     )
 
 

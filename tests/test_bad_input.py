@@ -356,6 +356,10 @@ BAD_CONFIG = [
               "sources.okta.format: 'xml' is not one of auto, csv, json, jsonl"),
     BadConfig("tool-seat-without-tool", 'via = "tool_seat"\ntool = "hootsuite"\n',
               'via = "tool_seat"\n', "sources.hootsuite.tool: required when via = 'tool_seat'"),
+    BadConfig("unknown-timezone", 'org_domains = ["northwind.example"]',
+              'org_domains = ["northwind.example"]\ntimezone = "America/Los_Angles"',
+              "governor.timezone: 'America/Los_Angles' is not an IANA time zone name (did "
+              "you mean 'America/Los_Angeles'?)"),
     BadConfig("principal-missing-reason",
               'reason = "Customer-care auto-reply bot on @northwind_help"\n', "",
               "principals[1].reason: required key is missing"),

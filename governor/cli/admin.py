@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -22,6 +22,7 @@ from governor.cli.common import (
     table,
     use_json,
 )
+from governor.clock import day_end, last_day
 from governor.db import sessions, transaction
 from governor.errors import GovernorError, InputError, NotFound
 from governor.findings import active_exception
@@ -213,7 +214,10 @@ def _finding(session: Session, ref: str) -> Finding:
 def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: datetime) -> None:
     """Accept the risk of one FINDING (id or key) until --expires."""
     now = ctx.clock()
-    until = expires.replace(tzinfo=UTC) + timedelta(days=1)
+    zone = ctx.config.zone
+    # the risk is accepted through the last day, to midnight after it where the
+    # organisation is (midnight UTC ended it at 16:00 on that day in California)
+    until = day_end(expires.date(), zone)
     if until <= now:
         raise click.BadParameter("must be in the future", param_hint="--expires")
     if until - now > timedelta(days=MAX_EXCEPTION_DAYS):
@@ -229,7 +233,7 @@ def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: d
             # and leave `exception list` unable to say which one holds
             raise InputError(
                 f"finding {f.id} already has active exception {held.id} (approver "
-                f"{held.approver}, until {held.expires_at.date() - timedelta(days=1)}); to "
+                f"{held.approver}, until {last_day(held.expires_at, zone)}); to "
                 f"replace it, revoke it first: governor exception revoke {held.id} "
                 "--reason '...'")
         e = RiskException(finding_key=f.key, reason=reason, approver=approver,

@@ -4,12 +4,13 @@ and the time from the HR end date to full revocation against the SLA."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from governor.clock import day_end
 from governor.config import Config
 from governor.errors import NotFound
 from governor.models import OffboardCase
@@ -28,9 +29,9 @@ def receipt(session: Session, config: Config, case_id: int, now: datetime) -> di
     if case is None:
         raise NotFound(f"no offboarding case {case_id}")
     steps = steps_of(session, case_id)
-    # the last working day ends at midnight after it; revocation is measured from there
-    ended = (datetime.combine(case.hr_end_date + timedelta(days=1), time(0), tzinfo=UTC)
-             if case.hr_end_date else None)
+    # the last working day ends at midnight after it (in the organisation's zone, as the
+    # rules see it); revocation is measured from there
+    ended = day_end(case.hr_end_date, config.zone) if case.hr_end_date else None
     sla = []
     for label, critical, hours in (("critical accounts", True,
                                     config.offboard["sla_critical_hours"]),
