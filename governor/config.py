@@ -29,8 +29,9 @@ GOVERNOR_OPTIONS: dict[str, Option] = {
     "timezone": Option("str", "UTC", "IANA time zone of the organisation "
                        "('America/Los_Angeles', 'Europe/Berlin'). An HR end date or a review "
                        "due date is a calendar day that ends at midnight here (rules, the "
-                       "offboarding sweep and receipt, exception --expires). Stored times stay "
-                       "UTC.",
+                       "offboarding sweep and receipt, exception --expires), and a date-time "
+                       "without an offset in a file export is read as this zone's local time "
+                       "unless its source sets its own timezone. Stored times stay UTC.",
                        example="America/Los_Angeles"),
 }
 
@@ -227,6 +228,12 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
                                              + ", ".join(sorted(CONNECTORS)))
         common = apply(SOURCE_COMMON, {k: body[k] for k in SOURCE_COMMON if k in body}, key)
         settings = apply(connector.options, body, key, ignore=frozenset(SOURCE_COMMON))
+        if "timezone" in settings:
+            # Settled here, not in the connector: the zone then belongs to the source's
+            # settings, which its fingerprint covers, so a changed governor.timezone
+            # re-reads an unchanged export instead of keeping times read in the old zone.
+            settings["timezone"] = settings["timezone"] or gov["timezone"]
+            _check_zone(settings["timezone"], f"{key}.timezone")
         connector.validate(settings, key)
         sources[name] = SourceConfig(name, stype, common["enabled"], settings)
 

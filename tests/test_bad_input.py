@@ -360,6 +360,10 @@ BAD_CONFIG = [
               'org_domains = ["northwind.example"]\ntimezone = "America/Los_Angles"',
               "governor.timezone: 'America/Los_Angles' is not an IANA time zone name (did "
               "you mean 'America/Los_Angeles'?)"),
+    BadConfig("unknown-source-timezone", 'path = "x_team.csv"',
+              'path = "x_team.csv"\ntimezone = "Pacific Time"',
+              "sources.x_team.timezone: 'Pacific Time' is not an IANA time zone name (e.g. "
+              "'America/Los_Angeles', 'UTC')"),
     BadConfig("principal-missing-reason",
               'reason = "Customer-care auto-reply bot on @northwind_help"\n', "",
               "principals[1].reason: required key is missing"),

@@ -1,4 +1,5 @@
-"""governor.timezone: where a calendar day (an HR end date, an --expires day) ends.
+"""governor.timezone: where a calendar day (an HR end date, an --expires day) ends, and
+how a file export's date-times without an offset are read.
 
 A last day that ended at midnight UTC flagged a Californian leaver at 16:00 on their last
 working day, and an Asian one most of a day late.
@@ -7,7 +8,7 @@ working day, and an Asian one most of a day late.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from governor.records import Grant, Person, PersonStatus, WorkerType
 from governor.roles import Role
 from governor.rules import RULES
 from governor.snapshot import Snapshot
+from governor.sources import CONNECTORS
 
 LA = ZoneInfo("America/Los_Angeles")
 D = date(2026, 3, 3)  # in PST (UTC-8): the day ends at 2026-03-04T08:00Z
@@ -115,6 +117,11 @@ def test_the_zone_defaults_to_utc_and_is_kept_by_name() -> None:
     assert cfg.timezone == "UTC" and cfg.zone == ZoneInfo("UTC")
     cfg = parse({"timezone": "America/Los_Angeles"})
     assert cfg.timezone == "America/Los_Angeles" and cfg.zone is LA
+    # a source that reads date-times inherits it; HR reads only calendar days
+    assert cfg.sources["x"].settings["timezone"] == "America/Los_Angeles"
+    assert "timezone" not in cfg.sources["hr"].settings
+    assert parse({"timezone": "America/Los_Angeles"}, timezone="Asia/Tokyo"
+                 ).sources["x"].settings["timezone"] == "Asia/Tokyo"
 
 
 @pytest.mark.parametrize(("governor", "source", "error"), [
@@ -134,7 +141,11 @@ def test_the_zone_defaults_to_utc_and_is_kept_by_name() -> None:
      "governor.timezone: 'localtime' is the host's zone, not a zone name; name the zone "
      "itself (e.g. 'Europe/Berlin')"),
     ({"timezone": 8}, {}, "governor.timezone: expected a string, got an integer"),
-], ids=["misspelt", "unknown", "a-folder", "a-path", "localtime", "not-a-string"])
+    ({}, {"timezone": "Europe/Berlinn"},
+     "sources.x.timezone: 'Europe/Berlinn' is not an IANA time zone name (did you mean "
+     "'Europe/Berlin'?)"),
+], ids=["misspelt", "unknown", "a-folder", "a-path", "localtime", "not-a-string",
+        "source-misspelt"])
 def test_a_zone_that_is_not_one_is_refused_with_its_key_path(
         governor: dict[str, Any], source: dict[str, Any], error: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -142,9 +153,69 @@ def test_a_zone_that_is_not_one_is_refused_with_its_key_path(
     assert str(info.value) == f"<config>: {error}"
 
 
-def test_changing_the_zone_re_evaluates() -> None:
+def test_changing_the_zone_re_evaluates_and_re_reads_the_exports(tmp_path: Path) -> None:
     utc, la = parse(), parse({"timezone": "America/Los_Angeles"})
     assert state.evaluation_key("c", utc) != state.evaluation_key("c", la)
+    (tmp_path / "x.csv").write_text("account,principal,role\n@corp,ann@corp.example,Admin\n")
+    digests = {CONNECTORS["grants_file"]("x", cfg.sources["x"].settings, tmp_path
+                                         ).fingerprint() for cfg in (utc, la)}
+    assert len(digests) == 2  # the same bytes read in another zone are other instants
+
+
+# ---- date-times without an offset in file exports ----------------------------------------
+GRANTS_CSV = """account,principal,role,granted_at,last_active
+@corp,ann@corp.example,Admin,2026-03-03 09:00,2026-03-03T09:00:00Z
+@corp,bo@corp.example,Admin,2026-03-03T09:00:00+01:00,2026-03-03T09:00:00
+"""
+
+
+def read(tmp_path: Path, cfg: config.Config, name: str, file: str, content: str) -> list[Any]:
+    (tmp_path / file).write_text(content)
+    sc = cfg.sources[name]
+    return list(CONNECTORS[sc.type](name, {**sc.settings, "path": file}, tmp_path).fetch())
+
+
+@pytest.mark.parametrize(("governor", "source", "naive"), [
+    ({}, {}, "2026-03-03T09:00:00Z"),  # as before: UTC
+    ({"timezone": "UTC"}, {}, "2026-03-03T09:00:00Z"),
+    ({"timezone": "America/Los_Angeles"}, {}, "2026-03-03T17:00:00Z"),
+    ({"timezone": "America/Los_Angeles"}, {"timezone": "Asia/Tokyo"},  # the source's own
+     "2026-03-03T00:00:00Z"),
+    ({}, {"timezone": "Europe/Berlin"}, "2026-03-03T08:00:00Z"),
+], ids=["default", "utc", "governor-zone", "source-overrides", "source-only"])
+def test_grants_read_a_naive_time_in_the_sources_zone(
+        tmp_path: Path, governor: dict[str, Any], source: dict[str, Any], naive: str) -> None:
+    cfg = parse(governor, **source)
+    as_json = json.dumps([dict(zip(GRANTS_CSV.splitlines()[0].split(","), line.split(","),
+                                   strict=True))
+                          for line in GRANTS_CSV.splitlines()[1:]])
+    # CSV goes through the fast path (naive values fall back to the reference path),
+    # JSON through the reference path alone: both read the same instants
+    for file, content in (("x.csv", GRANTS_CSV), ("x.json", as_json)):
+        ann, bo = read(tmp_path, cfg, "x", file, content)
+        assert ann.granted_at == at(naive)
+        assert ann.last_active == at("2026-03-03T09:00:00Z")  # an offset is kept
+        assert bo.granted_at == at("2026-03-03T08:00:00Z")
+        assert bo.last_active == at(naive)
+        assert all(t.tzinfo is UTC for t in (ann.granted_at, ann.last_active,
+                                             bo.granted_at, bo.last_active))
+
+
+def test_directory_and_vault_read_a_naive_time_in_the_sources_zone(tmp_path: Path) -> None:
+    raw = {"governor": {"timezone": "America/Los_Angeles"},
+           "sources": {"okta": {"type": "directory_file", "path": "d.csv"},
+                       "vault": {"type": "vault_file", "path": "v.csv",
+                                 "timezone": "Europe/Berlin"}}}
+    cfg = config.parse(raw, None)
+    (account,) = read(tmp_path, cfg, "okta", "d.csv",
+                      "login,status,last_login,mfa_factors,mfa_read_at\n"
+                      "ann,ACTIVE,2026-07-01 09:00,totp:active,2026-07-02T10:00:00\n")
+    assert account.last_login == at("2026-07-01T16:00:00Z")  # PDT, UTC-7
+    assert account.mfa_read_at == at("2026-07-02T17:00:00Z")
+    (item,) = read(tmp_path, cfg, "vault", "v.csv",
+                   "id,accounts,readers,password_changed_at\n"
+                   "v1,x:@corp,ann@corp.example,2026-07-01 09:00\n")
+    assert item.password_changed_at == at("2026-07-01T07:00:00Z")  # CEST, UTC+2
 
 
 # ---- end to end: the demo organisation in another zone -----------------------------------

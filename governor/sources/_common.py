@@ -6,10 +6,11 @@ import codecs
 import errno
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from governor.clock import zone
 from governor.errors import SourceError
 from governor.options import REQUIRED, Option, OptionError
 from governor.sources.base import Check, Connector
@@ -17,8 +18,11 @@ from governor.sources.base import Check, Connector
 FORMATS = ("auto", "csv", "json", "jsonl")
 
 
-def file_options(fields: tuple[str, ...], what: str) -> dict[str, Option]:
-    return {
+def file_options(fields: tuple[str, ...], what: str,
+                 instants: bool = False) -> dict[str, Option]:
+    """The keys every file connector takes; ``instants``: it reads date-times, so it
+    takes a zone for those written without an offset."""
+    options = {
         "path": Option("str", REQUIRED, f"The {what} file (relative to the config file).",
                        example=f"data/{what.replace(' ', '_')}.csv"),
         "format": Option("str", "auto", "File format; auto goes by the file extension "
@@ -27,6 +31,12 @@ def file_options(fields: tuple[str, ...], what: str) -> dict[str, Option]:
                           "name where they differ. Fields: " + ", ".join(fields) + ".",
                           choices=fields),
     }
+    if instants:
+        options["timezone"] = Option(
+            "str", "", f"IANA time zone of date-times in the {what} written without an "
+            "offset ('2026-03-03 09:00'); those with one ('Z', '+01:00') keep it. Empty: "
+            "governor.timezone.", example="Europe/Berlin")
+    return options
 
 
 def resolve(base_dir: Path, path: str) -> Path:
@@ -88,6 +98,9 @@ class FileConnector(Connector):
     def __init__(self, name: str, settings: dict[str, Any], base_dir: Path) -> None:
         super().__init__(name, settings, base_dir)
         self.path = resolve(base_dir, settings["path"])
+        # The zone of date-times written without an offset. Loading the config settles
+        # an empty timezone to governor.timezone; settings made without it read UTC.
+        self.zone: tzinfo = zone(settings.get("timezone") or "UTC")
 
     def freshness(self) -> datetime | None:
         return mtime(self.path)

@@ -115,6 +115,8 @@ class Row:
         if parsed.year in SENTINEL_YEARS:
             return None
         if parsed.tzinfo is None:
+            # local time in the source's zone; one a DST change skips or repeats takes
+            # the offset in force before the change (fold=0)
             parsed = parsed.replace(tzinfo=tz)
         return parsed.astimezone(UTC)
 

@@ -47,7 +47,7 @@ class DirectoryFile(FileConnector):
     grant_options = ("group_grants",)
     description = "Directory (SSO) export file: accounts, status, MFA factors, groups"
     options = {
-        **file_options(FIELDS, "directory export"),
+        **file_options(FIELDS, "directory export", instants=True),
         "status_map": Option("dict[str,str]", {}, "Extra account status words -> "
                              + ", ".join(sorted(STATUS_WORDS)) + "."),
         "factor_map": Option("dict[str,str]", {}, "Extra MFA factor type names -> "
@@ -87,9 +87,10 @@ class DirectoryFile(FileConnector):
                 email=email.lower() if email else None,
                 employee_id=row.text("employee_id"),
                 mfa=mfa,
-                mfa_read_at=(row.instant("mfa_read_at") or fresh) if mfa is not None else None,
+                mfa_read_at=((row.instant("mfa_read_at", self.zone) or fresh)
+                             if mfa is not None else None),
                 groups=row.list("groups", sep),
-                last_login=row.instant("last_login"),
+                last_login=row.instant("last_login", self.zone),
             )
             yield account
             yield from via_groups.grants(login, account.groups)

@@ -32,7 +32,7 @@ class GrantsFile(FileConnector):
     kind = SourceKind.GRANTS
     description = "Grants export file: roles held on social accounts or management-tool seats"
     options = {
-        **file_options(FIELDS, "grants export"),
+        **file_options(FIELDS, "grants export", instants=True),
         "platform": Option("str", "", "Platform of every row, when the account column holds "
                            "bare handles; also picks the role preset.", example="x"),
         "role_map": Option("dict[str,str]", {}, "Raw role -> owner, admin, publisher, "
@@ -81,8 +81,8 @@ class GrantsFile(FileConnector):
         return Grant(account=f"{plat.lower()}:{handle}", principal=row.req("principal"),
                      raw_role=raw_role, role=self._role(row, plat.lower(), raw_role),
                      via=self._via, via_detail=row.text("via_detail") or self._tool,
-                     granted_at=row.instant("granted_at"),
-                     last_active=row.instant("last_active"))
+                     granted_at=row.instant("granted_at", self.zone),
+                     last_active=row.instant("last_active", self.zone))
 
     def _role(self, row: Row, plat: str, raw_role: str) -> Role:
         role = self._roles.get((plat, raw_role))
@@ -138,5 +138,6 @@ def _instant(text: str) -> datetime | None:
         return None
     value = datetime.fromisoformat(text)
     if value.tzinfo is None or value.year in SENTINEL_YEARS:
-        raise ValueError  # naive, or "no date": let the reference path decide
+        # naive (read in the source's zone), or "no date": the reference path decides
+        raise ValueError
     return value if value.tzinfo is UTC else value.astimezone(UTC)

@@ -35,7 +35,7 @@ class VaultFile(FileConnector):
     kind = SourceKind.VAULT
     description = "Password-vault export: shared logins, who can read them, rotation"
     options = {
-        **file_options(FIELDS, "vault export"),
+        **file_options(FIELDS, "vault export", instants=True),
         "list_separator": Option("str", ";", "Separates accounts and readers in a CSV cell."),
     }
 
@@ -80,7 +80,7 @@ class VaultFile(FileConnector):
                 accounts=tuple(sorted({_account(a) for a in accounts})),
                 readers=tuple(sorted(readers)),
                 reader_groups=tuple(sorted(set(via_groups))),
-                password_changed_at=row.instant("password_changed_at"),
+                password_changed_at=row.instant("password_changed_at", self.zone),
                 totp_in_vault=row.boolean("totp_in_vault"),
                 fingerprint=fingerprint.lower() if fingerprint else None,
             )
