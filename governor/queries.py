@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
@@ -91,8 +91,8 @@ def _matches(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, s
     return out
 
 
-def _people(session: Session, ids: set[str],
-            at: datetime | None = None) -> dict[str, ObsPerson]:
+def _people(session: Session, ids: set[str], at: datetime | None = None,
+            zone: tzinfo = UTC) -> dict[str, ObsPerson]:
     if not ids:
         return {}
     rows = session.scalars(select(ObsPerson).where(ObsPerson.employee_id.in_(sorted(ids)),
@@ -100,7 +100,7 @@ def _people(session: Session, ids: set[str],
     found = {p.employee_id: p for p in rows}
     missing = sorted(ids - found.keys())
     if at is None and missing:  # someone no HR export lists any more: a leaver
-        found.update((p.employee_id, _as_left(p)) for p in session.scalars(
+        found.update((p.employee_id, _as_left(p, zone)) for p in session.scalars(
             select(ObsPerson).where(ObsPerson.employee_id.in_(missing), _dropped())))
     return found
 
@@ -116,7 +116,7 @@ def _dropped() -> ColumnElement[bool]:
                     newest.employee_id == ObsPerson.employee_id).scalar_subquery())
 
 
-def _as_left(p: ObsPerson) -> ObsPerson:
+def _as_left(p: ObsPerson, zone: tzinfo) -> ObsPerson:
     """A detached copy of a dropped person's last row saying what the rules count them
     as: left, on the day of the last read that listed them unless HR said earlier.
     A copy: changing the loaded row would write it back into history."""
@@ -124,8 +124,9 @@ def _as_left(p: ObsPerson) -> ObsPerson:
     assert seen is not None  # an ended row has ended_at
     copy = ObsPerson(**{c.key: getattr(p, c.key) for c in ObsPerson.__table__.columns})
     copy.status = "left"
-    if copy.end_date is None or copy.end_date > seen.date():
-        copy.end_date = seen.date()
+    last = seen.astimezone(zone).date()  # the day as the organisation counts days
+    if copy.end_date is None or copy.end_date > last:
+        copy.end_date = last
     return copy
 
 
@@ -192,7 +193,7 @@ def _correlation(session: Session, pairs: set[tuple[str, str]], at: datetime | N
 
 
 def whohas(session: Session, ref: str, at: datetime | None = None,
-           declared: Iterable[Declared] = ()) -> tuple[str, list[Holder]]:
+           declared: Iterable[Declared] = (), zone: tzinfo = UTC) -> tuple[str, list[Holder]]:
     key = resolve_account(session, ref)
     raw: list[tuple[str, str, str, str, str, str | None, datetime]] = []
     q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.raw_role, ObsGrant.role,
@@ -208,7 +209,7 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
     matches = {k: (m.status.value, m.employee_id) for k, m in
                _correlation(session, {(r[0], r[1]) for r in raw}, at, declared).items()}
     # the person as HR described them then (name, status), not as they are now
-    people = _people(session, {eid for _, eid in matches.values() if eid}, at)
+    people = _people(session, {eid for _, eid in matches.values() if eid}, at, zone)
     holders = []
     for src, principal, raw_role, label, via, detail, since in raw:
         status, eid = matches.get((src, principal.lower()), ("unknown", None))
@@ -221,7 +222,7 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
 
 
 def resolve_person(session: Session, who: str, at: datetime | None = None,
-                   declared: Iterable[Declared] = ()) -> ObsPerson:
+                   declared: Iterable[Declared] = (), zone: tzinfo = UTC) -> ObsPerson:
     """A person by employee id, work email, a principal correlation matched to them (a
     directory login, a plus-address seen in a grant), an alias, or an address that is
     theirs once its plus-tag is removed: in that order, as correlation itself matches.
@@ -231,7 +232,7 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
     if found is None and at is None:
         # someone no HR export lists any more is still a leaver to offboard
         dropped = _resolve(session, who, ref, low, _dropped(), at, declared)
-        found = _as_left(dropped) if dropped is not None else None
+        found = _as_left(dropped, zone) if dropped is not None else None
     if found is not None:
         return found
     if at is not None:
@@ -302,12 +303,12 @@ def escape_like(text: str) -> str:
 
 
 def person_access(session: Session, eid: str, at: datetime | None = None,
-                  declared: Iterable[Declared] = ()) -> dict[str, Any]:
+                  declared: Iterable[Declared] = (), zone: tzinfo = UTC) -> dict[str, Any]:
     """Everything one person holds now, or (with ``at``) held at that moment of history:
     directory accounts, grants (direct, through a directory group, management-tool
     seats), vault items read by name or through a group, each as whom and how matched.
     Findings are the open ones now: they are not versioned, so none can be told for then."""
-    p = _people(session, {eid}, at)[eid]
+    p = _people(session, {eid}, at, zone)[eid]
     credentials = list(session.scalars(select(ObsCredential).where(_live(ObsCredential, at))))
     principals = _principals_of(session, eid, at, declared, credentials)
     directory = _directory_of(session, principals, at)

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import fields, is_dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from itertools import chain
 from typing import Any
 
@@ -94,7 +94,8 @@ def snapshot(session: Session, config: Config, now: datetime,
     return Snapshot.build(
         now,
         persons=chain(rows(SourceKind.HR),
-                      dropped_from_hr(conn, hr, history.SHAPES[SourceKind.HR].reader(texts))),
+                      dropped_from_hr(conn, hr, history.SHAPES[SourceKind.HR].reader(texts),
+                                      config.zone)),
         directory=rows(SourceKind.DIRECTORY),
         accounts=rows(SourceKind.INVENTORY), grants=rows(SourceKind.GRANTS),
         credentials=rows(SourceKind.VAULT), sources=states, links=links(session),
@@ -105,7 +106,8 @@ def snapshot(session: Session, config: Config, now: datetime,
 
 
 def dropped_from_hr(conn: Connection, names: list[str],
-                    read: Callable[[tuple[Any, ...]], Person]) -> Iterator[tuple[str, Person]]:
+                    read: Callable[[tuple[Any, ...]], Person],
+                    zone: tzinfo) -> Iterator[tuple[str, Person]]:
     """People no enabled HR source lists any more, as their last version said, marked
     as having left on the day of the last read that listed them (or their own end date
     if it came first). Many HR exports list current staff only: a row that drops out is
@@ -128,7 +130,7 @@ def dropped_from_hr(conn: Connection, names: list[str],
         p = read(row[:-2])
         seen = history.read_ts(row[-2] if row[-2] is not None else row[-1])
         assert seen is not None  # an ended row has ended_at
-        last = seen.date()
+        last = seen.astimezone(zone).date()  # the day as the organisation counts days
         p.status, p.dropped_from_hr = PersonStatus.LEFT, last
         if p.end_date is None or p.end_date > last:
             p.end_date = last

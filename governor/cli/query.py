@@ -116,7 +116,8 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
     when = _instant(ctx, at)
     with sessions(ctx.engine())() as session:
         _require_history(session, when, f"who could reach {account}")
-        key, holders = queries.whohas(session, account, when, declared(ctx.config))
+        key, holders = queries.whohas(session, account, when, declared(ctx.config),
+                                        ctx.config.zone)
     if use_json(ctx, as_json):
         emit_json({"account": key, "at": when, "holders": [h.__dict__ for h in holders]})
         return
@@ -139,8 +140,9 @@ def person(ctx: Ctx, who: str, at: str | None, as_json: bool | None) -> None:
     principals = declared(ctx.config)
     with sessions(ctx.engine())() as session:
         _require_history(session, when, f"what {who} could reach")
-        p = queries.resolve_person(session, who, when, principals)
-        info = queries.person_access(session, p.employee_id, when, principals)
+        p = queries.resolve_person(session, who, when, principals, ctx.config.zone)
+        info = queries.person_access(session, p.employee_id, when, principals,
+                                     ctx.config.zone)
     if use_json(ctx, as_json):
         emit_json({**info, "at": when})
         return
