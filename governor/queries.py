@@ -26,6 +26,7 @@ from governor.models import (
     PrincipalLink,
     PrincipalMatch,
     Run,
+    SourceRead,
 )
 from governor.records import SourceKind
 from governor.roles import Role
@@ -192,17 +193,35 @@ def _correlation(session: Session, pairs: set[tuple[str, str]], at: datetime | N
     return found
 
 
+def watched(session: Session, at: datetime | None,
+            configured: Iterable[str] | None) -> set[str] | None:
+    """The sources whose rows stand for what was true: now, those the config reads
+    (``configured``; None: every source in the store); at ``at``, those the last run
+    before it read. A source removed from the config stops being read, so its rows stay
+    current in the store forever; they are the last it said, not what holds now."""
+    if at is None:
+        return None if configured is None else set(configured)
+    last = session.scalar(select(Run.id).where(Run.status.in_(("ok", "partial")),
+                                                Run.started_at <= at)
+                          .order_by(Run.started_at.desc(), Run.id.desc()).limit(1))
+    return set(session.scalars(select(SourceRead.name).where(SourceRead.run_id == last)))
+
+
 def whohas(session: Session, ref: str, at: datetime | None = None,
-           declared: Iterable[Declared] = (), zone: tzinfo = UTC) -> tuple[str, list[Holder]]:
+           declared: Iterable[Declared] = (), zone: tzinfo = UTC,
+           sources: Iterable[str] | None = None) -> tuple[str, list[Holder]]:
     key = resolve_account(session, ref)
+    read = watched(session, at, sources)
     raw: list[tuple[str, str, str, str, str, str | None, datetime]] = []
     q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.raw_role, ObsGrant.role,
                ObsGrant.via, ObsGrant.via_detail, ObsGrant.first_seen_at
                ).where(ObsGrant.account == key, _live(ObsGrant, at))
     for src, principal, raw_role, role, via, detail, since in session.execute(q):
-        raw.append((src, principal, raw_role, _ROLE.get(role, str(role)), via, detail, since))
+        if read is None or src in read:
+            raw.append((src, principal, raw_role, _ROLE.get(role, str(role)), via, detail,
+                        since))
     for c in session.scalars(select(ObsCredential).where(_live(ObsCredential, at))):
-        if key in json.loads(c.accounts):
+        if (read is None or c.source in read) and key in json.loads(c.accounts):
             for reader in json.loads(c.readers):
                 raw.append((c.source, reader, "shared login", "owner", "vault", c.item_id,
                             c.first_seen_at))
@@ -303,14 +322,18 @@ def escape_like(text: str) -> str:
 
 
 def person_access(session: Session, eid: str, at: datetime | None = None,
-                  declared: Iterable[Declared] = (), zone: tzinfo = UTC) -> dict[str, Any]:
+                  declared: Iterable[Declared] = (), zone: tzinfo = UTC,
+                  sources: Iterable[str] | None = None) -> dict[str, Any]:
     """Everything one person holds now, or (with ``at``) held at that moment of history:
     directory accounts, grants (direct, through a directory group, management-tool
     seats), vault items read by name or through a group, each as whom and how matched.
     Findings are the open ones now: they are not versioned, so none can be told for then."""
     p = _people(session, {eid}, at, zone)[eid]
-    credentials = list(session.scalars(select(ObsCredential).where(_live(ObsCredential, at))))
-    principals = _principals_of(session, eid, at, declared, credentials)
+    read = watched(session, at, sources)
+    credentials = [c for c in session.scalars(select(ObsCredential).where(
+        _live(ObsCredential, at))) if read is None or c.source in read]
+    principals = {k: why for k, why in _principals_of(
+        session, eid, at, declared, credentials).items() if read is None or k[0] in read}
     directory = _directory_of(session, principals, at)
     grants = _grants_of(session, principals, at)
     open_findings = [{"key": f.key, "severity": f.severity, "message": f.message,

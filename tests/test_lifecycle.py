@@ -416,3 +416,30 @@ def test_an_exception_added_during_a_run_waits_instead_of_deadlocking(
     assert done.is_set() and not failure, failure
     assert added.code == 0, added.err
     assert statuses(pg_url)[key] == "excepted"
+
+
+def test_a_renamed_source_is_not_reported_twice_by_whohas_or_person(demo_dir: Path) -> None:
+    # the old name's rows are never read again, so they stay current in the store: they
+    # are its last word, not what holds now, nor after the rename in history
+    cfg, env = setup(demo_dir)
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text().replace("[sources.x_team]", "[sources.x_members]")
+                      .replace('source = "x_team"', 'source = "x_members"'))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+
+    later = {**env, "GOVERNOR_NOW": "2026-11-22T00:00:00+00:00"}
+
+    def x_sources(*at: str) -> list[str]:
+        shown = run_cli("-c", cfg, "whohas", "x:@northwind", "--json", *at, env=later)
+        assert shown.code == 0, shown.err
+        return sorted(h["source"] for h in json.loads(shown.out)["holders"]
+                      if h["principal"] == "maya.okafor@northwind.example"
+                      and h["path"] == "direct")
+
+    assert x_sources() == ["x_members"]
+    assert x_sources("--at", "2026-11-20T18:00:00+00:00") == ["x_team"]
+    assert x_sources("--at", "2026-11-21T18:00:00+00:00") == ["x_members"]
+    person = json.loads(run_cli("-c", cfg, "person", "E1001", "--json", env=later).out)
+    assert sorted(g["source"] for g in person["grants"] if g["account"] == "x:@northwind"
+                  and g["path"] == "direct") == ["x_members"]

@@ -81,6 +81,12 @@ def _check_rule(session: Session, rule_id: str) -> None:
 at_option = click.option("--at", "at", help="As it was at this time (ISO 8601), from history.")
 
 
+def _reading(ctx: Ctx) -> list[str]:
+    """The sources the config reads: a removed or renamed one's rows are its last word,
+    not what holds now (queries.watched)."""
+    return [name for name, sc in ctx.config.sources.items() if sc.enabled]
+
+
 def _instant(ctx: Ctx, at: str | None) -> datetime | None:
     """--at as an aware instant (naive is read as UTC), or None without it."""
     if not at:
@@ -117,7 +123,7 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
     with sessions(ctx.engine())() as session:
         _require_history(session, when, f"who could reach {account}")
         key, holders = queries.whohas(session, account, when, declared(ctx.config),
-                                        ctx.config.zone)
+                                        ctx.config.zone, _reading(ctx))
     if use_json(ctx, as_json):
         emit_json({"account": key, "at": when, "holders": [h.__dict__ for h in holders]})
         return
@@ -142,7 +148,7 @@ def person(ctx: Ctx, who: str, at: str | None, as_json: bool | None) -> None:
         _require_history(session, when, f"what {who} could reach")
         p = queries.resolve_person(session, who, when, principals, ctx.config.zone)
         info = queries.person_access(session, p.employee_id, when, principals,
-                                     ctx.config.zone)
+                                     ctx.config.zone, _reading(ctx))
     if use_json(ctx, as_json):
         emit_json({**info, "at": when})
         return
