@@ -784,3 +784,18 @@ def test_a_byte_order_mark_is_accepted_in_every_text_format(tmp_path: Path) -> N
     cfg = tmp_path / "governor.toml"
     cfg.write_text(bom + '[governor]\nreport_dir = "r"\n', encoding="utf-8")
     assert config.load(cfg).report_dir == (tmp_path / "r").resolve()
+
+
+def test_rows_of_empty_cells_a_spreadsheet_leaves_below_the_data_are_skipped(
+        tmp_path: Path) -> None:
+    # Excel writes ",,,,,,,,,," for rows below the data that once held something; they
+    # carry no record. A row with any value is still checked in full.
+    text = HR_CSV + ",,,,,,,,,,\n , ,,,,,,,,,\n,,,\n"
+    people = fetch(tmp_path, "hr_file", "hr.csv", text, **HR_SETTINGS)
+    assert [p.employee_id for p in people] == ["E1", "E2", "E3", "E4"]
+    with pytest.raises(DataError) as bad:
+        fetch(tmp_path, "hr_file", "hr2.csv", HR_CSV + ",,,,Active,,,,,,\n", **HR_SETTINGS)
+    assert bad.value.line == 6
+    grants = fetch(tmp_path, "grants_file", "g.csv",
+                   "account,principal,role\nx:@a,ann@corp.example,Admin\n,,\n", )
+    assert len(grants) == 1

@@ -246,7 +246,10 @@ class Table:
                     raise self._not_utf8() from None
                 except csv.Error as exc:
                     raise self._malformed(start, reader.line_num, exc) from None
-                if not cells:
+                # a blank line, or a row of empty cells (",,,,": spreadsheets export
+                # the rows below the data that once held something) is no record
+                if not cells or (not cells[0] or cells[0].isspace()) \
+                        and not "".join(cells).strip():
                     continue
                 if len(cells) != width:
                     raise DataError(self.display, start, None,
