@@ -3,6 +3,7 @@ who holds an account, everything one person holds, and what findings say."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -263,15 +264,15 @@ def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement
              at: datetime | None, declared: Iterable[Declared]) -> ObsPerson | None:
     tiers: tuple[Callable[[], Iterable[ObsPerson]], ...] = (
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id == ref)),
-        lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.email == low)),
+        # email and alias are one tier, as in correlation: an address that is one
+        # person's email and another's alias is ambiguous, not the email owner's
+        lambda: itertools.chain(
+            session.scalars(select(ObsPerson).where(live, ObsPerson.email == low)),
+            _aliased(session, low, live) if "@" in low else ()),
         # logins often look like addresses (gliu@...), so this tier applies to them too
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id.in_(
             select(PrincipalMatch.employee_id).where(PrincipalMatch.principal == low)
             if at is None else _matched_then(session, low, at, declared)))),
-        # aliases live in a JSON list: a scan, so only when nothing indexed matched
-        lambda: (p for p in session.scalars(select(ObsPerson).where(
-            live, ObsPerson.aliases.like(f'%"{escape_like(low)}"%', escape="\\")))
-            if low in json.loads(p.aliases)),
         lambda: _plus_addressed(session, low, live),
     )
     for tier in tiers:
@@ -298,6 +299,13 @@ def _matched_then(session: Session, low: str, at: datetime,
             func.lower(ObsDirectoryAccount.login) == low, _live(ObsDirectoryAccount, at))))
     return sorted({m.employee_id for m in _correlation(session, named, at, declared).values()
                    if m.employee_id})
+
+
+def _aliased(session: Session, low: str, live: ColumnElement[bool]) -> Iterator[ObsPerson]:
+    # aliases live in a JSON list: a LIKE narrows, the list decides
+    return (p for p in session.scalars(select(ObsPerson).where(
+        live, ObsPerson.aliases.like(f'%"{escape_like(low)}"%', escape="\\")))
+        if low in json.loads(p.aliases))
 
 
 def _plus_addressed(session: Session, low: str,

@@ -76,6 +76,24 @@ def test_person_by_address_like_principals_correlation_matched(
     assert who("grace.liux@northwind.example")[0] == 4
 
 
+def test_person_by_an_address_that_is_one_email_and_another_alias_is_ambiguous(
+        demo_dir: Path) -> None:
+    # as in correlation: Maya's email is also Grace's alias, so either could be meant
+    hr = demo_dir / "hr.csv"
+    text = hr.read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("E1005,"))
+    cells = row.split(",")
+    cells[3] = "maya.okafor@northwind.example"
+    hr.write_text(text.replace(row, ",".join(cells)), encoding="utf-8")
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    out = run_cli("-c", cfg, "person", "maya.okafor@northwind.example", env=env)
+    assert out.code == 4 and "E1001" in out.err and "E1005" in out.err
+    assert run_cli("-c", cfg, "person", "E1001", env=env).code == 0
+
+
 def test_findings_refuses_an_unknown_rule_id(demo: tuple[str, dict[str, str]],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     cfg, env = demo
