@@ -3,7 +3,8 @@
     GovernorError                      exit 1   anything governor itself refuses to do
     ├── InputError                     exit 2   bad input; nothing was written
     │   ├── ConfigError                         config file: names the key path
-    │   └── DataError                           a source file: names file, line, field
+    │   ├── DataError                           a source file: names file, line, field
+    │   └── ClockWentBack                       the clock is before the last completed run
     ├── FeedGuardTripped               exit 3   a feed shrank or came back empty; run stopped
     ├── SourceError                    (kept)   one source could not be read; the run goes on
     │                                           with that source marked failed
@@ -42,6 +43,11 @@ class DataError(InputError):
         self.path, self.line, self.field = path, line, field
         where = path if line is None else f"{path}:{line}"
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+class ClockWentBack(InputError):
+    """The clock reads earlier than the start of a run the store already holds: what
+    would be written (history, the audit log) would go out of order."""
 
 
 class SourceError(GovernorError):

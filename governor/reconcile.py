@@ -48,6 +48,7 @@ from governor.rules import RULES
 from governor.rules.base import Severity
 from governor.snapshot import Snapshot
 from governor.sources import CONNECTORS, SourceContext
+from governor.timeline import forward_only
 
 
 @dataclass
@@ -226,12 +227,13 @@ def _reusable(session: Session, prev: Run | None, summary: dict[str, Any],
               evaluation: str | None, now: datetime, opts: RunOptions) -> _Reuse | None:
     """The last run's evaluation when this run would repeat it exactly: the same data,
     links, declared principals, configuration and governor (`evaluation`), every source
-    read then and now, `now` not before that run nor at or past the first time limit
-    its answers depended on, no offboarding step done since that the data must confirm,
-    and its access matrix still on disk when a report is due."""
+    read then and now, `now` not at or past the first time limit its answers depended
+    on (nor before that run: run() refuses such a clock), no offboarding step done
+    since that the data must confirm, and its access matrix still on disk when a report
+    is due."""
     if not opts.reuse or evaluation is None or prev is None or prev.status != "ok":
         return None
-    if summary.get("evaluation") != evaluation or now < prev.started_at:
+    if summary.get("evaluation") != evaluation:
         return None
     horizon = summary.get("horizon")
     if horizon is not None and (not isinstance(horizon, str)
@@ -267,8 +269,12 @@ class _Phases:
 
 def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> RunResult:
     phases = _Phases()
-    now = clock()
     audit.lock(session)
+    # the time is read holding the writers' lock, so a run that waited for another one
+    # reads it after that one's start; a clock that still says earlier went back, and
+    # is refused before the run row or anything else is written
+    now = clock()
+    forward_only(session, now, "a run")
     r = Run(started_at=now, status="running", actor=opts.actor, forced=False)
     session.add(r)
     session.flush()

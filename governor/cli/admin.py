@@ -30,8 +30,19 @@ from governor.models import AuditEntry, Finding, PrincipalLink, PrincipalMatch, 
 from governor.queries import resolve_person
 from governor.rules import RULES
 from governor.sources import CONNECTORS
+from governor.timeline import forward_only
 
 MAX_EXCEPTION_DAYS = 366  # an accepted risk is revisited at least yearly
+
+
+def _now(ctx: Ctx, session: Session, what: str) -> datetime:
+    """The time a writer records, read in its transaction (after the writers' lock, so
+    after any run it waited for) and refused if it is before the last run's start:
+    an entry in the audit log, an exception or a link is read in sequence with the
+    runs around it (see governor.timeline)."""
+    now = ctx.clock()
+    forward_only(session, now, what)
+    return now
 
 
 @click.command()
@@ -125,8 +136,8 @@ def link(ctx: Ctx, source: str, principal: str, who: str, reason: str) -> None:
                 f"{d.source}/{d.principal} is declared a {d.kind} account in "
                 f"{ctx.config_path} ([[principals]]), and a declaration comes before any "
                 "link: remove the declaration to link the principal to a person")
-    now = ctx.clock()
     with transaction(ctx.engine()) as s:
+        now = _now(ctx, s, "a link")
         eid = resolve_person(s, who).employee_id
         auto = _automatic_matches(s, source, low)
         other = next((m for m in auto if m.employee_id != eid), None)
@@ -175,8 +186,8 @@ def _automatic_matches(session: Session, source: str, low: str) -> list[Principa
 @pass_ctx
 def unlink(ctx: Ctx, source: str, principal: str, reason: str) -> None:
     """End a link made with `governor link`."""
-    now = ctx.clock()
     with transaction(ctx.engine()) as s:
+        now = _now(ctx, s, "a link")
         rows = list(s.scalars(select(PrincipalLink).where(
             PrincipalLink.source == source, PrincipalLink.principal == principal.lower(),
             PrincipalLink.ended_at.is_(None))))
@@ -213,17 +224,17 @@ def _finding(session: Session, ref: str) -> Finding:
 @pass_ctx
 def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: datetime) -> None:
     """Accept the risk of one FINDING (id or key) until --expires."""
-    now = ctx.clock()
     zone = ctx.config.zone
     # the risk is accepted through the last day, to midnight after it where the
     # organisation is (midnight UTC ended it at 16:00 on that day in California)
     until = day_end(expires.date(), zone)
-    if until <= now:
-        raise click.BadParameter("must be in the future", param_hint="--expires")
-    if until - now > timedelta(days=MAX_EXCEPTION_DAYS):
-        raise click.BadParameter(f"at most {MAX_EXCEPTION_DAYS} days ahead",
-                                 param_hint="--expires")
     with transaction(ctx.engine()) as s:
+        now = _now(ctx, s, "an exception")
+        if until <= now:
+            raise click.BadParameter("must be in the future", param_hint="--expires")
+        if until - now > timedelta(days=MAX_EXCEPTION_DAYS):
+            raise click.BadParameter(f"at most {MAX_EXCEPTION_DAYS} days ahead",
+                                     param_hint="--expires")
         f = _finding(s, finding)
         if f.status == "resolved":
             raise InputError(f"finding {f.id} is resolved; nothing to accept")
@@ -278,8 +289,8 @@ def exception_list(ctx: Ctx, show_all: bool, as_json: bool | None) -> None:
 @pass_ctx
 def exception_revoke(ctx: Ctx, exception_id: int, reason: str) -> None:
     """Revoke an accepted risk; its finding opens again."""
-    now = ctx.clock()
     with transaction(ctx.engine()) as s:
+        now = _now(ctx, s, "an exception")
         e = s.get(RiskException, exception_id)
         if e is None or e.revoked_at is not None:
             raise NotFound(f"no active exception {exception_id}")
@@ -415,7 +426,7 @@ def nightly(ctx: Ctx, replace: bool, reason: str | None) -> None:
         # some files gone: restore just those, never touching the evidence still there
         restore = ([f for f, n in names.items() if n not in there]
                    if there and not replace else None)
-        now = ctx.clock()
+        now = _now(ctx, s, "a report")
         snap = state.snapshot(s, ctx.config, r.started_at,
                               {n: True for n in ctx.config.sources})
         rep = nightly_report(s, ctx.config, r, snap)

@@ -25,6 +25,7 @@ from governor.models import OffboardCase
 from governor.offboard import cases, receipt
 from governor.offboard.plan import Plan, build
 from governor.queries import resolve_person
+from governor.timeline import forward_only
 
 
 class _PersonFirst(click.Group):
@@ -95,7 +96,9 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
             raise GovernorError("not executed: " + "; ".join(limits)
                                 + ". Rerun with --force --reason '...' if this is right.")
         with transaction(engine) as s:
-            case_id = cases.open_case(s, plan, ctx.clock(), ctx.actor, trigger="manual",
+            now = ctx.clock()  # in the transaction: after the writers' lock
+            forward_only(s, now, "offboarding")
+            case_id = cases.open_case(s, plan, now, ctx.actor, trigger="manual",
                                       reason=reason, ticket=ticket, forced=bool(limits),
                                       force_reason=reason if limits else None).id
     else:

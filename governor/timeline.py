@@ -1,0 +1,48 @@
+"""The store's time only goes forward: nothing is written at an instant before the last
+completed run started.
+
+History versions are stamped with their run's start (first seen, last seen, ended), and
+`whohas --at` / `person --at` answer from those stamps; the audit log and an offboarding
+receipt are read as a sequence of times. A clock that went back (a host whose clock
+stepped back, a stale GOVERNOR_NOW) would write rows that claim to come before what the
+store already holds: a version ended before it began, a leaver's access "removed"
+before the run that still saw it. So every writer refuses such a clock instead, inside
+its transaction and after the writers' lock (db.transaction), so that two writers
+cannot both pass the check against a run the other is about to commit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from governor.errors import ClockWentBack
+from governor.models import Run
+
+COMPLETED = ("ok", "partial")  # runs that wrote history (an aborted one wrote none)
+
+
+def _instant(at: datetime) -> str:
+    # to the second, unless only a fraction of one tells the two times apart
+    spec = "microseconds" if at.microsecond else "seconds"
+    return at.astimezone(UTC).isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def forward_only(session: Session, now: datetime, what: str) -> None:
+    """Raise ClockWentBack when `now` is before the start of the latest completed run;
+    `what` names what would be recorded ("a run", "an exception"), for the message.
+
+    The latest by start, not by id: a store that already took a run from a clock gone
+    back still refuses anything before the latest time it holds. The same instant is
+    allowed: a fixed GOVERNOR_NOW runs again at the time it names."""
+    last = session.execute(
+        select(Run.id, Run.started_at).where(Run.status.in_(COMPLETED))
+        .order_by(Run.started_at.desc(), Run.id.desc()).limit(1)).first()
+    if last is None or now >= last.started_at:
+        return
+    raise ClockWentBack(
+        f"the clock says {_instant(now)}, before run {last.id} started at "
+        f"{_instant(last.started_at)}: {what} cannot go back in time; fix the system clock "
+        "or GOVERNOR_NOW")

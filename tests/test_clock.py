@@ -1,0 +1,164 @@
+"""A clock that went back is refused: nothing is written at an instant before a run the
+store already holds (history, the audit log and receipts would go out of order)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import demo_env, run_cli, sql_rows
+
+from governor.clock import fixed_clock, parse_instant
+from governor.config import load as load_config
+from governor.db import make_engine, transaction
+from governor.errors import ClockWentBack
+from governor.models import Run
+from governor.reconcile import RunOptions, job
+
+LAST = "2026-12-08T02:30:00+00:00"  # the second run's start: the latest the store holds
+BACK = "2026-11-01T00:00:00+00:00"  # a clock that went back past it
+REFUSED = ("the clock says 2026-11-01T00:00:00Z, before run 2 started at "
+           "2026-12-08T02:30:00Z: {} cannot go back in time; fix the system clock or "
+           "GOVERNOR_NOW")
+TABLES = ("run", "source_read", "obs_person", "obs_directory_account", "obs_social_account",
+          "obs_grant", "obs_credential", "principal_match", "principal_link", "finding",
+          "risk_exception", "audit_log", "offboard_case", "offboard_step")
+
+
+def two_runs(demo_dir: Path, db_url: str) -> tuple[str, dict[str, str], str]:
+    """The demo reconciled on its day and again at LAST; returns config, env and URL."""
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env(db_url if db_url.startswith("postgresql") else None)
+    url = env.get("GOVERNOR_DATABASE_URL") or f"sqlite:///{demo_dir}/governor-demo.db"
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", env=env).code == 0
+    second = run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": LAST})
+    assert second.code == 0, second.err
+    return cfg, env, url
+
+
+def store(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    return {t: sql_rows(url, f"SELECT * FROM {t} ORDER BY 1") for t in TABLES}
+
+
+def files(demo_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((demo_dir / "reports").iterdir())}
+
+
+def test_a_run_whose_clock_went_back_is_refused_and_writes_nothing(demo_dir: Path,
+                                                                   db_url: str) -> None:
+    cfg, env, url = two_runs(demo_dir, db_url)
+    before, reports = store(url), files(demo_dir)
+    back = {**env, "GOVERNOR_NOW": BACK}
+    # --reevaluate: it had resolved a critical leaver finding as fixed, seen from November
+    out = run_cli("-c", cfg, "reconcile", "--reevaluate", env=back)
+    assert out.code == 2, out.err
+    assert out.err.strip() == "governor: " + REFUSED.format("a run")
+    answered = run_cli("-c", cfg, "reconcile", "--json", env=back)
+    assert answered.code == 2
+    assert json.loads(answered.out) == {"status": "error", "exit_code": 2,
+                                        "error": REFUSED.format("a run")}
+    # no run row (not even an aborted one), no history, no audit entry, no report
+    assert store(url) == before
+    assert files(demo_dir) == reports
+    # the same instant again is no step back: a pinned GOVERNOR_NOW reruns
+    again = run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": LAST})
+    assert again.code == 0, again.err
+
+
+def test_a_run_waiting_for_another_checks_the_clock_after_it(demo_dir: Path,
+                                                             db_url: str) -> None:
+    """The check is made holding the writers' lock: a run that waits for another sees
+    that one's start, instead of passing the check before it commits and then writing
+    history older than it."""
+    cfg, env, url = two_runs(demo_dir, db_url)
+    config = load_config(cfg)
+    engine = make_engine(url)
+    waiting = make_engine(url)
+    failure: list[BaseException] = []
+    started = threading.Event()
+
+    def late_run() -> None:
+        started.set()
+        try:
+            job(waiting, config, fixed_clock(parse_instant("2026-12-10T00:00:00Z")),
+                RunOptions(actor="tester", write_report=False))
+        except BaseException as exc:  # noqa: BLE001 - the test reads it below
+            failure.append(exc)
+
+    worker = threading.Thread(target=late_run)
+    try:
+        with transaction(engine) as s:
+            # a run that started after 2026-12-10 is committing while the other starts
+            s.add(Run(started_at=parse_instant("2026-12-11T00:00:00Z"),
+                      finished_at=parse_instant("2026-12-11T00:05:00Z"), status="ok",
+                      actor="tester", forced=False))
+            s.flush()
+            worker.start()
+            assert started.wait(10)
+            time.sleep(1.0)  # it is waiting for the writers' lock meanwhile
+        worker.join(60)
+    finally:
+        engine.dispose()
+        waiting.dispose()
+    assert not worker.is_alive()
+    assert len(failure) == 1 and isinstance(failure[0], ClockWentBack), failure
+    assert "before run 3 started at 2026-12-11T00:00:00Z" in str(failure[0])
+    assert [r for (r,) in sql_rows(url, "SELECT status FROM run ORDER BY id")] == \
+        ["ok", "ok", "ok"]
+
+
+@pytest.mark.parametrize("what", ["exception", "link", "offboard"])
+def test_other_writers_refuse_a_clock_that_went_back(demo_dir: Path, db_url: str,
+                                                     what: str) -> None:
+    cfg, env, url = two_runs(demo_dir, db_url)
+    back = {**env, "GOVERNOR_NOW": BACK}
+    now = {**env, "GOVERNOR_NOW": LAST}
+    if what == "exception":
+        key = "user-mfa-missing:E1006"
+        commands: list[tuple[str, ...]] = [("exception", "add", key, "--reason", "accepted",
+                                            "--approver", "ciso", "--expires", "2026-11-30")]
+        done = run_cli("-c", cfg, "exception", "add", key, "--reason", "accepted",
+                       "--approver", "ciso", "--expires", "2026-12-30", env=now)
+        assert done.code == 0, done.err
+        commands.append(("exception", "revoke", "1", "--reason", "no longer"))
+        message = REFUSED.format("an exception")
+    elif what == "link":
+        commands = [("link", "vault", "studio@brightlane.example", "A4001", "--reason",
+                     "the agency's shared address is their lead's")]
+        message = REFUSED.format("a link")
+    else:
+        # a receipt's step times are the evidence of how fast access went
+        commands = [("offboard", "E1012", "--execute", "--reason", "left in March")]
+        opened = run_cli("-c", cfg, "offboard", "E1012", "--execute", "--reason",
+                         "left in March", "--json", env=now)
+        assert opened.code == 0, opened.err
+        case = json.loads(opened.out)["case"]
+        status = run_cli("-c", cfg, "offboard", "status", "E1012", "--json", env=now)
+        step = str(json.loads(status.out)[0]["steps"][0]["id"])
+        commands += [("offboard", "E1012", "--execute"),  # resuming the open case
+                     ("offboard", "done", str(case), step, "--note", "removed by hand"),
+                     ("offboard", "waive", str(case), step, "--reason", "not needed")]
+        message = REFUSED.format("offboarding")
+    before = store(url)
+    for args in commands:
+        out = run_cli("-c", cfg, *args, env=back)
+        assert (out.code, out.err.strip()) == (2, "governor: " + message), args
+    assert store(url) == before
+
+
+def test_an_older_clock_is_fine_before_any_run(tmp_path: Path) -> None:
+    """Only what the store holds sets the bound: a fresh store takes any time."""
+    (tmp_path / "governor.toml").write_text("[governor]\n")
+    cfg = str(tmp_path / "governor.toml")
+    env = {"GOVERNOR_DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}",
+           "GOVERNOR_NOW": "2001-01-01T00:00:00Z"}
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    assert datetime.fromisoformat(str(sql_rows(env["GOVERNOR_DATABASE_URL"],
+                                               "SELECT started_at FROM run")[0][0])).year == 2001
