@@ -108,6 +108,29 @@ def writers_one_at_a_time(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITERS_LOCK})
 
 
+def migrations_one_at_a_time(conn: Connection) -> None:
+    """Serialise schema migrations on PostgreSQL, in the migration's own transaction.
+
+    Several daemon replicas may run `governor db upgrade` as they start: without it,
+    both saw an empty database and the second failed creating alembic_version (an
+    IntegrityError) once the first committed. Holding this, the second waits until the
+    first commits and then finds the schema at head: nothing to do.
+
+    The writers' key, not a key of its own: a migration is a writer too. A run (or an
+    `exception add`) that held row locks while an ALTER TABLE waited for them, and then
+    needed a table the migration had already locked, would deadlock; with one key the
+    two never overlap, and an upgrade waits for a nightly run to finish instead of
+    changing the schema under it. SQLite needs nothing: a migration's connection is a
+    writer (WRITE), so BEGIN IMMEDIATE keeps a second one out already.
+
+    A transaction-level lock: it goes with the commit, or with the rollback of a
+    migration that failed, so a crashed upgrade leaves nothing held. (A migration that
+    commits part way through, alembic's autocommit_block, would let it go early: none
+    does.)"""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITERS_LOCK})
+
+
 @contextmanager
 def indexes_deferred(conn: Connection, *tables: Table) -> Iterator[None]:
     """Bulk-load empty tables without their secondary indexes, built once at the end.

@@ -17,12 +17,15 @@ if engine is None:  # plain `alembic` CLI: take the URL from alembic.ini / -x ur
         raise SystemExit("give the database with -x url=... ")
     engine = make_engine(url)
 
-from governor.db import WRITE  # noqa: E402 - after the engine, as above
+from governor.db import WRITE, migrations_one_at_a_time  # noqa: E402 - after the engine
 
 with engine.connect().execution_options(**WRITE) as connection:  # a writer: see db.WRITE
     context.configure(connection=connection, target_metadata=Base.metadata,
                       render_as_batch=connection.dialect.name == "sqlite",
                       compare_type=True)
     with context.begin_transaction():
+        # before alembic reads the version table: a second upgrade started at the same
+        # moment waits here, then reads the first one's result
+        migrations_one_at_a_time(connection)
         context.run_migrations()
     connection.commit()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from conftest import demo_env, run_cli, sql_rows
-from sqlalchemy import Connection, Engine, create_engine, inspect
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 from governor import db
 from governor.models import Base, PrincipalMatch
@@ -160,3 +161,47 @@ def test_tables_updated_every_night_leave_room_on_postgresql_pages(pg_url: str) 
     db.downgrade(engine, "0003")
     assert {v for _, v in sql_rows(pg_url, sql)} == {None}
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_upgrades_started_together_take_turns_on_postgresql(tmp_path: Path,
+                                                            pg_url: str) -> None:
+    """Daemon replicas starting together each run `db upgrade` on a fresh database: the
+    second died on alembic_version (IntegrityError). Now each waits for the writers' lock;
+    here both wait behind a writer the test holds, are let go together, and the one
+    that gets the lock second finds nothing to do."""
+    (tmp_path / "governor.toml").write_text("[governor]\n")
+    env = {**os.environ, "GOVERNOR_DATABASE_URL": pg_url}
+    cmd = [sys.executable, "-m", "governor", "-c", str(tmp_path / "governor.toml"), "db",
+           "upgrade"]
+    waiting_sql = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND classid = 0 AND objid = :k AND database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())")
+    engine = create_engine(pg_url)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        with engine.connect() as holder, engine.connect() as watcher:
+            holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": db.WRITERS_LOCK})
+            procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for _ in range(2)]
+            waiting, deadline = 0, time.monotonic() + 60
+            while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+                waiting = watcher.execute(waiting_sql, {"k": db.WRITERS_LOCK}).scalar_one()
+                watcher.rollback()
+                if waiting == 2:
+                    break
+                time.sleep(0.1)
+            assert waiting == 2, "both upgrades should wait for the writers' lock"
+            holder.commit()  # let both go at the same moment
+        outcomes = [(*p.communicate(timeout=120), p.returncode) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        engine.dispose()
+    for out, err, code in outcomes:
+        assert (code, out.strip()) == (0, f"database at {db.SCHEMA_HEAD}"), err
+        assert "Traceback" not in err, err
+    assert sql_rows(pg_url, "SELECT version_num FROM alembic_version") == [(db.SCHEMA_HEAD,)]
