@@ -21,9 +21,10 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from governor.errors import GovernorError
+from governor.errors import GovernorError, StoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -37,7 +38,12 @@ SCHEMA_HEAD = "0004"
 def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    engine = create_engine(url, future=True)
+    try:
+        engine = create_engine(url, future=True)
+    except ImportError as exc:
+        # SQLAlchemy imports the driver here and lets its ImportError through: a
+        # traceback for what is an install step
+        raise _driver_missing(url, exc) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take control so a run is one
@@ -46,6 +52,18 @@ def make_engine(url: str) -> Engine:
     elif engine.dialect.name == "postgresql":
         event.listen(engine, "connect", _pg_utc)
     return engine
+
+
+def _driver_missing(url: str, exc: ImportError) -> StoreError:
+    """The store's Python driver is not installed (or cannot load, as psycopg without
+    libpq): what to install, in one line. Never the URL: it may hold a password."""
+    why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if make_url(url).get_backend_name() == "postgresql":
+        return StoreError(f"the PostgreSQL driver (psycopg) cannot be loaded ({why}): "
+                          "install governor with its postgres extra, "
+                          "pip install 'governor[postgres]'")
+    return StoreError(f"the database URL needs a driver that cannot be loaded ({why}); "
+                      "governor supports sqlite:/// and postgresql://")
 
 
 # Execution options of a connection that will write (transaction() and migrations set it).

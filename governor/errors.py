@@ -9,7 +9,8 @@
     ├── SourceError                    (kept)   one source could not be read; the run goes on
     │                                           with that source marked failed
     ├── StoreError                     exit 1   the database cannot be reached or used (down,
-    │                                           refused, locked, a URL it cannot take)
+    │                                           refused, locked, a URL it cannot take, its
+    │                                           driver not installed)
     ├── OutputError                    exit 1   a report or receipt could not be written (disk
     │                                           full, no permission); nothing of it was left
     ├── NotFound                       exit 4   a person, account or finding that is not there

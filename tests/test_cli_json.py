@@ -4,6 +4,7 @@ parses stdout must not get nothing. stderr and the exit code stay as they were."
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,26 @@ def test_a_store_that_cannot_be_used_is_one_line_without_its_url(
     assert said in out.err and "Traceback" not in out.err
     assert "s3cret-pw" not in out.err + out.out
     assert json.loads(out.out)["status"] == "error"
+
+
+@pytest.mark.parametrize(("url", "module", "said"), [
+    ("postgresql://governor:s3cret-pw@127.0.0.1/governor", "psycopg",
+     "the PostgreSQL driver (psycopg) cannot be loaded (import of psycopg halted; None in "
+     "sys.modules): install governor with its postgres extra, "
+     "pip install 'governor[postgres]'"),
+    ("mysql+pymysql://governor:s3cret-pw@127.0.0.1/governor", "pymysql",
+     "the database URL needs a driver that cannot be loaded (import of pymysql halted; "
+     "None in sys.modules); governor supports sqlite:/// and postgresql://"),
+], ids=["postgresql", "other"])
+def test_a_driver_that_is_not_installed_is_one_line_saying_what_to_install(
+        demo_dir: Path, monkeypatch: pytest.MonkeyPatch, url: str, module: str,
+        said: str) -> None:
+    # governor's own dependencies leave psycopg out: it comes with governor[postgres]
+    monkeypatch.setitem(sys.modules, module, None)  # `import psycopg` now fails
+    cfg = str(demo_dir / "governor.toml")
+    env = {**demo_env(), "GOVERNOR_DATABASE_URL": url}
+    for args in (("db", "upgrade"), ("findings", "--json")):
+        out = run_cli("-c", cfg, *args, env=env)
+        assert (out.code, out.err) == (1, f"governor: {said}\n"), args
+        assert "s3cret-pw" not in out.out
+    assert json.loads(out.out) == {"status": "error", "exit_code": 1, "error": said}
