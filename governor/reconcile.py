@@ -23,7 +23,7 @@ from governor import audit, findings, history, state
 from governor.clock import Clock
 from governor.config import Config
 from governor.db import indexes_deferred, refresh_statistics, transaction
-from governor.errors import FeedGuardTripped, SourceError
+from governor.errors import ClockWentBack, FeedGuardTripped, SourceError
 from governor.models import (
     ObsCredential,
     ObsDirectoryAccount,
@@ -267,6 +267,20 @@ class _Phases:
         self._last = now
 
 
+def _clock_check(session: Session, now: datetime, opts: RunOptions) -> str | None:
+    """Refuse a clock behind the last run (timeline.forward_only), unless --force says
+    the clock is right now: a clock that ran ahead for one night would otherwise stop
+    every run until real time caught up. Returns what was overridden, to audit."""
+    try:
+        forward_only(session, now, "a run")
+    except ClockWentBack as exc:
+        if opts.force and opts.reason:
+            return str(exc)
+        raise ClockWentBack(f"{exc}; if it is right now (it was ahead before), rerun with "
+                            "--force --reason '...'") from None
+    return None
+
+
 def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> RunResult:
     phases = _Phases()
     audit.lock(session)
@@ -274,10 +288,14 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     # reads it after that one's start; a clock that still says earlier went back, and
     # is refused before the run row or anything else is written
     now = clock()
-    forward_only(session, now, "a run")
+    went_back = _clock_check(session, now, opts)
     r = Run(started_at=now, status="running", actor=opts.actor, forced=False)
     session.add(r)
     session.flush()
+    if went_back:
+        r.forced, r.force_reason = True, opts.reason
+        audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
+                     reason=opts.reason, detail={"clock_went_back": went_back})
     outcomes = read_sources(session, config, r.id, now)
     phases.done("read_sources")
     problems = feed_guard(config, outcomes)

@@ -6,9 +6,13 @@ History versions are stamped with their run's start (first seen, last seen, ende
 receipt are read as a sequence of times. A clock that went back (a host whose clock
 stepped back, a stale GOVERNOR_NOW) would write rows that claim to come before what the
 store already holds: a version ended before it began, a leaver's access "removed"
-before the run that still saw it. So every writer refuses such a clock instead, inside
-its transaction and after the writers' lock (db.transaction), so that two writers
+before the run that still saw it. So writers refuse such a clock instead, inside
+their transaction and after the writers' lock (db.transaction), so that two writers
 cannot both pass the check against a run the other is about to commit.
+
+Two exceptions: `reconcile --force --reason` runs anyway, audited (a clock that was
+ahead for one night would otherwise stop every run until real time caught up), and
+offboarding is never refused: removing a leaver's access must not wait for a clock.
 """
 
 from __future__ import annotations

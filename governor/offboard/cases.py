@@ -22,7 +22,6 @@ from governor.errors import GovernorError, NotFound, SourceError
 from governor.models import OffboardCase, OffboardStep
 from governor.offboard.plan import Plan
 from governor.sources import CONNECTORS, Action, Connector
-from governor.timeline import forward_only
 
 FINISHED = ("done", "waived")
 
@@ -86,9 +85,6 @@ def execute(engine: Engine, config: Config, case_id: int, clock: Clock, actor: s
             kinds: Callable[[OffboardStep], bool] = lambda _s: True) -> list[Outcome]:
     """Carry out the case's automatic steps in order; returns what happened to each."""
     with transaction(engine) as s:
-        # each step's times are the receipt's evidence of how fast access went: a clock
-        # gone back would show it removed before a run that still saw it
-        forward_only(s, clock(), "offboarding")
         todo = [st.id for st in steps_of(s, case_id)
                 if st.automatic and st.state not in FINISHED and kinds(st)]
     connectors: dict[str, Connector] = {}
@@ -186,7 +182,6 @@ def settle(engine: Engine, case_id: int, step_ref: str, clock: Clock, actor: str
             raise GovernorError(f"step {st.id} is automatic: run `governor offboard "
                                 f"{case.employee_id} --execute`, or waive it with a reason")
         now = clock()
-        forward_only(s, now, "offboarding")
         if waive_reason is not None:
             st.state, st.note = "waived", waive_reason
         else:
