@@ -227,13 +227,13 @@ def _reusable(session: Session, prev: Run | None, summary: dict[str, Any],
               evaluation: str | None, now: datetime, opts: RunOptions) -> _Reuse | None:
     """The last run's evaluation when this run would repeat it exactly: the same data,
     links, declared principals, configuration and governor (`evaluation`), every source
-    read then and now, `now` not at or past the first time limit its answers depended
-    on (nor before that run: run() refuses such a clock), no offboarding step done
-    since that the data must confirm, and its access matrix still on disk when a report
-    is due."""
+    read then and now, `now` not before that run (only a run forced past the clock
+    check gets here so) nor at or past the first time limit its answers depended on, no
+    offboarding step done since that the data must confirm, and its access matrix still
+    on disk when a report is due."""
     if not opts.reuse or evaluation is None or prev is None or prev.status != "ok":
         return None
-    if summary.get("evaluation") != evaluation:
+    if summary.get("evaluation") != evaluation or now < prev.started_at:
         return None
     horizon = summary.get("horizon")
     if horizon is not None and (not isinstance(horizon, str)

@@ -35,15 +35,16 @@ def _instant(at: datetime) -> str:
 
 
 def forward_only(session: Session, now: datetime, what: str) -> None:
-    """Raise ClockWentBack when `now` is before the start of the latest completed run;
+    """Raise ClockWentBack when `now` is before the start of the last completed run;
     `what` names what would be recorded ("a run", "an exception"), for the message.
 
-    The latest by start, not by id: a store that already took a run from a clock gone
-    back still refuses anything before the latest time it holds. The same instant is
+    The last by id, not the latest by start: a run forced past this check (the clock
+    was ahead before, `reconcile --force`) sets the bound from then on, so the next
+    night and the other commands go on without an override. The same instant is
     allowed: a fixed GOVERNOR_NOW runs again at the time it names."""
     last = session.execute(
         select(Run.id, Run.started_at).where(Run.status.in_(COMPLETED))
-        .order_by(Run.started_at.desc(), Run.id.desc()).limit(1)).first()
+        .order_by(Run.id.desc()).limit(1)).first()
     if last is None or now >= last.started_at:
         return
     raise ClockWentBack(

@@ -85,6 +85,16 @@ def test_a_clock_that_was_ahead_is_overridden_with_force_and_audited(
         == [(True, "the clock was a month ahead on 2026-12-08")]
     (detail,) = sql_rows(url, "SELECT detail FROM audit_log WHERE action = 'run.forced'")[0]
     assert json.loads(str(detail)) == {"clock_went_back": REFUSED.format("a run")}
+    # evaluated afresh for November: December's answers are not carried back
+    assert sql_rows(url, "SELECT summary FROM run ORDER BY id DESC LIMIT 1")[0][0] \
+        and json.loads(str(sql_rows(url, "SELECT summary FROM run ORDER BY id DESC LIMIT 1"
+                                    )[0][0]))["reused_run"] is None
+    # from then on the forced run is the bound: the next night needs no override
+    later = {**env, "GOVERNOR_NOW": "2026-11-02T00:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 0
+    added = run_cli("-c", cfg, "exception", "add", "user-mfa-missing:E1006", "--reason", "ok",
+                    "--approver", "ciso", "--expires", "2026-11-20", env=later)
+    assert added.code == 0, added.err
 
 
 def test_a_run_waiting_for_another_checks_the_clock_after_it(demo_dir: Path,
