@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 import time
@@ -200,6 +201,45 @@ def test_disabling_a_rule_resolves_its_findings_as_disabled(demo_dir: Path) -> N
     rows = query(url, "SELECT DISTINCT status, resolution FROM finding "
                       "WHERE rule_id = 'dormant-grant'")
     assert rows == [("resolved", "rule disabled")]
+
+
+def disable_rule(demo_dir: Path, rule_id: str) -> None:
+    path = demo_dir / "governor.toml"
+    text_ = path.read_text()
+    assert f"[rules.{rule_id}]" in text_
+    path.write_text(text_.replace(f"[rules.{rule_id}]", f"[rules.{rule_id}]\nenabled = false"))
+
+
+def test_the_report_says_a_disabled_rules_findings_were_not_fixed(demo_dir: Path) -> None:
+    """The report and `findings --status resolved` say how each finding resolved: an
+    auditor must not read "rule disabled" as "fixed"."""
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    disable_rule(demo_dir, "dormant-grant")
+    out = run_cli("-c", cfg, "reconcile", "--json", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    run_id = json.loads(out.out)["run"]
+    (n,) = query(url, "SELECT count(*) FROM finding WHERE resolution = 'rule disabled'")[0]
+    assert isinstance(n, int) and n > 0
+    reports = demo_dir / "reports"
+    data = json.loads((reports / f"nightly-{run_id}.json").read_text(encoding="utf-8"))
+    disabled = [f for f in data["resolved"] if f["rule_id"] == "dormant-grant"]
+    assert len(disabled) == n and {f["resolution"] for f in disabled} == {"rule disabled"}
+    with open(reports / f"nightly-{run_id}.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][-1] == "resolution"
+    assert sorted(r[-1] for r in rows[1:] if r[0] == "resolved" and r[2] == "dormant-grant") \
+        == ["rule disabled"] * n
+    html = (reports / f"nightly-{run_id}.html").read_text(encoding="utf-8")
+    assert f"By resolution: {n} rule disabled" in html
+    assert html.count('<td class="resolution">rule disabled</td>') == n
+    listed = run_cli("-c", cfg, "findings", "--status", "resolved", env=env)
+    assert listed.code == 0, listed.err
+    header, *lines = listed.out.splitlines()
+    assert "RESOLUTION" in header.split()
+    assert sum("dormant-grant" in ln and "rule disabled" in ln for ln in lines) == n
+    # open findings need no such column
+    assert "RESOLUTION" not in run_cli("-c", cfg, "findings", env=env).out
 
 
 def test_audit_log_is_append_only_and_verifiable(demo_dir: Path, db_url: str) -> None:

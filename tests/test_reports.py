@@ -111,7 +111,7 @@ def hostile_report(**kw: object) -> NightlyReport:
         ],
         "new": [finding("new-1", "critical", message="+ new admin on x")],
         "resolved": [finding("gone-1", "medium", status="resolved", message="-resolved one",
-                             resolved_at=T0)],
+                             resolved_at=T0, resolution="rule disabled")],
         "open": [finding("new-1", "critical", message="+ new admin on x"),
                  finding("old-1", "low", message="@dormant grant"),
                  finding("old-2", "high", message="-no MFA")],
@@ -400,16 +400,52 @@ def test_findings_csv_carries_each_findings_evidence(tmp_path: Path) -> None:
     report = hostile_report()
     rows = read_csv(write_nightly(report, tmp_path)["csv"])
     header, body = rows[0], rows[1:]
-    assert header[-1] == "evidence" and header[:-1] == list(FINDING_COLUMNS[:-1])
-    assert len(header) == 18 and header[8] == "message"  # earlier columns kept their places
+    assert header == list(FINDING_COLUMNS) and header[17] == "evidence"
+    assert header[8] == "message"  # earlier columns kept their places
     for row in body:
-        evidence = json.loads(row[-1])
+        evidence = json.loads(row[17])
         assert evidence["person_name"] == SCRIPT and evidence["handle"] == FORMULA
         assert evidence["left_on"] == "2026-11-11T02:00:00Z"
     # the cell gets safe_cell's treatment like every other: a JSON text that starts as a
     # formula (a number or a sign) is neutralised
     row = (*finding_row(finding("k")),)
-    assert csv_cells("open", (*row[:7], "-1", *row[8:]))[-1] == "'-1"
+    assert csv_cells("open", (*row[:7], "-1", *row[8:]))[17] == "'-1"
+
+
+def test_resolved_findings_say_how_they_resolved(tmp_path: Path) -> None:
+    """A finding resolved because its rule was disabled (or its source removed) is no
+    fix: every format says how each resolved finding resolved."""
+    fixed = finding("gone-2", "low", status="resolved", message="fixed one",
+                    resolved_at=T0, resolution="fixed")
+    report = hostile_report(resolved=[*hostile_report().resolved, fixed])
+    paths = write_nightly(report, tmp_path)
+    rows = read_csv(paths["csv"])
+    header = rows[0]
+    # appended after every earlier column, so a consumer reading by position is unaffected
+    assert header[-1] == "resolution" and header[:18] == [
+        "section", "key", "rule", "severity", "outcome", "status", "person", "account",
+        "message", "first_seen", "last_seen", "remediation", "title", "resolved_at",
+        "exception_reason", "exception_approver", "exception_expires", "evidence"]
+    by_key = {(r[0], r[1]): r[-1] for r in rows[1:]}
+    assert by_key[("resolved", "gone-1")] == "rule disabled"
+    assert by_key[("resolved", "gone-2")] == "fixed"
+    assert by_key[("open", "old-1")] == "" and by_key[("new", "new-1")] == ""
+    data = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert [(f["key"], f["resolution"]) for f in data["resolved"]] == [
+        ("gone-1", "rule disabled"), ("gone-2", "fixed")]
+    assert data["open"][0]["resolution"] is None
+    html = paths["html"].read_text(encoding="utf-8")
+    changed = html[html.index('id="changed"'):html.index('id="open"')]
+    resolved = changed[changed.index("Resolved findings"):]
+    assert "<th>Resolution</th>" in resolved
+    assert '<td class="resolution">rule disabled</td>' in resolved
+    assert '<td class="resolution">fixed</td>' in resolved
+    assert "By resolution: 1 fixed, 1 rule disabled." in resolved
+    assert 'id="not-fixed"' in resolved
+    # the new findings' table has no such column
+    assert "<th>Resolution</th>" not in changed[:changed.index("Resolved findings")]
+    only_fixed = write_nightly(hostile_report(resolved=[fixed]), tmp_path / "fixed")
+    assert 'id="not-fixed"' not in only_fixed["html"].read_text(encoding="utf-8")
 
 
 def test_demo_findings_csv_evidence_is_the_json_reports(demo_dir: Path) -> None:
@@ -421,8 +457,8 @@ def test_demo_findings_csv_evidence_is_the_json_reports(demo_dir: Path) -> None:
     rows = read_csv(reports / "nightly-1.csv")
     in_json = {f["key"]: f["evidence"]
                for f in json.loads((reports / "nightly-1.json").read_text())["open"]}
-    in_csv = {r[1]: json.loads(r[-1]) for r in rows[1:] if r[0] == "open"}
-    assert rows[0][-1] == "evidence" and in_csv == in_json and len(in_csv) > 20
+    in_csv = {r[1]: json.loads(r[17]) for r in rows[1:] if r[0] == "open"}
+    assert rows[0][17] == "evidence" and in_csv == in_json and len(in_csv) > 20
 
 
 def test_findings_csv_has_a_row_per_finding_per_section(tmp_path: Path) -> None:
@@ -676,7 +712,7 @@ def test_finding_json_is_what_json_dumps_writes() -> None:
     row = (f"rule:{hostile}", "orphan-grant", hostile, "high", "fail", "excepted", hostile,
            json.dumps({"b": hostile, "a": [1, None]}, sort_keys=True), hostile,
            ("SOC2 CC6.1", hostile), None, hostile, when_, when_, None,
-           {"reason": hostile, "approver": "a", "expires": "2027-01-01T00:00:00Z"})
+           {"reason": hostile, "approver": "a", "expires": "2027-01-01T00:00:00Z"}, hostile)
     text = finding_json(row)
     expected = {"key": row[0], "rule_id": row[1], "title": row[2], "severity": "high",
                 "outcome": "fail", "status": "excepted", "message": hostile,
@@ -685,7 +721,8 @@ def test_finding_json_is_what_json_dumps_writes() -> None:
                 "first_seen": "2026-11-20T12:00:00Z", "last_seen": "2026-11-20T12:00:00Z",
                 "resolved_at": None, "exception": {"approver": "a",
                                                    "expires": "2027-01-01T00:00:00Z",
-                                                   "reason": hostile}}
+                                                   "reason": hostile},
+                "resolution": hostile}
     assert json.loads(text) == expected
     # byte for byte json.dumps, but for the evidence: that is the stored text, verbatim
     del expected["evidence"]

@@ -61,9 +61,11 @@ def findings(ctx: Ctx, severity: str | None, rule_id: str | None, status: str, o
                     "last_seen": f.last_seen_at, "resolved_at": f.resolved_at,
                     "resolution": f.resolution} for f in rows])
         return
-    table([(f.id, f.severity, f.rule_id, f.outcome if f.outcome != "fail" else "",
-            f.status, f.message) for f in rows],
-          ("id", "severity", "rule", "outcome", "status", "message"))
+    # "rule disabled" or "source removed" is no fix: say which, as the report does
+    why = ("resolution",) if status in ("resolved", "all") else ()
+    table([(f.id, f.severity, f.rule_id, f.outcome if f.outcome != "fail" else "", f.status,
+            *((f.resolution,) if why else ()), f.message) for f in rows],
+          ("id", "severity", "rule", "outcome", "status", *why, "message"))
     click.echo(f"\n{len(rows)} finding(s)")
 
 

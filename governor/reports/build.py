@@ -51,14 +51,15 @@ class _Sections:
         rules = {rid: (r.title, r.remediation, r.controls) for rid, r in RULES.items()}
         exceptions = self.exceptions if name == "excepted" else {}
         for key, rule_id, sev, outcome, status, msg, ev, person, account, first, last, \
-                resolved in db.stream(conn, sql, params):
+                resolved, resolution in db.stream(conn, sql, params):
             title, remediation, controls = rules.get(rule_id, (rule_id, "", ()))
             yield (key, rule_id, title, sev, outcome, status, msg, ev, remediation,
-                   controls, person, account, first, last, resolved, exceptions.get(key))
+                   controls, person, account, first, last, resolved, exceptions.get(key),
+                   resolution)
 
 
 _RAW_COLS = ("key, rule_id, severity, outcome, status, message, evidence, person, account, "
-             "first_seen_at, last_seen_at, resolved_at")
+             "first_seen_at, last_seen_at, resolved_at, resolution")
 _RAW_ORDER = ("CASE severity " + " ".join(f"WHEN '{s.value}' THEN {-s.rank}" for s in Severity)
               + " ELSE 0 END, rule_id, key")
 _RAW_WHERE = {  # which findings make up each section of the report

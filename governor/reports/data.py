@@ -58,13 +58,16 @@ class FindingLine:
     last_seen: datetime
     resolved_at: datetime | None = None
     exception: dict[str, Any] | None = None  # reason, approver, expires for excepted ones
+    # Why a resolved finding resolved (findings.py): "fixed", or "rule disabled" and
+    # "source removed", which are not fixes: nobody looks any more. None unless resolved.
+    resolution: str | None = None
 
 
 # One finding as the writers that stream every finding take it, in FindingLine's field
 # order: (key, rule_id, title, severity, outcome, status, message, evidence, remediation,
-# controls, person, account, first_seen, last_seen, resolved_at, exception), with the
-# evidence as JSON text (passed through as stored, never decoded and re-encoded) and
-# the timestamps as the store returns them (text on SQLite, datetime on PostgreSQL).
+# controls, person, account, first_seen, last_seen, resolved_at, exception, resolution),
+# with the evidence as JSON text (passed through as stored, never decoded and re-encoded)
+# and the timestamps as the store returns them (text on SQLite, datetime on PostgreSQL).
 FindingRow = tuple[Any, ...]
 
 
@@ -139,3 +142,6 @@ class NightlyReport:
     # lists are complete.
     stream: Callable[[str], Iterator[FindingRow]] | None = field(repr=False, default=None)
     totals: dict[str, int] = field(default_factory=dict)
+    # How many findings of the resolved section resolved each way ("fixed": 3, "rule
+    # disabled": 120), most first; write_nightly counts them as it writes that section.
+    resolutions: dict[str, int] = field(default_factory=dict)

@@ -8,8 +8,10 @@
   each source says what this run read and, in `data_from`, the earlier read whose data
   the run used instead (a failed source's last good read, an unchanged export's read);
 - nightly-N.csv: one row per finding per section (new, resolved, open, unknown, excepted),
-  columns FINDING_COLUMNS; the last, evidence, is the finding's evidence as the one-line
-  JSON text the store holds (appended, so earlier columns keep their places);
+  columns FINDING_COLUMNS. Columns are only ever appended, so a consumer reading by
+  position keeps working: evidence (the finding's evidence as the one-line JSON text the
+  store holds), then resolution (why a resolved finding resolved: fixed, rule disabled,
+  source removed; empty for the others);
 - access-matrix-N.csv: every matrix row, streamed;
 
 and refreshes nightly-latest.html / nightly-latest.json. All files appear together or
@@ -55,6 +57,7 @@ FINDING_COLUMNS = (
     "section", "key", "rule", "severity", "outcome", "status", "person", "account",
     "message", "first_seen", "last_seen", "remediation", "title", "resolved_at",
     "exception_reason", "exception_approver", "exception_expires", "evidence",
+    "resolution",
 )
 MATRIX_COLUMNS = MatrixRow._fields
 
@@ -183,7 +186,7 @@ def finding_row(f: FindingLine) -> FindingRow:
     return (f.key, f.rule_id, f.title, f.severity, f.outcome, f.status, f.message,
             json.dumps(jsonable(f.evidence), ensure_ascii=False, allow_nan=False),
             f.remediation, f.controls, f.person, f.account, f.first_seen, f.last_seen,
-            f.resolved_at, f.exception)
+            f.resolved_at, f.exception, f.resolution)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -214,7 +217,8 @@ def csv_cells(name: str, f: FindingRow) -> list[str]:
                 name, f[0], f[1], f[3], f[4], f[5], f[10], f[11], f[6],
                 when(f[12]), when(f[13]), f[8], f[2], when(f[14]),
                 *((None, None, None) if exc is None else
-                  (exc.get("reason"), exc.get("approver"), exc.get("expires"))), f[7])]
+                  (exc.get("reason"), exc.get("approver"), exc.get("expires"))), f[7],
+                f[16])]
 
 
 # -- JSON ------------------------------------------------------------------------------
@@ -237,7 +241,8 @@ def finding_json(f: FindingRow) -> str:
             f'"message": {enc(f[6])}, "evidence": {f[7]}, "remediation": {rule[2]}, '
             f'"controls": {rule[3]}, "person": {_str(f[10])}, "account": {_str(f[11])}, '
             f'"first_seen": {_when_json(f[12])}, "last_seen": {_when_json(f[13])}, '
-            f'"resolved_at": {_when_json(f[14])}, "exception": {exc}}}')
+            f'"resolved_at": {_when_json(f[14])}, "exception": {exc}, '
+            f'"resolution": {_str(f[16])}}}')
 
 
 @functools.lru_cache(maxsize=65536)
@@ -299,10 +304,16 @@ def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
     batch: list[str] = []
     streamed = report.stream is not None
     shown = _Shown(max(report.findings_html_max, 0))
+    # counted on the way, for the HTML: it shows only the first resolved findings, and a
+    # thousand "rule disabled" among them must not pass for a thousand fixes
+    resolutions: dict[str, int] = {}
 
     def both(name: str) -> Iterator[FindingRow]:
         keep = shown.keeper(name)
         for f in section(report, name):
+            if name == "resolved":
+                why = f[16] or "not recorded"
+                resolutions[why] = resolutions.get(why, 0) + 1
             batch.append(csv_line(csv_cells(name, f)))
             if len(batch) >= 5000:
                 csv_fh.write("\r\n".join(batch) + "\r\n")
@@ -314,6 +325,7 @@ def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
     _write_json(report, json_fh, both, matrix_rows=matrix_rows, matrix_csv=matrix_csv)
     if batch:
         csv_fh.write("\r\n".join(batch) + "\r\n")
+    report.resolutions = dict(sorted(resolutions.items(), key=lambda kv: (-kv[1], kv[0])))
     if streamed:
         for name in SECTIONS:
             setattr(report, name, [finding_line_of(f) for f in shown.rows[name]])
@@ -355,7 +367,7 @@ def finding_line_of(f: FindingRow) -> FindingLine:
                        status=f[5], message=f[6], evidence=json.loads(f[7]),
                        remediation=f[8], controls=tuple(f[9]), person=f[10], account=f[11],
                        first_seen=as_utc(f[12]) or _EPOCH, last_seen=as_utc(f[13]) or _EPOCH,
-                       resolved_at=as_utc(f[14]), exception=f[15])
+                       resolved_at=as_utc(f[14]), exception=f[15], resolution=f[16])
 
 
 def _write_json(report: NightlyReport, fh: TextIO,
