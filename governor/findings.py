@@ -161,6 +161,7 @@ class Merge:
         resolve: list[tuple[Any, ...]] = []
         gone: dict[str, list[str]] = {}  # a finding's sources -> those no longer configured
         unwatched: dict[str, int] = {}
+        switched_off: dict[str, int] = {}  # rule id -> findings resolved as disabled
         for key, (fid, rule_id, _outcome, _opened, _content, src) in self.live.items():
             if key in self.reported:
                 continue
@@ -169,7 +170,8 @@ class Merge:
             if removed is None:
                 removed = gone[src] = [n for n in json.loads(src or "[]") if n not in source_ok]
             if rule_id in off:
-                resolution = "rule disabled"
+                resolution = "rule disabled"  # not a fix either: finding.rule_disabled
+                switched_off[rule_id] = switched_off.get(rule_id, 0) + 1
             elif removed:
                 # a source that decided it is disabled or gone from the config: the problem
                 # may still be there, nobody looks any more; "fixed" would be a false record
@@ -188,6 +190,13 @@ class Merge:
                          subject=", ".join(sorted(unwatched)),
                          reason="sources removed from the config",
                          detail={"resolved_by_source": dict(sorted(unwatched.items()))})
+        if switched_off:
+            # closed unfixed, like a removed source's: the log says by which rules, and how
+            # many, so "resolved" in the findings table never stands there unexplained
+            audit.record(self.session, self.now, actor, "finding.rule_disabled",
+                         subject=", ".join(sorted(switched_off)),
+                         reason="rules disabled in the config",
+                         detail={"resolved_by_rule": dict(sorted(switched_off.items()))})
         if resolve:
             m = self.m
             self.conn.exec_driver_sql(

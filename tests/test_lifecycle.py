@@ -242,6 +242,33 @@ def test_the_report_says_a_disabled_rules_findings_were_not_fixed(demo_dir: Path
     assert "RESOLUTION" not in run_cli("-c", cfg, "findings", env=env).out
 
 
+def test_disabling_rules_is_audited_with_what_it_resolved(demo_dir: Path, db_url: str) -> None:
+    # like a removed source's, a disabled rule's findings close unfixed: one entry per run
+    # names the rules and how many findings each closed
+    cfg, env = setup(demo_dir, db_url)
+    url = url_of(demo_dir, env)
+    expected = {rule: n for rule, n in query(
+        url, "SELECT rule_id, count(*) FROM finding WHERE status != 'resolved' AND rule_id "
+             "IN ('dormant-grant', 'too-many-admins') GROUP BY rule_id")}
+    assert len(expected) == 2
+    disable_rule(demo_dir, "dormant-grant")
+    disable_rule(demo_dir, "too-many-admins")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    audited = query(url, "SELECT subject, reason, detail FROM audit_log WHERE action = "
+                         "'finding.rule_disabled'")
+    assert len(audited) == 1
+    subject, reason, detail = audited[0]
+    assert subject == "dormant-grant, too-many-admins" and reason == "rules disabled in the config"
+    assert json.loads(str(detail)) == {"resolved_by_rule": expected}
+    # nothing left to close the next night: no second entry
+    again = run_cli("-c", cfg, "reconcile", "--no-report",
+                    env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert again.code == 0, again.err
+    assert len(query(url, "SELECT id FROM audit_log WHERE action = 'finding.rule_disabled'")) == 1
+    assert run_cli("-c", cfg, "audit", "verify", env=env).code == 0
+
+
 def test_audit_log_is_append_only_and_verifiable(demo_dir: Path, db_url: str) -> None:
     cfg, env = setup(demo_dir, db_url)
     url = url_of(demo_dir, env)
