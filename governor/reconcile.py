@@ -45,7 +45,7 @@ from governor.reports.data import MatrixFile
 from governor.reports.nightly import LATEST, write_nightly
 from governor.reports.retention import prune as prune_reports
 from governor.rules import RULES
-from governor.rules.base import Severity
+from governor.rules.base import Rule, Severity
 from governor.snapshot import Snapshot
 from governor.sources import CONNECTORS, SourceContext
 from governor.timeline import forward_only
@@ -201,15 +201,64 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
     merge = findings.Merge(session, run_id, now)
     disabled = []
     for rule_id, rule in sorted(RULES.items()):
-        rc = config.rule(rule_id)
-        if rc is not None and not rc.enabled:
+        enabled, severity, params = _rule_settings(config, rule_id, rule)
+        if not enabled:
             disabled.append(rule_id)
             continue
-        params = {**rule.defaults(), **(rc.params if rc else {})}
-        severity = Severity(rc.severity) if rc and rc.severity else None
         deciding = [n for k in rule.needs for n in state.enabled(config, k)]
         merge.add(findings.Evaluated(rule, severity, rule.results(snap, params), deciding))
     return merge.finish(ok, disabled, actor)
+
+
+def _rule_settings(config: Config, rule_id: str, rule: Rule
+                   ) -> tuple[bool, Severity | None, dict[str, Any]]:
+    """Whether a rule runs, its severity override and its parameters (defaults filled in)."""
+    rc = config.rule(rule_id)
+    return (rc is None or rc.enabled, Severity(rc.severity) if rc and rc.severity else None,
+            {**rule.defaults(), **(rc.params if rc else {})})
+
+
+def rule_settings(config: Config) -> dict[str, dict[str, Any]]:
+    """Every rule's effective settings, as the run summary keeps them (JSON data, so the
+    next run compares like with like): enabled, severity, parameters."""
+    out = {}
+    for rule_id, rule in sorted(RULES.items()):
+        enabled, severity, params = _rule_settings(config, rule_id, rule)
+        out[rule_id] = {"enabled": enabled, "severity": (severity or rule.severity).value,
+                        "params": params}
+    found: dict[str, dict[str, Any]] = json.loads(json.dumps(out, sort_keys=True, default=str))
+    return found
+
+
+def _flat(settings: Any) -> dict[str, Any]:
+    """One rule's settings as {"enabled": ..., "severity": ..., "params.NAME": ...}."""
+    if not isinstance(settings, dict):
+        return {}  # the rule did not exist on that side
+    params = settings.get("params")
+    return {**{k: v for k, v in settings.items() if k != "params"},
+            **({f"params.{k}": v for k, v in params.items()} if isinstance(params, dict)
+               else {})}
+
+
+def audit_rule_changes(session: Session, now: datetime, actor: str, prev: Run | None,
+                       before: Any, after: dict[str, dict[str, Any]]) -> None:
+    """One config.rules_changed entry when the rules' effective settings differ from those
+    of the previous completed run: a changed severity, parameter or switch changes what
+    the findings say, and the config file keeps no history of its own. A previous run
+    that recorded none (the first run, or one before governor kept them) is not
+    compared: there is nothing to tell a change from."""
+    if prev is None or not isinstance(before, dict) or before == after:
+        return
+    changed: dict[str, dict[str, list[Any]]] = {}
+    for rule_id in sorted(set(before) | set(after)):
+        old, new = _flat(before.get(rule_id)), _flat(after.get(rule_id))
+        diff = {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)}
+        if diff:
+            changed[rule_id] = diff  # {"params.max_days": [90, 60]}: before, after
+    audit.record(session, now, actor, "config.rules_changed", subject=", ".join(changed),
+                 reason=f"rule settings differ from those of run {prev.id}",
+                 detail={"since_run": prev.id, "changed": changed})
 
 
 def _previous(session: Session, run_id: int) -> tuple[Run | None, dict[str, Any]]:
@@ -314,6 +363,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     correlation = state.correlation_key(session, config, {o.name: o.digest for o in outcomes})
     evaluation = state.evaluation_key(correlation, config)
     prev, prev_summary = _previous(session, r.id)
+    rules = rule_settings(config)
+    audit_rule_changes(session, now, opts.actor, prev, prev_summary.get("rules"), rules)
     reuse = _reusable(session, prev, prev_summary, evaluation, now, opts)
     snap: Snapshot | None = None
     if reuse is not None:
@@ -360,7 +411,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
         r.summary = json.dumps({
             "counts": c, "sources": {o.name: o.count for o in outcomes},
             "failed": [o.name for o in outcomes if not o.ok], "correlation": correlation,
-            "evaluation": evaluation, "horizon": horizon,
+            "evaluation": evaluation, "horizon": horizon, "rules": rules,
             "reused_run": reuse.run_id if reuse is not None else None,
             "matrix": {"file": str(matrix.path), "rows": matrix.rows} if matrix else None})
         detail: dict[str, Any] = {"status": r.status, "counts": c,

@@ -269,6 +269,54 @@ def test_disabling_rules_is_audited_with_what_it_resolved(demo_dir: Path, db_url
     assert run_cli("-c", cfg, "audit", "verify", env=env).code == 0
 
 
+def test_a_change_of_rule_settings_between_runs_is_audited_once(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+
+    def night(now: str) -> None:
+        out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": now})
+        assert out.code == 0, out.err
+
+    def changes() -> list[tuple[object, ...]]:
+        return query(url, "SELECT subject, reason, detail FROM audit_log "
+                          "WHERE action = 'config.rules_changed' ORDER BY id")
+
+    night(DAY2)  # same config as the first run: nothing to say
+    assert changes() == []
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text()
+                      .replace("max_admins = 3", "max_admins = 4")
+                      .replace("[rules.review-overdue]\n", "[rules.review-overdue]\n"
+                               "severity = \"critical\"\n"))
+    disable_rule(demo_dir, "dormant-grant")
+    night("2026-11-22T12:00:00+00:00")
+    (entry,) = changes()
+    assert entry[0] == "dormant-grant, review-overdue, too-many-admins"
+    assert entry[1] == "rule settings differ from those of run 2"
+    assert json.loads(str(entry[2])) == {"since_run": 2, "changed": {
+        "dormant-grant": {"enabled": [True, False]},
+        "review-overdue": {"severity": ["medium", "critical"]},
+        "too-many-admins": {"params.max_admins": [3, 4]}}}
+    # recorded in the run where the settings changed, not again the night after
+    night("2026-11-23T12:00:00+00:00")
+    assert len(changes()) == 1
+    # a previous run that kept no settings (one before they were recorded) is not
+    # compared: a first look is no change
+    engine = create_engine(url)
+    with engine.begin() as c:
+        for rid, summary in c.execute(text("SELECT id, summary FROM run")).all():
+            kept = {k: v for k, v in json.loads(summary).items() if k != "rules"}
+            c.execute(text("UPDATE run SET summary = :s WHERE id = :i"),
+                      {"s": json.dumps(kept), "i": rid})
+    engine.dispose()
+    config.write_text(config.read_text().replace("max_admins = 4", "max_admins = 5"))
+    night("2026-11-24T12:00:00+00:00")
+    assert len(changes()) == 1
+    night("2026-11-25T12:00:00+00:00")
+    assert len(changes()) == 1
+    assert run_cli("-c", cfg, "audit", "verify", env=env).code == 0
+
+
 def test_audit_log_is_append_only_and_verifiable(demo_dir: Path, db_url: str) -> None:
     cfg, env = setup(demo_dir, db_url)
     url = url_of(demo_dir, env)
