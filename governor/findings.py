@@ -3,7 +3,8 @@
 A finding is ``<rule id>:<subject>``. It stays open while its rule keeps reporting it,
 resolves when the rule stops, but only if every source that decides the rule was read
 successfully in this run (a failed feed must never look like a fix), and is excepted
-while an accepted risk covers it. An expired exception reopens it.
+while an accepted risk covers it. An expired exception reopens it; so does a revoked one
+(at once), and the next run reports either among what changed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class FindingStats:
     held: int = 0  # not reported, but not resolved because a deciding source failed
     excepted: int = 0
     reopened_by_expiry: list[str] = field(default_factory=list)
+    reopened_by_revoke: list[str] = field(default_factory=list)  # since the last run
 
 
 def key_of(rule_id: str, subject: str) -> str:
@@ -275,7 +277,25 @@ def _apply_exceptions(session: Session, run_id: int, now: datetime, actor: str,
         e.expired_seen_at = now
         audit.record(session, now, actor, "exception.expired", subject=e.finding_key,
                      detail={"exception": e.id, "expired": e.expires_at.isoformat()})
+    _report_revoked(session, run_id, now, stats)
     session.flush()
+
+
+def _report_revoked(session: Session, run_id: int, now: datetime, stats: FindingStats) -> None:
+    """`exception revoke` reopened these findings at once, between runs: this run lists
+    each among what changed (opened in this run), as it does one an expiry reopened.
+    Once: the exception is then marked seen. A finding excepted again since, or resolved
+    by this run, has nothing to report."""
+    for e in session.scalars(select(RiskException).where(
+            RiskException.revoked_at.is_not(None), RiskException.revoke_seen_at.is_(None))
+            .order_by(RiskException.id)):
+        e.revoke_seen_at = now
+        f = session.scalar(select(Finding).where(Finding.key == e.finding_key))
+        if f is None or f.status != "open" or f.opened_run_id == run_id:
+            continue  # (opened in this run already: counted once)
+        f.opened_run_id = run_id
+        stats.new += 1
+        stats.reopened_by_revoke.append(f.key)
 
 
 def counts(session: Session, run_id: int) -> dict[str, dict[str, int]]:

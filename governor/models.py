@@ -282,6 +282,9 @@ class RiskException(Base):
     revoked_by: Mapped[str | None]
     revoke_reason: Mapped[str | None] = mapped_column(Text)
     expired_seen_at: Mapped[datetime | None]  # when a run found it expired and reopened
+    # when a run found it revoked and reported its finding reopened (revoke reopens it
+    # at once, outside any run)
+    revoke_seen_at: Mapped[datetime | None]
 
 
 class AuditEntry(Base):

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import demo_env, run_cli, sql_rows
@@ -150,6 +151,42 @@ def test_exception_rules_and_revoke(demo_dir: Path) -> None:
     assert statuses(url)[key] == "open"
     actions = [a for (a,) in query(url, "SELECT action FROM audit_log ORDER BY id")]
     assert actions[-2:] == ["exception.added", "exception.revoked"]
+
+
+def test_a_revoked_exceptions_finding_shows_as_new_in_the_next_report(demo_dir: Path,
+                                                                       db_url: str) -> None:
+    """Revoking reopens the finding at once, between runs; the next run's report lists it
+    among what changed, as it does a finding an expiry reopened, and only that run's."""
+    cfg, env = setup(demo_dir, db_url)
+    url = url_of(demo_dir, env)
+    key = "single-owner:x:@northwind_help"
+
+    def night(now: str) -> dict[str, Any]:
+        out = run_cli("-c", cfg, "reconcile", "--json", env={**env, "GOVERNOR_NOW": now})
+        assert out.code == 0, out.err
+        run_id = json.loads(out.out)["run"]
+        found: dict[str, Any] = json.loads(
+            (demo_dir / "reports" / f"nightly-{run_id}.json").read_text(encoding="utf-8"))
+        return found
+
+    assert run_cli("-c", cfg, "exception", "add", key, "--reason", "r", "--approver", "a",
+                   "--expires", "2026-12-01", env=env).code == 0
+    excepted = night(DAY2)
+    assert key in [f["key"] for f in excepted["excepted"]]
+    (exc_id,) = query(url, "SELECT id FROM risk_exception")[0]
+    assert run_cli("-c", cfg, "exception", "revoke", str(exc_id), "--reason", "owner left",
+                   env={**env, "GOVERNOR_NOW": "2026-11-21T15:00:00+00:00"}).code == 0
+    assert statuses(url)[key] == "open"
+    reopened = night("2026-11-22T12:00:00+00:00")
+    assert [f["key"] for f in reopened["new"]] == [key]
+    assert reopened["counts"]["new"] == {"medium": 1}
+    assert key in [f["key"] for f in reopened["open"]]
+    html = (demo_dir / "reports" / f"nightly-{reopened['run_id']}.html").read_text()
+    changed = html[html.index('id="changed"'):html.index("Resolved findings")]
+    assert "New findings (1)" in changed and "single-owner" in changed
+    # reported once: the night after, it is an open finding like any other
+    later = night("2026-11-23T12:00:00+00:00")
+    assert later["new"] == [] and key in [f["key"] for f in later["open"]]
 
 
 def test_a_problem_that_returns_is_the_same_finding_reopened(demo_dir: Path) -> None:

@@ -7,14 +7,15 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import demo_env, run_cli, sql_rows
-from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, select, text
 
 from governor import db
-from governor.models import Base, PrincipalMatch
+from governor.models import Base, PrincipalMatch, RiskException, Run
 
 
 def test_one_head() -> None:
@@ -61,6 +62,31 @@ def test_cli_db_commands(tmp_path: Path, db_url: str) -> None:
     checked = run_cli("-c", str(cfg), "db", "check", env=env)
     assert checked.code == 0 and "one head" in checked.out
     assert "code head" in run_cli("-c", str(cfg), "db", "current", env=env).out
+
+
+def test_upgrading_does_not_report_revokes_the_last_run_already_applied(db_url: str) -> None:
+    """0005: an exception revoked before the last completed run started is marked seen
+    (that run applied it); one revoked since is left for the next run to report."""
+    engine = db.make_engine(db_url)
+    db.upgrade(engine, "0004")
+    t0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    exc = RiskException.__table__
+    with engine.begin() as c:
+        c.execute(Run.__table__.insert().values(started_at=t0, finished_at=t0, status="ok",
+                                                actor="a"))
+        c.execute(Run.__table__.insert().values(started_at=t0 + timedelta(hours=2),
+                                                status="aborted", actor="a"))
+        for key, revoked in (("before", t0 - timedelta(hours=1)),
+                             ("after", t0 + timedelta(hours=1)), ("active", None)):
+            c.execute(exc.insert().values(  # type: ignore[attr-defined]
+                finding_key=key, reason="r", approver="a", expires_at=t0 + timedelta(days=9),
+                created_by="a", created_at=t0 - timedelta(days=1), revoked_at=revoked))
+    db.upgrade(engine)
+    with engine.connect() as c:
+        seen = {k: v for k, v in c.execute(
+            select(exc.c.finding_key, exc.c.revoke_seen_at))}  # type: ignore[attr-defined]
+    engine.dispose()
+    assert seen == {"before": t0 - timedelta(hours=1), "after": None, "active": None}
 
 
 def index_names(engine: Engine) -> set[str]:

@@ -192,6 +192,21 @@ def test_exceptions_still_apply_and_expire_on_a_carried_night(demo_dir: Path) ->
         ("open", after["run"])]
 
 
+def test_a_revoke_shows_as_new_on_a_carried_night(demo_dir: Path) -> None:
+    horizon = first_run(demo_dir)
+    cfg = str(demo_dir / "governor.toml")
+    key = "single-owner:x:@northwind_help"
+    assert run_cli("-c", cfg, "exception", "add", key, "--reason", "r", "--approver", "a",
+                   "--expires", "2026-12-01", env=demo_env()).code == 0
+    (exc_id,) = query(demo_dir / "governor-demo.db", "SELECT id FROM risk_exception")[0]
+    assert run_cli("-c", cfg, "exception", "revoke", str(exc_id), "--reason", "r",
+                   env=demo_env()).code == 0
+    carried = reconcile(demo_dir, before(horizon))
+    assert carried["reused_run"] == 1 and carried["counts"]["new"] == {"medium": 1}
+    report = json.loads((demo_dir / "reports" / f"nightly-{carried['run']}.json").read_text())
+    assert [f["key"] for f in report["new"]] == [key]
+
+
 def test_carrying_forward_on_both_engines(demo_dir: Path, db_url: str) -> None:
     env = demo_env(db_url if db_url.startswith("postgresql") else None)
     url = env.get("GOVERNOR_DATABASE_URL") or f"sqlite:///{demo_dir}/governor-demo.db"
