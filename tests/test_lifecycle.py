@@ -151,6 +151,32 @@ def test_exception_rules_and_revoke(demo_dir: Path) -> None:
     assert statuses(url)[key] == "open"
     actions = [a for (a,) in query(url, "SELECT action FROM audit_log ORDER BY id")]
     assert actions[-2:] == ["exception.added", "exception.revoked"]
+    again = run_cli("-c", cfg, "exception", "revoke", str(exc_id), "--reason", "twice",
+                    env=env)
+    assert again.code == 4 and f"no active exception {exc_id}: it was revoked on" in again.err
+
+
+def test_an_expired_exception_cannot_be_revoked(demo_dir: Path) -> None:
+    # it no longer accepts anything: a revoke would record a decision that changed nothing
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "single-owner:x:@northwind_help"
+    assert run_cli("-c", cfg, "exception", "add", key, "--reason", "r", "--approver", "a",
+                   "--expires", "2026-11-25", env=env).code == 0
+    (exc_id,) = query(url, "SELECT id FROM risk_exception")[0]
+    late = {**env, "GOVERNOR_NOW": "2026-11-27T12:00:00+00:00"}
+    before = query(url, "SELECT count(*) FROM audit_log")
+    out = run_cli("-c", cfg, "exception", "revoke", str(exc_id), "--reason", "too late", env=late)
+    assert out.code == 4
+    assert f"no active exception {exc_id}: it has expired (its last day was 2026-11-25)" \
+        in out.err
+    assert query(url, "SELECT count(*) FROM audit_log") == before
+    assert query(url, "SELECT revoked_at FROM risk_exception") == [(None,)]
+    # the next run reopens its finding as an expiry, and `exception list` says expired
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=late).code == 0
+    assert statuses(url)[key] == "open"
+    listed = json.loads(run_cli("-c", cfg, "exception", "list", "--all", "--json", env=late).out)
+    assert [e["status"] for e in listed] == ["expired"]
 
 
 def test_a_revoked_exceptions_finding_shows_as_new_in_the_next_report(demo_dir: Path,

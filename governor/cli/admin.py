@@ -292,8 +292,18 @@ def exception_revoke(ctx: Ctx, exception_id: int, reason: str) -> None:
     with transaction(ctx.engine()) as s:
         now = _now(ctx, s, "an exception")
         e = s.get(RiskException, exception_id)
-        if e is None or e.revoked_at is not None:
+        if e is None:
             raise NotFound(f"no active exception {exception_id}")
+        if e.revoked_at is not None:
+            raise NotFound(f"no active exception {exception_id}: it was revoked on "
+                           f"{e.revoked_at:%Y-%m-%d} by {e.revoked_by}")
+        if e.expires_at <= now:
+            # an expired exception accepts nothing any more: a revoke would log a decision
+            # that changed nothing, and read as if the risk had been held until today
+            raise NotFound(f"no active exception {exception_id}: it has expired (its last "
+                           f"day was {last_day(e.expires_at, ctx.config.zone)}), so there is "
+                           "nothing to revoke; the first run after the expiry reopens its "
+                           "finding")
         e.revoked_at, e.revoked_by, e.revoke_reason = now, ctx.actor, reason
         s.flush()
         f = s.scalar(select(Finding).where(Finding.key == e.finding_key))
