@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from governor import audit, db, history
-from governor.models import Finding, RiskException
+from governor.models import AuditEntry, Finding, RiskException, Run
 from governor.rules.base import Result, Rule, Severity
 
 CHUNK = 500
@@ -298,17 +298,84 @@ def _report_revoked(session: Session, run_id: int, now: datetime, stats: Finding
         stats.reopened_by_revoke.append(f.key)
 
 
-def counts(session: Session, run_id: int) -> dict[str, dict[str, int]]:
+@dataclass(frozen=True)
+class ExceptionsThen:
+    """The exceptions a run applied, told after the run: those active when it applied
+    them (at its start), less those added since, plus those revoked since.
+
+    Between runs `exception add` and `exception revoke` change findings' statuses at
+    once, so a report written again later must not read excepted from the status. What
+    they changed since the run comes from the audit log, where each is an entry after
+    the run's own run.completed: exact whatever the clock of the host that ran the
+    command said (or GOVERNOR_NOW), which times compared with the run's would not be."""
+
+    at: datetime  # when the run applied exceptions: its start
+    added: frozenset[int]  # exception ids added after the run
+    revoked: frozenset[int]  # exception ids revoked after the run
+
+    def covers(self, e: RiskException) -> bool:
+        return (e.id not in self.added and e.expires_at > self.at
+                and (e.revoked_at is None or e.id in self.revoked))
+
+    def sql(self, m: str) -> tuple[str, tuple[Any, ...]]:
+        """A condition on a `finding` row: an exception the run applied covers it; with its
+        parameters (`m` is the driver's placeholder)."""
+        where = ["e.finding_key = finding.key", f"e.expires_at > {m}"]
+        params: list[Any] = [history.ts(self.at)]
+        revoked = sorted(self.revoked)
+        where.append("e.revoked_at IS NULL" if not revoked else
+                     f"(e.revoked_at IS NULL OR e.id IN ({', '.join([m] * len(revoked))}))")
+        params += revoked
+        if self.added:
+            where.append(f"e.id NOT IN ({', '.join([m] * len(self.added))})")
+            params += sorted(self.added)
+        return (f"EXISTS (SELECT 1 FROM risk_exception e WHERE {' AND '.join(where)})",
+                tuple(params))
+
+
+def exceptions_then(session: Session, run: Run) -> ExceptionsThen:
+    """The exceptions `run` applied (see ExceptionsThen). Only the store's latest
+    completed run is written again, so few entries follow its run.completed."""
+    done = session.scalar(select(AuditEntry.id).where(
+        AuditEntry.action == "run.completed", AuditEntry.subject == f"run {run.id}"))
+    added: set[int] = set()
+    revoked: set[int] = set()
+    if done is None:
+        # every completed run logs one; without it, the clocks are all there is
+        for e in session.scalars(select(RiskException)):
+            if e.created_at > run.started_at:
+                added.add(e.id)
+            if e.revoked_at is not None and e.revoked_at > run.started_at:
+                revoked.add(e.id)
+        return ExceptionsThen(run.started_at, frozenset(added), frozenset(revoked))
+    for action, detail in session.execute(select(AuditEntry.action, AuditEntry.detail).where(
+            AuditEntry.id > done,
+            AuditEntry.action.in_(("exception.added", "exception.revoked")))):
+        exc = json.loads(detail).get("exception")
+        if isinstance(exc, int):
+            (added if action == "exception.added" else revoked).add(exc)
+    return ExceptionsThen(run.started_at, frozenset(added), frozenset(revoked))
+
+
+def counts(session: Session, run_id: int, then: ExceptionsThen | None = None
+           ) -> dict[str, dict[str, int]]:
     """Findings per section and severity, counted by the database (a large organisation
-    has hundreds of thousands)."""
+    has hundreds of thousands). With `then`, as the run left them: excepted as the
+    exceptions it applied say, not as the findings' status says now."""
     out: dict[str, Counter[str]] = {k: Counter() for k in
                                     ("new", "open", "resolved", "unknown", "excepted")}
     session.flush()  # the statement below does not autoflush as an ORM query would
     m = db.mark(session.connection())
+    status = "status"
+    params: tuple[Any, ...] = ()
+    if then is not None:
+        covered, params = then.sql(m)
+        status = (f"CASE WHEN status = 'resolved' THEN 'resolved' WHEN {covered} "
+                  f"THEN 'excepted' ELSE 'open' END")
     rows = session.connection().exec_driver_sql(
-        f"SELECT status, outcome, severity, CASE WHEN opened_run_id = {m} THEN 1 ELSE 0 END,"
-        f" CASE WHEN resolved_run_id = {m} THEN 1 ELSE 0 END, count(*) FROM finding "
-        f"GROUP BY 1, 2, 3, 4, 5", (run_id, run_id))
+        f"SELECT {status}, outcome, severity, CASE WHEN opened_run_id = {m} THEN 1 ELSE 0 "
+        f"END, CASE WHEN resolved_run_id = {m} THEN 1 ELSE 0 END, count(*) FROM finding "
+        f"GROUP BY 1, 2, 3, 4, 5", (*params, run_id, run_id))
     for status, outcome, sev, opened_now, resolved_now, n in rows:
         if status == "resolved":
             if resolved_now:

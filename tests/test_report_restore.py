@@ -7,13 +7,14 @@ own removed, the ones it replaced, the latest copies or a report written again w
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import demo_env, run_cli, sql_rows
+from conftest import DEMO_NOW, demo_env, run_cli, sql_rows
 from sqlalchemy.orm import Session, SessionTransaction
 
 from governor import audit, reconcile
@@ -81,6 +82,57 @@ def test_restored_json_says_it_was_written_after_the_run(demo_dir: Path) -> None
                                  "reason": None}
     assert data["open"] == original["open"]
     assert (reports / "access-matrix-1.csv").is_file()
+
+
+def test_a_report_written_again_shows_exceptions_as_the_run_applied_them(
+        demo_dir: Path, db_url: str) -> None:
+    """An exception added after the run, one revoked after it and one expired since do
+    not change what the run's report, written again, says was accepted or open."""
+    cfg = str(demo_dir / "governor.toml")
+    pg = db_url if db_url.startswith("postgresql") else None
+    url = pg or f"sqlite:///{demo_dir / 'governor-demo.db'}"
+
+    def env(now: str = DEMO_NOW) -> dict[str, str]:
+        return {**demo_env(pg), "GOVERNOR_NOW": now}
+
+    assert run_cli("-c", cfg, "db", "upgrade", env=env()).code == 0
+    held, revoked = "single-owner:x:@northwind_help", "too-many-admins:facebook:Northwind Traders"
+    later = "orphan-grant:vault|vlt-7f3a02|studio@brightlane.example"
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env()).code == 0
+    for key, until in ((held, "2026-11-25"), (revoked, "2026-12-01")):
+        assert run_cli("-c", cfg, "exception", "add", key, "--reason", "r", "--approver", "a",
+                       "--expires", until, env=env()).code == 0
+    night = run_cli("-c", cfg, "reconcile", "--json", env=env(NEXT_DAY))
+    assert night.code == 0, night.err
+    run_id = json.loads(night.out)["run"]
+    reports = demo_dir / "reports"
+    original = json.loads((reports / f"nightly-{run_id}.json").read_text(encoding="utf-8"))
+    assert sorted(f["key"] for f in original["excepted"]) == sorted([held, revoked])
+    assert later in [f["key"] for f in original["open"]]
+    # after the run, on the same clock (the order comes from the audit log, not times):
+    # one accepted, one revoked; then the first expires before the report is written again
+    ((exc_id,),) = sql_rows(url, f"SELECT id FROM risk_exception WHERE finding_key = '{revoked}'")
+    assert run_cli("-c", cfg, "exception", "add", later, "--reason", "r", "--approver", "a",
+                   "--expires", "2026-12-01", env=env(NEXT_DAY)).code == 0
+    assert run_cli("-c", cfg, "exception", "revoke", str(exc_id), "--reason", "r",
+                   env=env(NEXT_DAY)).code == 0
+    for name in (f"nightly-{run_id}.json", f"nightly-{run_id}.html", f"nightly-{run_id}.csv"):
+        (reports / name).unlink()
+    out = run_cli("-c", cfg, "report", "nightly", env=env("2026-11-27T12:00:00+00:00"))
+    assert out.code == 0, out.err
+    again = json.loads((reports / f"nightly-{run_id}.json").read_text(encoding="utf-8"))
+    for part in ("counts", "new", "resolved", "open", "unknown", "excepted"):
+        assert again[part] == original[part], part
+    assert {f["key"]: f["status"] for f in again["excepted"]} == {held: "excepted",
+                                                                  revoked: "excepted"}
+    with open(reports / f"nightly-{run_id}.csv", newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.reader(fh)][1:]
+    assert sorted(r[1] for r in rows if r[0] == "excepted") == sorted([held, revoked])
+    assert ("open", later) in {(r[0], r[1]) for r in rows}
+    html = (reports / f"nightly-{run_id}.html").read_text(encoding="utf-8")
+    excepted = html[html.index('id="excepted"'):html.index('id="offboarding"')]
+    assert "Accepted risks (2)" in excepted and "studio@brightlane" not in excepted
+    assert "exceptions added or revoked since are not applied" in html
 
 
 def test_nothing_missing_is_refused_as_before(demo_dir: Path) -> None:

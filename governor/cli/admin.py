@@ -25,7 +25,7 @@ from governor.cli.common import (
 from governor.clock import day_end, last_day
 from governor.db import sessions, transaction
 from governor.errors import GovernorError, InputError, NotFound
-from governor.findings import active_exception
+from governor.findings import active_exception, exceptions_then
 from governor.models import AuditEntry, Finding, PrincipalLink, PrincipalMatch, RiskException, Run
 from governor.queries import resolve_person
 from governor.rules import RULES
@@ -439,7 +439,8 @@ def nightly(ctx: Ctx, replace: bool, reason: str | None) -> None:
         now = _now(ctx, s, "a report")
         snap = state.snapshot(s, ctx.config, r.started_at,
                               {n: True for n in ctx.config.sources})
-        rep = nightly_report(s, ctx.config, r, snap)
+        # the findings as the run left them: exceptions added or revoked since not applied
+        rep = nightly_report(s, ctx.config, r, snap, exceptions_then=exceptions_then(s, r))
         rep.rewritten = {"at": now, "actor": ctx.actor, "reason": reason}
         undo.enter_context(reverted_on_error(out_dir, [*names.values(), *LATEST.values()]))
         if restore is None:

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from governor import audit, db
 from governor.config import Config
 from governor.correlate import Match
-from governor.findings import active_exceptions, counts
-from governor.models import OffboardCase, OffboardStep, Run, SourceRead
+from governor.findings import ExceptionsThen, active_exceptions, counts
+from governor.models import OffboardCase, OffboardStep, RiskException, Run, SourceRead
 from governor.records import AccessPath
 from governor.reports.data import (
     EarlierRead,
@@ -33,11 +33,26 @@ from governor.snapshot import HeldCredential, Snapshot
 class _Sections:
     """Reads a report's sections from the store, worst first, without holding them."""
 
-    def __init__(self, session: Session, run: Run) -> None:
-        self.session, self.run_id = session, run.id
+    def __init__(self, session: Session, run: Run, then: ExceptionsThen | None) -> None:
+        self.session, self.run_id, self.then = session, run.id, then
+        held = active_exceptions(session, run.started_at) if then is None else {
+            e.finding_key: e for e in session.scalars(select(RiskException)
+                                                     .order_by(RiskException.id))
+            if then.covers(e)}
         self.exceptions = {k: {"reason": e.reason, "approver": e.approver,
                                "expires": e.expires_at.isoformat(), "id": str(e.id)}
-                           for k, e in active_exceptions(session, run.started_at).items()}
+                           for k, e in held.items()}
+
+    def _where(self, name: str, m: str) -> tuple[str, tuple[Any, ...]]:
+        """The condition that picks a section's findings, and its parameters."""
+        if self.then is None:
+            where = _RAW_WHERE[name]
+            return where.format(m=m), (self.run_id,) * where.count("{m}")
+        covered, params = self.then.sql(m)
+        where = _THEN_WHERE[name]
+        # the run's id, where a section asks for it, comes before `covered`
+        return (where.format(m=m, covered=covered),
+                (self.run_id,) * where.count("{m}") + (params if "{covered}" in where else ()))
 
     def stream(self, name: str) -> Iterator[FindingRow]:
         """Every finding of a section as FindingRows, straight from the driver: the ORM's
@@ -45,14 +60,17 @@ class _Sections:
         a large report's time."""
         conn = self.session.connection()
         m = db.mark(conn)
-        where, params = _RAW_WHERE[name], (self.run_id,) * _RAW_WHERE[name].count("{m}")
-        sql = (f"SELECT {_RAW_COLS} FROM finding WHERE {where.format(m=m)} "
-               f"ORDER BY {_RAW_ORDER}")
+        where, params = self._where(name, m)
+        sql = f"SELECT {_RAW_COLS} FROM finding WHERE {where} ORDER BY {_RAW_ORDER}"
         rules = {rid: (r.title, r.remediation, r.controls) for rid, r in RULES.items()}
         exceptions = self.exceptions if name == "excepted" else {}
+        # as the run left it, a finding's status is its section's; the stored one may
+        # have been changed since by `exception add` or `revoke`
+        as_left = _THEN_STATUS[name] if self.then is not None else None
         for key, rule_id, sev, outcome, status, msg, ev, person, account, first, last, \
                 resolved, resolution in db.stream(conn, sql, params):
             title, remediation, controls = rules.get(rule_id, (rule_id, "", ()))
+            status = as_left or status
             yield (key, rule_id, title, sev, outcome, status, msg, ev, remediation,
                    controls, person, account, first, last, resolved, exceptions.get(key),
                    resolution)
@@ -69,14 +87,33 @@ _RAW_WHERE = {  # which findings make up each section of the report
     "unknown": "status = 'open' AND outcome = 'unknown'",
     "excepted": "status = 'excepted'",
 }
+# The same sections of a report written after its run, as the run left them: which
+# findings were excepted comes from the exceptions it applied (`covered`, see
+# findings.ExceptionsThen), not from the status. Which findings were not resolved, and
+# which the run opened, only runs change.
+_THEN_WHERE = {
+    "new": "status != 'resolved' AND outcome = 'fail' AND opened_run_id = {m} "
+           "AND NOT {covered}",
+    "resolved": "status = 'resolved' AND resolved_run_id = {m}",
+    "open": "status != 'resolved' AND outcome = 'fail' AND NOT {covered}",
+    "unknown": "status != 'resolved' AND outcome = 'unknown' AND NOT {covered}",
+    "excepted": "status != 'resolved' AND {covered}",
+}
+_THEN_STATUS = {"new": "open", "resolved": "resolved", "open": "open", "unknown": "open",
+                "excepted": "excepted"}
 
 
 def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | None,
                    matrix_from: MatrixFile | None = None,
                    counted: dict[str, dict[str, int]] | None = None,
-                   carried_from_run: int | None = None) -> NightlyReport:
+                   carried_from_run: int | None = None,
+                   exceptions_then: ExceptionsThen | None = None) -> NightlyReport:
     """The report of `run`; its access matrix from `snap`, or, when the run found the
-    last evaluation still valid, the earlier run's matrix file `matrix_from`."""
+    last evaluation still valid, the earlier run's matrix file `matrix_from`.
+
+    Written after the run (`governor report nightly`), `exceptions_then` says which
+    exceptions the run applied: findings are then shown excepted or open as the run
+    left them, not as exceptions added or revoked since have made them."""
     if matrix_from is not None:
         taken = matrix_from
 
@@ -89,10 +126,10 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
             return matrix_rows(built)
     else:
         raise ValueError("a report needs the snapshot or an earlier matrix")
-    sections = _Sections(session, run)
+    sections = _Sections(session, run, exceptions_then)
     cap = config.report["findings_html_max"]
     # counts' sections are these sections: one pass over the findings serves both
-    by_section = counted if counted is not None else counts(session, run.id)
+    by_section = counted if counted is not None else counts(session, run.id, exceptions_then)
     totals = {name: sum(by_section.get(name, {}).values())
               for name in ("new", "resolved", "open", "unknown", "excepted")}
     reads = session.scalars(select(SourceRead).where(SourceRead.run_id == run.id)
