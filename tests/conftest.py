@@ -134,3 +134,15 @@ def sql_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
             return [tuple(r) for r in c.execute(text(sql))]
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def reconciled_demo(demo_dir: Path, db_url: str) -> tuple[str, dict[str, str]]:
+    """The demo organisation reconciled once at DEMO_NOW, on SQLite and PostgreSQL:
+    (config path, environment for run_cli)."""
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env(db_url if db_url.startswith("postgresql") else None)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
+    assert out.code == 0, out.err
+    return cfg, env

@@ -28,15 +28,8 @@ def _okta(demo_dir: Path, login: str, change: Any) -> None:
 
 
 @pytest.fixture
-def one_day(demo_dir: Path, db_url: str) -> tuple[str, dict[str, str]]:
-    """The demo organisation reconciled once at DEMO_NOW, on SQLite and PostgreSQL (as in
-    test_queries.py)."""
-    cfg = str(demo_dir / "governor.toml")
-    env = demo_env(db_url if db_url.startswith("postgresql") else None)
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    out = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
-    assert out.code == 0, out.err
-    return cfg, env
+def one_day(reconciled_demo: tuple[str, dict[str, str]]) -> tuple[str, dict[str, str]]:
+    return reconciled_demo
 
 
 @pytest.fixture

@@ -10,14 +10,8 @@ from conftest import demo_env, run_cli
 
 
 @pytest.fixture
-def demo(demo_dir: Path, db_url: str) -> tuple[str, dict[str, str]]:
-    """The demo organisation reconciled once at DEMO_NOW, on SQLite and PostgreSQL."""
-    cfg = str(demo_dir / "governor.toml")
-    env = demo_env(db_url if db_url.startswith("postgresql") else None)
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    out = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
-    assert out.code == 0, out.err
-    return cfg, env
+def demo(reconciled_demo: tuple[str, dict[str, str]]) -> tuple[str, dict[str, str]]:
+    return reconciled_demo
 
 
 def test_person_human_output_renders_every_mfa_factor(
