@@ -266,8 +266,9 @@ def _apply_exceptions(session: Session, run_id: int, now: datetime, actor: str,
                             .values(status="excepted"))
     for f in session.scalars(select(Finding).where(Finding.status == "excepted")):
         if f.key not in active:
+            if f.opened_run_id != run_id:  # else counted already (unknown -> fail)
+                stats.new += 1
             f.status, f.opened_run_id = "open", run_id
-            stats.new += 1
             stats.reopened_by_expiry.append(f.key)
         else:
             stats.excepted += 1

@@ -54,3 +54,34 @@ def test_batches_change_nothing(tmp_path: Path, batch: int,
                                         ("c", "open", 0, 3), ("d", "open", 0, 3),
                                         ("e", "open", 0, 3)]
     engine.dispose()
+
+
+def test_a_finding_that_turns_fail_as_its_exception_expires_is_new_once(tmp_path: Path) -> None:
+    from governor.models import RiskException
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    db.upgrade(engine)
+
+    def one(run: int, outcome: Outcome) -> findings.FindingStats:
+        with db.transaction(engine) as session:
+            session.add(Run(id=run, started_at=NOW + timedelta(days=run), status="running",
+                            actor="t", forced=False))
+            session.flush()
+            m = findings.Merge(session, run, NOW + timedelta(days=run))
+            m.add(findings.Evaluated(RULE, None, iter([Result(
+                subject="a", outcome=outcome, message="a", evidence={},
+                account="x:@brand")]), ["grants"]))
+            return m.finish({"grants": True}, [], "t")
+
+    one(1, Outcome.UNKNOWN)
+    with db.transaction(engine) as session:  # accepted until the day before run 3
+        f = session.scalar(select(Finding))
+        assert f is not None
+        session.add(RiskException(finding_key=f.key, reason="r", approver="a",
+                                  expires_at=NOW + timedelta(days=2, hours=1),
+                                  created_by="t", created_at=NOW))
+    assert one(2, Outcome.UNKNOWN).new == 0
+    # run 3: the exception has expired and the rule now decides: one new finding
+    third = one(3, Outcome.FAIL)
+    assert third.new == 1
+    engine.dispose()
