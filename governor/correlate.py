@@ -78,40 +78,24 @@ class Correlator:
         self.by_email: dict[str, str | list[str]] = {}
         self.by_alias: dict[str, str | list[str]] = {}
         self.by_base: dict[str, str | list[str]] = {}
-        dropped: list[Person] = []
+        # Someone no HR export lists any more claims their addresses as everyone does:
+        # an address they share with someone listed now (a new hire given it, a manager
+        # given a leaver's mailbox as an alias) is ambiguous, not the listed person's,
+        # since a grant to it may be the leaver's still.
         for p in persons:
             eid = p.employee_id
             self.by_id[eid] = p
-            if p.dropped_from_hr is not None:
-                dropped.append(p)
-                continue
             if p.email:
                 _claim(self.by_email, p.email, eid)
                 _claim(self.by_base, strip_plus(p.email), eid)
             for alias in p.aliases:
                 _claim(self.by_alias, alias, eid)
                 _claim(self.by_base, strip_plus(alias), eid)
-        if dropped:
-            self._index_dropped(dropped)
         # links and declarations are keyed by (source, lower-cased principal)
         self.links = {(s, p.lower()): eid for (s, p), eid in (links or {}).items()}
         self.declared = {(d.source, d.principal.lower()): d for d in declared}
         self._remembered: dict[tuple[str, str], Match] = {}
         self._by_principal: dict[str, Match] = {}
-
-    def _index_dropped(self, dropped: list[Person]) -> None:
-        """Someone no HR export lists any more keeps their addresses only where nobody
-        listed now claims them: an address handed on to a new hire is the new hire's."""
-        listed = self.by_email.keys() | self.by_alias.keys()
-        listed_base = set(self.by_base)
-        for p in dropped:
-            addresses = [(p.email, self.by_email)] if p.email else []
-            for address, index in (*addresses, *((a, self.by_alias) for a in p.aliases)):
-                base = strip_plus(address)
-                if address in listed or base in listed_base:
-                    continue
-                _claim(index, address, p.employee_id)
-                _claim(self.by_base, base, p.employee_id)
 
     def person(self, ref: str | None) -> Person | None:
         """Resolve a reference written by people (owner, manager): employee id or email."""

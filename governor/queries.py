@@ -31,6 +31,7 @@ from governor.models import (
 )
 from governor.records import SourceKind
 from governor.roles import Role
+from governor.state import dropped_day
 
 _ROLE = {int(r): r.label for r in Role}
 
@@ -93,40 +94,49 @@ def _matches(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, s
     return out
 
 
+def _listed(at: datetime | None, sources: Iterable[str] | None) -> ColumnElement[bool]:
+    """HR rows that say who someone is: live at ``at``; now, only in the sources the
+    config reads (``sources``; None: any), as the rules see them (a source switched off
+    is read no more: its rows say nothing about today)."""
+    if at is not None or sources is None:
+        return _live(ObsPerson, at)
+    return and_(_live(ObsPerson, None), ObsPerson.source.in_(sorted(sources)))
+
+
 def _people(session: Session, ids: set[str], at: datetime | None = None,
-            zone: tzinfo = UTC) -> dict[str, ObsPerson]:
+            zone: tzinfo = UTC, sources: Iterable[str] | None = None) -> dict[str, ObsPerson]:
     if not ids:
         return {}
     rows = session.scalars(select(ObsPerson).where(ObsPerson.employee_id.in_(sorted(ids)),
-                                                   _live(ObsPerson, at)))
+                                                   _listed(at, sources)))
     found = {p.employee_id: p for p in rows}
     missing = sorted(ids - found.keys())
     if at is None and missing:  # someone no HR export lists any more: a leaver
         found.update((p.employee_id, _as_left(p, zone)) for p in session.scalars(
-            select(ObsPerson).where(ObsPerson.employee_id.in_(missing), _dropped())))
+            select(ObsPerson).where(ObsPerson.employee_id.in_(missing), _dropped(sources))))
     return found
 
 
-def _dropped() -> ColumnElement[bool]:
-    """The last version of each person no HR export lists any more (state.dropped_from_hr
-    for the rules; here for every HR source the store has)."""
+def _dropped(sources: Iterable[str] | None) -> ColumnElement[bool]:
+    """The last version of each person no HR export lists any more, as
+    state.dropped_from_hr reads them for the rules."""
     now, newest = aliased(ObsPerson), aliased(ObsPerson)
-    return and_(ObsPerson.ended_at.is_not(None),
-                ~select(now.id).where(now.employee_id == ObsPerson.employee_id,
-                                      now.ended_at.is_(None)).exists(),
+    listed_now = select(now.id).where(now.employee_id == ObsPerson.employee_id,
+                                      now.ended_at.is_(None))
+    if sources is not None:
+        listed_now = listed_now.where(now.source.in_(sorted(sources)))
+    return and_(ObsPerson.ended_at.is_not(None), ~listed_now.exists(),
                 ObsPerson.id == select(func.max(newest.id)).where(
                     newest.employee_id == ObsPerson.employee_id).scalar_subquery())
 
 
 def _as_left(p: ObsPerson, zone: tzinfo) -> ObsPerson:
     """A detached copy of a dropped person's last row saying what the rules count them
-    as: left, on the day of the last read that listed them unless HR said earlier.
-    A copy: changing the loaded row would write it back into history."""
-    seen = as_utc(p.last_seen_at or p.ended_at)
-    assert seen is not None  # an ended row has ended_at
+    as: left (state.dropped_day) unless HR said earlier. A copy: changing the loaded row
+    would write it back into history."""
     copy = ObsPerson(**{c.key: getattr(p, c.key) for c in ObsPerson.__table__.columns})
     copy.status = "left"
-    last = seen.astimezone(zone).date()  # the day as the organisation counts days
+    last = dropped_day(p.last_seen_at, p.ended_at, zone)
     if copy.end_date is None or copy.end_date > last:
         copy.end_date = last
     return copy
@@ -229,7 +239,7 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
     matches = {k: (m.status.value, m.employee_id) for k, m in
                _correlation(session, {(r[0], r[1]) for r in raw}, at, declared).items()}
     # the person as HR described them then (name, status), not as they are now
-    people = _people(session, {eid for _, eid in matches.values() if eid}, at, zone)
+    people = _people(session, {eid for _, eid in matches.values() if eid}, at, zone, read)
     holders = []
     for src, principal, raw_role, label, via, detail, since in raw:
         status, eid = matches.get((src, principal.lower()), ("unknown", None))
@@ -242,16 +252,17 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
 
 
 def resolve_person(session: Session, who: str, at: datetime | None = None,
-                   declared: Iterable[Declared] = (), zone: tzinfo = UTC) -> ObsPerson:
+                   declared: Iterable[Declared] = (), zone: tzinfo = UTC,
+                   sources: Iterable[str] | None = None) -> ObsPerson:
     """A person by employee id, work email, a principal correlation matched to them (a
     directory login, a plus-address seen in a grant), an alias, or an address that is
     theirs once its plus-tag is removed: in that order, as correlation itself matches.
     With ``at``, as HR and correlation had them then: someone since gone from HR is found."""
     ref, low = who.strip(), who.strip().lower()
-    found = _resolve(session, who, ref, low, _live(ObsPerson, at), at, declared)
+    found = _resolve(session, who, ref, low, _listed(at, sources), at, declared)
     if found is None and at is None:
         # someone no HR export lists any more is still a leaver to offboard
-        dropped = _resolve(session, who, ref, low, _dropped(), at, declared)
+        dropped = _resolve(session, who, ref, low, _dropped(sources), at, declared)
         found = _as_left(dropped, zone) if dropped is not None else None
     if found is not None:
         return found
@@ -336,8 +347,8 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
     directory accounts, grants (direct, through a directory group, management-tool
     seats), vault items read by name or through a group, each as whom and how matched.
     Findings are the open ones now: they are not versioned, so none can be told for then."""
-    p = _people(session, {eid}, at, zone)[eid]
     read = watched(session, at, sources)
+    p = _people(session, {eid}, at, zone, read)[eid]
     credentials = [c for c in session.scalars(select(ObsCredential).where(
         _live(ObsCredential, at))) if read is None or c.source in read]
     principals = {k: why for k, why in _principals_of(

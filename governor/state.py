@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import fields, is_dataclass
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from itertools import chain
 from typing import Any
 
@@ -113,28 +113,43 @@ def dropped_from_hr(conn: Connection, names: list[str],
     if it came first). Many HR exports list current staff only: a row that drops out is
     how they say someone left, and forgetting the person would turn a leaver's access
     into orphans and resolve their findings as if fixed. A failed HR read ends no rows;
-    one that shrinks past the feed guard needs --force."""
+    one that shrinks past the feed guard needs --force.
+
+    A row that dropped out of any HR source counts, also one since renamed or switched
+    off: renaming the source does not bring the leaver back. A person whose newest row
+    is still current in a source switched off is not "dropped" (that source stopped
+    being read, it did not say they left): correlation finds no one for them."""
     if not names:
         return
     m = db.mark(conn)
     among = ", ".join([m] * len(names))
     cols = ", ".join(f"o.{c}" for c in history.SHAPES[SourceKind.HR].columns)
     sql = (f"SELECT o.source, {cols}, o.last_seen_at, o.ended_at FROM obs_person o "
-           f"WHERE o.source IN ({among}) AND o.ended_at IS NOT NULL "
+           f"WHERE o.ended_at IS NOT NULL "
            f"AND o.id = (SELECT max(x.id) FROM obs_person x WHERE x.employee_id = "
-           f"o.employee_id AND x.source IN ({among})) "
+           f"o.employee_id) "
            f"AND NOT EXISTS (SELECT 1 FROM obs_person c WHERE c.employee_id = o.employee_id "
            f"AND c.ended_at IS NULL AND c.source IN ({among})) ORDER BY o.id")
-    own = {n: n for n in names}
-    for row in db.stream(conn, sql, (*names, *names, *names)):
+    for row in db.stream(conn, sql, tuple(names)):
         p = read(row[:-2])
-        seen = history.read_ts(row[-2] if row[-2] is not None else row[-1])
-        assert seen is not None  # an ended row has ended_at
-        last = seen.astimezone(zone).date()  # the day as the organisation counts days
-        p.status, p.dropped_from_hr = PersonStatus.LEFT, last
-        if p.end_date is None or p.end_date > last:
-            p.end_date = last
-        yield own[row[0]], p
+        yield row[0], _as_dropped(p, row[-2], row[-1], zone)
+
+
+def dropped_day(last_seen: Any, ended: Any, zone: tzinfo) -> date:
+    """The day someone dropped out of HR counts as their last: that of the last read that
+    listed them, but never after the run that saw them gone (a clock that was ahead at
+    that read would put their leaving in the future), as the organisation counts days."""
+    seen, end = history.read_ts(last_seen), history.read_ts(ended)
+    assert end is not None  # an ended row has ended_at
+    return (end if seen is None or seen > end else seen).astimezone(zone).date()
+
+
+def _as_dropped(p: Person, last_seen: Any, ended: Any, zone: tzinfo) -> Person:
+    last = dropped_day(last_seen, ended, zone)
+    p.status, p.dropped_from_hr = PersonStatus.LEFT, last
+    if p.end_date is None or p.end_date > last:
+        p.end_date = last
+    return p
 
 
 def correlation_key(session: Session, config: Config, digests: dict[str, str | None]

@@ -621,3 +621,69 @@ def test_a_renamed_source_is_not_reported_twice_by_whohas_or_person(demo_dir: Pa
     person = json.loads(run_cli("-c", cfg, "person", "E1001", "--json", env=later).out)
     assert sorted(g["source"] for g in person["grants"] if g["account"] == "x:@northwind"
                   and g["path"] == "direct") == ["x_members"]
+
+
+def _drop(demo_dir: Path, *ids: str) -> None:
+    hr = demo_dir / "hr.csv"
+    hr.write_text("".join(line for line in hr.read_text().splitlines(keepends=True)
+                          if not line.startswith(tuple(f"{i}," for i in ids))))
+
+
+def _rename_hr(demo_dir: Path) -> None:
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text().replace("[sources.hr]", "[sources.people]"))
+
+
+def test_renaming_the_hr_source_keeps_leavers_who_dropped_out_of_it(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    _drop(demo_dir, "E1003")
+    at = {**env, "GOVERNOR_NOW": "2026-11-22T00:30:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=at).code == 0
+    priya = "leaver-holds-access:E1003|x:@northwind|direct|"
+    assert statuses(url)[priya] == "open"
+    _rename_hr(demo_dir)  # the same file, another name: she has not come back
+    later = {**env, "GOVERNOR_NOW": "2026-11-22T06:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=later)
+    assert out.code == 0, out.err
+    assert statuses(url)[priya] == "open"
+    plan = json.loads(run_cli("-c", cfg, "offboard", "E1003", "--json", env=later).out)["plan"]
+    assert plan["left"] and plan["steps"]
+
+
+def test_queries_do_not_read_people_from_an_hr_source_no_longer_read(demo_dir: Path) -> None:
+    # renamed first, then she drops out: the old name's row still says "active"
+    cfg, env = setup(demo_dir)
+    _rename_hr(demo_dir)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    _drop(demo_dir, "E1003")
+    at = {**env, "GOVERNOR_NOW": "2026-11-23T01:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=at).code == 0
+    assert statuses(url_of(demo_dir, env))["leaver-holds-access:E1003|x:@northwind|direct|"] \
+        == "open"
+    person = json.loads(run_cli("-c", cfg, "person", "E1003", "--json", env=at).out)
+    assert (person["status"], person["end_date"]) == ("left", "2026-11-21")
+    held = json.loads(run_cli("-c", cfg, "whohas", "x:@northwind", "--json", env=at).out)
+    priya = next(h for h in held["holders"] if h["employee_id"] == "E1003")
+    assert priya["person_status"] == "left"
+    plan = json.loads(run_cli("-c", cfg, "offboard", "E1003", "--json", env=at).out)["plan"]
+    assert plan["status"] == "left" and plan["left"]
+
+
+def test_a_leaver_seen_last_by_a_clock_that_was_ahead_leaves_when_the_drop_was_seen(
+        demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    ahead = {**env, "GOVERNOR_NOW": "2027-11-20T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=ahead).code == 0
+    _drop(demo_dir, "E1003")
+    back = {**env, "GOVERNOR_NOW": DAY2}
+    forced = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
+                     "the clock was a year ahead", env=back)
+    assert forced.code == 0, forced.err
+    person = json.loads(run_cli("-c", cfg, "person", "E1003", "--json", env=back).out)
+    assert person["end_date"] == "2026-11-21"  # the run that saw her gone, not 2027
+    later = {**env, "GOVERNOR_NOW": "2026-11-23T01:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 0
+    assert statuses(url_of(demo_dir, env))[
+        "leaver-holds-access:E1003|x:@northwind|direct|"] == "open"

@@ -148,7 +148,8 @@ def person(ctx: Ctx, who: str, at: str | None, as_json: bool | None) -> None:
     principals = declared(ctx.config)
     with sessions(ctx.engine())() as session:
         _require_history(session, when, f"what {who} could reach")
-        p = queries.resolve_person(session, who, when, principals, ctx.config.zone)
+        p = queries.resolve_person(session, who, when, principals, ctx.config.zone,
+                                   _reading(ctx))
         info = queries.person_access(session, p.employee_id, when, principals,
                                      ctx.config.zone, _reading(ctx))
     if use_json(ctx, as_json):

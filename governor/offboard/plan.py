@@ -60,7 +60,8 @@ class Plan:
 
 
 def build(session: Session, config: Config, who: str, new_owner: str | None = None) -> Plan:
-    p = resolve_person(session, who, zone=config.zone)
+    p = resolve_person(session, who, zone=config.zone,
+                       sources=[n for n, s in config.sources.items() if s.enabled])
     refs = {p.employee_id, *(r for r in [p.email, *json.loads(p.aliases)] if r)}
     protected = {x.lower() for x in config.offboard["protected"]}
     lowered = sorted({r.lower() for r in refs} | refs)
