@@ -31,7 +31,7 @@ from governor.models import (
 )
 from governor.records import SourceKind
 from governor.roles import Role
-from governor.state import dropped_day
+from governor.state import as_dropped, dropped_day
 
 _ROLE = {int(r): r.label for r in Role}
 
@@ -111,23 +111,31 @@ def _people(session: Session, ids: set[str], at: datetime | None = None,
                                                    _listed(at, sources)))
     found = {p.employee_id: p for p in rows}
     missing = sorted(ids - found.keys())
-    if at is None and missing:  # someone no HR export lists any more: a leaver
+    if missing:  # someone no HR export listed any more (then): a leaver
         found.update((p.employee_id, _as_left(p, zone)) for p in session.scalars(
-            select(ObsPerson).where(ObsPerson.employee_id.in_(missing), _dropped(sources))))
+            select(ObsPerson).where(ObsPerson.employee_id.in_(missing),
+                                    _dropped(sources, at))))
     return found
 
 
-def _dropped(sources: Iterable[str] | None) -> ColumnElement[bool]:
-    """The last version of each person no HR export lists any more, as
-    state.dropped_from_hr reads them for the rules."""
+def _dropped(sources: Iterable[str] | None, at: datetime | None = None
+             ) -> ColumnElement[bool]:
+    """The last version of each person no HR export lists any more (or, with ``at``, no
+    longer listed then), as state.dropped_from_hr reads them for the rules."""
     now, newest = aliased(ObsPerson), aliased(ObsPerson)
-    listed_now = select(now.id).where(now.employee_id == ObsPerson.employee_id,
+    if at is None:
+        listed = select(now.id).where(now.employee_id == ObsPerson.employee_id,
                                       now.ended_at.is_(None))
-    if sources is not None:
-        listed_now = listed_now.where(now.source.in_(sorted(sources)))
-    return and_(ObsPerson.ended_at.is_not(None), ~listed_now.exists(),
+        if sources is not None:
+            listed = listed.where(now.source.in_(sorted(sources)))
+        return and_(ObsPerson.ended_at.is_not(None), ~listed.exists(),
+                    ObsPerson.id == select(func.max(newest.id)).where(
+                        newest.employee_id == ObsPerson.employee_id).scalar_subquery())
+    listed = select(now.id).where(now.employee_id == ObsPerson.employee_id, _live(now, at))
+    return and_(ObsPerson.ended_at <= at, ~listed.exists(),
                 ObsPerson.id == select(func.max(newest.id)).where(
-                    newest.employee_id == ObsPerson.employee_id).scalar_subquery())
+                    newest.employee_id == ObsPerson.employee_id,
+                    newest.first_seen_at <= at).scalar_subquery())
 
 
 def _as_left(p: ObsPerson, zone: tzinfo) -> ObsPerson:
@@ -159,6 +167,12 @@ def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datet
     persons = [read(tuple(r)) for r in session.execute(
         select(ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns))
         .where(_live(ObsPerson, at)).order_by(ObsPerson.id))]
+    # and whoever had dropped out of HR by then, as a run then counted them (their
+    # addresses still theirs, or shared): the day they left does not matter here
+    persons += [as_dropped(read(tuple(r[:-2])), r[-2], r[-1], UTC) for r in session.execute(
+        select(ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns),
+               ObsPerson.last_seen_at, ObsPerson.ended_at)
+        .where(_dropped(None, at)).order_by(ObsPerson.id))]
     links = {(k.source, k.principal): k.employee_id for k in session.scalars(
         select(PrincipalLink).where(PrincipalLink.created_at <= at, or_(
             PrincipalLink.ended_at.is_(None), PrincipalLink.ended_at > at)))}
@@ -260,9 +274,9 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
     With ``at``, as HR and correlation had them then: someone since gone from HR is found."""
     ref, low = who.strip(), who.strip().lower()
     found = _resolve(session, who, ref, low, _listed(at, sources), at, declared)
-    if found is None and at is None:
-        # someone no HR export lists any more is still a leaver to offboard
-        dropped = _resolve(session, who, ref, low, _dropped(sources), at, declared)
+    if found is None:
+        # someone no HR export lists any more (listed then) is still a leaver to offboard
+        dropped = _resolve(session, who, ref, low, _dropped(sources, at), at, declared)
         found = _as_left(dropped, zone) if dropped is not None else None
     if found is not None:
         return found

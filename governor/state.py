@@ -132,7 +132,7 @@ def dropped_from_hr(conn: Connection, names: list[str],
            f"AND c.ended_at IS NULL AND c.source IN ({among})) ORDER BY o.id")
     for row in db.stream(conn, sql, tuple(names)):
         p = read(row[:-2])
-        yield row[0], _as_dropped(p, row[-2], row[-1], zone)
+        yield row[0], as_dropped(p, row[-2], row[-1], zone)
 
 
 def dropped_day(last_seen: Any, ended: Any, zone: tzinfo) -> date:
@@ -144,7 +144,9 @@ def dropped_day(last_seen: Any, ended: Any, zone: tzinfo) -> date:
     return (end if seen is None or seen > end else seen).astimezone(zone).date()
 
 
-def _as_dropped(p: Person, last_seen: Any, ended: Any, zone: tzinfo) -> Person:
+def as_dropped(p: Person, last_seen: Any, ended: Any, zone: tzinfo) -> Person:
+    """``p``, the last version of someone no HR export lists any more, as the rules
+    count them: left on their dropped_day unless HR gave an earlier end date."""
     last = dropped_day(last_seen, ended, zone)
     p.status, p.dropped_from_hr = PersonStatus.LEFT, last
     if p.end_date is None or p.end_date > last:

@@ -687,3 +687,31 @@ def test_a_leaver_seen_last_by_a_clock_that_was_ahead_leaves_when_the_drop_was_s
     assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 0
     assert statuses(url_of(demo_dir, env))[
         "leaver-holds-access:E1003|x:@northwind|direct|"] == "open"
+
+
+def test_history_questions_find_a_leaver_after_they_dropped_out_and_not_a_new_hire(
+        demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    _drop(demo_dir, "E1003")
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    hr = demo_dir / "hr.csv"  # her address handed on to a new hire
+    hr.write_text(hr.read_text() + "E1999,Priya Newhire,priya.raman@northwind.example,,"
+                  "Active,Employee,Editor,Communications,E1002,2026-11-22,\n")
+    now = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=now).code == 0
+    # just after she dropped out: still found, as a leaver
+    after = run_cli("-c", cfg, "person", "E1003", "--at", "2026-11-21T13:00:00+00:00",
+                    "--json", env=now)
+    assert after.code == 0, after.err
+    assert json.loads(after.out)["status"] == "left"
+    # before the new hire came, her X role was hers, not the new hire's
+    held = json.loads(run_cli("-c", cfg, "whohas", "x:@northwind", "--at",
+                              "2026-11-20T18:00:00+00:00", "--json", env=now).out)
+    role = next(h for h in held["holders"] if h["principal"] == "priya.raman@northwind.example")
+    assert role["employee_id"] == "E1003"
+    # now the address is both people's: never guessed
+    now_held = json.loads(run_cli("-c", cfg, "whohas", "x:@northwind", "--json", env=now).out)
+    role = next(h for h in now_held["holders"]
+                if h["principal"] == "priya.raman@northwind.example")
+    assert (role["employee_id"], role["match"]) == (None, "ambiguous")
