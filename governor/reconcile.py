@@ -365,6 +365,14 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     prev, prev_summary = _previous(session, r.id)
     rules = rule_settings(config)
     audit_rule_changes(session, now, opts.actor, prev, prev_summary.get("rules"), rules)
+    before_zone = prev_summary.get("timezone")
+    if prev is not None and isinstance(before_zone, str) and before_zone != config.timezone:
+        # every end date's deadline moves with it: findings can resolve or open on this
+        # alone, so the change is on record beside them
+        audit.record(session, now, opts.actor, "config.timezone_changed",
+                     subject="governor.timezone", reason=f"differs from run {prev.id}'s",
+                     detail={"since_run": prev.id, "before": before_zone,
+                             "after": config.timezone})
     reuse = _reusable(session, prev, prev_summary, evaluation, now, opts)
     snap: Snapshot | None = None
     if reuse is not None:
@@ -412,6 +420,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
             "counts": c, "sources": {o.name: o.count for o in outcomes},
             "failed": [o.name for o in outcomes if not o.ok], "correlation": correlation,
             "evaluation": evaluation, "horizon": horizon, "rules": rules,
+            "timezone": config.timezone,
             "reused_run": reuse.run_id if reuse is not None else None,
             "matrix": {"file": str(matrix.path), "rows": matrix.rows} if matrix else None})
         detail: dict[str, Any] = {"status": r.status, "counts": c,

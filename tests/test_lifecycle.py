@@ -715,3 +715,18 @@ def test_history_questions_find_a_leaver_after_they_dropped_out_and_not_a_new_hi
     role = next(h for h in now_held["holders"]
                 if h["principal"] == "priya.raman@northwind.example")
     assert (role["employee_id"], role["match"]) == (None, "ambiguous")
+
+
+def test_a_change_of_time_zone_between_runs_is_audited(demo_dir: Path) -> None:
+    # every end date's deadline moves with the zone: findings may open or resolve on it
+    cfg, env = setup(demo_dir)
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text().replace("[governor]\n",
+                                                 "[governor]\ntimezone = \"Asia/Tokyo\"\n", 1))
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    rows = query(url_of(demo_dir, env), "SELECT subject, detail FROM audit_log "
+                                        "WHERE action = 'config.timezone_changed'")
+    assert len(rows) == 1 and rows[0][0] == "governor.timezone"
+    assert json.loads(str(rows[0][1])) == {"since_run": 1, "before": "UTC",
+                                           "after": "Asia/Tokyo"}
