@@ -730,3 +730,31 @@ def test_a_change_of_time_zone_between_runs_is_audited(demo_dir: Path) -> None:
     assert len(rows) == 1 and rows[0][0] == "governor.timezone"
     assert json.loads(str(rows[0][1])) == {"since_run": 1, "before": "UTC",
                                            "after": "Asia/Tokyo"}
+
+
+def test_a_rehire_who_leaves_again_gets_a_new_offboarding_case(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    hr = demo_dir / "hr.csv"
+    full = hr.read_text()
+
+    def night(now: str) -> None:
+        out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": now})
+        assert out.code == 0, out.err
+
+    def cases() -> list[tuple[object, ...]]:
+        return query(url, "SELECT status, hr_end_date FROM offboard_case "
+                          "WHERE employee_id = 'E1003' ORDER BY id")
+
+    _drop(demo_dir, "E1003")
+    night(DAY2)
+    assert [c[0] for c in cases()] == ["open"]
+    with create_engine(url).begin() as c:  # that departure was handled
+        c.execute(text("UPDATE offboard_case SET status = 'complete' "
+                       "WHERE employee_id = 'E1003'"))
+    hr.write_text(full)  # rehired
+    night("2026-11-22T12:00:00+00:00")
+    _drop(demo_dir, "E1003")  # and gone again
+    night("2026-11-24T12:00:00+00:00")
+    assert [(c[0], str(c[1])) for c in cases()] == [("complete", "2026-11-20"),
+                                                    ("open", "2026-11-22")]

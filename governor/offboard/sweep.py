@@ -50,8 +50,11 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
     result = SweepResult()
     if config.offboard["auto_open"]:
         for eid in new_leavers(session, snap, previous):
-            if session.scalar(select(OffboardCase.id).where(OffboardCase.employee_id == eid)):
+            if session.scalar(select(OffboardCase.id).where(OffboardCase.employee_id == eid,
+                                                            OffboardCase.status == "open")):
                 continue  # someone already handles this person
+            # (a completed case was an earlier departure: a rehire who left again gets a
+            # case of their own, its receipt timed from this end date)
             plan = build(session, config, eid)
             case = cases.open_case(session, plan, now, actor, trigger="reconcile",
                                    reason="HR shows a new leaver", ticket=None)
