@@ -303,6 +303,12 @@ def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement
     for tier in tiers:
         found = {p.employee_id: p for p in tier()}
         if len(found) > 1:
+            # `governor link` settles an ambiguous address for correlation: the same
+            # decision settles it here, when the links name one of the candidates
+            linked = set(session.scalars(select(PrincipalLink.employee_id).where(
+                func.lower(PrincipalLink.principal) == low, PrincipalLink.ended_at.is_(None))))
+            if len(linked & found.keys()) == 1:
+                return found[(linked & found.keys()).pop()]
             raise Ambiguous(f"{who!r} matches more than one person",
                             [f"{p.employee_id} ({p.name})" for p in found.values()])
         if found:

@@ -44,11 +44,15 @@ def test_a_link_settles_an_ambiguous_principal(demo_dir: Path) -> None:
     cfg, env, url = setup(demo_dir)
     assert finding(url, AMBIGUOUS) == "open"
     assert holder(cfg, env, TEAM) == ("ambiguous", None)
+    assert run_cli("-c", cfg, "person", TEAM, env=env).code == 4
 
     out = run_cli("-c", cfg, "link", "youtube_permissions", TEAM, "E1002", "--reason",
                   "the team mailbox is Daniel's (ticket SEC-31)", env=env)
     assert out.code == 0, out.err
     assert "the next reconcile uses it" in out.out
+    # the same decision settles who `person` and `offboard` mean by the address
+    settled = run_cli("-c", cfg, "person", TEAM, "--json", env=env)
+    assert settled.code == 0 and json.loads(settled.out)["employee_id"] == "E1002"
     # Daniel leaves, and his own YouTube grant is already gone: what he still holds
     # there is the team mailbox's, which only the link makes his
     edit(demo_dir / "hr.csv", "Active,Employee,Social Media Manager,Communications,E1001,"
