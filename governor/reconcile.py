@@ -63,7 +63,7 @@ class SourceOutcome:
     updated: int = 0
     freshness: datetime | None = None
     error: str | None = None
-    baseline: int | None = None  # count at the last good run
+    baseline: int | None = None  # what the feed guard compares with: feed_baseline()
     unchanged: bool = False  # same fingerprint as the last good read: not re-read
     digest: str | None = None  # fingerprint of what was read; None when it cannot tell
 
@@ -112,6 +112,26 @@ def last_good(session: Session, name: str) -> SourceRead | None:
         .order_by(SourceRead.id.desc()).limit(1))
 
 
+GUARD_RUNS = 7  # how many recent good reads the feed guard compares with
+
+
+def feed_baseline(session: Session, name: str) -> int | None:
+    """The most records a source returned in its last GUARD_RUNS good reads, back to and
+    including the last forced run (where an operator accepted a new level). Comparing
+    with the last run alone let a feed shrink by 25% a night, every night, unguarded."""
+    reads = session.execute(
+        select(SourceRead.count, Run.forced).join(Run, Run.id == SourceRead.run_id)
+        .where(SourceRead.name == name, SourceRead.status == "ok",
+               Run.status.in_(("ok", "partial")))
+        .order_by(SourceRead.id.desc()).limit(GUARD_RUNS)).all()
+    most: int | None = None
+    for count, forced in reads:
+        most = count if most is None else max(most, count)
+        if forced:
+            break
+    return most
+
+
 def read_sources(session: Session, config: Config, run_id: int, now: datetime
                  ) -> list[SourceOutcome]:
     tables = [t.__table__ for t in (ObsPerson, ObsDirectoryAccount, ObsSocialAccount,
@@ -135,7 +155,7 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
         connector = CONNECTORS[sc.type](name, sc.settings, config.base_dir)
         prev = last_good(session, name)
         o = SourceOutcome(name, sc.type, connector.kind.value, ok=True,
-                          baseline=prev.count if prev else None)
+                          baseline=feed_baseline(session, name))
         digest = connector.fingerprint()
         if prev is not None and digest is not None and prev.digest == digest:
             # Byte-identical export, same settings, same governor: the stored current
@@ -184,11 +204,12 @@ def feed_guard(config: Config, outcomes: list[SourceOutcome]) -> list[str]:
             continue
         if o.count == 0:
             problems.append(f"{o.name}: returned no records"
-                            + (f" (last good run: {o.baseline})" if o.baseline else ""))
+                            + (f" (recent good runs: up to {o.baseline})"
+                               if o.baseline else ""))
         elif o.baseline and o.baseline >= floor and o.count < o.baseline * (1 - max_drop):
             drop = 1 - o.count / o.baseline
             problems.append(f"{o.name}: returned {o.count} records, {drop:.0%} fewer than the "
-                            f"{o.baseline} of its last good run (limit {max_drop:.0%})"
+                            f"{o.baseline} of its recent good runs (limit {max_drop:.0%})"
                             + ("; the people it no longer lists would count as having left"
                                if o.kind == SourceKind.HR.value else ""))
     return problems

@@ -51,7 +51,7 @@ def test_shrunken_feed_stops_the_run_before_any_finding_changes(demo_dir: Path,
     shrink(demo_dir / "hr.csv", 20)  # 41 people -> 20: everyone gone would be a leaver
     out = run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 3
-    assert "hr: returned 20 records, 51% fewer than the 41 of its last good run" in out.err
+    assert "hr: returned 20 records, 51% fewer than the 41 of its recent good runs" in out.err
     assert "the people it no longer lists would count as having left" in out.err
     assert "--force" in out.err
     assert statuses(url) == before
@@ -79,7 +79,7 @@ def test_empty_feed_stops_the_run(demo_dir: Path) -> None:
     cfg, env = setup(demo_dir)
     shrink(demo_dir / "x_team.csv", 0)
     out = run_cli("-c", cfg, "reconcile", env=env)
-    assert out.code == 3 and "x_team: returned no records (last good run: 11)" in out.err
+    assert out.code == 3 and "x_team: returned no records (recent good runs: up to 11)" in out.err
 
 
 def test_a_small_feed_is_guarded_too(demo_dir: Path) -> None:
@@ -758,3 +758,26 @@ def test_a_rehire_who_leaves_again_gets_a_new_offboarding_case(demo_dir: Path) -
     night("2026-11-24T12:00:00+00:00")
     assert [(c[0], str(c[1])) for c in cases()] == [("complete", "2026-11-20"),
                                                     ("open", "2026-11-22")]
+
+
+def test_a_feed_shrinking_a_little_every_night_is_stopped(demo_dir: Path) -> None:
+    # 11 -> 9 -> 7 roles: under 30% a night, 36% in two; the guard compares with the
+    # most of the recent good reads, and a forced run sets the new level
+    cfg, env = setup(demo_dir)
+    team = demo_dir / "x_team.csv"
+
+    def night(now: str, *extra: str) -> int:
+        return run_cli("-c", cfg, "reconcile", "--no-report", *extra,
+                       env={**env, "GOVERNOR_NOW": now}).code
+
+    shrink(team, 9)
+    assert night(DAY2) == 0
+    shrink(team, 7)
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert out.code == 3
+    assert "x_team: returned 7 records, 36% fewer than the 11 of its recent good runs" \
+        in out.err
+    assert night("2026-11-22T13:00:00+00:00", "--force", "--reason",
+                 "two Page roles removed on purpose") == 0
+    assert night("2026-11-23T12:00:00+00:00") == 0  # 7 is the level now
