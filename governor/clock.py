@@ -47,6 +47,11 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
     if name == "localtime":
         raise ValueError("'localtime' is the host's zone, not a zone name; name the "
                          "zone itself (e.g. 'Europe/Berlin')")
+    # files in the zone folder that are not places: "Factory" is a placeholder (no
+    # offset anyone keeps), posix/ and right/ are copies under other rules
+    if name == "Factory" or name.startswith(("posix/", "right/")):
+        raise ValueError(f"{name!r} is not a zone to keep time by; name the place "
+                         f"(e.g. 'Europe/Berlin')")
     try:
         return zoneinfo.ZoneInfo(name)
     except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):

@@ -140,12 +140,18 @@ def test_the_zone_defaults_to_utc_and_is_kept_by_name() -> None:
     ({"timezone": "localtime"}, {},
      "governor.timezone: 'localtime' is the host's zone, not a zone name; name the zone "
      "itself (e.g. 'Europe/Berlin')"),
+    ({"timezone": "Factory"}, {},
+     "governor.timezone: 'Factory' is not a zone to keep time by; name the place (e.g. "
+     "'Europe/Berlin')"),
+    ({"timezone": "right/Europe/Berlin"}, {},
+     "governor.timezone: 'right/Europe/Berlin' is not a zone to keep time by; name the "
+     "place (e.g. 'Europe/Berlin')"),
     ({"timezone": 8}, {}, "governor.timezone: expected a string, got an integer"),
     ({}, {"timezone": "Europe/Berlinn"},
      "sources.x.timezone: 'Europe/Berlinn' is not an IANA time zone name (did you mean "
      "'Europe/Berlin'?)"),
-], ids=["misspelt", "unknown", "a-folder", "a-path", "localtime", "not-a-string",
-        "source-misspelt"])
+], ids=["misspelt", "unknown", "a-folder", "a-path", "localtime", "placeholder",
+        "leap-seconds-copy", "not-a-string", "source-misspelt"])
 def test_a_zone_that_is_not_one_is_refused_with_its_key_path(
         governor: dict[str, Any], source: dict[str, Any], error: str) -> None:
     with pytest.raises(ConfigError) as info:
