@@ -21,9 +21,10 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def parse_instant(text: str) -> datetime:
+def parse_instant(text: str, tz: tzinfo = UTC) -> datetime:
+    """ISO 8601 text as an aware instant; without an offset, a local time in ``tz``."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=tz)
 
 
 def as_utc(value: datetime | str | None) -> datetime | None:

@@ -296,3 +296,20 @@ def test_the_receipt_measures_from_midnight_where_the_organisation_is(
     # 31 March ended at 2026-04-01T07:00Z (PDT); nothing is revoked at the demo's now
     since = (at(env["GOVERNOR_NOW"]) - at("2026-04-01T07:00:00+00:00")) / timedelta(hours=1)
     assert {s["hours_since_end_date"] for s in receipt["sla"]} == {round(since, 1)}
+
+
+def test_a_time_typed_without_an_offset_is_the_organisations_local_time(
+        demo_dir: Path) -> None:
+    cfg = zoned_demo(demo_dir, "America/Los_Angeles", grace_hours=0)
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={"GOVERNOR_NOW": "2026-11-20T12:00:00+00:00"})
+    assert out.code == 0, out.err
+    env = {"GOVERNOR_NOW": "2026-11-20T13:00:00+00:00"}
+    # 04:30 in California is 12:30 UTC: after the run, so history answers
+    shown = run_cli("-c", cfg, "whohas", "x:@northwind", "--at", "2026-11-20T04:30",
+                    "--json", env=env)
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out)["at"] == "2026-11-20T04:30:00-08:00"
+    # 06:00 in California is 14:00 UTC: still in the future at 13:00 UTC
+    assert run_cli("-c", cfg, "whohas", "x:@northwind", "--at", "2026-11-20T06:00",
+                   env=env).code == 2

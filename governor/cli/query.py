@@ -90,11 +90,12 @@ def _reading(ctx: Ctx) -> list[str]:
 
 
 def _instant(ctx: Ctx, at: str | None) -> datetime | None:
-    """--at as an aware instant (naive is read as UTC), or None without it."""
+    """--at as an aware instant, or None without it. Without an offset it is the
+    organisation's local time (governor.timezone), as a person typing it means."""
     if not at:
         return None
     try:
-        when = parse_instant(at)
+        when = parse_instant(at, ctx.config.zone)
     except ValueError:
         raise click.BadParameter(f"{at!r} is not an ISO 8601 time", param_hint="--at") from None
     if when > ctx.clock():
