@@ -122,20 +122,22 @@ def _dropped(sources: Iterable[str] | None, at: datetime | None = None
              ) -> ColumnElement[bool]:
     """The last version of each person no HR export lists any more (or, with ``at``, no
     longer listed then), as state.dropped_from_hr reads them for the rules."""
-    now, newest = aliased(ObsPerson), aliased(ObsPerson)
+    now, last = aliased(ObsPerson), aliased(ObsPerson)
+    # the row that dropped out last (by then), as state.dropped_from_hr picks it
+    last_out = select(last.id).where(last.employee_id == ObsPerson.employee_id,
+                                     last.ended_at.is_not(None)
+                                     if at is None else last.ended_at <= at
+                                     ).order_by(last.ended_at.desc(), last.id.desc()).limit(1)
     if at is None:
         listed = select(now.id).where(now.employee_id == ObsPerson.employee_id,
                                       now.ended_at.is_(None))
         if sources is not None:
             listed = listed.where(now.source.in_(sorted(sources)))
-        return and_(ObsPerson.ended_at.is_not(None), ~listed.exists(),
-                    ObsPerson.id == select(func.max(newest.id)).where(
-                        newest.employee_id == ObsPerson.employee_id).scalar_subquery())
-    listed = select(now.id).where(now.employee_id == ObsPerson.employee_id, _live(now, at))
-    return and_(ObsPerson.ended_at <= at, ~listed.exists(),
-                ObsPerson.id == select(func.max(newest.id)).where(
-                    newest.employee_id == ObsPerson.employee_id,
-                    newest.first_seen_at <= at).scalar_subquery())
+    else:
+        listed = select(now.id).where(now.employee_id == ObsPerson.employee_id,
+                                      _live(now, at))
+    return and_(ObsPerson.ended_at.is_not(None), ~listed.exists(),
+                ObsPerson.id == last_out.scalar_subquery())
 
 
 def _as_left(p: ObsPerson, zone: tzinfo) -> ObsPerson:
@@ -273,13 +275,13 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
     theirs once its plus-tag is removed: in that order, as correlation itself matches.
     With ``at``, as HR and correlation had them then: someone since gone from HR is found."""
     ref, low = who.strip(), who.strip().lower()
-    found = _resolve(session, who, ref, low, _listed(at, sources), at, declared)
-    if found is None:
-        # someone no HR export lists any more (listed then) is still a leaver to offboard
-        dropped = _resolve(session, who, ref, low, _dropped(sources, at), at, declared)
-        found = _as_left(dropped, zone) if dropped is not None else None
+    # someone no HR export lists any more (by then) is still a leaver to offboard, and
+    # an address they share with someone listed is both people's, as in correlation
+    found = _resolve(session, who, ref, low, or_(_listed(at, sources), _dropped(sources, at)),
+                     at, declared)
     if found is not None:
-        return found
+        listed_now = found.ended_at is None or (at is not None and found.ended_at > at)
+        return found if listed_now else _as_left(found, zone)
     if at is not None:
         raise NotFound(f"nobody in HR or the directory was {who!r} at {at.isoformat()}")
     raise NotFound(f"nobody in HR or the directory is {who!r}")

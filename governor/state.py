@@ -116,18 +116,21 @@ def dropped_from_hr(conn: Connection, names: list[str],
     one that shrinks past the feed guard needs --force.
 
     A row that dropped out of any HR source counts, also one since renamed or switched
-    off: renaming the source does not bring the leaver back. A person whose newest row
-    is still current in a source switched off is not "dropped" (that source stopped
+    off: renaming the source does not bring the leaver back. A person whose only rows
+    are still current in a source switched off is not "dropped" (that source stopped
     being read, it did not say they left): correlation finds no one for them."""
     if not names:
         return
     m = db.mark(conn)
     among = ", ".join([m] * len(names))
     cols = ", ".join(f"o.{c}" for c in history.SHAPES[SourceKind.HR].columns)
+    # their last version: the row that dropped out last (not the newest row: a row still
+    # current in a source switched off never drops out, and says nothing about today)
     sql = (f"SELECT o.source, {cols}, o.last_seen_at, o.ended_at FROM obs_person o "
            f"WHERE o.ended_at IS NOT NULL "
-           f"AND o.id = (SELECT max(x.id) FROM obs_person x WHERE x.employee_id = "
-           f"o.employee_id) "
+           f"AND o.id = (SELECT x.id FROM obs_person x WHERE x.employee_id = "
+           f"o.employee_id AND x.ended_at IS NOT NULL ORDER BY x.ended_at DESC, x.id DESC "
+           f"LIMIT 1) "
            f"AND NOT EXISTS (SELECT 1 FROM obs_person c WHERE c.employee_id = o.employee_id "
            f"AND c.ended_at IS NULL AND c.source IN ({among})) ORDER BY o.id")
     for row in db.stream(conn, sql, tuple(names)):

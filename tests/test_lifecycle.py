@@ -781,3 +781,48 @@ def test_a_feed_shrinking_a_little_every_night_is_stopped(demo_dir: Path) -> Non
     assert night("2026-11-22T13:00:00+00:00", "--force", "--reason",
                  "two Page roles removed on purpose") == 0
     assert night("2026-11-23T12:00:00+00:00") == 0  # 7 is the level now
+
+
+def test_a_leaver_also_listed_by_an_hr_source_since_switched_off_is_a_leaver(
+        demo_dir: Path) -> None:
+    # her newest row is in hr2, still current because hr2 is no longer read: dropping
+    # out of the HR source that is read is HR saying she left
+    hr = demo_dir / "hr.csv"
+    lines = hr.read_text().splitlines(keepends=True)
+    (demo_dir / "hr2.csv").write_text(lines[0] + next(x for x in lines if x.startswith("E1003,")))
+    config = demo_dir / "governor.toml"
+    block = config.read_text().split("[sources.hr]\n")[1].split("\n\n")[0]
+    config.write_text(config.read_text().replace(
+        "[sources.okta]", "[sources.hr2]\n" + block.replace('"hr.csv"', '"hr2.csv"')
+        + "\n\n[sources.okta]", 1))
+    cfg, env = setup(demo_dir)
+    config.write_text(config.read_text().replace("[sources.hr2]\n",
+                                                 "[sources.hr2]\nenabled = false\n"))
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    _drop(demo_dir, "E1003")
+    at = {**env, "GOVERNOR_NOW": "2026-11-23T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=at).code == 0
+    assert statuses(url_of(demo_dir, env))["leaver-holds-access:E1003|x:@northwind|direct|"] \
+        == "open"
+    person = json.loads(run_cli("-c", cfg, "person", "E1003", "--json", env=at).out)
+    assert (person["status"], person["end_date"]) == ("left", "2026-11-21")
+
+
+def test_person_sees_an_address_shared_with_a_leaver_as_ambiguous_until_linked(
+        demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    _drop(demo_dir, "E1003")
+    hr = demo_dir / "hr.csv"  # her mailbox given to Daniel as an alias
+    hr.write_text(hr.read_text().replace("daniel.brennan@northwind.example,socialteam@",
+                                         "daniel.brennan@northwind.example,"
+                                         "priya.raman@northwind.example;socialteam@"))
+    at = {**env, "GOVERNOR_NOW": DAY2}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=at).code == 0
+    shared = run_cli("-c", cfg, "person", "priya.raman@northwind.example", env=at)
+    assert shared.code == 4 and "E1002" in shared.err and "E1003" in shared.err
+    assert run_cli("-c", cfg, "link", "x_team", "priya.raman@northwind.example", "E1003",
+                   "--reason", "her own grant", env=at).code == 0
+    settled = run_cli("-c", cfg, "person", "priya.raman@northwind.example", "--json", env=at)
+    assert settled.code == 0, settled.err
+    assert json.loads(settled.out)["employee_id"] == "E1003"
