@@ -314,6 +314,7 @@ class LoadStats:
     added: int = 0
     ended: int = 0
     updated: int = 0
+    vanished: int = 0  # of `ended`: keys this read did not return at all (not new versions)
 
 
 def _marks(conn: Connection, n: int) -> str:
@@ -389,8 +390,9 @@ class _Loader:
         if self.updates:
             conn.exec_driver_sql(self.vol_sql, self.updates)
         ends = self.ends
+        changed = len(ends)
         ends.extend(v >> 128 for v in self.current.values() if v != _CONSUMED)
-        self.stats.ended = len(ends)
+        self.stats.ended, self.stats.vanished = len(ends), len(ends) - changed
         if ends:
             end_sql = (f"UPDATE {self.shape.table} SET ended_at = {m}, ended_run_id = {m}, "
                        f"last_seen_at = {m} WHERE id = {m}")

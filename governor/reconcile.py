@@ -61,6 +61,7 @@ class SourceOutcome:
     added: int = 0
     ended: int = 0
     updated: int = 0
+    vanished: int = 0  # records the last read had that this one did not return
     freshness: datetime | None = None
     error: str | None = None
     baseline: int | None = None  # what the feed guard compares with: feed_baseline()
@@ -117,19 +118,34 @@ GUARD_RUNS = 7  # how many recent good reads the feed guard compares with
 
 def feed_baseline(session: Session, name: str) -> int | None:
     """The most records a source returned in its last GUARD_RUNS good reads, back to and
-    including the last forced run (where an operator accepted a new level). Comparing
-    with the last run alone let a feed shrink by 25% a night, every night, unguarded."""
+    including the last forced run that accepted this source's new level. Comparing with
+    the last run alone let a feed shrink by 25% a night, every night, unguarded; a run
+    forced for another source (or for the clock) accepts nothing of this one."""
+    # reads, not reruns: an unchanged export skipped by its fingerprint repeats the
+    # count before it, and seven same-day reruns would push the real history out
     reads = session.execute(
-        select(SourceRead.count, Run.forced).join(Run, Run.id == SourceRead.run_id)
+        select(SourceRead.count, Run.forced, Run.summary)
+        .join(Run, Run.id == SourceRead.run_id)
         .where(SourceRead.name == name, SourceRead.status == "ok",
-               Run.status.in_(("ok", "partial")))
+               SourceRead.unchanged.is_not(True), Run.status.in_(("ok", "partial")))
         .order_by(SourceRead.id.desc()).limit(GUARD_RUNS)).all()
     most: int | None = None
-    for count, forced in reads:
+    for count, forced, summary in reads:
         most = count if most is None else max(most, count)
-        if forced:
-            break
+        if forced and name in _accepted(summary):
+            break  # an operator accepted this source's level then
+    if most is None:  # only unchanged reads in the window: the same count as before
+        last = last_good(session, name)
+        most = last.count if last is not None else None
     return most
+
+
+def _accepted(summary: str | None) -> list[str]:
+    try:
+        found = json.loads(summary or "{}").get("guard_accepted", [])
+    except (ValueError, AttributeError):
+        return []
+    return found if isinstance(found, list) else []
 
 
 def read_sources(session: Session, config: Config, run_id: int, now: datetime
@@ -184,6 +200,7 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
                     o.count += stats.count
                     o.added += stats.added
                     o.ended += stats.ended
+                    o.vanished += stats.vanished
                     o.updated += stats.updated
         o.freshness, o.digest = connector.freshness(), digest
         out.append(o)
@@ -197,21 +214,34 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
 
 def feed_guard(config: Config, outcomes: list[SourceOutcome]) -> list[str]:
     """Why the run must stop, one line per shrunken or empty source."""
+    return list(guard_trips(config, outcomes).values())
+
+
+def guard_trips(config: Config, outcomes: list[SourceOutcome]) -> dict[str, str]:
+    """Source name -> why the run must stop for it: it returned nothing, far fewer
+    records than recently, or far fewer of the same records (a change of identifiers,
+    E1 -> E0001, returns as many records and makes every one of them new)."""
     max_drop, floor = config.feed_guard["max_drop"], config.feed_guard["min_baseline"]
-    problems = []
+    problems = {}
     for o in outcomes:
         if not o.ok:
             continue
+        gone = ("; the people it no longer lists would count as having left"
+                if o.kind == SourceKind.HR.value else "")
         if o.count == 0:
-            problems.append(f"{o.name}: returned no records"
-                            + (f" (recent good runs: up to {o.baseline})"
-                               if o.baseline else ""))
+            problems[o.name] = (f"{o.name}: returned no records"
+                                + (f" (recent good runs: up to {o.baseline})"
+                                   if o.baseline else ""))
         elif o.baseline and o.baseline >= floor and o.count < o.baseline * (1 - max_drop):
             drop = 1 - o.count / o.baseline
-            problems.append(f"{o.name}: returned {o.count} records, {drop:.0%} fewer than the "
-                            f"{o.baseline} of its recent good runs (limit {max_drop:.0%})"
-                            + ("; the people it no longer lists would count as having left"
-                               if o.kind == SourceKind.HR.value else ""))
+            problems[o.name] = (f"{o.name}: returned {o.count} records, {drop:.0%} fewer "
+                                f"than the {o.baseline} of its recent good runs (limit "
+                                f"{max_drop:.0%})" + gone)
+        elif o.baseline and o.baseline >= floor and o.vanished > o.baseline * max_drop:
+            problems[o.name] = (f"{o.name}: {o.vanished} of the records it returned last "
+                                f"time are gone ({o.vanished / o.baseline:.0%} of "
+                                f"{o.baseline}; limit {max_drop:.0%}) though it returned "
+                                f"{o.count}: did its identifiers change?" + gone)
     return problems
 
 
@@ -368,7 +398,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
                      reason=opts.reason, detail={"clock_went_back": went_back})
     outcomes = read_sources(session, config, r.id, now)
     phases.done("read_sources")
-    problems = feed_guard(config, outcomes)
+    trips = guard_trips(config, outcomes)
+    problems = list(trips.values())
     if problems and not opts.force:
         raise FeedGuardTripped("feed guard stopped the run before any finding changed:\n  "
                                + "\n  ".join(problems)
@@ -442,6 +473,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
             "failed": [o.name for o in outcomes if not o.ok], "correlation": correlation,
             "evaluation": evaluation, "horizon": horizon, "rules": rules,
             "timezone": config.timezone,
+            # sources whose new level an operator accepted (feed_baseline starts there)
+            "guard_accepted": sorted(trips) if r.forced else [],
             "reused_run": reuse.run_id if reuse is not None else None,
             "matrix": {"file": str(matrix.path), "rows": matrix.rows} if matrix else None})
         detail: dict[str, Any] = {"status": r.status, "counts": c,

@@ -826,3 +826,44 @@ def test_person_sees_an_address_shared_with_a_leaver_as_ambiguous_until_linked(
     settled = run_cli("-c", cfg, "person", "priya.raman@northwind.example", "--json", env=at)
     assert settled.code == 0, settled.err
     assert json.loads(settled.out)["employee_id"] == "E1003"
+
+
+def test_a_change_of_identifiers_that_keeps_the_count_is_stopped(demo_dir: Path) -> None:
+    # every employee id rewritten (E1001 -> X1001): as many records, none the same; the
+    # whole organisation would drop out of HR and count as leavers
+    cfg, env = setup(demo_dir)
+    hr = demo_dir / "hr.csv"
+    lines = hr.read_text().splitlines(keepends=True)
+    hr.write_text(lines[0] + "".join("X" + line[1:] for line in lines[1:]))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert "hr: 41 of the records it returned last time are gone (100% of 41; limit 30%) " \
+           "though it returned 41: did its identifiers change?" in out.err
+
+
+def test_forcing_one_sources_level_accepts_nothing_of_another(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    shrink(demo_dir / "hr.csv", 20)  # trips: forced, accepted
+    shrink(demo_dir / "x_team.csv", 9)  # 18% fewer: within the limit, accepted by no one
+    forced = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
+                     "the contractors moved to their own export",
+                     env={**env, "GOVERNOR_NOW": DAY2})
+    assert forced.code == 0, forced.err
+    shrink(demo_dir / "x_team.csv", 7)
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert out.code == 3 and "x_team: returned 7 records, 36% fewer than the 11" in out.err
+    assert "hr:" not in out.err  # its new level of 20 was accepted
+
+
+def test_unchanged_reruns_do_not_push_real_reads_out_of_the_guards_window(
+        demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    shrink(demo_dir / "x_team.csv", 9)
+    for hour in range(12, 20):  # the same export again and again: skipped, unchanged
+        assert run_cli("-c", cfg, "reconcile", "--no-report",
+                       env={**env, "GOVERNOR_NOW": f"2026-11-21T{hour}:00:00+00:00"}).code == 0
+    shrink(demo_dir / "x_team.csv", 7)
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert out.code == 3 and "x_team: returned 7 records, 36% fewer than the 11" in out.err
