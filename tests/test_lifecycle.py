@@ -867,3 +867,37 @@ def test_unchanged_reruns_do_not_push_real_reads_out_of_the_guards_window(
     out = run_cli("-c", cfg, "reconcile", "--no-report",
                   env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
     assert out.code == 3 and "x_team: returned 7 records, 36% fewer than the 11" in out.err
+
+
+def test_a_leaver_first_seen_gone_after_a_failed_hr_read_gets_a_case(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    hr = demo_dir / "hr.csv"
+    full = hr.read_text()
+    hr.rename(demo_dir / "hr.bak")  # the HR read fails that night: partial run
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 5
+    hr.write_text(full)
+    _drop(demo_dir, "E1003")  # her last listing was the night before the failure
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}).code == 0
+    assert query(url, "SELECT status FROM offboard_case WHERE employee_id = 'E1003'") == [
+        ("open",)]
+
+
+def test_access_a_rehire_holds_again_does_not_reopen_their_old_case(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    hr = demo_dir / "hr.csv"
+    full = hr.read_text()
+    _drop(demo_dir, "E1003")
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    with create_engine(url).begin() as c:  # every step recorded done
+        c.execute(text("UPDATE offboard_step SET state = 'done'"))
+        c.execute(text("UPDATE offboard_case SET status = 'complete'"))
+    hr.write_text(full)  # rehired, and holding her X role again
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}).code == 0
+    assert {s for (s,) in query(url, "SELECT state FROM offboard_step")} == {"done"}
+    assert query(url, "SELECT status FROM offboard_case") == [("complete",)]

@@ -7,10 +7,11 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from governor import audit
+from governor.clock import as_utc
 from governor.config import Config
 from governor.models import ObsPerson, OffboardCase, OffboardStep
 from governor.offboard import cases
@@ -38,9 +39,16 @@ def new_leavers(session: Session, snap: Snapshot, previous: datetime | None) -> 
             continue
         crossed = person.end_date is not None and previous < snap.end_instant(
             person.end_date) <= snap.now
-        changed = session.scalar(select(ObsPerson.first_seen_at).where(
-            ObsPerson.employee_id == eid, ObsPerson.ended_at.is_(None)))
-        if crossed or (changed is not None and changed > previous):
+        if person.dropped_from_hr is not None:
+            # gone from HR since the last run: the day they count from may lie before it
+            # (a failed HR read in between, a second source that listed them longer)
+            changed = session.scalar(select(func.max(ObsPerson.ended_at)).where(
+                ObsPerson.employee_id == eid))
+        else:
+            changed = session.scalar(select(ObsPerson.first_seen_at).where(
+                ObsPerson.employee_id == eid, ObsPerson.ended_at.is_(None)))
+        since = as_utc(changed)
+        if crossed or (since is not None and since > previous):
             out.append(eid)
     return out
 
@@ -62,6 +70,9 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
     owner = {cid: eid for cid, eid in session.execute(
         select(OffboardCase.id, OffboardCase.employee_id))}
     for st in session.scalars(select(OffboardStep).where(OffboardStep.state == "done")):
+        person = snap.persons.get(owner.get(st.case_id) or "")
+        if person is not None and not snap.has_left(person):
+            continue  # rehired (or back in HR): access they hold again is theirs to hold
         if _still_there(snap, st, owner.get(st.case_id)):
             st.state, st.reopened = "pending", st.reopened + 1
             reopened_case = session.get(OffboardCase, st.case_id)
