@@ -315,6 +315,7 @@ class LoadStats:
     ended: int = 0
     updated: int = 0
     vanished: int = 0  # of `ended`: keys this read did not return at all (not new versions)
+    fresh: int = 0  # of `added`: keys the last read did not have (not new versions)
 
 
 def _marks(conn: Connection, n: int) -> str:
@@ -393,6 +394,7 @@ class _Loader:
         changed = len(ends)
         ends.extend(v >> 128 for v in self.current.values() if v != _CONSUMED)
         self.stats.ended, self.stats.vanished = len(ends), len(ends) - changed
+        self.stats.fresh = self.stats.added - changed
         if ends:
             end_sql = (f"UPDATE {self.shape.table} SET ended_at = {m}, ended_run_id = {m}, "
                        f"last_seen_at = {m} WHERE id = {m}")

@@ -62,6 +62,7 @@ class SourceOutcome:
     ended: int = 0
     updated: int = 0
     vanished: int = 0  # records the last read had that this one did not return
+    fresh: int = 0  # records this read returned that the last one did not have
     freshness: datetime | None = None
     error: str | None = None
     baseline: int | None = None  # what the feed guard compares with: feed_baseline()
@@ -201,6 +202,7 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
                     o.added += stats.added
                     o.ended += stats.ended
                     o.vanished += stats.vanished
+                    o.fresh += stats.fresh
                     o.updated += stats.updated
         o.freshness, o.digest = connector.freshness(), digest
         out.append(o)
@@ -237,7 +239,10 @@ def guard_trips(config: Config, outcomes: list[SourceOutcome]) -> dict[str, str]
             problems[o.name] = (f"{o.name}: returned {o.count} records, {drop:.0%} fewer "
                                 f"than the {o.baseline} of its recent good runs (limit "
                                 f"{max_drop:.0%})" + gone)
-        elif o.baseline and o.baseline >= floor and o.vanished > o.baseline * max_drop:
+        elif o.baseline and o.baseline >= floor and \
+                min(o.vanished, o.fresh) > o.baseline * max_drop:
+            # as many gone as came new: the same people under other identifiers (a
+            # mass removal alone is the count check's; ordinary churn stays under)
             problems[o.name] = (f"{o.name}: {o.vanished} of the records it returned last "
                                 f"time are gone ({o.vanished / o.baseline:.0%} of "
                                 f"{o.baseline}; limit {max_drop:.0%}) though it returned "
