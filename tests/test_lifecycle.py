@@ -634,6 +634,19 @@ def _rename_hr(demo_dir: Path) -> None:
     config.write_text(config.read_text().replace("[sources.hr]", "[sources.people]"))
 
 
+def _priya_gone(demo_dir: Path, cfg: str, env: dict[str, str], now: str) -> dict[str, str]:
+    """Priya Raman (E1003, last listed the day before) drops out of hr.csv; reconciled
+    at `now`, she is an open leaver who left on 2026-11-21. Returns the env at `now`."""
+    _drop(demo_dir, "E1003")
+    at = {**env, "GOVERNOR_NOW": now}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=at).code == 0
+    assert statuses(url_of(demo_dir, env))["leaver-holds-access:E1003|x:@northwind|direct|"] \
+        == "open"
+    person = json.loads(run_cli("-c", cfg, "person", "E1003", "--json", env=at).out)
+    assert (person["status"], person["end_date"]) == ("left", "2026-11-21")
+    return at
+
+
 def test_renaming_the_hr_source_keeps_leavers_who_dropped_out_of_it(demo_dir: Path) -> None:
     cfg, env = setup(demo_dir)
     url = url_of(demo_dir, env)
@@ -657,13 +670,7 @@ def test_queries_do_not_read_people_from_an_hr_source_no_longer_read(demo_dir: P
     _rename_hr(demo_dir)
     assert run_cli("-c", cfg, "reconcile", "--no-report",
                    env={**env, "GOVERNOR_NOW": DAY2}).code == 0
-    _drop(demo_dir, "E1003")
-    at = {**env, "GOVERNOR_NOW": "2026-11-23T01:00:00+00:00"}
-    assert run_cli("-c", cfg, "reconcile", "--no-report", env=at).code == 0
-    assert statuses(url_of(demo_dir, env))["leaver-holds-access:E1003|x:@northwind|direct|"] \
-        == "open"
-    person = json.loads(run_cli("-c", cfg, "person", "E1003", "--json", env=at).out)
-    assert (person["status"], person["end_date"]) == ("left", "2026-11-21")
+    at = _priya_gone(demo_dir, cfg, env, "2026-11-23T01:00:00+00:00")
     held = json.loads(run_cli("-c", cfg, "whohas", "x:@northwind", "--json", env=at).out)
     priya = next(h for h in held["holders"] if h["employee_id"] == "E1003")
     assert priya["person_status"] == "left"
@@ -800,13 +807,7 @@ def test_a_leaver_also_listed_by_an_hr_source_since_switched_off_is_a_leaver(
                                                  "[sources.hr2]\nenabled = false\n"))
     assert run_cli("-c", cfg, "reconcile", "--no-report",
                    env={**env, "GOVERNOR_NOW": DAY2}).code == 0
-    _drop(demo_dir, "E1003")
-    at = {**env, "GOVERNOR_NOW": "2026-11-23T12:00:00+00:00"}
-    assert run_cli("-c", cfg, "reconcile", "--no-report", env=at).code == 0
-    assert statuses(url_of(demo_dir, env))["leaver-holds-access:E1003|x:@northwind|direct|"] \
-        == "open"
-    person = json.loads(run_cli("-c", cfg, "person", "E1003", "--json", env=at).out)
-    assert (person["status"], person["end_date"]) == ("left", "2026-11-21")
+    _priya_gone(demo_dir, cfg, env, "2026-11-23T12:00:00+00:00")
 
 
 def test_person_sees_an_address_shared_with_a_leaver_as_ambiguous_until_linked(
