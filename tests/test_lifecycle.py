@@ -882,8 +882,9 @@ def test_a_leaver_first_seen_gone_after_a_failed_hr_read_gets_a_case(demo_dir: P
     _drop(demo_dir, "E1003")  # her last listing was the night before the failure
     assert run_cli("-c", cfg, "reconcile", "--no-report",
                    env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}).code == 0
-    assert query(url, "SELECT status FROM offboard_case WHERE employee_id = 'E1003'") == [
-        ("open",)]
+    assert query(url, "SELECT status, reason FROM offboard_case WHERE employee_id = 'E1003'"
+                 ) == [("open", "no HR export lists them since 2026-11-20 (counted as their "
+                                "last day)")]
 
 
 def test_access_a_rehire_holds_again_does_not_reopen_their_old_case(demo_dir: Path) -> None:

@@ -64,8 +64,13 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
             # (a completed case was an earlier departure: a rehire who left again gets a
             # case of their own, its receipt timed from this end date)
             plan = build(session, config, eid)
+            dropped = snap.persons[eid].dropped_from_hr
+            # the receipt times the SLA from this case's end date: say where it came from
+            why = ("HR shows a new leaver" if dropped is None else
+                   f"no HR export lists them since {dropped.isoformat()} (counted as their "
+                   "last day)")
             case = cases.open_case(session, plan, now, actor, trigger="reconcile",
-                                   reason="HR shows a new leaver", ticket=None)
+                                   reason=why, ticket=None)
             result.opened.append(case.id)
     owner = {cid: eid for cid, eid in session.execute(
         select(OffboardCase.id, OffboardCase.employee_id))}
