@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from governor import history
 from governor.clock import as_utc
@@ -31,16 +31,10 @@ from governor.models import (
 )
 from governor.records import SourceKind
 from governor.roles import Role
-from governor.state import as_dropped, dropped_day
+from governor.state import as_dropped, dropped, dropped_day
+from governor.state import live as _live
 
 _ROLE = {int(r): r.label for r in Role}
-
-
-def _live(model: Any, at: datetime | None) -> ColumnElement[bool]:
-    """Rows current now, or (with ``at``) current at that moment of history."""
-    if at is None:
-        return model.ended_at.is_(None)  # type: ignore[no-any-return]
-    return and_(model.first_seen_at <= at, or_(model.ended_at.is_(None), model.ended_at > at))
 
 
 @dataclass(frozen=True)
@@ -114,30 +108,8 @@ def _people(session: Session, ids: set[str], at: datetime | None = None,
     if missing:  # someone no HR export listed any more (then): a leaver
         found.update((p.employee_id, _as_left(p, zone)) for p in session.scalars(
             select(ObsPerson).where(ObsPerson.employee_id.in_(missing),
-                                    _dropped(sources, at))))
+                                    dropped(sources, at))))
     return found
-
-
-def _dropped(sources: Iterable[str] | None, at: datetime | None = None
-             ) -> ColumnElement[bool]:
-    """The last version of each person no HR export lists any more (or, with ``at``, no
-    longer listed then), as state.dropped_from_hr reads them for the rules."""
-    now, last = aliased(ObsPerson), aliased(ObsPerson)
-    # the row that dropped out last (by then), as state.dropped_from_hr picks it
-    last_out = select(last.id).where(last.employee_id == ObsPerson.employee_id,
-                                     last.ended_at.is_not(None)
-                                     if at is None else last.ended_at <= at
-                                     ).order_by(last.ended_at.desc(), last.id.desc()).limit(1)
-    if at is None:
-        listed = select(now.id).where(now.employee_id == ObsPerson.employee_id,
-                                      now.ended_at.is_(None))
-        if sources is not None:
-            listed = listed.where(now.source.in_(sorted(sources)))
-    else:
-        listed = select(now.id).where(now.employee_id == ObsPerson.employee_id,
-                                      _live(now, at))
-    return and_(ObsPerson.ended_at.is_not(None), ~listed.exists(),
-                ObsPerson.id == last_out.scalar_subquery())
 
 
 def _as_left(p: ObsPerson, zone: tzinfo) -> ObsPerson:
@@ -174,7 +146,7 @@ def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datet
     persons += [as_dropped(read(tuple(r[:-2])), r[-2], r[-1], UTC) for r in session.execute(
         select(ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns),
                ObsPerson.last_seen_at, ObsPerson.ended_at)
-        .where(_dropped(None, at)).order_by(ObsPerson.id))]
+        .where(dropped(None, at)).order_by(ObsPerson.id))]
     links = {(k.source, k.principal): k.employee_id for k in session.scalars(
         select(PrincipalLink).where(PrincipalLink.created_at <= at, or_(
             PrincipalLink.ended_at.is_(None), PrincipalLink.ended_at > at)))}
@@ -277,7 +249,7 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
     ref, low = who.strip(), who.strip().lower()
     # someone no HR export lists any more (by then) is still a leaver to offboard, and
     # an address they share with someone listed is both people's, as in correlation
-    found = _resolve(session, who, ref, low, or_(_listed(at, sources), _dropped(sources, at)),
+    found = _resolve(session, who, ref, low, or_(_listed(at, sources), dropped(sources, at)),
                      at, declared)
     if found is not None:
         listed_now = found.ended_at is None or (at is not None and found.ended_at > at)

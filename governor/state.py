@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields, is_dataclass
 from datetime import date, datetime, tzinfo
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Connection, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Connection, and_, or_, select
+from sqlalchemy.orm import Session, aliased
 
 import governor
 from governor import db, history
 from governor.config import Config
 from governor.correlate import Declared, Match, MatchStatus
-from governor.models import ObsCredential, PrincipalLink, PrincipalMatch, SourceRead
+from governor.models import (
+    ObsCredential,
+    ObsPerson,
+    PrincipalLink,
+    PrincipalMatch,
+    SourceRead,
+)
 from governor.records import DirectoryAccount, Person, PersonStatus, SourceKind
 from governor.snapshot import HeldGrant, Snapshot, SourceState
 from governor.sources import CONNECTORS
@@ -121,21 +127,38 @@ def dropped_from_hr(conn: Connection, names: list[str],
     being read, it did not say they left): correlation finds no one for them."""
     if not names:
         return
-    m = db.mark(conn)
-    among = ", ".join([m] * len(names))
-    cols = ", ".join(f"o.{c}" for c in history.SHAPES[SourceKind.HR].columns)
-    # their last version: the row that dropped out last (not the newest row: a row still
-    # current in a source switched off never drops out, and says nothing about today)
-    sql = (f"SELECT o.source, {cols}, o.last_seen_at, o.ended_at FROM obs_person o "
-           f"WHERE o.ended_at IS NOT NULL "
-           f"AND o.id = (SELECT x.id FROM obs_person x WHERE x.employee_id = "
-           f"o.employee_id AND x.ended_at IS NOT NULL ORDER BY x.ended_at DESC, x.id DESC "
-           f"LIMIT 1) "
-           f"AND NOT EXISTS (SELECT 1 FROM obs_person c WHERE c.employee_id = o.employee_id "
-           f"AND c.ended_at IS NULL AND c.source IN ({among})) ORDER BY o.id")
-    for row in db.stream(conn, sql, tuple(names)):
-        p = read(row[:-2])
+    cols = [getattr(ObsPerson, c) for c in history.SHAPES[SourceKind.HR].columns]
+    # a few rows (people who left), so plain Core rows serve
+    for row in conn.execute(select(ObsPerson.source, *cols, ObsPerson.last_seen_at,
+                                   ObsPerson.ended_at)
+                            .where(dropped(names)).order_by(ObsPerson.id)):
+        p = read(tuple(row[:-2]))
         yield row[0], as_dropped(p, row[-2], row[-1], zone)
+
+
+def live(model: Any, at: datetime | None) -> ColumnElement[bool]:
+    """Rows current now, or (with ``at``) current at that moment of history."""
+    if at is None:
+        return model.ended_at.is_(None)  # type: ignore[no-any-return]
+    return and_(model.first_seen_at <= at, or_(model.ended_at.is_(None), model.ended_at > at))
+
+
+def dropped(sources: Iterable[str] | None, at: datetime | None = None
+            ) -> ColumnElement[bool]:
+    """The HR row that stands for each person no HR source lists any more (``sources``:
+    those read now; None: any), or, with ``at``, listed no more then: the row that
+    dropped out last (not the newest row: a row still current in a source switched off
+    never drops out, and says nothing about today)."""
+    now, last = aliased(ObsPerson), aliased(ObsPerson)
+    last_out = select(last.id).where(last.employee_id == ObsPerson.employee_id,
+                                     last.ended_at.is_not(None)
+                                     if at is None else last.ended_at <= at
+                                     ).order_by(last.ended_at.desc(), last.id.desc()).limit(1)
+    listed = select(now.id).where(now.employee_id == ObsPerson.employee_id, live(now, at))
+    if at is None and sources is not None:
+        listed = listed.where(now.source.in_(sorted(sources)))
+    return and_(ObsPerson.ended_at.is_not(None), ~listed.exists(),
+                ObsPerson.id == last_out.scalar_subquery())
 
 
 def dropped_day(last_seen: Any, ended: Any, zone: tzinfo) -> date:
