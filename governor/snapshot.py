@@ -101,6 +101,10 @@ class Snapshot:
     grants_by_person: dict[str, list[HeldGrant]] = field(default_factory=dict)
     grants_by_account: dict[str, list[HeldGrant]] = field(default_factory=dict)
     credentials_by_person: dict[str, list[HeldCredential]] = field(default_factory=dict)
+    # employee id -> what a principal matching them *and someone else* holds: not theirs
+    # for the rules, but a leaver among the candidates must not read as a pass
+    ambiguous_by_person: dict[str, list[HeldGrant | HeldAccount | HeldCredential]] = field(
+        default_factory=dict)
     group_members: dict[str, list[HeldAccount]] = field(default_factory=dict)
     # item id -> principals who could read it in an earlier version but no longer can
     # (from history): a password they knew is still the password until it is rotated.
@@ -151,6 +155,7 @@ class Snapshot:
         )
         by_person: dict[str, list[HeldAccount]] = defaultdict(list)
         groups: dict[str, list[HeldAccount]] = defaultdict(list)
+        maybe: dict[str, list[HeldGrant | HeldAccount | HeldCredential]] = defaultdict(list)
         for src, acct in directory:
             m = corr.match(src, acct.login, acct.employee_id, acct.email, acct.aliases)
             # a group grant names the member by login: it is whoever the account is
@@ -159,6 +164,9 @@ class Snapshot:
             snap.directory.append(held)
             if m.employee_id:
                 by_person[m.employee_id].append(held)
+            else:
+                for cand in m.candidates:
+                    maybe[cand].append(held)
             for group in acct.groups:
                 groups[group.lower()].append(held)
         snap.directory_by_person, snap.group_members = dict(by_person), dict(groups)
@@ -191,6 +199,9 @@ class Snapshot:
                     g_account[key].append(hg)
                     if m.employee_id:
                         g_person[m.employee_id].append(hg)
+                    else:
+                        for cand in m.candidates:
+                            maybe[cand].append(hg)
                 continue
             # a seat on a tool no inventory account names stays a grant on "tool:NAME":
             # dropping it would hide a leaver's seat and the unlisted accounts behind it
@@ -203,6 +214,9 @@ class Snapshot:
             g_account[g.account].append(hg)
             if m.employee_id:
                 g_person[m.employee_id].append(hg)
+            elif m.candidates:
+                for cand in m.candidates:
+                    maybe[cand].append(hg)
         snap.grants_by_person, snap.grants_by_account = dict(g_person), dict(g_account)
 
         c_person: dict[str, list[HeldCredential]] = defaultdict(list)
@@ -223,7 +237,10 @@ class Snapshot:
             snap.credentials.append(hc)
             for eid in {m.employee_id for _, m in readers if m.employee_id}:
                 c_person[eid].append(hc)
+            for eid in {c for _, m in readers if not m.employee_id for c in m.candidates}:
+                maybe[eid].append(hc)
         snap.credentials_by_person = dict(c_person)
+        snap.ambiguous_by_person = dict(maybe)
         item_source = {h.credential.item_id: h.source for h in snap.credentials}
         for item, former in (former_readers or {}).items():
             src = item_source.get(item, "*")
@@ -290,6 +307,29 @@ class Snapshot:
         if p.end_date is None or p.worker_type not in (WorkerType.EMPLOYEE, WorkerType.INTERN):
             return False  # no time limit decides this answer: nothing to note
         return self.reached(self.end_instant(p.end_date) + grace)
+
+    def possible_access_of(self, employee_id: str) -> list[Access]:
+        """Access through a principal that matches this person and someone else: it may
+        be theirs (a leaver's mailbox handed on as an alias), so a rule that would flag
+        it reports it as unknown until a link decides."""
+        out: list[Access] = []
+        for held in self.ambiguous_by_person.get(employee_id, ()):
+            if isinstance(held, HeldGrant):
+                out.append(Access(held.account, held.principal, held.role, held.via,
+                                  held.via_detail, held.source, held.match))
+            elif isinstance(held, HeldCredential):
+                for principal, match in held.readers:
+                    if employee_id in match.candidates:
+                        out.extend(Access(acct, principal, Role.OWNER, AccessPath.VAULT,
+                                          held.credential.item_id, held.source, match)
+                                   for acct in held.credential.accounts)
+                        break
+        return out
+
+    def possible_directory_of(self, employee_id: str) -> list[HeldAccount]:
+        """Directory accounts that match this person and someone else."""
+        return [h for h in self.ambiguous_by_person.get(employee_id, ())
+                if isinstance(h, HeldAccount)]
 
     def access_of(self, employee_id: str) -> list[Access]:
         """Everything one person can reach: roles, seats, group-mapped roles, vault items."""

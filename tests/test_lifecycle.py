@@ -829,6 +829,36 @@ def test_person_sees_an_address_shared_with_a_leaver_as_ambiguous_until_linked(
     assert json.loads(settled.out)["employee_id"] == "E1003"
 
 
+def test_a_leaver_finding_stays_open_as_unknown_when_its_address_becomes_ambiguous(
+        demo_dir: Path) -> None:
+    # Priya leaves, then her mailbox becomes Daniel's alias: her X role may be hers or
+    # his. The critical finding must not resolve as "fixed"; it waits for a link.
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    _priya_gone(demo_dir, cfg, env, "2026-11-23T12:00:00+00:00")
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text().replace("daniel.brennan@northwind.example,socialteam@",
+                                         "daniel.brennan@northwind.example,"
+                                         "priya.raman@northwind.example;socialteam@"))
+    at = {**env, "GOVERNOR_NOW": "2026-11-23T13:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=at).code == 0
+    key = "leaver-holds-access:E1003|x:@northwind|direct|"
+    with create_engine(url).connect() as conn:
+        row = conn.execute(text("SELECT status, outcome, resolution, message FROM finding "
+                                   "WHERE key = :k"), {"k": key}).one()
+    assert row[:3] == ("open", "unknown", None), row
+    assert "matches several people" in row[3] and "E1002" in row[3]
+    assert run_cli("-c", cfg, "link", "x_team", "priya.raman@northwind.example", "E1003",
+                   "--reason", "her own grant", env=at).code == 0
+    later = {**env, "GOVERNOR_NOW": "2026-11-23T14:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 0
+    with create_engine(url).connect() as conn:
+        assert conn.execute(text("SELECT status, outcome FROM finding WHERE key = :k"),
+                            {"k": key}).one() == ("open", "fail")
+
+
 def test_a_change_of_identifiers_that_keeps_the_count_is_stopped(demo_dir: Path) -> None:
     # every employee id rewritten (E1001 -> X1001): as many records, none the same; the
     # whole organisation would drop out of HR and count as leavers

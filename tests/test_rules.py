@@ -222,6 +222,22 @@ def test_leaver_holds_access_without_hr_is_unknown() -> None:
     assert no_data(run("leaver-holds-access", s)) == "no-data|hr"
 
 
+def test_leaver_holds_access_through_an_ambiguous_address_is_unknown_not_a_pass() -> None:
+    # the leaver's mailbox is kept as their manager's alias: whose the role is cannot be
+    # told, and it must not read as "the leaver holds nothing" (a fixed finding)
+    shared = mail("E2")
+    s = snap(persons=(leaver("E2", name="Ann Left"), person("E1", aliases=(shared,))),
+             grants=(grant(shared, Role.ADMIN),), credentials=(cred("item1", shared),))
+    results = run("leaver-holds-access", s)
+    assert subjects(results, Outcome.UNKNOWN) == [f"E2|{X}|direct|", f"E2|{X}|vault|item1"]
+    assert all("cannot tell" in r.message and r.evidence["candidates"] == ["E1", "E2"]
+               for r in results)
+    # the person listed now is not a leaver: nothing for them; a link decides
+    linked = snap(persons=(leaver("E2"), person("E1", aliases=(shared,))),
+                  grants=(grant(shared, Role.ADMIN),), links={("platform", shared): "E1"})
+    assert run("leaver-holds-access", linked) == []
+
+
 # ---- leaver-sso-active ----------------------------------------------------------------------
 def test_leaver_sso_active() -> None:
     s = snap(persons=(leaver("E2", name="Ann Left"), person("E1")),
@@ -244,6 +260,16 @@ def test_leaver_sso_active_without_directory_data_is_unknown() -> None:
     s = snap(persons=(leaver("E2"),), directory=(directory("E2"),),
              sources=[state("hr", SourceKind.HR), state("okta", SourceKind.DIRECTORY, False)])
     assert no_data(run("leaver-sso-active", s)) == "no-data|directory"
+
+
+def test_leaver_sso_active_on_an_ambiguous_account_is_unknown() -> None:
+    acct = replace(directory("E2"), employee_id=None)
+    s = snap(persons=(leaver("E2"), person("E1", aliases=(mail("E2"),))), directory=(acct,))
+    r = one(run("leaver-sso-active", s))
+    assert (r.subject, r.outcome, r.person) == (f"E2|okta|{mail('E2')}", Outcome.UNKNOWN, "E2")
+    suspended = replace(acct, status=DirectoryStatus.SUSPENDED)
+    assert run("leaver-sso-active", snap(persons=(leaver("E2"), person("E1", aliases=(
+        mail("E2"),))), directory=(suspended,))) == []
 
 
 # ---- orphan-grant ---------------------------------------------------------------------------

@@ -5,10 +5,10 @@ from datetime import timedelta
 from typing import Any
 
 from governor.options import Option
-from governor.records import AccessPath, SourceKind
-from governor.rules._common import left_on, who
+from governor.records import AccessPath, Person, SourceKind
+from governor.rules._common import left_on, more, who
 from governor.rules.base import Outcome, Result, Rule, Severity, register
-from governor.snapshot import Snapshot
+from governor.snapshot import Access, Snapshot
 
 
 @register
@@ -35,21 +35,43 @@ class LeaverHoldsAccess(Rule):
             if not snap.has_left(person, grace):
                 continue
             for access in snap.access_of(eid):
-                yield Result(
-                    subject=f"{eid}|{access.account}|{access.path}|{access.detail or ''}",
-                    outcome=Outcome.FAIL,
-                    message=(f"{who(person)} left{left_on(person)} but "
-                             + (f"can read the shared login of {access.account} (item "
-                                f"{access.detail} in {access.source})"
-                                if access.path is AccessPath.VAULT else
-                                f"holds {access.role.label} on {access.account} via "
-                                f"{access.path}{' ' + access.detail if access.detail else ''}"
-                                f" (from {access.source})")),
-                    evidence={"end_date": person.end_date.isoformat() if person.end_date
-                              else None, "status": person.status.value,
-                              "principal": access.principal, "role": access.role.label,
-                              "path": access.path.value, "via": access.detail,
-                              "source": access.source, "matched_by": access.match.reason},
-                    person=eid,
-                    account=access.account,
-                )
+                yield self._result(person, access, Outcome.FAIL,
+                                   f"{who(person)} left{left_on(person)} but {_holds(access)}")
+            # An address they share with someone listed now (their mailbox kept as a
+            # manager's alias): it may still be the leaver's, so the finding stays open
+            # as unknown rather than resolving as fixed; a link decides.
+            for access in snap.possible_access_of(eid):
+                yield self._result(
+                    person, access, Outcome.UNKNOWN,
+                    f"{who(person)} left{left_on(person)}; {access.principal} "
+                    f"{_holds(access, by=False)} but matches several people "
+                    f"({more(list(access.match.candidates))}), so governor cannot tell "
+                    "whether the leaver still has it: link the principal to its owner")
+
+    @staticmethod
+    def _result(person: Person, access: Access, outcome: Outcome, message: str) -> Result:
+        return Result(
+            subject=f"{person.employee_id}|{access.account}|{access.path}|"
+                    f"{access.detail or ''}",
+            outcome=outcome,
+            message=message,
+            evidence={"end_date": person.end_date.isoformat() if person.end_date
+                      else None, "status": person.status.value,
+                      "principal": access.principal, "role": access.role.label,
+                      "path": access.path.value, "via": access.detail,
+                      "source": access.source, "matched_by": access.match.reason,
+                      **({"candidates": list(access.match.candidates)}
+                         if outcome is Outcome.UNKNOWN else {})},
+            person=person.employee_id,
+            account=access.account,
+        )
+
+
+def _holds(access: Access, by: bool = True) -> str:
+    """What the access is, worded after a subject (`can read ...` / `holds ...`)."""
+    if access.path is AccessPath.VAULT:
+        return (f"can read the shared login of {access.account} (item {access.detail} in "
+                f"{access.source})")
+    via = f" {access.detail}" if access.detail else ""
+    return (f"holds {access.role.label} on {access.account}"
+            + (f" via {access.path}{via}" if by else "") + f" (from {access.source})")

@@ -5,10 +5,10 @@ from datetime import timedelta
 from typing import Any
 
 from governor.options import Option
-from governor.records import DirectoryStatus, SourceKind
-from governor.rules._common import left_on, who
+from governor.records import DirectoryStatus, Person, SourceKind
+from governor.rules._common import left_on, more, who
 from governor.rules.base import Outcome, Result, Rule, Severity, register
-from governor.snapshot import Snapshot
+from governor.snapshot import HeldAccount, Snapshot
 
 
 @register
@@ -30,24 +30,40 @@ class LeaverSsoActive(Rule):
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         grace = timedelta(hours=params["grace_hours"])
-        for eid, held_accounts in snap.directory_by_person.items():
-            person = snap.persons.get(eid)
-            if person is None or not snap.has_left(person, grace):
+        for eid, person in snap.persons.items():
+            held_accounts = snap.directory_by_person.get(eid, [])
+            maybe = snap.possible_directory_of(eid)
+            if not (held_accounts or maybe) or not snap.has_left(person, grace):
                 continue
             for held in held_accounts:
-                acct = held.account
-                if acct.status is not DirectoryStatus.ACTIVE:
-                    continue
-                yield Result(
-                    subject=f"{eid}|{held.source}|{acct.login.lower()}",
-                    outcome=Outcome.FAIL,
-                    message=(f"{who(person)} left{left_on(person)} but directory account "
-                             f"{acct.login} in {held.source} is still active"),
-                    evidence={"end_date": person.end_date.isoformat() if person.end_date
-                              else None, "status": person.status.value, "login": acct.login,
-                              "directory": held.source, "directory_status": acct.status.value,
-                              "last_login": acct.last_login.isoformat() if acct.last_login
-                              else None, "groups": list(acct.groups),
-                              "matched_by": held.match.reason},
-                    person=eid,
-                )
+                if held.account.status is DirectoryStatus.ACTIVE:
+                    yield _result(person, held, Outcome.FAIL,
+                                  f"{who(person)} left{left_on(person)} but directory account "
+                                  f"{held.account.login} in {held.source} is still active")
+            # an active account that matches them and someone listed now may be theirs:
+            # unknown (kept open), not a pass, until a link decides
+            for held in maybe:
+                if held.account.status is DirectoryStatus.ACTIVE:
+                    yield _result(person, held, Outcome.UNKNOWN,
+                                  f"{who(person)} left{left_on(person)}; active directory "
+                                  f"account {held.account.login} in {held.source} matches "
+                                  f"several people ({more(list(held.match.candidates))}), so "
+                                  "governor cannot tell whether it is the leaver's: link it "
+                                  "to its owner")
+
+
+def _result(person: Person, held: HeldAccount, outcome: Outcome, message: str) -> Result:
+    acct = held.account
+    return Result(
+        subject=f"{person.employee_id}|{held.source}|{acct.login.lower()}",
+        outcome=outcome,
+        message=message,
+        evidence={"end_date": person.end_date.isoformat() if person.end_date else None,
+                  "status": person.status.value, "login": acct.login,
+                  "directory": held.source, "directory_status": acct.status.value,
+                  "last_login": acct.last_login.isoformat() if acct.last_login else None,
+                  "groups": list(acct.groups), "matched_by": held.match.reason,
+                  **({"candidates": list(held.match.candidates)}
+                     if outcome is Outcome.UNKNOWN else {})},
+        person=person.employee_id,
+    )
