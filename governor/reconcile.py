@@ -91,7 +91,10 @@ class RunResult:
 @dataclass(frozen=True)
 class RunOptions:
     actor: str
-    force: bool = False
+    force: bool = False  # go past the feed guard (--force)
+    # go on with a clock behind the last run (--clock-was-ahead): a separate consent, so
+    # an override meant for the clock never also accepts a feed that lost half its rows
+    clock_was_ahead: bool = False
     reason: str | None = None
     write_report: bool = True
     reuse: bool = True  # False: evaluate even when nothing changed (--reevaluate)
@@ -373,16 +376,17 @@ class _Phases:
 
 
 def _clock_check(session: Session, now: datetime, opts: RunOptions) -> str | None:
-    """Refuse a clock behind the last run (timeline.forward_only), unless --force says
-    the clock is right now: a clock that ran ahead for one night would otherwise stop
-    every run until real time caught up. Returns what was overridden, to audit."""
+    """Refuse a clock behind the last run (timeline.forward_only), unless
+    --clock-was-ahead says the clock is right now: a clock that ran ahead for one night
+    would otherwise stop every run until real time caught up. Returns what was
+    overridden, to audit."""
     try:
         forward_only(session, now, "a run")
     except ClockWentBack as exc:
-        if opts.force and opts.reason:
+        if opts.clock_was_ahead and opts.reason:
             return str(exc)
         raise ClockWentBack(f"{exc}; if it is right now (it was ahead before), rerun with "
-                            "--force --reason '...'") from None
+                            "--clock-was-ahead --reason '...'") from None
     return None
 
 

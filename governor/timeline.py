@@ -10,7 +10,7 @@ before the run that still saw it. So writers refuse such a clock instead, inside
 their transaction and after the writers' lock (db.transaction), so that two writers
 cannot both pass the check against a run the other is about to commit.
 
-Two exceptions: `reconcile --force --reason` runs anyway, audited (a clock that was
+Two exceptions: `reconcile --clock-was-ahead --reason` runs anyway, audited (a clock that was
 ahead for one night would otherwise stop every run until real time caught up), and
 offboarding is never refused: removing a leaver's access must not wait for a clock.
 """
@@ -39,7 +39,7 @@ def forward_only(session: Session, now: datetime, what: str) -> None:
     `what` names what would be recorded ("a run", "an exception"), for the message.
 
     The last by id, not the latest by start: a run forced past this check (the clock
-    was ahead before, `reconcile --force`) sets the bound from then on, so the next
+    was ahead before, `reconcile --clock-was-ahead`) sets the bound from then on, so the next
     night and the other commands go on without an override. The same instant is
     allowed: a fixed GOVERNOR_NOW runs again at the time it names."""
     last = session.execute(

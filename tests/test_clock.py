@@ -25,7 +25,8 @@ BACK = "2026-11-01T00:00:00+00:00"  # a clock that went back past it
 REFUSED = ("the clock says 2026-11-01T00:00:00Z, before run 2 started at "
            "2026-12-08T02:30:00Z: {} cannot go back in time; fix the system clock or "
            "GOVERNOR_NOW")
-RUN_HINT = "; if it is right now (it was ahead before), rerun with --force --reason '...'"
+RUN_HINT = ("; if it is right now (it was ahead before), rerun with --clock-was-ahead "
+            "--reason '...'")
 TABLES = ("run", "source_read", "obs_person", "obs_directory_account", "obs_social_account",
           "obs_grant", "obs_credential", "principal_match", "principal_link", "finding",
           "risk_exception", "audit_log", "offboard_case", "offboard_step")
@@ -72,14 +73,19 @@ def test_a_run_whose_clock_went_back_is_refused_and_writes_nothing(demo_dir: Pat
     assert again.code == 0, again.err
 
 
-def test_a_clock_that_was_ahead_is_overridden_with_force_and_audited(
+def test_a_clock_that_was_ahead_is_overridden_with_its_own_flag_and_audited(
         demo_dir: Path, db_url: str) -> None:
     # December was the wrong clock: without an override no run could happen until then
     cfg, env, url = two_runs(demo_dir, db_url)
     back = {**env, "GOVERNOR_NOW": BACK}
-    assert run_cli("-c", cfg, "reconcile", "--force", env=back).code == 2  # needs a reason
-    out = run_cli("-c", cfg, "reconcile", "--force", "--reason", "the clock was a month "
-                  "ahead on 2026-12-08", "--no-report", env=back)
+    no_reason = run_cli("-c", cfg, "reconcile", "--clock-was-ahead", env=back)
+    assert no_reason.code == 2 and "--clock-was-ahead needs --reason" in no_reason.err
+    # --force is the feed guard's override, not the clock's
+    forced = run_cli("-c", cfg, "reconcile", "--force", "--reason", "x", env=back)
+    assert forced.code == 2 and forced.err.strip().endswith(RUN_HINT)
+    out = run_cli("-c", cfg, "reconcile", "--clock-was-ahead", "--reason", "the clock was a "
+                  "month ahead on 2026-12-08", "--no-report", env=back)
+    assert "(run with the clock behind the last run)" in out.out
     assert out.code == 0, out.err
     assert sql_rows(url, "SELECT forced, force_reason FROM run ORDER BY id DESC LIMIT 1") \
         == [(True, "the clock was a month ahead on 2026-12-08")]
@@ -95,6 +101,30 @@ def test_a_clock_that_was_ahead_is_overridden_with_force_and_audited(
     added = run_cli("-c", cfg, "exception", "add", "user-mfa-missing:E1006", "--reason", "ok",
                     "--approver", "ciso", "--expires", "2026-11-20", env=later)
     assert added.code == 0, added.err
+
+
+def test_the_clock_override_does_not_pass_the_feed_guard(demo_dir: Path) -> None:
+    # the night the clock is put right, HR exports half its rows: a consent given for
+    # the clock must not make half the organisation leavers
+    cfg, env, url = two_runs(demo_dir, "sqlite")
+    hr = demo_dir / "hr.csv"
+    lines = hr.read_text().splitlines(keepends=True)
+    hr.write_text("".join(lines[:len(lines) // 2]))
+    back = {**env, "GOVERNOR_NOW": BACK}
+    before = store(url)
+    clock = run_cli("-c", cfg, "reconcile", "--clock-was-ahead", "--reason", "clock fixed",
+                    env=back)
+    assert clock.code == 3 and "feed guard stopped the run" in clock.err, clock.err
+    after = store(url)  # only the aborted run and its audit entry are recorded
+    assert {t: rows for t, rows in after.items() if t not in ("run", "audit_log")} == \
+        {t: rows for t, rows in before.items() if t not in ("run", "audit_log")}
+    assert after["run"][-1][3] == "aborted"
+    both = run_cli("-c", cfg, "reconcile", "--clock-was-ahead", "--force", "--reason",
+                   "clock fixed; HR moved half the staff to a second export", env=back)
+    assert both.code == 0, both.err
+    assert [json.loads(str(d)).keys() for (d,) in sql_rows(
+        url, "SELECT detail FROM audit_log WHERE action = 'run.forced' ORDER BY id")] == \
+        [{"clock_went_back"}, {"feed_guard"}]
 
 
 def test_a_run_waiting_for_another_checks_the_clock_after_it(demo_dir: Path,

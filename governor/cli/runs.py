@@ -65,7 +65,8 @@ def _print(result: RunResult) -> None:
     else:
         click.echo("no findings")
     click.echo(f"\nrun {result.run_id}: {result.status}"
-               + (" (forced past the feed guard)" if result.forced else ""))
+               + (" (forced past the feed guard)" if result.problems
+                  else " (run with the clock behind the last run)" if result.forced else ""))
     if result.reused_run is not None:
         click.echo(f"nothing the rules read has changed since run {result.reused_run} and no "
                    f"time limit was reached: its results were carried forward "
@@ -83,13 +84,14 @@ def _exit_code(result: RunResult, fail_on: str | None) -> int:
 
 
 def _run(ctx: Ctx, force: bool, reason: str | None, fail_on: str | None, report: bool,
-         as_json: bool, reuse: bool = True) -> int:
-    if force and not reason:
-        raise click.UsageError("--force needs --reason (it is recorded in the audit log)")
+         as_json: bool, reuse: bool = True, clock_was_ahead: bool = False) -> int:
+    for flag, given in (("--force", force), ("--clock-was-ahead", clock_was_ahead)):
+        if given and not reason:
+            raise click.UsageError(f"{flag} needs --reason (it is recorded in the audit log)")
     engine = ctx.engine()
     result = job(engine, ctx.config, ctx.clock,
                  RunOptions(actor=ctx.actor, force=force, reason=reason, write_report=report,
-                            reuse=reuse))
+                            reuse=reuse, clock_was_ahead=clock_was_ahead))
     if as_json:
         emit_json(_summary(result))
     else:
@@ -102,7 +104,10 @@ def _run(ctx: Ctx, force: bool, reason: str | None, fail_on: str | None, report:
 
 @click.command()
 @click.option("--force", is_flag=True, help="Go on although the feed guard tripped.")
-@reason_option(required=False, help="Why --force is right (audited).")
+@click.option("--clock-was-ahead", is_flag=True,
+              help="Go on although the last run started later than now: the clock is right "
+                   "now and was ahead then. Does not pass the feed guard (that is --force).")
+@reason_option(required=False, help="Why --force or --clock-was-ahead is right (audited).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES),
               help="Exit 6 when an open finding is at or above this severity (before 5 "
                    "for a failed source: --json's status still says partial).")
@@ -113,12 +118,12 @@ def _run(ctx: Ctx, force: bool, reason: str | None, fail_on: str | None, report:
 @json_option
 @pass_ctx
 @click.pass_context
-def reconcile(cctx: click.Context, ctx: Ctx, force: bool, reason: str | None,
-              fail_on: str | None, no_report: bool, reevaluate: bool,
+def reconcile(cctx: click.Context, ctx: Ctx, force: bool, clock_was_ahead: bool,
+              reason: str | None, fail_on: str | None, no_report: bool, reevaluate: bool,
               as_json: bool | None) -> None:
     """Run one reconciliation end to end (all or nothing)."""
     cctx.exit(_run(ctx, force, reason, fail_on, not no_report, use_json(ctx, as_json),
-                   reuse=not reevaluate))
+                   reuse=not reevaluate, clock_was_ahead=clock_was_ahead))
 
 
 @click.command()
