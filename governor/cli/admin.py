@@ -387,11 +387,35 @@ def rules(ctx: Ctx, as_json: bool | None) -> None:
           ("id", "severity", "controls", "title"))
 
 
-@click.command()
-def sources() -> None:
-    """The connector types a config can use."""
-    table([(t, c.kind.value, c.description) for t, c in sorted(CONNECTORS.items())],
-          ("type", "kind", "description"))
+@click.group(invoke_without_command=True)
+@click.pass_context
+def sources(cctx: click.Context) -> None:
+    """The connector types a config can use (`sources rename`: rename a source)."""
+    if cctx.invoked_subcommand is None:
+        table([(t, c.kind.value, c.description) for t, c in sorted(CONNECTORS.items())],
+              ("type", "kind", "description"))
+
+
+@sources.command("rename")
+@click.argument("old")
+@click.argument("new")
+@reason_option(help="Why the source is renamed (audited).")
+@pass_ctx
+def sources_rename(ctx: Ctx, old: str, new: str, reason: str) -> None:
+    """Carry source OLD's history, findings, exceptions, links and open offboarding steps
+    over to NEW, after [sources.OLD] was renamed [sources.NEW] in the config and before
+    the next reconcile. Without it the old name's findings resolve as "source removed"
+    and come back as new under NEW, losing their first-seen dates and exceptions."""
+    from governor.rename import rename_source
+
+    with transaction(ctx.engine()) as s:
+        done = rename_source(s, ctx.config, old, new, _now(ctx, s, "a rename"), ctx.actor,
+                             reason)
+    click.echo(f"renamed source {old} to {new}: {sum(done.rows.values())} rows, "
+               f"{done.findings} findings re-keyed, {done.exceptions} exceptions, "
+               f"{done.steps} offboarding steps")
+    click.echo("if the account inventory names it as an account's grants source, change "
+               f"grants_source = \"{old}\" there to \"{new}\" too")
 
 
 @click.group()

@@ -24,6 +24,7 @@ class AmbiguousPrincipal(Rule):
     needs = frozenset({SourceKind.HR, SourceKind.DIRECTORY, SourceKind.GRANTS,
                        SourceKind.VAULT})
     requires = frozenset({SourceKind.HR})
+    source_in_subject = ("grant|{account}|", "directory|")
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         def candidates(match: Match) -> str:

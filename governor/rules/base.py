@@ -68,6 +68,10 @@ class Rule:
     # so with one UNKNOWN result instead of silently finding nothing.
     requires: ClassVar[frozenset[SourceKind]] = frozenset()
     params: ClassVar[dict[str, Option]] = {}
+    # Where a subject names the source a result came from: what comes before the name,
+    # in terms of the result's account and person ("grant|{account}|"). A source rename
+    # re-keys the findings by it (governor.rename); empty: no subject names a source.
+    source_in_subject: ClassVar[tuple[str, ...]] = ()
 
     def results(self, snap: Snapshot, params: dict[str, Any]) -> Iterable[Result]:
         """What the run records: `evaluate`'s results, or why it could not be run."""

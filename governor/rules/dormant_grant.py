@@ -27,6 +27,7 @@ class DormantGrant(Rule):
     controls = ("SOC2 CC6.2", "SOC2 CC6.3", "ISO27001 A.5.18")
     needs = frozenset({SourceKind.GRANTS})
     requires = frozenset({SourceKind.GRANTS})
+    source_in_subject = ("{account}|",)
     params = {
         "dormant_days": Option("int", 90, "Days without activity after which a grant counts as "
                                "dormant.", min=1, max=3650),

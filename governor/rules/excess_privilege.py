@@ -29,6 +29,7 @@ class ExcessPrivilege(Rule):
     controls = ("SOC2 CC6.1", "SOC2 CC6.3", "ISO27001 A.5.15", "ISO27001 A.8.2")
     needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.INVENTORY})
     requires = frozenset({SourceKind.HR})
+    source_in_subject = ("{person}|{account}|",)
     params = {
         "max_role": Option("dict[str,str]", dict(MAX_ROLE),
                            "Highest role each worker type may hold (" +

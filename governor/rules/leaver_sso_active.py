@@ -23,6 +23,7 @@ class LeaverSsoActive(Rule):
     controls = ("SOC2 CC6.2", "ISO27001 A.5.18", "ISO27001 A.5.16")
     needs = frozenset({SourceKind.HR, SourceKind.DIRECTORY})
     requires = frozenset({SourceKind.HR, SourceKind.DIRECTORY})
+    source_in_subject = ("{person}|",)
     params = {
         "grace_hours": Option("int", 24, "Hours after the end date before an active directory "
                               "account counts against a leaver.", min=0, max=24 * 30),

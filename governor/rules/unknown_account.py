@@ -25,6 +25,7 @@ class UnknownAccount(Rule):
     controls = ("SOC2 CC6.1", "ISO27001 A.5.15", "ISO27001 A.5.18")
     needs = frozenset({SourceKind.INVENTORY, SourceKind.GRANTS})
     requires = frozenset({SourceKind.INVENTORY, SourceKind.GRANTS})
+    source_in_subject = ("",)
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         # one result per source and account: a typo repeats on every row of an export
