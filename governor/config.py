@@ -44,6 +44,13 @@ FEED_GUARD_OPTIONS: dict[str, Option] = {
                            "Page's eight roles) a drop of a third resolves findings as "
                            "surely as on a large one, so a real one needs --force --reason.",
                            min=0),
+    "max_new_leavers": Option("float", 0.05, "Stop the run when more than this share of the "
+                              "people who hold access count as having left since the last "
+                              "run (0.05 = 5%): an HR export cut in two, or wrong end dates, "
+                              "would otherwise open an offboarding case for each of them. A "
+                              "real layoff needs --force --reason.", min=0.0, max=1.0),
+    "min_new_leavers": Option("int", 10, "Never stop for this many new leavers or fewer (a "
+                              "small organisation's ordinary week).", min=0),
 }
 
 REPORT_OPTIONS: dict[str, Option] = {

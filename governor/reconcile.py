@@ -35,6 +35,7 @@ from governor.models import (
     SourceRead,
 )
 from governor.offboard import cases as offboard_cases
+from governor.offboard.sweep import new_leavers
 from governor.offboard.sweep import reverify as offboard_reverify
 from governor.offboard.sweep import sweep as offboard_sweep
 from governor.offboard.sweep import unverified_since as offboard_unverified
@@ -45,6 +46,7 @@ from governor.reports.data import MatrixFile
 from governor.reports.nightly import LATEST, write_nightly
 from governor.reports.retention import prune as prune_reports
 from governor.rules import RULES
+from governor.rules._common import more
 from governor.rules.base import Rule, Severity
 from governor.snapshot import Snapshot
 from governor.sources import CONNECTORS, SourceContext
@@ -253,6 +255,25 @@ def guard_trips(config: Config, outcomes: list[SourceOutcome]) -> dict[str, str]
     return problems
 
 
+def leaver_surge(session: Session, config: Config, snap: Snapshot,
+                 previous: datetime | None) -> str | None:
+    """Why the run must stop because too many people with access became leavers since
+    the last run, or None. The source counts can all pass while a third of the staff
+    turn leavers (an HR export split in two and the second file not yet configured, a
+    mass status change): each would get a finding and an offboarding case, acted on
+    where offboard.auto_execute allows. The first run is a baseline, as for cases."""
+    if previous is None:
+        return None
+    new = new_leavers(session, snap, previous)
+    holders = len(snap.grants_by_person.keys() | snap.credentials_by_person.keys())
+    share, floor = config.feed_guard["max_new_leavers"], config.feed_guard["min_new_leavers"]
+    if len(new) <= max(floor, share * holders):
+        return None
+    return (f"{len(new)} people who hold access count as having left since the last run "
+            f"({len(new) / max(holders, 1):.0%} of the {holders} who hold any; limit "
+            f"{share:.0%}, and never {floor} or fewer): {more(sorted(new))}")
+
+
 def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, config: Config,
              ok: dict[str, bool], actor: str) -> findings.FindingStats:
     """Run every enabled rule and merge its results before the next one runs: only one
@@ -445,6 +466,18 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     else:
         snap = state.snapshot(session, config, now, ok)
         phases.done("snapshot")
+        surge = leaver_surge(session, config, snap,
+                             prev.started_at if prev is not None else None)
+        if surge and not opts.force:
+            raise FeedGuardTripped("feed guard stopped the run before any finding changed:\n  "
+                                   + surge + "\nCheck the HR export (a missing file, end "
+                                   "dates); if they did leave, rerun with --force --reason "
+                                   "'...'")
+        if surge:
+            problems.append(surge)
+            r.forced, r.force_reason = True, opts.reason
+            audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
+                         reason=opts.reason, detail={"leaver_surge": surge})
         if correlation is None or correlation != prev_summary.get("correlation"):
             state.save_matches(session, snap, r.id)
         snap.settle()

@@ -69,7 +69,12 @@ def test_shrunken_feed_stops_the_run_before_any_finding_changes(demo_dir: Path,
     assert query(url, "SELECT forced, force_reason FROM run ORDER BY id DESC LIMIT 1")[0][1] \
         == "HR split the export"
     actions = [a for (a,) in query(url, "SELECT action FROM audit_log ORDER BY id")]
-    assert actions[-1] == "run.completed" and actions.count("run.forced") == 1
+    # two stops passed by the one --force, each on record: the shrink, and the leavers
+    # it makes (21 of 41 people)
+    assert actions[-1] == "run.completed" and actions.count("run.forced") == 2
+    assert [next(iter(json.loads(str(d)))) for (d,) in query(
+        url, "SELECT detail FROM audit_log WHERE action = 'run.forced' ORDER BY id")] == \
+        ["feed_guard", "leaver_surge"]
     # forced, the 21 people the export no longer lists are leavers now: offboarding
     # opens for those who hold access
     assert "offboard.opened" in actions[actions.index("run.forced"):]
@@ -685,7 +690,7 @@ def test_a_leaver_seen_last_by_a_clock_that_was_ahead_leaves_when_the_drop_was_s
     assert run_cli("-c", cfg, "reconcile", "--no-report", env=ahead).code == 0
     _drop(demo_dir, "E1003")
     back = {**env, "GOVERNOR_NOW": DAY2}
-    forced = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
+    forced = run_cli("-c", cfg, "reconcile", "--no-report", "--clock-was-ahead", "--reason",
                      "the clock was a year ahead", env=back)
     assert forced.code == 0, forced.err
     person = json.loads(run_cli("-c", cfg, "person", "E1003", "--json", env=back).out)
@@ -933,3 +938,49 @@ def test_access_a_rehire_holds_again_does_not_reopen_their_old_case(demo_dir: Pa
                    env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}).code == 0
     assert {s for (s,) in query(url, "SELECT state FROM offboard_step")} == {"done"}
     assert query(url, "SELECT status FROM offboard_case") == [("complete",)]
+
+
+def _terminate(demo_dir: Path, *ids: str) -> None:
+    """HR marks these people left on 2026-11-20 (same export size, same ids)."""
+    hr = demo_dir / "hr.csv"
+    out = []
+    for line in hr.read_text().splitlines(keepends=True):
+        if line.startswith(tuple(f"{i}," for i in ids)):
+            cells = line.rstrip("\n").split(",")
+            cells[4], cells[-1] = "Terminated - Voluntary", "2026-11-20"
+            line = ",".join(cells) + "\n"
+        out.append(line)
+    hr.write_text("".join(out))
+
+
+def test_too_many_new_leavers_in_one_night_stop_the_run(demo_dir: Path) -> None:
+    # every count passes (same people, same ids): only the leavers give it away
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text() + "\n[feed_guard]\nmin_new_leavers = 2\n")
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    before = statuses(url)
+    _terminate(demo_dir, "E1001", "E1004", "E1005")
+    at = {**env, "GOVERNOR_NOW": DAY2}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=at)
+    assert out.code == 3, out.err
+    assert "3 people who hold access count as having left since the last run" in out.err
+    assert "E1001, E1004, E1005" in out.err and "--force --reason" in out.err
+    assert statuses(url) == before
+    assert query(url, "SELECT count(*) FROM offboard_case") == [(0,)]
+    forced = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
+                     "the Communications team moved to the agency", env=at)
+    assert forced.code == 0, forced.err
+    assert "forced past: 3 people who hold access" in forced.out
+    (detail,) = query(url, "SELECT detail FROM audit_log WHERE action = 'run.forced'")[0]
+    assert "leaver_surge" in json.loads(str(detail))
+    assert query(url, "SELECT count(*) FROM offboard_case") == [(3,)]
+
+
+def test_a_few_new_leavers_pass_the_guard(demo_dir: Path) -> None:
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text() + "\n[feed_guard]\nmin_new_leavers = 2\n")
+    cfg, env = setup(demo_dir)
+    _terminate(demo_dir, "E1004", "E1005")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err

@@ -37,6 +37,7 @@ DEMO_NOW = "2026-11-20T12:00:00+00:00"  # the sample organisation's dates are re
 def _summary(result: RunResult) -> dict[str, Any]:
     return {
         "run": result.run_id, "status": result.status, "forced": result.forced,
+        "forced_past": result.problems,
         "started_at": result.started_at, "finished_at": result.finished_at,
         "counts": result.counts,
         "sources": [{"name": o.name, "type": o.type, "ok": o.ok, "count": o.count,
@@ -67,6 +68,10 @@ def _print(result: RunResult) -> None:
     click.echo(f"\nrun {result.run_id}: {result.status}"
                + (" (forced past the feed guard)" if result.problems
                   else " (run with the clock behind the last run)" if result.forced else ""))
+    for problem in result.problems:
+        # what --force let through, said where the operator looks: they may have forced
+        # for one source and this names every stop that the same flag passed
+        click.echo(f"  forced past: {problem}")
     if result.reused_run is not None:
         click.echo(f"nothing the rules read has changed since run {result.reused_run} and no "
                    f"time limit was reached: its results were carried forward "
