@@ -34,6 +34,11 @@ class Evaluated:
     severity: Severity | None  # config override
     results: Iterable[Result]  # read once: reconcile hands in the rule's generator
     deciding: list[str]  # source names whose success is needed to resolve
+    # Why one of its findings would come out of this run with another severity, as
+    # reconcile can tell from the config then and now: "config" (rules.<id>.severity
+    # overrides it now or did in the previous run), "rule" (no override then or now: the
+    # rule's result said so), None (the previous run kept no record of its overrides).
+    severity_cause: str | None = None
 
 
 @dataclass
@@ -45,6 +50,9 @@ class FindingStats:
     excepted: int = 0
     reopened_by_expiry: list[str] = field(default_factory=list)
     reopened_by_revoke: list[str] = field(default_factory=list)  # since the last run
+    # findings still live whose severity this run changed, worse and milder
+    severity_raised: int = 0
+    severity_lowered: int = 0
 
 
 def key_of(rule_id: str, subject: str) -> str:
@@ -53,6 +61,8 @@ def key_of(rule_id: str, subject: str) -> str:
 
 _LIVE = ("SELECT id, key, rule_id, outcome, severity, message, evidence, sources, "
          "opened_run_id FROM finding WHERE status != 'resolved'")
+_SEVERITY_CHANGE_COLS = ("run_id", "finding_id", "severity_before", "severity_after", "cause")
+SEVERITY_CONFIG = "config"  # a severity_cause: the config's rules.<id>.severity override
 _COLS = ("key", "rule_id", "subject", "outcome", "severity", "status", "message", "evidence",
          "person", "account", "sources", "first_seen_at", "last_seen_at", "first_run_id",
          "opened_run_id", "last_run_id", "times_reopened")
@@ -76,15 +86,20 @@ class Merge:
         self.now_s = history.ts(now)
         self.stats = FindingStats()
         # key -> (id, rule id, outcome, opened run, digest of what a change would rewrite,
-        # the sources that decided it when last reported: one shared object per list)
+        # the sources that decided it when last reported: one shared object per list,
+        # its severity: the one before this run, should the run change it)
         lists: dict[str, str] = {}
-        self.live: dict[str, tuple[int, str, str, int, int, str]] = {
+        sevs: dict[str, str] = {}  # likewise, one object per severity
+        self.live: dict[str, tuple[int, str, str, int, int, str, str]] = {
             key: (fid, rule_id, outcome, opened, _content(outcome, sev, msg, ev, src),
-                  lists.setdefault(src, src))
+                  lists.setdefault(src, src), sevs.setdefault(sev, sev))
             for fid, key, rule_id, outcome, sev, msg, ev, src, opened
             in db.stream(self.conn, _LIVE)}
         self.reported: set[str] = set()
         self.deciding: dict[str, list[str]] = {}
+        # rule id -> "before -> after" -> findings: the run's audit entry
+        self.severity_changes: dict[str, Counter[str]] = {}
+        self.severity_causes: dict[str, str | None] = {}
 
     def add(self, ev: Evaluated) -> None:
         """One rule's results, a batch at a time: a rule can report a hundred thousand
@@ -99,6 +114,7 @@ class Merge:
         rule, m, run_id, now_s = ev.rule, self.m, self.run_id, self.now_s
         changed: list[tuple[Any, ...]] = []
         kept: list[tuple[Any, ...]] = []
+        severity_rows: list[tuple[Any, ...]] = []  # finding_severity_change rows
         pending: dict[str, tuple[Any, ...]] = {}  # key -> values of a row to insert
         for r in results:
             key = key_of(rule.id, r.subject)
@@ -113,14 +129,19 @@ class Merge:
                                 evidence, r.person, r.account, deciding, now_s, now_s, run_id,
                                 run_id, run_id, 0)
                 continue
-            fid, _, outcome, opened, content, _src = row
+            fid, _, outcome, opened, content, _src, before = row
             if outcome != r.outcome.value and r.outcome.value == "fail":
                 opened = run_id  # unknown -> fail reads as new
                 self.stats.new += 1
             if content != _content(r.outcome.value, sev, r.message, evidence, deciding) \
                     or opened != row[3]:
                 changed.append((r.outcome.value, sev, r.message, evidence, deciding, opened, fid))
+                if sev != before:
+                    # overwritten in place below: kept so the report can say what it was
+                    severity_rows.append((run_id, fid, before, sev, ev.severity_cause))
             kept.append((now_s, run_id, fid))
+        if severity_rows:
+            self._count_severity_changes(ev, severity_rows)
         self.stats.kept += len(kept)
         # results that match an earlier, resolved finding reopen it under the same key
         reopen: list[tuple[Any, ...]] = []
@@ -134,13 +155,26 @@ class Merge:
                 reopen.append((v[3], v[4], v[6], v[7], v[8], v[9], v[10], now_s, run_id, run_id,
                                fid))
         self.stats.new += len(pending) + len(reopen)
-        self._write(pending, reopen, changed, kept)
+        self._write(pending, reopen, changed, kept, severity_rows)
+
+    def _count_severity_changes(self, ev: Evaluated, rows: list[tuple[Any, ...]]) -> None:
+        counted = self.severity_changes.setdefault(ev.rule.id, Counter())
+        self.severity_causes[ev.rule.id] = ev.severity_cause
+        for _run, _fid, before, after, _cause in rows:
+            counted[f"{before} -> {after}"] += 1
+            if _rank(after) > _rank(before):
+                self.stats.severity_raised += 1
+            else:
+                self.stats.severity_lowered += 1
 
     def _write(self, pending: dict[str, tuple[Any, ...]], reopen: list[tuple[Any, ...]],
-               changed: list[tuple[Any, ...]], kept: list[tuple[Any, ...]]) -> None:
+               changed: list[tuple[Any, ...]], kept: list[tuple[Any, ...]],
+               severity_rows: list[tuple[Any, ...]]) -> None:
         conn, m = self.conn, self.m
         if pending:
             db.Inserter(conn, "finding", _COLS)(list(pending.values()))
+        if severity_rows:
+            db.Inserter(conn, "finding_severity_change", _SEVERITY_CHANGE_COLS)(severity_rows)
         if reopen:
             conn.exec_driver_sql(
                 f"UPDATE finding SET status = 'open', resolution = NULL, resolved_at = NULL, "
@@ -164,7 +198,7 @@ class Merge:
         gone: dict[str, list[str]] = {}  # a finding's sources -> those no longer configured
         unwatched: dict[str, int] = {}
         switched_off: dict[str, int] = {}  # rule id -> findings resolved as disabled
-        for key, (fid, rule_id, _outcome, _opened, _content, src) in self.live.items():
+        for key, (fid, rule_id, _outcome, _opened, _content, src, _sev) in self.live.items():
             if key in self.reported:
                 continue
             deciding = self.deciding.get(rule_id)
@@ -199,6 +233,8 @@ class Merge:
                          subject=", ".join(sorted(switched_off)),
                          reason="rules disabled in the config",
                          detail={"resolved_by_rule": dict(sorted(switched_off.items()))})
+        if self.severity_changes:
+            self._audit_severity_changes(actor)
         if resolve:
             m = self.m
             self.conn.exec_driver_sql(
@@ -210,6 +246,34 @@ class Merge:
         db.refresh_statistics(self.conn, {"finding": (
             self.stats.new + self.stats.resolved, self.stats.new + self.stats.kept)})
         return self.stats
+
+    def _audit_severity_changes(self, actor: str) -> None:
+        """One entry per run for the findings whose severity it changed, by rule: how
+        many went from which severity to which, and why, as finding_severity_change has
+        it per finding. A finding going from critical to low is a decision someone made
+        (or a rule's verdict) that the log must show, not only the report."""
+        by_rule: dict[str, dict[str, Any]] = {}
+        for rule_id, counted in sorted(self.severity_changes.items()):
+            cause = self.severity_causes.get(rule_id)
+            by_rule[rule_id] = {"cause": cause, "changes": dict(sorted(counted.items()))}
+            if cause == SEVERITY_CONFIG:
+                by_rule[rule_id]["config_key"] = severity_key(rule_id)
+        audit.record(self.session, self.now, actor, "finding.severity_changed",
+                     subject=", ".join(by_rule), reason="severity differs from the last run's",
+                     detail={"run": self.run_id, "raised": self.stats.severity_raised,
+                             "lowered": self.stats.severity_lowered, "by_rule": by_rule})
+
+
+def severity_key(rule_id: str) -> str:
+    """The config key path that overrides a rule's severity."""
+    return f"rules.{rule_id}.severity"
+
+
+def _rank(severity: str) -> int:
+    try:
+        return Severity(severity).rank
+    except ValueError:
+        return 0  # not one governor writes; ranks as the mildest
 
 
 def carry_forward(session: Session, run_id: int, previous_run_id: int, now: datetime,

@@ -266,6 +266,25 @@ class Finding(Base):
     times_reopened: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class FindingSeverityChange(Base):
+    """A finding that stayed live through a run but came out of it with another severity
+    (a severity override changed in the config, or the rule said otherwise). The finding
+    row is updated in place, so without this its report could not say what it was
+    before; kept per run, so the report of any run can still say it when written again."""
+
+    __tablename__ = "finding_severity_change"
+    __table_args__ = (Index(None, "run_id", "finding_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id"))
+    finding_id: Mapped[int] = mapped_column(ForeignKey("finding.id"))
+    severity_before: Mapped[str] = mapped_column(String(16))
+    severity_after: Mapped[str] = mapped_column(String(16))
+    # "config": rules.<rule>.severity overrides it now, or did in the previous run;
+    # "rule": no override then or now, the rule's result carried another severity;
+    # None: the previous run kept no record of its overrides to tell which
+    cause: Mapped[str | None] = mapped_column(String(16))
+
+
 class RiskException(Base):
     """An accepted risk: one finding, a reason, an approver, an expiry."""
 

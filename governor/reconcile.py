@@ -275,9 +275,11 @@ def leaver_surge(session: Session, config: Config, snap: Snapshot,
 
 
 def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, config: Config,
-             ok: dict[str, bool], actor: str) -> findings.FindingStats:
+             ok: dict[str, bool], actor: str, overridden_before: OverridesBefore | None = None
+             ) -> findings.FindingStats:
     """Run every enabled rule and merge its results before the next one runs: only one
-    rule's results are held at a time."""
+    rule's results are held at a time. `overridden_before` is the previous run's
+    severity overrides, to tell why a finding's severity changed."""
     merge = findings.Merge(session, run_id, now)
     disabled = []
     for rule_id, rule in sorted(RULES.items()):
@@ -286,8 +288,62 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
             disabled.append(rule_id)
             continue
         deciding = [n for k in rule.needs for n in state.enabled(config, k)]
-        merge.add(findings.Evaluated(rule, severity, rule.results(snap, params), deciding))
+        cause = severity_cause(rule_id, severity, overridden_before)
+        merge.add(findings.Evaluated(rule, severity, rule.results(snap, params), deciding,
+                                     severity_cause=cause))
     return merge.finish(ok, disabled, actor)
+
+
+@dataclass(frozen=True)
+class OverridesBefore:
+    """The previous run's severity overrides (rule id -> severity), and whether that is
+    all of them: a run before governor kept them shows only those that differ from the
+    rule's default in its effective settings (one equal to the default cannot be told
+    from none)."""
+
+    overrides: dict[str, str]
+    complete: bool
+
+
+def severity_overrides(config: Config) -> dict[str, str]:
+    """Rule id -> the severity the config forces on every finding of that rule."""
+    out = {}
+    for rule_id, rule in sorted(RULES.items()):
+        _enabled, severity, _params = _rule_settings(config, rule_id, rule)
+        if severity is not None:
+            out[rule_id] = severity.value
+    return out
+
+
+def overrides_before(summary: dict[str, Any]) -> OverridesBefore | None:
+    """The severity overrides a run's summary records; None when it records no rule
+    settings at all (a first run, or one before governor kept them)."""
+    kept = summary.get("severity_overrides")
+    if isinstance(kept, dict):
+        return OverridesBefore({k: v for k, v in kept.items() if isinstance(v, str)}, True)
+    rules = summary.get("rules")
+    if not isinstance(rules, dict):
+        return None
+    differ = {rule_id: s["severity"] for rule_id, s in rules.items()
+              if rule_id in RULES and isinstance(s, dict) and isinstance(s.get("severity"), str)
+              and s["severity"] != RULES[rule_id].severity.value}
+    return OverridesBefore(differ, False)
+
+
+def severity_cause(rule_id: str, override: Severity | None,
+                   before: OverridesBefore | None) -> str | None:
+    """Why a finding of this rule that comes out of the run with another severity does:
+    the config when an override sets it now (added or changed since it was last
+    evaluated: with the same one it could not differ) or set it in the previous run
+    (removed since); the rule's own result when neither; None when the previous run's
+    overrides cannot be told."""
+    if override is not None:
+        return findings.SEVERITY_CONFIG
+    if before is None:
+        return None
+    if rule_id in before.overrides:
+        return findings.SEVERITY_CONFIG
+    return "rule" if before.complete else None
 
 
 def _rule_settings(config: Config, rule_id: str, rule: Rule
@@ -482,7 +538,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
             state.save_matches(session, snap, r.id)
         snap.settle()
         phases.done("save_matches")
-        stats = evaluate(session, r.id, now, snap, config, ok, opts.actor)
+        stats = evaluate(session, r.id, now, snap, config, ok, opts.actor,
+                         overrides_before(prev_summary) if prev is not None else None)
         phases.done("rules_and_findings")
         swept = offboard_sweep(session, config, snap, now, opts.actor,
                                prev.started_at if prev is not None else None)
@@ -514,6 +571,10 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
             "counts": c, "sources": {o.name: o.count for o in outcomes},
             "failed": [o.name for o in outcomes if not o.ok], "correlation": correlation,
             "evaluation": evaluation, "horizon": horizon, "rules": rules,
+            # "rules" holds each rule's effective severity, which cannot tell an override
+            # equal to the default from none: the next run's report says why a
+            # finding's severity changed from these
+            "severity_overrides": severity_overrides(config),
             "timezone": config.timezone,
             # sources whose new level an operator accepted (feed_baseline starts there)
             "guard_accepted": sorted(trips) if r.forced else [],

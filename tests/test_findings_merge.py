@@ -3,6 +3,7 @@ what is opened, kept, reopened or resolved."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from governor import db, findings
-from governor.models import Finding, Run
+from governor.models import AuditEntry, Finding, Run
 from governor.rules import RULES
 from governor.rules.base import Outcome, Result
 
@@ -84,4 +85,57 @@ def test_a_finding_that_turns_fail_as_its_exception_expires_is_new_once(tmp_path
     # run 3: the exception has expired and the rule now decides: one new finding
     third = one(3, Outcome.FAIL)
     assert third.new == 1
+    engine.dispose()
+
+
+@pytest.mark.parametrize("batch", [1, 5000])
+def test_a_live_finding_given_another_severity_is_recorded_with_before_and_after(
+        tmp_path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The finding row is updated in place: what it was is kept, per run, with why. A
+    finding opened, reopened or resolved by the run has no "before" to keep."""
+    from governor.models import FindingSeverityChange
+    from governor.rules.base import Severity
+
+    monkeypatch.setattr(findings, "RESULT_BATCH", batch)
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    db.upgrade(engine)
+
+    def night(run: int, found: dict[str, Severity | None], override: Severity | None = None,
+              cause: str | None = None) -> findings.FindingStats:
+        with db.transaction(engine) as session:
+            session.add(Run(id=run, started_at=NOW + timedelta(days=run), status="running",
+                            actor="t", forced=False))
+            session.flush()
+            m = findings.Merge(session, run, NOW + timedelta(days=run))
+            m.add(findings.Evaluated(RULE, override, iter([Result(
+                subject=s, outcome=Outcome.FAIL, message=s, evidence={}, severity=sev,
+                account="x:@brand") for s, sev in found.items()]), ["grants"],
+                severity_cause=cause))
+            return m.finish({"grants": True}, [], "t")
+
+    night(1, {"a": None, "b": None, "gone": None})  # the rule's own: high
+    second = night(2, {"a": Severity.MEDIUM, "b": None}, cause="rule")
+    assert (second.severity_raised, second.severity_lowered) == (0, 1)
+    third = night(3, {"a": None, "b": None, "gone": Severity.LOW, "c": None},
+                  override=Severity.CRITICAL, cause="config")
+    assert (third.new, third.severity_raised, third.severity_lowered) == (2, 2, 0)
+    with db.transaction(engine) as session:
+        changes = session.execute(
+            select(FindingSeverityChange.run_id, Finding.subject,
+                   FindingSeverityChange.severity_before, FindingSeverityChange.severity_after,
+                   FindingSeverityChange.cause)
+            .join(Finding, Finding.id == FindingSeverityChange.finding_id)
+            .order_by(FindingSeverityChange.run_id, Finding.subject)).all()
+        audited = session.execute(select(AuditEntry.subject, AuditEntry.detail).where(
+            AuditEntry.action == "finding.severity_changed").order_by(AuditEntry.id)).all()
+    # "gone" resolved in run 2 and reopened in run 3: new, not a change; "c" is new
+    assert [tuple(c) for c in changes] == [(2, "a", "high", "medium", "rule"),
+                                           (3, "a", "medium", "critical", "config"),
+                                           (3, "b", "high", "critical", "config")]
+    assert [(s, json.loads(d)["by_rule"]) for s, d in audited] == [
+        ("orphan-grant", {"orphan-grant": {"cause": "rule", "changes": {"high -> medium": 1}}}),
+        ("orphan-grant", {"orphan-grant": {"cause": "config",
+                                           "config_key": "rules.orphan-grant.severity",
+                                           "changes": {"high -> critical": 1,
+                                                       "medium -> critical": 1}}})]
     engine.dispose()
