@@ -428,7 +428,8 @@ def counts(session: Session, run_id: int, then: ExceptionsThen | None = None
     has hundreds of thousands). With `then`, as the run left them: excepted as the
     exceptions it applied say, not as the findings' status says now."""
     out: dict[str, Counter[str]] = {k: Counter() for k in
-                                    ("new", "open", "resolved", "unknown", "excepted")}
+                                    ("new", "open", "resolved", "unknown", "excepted",
+                                     "severity_changed")}
     session.flush()  # the statement below does not autoflush as an ORM query would
     m = db.mark(session.connection())
     status = "status"
@@ -454,4 +455,10 @@ def counts(session: Session, run_id: int, then: ExceptionsThen | None = None
             out["open"][sev] += n
             if opened_now:
                 out["new"][sev] += n
+    # by the severity the run gave them; a run that changes a finding's severity keeps it
+    # live, and exceptions added or revoked since change neither
+    for sev, n in session.connection().exec_driver_sql(
+            f"SELECT severity_after, count(*) FROM finding_severity_change WHERE run_id = {m} "
+            f"GROUP BY severity_after", (run_id,)):
+        out["severity_changed"][sev] += n
     return {k: {s.value: v[s.value] for s in Severity if v[s.value]} for k, v in out.items()}

@@ -295,8 +295,9 @@ def test_the_report_says_a_disabled_rules_findings_were_not_fixed(demo_dir: Path
     assert len(disabled) == n and {f["resolution"] for f in disabled} == {"rule disabled"}
     with open(reports / f"nightly-{run_id}.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0][-1] == "resolution"
-    assert sorted(r[-1] for r in rows[1:] if r[0] == "resolved" and r[2] == "dormant-grant") \
+    at = rows[0].index("resolution")  # 18, after evidence; later columns come after it
+    assert at == 18
+    assert sorted(r[at] for r in rows[1:] if r[0] == "resolved" and r[2] == "dormant-grant") \
         == ["rule disabled"] * n
     html = (reports / f"nightly-{run_id}.html").read_text(encoding="utf-8")
     assert f"By resolution: {n} rule disabled" in html

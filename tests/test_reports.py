@@ -422,11 +422,11 @@ def test_resolved_findings_say_how_they_resolved(tmp_path: Path) -> None:
     rows = read_csv(paths["csv"])
     header = rows[0]
     # appended after every earlier column, so a consumer reading by position is unaffected
-    assert header[-1] == "resolution" and header[:18] == [
+    assert header[18] == "resolution" and header[:18] == [
         "section", "key", "rule", "severity", "outcome", "status", "person", "account",
         "message", "first_seen", "last_seen", "remediation", "title", "resolved_at",
         "exception_reason", "exception_approver", "exception_expires", "evidence"]
-    by_key = {(r[0], r[1]): r[-1] for r in rows[1:]}
+    by_key = {(r[0], r[1]): r[18] for r in rows[1:]}
     assert by_key[("resolved", "gone-1")] == "rule disabled"
     assert by_key[("resolved", "gone-2")] == "fixed"
     assert by_key[("open", "old-1")] == "" and by_key[("new", "new-1")] == ""
@@ -446,6 +446,43 @@ def test_resolved_findings_say_how_they_resolved(tmp_path: Path) -> None:
     assert "<th>Resolution</th>" not in changed[:changed.index("Resolved findings")]
     only_fixed = write_nightly(hostile_report(resolved=[fixed]), tmp_path / "fixed")
     assert 'id="not-fixed"' not in only_fixed["html"].read_text(encoding="utf-8")
+
+
+def test_severity_changes_are_rendered_like_the_rest_of_what_changed(tmp_path: Path) -> None:
+    """A finding whose severity the run changed: its own section of "what changed" in
+    every format, its data escaped and neutralised like every other finding's."""
+    lowered = finding("old-2", "low", message="-no MFA", severity_before="critical",
+                      severity_cause="config", rule_id=f"x{SCRIPT}")
+    raised = finding("old-1", "high", message="@dormant grant", severity_before="low",
+                     severity_cause="rule")
+    unknown = finding("unk-1", "medium", outcome="unknown", severity_before="high",
+                      severity_cause=None)
+    report = hostile_report(severity_changed=[raised, unknown, lowered],
+                            open=[finding("new-1", "critical"), raised, lowered],
+                            unknown=[unknown])
+    paths = write_nightly(report, tmp_path)
+    rows = read_csv(paths["csv"])
+    assert rows[0][-2:] == ["severity_before", "severity_cause"]
+    changed = [r for r in rows[1:] if r[0] == "severity_changed"]
+    assert [(r[1], r[3], r[8], r[-2], r[-1]) for r in changed] == [
+        ("old-1", "high", "'@dormant grant", "low", "rule"),
+        ("unk-1", "medium", "Leaver still holds admin", "high", "unknown"),
+        ("old-2", "low", "'-no MFA", "critical", f"config: rules.x{SCRIPT}.severity")]
+    assert [r[0] for r in rows[1:]].index("severity_changed") == 2  # after resolved
+    data = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert [f["severity_change"] for f in data["severity_changed"]] == [
+        {"before": "low", "after": "high", "cause": "rule", "config_key": None},
+        {"before": "high", "after": "medium", "cause": None, "config_key": None},
+        {"before": "critical", "after": "low", "cause": "config",
+         "config_key": f"rules.x{SCRIPT}.severity"}]
+    assert data["new"][0]["severity_change"] is None
+    html = paths["html"].read_text(encoding="utf-8")
+    assert SCRIPT not in html
+    section = html[html.index("<h3>Severity changed"):html.index('id="open"')]
+    assert "Severity changed (3)" in section
+    assert "1 raised, 2 lowered." in section
+    assert "<code>rules.x&lt;script&gt;alert(1)&lt;/script&gt;.severity</code>" in section
+    assert 'href="#' in section  # cards of open findings are linked, as new ones are
 
 
 def test_demo_findings_csv_evidence_is_the_json_reports(demo_dir: Path) -> None:
@@ -548,7 +585,7 @@ def test_a_streamed_report_shows_the_first_findings_of_each_section_in_html(
                  for i in range(4)],
         "new": [finding(f"critical-{i}", "critical") for i in range(3)],
         "unknown": [finding("unk-1", "medium", outcome="unknown")],
-        "resolved": [], "excepted": [],
+        "resolved": [], "excepted": [], "severity_changed": [],
     }
     report = hostile_report(stream=lambda name: iter(finding_row(f) for f in sections[name]),
                             findings_html_max=2, new=[], open=[], unknown=[], resolved=[],
@@ -712,7 +749,8 @@ def test_finding_json_is_what_json_dumps_writes() -> None:
     row = (f"rule:{hostile}", "orphan-grant", hostile, "high", "fail", "excepted", hostile,
            json.dumps({"b": hostile, "a": [1, None]}, sort_keys=True), hostile,
            ("SOC2 CC6.1", hostile), None, hostile, when_, when_, None,
-           {"reason": hostile, "approver": "a", "expires": "2027-01-01T00:00:00Z"}, hostile)
+           {"reason": hostile, "approver": "a", "expires": "2027-01-01T00:00:00Z"}, hostile,
+           "critical", "config")
     text = finding_json(row)
     expected = {"key": row[0], "rule_id": row[1], "title": row[2], "severity": "high",
                 "outcome": "fail", "status": "excepted", "message": hostile,
@@ -722,8 +760,11 @@ def test_finding_json_is_what_json_dumps_writes() -> None:
                 "resolved_at": None, "exception": {"approver": "a",
                                                    "expires": "2027-01-01T00:00:00Z",
                                                    "reason": hostile},
-                "resolution": hostile}
+                "resolution": hostile,
+                "severity_change": {"before": "critical", "after": "high", "cause": "config",
+                                    "config_key": "rules.orphan-grant.severity"}}
     assert json.loads(text) == expected
+    assert json.loads(finding_json((*row[:17], None, None)))["severity_change"] is None
     # byte for byte json.dumps, but for the evidence: that is the stored text, verbatim
     del expected["evidence"]
     assert text.replace(f', "evidence": {row[7]}', "") == json.dumps(expected,

@@ -31,6 +31,8 @@ from governor.reconcile import RunOptions, RunResult, job
 from governor.rules.base import Severity
 
 SEVERITIES = [s.value for s in Severity]
+# The counts' sections in the summary table's columns; severity_changed heads "sev-changed"
+COUNTED = ("new", "open", "resolved", "severity_changed", "unknown", "excepted")
 DEMO_NOW = "2026-11-20T12:00:00+00:00"  # the sample organisation's dates are relative to it
 
 
@@ -40,6 +42,9 @@ def _summary(result: RunResult) -> dict[str, Any]:
         "forced_past": result.problems,
         "started_at": result.started_at, "finished_at": result.finished_at,
         "counts": result.counts,
+        # counts' severity_changed is by the severity they have now; which way they went:
+        "severity_changed": {"raised": result.stats.severity_raised,
+                             "lowered": result.stats.severity_lowered},
         "sources": [{"name": o.name, "type": o.type, "ok": o.ok, "count": o.count,
                      "unchanged": o.unchanged, "added": o.added, "ended": o.ended,
                      "updated": o.updated,
@@ -57,14 +62,22 @@ def _print(result: RunResult) -> None:
     click.echo("")
     rows = []
     for sev in SEVERITIES:
-        row = [sev] + [result.counts.get(k, {}).get(sev, 0)
-                       for k in ("new", "open", "resolved", "unknown", "excepted")]
+        row = [sev] + [result.counts.get(k, {}).get(sev, 0) for k in COUNTED]
         if any(row[1:]):
             rows.append(row)
     if rows:
-        table(rows, ("severity", "new", "open", "resolved", "unknown", "excepted"))
+        table(rows, ("severity", "new", "open", "resolved", "sev-changed", "unknown", "excepted"))
     else:
         click.echo("no findings")
+    raised, lowered = result.stats.severity_raised, result.stats.severity_lowered
+    if raised or lowered:
+        # a finding that stays open with another severity is neither new nor resolved:
+        # said here, or a critical turned low would pass unnoticed
+        n = raised + lowered
+        click.echo(f"\nseverity changed: {n} finding{'s' if n != 1 else ''} still open or "
+                   f"accepted ({raised} raised, {lowered} lowered)"
+                   + ("; the report lists each, before and after, and why"
+                      if result.report else ""))
     click.echo(f"\nrun {result.run_id}: {result.status}"
                + (" (forced past the feed guard)" if result.problems
                   else " (run with the clock behind the last run)" if result.forced else ""))

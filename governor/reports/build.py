@@ -13,7 +13,14 @@ from governor import audit, db
 from governor.config import Config
 from governor.correlate import Match
 from governor.findings import ExceptionsThen, active_exceptions, counts
-from governor.models import OffboardCase, OffboardStep, RiskException, Run, SourceRead
+from governor.models import (
+    FindingSeverityChange,
+    OffboardCase,
+    OffboardStep,
+    RiskException,
+    Run,
+    SourceRead,
+)
 from governor.records import AccessPath
 from governor.reports.data import (
     EarlierRead,
@@ -42,6 +49,10 @@ class _Sections:
         self.exceptions = {k: {"reason": e.reason, "approver": e.approver,
                                "expires": e.expires_at.isoformat(), "id": str(e.id)}
                            for k, e in held.items()}
+        # most runs change no severity: their sections are then read without the join
+        self.any_severity_changed = session.scalar(
+            select(FindingSeverityChange.id).where(FindingSeverityChange.run_id == run.id)
+            .limit(1)) is not None
 
     def _where(self, name: str, m: str) -> tuple[str, tuple[Any, ...]]:
         """The condition that picks a section's findings, and its parameters."""
@@ -54,26 +65,46 @@ class _Sections:
         return (where.format(m=m, covered=covered),
                 (self.run_id,) * where.count("{m}") + (params if "{covered}" in where else ()))
 
+    def _source(self, name: str, m: str) -> tuple[str, tuple[Any, ...]]:
+        """The FROM clause of a section's query, and its parameters: every finding with
+        the severity this run changed, where it did (each section shows it)."""
+        if name == "severity_changed":
+            return ("finding_severity_change c JOIN finding ON finding.id = c.finding_id "
+                    f"AND c.run_id = {m}", (self.run_id,))
+        if not self.any_severity_changed:
+            return "finding", ()
+        return ("finding LEFT JOIN finding_severity_change c ON c.finding_id = finding.id "
+                f"AND c.run_id = {m}", (self.run_id,))
+
     def stream(self, name: str) -> Iterator[FindingRow]:
         """Every finding of a section as FindingRows, straight from the driver: the ORM's
         per-row work and a decode and re-encode of every evidence document cost most of
         a large report's time."""
         conn = self.session.connection()
         m = db.mark(conn)
+        source, joined = self._source(name, m)
         where, params = self._where(name, m)
-        sql = f"SELECT {_RAW_COLS} FROM finding WHERE {where} ORDER BY {_RAW_ORDER}"
+        changes = "c.severity_before, c.cause" if source != "finding" else "NULL, NULL"
+        sql = (f"SELECT {_RAW_COLS}, {changes} FROM {source} WHERE {where} "
+               f"ORDER BY {_RAW_ORDER}")
         rules = {rid: (r.title, r.remediation, r.controls) for rid, r in RULES.items()}
-        exceptions = self.exceptions if name == "excepted" else {}
+        mixed = name == "severity_changed"  # its findings are open, excepted, unknown
+        exceptions = self.exceptions if name == "excepted" or mixed else {}
         # as the run left it, a finding's status is its section's; the stored one may
         # have been changed since by `exception add` or `revoke`
         as_left = _THEN_STATUS[name] if self.then is not None else None
         for key, rule_id, sev, outcome, status, msg, ev, person, account, first, last, \
-                resolved, resolution in db.stream(conn, sql, params):
+                resolved, resolution, before, cause in db.stream(conn, sql, joined + params):
             title, remediation, controls = rules.get(rule_id, (rule_id, "", ()))
-            status = as_left or status
+            if mixed and self.then is not None:
+                status = "resolved" if status == "resolved" else (
+                    "excepted" if key in exceptions else "open")
+            else:
+                status = as_left or status
             yield (key, rule_id, title, sev, outcome, status, msg, ev, remediation,
-                   controls, person, account, first, last, resolved, exceptions.get(key),
-                   resolution)
+                   controls, person, account, first, last, resolved,
+                   exceptions.get(key) if status == "excepted" else None, resolution,
+                   before, cause)
 
 
 _RAW_COLS = ("key, rule_id, severity, outcome, status, message, evidence, person, account, "
@@ -83,6 +114,7 @@ _RAW_ORDER = ("CASE severity " + " ".join(f"WHEN '{s.value}' THEN {-s.rank}" for
 _RAW_WHERE = {  # which findings make up each section of the report
     "new": "status = 'open' AND outcome = 'fail' AND opened_run_id = {m}",
     "resolved": "status = 'resolved' AND resolved_run_id = {m}",
+    "severity_changed": "1 = 1",  # the join picks those the run gave another severity
     "open": "status = 'open' AND outcome = 'fail'",
     "unknown": "status = 'open' AND outcome = 'unknown'",
     "excepted": "status = 'excepted'",
@@ -95,12 +127,14 @@ _THEN_WHERE = {
     "new": "status != 'resolved' AND outcome = 'fail' AND opened_run_id = {m} "
            "AND NOT {covered}",
     "resolved": "status = 'resolved' AND resolved_run_id = {m}",
+    "severity_changed": "1 = 1",  # each as the run left it: see _Sections.stream
     "open": "status != 'resolved' AND outcome = 'fail' AND NOT {covered}",
     "unknown": "status != 'resolved' AND outcome = 'unknown' AND NOT {covered}",
     "excepted": "status != 'resolved' AND {covered}",
 }
+# None: a section of findings open, excepted and unknown alike (_Sections.stream)
 _THEN_STATUS = {"new": "open", "resolved": "resolved", "open": "open", "unknown": "open",
-                "excepted": "excepted"}
+                "excepted": "excepted", "severity_changed": None}
 
 
 def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | None,
@@ -131,7 +165,8 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
     # counts' sections are these sections: one pass over the findings serves both
     by_section = counted if counted is not None else counts(session, run.id, exceptions_then)
     totals = {name: sum(by_section.get(name, {}).values())
-              for name in ("new", "resolved", "open", "unknown", "excepted")}
+              for name in ("new", "resolved", "severity_changed", "open", "unknown",
+                           "excepted")}
     reads = session.scalars(select(SourceRead).where(SourceRead.run_id == run.id)
                             .order_by(SourceRead.id))
     return NightlyReport(

@@ -61,11 +61,17 @@ class FindingLine:
     # Why a resolved finding resolved (findings.py): "fixed", or "rule disabled" and
     # "source removed", which are not fixes: nobody looks any more. None unless resolved.
     resolution: str | None = None
+    # Set when the report's run changed the severity of this finding, which stayed live:
+    # what it was before, and why it changed ("config": the rules.<rule>.severity
+    # override; "rule": the rule's result; None: not known).
+    severity_before: str | None = None
+    severity_cause: str | None = None
 
 
 # One finding as the writers that stream every finding take it, in FindingLine's field
 # order: (key, rule_id, title, severity, outcome, status, message, evidence, remediation,
-# controls, person, account, first_seen, last_seen, resolved_at, exception, resolution),
+# controls, person, account, first_seen, last_seen, resolved_at, exception, resolution,
+# severity_before, severity_cause),
 # with the evidence as JSON text (passed through as stored, never decoded and re-encoded)
 # and the timestamps as the store returns them (text on SQLite, datetime on PostgreSQL).
 FindingRow = tuple[Any, ...]
@@ -113,6 +119,8 @@ class NightlyReport:
     unknown: list[FindingLine]  # rules that could not decide, open
     excepted: list[FindingLine]
     counts: dict[str, dict[str, int]]  # {"new": {"critical": 1, ...}, "open": ..., ...}
+    # still live, with another severity than before the run (by the one it has now)
+    severity_changed: list[FindingLine] = field(default_factory=list)
     # The matrix can be millions of rows: a callable that streams it, called once per
     # output format, ordered by account then principal.
     matrix: Callable[[], Iterator[MatrixRow]] = field(repr=False, default=lambda: iter(()))
@@ -145,3 +153,6 @@ class NightlyReport:
     # How many findings of the resolved section resolved each way ("fixed": 3, "rule
     # disabled": 120), most first; write_nightly counts them as it writes that section.
     resolutions: dict[str, int] = field(default_factory=dict)
+    # How many of the severity_changed section went up and down ("raised": 2, "lowered":
+    # 1); counted by write_nightly like `resolutions`.
+    severity_moves: dict[str, int] = field(default_factory=dict)

@@ -7,11 +7,13 @@
 - nightly-N.json: for scripts (everything but the matrix rows), schema governor.nightly/1;
   each source says what this run read and, in `data_from`, the earlier read whose data
   the run used instead (a failed source's last good read, an unchanged export's read);
-- nightly-N.csv: one row per finding per section (new, resolved, open, unknown, excepted),
-  columns FINDING_COLUMNS. Columns are only ever appended, so a consumer reading by
-  position keeps working: evidence (the finding's evidence as the one-line JSON text the
-  store holds), then resolution (why a resolved finding resolved: fixed, rule disabled,
-  source removed; empty for the others);
+- nightly-N.csv: one row per finding per section (new, resolved, severity_changed, open,
+  unknown, excepted), columns FINDING_COLUMNS. Columns are only ever appended, so a
+  consumer reading by position keeps working: evidence (the finding's evidence as the
+  one-line JSON text the store holds), then resolution (why a resolved finding resolved:
+  fixed, rule disabled, source removed; empty for the others), then severity_before and
+  severity_cause (for a finding whose severity the run changed: what it was, and why:
+  "config: rules.<rule>.severity", "rule" or "unknown"; empty for the others);
 - access-matrix-N.csv: every matrix row, streamed;
 
 and refreshes nightly-latest.html / nightly-latest.json. All files appear together or
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from governor.clock import as_utc
+from governor.findings import SEVERITY_CONFIG, severity_key
 from governor.reports import (
     _FORMULA_START,
     atomic_outputs,
@@ -49,15 +52,16 @@ from governor.reports.data import FindingLine, FindingRow, MatrixRow, NightlyRep
 SCHEMA = "governor.nightly/1"
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
-# Sections of the findings CSV and of counts, in the order the report shows them.
-SECTIONS = ("new", "resolved", "open", "unknown", "excepted")
-SUMMARY_ROWS = ("new", "open", "resolved", "unknown", "excepted")
+# Sections of the findings CSV and of counts, in the order the report shows them: what
+# changed (new, resolved, a severity changed), then what is.
+SECTIONS = ("new", "resolved", "severity_changed", "open", "unknown", "excepted")
+SUMMARY_ROWS = ("new", "open", "resolved", "severity_changed", "unknown", "excepted")
 
 FINDING_COLUMNS = (
     "section", "key", "rule", "severity", "outcome", "status", "person", "account",
     "message", "first_seen", "last_seen", "remediation", "title", "resolved_at",
     "exception_reason", "exception_approver", "exception_expires", "evidence",
-    "resolution",
+    "resolution", "severity_before", "severity_cause",
 )
 MATRIX_COLUMNS = MatrixRow._fields
 
@@ -186,7 +190,7 @@ def finding_row(f: FindingLine) -> FindingRow:
     return (f.key, f.rule_id, f.title, f.severity, f.outcome, f.status, f.message,
             json.dumps(jsonable(f.evidence), ensure_ascii=False, allow_nan=False),
             f.remediation, f.controls, f.person, f.account, f.first_seen, f.last_seen,
-            f.resolved_at, f.exception, f.resolution)
+            f.resolved_at, f.exception, f.resolution, f.severity_before, f.severity_cause)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -218,7 +222,18 @@ def csv_cells(name: str, f: FindingRow) -> list[str]:
                 when(f[12]), when(f[13]), f[8], f[2], when(f[14]),
                 *((None, None, None) if exc is None else
                   (exc.get("reason"), exc.get("approver"), exc.get("expires"))), f[7],
-                f[16])]
+                f[16], f[17], severity_cause_text(f[1], f[17], f[18]))]
+
+
+def severity_cause_text(rule_id: str, before: str | None, cause: str | None) -> str | None:
+    """Why a finding's severity changed, as the CSV says it: the config key path of the
+    override that changed it, "rule" (its own result did), or "unknown"; None (an empty
+    cell) for a finding whose severity the run did not change."""
+    if before is None:
+        return None
+    if cause == SEVERITY_CONFIG:
+        return f"config: {severity_key(rule_id)}"
+    return cause or "unknown"
 
 
 # -- JSON ------------------------------------------------------------------------------
@@ -242,7 +257,16 @@ def finding_json(f: FindingRow) -> str:
             f'"controls": {rule[3]}, "person": {_str(f[10])}, "account": {_str(f[11])}, '
             f'"first_seen": {_when_json(f[12])}, "last_seen": {_when_json(f[13])}, '
             f'"resolved_at": {_when_json(f[14])}, "exception": {exc}, '
-            f'"resolution": {_str(f[16])}}}')
+            f'"resolution": {_str(f[16])}, "severity_change": {_severity_change_json(f)}}}')
+
+
+def _severity_change_json(f: FindingRow) -> str:
+    """null, or what the finding's severity was before the run that changed it, and why
+    (a config override's key path when that was it)."""
+    if f[17] is None:
+        return "null"
+    return _dumps({"before": f[17], "after": f[3], "cause": f[18],
+                   "config_key": severity_key(f[1]) if f[18] == SEVERITY_CONFIG else None})
 
 
 @functools.lru_cache(maxsize=65536)
@@ -307,6 +331,7 @@ def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
     # counted on the way, for the HTML: it shows only the first resolved findings, and a
     # thousand "rule disabled" among them must not pass for a thousand fixes
     resolutions: dict[str, int] = {}
+    moves = {"raised": 0, "lowered": 0}  # likewise: a severity lowered is no fix either
 
     def both(name: str) -> Iterator[FindingRow]:
         keep = shown.keeper(name)
@@ -314,6 +339,9 @@ def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
             if name == "resolved":
                 why = f[16] or "not recorded"
                 resolutions[why] = resolutions.get(why, 0) + 1
+            elif name == "severity_changed" and f[17] is not None:
+                moves["raised" if severity_rank(f[3]) < severity_rank(f[17])
+                      else "lowered"] += 1
             batch.append(csv_line(csv_cells(name, f)))
             if len(batch) >= 5000:
                 csv_fh.write("\r\n".join(batch) + "\r\n")
@@ -326,6 +354,7 @@ def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
     if batch:
         csv_fh.write("\r\n".join(batch) + "\r\n")
     report.resolutions = dict(sorted(resolutions.items(), key=lambda kv: (-kv[1], kv[0])))
+    report.severity_moves = {k: n for k, n in moves.items() if n}
     if streamed:
         for name in SECTIONS:
             setattr(report, name, [finding_line_of(f) for f in shown.rows[name]])
@@ -367,7 +396,8 @@ def finding_line_of(f: FindingRow) -> FindingLine:
                        status=f[5], message=f[6], evidence=json.loads(f[7]),
                        remediation=f[8], controls=tuple(f[9]), person=f[10], account=f[11],
                        first_seen=as_utc(f[12]) or _EPOCH, last_seen=as_utc(f[13]) or _EPOCH,
-                       resolved_at=as_utc(f[14]), exception=f[15], resolution=f[16])
+                       resolved_at=as_utc(f[14]), exception=f[15], resolution=f[16],
+                       severity_before=f[17], severity_cause=f[18])
 
 
 def _write_json(report: NightlyReport, fh: TextIO,
@@ -378,7 +408,7 @@ def _write_json(report: NightlyReport, fh: TextIO,
     json.dumps without indent runs the C encoder; json.dump(indent=...) is pure Python
     and took minutes on a few hundred thousand findings."""
     head = report_json(replace(report, stream=lambda _name: iter(()), new=[], resolved=[],
-                               open=[], unknown=[], excepted=[]),
+                               severity_changed=[], open=[], unknown=[], excepted=[]),
                        matrix_rows=matrix_rows, matrix_csv=matrix_csv)
     first = True
     fh.write("{")
@@ -434,10 +464,12 @@ def html_context(report: NightlyReport, *, shown: list[MatrixRow], matrix_rows: 
     for section in SUMMARY_ROWS:
         counts = report.counts.get(section, {})
         cells = [counts.get(s, 0) for s in severities]
-        summary.append({"section": section, "cells": cells, "total": sum(cells)})
+        summary.append({"section": section.replace("_", " "), "cells": cells,
+                        "total": sum(cells)})
     cap = max(report.findings_html_max, 0)
     shown_findings = {name: getattr(report, name)[:cap]
-                      for name in ("new", "resolved", "unknown", "excepted")}
+                      for name in ("new", "resolved", "severity_changed", "unknown",
+                                   "excepted")}
     open_groups = group_by_severity(report.open, cap, report.counts.get("open")
                                     if report.stream is not None else None)
     # only cards that are on the page can be linked to from "what changed"
@@ -462,6 +494,7 @@ def html_context(report: NightlyReport, *, shown: list[MatrixRow], matrix_rows: 
         "path_labels": PATH_LABELS,
         "sources": [source_view(s, report.started_at) for s in report.sources],
         "schema": SCHEMA,
+        "severity_key": severity_key,
     }
 
 
