@@ -12,6 +12,7 @@ SourceError: the run goes on with this source marked failed and its last good da
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,8 +20,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from governor.options import Option
+from governor.options import Option, OptionError
 from governor.records import DirectoryAccount, Record, SourceKind
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def check_env_name(settings: Mapping[str, Any], option: str, key: str) -> None:
+    """A *_env setting names a variable; anything else is most likely the secret pasted
+    in its place, which every later message ("variable ... is not set"), the run record
+    and the report would then repeat. Refused without repeating it."""
+    value = settings.get(option)
+    if value and not _ENV_NAME.match(str(value)):
+        raise OptionError(f"{key}.{option}", "must be the name of an environment variable "
+                          "(letters, digits and _, not starting with a digit), not the "
+                          "secret itself; the value given is not shown. If it was a secret, "
+                          "treat it as exposed (it is in this file) and rotate it")
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ from governor.records import DirectoryAccount, DirectoryStatus, Grant, SourceKin
 from governor.roles import Role
 from governor.sources._groups import GROUP_GRANTS, GroupGrants
 from governor.sources._groups import validate as validate_group_grants
-from governor.sources.base import Action, Check, Connector, register
+from governor.sources.base import Action, Check, Connector, check_env_name, register
 
 FIELDS = ("login", "email", "aliases", "employee_id", "groups", "manager", "last_login",
           "disabled_flags", "expires", "locked_time", "lock_flag")
@@ -149,6 +149,7 @@ class LdapDirectory(Connector):
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
+        check_env_name(settings, "password_env", key)  # first: later errors may quote it
         _validate_urls(settings, key)
         if not settings["base_dns"]:
             raise OptionError(f"{key}.base_dns", "name at least one base DN")

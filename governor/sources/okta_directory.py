@@ -72,7 +72,7 @@ from governor.records import (
 from governor.sources._groups import GROUP_GRANTS, GroupGrants
 from governor.sources._groups import validate as validate_group_grants
 from governor.sources._okta_ratelimit import LimiterStats, RateLimiter, bucket_of
-from governor.sources.base import Action, Check, Connector, SourceContext, register
+from governor.sources.base import Action, Check, Connector, SourceContext, check_env_name, register
 
 log = logging.getLogger(__name__)
 
@@ -453,6 +453,7 @@ class OktaDirectory(Connector):
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
+        check_env_name(settings, "token_env", key)  # first: later errors may quote it
         url = urlsplit(str(settings["org_url"]))
         if url.scheme != "https" or not url.hostname:
             raise OptionError(f"{key}.org_url", "must be an https:// URL (the okta SDK refuses "
