@@ -394,7 +394,8 @@ def test_directory_json_factor_objects(tmp_path: Path) -> None:
 {"exported_at": "2026-11-20T05:00:00Z", "records": [
   {"login": "a@corp.example", "status": "ACTIVE", "employeeNumber": "E1",
    "factors": [{"type": "push", "provider": "OKTA", "status": "ACTIVE"},
-               {"type": "sms", "status": "NOT_SETUP"}, {"type": "fido2"}, "call:active"],
+               {"type": "sms", "status": "NOT_SETUP"}, {"type": "fido2", "status": "active"},
+               "call:active"],
    "groups": ["Everyone", "social"], "mfa_read_at": "2026-11-18T05:00:00Z"},
   {"login": "b@corp.example", "status": "SUSPENDED", "factors": []},
   {"login": "c@corp.example", "status": "STAGED"},
@@ -428,6 +429,14 @@ def test_directory_json_factor_objects(tmp_path: Path) -> None:
 def test_directory_unknown_factor(tmp_path: Path, cell: str, error: str) -> None:
     text = f"login,status,mfa_factors\na@corp.example,active,{cell}\n"
     assert fails(tmp_path, "directory_file", "dir.csv", text) == error
+
+
+def test_a_factor_object_without_a_status_is_bad_input_not_active(tmp_path: Path) -> None:
+    # read as active, a pending or disabled factor would pass user-mfa-missing
+    text = '[{"login": "a@corp.example", "status": "active", "factors": [{"type": "fido2"}]}]'
+    assert fails(tmp_path, "directory_file", "dir.json", text,
+                 columns={"mfa_factors": "factors"}) == (
+        "dir.json:1: mfa_factors (column 'factors'): factor 'fido2' has no status")
 
 
 def test_directory_errors_name_the_configured_column(tmp_path: Path) -> None:

@@ -107,8 +107,13 @@ class DirectoryFile(FileConnector):
         if isinstance(value, list):
             for item in value:
                 if isinstance(item, dict):
+                    if item.get("status") in (None, ""):
+                        # an object that leaves its status out says nothing about it: read
+                        # as active it would hide a pending or disabled factor (fail open)
+                        raise row.fail("mfa_factors", f"factor {item.get('type', '')!r} has "
+                                                      "no status")
                     provider = item.get("provider")
-                    items.append((str(item.get("type", "")), str(item.get("status", "active")),
+                    items.append((str(item.get("type", "")), str(item["status"]),
                                   str(provider).upper() if provider else None))
                 elif isinstance(item, str):
                     items.append((*_split_factor(item), None))
