@@ -221,9 +221,11 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
                         since))
     for c in session.scalars(select(ObsCredential).where(_live(ObsCredential, at))):
         if (read is None or c.source in read) and key in json.loads(c.accounts):
-            for reader in json.loads(c.readers):
+            named = json.loads(c.readers)
+            for reader in named:
                 raw.append((c.source, reader, "shared login", "owner", "vault", c.item_id,
                             c.first_seen_at))
+            raw.extend(_group_readers(session, c, {r.lower() for r in named}, at, read))
     matches = {k: (m.status.value, m.employee_id) for k, m in
                _correlation(session, {(r[0], r[1]) for r in raw}, at, declared).items()}
     # the person as HR described them then (name, status), not as they are now
@@ -237,6 +239,33 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
                               src, since, p.end_date if p else None))
     holders.sort(key=lambda h: (-Role.parse(h.role).value, h.principal.lower()))
     return key, holders
+
+
+def _group_readers(session: Session, c: ObsCredential, named: set[str],
+                   at: datetime | None, read: set[str] | None
+                   ) -> list[tuple[str, str, str, str, str, str | None, datetime]]:
+    """Members of the directory groups a vault item is shared with, as the run sees
+    them: each reads the shared login as their directory account (matched as that
+    account is), unless the item also names them directly."""
+    out: list[tuple[str, str, str, str, str, str | None, datetime]] = []
+    seen: set[tuple[str, str]] = set()
+    for group in json.loads(c.reader_groups):
+        low = group.lower()
+        # groups are a JSON list: the group's own JSON text finds the few rows naming it
+        needle = escape_like(json.dumps(low)[1:-1])
+        for d in session.scalars(select(ObsDirectoryAccount).where(
+                _live(ObsDirectoryAccount, at),
+                func.lower(ObsDirectoryAccount.groups).like(f'%"{needle}"%', escape="\\"))):
+            if (read is not None and d.source not in read) or \
+                    low not in {g.lower() for g in json.loads(d.groups)}:
+                continue
+            shown = (d.email or d.login).lower()
+            if shown in named or (d.source, d.login.lower()) in seen:
+                continue
+            seen.add((d.source, d.login.lower()))
+            out.append((d.source, d.login, f"shared login via group {group}", "owner",
+                        "vault", c.item_id, max(c.first_seen_at, d.first_seen_at)))
+    return out
 
 
 def resolve_person(session: Session, who: str, at: datetime | None = None,

@@ -162,6 +162,19 @@ def test_whohas_at_names_the_holders_of_grants_since_ended(
     assert len(kevin) == 1 and "I2003" in kevin[0] and "Kevin O'Neill" in kevin[0]
 
 
+def test_whohas_names_who_reads_a_shared_login_through_a_directory_group(
+        demo: tuple[str, dict[str, str]]) -> None:
+    # vlt-7f3a05 is shared with the marketing-promotions group: its members can post as
+    # @northwind.deals, as the access matrix and the rules already say
+    cfg, env = demo
+    held = json.loads(run_cli("-c", cfg, "whohas", "tiktok:@northwind.deals", "--json",
+                              env=env).out)["holders"]
+    assert sorted((h["employee_id"], h["path"], h["via"], h["raw_role"]) for h in held) == [
+        ("E1200", "vault", "vlt-7f3a05", "shared login via group marketing-promotions"),
+        ("E1201", "vault", "vlt-7f3a05", "shared login via group marketing-promotions")]
+    assert all(h["match"] == "matched" for h in held)
+
+
 def test_whohas_shows_an_end_date_hr_has_not_acted_on(demo: tuple[str, dict[str, str]]) -> None:
     # Kevin's end date has passed but HR still says active: the rules count him as a
     # leaver, so the table must not show a plain "active"
