@@ -79,9 +79,12 @@ OFFBOARD_OPTIONS: dict[str, Option] = {
     "protected": Option("list[str]", [], "Principals never touched by offboarding (break-glass "
                         "and other named accounts), as logins or emails.",
                         example=["breakglass@northwind.example"]),
-    "sla_critical_hours": Option("int", 24, "Hours from the HR end date to full revocation on "
-                                 "critical accounts.", min=1, max=24 * 90),
-    "sla_hours": Option("int", 72, "Hours from the HR end date to full revocation elsewhere.",
+    "sla_critical_hours": Option("int", 24, "Hours from the person's last day (the HR end "
+                                 "date, or for someone no HR export lists any more the day "
+                                 "of the last read that did) to full revocation on critical "
+                                 "accounts.", min=1, max=24 * 90),
+    "sla_hours": Option("int", 72, "Hours from the person's last day (as for "
+                        "sla_critical_hours) to full revocation elsewhere.",
                         min=1, max=24 * 90),
     "auto_open": Option("bool", True, "A reconciliation that sees a new leaver opens their "
                         "case (plan only)."),

@@ -130,6 +130,11 @@ class ObsPerson(_Observed, Base):
     manager: Mapped[str | None]
     department: Mapped[str | None]
     job_title: Mapped[str | None] = mapped_column(Text)
+    # Not a column: True on the detached copy queries._as_left makes of someone no HR
+    # export lists any more when end_date is the day governor counts them as gone (the
+    # last read that listed them), not an end date HR gave. Evidence must not call the
+    # one the other.
+    end_date_inferred = False
 
 
 class ObsDirectoryAccount(_Observed, Base):
@@ -339,7 +344,11 @@ class OffboardCase(Base):
     opened_by: Mapped[str]
     reason: Mapped[str | None] = mapped_column(Text)
     ticket: Mapped[str | None] = mapped_column(String(128))
+    # the day revocation is measured from: HR's end date, or the day governor counts
+    # someone gone from HR as having left; end_date_basis says which (plan.HR_END_DATE,
+    # plan.DROPPED_FROM_HR), so the receipt never passes an inferred day off as HR's
     hr_end_date: Mapped[date | None]
+    end_date_basis: Mapped[str | None] = mapped_column(String(16))
     new_owner: Mapped[str | None]
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     force_reason: Mapped[str | None] = mapped_column(Text)

@@ -120,7 +120,7 @@ def _as_left(p: ObsPerson, zone: tzinfo) -> ObsPerson:
     copy.status = "left"
     last = dropped_day(p.last_seen_at, p.ended_at, zone)
     if copy.end_date is None or copy.end_date > last:
-        copy.end_date = last
+        copy.end_date, copy.end_date_inferred = last, True
     return copy
 
 

@@ -985,3 +985,48 @@ def test_a_few_new_leavers_pass_the_guard(demo_dir: Path) -> None:
     _terminate(demo_dir, "E1004", "E1005")
     out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 0, out.err
+
+
+def test_a_receipt_says_when_a_last_day_was_inferred_and_not_given_by_hr(
+        demo_dir: Path) -> None:
+    # Priya (no end date in HR) drops out of HR: the day revocation is timed from is the
+    # one governor infers, and an auditor must not read it as HR's. Marcus drops out as
+    # well, but HR had said 2026-09-30 before: that day is HR's end date, and says so.
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    _drop(demo_dir, "E1010")
+    at = _priya_gone(demo_dir, cfg, env, "2026-11-23T01:00:00+00:00")
+    case = {str(e): int(str(i)) for e, i in query(
+        url, "SELECT employee_id, id FROM offboard_case")}
+    assert case.keys() == {"E1003", "E1010"}
+    inferred = "Last day: 2026-11-21 (inferred: no HR export lists them since then)"
+    reports = demo_dir / "reports"
+
+    def receipt(eid: str) -> tuple[dict[str, Any], str]:
+        out = run_cli("-c", cfg, "offboard", "receipt", str(case[eid]), env=at)
+        assert out.code == 0, out.err
+        return (json.loads((reports / f"offboard-{case[eid]}.json").read_text()),
+                (reports / f"offboard-{case[eid]}.html").read_text())
+
+    data, html = receipt("E1003")
+    assert (data["last_day"], data["last_day_basis"], data["hr_end_date"]) == (
+        "2026-11-21", "dropped_from_hr", None)
+    assert data["last_day_text"] == inferred and data["schema"].endswith("/2")
+    assert data["sla"] and all(
+        s["note"] == "measured from the end of 2026-11-21 (UTC), the last day governor "
+                     "inferred: no HR export lists them since then"
+        and s["measured_from"] == "2026-11-22T00:00:00Z" for s in data["sla"])
+    assert inferred in html and "HR end date" not in html
+    assert "Measured from the end of 2026-11-21 (UTC), the last day governor inferred" in html
+    data, html = receipt("E1010")
+    assert (data["last_day"], data["last_day_basis"], data["hr_end_date"]) == (
+        "2026-09-30", "hr", "2026-09-30")
+    assert "HR end date: 2026-09-30" in html and "inferred" not in html
+    # the plan says it too, in text and in JSON
+    plan = run_cli("-c", cfg, "offboard", "E1003", env=at)
+    assert plan.code == 0 and inferred in plan.out and "end date" not in plan.out
+    planned = json.loads(run_cli("-c", cfg, "offboard", "E1003", "--json", env=at).out)
+    assert (planned["plan"]["end_date"], planned["plan"]["end_date_basis"]) == (
+        "2026-11-21", "dropped_from_hr")

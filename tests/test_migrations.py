@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,14 @@ from conftest import demo_env, run_cli, sql_rows
 from sqlalchemy import Connection, Engine, create_engine, inspect, select, text
 
 from governor import db
-from governor.models import Base, PrincipalMatch, RiskException, Run
+from governor.models import (
+    Base,
+    ObsPerson,
+    OffboardCase,
+    PrincipalMatch,
+    RiskException,
+    Run,
+)
 
 
 def test_one_head() -> None:
@@ -87,6 +94,32 @@ def test_upgrading_does_not_report_revokes_the_last_run_already_applied(db_url: 
             select(exc.c.finding_key, exc.c.revoke_seen_at))}  # type: ignore[attr-defined]
     engine.dispose()
     assert seen == {"before": t0 - timedelta(hours=1), "after": None, "active": None}
+
+
+def test_upgrading_tells_cases_timed_from_hr_from_those_timed_from_a_drop(db_url: str
+                                                                          ) -> None:
+    """0007: a case's day is HR's when some HR row of the person gave it as their end
+    date; a day no HR row ever gave was inferred from their dropping out of HR."""
+    engine = db.make_engine(db_url)
+    db.upgrade(engine, "0006")
+    t0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    person, case = ObsPerson.__table__, OffboardCase.__table__
+    with engine.begin() as c:
+        for eid, end in (("E1", date(2026, 9, 30)), ("E2", None)):
+            c.execute(person.insert().values(  # type: ignore[attr-defined]
+                source="hr", nk=eid, digest=1, vdigest=1, first_seen_at=t0, first_run_id=1,
+                last_seen_at=t0, ended_at=t0, employee_id=eid, name=eid, status="active",
+                worker_type="employee", aliases="[]", end_date=end))
+        for eid, day in (("E1", date(2026, 9, 30)), ("E2", date(2026, 11, 20)), ("E3", None)):
+            c.execute(case.insert().values(  # type: ignore[attr-defined]
+                employee_id=eid, person_name=eid, status="open", trigger="reconcile",
+                opened_at=t0, opened_by="a", hr_end_date=day, forced=False))
+    db.upgrade(engine)
+    with engine.connect() as c:
+        basis = dict(c.execute(select(case.c.employee_id,  # type: ignore[attr-defined]
+                                      case.c.end_date_basis)).all())  # type: ignore[attr-defined]
+    engine.dispose()
+    assert basis == {"E1": "hr", "E2": "dropped_from_hr", "E3": None}
 
 
 def index_names(engine: Engine) -> set[str]:

@@ -127,6 +127,7 @@ def test_manual_steps_done_or_waived_complete_the_case_with_a_receipt(demo_dir: 
     assert sla["other accounts"]["hours_since_end_date"] > 72
     html = (demo_dir / "reports" / f"offboard-{case}.html").read_text()
     assert "Samuel Adeyemi" in html and "switchboard" in html
+    assert receipt["last_day_basis"] == "hr" and "HR end date: 2026-03-31" in html
     actions = [a for (a,) in rows(demo_dir, "SELECT action FROM audit_log ORDER BY id")]
     assert "offboard.opened" in actions and actions[-1] == "offboard.completed"
 

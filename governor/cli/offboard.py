@@ -23,7 +23,7 @@ from governor.db import sessions, transaction
 from governor.errors import GovernorError, NotFound
 from governor.models import OffboardCase
 from governor.offboard import cases, receipt
-from governor.offboard.plan import Plan, build
+from governor.offboard.plan import Plan, build, end_date_text
 from governor.queries import resolve_person
 
 
@@ -49,7 +49,8 @@ def offboard() -> None:
 
 def _print_plan(plan: Plan) -> None:
     click.echo(f"{plan.name} ({plan.employee_id}), HR status {plan.status}"
-               + (f", end date {plan.end_date}" if plan.end_date else "")
+               + (f"; {end_date_text(plan.end_date, plan.end_date_basis)}"
+                  if plan.end_date else "")
                + f"; new owner: {plan.new_owner or 'none (use --new-owner)'}")
     table([(s.seq, "auto" if s.automatic else "manual", s.kind, s.account or "",
             "critical" if s.critical else "", s.instruction) for s in plan.steps],

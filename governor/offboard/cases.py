@@ -32,7 +32,8 @@ def open_case(session: Session, plan: Plan, now: datetime, actor: str, *, trigge
     case = OffboardCase(employee_id=plan.employee_id, person_name=plan.name, status="open",
                         trigger=trigger, opened_at=now, opened_by=actor, reason=reason,
                         ticket=ticket, hr_end_date=date.fromisoformat(plan.end_date)
-                        if plan.end_date else None, new_owner=plan.new_owner,
+                        if plan.end_date else None, end_date_basis=plan.end_date_basis,
+                        new_owner=plan.new_owner,
                         forced=forced, force_reason=force_reason)
     session.add(case)
     session.flush()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -24,6 +25,10 @@ OWNERSHIP, POSTS, DIRECTORY, PLATFORM, VAULT, ROTATE, RECOVERY, NONHUMAN = (
     10, 20, 30, 40, 50, 60, 70, 80)
 # platforms whose delegate or role lists no API can change
 NO_API = {"x": "X", "youtube": "YouTube"}
+# Where a plan's end date comes from, kept with its case: HR gave it, or governor
+# counts someone no HR export lists any more as having left on the day of the last
+# read that listed them. Revocation is timed from either; evidence must say which.
+HR_END_DATE, DROPPED_FROM_HR = "hr", "dropped_from_hr"
 
 
 @dataclass
@@ -47,6 +52,7 @@ class Plan:
     status: str
     left: bool
     end_date: str | None
+    end_date_basis: str | None  # HR_END_DATE | DROPPED_FROM_HR; None without an end date
     new_owner: str | None
     steps: list[PlannedStep]
     accounts: set[str]  # social accounts the offboarding touches
@@ -54,7 +60,10 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         return {"employee_id": self.employee_id, "name": self.name, "status": self.status,
-                "left": self.left, "end_date": self.end_date, "new_owner": self.new_owner,
+                "left": self.left, "end_date": self.end_date,
+                "end_date_basis": self.end_date_basis,
+                "end_date_text": end_date_text(self.end_date, self.end_date_basis),
+                "new_owner": self.new_owner,
                 "accounts": sorted(self.accounts), "protected": self.protected,
                 "steps": [s.__dict__ for s in self.steps]}
 
@@ -222,9 +231,23 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
         ObsSocialAccount.criticality == "critical")))
     for step in steps:
         step.critical = any(a in critical for a in step.reach)
+    basis = None if p.end_date is None else (
+        DROPPED_FROM_HR if p.end_date_inferred else HR_END_DATE)
     return Plan(p.employee_id, p.name, p.status, p.status == "left",
-                p.end_date.isoformat() if p.end_date else None, owner, steps, touched,
-                sorted(set(skipped)))
+                p.end_date.isoformat() if p.end_date else None, basis, owner, steps,
+                touched, sorted(set(skipped)))
+
+
+def end_date_text(day: date | str | None, basis: str | None) -> str:
+    """The day revocation is timed from, saying where it came from: the plan, the case's
+    receipt and its SLA all show it so."""
+    if day is None:
+        return "HR gives no end date"
+    if basis == DROPPED_FROM_HR:
+        return f"Last day: {day} (inferred: no HR export lists them since then)"
+    if basis == HR_END_DATE:
+        return f"HR end date: {day}"
+    return f"End date: {day} (where it came from was not recorded)"
 
 
 def _platform_step(g: ObsGrant, name: str) -> PlannedStep:

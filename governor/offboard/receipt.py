@@ -1,5 +1,6 @@
 """The receipt of a case: what an auditor is shown. Every step with its time and actor,
-and the time from the HR end date to full revocation against the SLA."""
+and the time from the person's last day (HR's end date, or the day governor counts
+someone gone from HR as having left, said as such) to full revocation against the SLA."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from governor.config import Config
 from governor.errors import NotFound
 from governor.models import OffboardCase
 from governor.offboard.cases import FINISHED, steps_of
+from governor.offboard.plan import DROPPED_FROM_HR, HR_END_DATE, end_date_text
 from governor.reports import atomic_outputs, environment, jsonable
 
-SCHEMA = "governor.offboard-receipt/1"
+# 2: "hr_end_date" is null when the day was inferred (no HR export lists them any more);
+# "last_day", "last_day_basis" and "last_day_text" say which day and where it came from
+SCHEMA = "governor.offboard-receipt/2"
 
 
 def _hours(start: datetime, end: datetime) -> float:
@@ -31,7 +35,13 @@ def receipt(session: Session, config: Config, case_id: int, now: datetime) -> di
     steps = steps_of(session, case_id)
     # the last working day ends at midnight after it (in the organisation's zone, as the
     # rules see it); revocation is measured from there
-    ended = day_end(case.hr_end_date, config.zone) if case.hr_end_date else None
+    day, basis = case.hr_end_date, case.end_date_basis
+    ended = day_end(day, config.zone) if day else None
+    measured = (None if day is None else
+                f"from the end of {day.isoformat()} ({config.timezone}), "
+                + ("the last day governor inferred: no HR export lists them since then"
+                   if basis == DROPPED_FROM_HR else "the HR end date" if basis == HR_END_DATE
+                   else "an end date whose origin was not recorded"))
     sla = []
     for label, critical, hours in (("critical accounts", True,
                                     config.offboard["sla_critical_hours"]),
@@ -44,12 +54,18 @@ def receipt(session: Session, config: Config, case_id: int, now: datetime) -> di
         took = _hours(ended, last if done and last else now) if ended else None
         sla.append({"scope": label, "sla_hours": hours, "complete": done,
                     "revoked_at": last if done else None, "hours_since_end_date": took,
+                    "measured_from": ended,
                     "met": None if took is None else (done and took <= hours),
-                    "note": None if ended else "HR gives no end date: measured from nothing"})
+                    "note": f"measured {measured}" if measured
+                    else "HR gives no end date: measured from nothing"})
     return {
         "schema": SCHEMA, "case": case.id, "employee_id": case.employee_id,
         "name": case.person_name, "status": case.status, "trigger": case.trigger,
-        "hr_end_date": case.hr_end_date, "opened_at": case.opened_at,
+        # "hr_end_date" is only ever a day HR gave; an inferred one is "last_day" alone
+        "last_day": day, "last_day_basis": basis,
+        "last_day_text": end_date_text(day, basis),
+        "hr_end_date": day if basis == HR_END_DATE else None,
+        "sla_measured": measured, "opened_at": case.opened_at,
         "opened_by": case.opened_by, "reason": case.reason, "ticket": case.ticket,
         "forced": case.forced, "force_reason": case.force_reason,
         "new_owner": case.new_owner, "completed_at": case.completed_at, "sla": sla,
