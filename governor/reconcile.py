@@ -87,6 +87,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     cases_opened: list[int] = field(default_factory=list)  # offboarding, for new leavers
     steps_reopened: list[str] = field(default_factory=list)  # "done" but still in place
+    steps_observed_gone: list[str] = field(default_factory=list)  # gone without governor
     reused_run: int | None = None  # the run whose evaluation this one carried forward
 
 
@@ -542,7 +543,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
                          overrides_before(prev_summary) if prev is not None else None)
         phases.done("rules_and_findings")
         swept = offboard_sweep(session, config, snap, now, opts.actor,
-                               prev.started_at if prev is not None else None)
+                               prev.started_at if prev is not None else None, r.id)
     phases.done("offboarding")
     r.status = "ok" if all(ok.values()) else "partial"
     r.finished_at = clock()
@@ -550,6 +551,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
     result = RunResult(r.id, r.status, now, r.finished_at, outcomes, stats, c,
                        forced=r.forced, problems=problems, timings=phases.times,
                        cases_opened=swept.opened, steps_reopened=swept.reopened,
+                       steps_observed_gone=swept.observed,
                        reused_run=reuse.run_id if reuse is not None else None)
     matrix = reuse.matrix if reuse is not None else None
     if opts.write_report:

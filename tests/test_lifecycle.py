@@ -1030,3 +1030,74 @@ def test_a_receipt_says_when_a_last_day_was_inferred_and_not_given_by_hr(
     planned = json.loads(run_cli("-c", cfg, "offboard", "E1003", "--json", env=at).out)
     assert (planned["plan"]["end_date"], planned["plan"]["end_date_basis"]) == (
         "2026-11-21", "dropped_from_hr")
+
+
+def test_a_step_whose_access_goes_without_governor_is_closed_as_observed_gone(
+        demo_dir: Path) -> None:
+    # Priya's case waits on removing her X role; X's admin removes it by hand. The next
+    # run reads it gone: the step closes as observed gone (not done: nobody says they
+    # did it), with the run and its time, and the case, its last step closed, completes
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    at = _priya_gone(demo_dir, cfg, env, "2026-11-23T01:00:00+00:00")
+    (case,) = json.loads(run_cli("-c", cfg, "offboard", "status", "E1003", "--json",
+                                 env=at).out)
+    x_role = "role:x_team:x:@northwind:priya.raman@northwind.example:direct"
+    assert {s["key"]: s["state"] for s in case["steps"]}[x_role] == "pending"
+    for s in case["steps"]:
+        if s["key"] != x_role:
+            assert run_cli("-c", cfg, "offboard", "waive", str(case["case"]), str(s["id"]),
+                           "--reason", "handled with the X role", env=at).code == 0
+    x_team = demo_dir / "x_team.csv"
+    x_team.write_text("".join(line for line in x_team.read_text().splitlines(keepends=True)
+                              if "priya.raman" not in line))
+    config = demo_dir / "governor.toml"
+    watched = config.read_text()
+
+    def night(now: str) -> int:
+        out = run_cli("-c", cfg, "reconcile", "--json", env={**env, "GOVERNOR_NOW": now})
+        assert out.code == 0, out.err
+        return int(json.loads(out.out)["run"])
+
+    def step() -> tuple[object, ...]:
+        return query(url, "SELECT state, finished_at, actor, result FROM offboard_step "
+                          f"WHERE key = '{x_role}'")[0]
+
+    # a source switched off reports nothing: its silence is no evidence
+    config.write_text(watched.replace("[sources.x_team]\n", "[sources.x_team]\nenabled = false\n"))
+    night("2026-11-23T06:00:00+00:00")
+    assert step()[0] == "pending"
+    config.write_text(watched)
+    run = night("2026-11-23T12:00:00+00:00")
+    state, finished, actor, result = step()
+    assert (state, str(finished)[:19], actor) == ("observed_gone", "2026-11-23 12:00:00",
+                                                  "tester")
+    assert result == (f"observed gone by run {run}: x_team no longer reports "
+                      "priya.raman@northwind.example on x:@northwind")
+    assert query(url, f"SELECT status FROM offboard_case WHERE id = {case['case']}") == [
+        ("complete",)]
+    audited = query(url, "SELECT action, subject, detail FROM audit_log WHERE action "
+                         "LIKE 'offboard.%' ORDER BY id")[-2:]
+    assert [a[:2] for a in audited] == [("offboard.step.observed_gone", x_role),
+                                        ("offboard.completed", "E1003")]
+    detail = json.loads(str(audited[0][2]))
+    assert (detail["run"], detail["was"], detail["case"]) == (run, "pending", case["case"])
+    assert json.loads(str(audited[1][2])) == {"case": case["case"], "run": run}
+    # the receipt shows it verified removed, when and by which run
+    assert run_cli("-c", cfg, "offboard", "receipt", str(case["case"]),
+                   env={**env, "GOVERNOR_NOW": "2026-11-23T13:00:00+00:00"}).code == 0
+    receipt = json.loads((demo_dir / "reports" / f"offboard-{case['case']}.json").read_text())
+    shown = next(s for s in receipt["steps"] if s["key"] == x_role)
+    assert receipt["status"] == "complete" and shown["state"] == "observed_gone"
+    assert shown["finished_at"] == "2026-11-23T12:00:00Z" and shown["result"] == result
+    html = (demo_dir / "reports" / f"offboard-{case['case']}.html").read_text()
+    assert "observed gone" in html and f"observed gone by run {run}: x_team" in html
+    # and like a step done, one whose access comes back is reopened
+    x_team.write_text(x_team.read_text() + "@northwind,priya.raman@northwind.example,"
+                      "Contributor,2021-01-18T14:12:00Z,2026-11-18T12:41:00Z\n")
+    night("2026-11-24T12:00:00+00:00")
+    assert step()[0] == "pending"
+    assert query(url, f"SELECT status FROM offboard_case WHERE id = {case['case']}") == [
+        ("open",)]

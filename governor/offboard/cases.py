@@ -23,7 +23,16 @@ from governor.models import OffboardCase, OffboardStep
 from governor.offboard.plan import Plan
 from governor.sources import CONNECTORS, Action, Connector
 
-FINISHED = ("done", "waived")
+# A step ends done (by governor, or by a person who says so), observed_gone (a run read
+# that the access it was to remove is no longer there, however it went: governor did
+# not do it and nobody said they did, the data shows it gone) or waived (with a reason).
+OBSERVED_GONE = "observed_gone"
+FINISHED = ("done", OBSERVED_GONE, "waived")
+# finished steps each run reads back, reopening one whose access is reported again
+CHECKED = ("done", OBSERVED_GONE)
+# steps still to do that a run may find already done outside governor; not "running":
+# that one may be under way now, and rerunning its case asks the system anyway
+WAITING = ("pending", "failed")
 
 
 def open_case(session: Session, plan: Plan, now: datetime, actor: str, *, trigger: str,
@@ -155,13 +164,19 @@ def finish_if_complete(engine: Engine, case_id: int, clock: Clock, actor: str) -
         case = s.get(OffboardCase, case_id)
         if case is None:
             raise NotFound(f"no offboarding case {case_id}")
-        if case.status == "complete" or any(st.state not in FINISHED
-                                            for st in steps_of(s, case_id)):
-            return case.status == "complete"
-        case.status, case.completed_at = "complete", clock()
-        audit.record(s, case.completed_at, actor, "offboard.completed",
-                     subject=case.employee_id, detail={"case": case.id})
-        return True
+        return complete_if_finished(s, case, clock, actor)
+
+
+def complete_if_finished(session: Session, case: OffboardCase, clock: Clock, actor: str,
+                         **detail: object) -> bool:
+    """Mark the case complete, audited, once every step is finished; is it complete?"""
+    if case.status == "complete" or any(st.state not in FINISHED
+                                        for st in steps_of(session, case.id)):
+        return case.status == "complete"
+    case.status, case.completed_at = "complete", clock()
+    audit.record(session, case.completed_at, actor, "offboard.completed",
+                 subject=case.employee_id, detail={"case": case.id, **detail})
+    return True
 
 
 def settle(engine: Engine, case_id: int, step_ref: str, clock: Clock, actor: str, *,

@@ -1,5 +1,6 @@
 """What a reconciliation does for offboarding: open cases for people who became leavers
-since the last run, and check that access recorded as removed is really gone."""
+since the last run, check that access recorded as removed is really gone, and close a
+step still to do whose access the run reads as gone (observed_gone)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from governor.models import ObsPerson, OffboardCase, OffboardStep
 from governor.offboard import cases
 from governor.offboard.plan import build
 from governor.records import DirectoryStatus
-from governor.snapshot import Snapshot
+from governor.snapshot import HeldAccount, HeldGrant, Snapshot
 
 STILL_ACTIVE = {DirectoryStatus.ACTIVE, DirectoryStatus.LOCKED, DirectoryStatus.STAGED}
 
@@ -26,6 +27,7 @@ STILL_ACTIVE = {DirectoryStatus.ACTIVE, DirectoryStatus.LOCKED, DirectoryStatus.
 class SweepResult:
     opened: list[int] = field(default_factory=list)  # case ids
     reopened: list[str] = field(default_factory=list)  # step keys
+    observed: list[str] = field(default_factory=list)  # step keys closed as observed gone
 
 
 def new_leavers(session: Session, snap: Snapshot, previous: datetime | None) -> list[str]:
@@ -54,7 +56,7 @@ def new_leavers(session: Session, snap: Snapshot, previous: datetime | None) -> 
 
 
 def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor: str,
-          previous: datetime | None) -> SweepResult:
+          previous: datetime | None, run_id: int) -> SweepResult:
     result = SweepResult()
     if config.offboard["auto_open"]:
         for eid in new_leavers(session, snap, previous):
@@ -74,11 +76,16 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
             result.opened.append(case.id)
     owner = {cid: eid for cid, eid in session.execute(
         select(OffboardCase.id, OffboardCase.employee_id))}
-    for st in session.scalars(select(OffboardStep).where(OffboardStep.state == "done")):
+    checked = list(session.scalars(select(OffboardStep).where(
+        OffboardStep.state.in_(cases.CHECKED))))
+    waiting = list(session.scalars(select(OffboardStep).where(
+        OffboardStep.state.in_(cases.WAITING))))
+    seen = _Reported.of(snap, checked + waiting)
+    for st in checked:
         person = snap.persons.get(owner.get(st.case_id) or "")
         if person is not None and not snap.has_left(person):
             continue  # rehired (or back in HR): access they hold again is theirs to hold
-        if _still_there(snap, st, owner.get(st.case_id)):
+        if seen.access(st, owner.get(st.case_id))[0]:
             st.state, st.reopened = "pending", st.reopened + 1
             reopened_case = session.get(OffboardCase, st.case_id)
             if reopened_case is not None:
@@ -89,48 +96,135 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
             result.reopened.append(st.key)
         else:
             st.verified_at = now
+    closed = _observe_gone(session, snap, seen, waiting, owner, now, actor, run_id)
+    result.observed = [st.key for st in closed]
+    for case_id in sorted({st.case_id for st in closed}):
+        closing = session.get(OffboardCase, case_id)
+        if closing is not None:
+            cases.complete_if_finished(session, closing, lambda: now, actor, run=run_id)
     session.flush()
     return result
+
+
+def _observe_gone(session: Session, snap: Snapshot, seen: _Reported,
+                  waiting: list[OffboardStep], owner: dict[int, str], now: datetime,
+                  actor: str, run_id: int) -> list[OffboardStep]:
+    """Close the steps still to do whose access this run reads as gone: removed by hand
+    on the platform, by another tool, or never there by the time the case was opened.
+    Only on the word of a source read in this run: a source that failed, was switched off
+    or left the config reports nothing, and its silence is not evidence."""
+    read = {name for name, state in snap.sources.items() if state.ok}
+    closed = []
+    for st in waiting:
+        if st.source not in read:
+            continue
+        present, evidence = seen.access(st, owner.get(st.case_id))
+        if present is not False:
+            continue  # still reported, or a step nothing can read back (a rotation)
+        was = st.state
+        st.state, st.finished_at, st.verified_at = cases.OBSERVED_GONE, now, now
+        st.actor, st.result = actor, f"observed gone by run {run_id}: {evidence}"
+        audit.record(session, now, actor, f"offboard.step.{cases.OBSERVED_GONE}",
+                     subject=st.key, reason="the access it was to remove is no longer "
+                     "reported", detail={"case": st.case_id, "step": st.id, "kind": st.kind,
+                                         "source": st.source, "run": run_id, "was": was,
+                                         "result": st.result})
+        closed.append(st)
+    return closed
 
 
 def unverified_since(session: Session, previous: datetime) -> bool:
     """Is there a step recorded done that the last run did not check against the data
     (done since)? Such a night must look at the data, whatever else is unchanged."""
     return session.scalar(select(OffboardStep.id).where(
-        OffboardStep.state == "done",
+        OffboardStep.state.in_(cases.CHECKED),
         (OffboardStep.verified_at.is_(None)) | (OffboardStep.verified_at < previous)
     ).limit(1)) is not None
 
 
 def reverify(session: Session, now: datetime) -> SweepResult:
-    """The sweep of a night whose data is what the last run checked: every done step
+    """The sweep of a night whose data is what the last run checked: every finished step
     was verified against it then (see unverified_since) and still holds; nobody became
     a leaver (their end date would have been a time limit of the last evaluation)."""
-    session.execute(update(OffboardStep).where(OffboardStep.state == "done")
+    session.execute(update(OffboardStep).where(OffboardStep.state.in_(cases.CHECKED))
                     .values(verified_at=now))
     return SweepResult()
 
 
-def _still_there(snap: Snapshot, st: OffboardStep, employee_id: str | None) -> bool:
-    """Does the fresh snapshot still show the access this done step removed?"""
-    target = json.loads(st.target)
-    if st.kind in ("group_remove", "app_unassign"):
-        via = "sso_group" if st.kind == "group_remove" else "tool_seat"
-        detail = target.get("group") or target.get("app")
-        user = target.get("user", "").lower()
-        return any(h.source == st.source and h.grant.principal.lower() == user
-                   and h.grant.via.value == via and h.grant.via_detail == detail
-                   for h in snap.grants if h.source == st.source)
-    if st.kind in ("suspend", "deactivate", "disable"):
-        user = target.get("user", "").lower()
-        return any(h.source == st.source and h.account.login.lower() == user
-                   and h.account.status in STILL_ACTIVE for h in snap.directory)
-    if st.kind == "remove_platform_role" and st.account:
-        principal = target.get("principal", "").lower()
-        return any(h.source == st.source and h.grant.principal.lower() == principal
-                   for h in snap.grants_by_account.get(st.account, ()))
-    if st.kind == "remove_vault_reader":
-        item = target.get("item")
-        return any(hc.credential.item_id == item and any(
-            m.employee_id == employee_id for _, m in hc.readers) for hc in snap.credentials)
-    return False  # manual steps nothing can read back (rotation, ownership) stand as done
+# what removing a membership takes away, as a directory source reports it
+MEMBERSHIP = {"group_remove": ("sso_group", "group"), "app_unassign": ("tool_seat", "app")}
+# directory statuses in which the account has not yet been ended the step's way: a
+# suspended account is suspended and disabled, but not deactivated (deprovisioned)
+NOT_YET = {"suspend": STILL_ACTIVE, "disable": STILL_ACTIVE,
+           "deactivate": set(DirectoryStatus) - {DirectoryStatus.DEPROVISIONED}}
+
+
+@dataclass
+class _Reported:
+    """The fresh snapshot, indexed for the steps a sweep reads back: one pass over the
+    grants and the directory for all of them. A scan of every grant per step, times
+    every open case's steps, would be minutes at two million grants."""
+
+    snap: Snapshot
+    memberships: dict[tuple[str, str], list[HeldGrant]]
+    accounts: dict[tuple[str, str], list[HeldAccount]]
+
+    @classmethod
+    def of(cls, snap: Snapshot, steps: list[OffboardStep]) -> _Reported:
+        users = {(st.source or "", str(json.loads(st.target).get("user", "")).lower())
+                 for st in steps if st.kind in MEMBERSHIP or st.kind in NOT_YET}
+        sources = {source for source, _ in users}
+        memberships: dict[tuple[str, str], list[HeldGrant]] = {}
+        accounts: dict[tuple[str, str], list[HeldAccount]] = {}
+        if users:
+            for g in snap.grants:
+                if g.source in sources and (g.source, g.principal.lower()) in users:
+                    memberships.setdefault((g.source, g.principal.lower()), []).append(g)
+            for h in snap.directory:
+                if h.source in sources and (h.source, h.account.login.lower()) in users:
+                    accounts.setdefault((h.source, h.account.login.lower()), []).append(h)
+        return cls(snap, memberships, accounts)
+
+    def access(self, st: OffboardStep, employee_id: str | None) -> tuple[bool | None, str]:
+        """Does the snapshot still report the access this step removes (None: nothing
+        can read it back, as for a rotation or an ownership move), and what it reports."""
+        target = json.loads(st.target)
+        source = st.source or ""
+        if st.kind in MEMBERSHIP:
+            via, what = MEMBERSHIP[st.kind]
+            detail = target.get(what) or ""
+            user = target.get("user", "").lower()
+            key = (source, user)
+            granted = any(g.via.value == via and g.via_detail == detail
+                          for g in self.memberships.get(key, ()))
+            # a group still listed on the account counts too: config may no longer map
+            # it to a grant, and the member still holds it
+            listed = st.kind == "group_remove" and any(
+                detail.lower() in {x.lower() for x in h.account.groups}
+                for h in self.accounts.get(key, ()))
+            return (granted or listed,
+                    f"{source} no longer reports {user} in {what} {detail}")
+        if st.kind in NOT_YET:
+            user = target.get("user", "").lower()
+            found = self.accounts.get((source, user), [])
+            if not found:
+                return False, f"{source} no longer lists the account {user}"
+            statuses = sorted({h.account.status.value for h in found})
+            return (any(h.account.status in NOT_YET[st.kind] for h in found),
+                    f"{source} reports the account {user} {', '.join(statuses)}")
+        if st.kind == "remove_platform_role":
+            principal = target.get("principal", "").lower()
+            if not st.account:
+                return None, ""  # a seat on a tool no inventory account names
+            return (any(g.source == source and g.principal.lower() == principal
+                        for g in self.snap.grants_by_account.get(st.account, ())),
+                    f"{source} no longer reports {principal} on {st.account}")
+        if st.kind == "remove_vault_reader":
+            item = target.get("item")
+            # a reader whose address is now ambiguous between them and someone else
+            # still counts as theirs: an unsettled match is no evidence they were removed
+            return (any(hc.credential.item_id == item and any(
+                m.employee_id == employee_id or employee_id in m.candidates
+                for _, m in hc.readers) for hc in self.snap.credentials),
+                f"{source} no longer lists them among the readers of {item}")
+        return None, ""

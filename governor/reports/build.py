@@ -21,6 +21,7 @@ from governor.models import (
     Run,
     SourceRead,
 )
+from governor.offboard.cases import FINISHED
 from governor.records import AccessPath
 from governor.reports.data import (
     EarlierRead,
@@ -217,7 +218,7 @@ def _open_cases(session: Session, run: Run) -> list[dict[str, Any]]:
         out.append({"case": oc.id, "employee_id": oc.employee_id,
                     "name": oc.person_name, "trigger": oc.trigger,
                     "opened_at": oc.opened_at, "steps": len(states),
-                    "finished": sum(s in ("done", "waived") for s in states),
+                    "finished": sum(s in FINISHED for s in states),
                     "failed": sum(s == "failed" for s in states),
                     "new": oc.opened_at >= run.started_at})
     return sorted(out, key=lambda c: (not c["new"], -c["case"]))
