@@ -1101,3 +1101,34 @@ def test_a_step_whose_access_goes_without_governor_is_closed_as_observed_gone(
     assert step()[0] == "pending"
     assert query(url, f"SELECT status FROM offboard_case WHERE id = {case['case']}") == [
         ("open",)]
+
+
+def test_a_directory_file_account_read_disabled_closes_its_manual_step(
+        demo_dir: Path) -> None:
+    # The demo's directory is a file export: disabling Priya's SSO login is a manual
+    # step of her case, closed when a later read shows the account deprovisioned
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    _priya_gone(demo_dir, cfg, env, "2026-11-23T01:00:00+00:00")
+    login = "priya.raman@northwind.example"
+    sql = (f"SELECT state, automatic, instruction, result FROM offboard_step "
+           f"WHERE key = 'disable:okta:{login}'")
+    ((state, automatic, instruction, _),) = query(url, sql)
+    assert (state, automatic) == ("pending", 0)
+    assert instruction == (f"Disable directory account {login} in okta (okta cannot act: do "
+                           "it by hand); a later read of okta that shows it disabled or gone "
+                           "closes this step.")
+    directory = demo_dir / "directory.json"
+    export = json.loads(directory.read_text())
+    (priya,) = [r for r in export["records"] if r["login"] == login]
+    priya["status"] = "DEPROVISIONED"
+    directory.write_text(json.dumps(export))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--json",
+                  env={**env, "GOVERNOR_NOW": "2026-11-23T12:00:00+00:00"})
+    assert out.code == 0, out.err
+    run = json.loads(out.out)["run"]
+    assert query(url, sql)[0][::3] == (
+        "observed_gone", f"observed gone by run {run}: okta reports the account {login} "
+                         "deprovisioned")

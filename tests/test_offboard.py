@@ -46,6 +46,7 @@ def test_plan_for_a_leaver_lists_every_step_in_a_safe_order(demo_dir: Path) -> N
         (20, "move_scheduled_posts", False, fb),
         (20, "move_scheduled_posts", False, x),
         (30, "group_remove", False, fb),  # the SSO group: directory_file cannot act
+        (35, "disable", False, None),  # nor disable his SSO login: by hand, then
         (40, "remove_platform_role", False, fb),  # a direct Page role
         (40, "remove_platform_role", False, fb),  # the Hootsuite seat
         (40, "remove_platform_role", False, x),
@@ -59,6 +60,10 @@ def test_plan_for_a_leaver_lists_every_step_in_a_safe_order(demo_dir: Path) -> N
         "Remove marcus.webb@northwind.example from group app-hootsuite-admins in okta (it "
         "reaches facebook:Northwind Traders, instagram:@northwindtraders, x:@northwind) "
         "(okta cannot act: do it by hand).")
+    assert texts["disable"] == (
+        "Disable directory account marcus.webb@northwind.example in okta (okta cannot act: "
+        "do it by hand); a later read of okta that shows it disabled or gone closes this "
+        "step.")
     assert set(plan["accounts"]) >= {"instagram:@northwindtraders", fb, x, ig}
     assert "re-seed its second factor" in texts["rotate_secret"]
     assert "delete a removed user's" in texts["move_scheduled_posts"]
@@ -183,3 +188,37 @@ def test_offboard_allow_names_real_actions(demo_dir: Path) -> None:
     cfg.write_text('[offboard]\nallow = ["okta.delete"]\n' + cfg.read_text())
     out = run_cli("-c", str(cfg), "offboard", "E1010", env=demo_env())
     assert out.code == 2 and "offboard.allow[0]: 'okta.delete' is not an action" in out.err
+
+
+def test_a_directory_account_disabled_before_the_case_is_recorded_by_the_next_run(
+        demo_dir: Path) -> None:
+    # Samuel's SSO account comes from a file export governor cannot act on, and IT had
+    # deprovisioned it already. His plan still names it (the receipt must), as a manual
+    # step; the next run reads it deprovisioned and records that, even on a night whose
+    # data is unchanged and whose evaluation would otherwise be carried forward.
+    cfg, env = prepared(demo_dir)
+    out = run_cli("-c", cfg, "offboard", "E1012", "--execute", "--json", env=env)
+    assert out.code == 0, out.err
+    case = json.loads(out.out)["case"]
+    login = "samuel.adeyemi@northwind.example"
+    sql = f"SELECT state, automatic, result FROM offboard_step WHERE key = 'disable:okta:{login}'"
+    assert rows(demo_dir, sql) == [("pending", 0, None)]
+    later = run_cli("-c", cfg, "reconcile", "--no-report", "--json",
+                    env={**env, "GOVERNOR_NOW": "2026-11-20T13:00:00+00:00"})
+    assert later.code == 0, later.err
+    run = json.loads(later.out)
+    assert run["reused_run"] is None
+    assert rows(demo_dir, sql) == [(
+        "observed_gone", 0, f"observed gone by run {run['run']}: okta reports the account "
+                            f"{login} deprovisioned")]
+    # the receipt shows his SSO login verified ended, when and by which run
+    assert run_cli("-c", cfg, "offboard", "receipt", str(case),
+                   env={**env, "GOVERNOR_NOW": "2026-11-20T14:00:00+00:00"}).code == 0
+    receipt = json.loads((demo_dir / "reports" / f"offboard-{case}.json").read_text())
+    (shown,) = [s for s in receipt["steps"] if s["kind"] == "disable"]
+    assert shown["instruction"].startswith(f"Disable directory account {login} in okta")
+    assert (shown["state"], shown["finished_at"]) == ("observed_gone", "2026-11-20T13:00:00Z")
+    # and the night after, nothing new to read back: carried forward again
+    again = run_cli("-c", cfg, "reconcile", "--no-report", "--json",
+                    env={**env, "GOVERNOR_NOW": "2026-11-20T15:00:00+00:00"})
+    assert json.loads(again.out)["reused_run"] == run["run"]

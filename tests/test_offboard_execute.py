@@ -154,3 +154,40 @@ def test_sigkill_at_any_point_then_rerun_finishes_without_repeating(
     for key, (_s, n, r) in final.items():
         if key != interrupted:  # steps around the crash ran exactly once
             assert n in (0, 1), (key, n, r)
+
+
+def test_a_disable_config_withholds_is_a_manual_step_a_later_read_confirms(
+        org: tuple[str, dict[str, str], lp.Slapd]) -> None:
+    # offboard.allow lets governor remove LDAP group members but not disable accounts:
+    # disabling Marcus's LDAP login is then a manual step, not a missing one, and the
+    # run after an administrator locks the account by hand records it as observed gone
+    cfg, env, server = org
+    path = Path(cfg)
+    path.write_text(path.read_text().replace('allow = ["ldap.group_remove", "ldap.disable"]',
+                                             'allow = ["ldap.group_remove"]'))
+    plan = json.loads(run_cli("-c", cfg, "offboard", "E1010", "--json", env=env).out)["plan"]
+    (step,) = [s for s in plan["steps"] if s["key"] == "disable:ldap:marcus.webb"]
+    assert not step["automatic"] and step["instruction"] == (
+        "Disable directory account marcus.webb in ldap (offboard.allow does not let "
+        "governor do this: do it by hand); a later read of ldap that shows it disabled or "
+        "gone closes this step.")
+    assert run_cli("-c", cfg, "offboard", "E1010", "--execute", env=env).code == 0
+    assert not locked(server)  # a manual step: governor did not touch the account
+    conn = server.admin()
+    try:
+        conn.modify(MARCUS, {"pwdAccountLockedTime": [("MODIFY_REPLACE", ["000001010000Z"])]})
+    finally:
+        conn.unbind()
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--json",
+                  env={**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"})
+    assert out.code == 0, out.err
+    run = json.loads(out.out)["run"]
+    (shown,) = [s for s in steps(cfg, env) if s["key"] == "disable:ldap:marcus.webb"]
+    assert shown["state"] == "observed_gone"
+    engine = create_engine(f"sqlite:///{path.parent / 'governor-demo.db'}")
+    with engine.connect() as c:
+        result = c.execute(text("SELECT result FROM offboard_step WHERE key = "
+                                "'disable:ldap:marcus.webb'")).scalar_one()
+    engine.dispose()
+    assert result == (f"observed gone by run {run}: ldap reports the account marcus.webb "
+                      "disabled")

@@ -17,12 +17,23 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from governor.config import Config
-from governor.models import ObsCredential, ObsGrant, ObsPerson, ObsSocialAccount, PrincipalMatch
+from governor.models import (
+    ObsCredential,
+    ObsDirectoryAccount,
+    ObsGrant,
+    ObsPerson,
+    ObsSocialAccount,
+    PrincipalMatch,
+)
 from governor.queries import escape_like, resolve_person
 from governor.sources import CONNECTORS
 
 OWNERSHIP, POSTS, DIRECTORY, PLATFORM, VAULT, ROTATE, RECOVERY, NONHUMAN = (
     10, 20, 30, 40, 50, 60, 70, 80)
+# what a directory connector can do to the account itself, in the order planned; the
+# last three end the login, so a plan without one of them gets a manual step instead
+ACCOUNT_ACTIONS = ("sessions_revoke", "suspend", "deactivate", "disable")
+ENDS_LOGIN = frozenset(ACCOUNT_ACTIONS[1:])
 # platforms whose delegate or role lists no API can change
 NO_API = {"x": "X", "youtube": "YouTube"}
 # Where a plan's end date comes from, kept with its case: HR gave it, or governor
@@ -169,17 +180,31 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
             continue
         add(_platform_step(g, p.name))
 
+    logins = _directory_logins(session, config, matches)
     for m in matches:
-        if m.source in acting and m.principal not in protected and _is_directory(config,
-                                                                                 m.source):
-            for action in ("sessions_revoke", "suspend", "deactivate", "disable"):
-                if action in acting[m.source].actions and may(m.source, action):
-                    add(PlannedStep(DIRECTORY + 5, f"{action}:{m.source}:{m.principal}", action,
-                                    True, f"{action.replace('_', ' ').capitalize()} "
-                                          f"{m.principal} in {m.source}.", source=m.source,
-                                    target={"user": m.principal}))
-        elif m.principal in protected:
+        if m.principal in protected:
             skipped.append(f"{m.source}/{m.principal}")
+            continue
+        if m.source not in logins:
+            continue
+        can = acting[m.source].actions if m.source in acting else frozenset()
+        planned = [a for a in ACCOUNT_ACTIONS if a in can and may(m.source, a)]
+        for action in planned:
+            add(PlannedStep(DIRECTORY + 5, f"{action}:{m.source}:{m.principal}", action,
+                            True, f"{action.replace('_', ' ').capitalize()} "
+                                  f"{m.principal} in {m.source}.", source=m.source,
+                            target={"user": m.principal}))
+        if m.principal in logins[m.source] and not ENDS_LOGIN & set(planned):
+            # The account that signs them in to everything SSO reaches must end too, also
+            # where governor may not (or cannot: a file export) do it: a manual step says
+            # so, and a later read that shows it disabled or gone records it
+            why = (" (offboard.allow does not let governor do this: do it by hand)"
+                   if ENDS_LOGIN & can else f" ({m.source} cannot act: do it by hand)")
+            add(PlannedStep(DIRECTORY + 5, f"disable:{m.source}:{m.principal}", "disable",
+                            False, f"Disable directory account {m.principal} in "
+                                   f"{m.source}{why}; a later read of {m.source} that shows "
+                                   "it disabled or gone closes this step.",
+                            source=m.source, target={"user": m.principal}))
 
     principals = {m.principal for m in matches} | {r.lower() for r in refs}
     # readers are a JSON list of lower-cased addresses: let SQLite pick the few items
@@ -262,6 +287,24 @@ def _platform_step(g: ObsGrant, name: str) -> PlannedStep:
     return PlannedStep(PLATFORM, f"role:{g.source}:{g.account}:{g.principal_lc}:{g.via}",
                        "remove_platform_role", False, text, source=g.source,
                        target={"principal": g.principal}, account=g.account)
+
+
+def _directory_logins(session: Session, config: Config, matches: list[PrincipalMatch]
+                      ) -> dict[str, set[str]]:
+    """Per enabled directory source among the matches, which of the person's principals
+    there are accounts (logins are stored lower-cased, as matches are). A directory also
+    names people by other principals (an app's own login for an Okta app assignment),
+    and only an account can be disabled."""
+    names = sorted({m.source for m in matches if m.source in config.sources
+                    and config.sources[m.source].enabled and _is_directory(config, m.source)})
+    out: dict[str, set[str]] = {n: set() for n in names}
+    if names:
+        for source, login in session.execute(select(
+                ObsDirectoryAccount.source, ObsDirectoryAccount.login).where(
+                ObsDirectoryAccount.ended_at.is_(None), ObsDirectoryAccount.source.in_(names),
+                ObsDirectoryAccount.login.in_(sorted({m.principal for m in matches})))):
+            out[source].add(login)
+    return out
 
 
 def _is_directory(config: Config, source: str) -> bool:

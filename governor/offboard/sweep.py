@@ -134,18 +134,24 @@ def _observe_gone(session: Session, snap: Snapshot, seen: _Reported,
 
 
 def unverified_since(session: Session, previous: datetime) -> bool:
-    """Is there a step recorded done that the last run did not check against the data
-    (done since)? Such a night must look at the data, whatever else is unchanged."""
+    """Is there a step the last run did not check against the data: one recorded done
+    since, or one of a case `offboard --execute` opened since (at the same instant too: a
+    clock can read the same twice), whose access may be gone already (a directory account
+    disabled before the case was opened)? Such a night must look at the data, whatever
+    else is unchanged. A case a run opened was read back by that run."""
     return session.scalar(select(OffboardStep.id).where(
         OffboardStep.state.in_(cases.CHECKED),
         (OffboardStep.verified_at.is_(None)) | (OffboardStep.verified_at < previous)
-    ).limit(1)) is not None
+    ).limit(1)) is not None or session.scalar(select(OffboardCase.id).where(
+        OffboardCase.status == "open", OffboardCase.trigger == "manual",
+        OffboardCase.opened_at >= previous).limit(1)) is not None
 
 
 def reverify(session: Session, now: datetime) -> SweepResult:
     """The sweep of a night whose data is what the last run checked: every finished step
-    was verified against it then (see unverified_since) and still holds; nobody became
-    a leaver (their end date would have been a time limit of the last evaluation)."""
+    was verified against it then (see unverified_since) and still holds, and every step
+    still to do was read then as still there; nobody became a leaver (their end date
+    would have been a time limit of the last evaluation)."""
     session.execute(update(OffboardStep).where(OffboardStep.state.in_(cases.CHECKED))
                     .values(verified_at=now))
     return SweepResult()
