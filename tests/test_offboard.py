@@ -71,6 +71,19 @@ def test_plan_for_a_leaver_lists_every_step_in_a_safe_order(demo_dir: Path) -> N
     assert rows(demo_dir, "SELECT count(*) FROM offboard_case") == [(0,)]
 
 
+def test_a_vault_item_shared_with_a_group_they_are_in_is_in_the_plan(demo_dir: Path) -> None:
+    # vlt-7f3a05 is shared with marketing-promotions, not with Sofia by name: the rules
+    # count her a reader, so a complete case must take her off it and rotate it
+    cfg, env = prepared(demo_dir)
+    out = run_cli("-c", cfg, "offboard", "E1200", "--json", env=env)
+    assert out.code == 0, out.err
+    steps = {s["kind"]: s for s in json.loads(out.out)["plan"]["steps"]}
+    assert steps["remove_vault_reader"]["target"] == {"item": "vlt-7f3a05"}
+    assert "shared with directory group marketing-promotions, which Sofia Marchetti is in" \
+        in steps["remove_vault_reader"]["instruction"]
+    assert steps["rotate_secret"]["account"] == "tiktok:@northwind.deals"
+
+
 def test_unknown_or_ambiguous_person_changes_nothing(demo_dir: Path) -> None:
     cfg, env = prepared(demo_dir)
     missing = run_cli("-c", cfg, "offboard", "nobody@northwind.example", "--execute", env=env)

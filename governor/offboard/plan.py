@@ -207,23 +207,34 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
                             source=m.source, target={"user": m.principal}))
 
     principals = {m.principal for m in matches} | {r.lower() for r in refs}
-    # readers are a JSON list of lower-cased addresses: let SQLite pick the few items
-    # that mention this person, instead of building every vault item as an object
+    groups = _groups_of(session, matches)
+    # readers and groups are JSON lists: let SQLite pick the few items that mention this
+    # person or a group of theirs, instead of building every vault item as an object
     mention = or_(*(ObsCredential.readers.like(f'%"{escape_like(p)}"%', escape="\\")
-                    for p in sorted(principals)))
+                    for p in sorted(principals)),
+                  *(func.lower(ObsCredential.reader_groups).like(
+                      f'%"{escape_like(json.dumps(g)[1:-1])}"%', escape="\\")
+                    for g in sorted(groups)))
     for c in session.execute(select(
             ObsCredential.item_id, ObsCredential.title, ObsCredential.accounts,
             ObsCredential.readers, ObsCredential.reader_groups, ObsCredential.source)
             .where(ObsCredential.ended_at.is_(None), mention)):
         readers = {r.lower() for r in json.loads(c.readers)}
-        if not readers & principals:
+        via = json.loads(c.reader_groups)
+        theirs = [g for g in via if g.lower() in groups]
+        if not readers & principals and not theirs:
             continue
         opens = json.loads(c.accounts)
-        via = json.loads(c.reader_groups)
-        add(PlannedStep(VAULT, f"vault:{c.item_id}", "remove_vault_reader", False,
-                        f"Remove {p.name} from vault item {c.title!r} ({c.item_id})"
-                        + (f"; it is shared through {', '.join(via)}: remove them from the "
-                           "group or stop sharing it with the group" if via else "") + ".",
+        how = (f"Remove {p.name} from vault item {c.title!r} ({c.item_id})"
+               + (f"; it is shared through {', '.join(via)}: remove them from the group or "
+                  "stop sharing it with the group" if via else "")
+               if readers & principals else
+               # shared only through a directory group they are in: the group membership
+               # step may come later (or never, for a file export), so say it here
+               f"Vault item {c.title!r} ({c.item_id}) is shared with directory group "
+               f"{', '.join(theirs)}, which {p.name} is in: remove them from the group or "
+               "stop sharing the item with it")
+        add(PlannedStep(VAULT, f"vault:{c.item_id}", "remove_vault_reader", False, how + ".",
                         source=c.source, target={"item": c.item_id},
                         account=opens[0] if opens else None))
         add(PlannedStep(ROTATE, f"rotate:{c.item_id}", "rotate_secret", False,
@@ -304,6 +315,22 @@ def _directory_logins(session: Session, config: Config, matches: list[PrincipalM
                 ObsDirectoryAccount.ended_at.is_(None), ObsDirectoryAccount.source.in_(names),
                 ObsDirectoryAccount.login.in_(sorted({m.principal for m in matches})))):
             out[source].add(login)
+    return out
+
+
+def _groups_of(session: Session, matches: list[PrincipalMatch]) -> set[str]:
+    """The directory groups (lower-cased) of the person's current directory accounts: a
+    vault item shared with one of them is one they can read, as the rules see it."""
+    logins = {(m.source, m.principal) for m in matches}
+    out: set[str] = set()
+    if logins:
+        for source, login, groups in session.execute(select(
+                ObsDirectoryAccount.source, ObsDirectoryAccount.login,
+                ObsDirectoryAccount.groups).where(
+                ObsDirectoryAccount.ended_at.is_(None),
+                ObsDirectoryAccount.login.in_(sorted({p for _, p in logins})))):
+            if (source, login.lower()) in logins:
+                out.update(g.lower() for g in json.loads(groups))
     return out
 
 
