@@ -135,6 +135,20 @@ BAD_DATA = [
         edit("hr.csv", ",hire_date,end_date", ",hire_date,End Date"),
         "hr.csv:1: end_date: no column 'end_date', but 'End Date' looks like it: rename it, "
         "or map it: columns = {{ end_date = 'End Date' }}"),
+    # a typo is no better: Kevin's critical leaver findings resolved as "fixed"
+    Bad("csv-optional-column-mistyped", "hr.csv",
+        edit("hr.csv", ",hire_date,end_date", ",hire_date,end_dat"),
+        "hr.csv:1: end_date: no column 'end_date', but 'end_dat' looks like it: rename it, "
+        "or map it: columns = {{ end_date = 'end_dat' }}"),
+    Bad("csv-activity-column-mistyped", "x_team.csv",
+        edit("x_team.csv", ",granted_at,last_active", ",granted_at,last_actve"),
+        "x_team.csv:1: last_active: no column 'last_active', but 'last_actve' looks like it: "
+        "rename it, or map it: columns = {{ last_active = 'last_actve' }}"),
+    Bad("json-optional-key-mistyped", "instagram_access.json",
+        edit("instagram_access.json", '"granted_at": "2022-03-01T09:00:00Z", "last_active"',
+             '"granted_at": "2022-03-01T09:00:00Z", "last_actve"'),
+        "instagram_access.json:6: last_active: no key 'last_active', but 'last_actve' looks "
+        "like it: rename it, or map it: columns = {{ last_active = 'last_actve' }}"),
     Bad("csv-mapped-column-missing", "hr.csv",
         edit("hr.csv", ",worker_category,title,", ",worker_category,role_title,"),
         "hr.csv:1: job_title: missing column 'title' (named in the source's columns)"),

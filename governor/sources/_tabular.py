@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import io
 import json
 import re
@@ -164,6 +165,9 @@ class Table:
         self.is_csv = self.format == "csv"
         self.index: dict[str, int] = {}
         self.meta: dict[str, Any] = {}
+        # the columns (JSON keys) the connector reads, to tell a typo'd one from the rest
+        self.expected = {self.columns.get(f, f) for f in self.known} | set(self.columns.values())
+        self._shapes_seen: dict[tuple[frozenset[str], frozenset[str]], str | None] = {}
 
     def rows(self) -> Iterator[Row]:
         if self.is_csv:
@@ -208,7 +212,8 @@ class Table:
             column = self.columns.get(field, field)
             if column in present:
                 continue
-            alike = shapes.get(_shape(column)) or shapes.get(_shape(field))
+            alike = shapes.get(_shape(column)) or shapes.get(_shape(field)) or _typo(
+                column, present - self.expected)
             if alike is not None:
                 raise DataError(self.display, line, field,
                                 f"no column {column!r}, but {alike!r} looks like it: rename "
@@ -353,7 +358,28 @@ class Table:
             column = self.columns.get(field, field)
             if column not in obj:
                 raise DataError(self.display, line, field, f"missing key {column!r}")
+        extra = obj.keys() - self.expected
+        if extra:
+            self._check_keys(extra, obj.keys(), line)
         return Row(self, line, obj)
+
+    def _check_keys(self, extra: set[str], keys: Any, line: int) -> None:
+        """A key the connector does not read next to one it reads that is absent: a typo
+        (last_actve) would otherwise read as 'not reported' on that record, silently.
+        Records share their shape, so each shape is judged once."""
+        missing = frozenset(c for c in self.expected if c not in keys)
+        shape = (frozenset(extra), missing)
+        if shape not in self._shapes_seen:
+            self._shapes_seen[shape] = next(
+                (f"{c}\0{alike}" for c in sorted(missing)
+                 if (alike := _typo(c, extra)) is not None), None)
+        found = self._shapes_seen[shape]
+        if found is not None:
+            column, alike = found.split("\0")
+            field = next((f for f in self.known if self.columns.get(f, f) == column), column)
+            raise DataError(self.display, line, field,
+                            f"no key {column!r}, but {alike!r} looks like it: rename it, or "
+                            f"map it: columns = {{ {field} = {alike!r} }}")
 
 
 def _skip(text: str, pos: int) -> int:
@@ -377,6 +403,14 @@ def _find_array(text: str, key: str) -> int:
         pos = _skip(text, pos) + 1  # ','
         pos = _skip(text, pos)
     raise AssertionError("records key vanished")
+
+
+def _typo(column: str, others: set[str]) -> str | None:
+    """One of ``others`` that is ``column`` mistyped (a letter missing, swapped or
+    extra), compared without case, spaces or underscores; None when none is close."""
+    by_shape = {_shape(o): o for o in sorted(others)}
+    close = difflib.get_close_matches(_shape(column), list(by_shape), n=1, cutoff=0.85)
+    return by_shape[close[0]] if close else None
 
 
 def _shape(name: str) -> str:
