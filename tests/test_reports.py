@@ -732,6 +732,19 @@ def test_findings_csv_is_byte_for_byte_what_the_csv_module_writes(tmp_path: Path
         assert csv_line(cells) + "\r\n" == out.getvalue(), cells
 
 
+def test_csv_never_carries_a_character_a_terminal_would_act_on(tmp_path: Path) -> None:
+    # `cat report.csv` must not run an escape sequence a principal or a reason brought in,
+    # nor show text in another order than it is stored (bidi override)
+    nasty = "\x1b]0;pwned\x07evil\u202egnp.exe\x9b2J"
+    rows = [matrix_row(0, principal=nasty), matrix_row(1)]
+    report = hostile_report(matrix=lambda: iter(rows))
+    paths = write_nightly(report, tmp_path)
+    text = paths["matrix_csv"].read_text(encoding="utf-8")
+    assert "\\u001b]0;pwned\\u0007evil\\u202egnp.exe\\u009b2J" in text
+    assert not any(c in text for c in "\x1b\x07\u202e\x9b")
+    assert csv_line(["two\nlines", "tab\there"]) == '"two\nlines",tab\there'  # kept as is
+
+
 def test_matrix_rows_read_back_from_the_csv_are_the_rows_written(tmp_path: Path) -> None:
     awkward = ["plain", "with, comma", 'with "quote"', "two\nlines", "=1+1", "-5", "@me",
                "ünïcode", "'quoted", "+", "="]

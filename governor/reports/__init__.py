@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -136,14 +137,31 @@ def safe_cell(value: Any) -> str:
     return text
 
 
+# Characters a terminal or an editor acts on rather than shows: C0 and C1 controls
+# (ESC starts the escape sequences `cat report.csv` would run; CR and LF are quoted
+# line breaks, kept) and the bidirectional overrides that make text read in another
+# order than it is stored (a "Trojan Source" principal).
+_UNSEEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e"
+                     "\u2066-\u2069]")
+
+
+def _shown(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"  # as JSON would write it: visible, not acted on
+
+
 def csv_line(cells: Iterable[str]) -> str:
     """One CSV record, without its line end, exactly as csv.writer's default dialect
     writes these cells (minimal quoting: a cell holding a comma, quote, CR or LF is
     quoted, its quotes doubled). csv.writer's per-character work cost seconds on a few
-    hundred thousand findings; these str methods run at C speed per cell."""
-    return ",".join(['"' + v.replace('"', '""') + '"'
+    hundred thousand findings; these str methods run at C speed per cell. A record
+    holding a character a terminal would act on gets it written as \\uXXXX text; the
+    check is one C-speed pass per record (isprintable), the rewrite only for those."""
+    line = ",".join(['"' + v.replace('"', '""') + '"'
                      if '"' in v or "," in v or "\n" in v or "\r" in v else v
                      for v in cells])
+    if line.isprintable() or not _UNSEEN.search(line):
+        return line
+    return _UNSEEN.sub(_shown, line)
 
 
 def anchor(key: str, prefix: str = "f") -> str:
