@@ -84,6 +84,29 @@ def test_a_vault_item_shared_with_a_group_they_are_in_is_in_the_plan(demo_dir: P
     assert steps["rotate_secret"]["account"] == "tiktok:@northwind.deals"
 
 
+def test_a_step_recorded_done_but_still_in_place_says_so_on_the_receipt(
+        demo_dir: Path) -> None:
+    cfg, env = prepared(demo_dir)
+    out = run_cli("-c", cfg, "offboard", "E1012", "--execute", "--reason", "left in March",
+                  "--json", env=env)
+    case = json.loads(out.out)["case"]
+    step = next(s for s in json.loads(run_cli("-c", cfg, "offboard", "status", "E1012",
+                                              "--json", env=env).out)[0]["steps"]
+                if s["kind"] == "remove_vault_reader")
+    assert run_cli("--actor", "alex", "-c", cfg, "offboard", "done", str(case),
+                   str(step["id"]), "--note", "removed in the X settings", env=env).code == 0
+    later = {**env, "GOVERNOR_NOW": "2026-11-20T18:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 0
+    out = run_cli("-c", cfg, "offboard", "receipt", str(case), env=later)
+    assert out.code == 0, out.err
+    receipt = json.loads((demo_dir / "reports" / f"offboard-{case}.json").read_text())
+    back = next(s for s in receipt["steps"] if s["id"] == step["id"])
+    assert (back["state"], back["reopened"], back["finished_at"]) == ("pending", 1, None)
+    assert back["result"].startswith("reopened by run 2: ")
+    assert "recorded done by alex at " in back["result"]
+    assert "(removed in the X settings)" in back["result"]
+
+
 def test_unknown_or_ambiguous_person_changes_nothing(demo_dir: Path) -> None:
     cfg, env = prepared(demo_dir)
     missing = run_cli("-c", cfg, "offboard", "nobody@northwind.example", "--execute", env=env)

@@ -86,7 +86,15 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
         if person is not None and not snap.has_left(person):
             continue  # rehired (or back in HR): access they hold again is theirs to hold
         if seen.access(st, owner.get(st.case_id))[0]:
-            st.state, st.reopened = "pending", st.reopened + 1
+            # the receipt shows the step as it stands: to do again, and why, with who
+            # said it was done (the audit log keeps the rest)
+            said = (f"; it had been recorded {st.state.replace('_', ' ')}"
+                    + (f" by {st.actor}" if st.actor else "")
+                    + (f" at {st.finished_at.isoformat()}" if st.finished_at else "")
+                    + (f" ({st.note})" if st.note else ""))
+            st.result = (f"reopened by run {run_id}: {st.source or 'its source'} still "
+                         f"reports the access it removes{said}")
+            st.state, st.reopened, st.finished_at = "pending", st.reopened + 1, None
             reopened_case = session.get(OffboardCase, st.case_id)
             if reopened_case is not None:
                 reopened_case.status, reopened_case.completed_at = "open", None
