@@ -178,12 +178,12 @@ def load(path: str | Path) -> Config:
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))  # Notepad writes a BOM
     except FileNotFoundError:
-        raise ConfigError(str(p), "-", "config file not found (write one with `governor init`)"
+        raise ConfigError(str(p), "", "config file not found (write one with `governor init`)"
                           ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(p), "-", f"not valid TOML: {exc}") from None
+        raise ConfigError(str(p), "", f"not valid TOML: {exc}") from None
     except UnicodeDecodeError:
-        raise ConfigError(str(p), "-", "not UTF-8 text") from None
+        raise ConfigError(str(p), "", "not UTF-8 text") from None
     return parse(raw, p)
 
 

@@ -287,6 +287,13 @@ def check(engine: Engine) -> None:
 
 
 def require_head(engine: Engine) -> None:
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:" \
+            and not database.startswith("file:") and not Path(database).exists():
+        # asking SQLite which schema it has would create an empty file: a query that
+        # leaves a database behind where it found none
+        raise GovernorError(f"no database at {database}: run `governor db upgrade` to "
+                            "create it (or check governor.database)")
     have = current(engine)
     if have == SCHEMA_HEAD:
         return

@@ -34,7 +34,8 @@ class InputError(GovernorError):
 class ConfigError(InputError):
     def __init__(self, path: str, key: str, message: str) -> None:
         self.path, self.key = path, key
-        super().__init__(f"{path}: {key}: {message}")
+        # a whole-file problem (not found, not TOML) has no key path to name
+        super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
 
 
 class DataError(InputError):

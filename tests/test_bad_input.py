@@ -193,6 +193,10 @@ BAD_DATA = [
     Bad("hr-date-does-not-parse", "hr.csv",
         edit("hr.csv", ",2019-02-04,", ",04.02.2019,"),
         "hr.csv:4: hire_date: date '04.02.2019' does not match %Y-%m-%d"),
+    Bad("hr-date-that-does-not-exist", "hr.csv",
+        edit("hr.csv", ",2019-02-04,", ",2019-02-31,"),
+        "hr.csv:4: hire_date: date '2019-02-31' is not a real date (day is out of range for "
+        "month)"),
     Bad("hr-duplicate-employee-id", "hr.csv",
         edit("hr.csv", "E1002,Daniel Brennan", "E1001,Daniel Brennan"),
         "hr.csv:5: employee_id (column 'worker_id'): duplicate employee id 'E1001' "
@@ -401,14 +405,25 @@ def test_config_that_is_not_toml(demo_dir: Path, db_url: str) -> None:
     replace(cfg, "max_admins = 3", "max_admins = ")
     out = run_cli("-c", str(cfg), "reconcile", env=demo_env(db_url))
     assert out.code == 2
-    assert out.err.startswith(f"governor: {cfg}: -: not valid TOML: Invalid value (at line ")
+    assert out.err.startswith(f"governor: {cfg}: not valid TOML: Invalid value (at line ")
     assert_untouched(db_url, before)
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
     out = run_cli("-c", str(tmp_path / "nope.toml"), "reconcile")
-    assert (out.code, out.err) == (2, f"governor: {tmp_path / 'nope.toml'}: -: config file "
+    assert (out.code, out.err) == (2, f"governor: {tmp_path / 'nope.toml'}: config file "
                                       "not found (write one with `governor init`)\n")
+
+
+def test_a_query_against_a_database_that_is_not_there_creates_none(demo_dir: Path) -> None:
+    cfg = demo_dir / "governor.toml"
+    replace(cfg, 'database = "sqlite:///governor-demo.db"', 'database = "sqlite:///nothere.db"')
+    for command in (["findings"], ["whohas", "x:@northwind"], ["reconcile"]):
+        out = run_cli("-c", str(cfg), *command)
+        assert out.code == 1 and out.err == (
+            f"governor: no database at {demo_dir / 'nothere.db'}: run `governor db upgrade` "
+            "to create it (or check governor.database)\n"), out.err
+    assert not (demo_dir / "nothere.db").exists()
 
 
 # ---- bad input after good runs ----------------------------------------------------------------

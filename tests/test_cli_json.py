@@ -53,7 +53,7 @@ def test_bad_input_answers_in_json(demo_dir: Path) -> None:
     toml = demo_dir / "governor.toml"
     toml.write_text(toml.read_text().replace("max_admins = 3", "max_admins = "))
     out = run_cli("-c", cfg, "reconcile", "--json", env=demo_env())
-    assert out.code == 2 and out.err.startswith(f"governor: {toml}: -: not valid TOML")
+    assert out.code == 2 and out.err.startswith(f"governor: {toml}: not valid TOML")
     data = json.loads(out.out)
     assert (data["status"], data["exit_code"]) == ("error", 2)
     assert data["error"] == out.err.removeprefix("governor: ").rstrip("\n")
@@ -86,7 +86,7 @@ def test_other_json_commands_answer_failures_in_json(demo_dir: Path) -> None:
     ("postgresql://governor:s3cret-pw@127.0.0.1:1/governor", "the database refused: "),
     ("postgres://governor:s3cret-pw@127.0.0.1/governor", "cannot load"),
     ("postgresql+nosuchdriver://governor:s3cret-pw@127.0.0.1/governor", "cannot load"),
-    ("sqlite:////no/such/folder/governor.db", "unable to open database file"),
+    ("sqlite:////no/such/folder/governor.db", "no database at /no/such/folder/governor.db"),
 ], ids=["unreachable", "old-scheme", "unknown-driver", "sqlite-no-folder"])
 def test_a_store_that_cannot_be_used_is_one_line_without_its_url(
         demo_dir: Path, url: str, said: str) -> None:

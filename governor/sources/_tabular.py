@@ -97,12 +97,19 @@ class Row:
         value = self.text(field)
         if value is None or value.lower() in NULL_DATES:
             return None
+        impossible = None
         for fmt in formats:
             try:
                 parsed = datetime.strptime(value, fmt).date()
-            except ValueError:
+            except ValueError as exc:
+                # the shape fits but the day does not exist (2019-02-31): say that, not
+                # "does not match", which sends someone to check the format setting
+                if not str(exc).startswith(("time data", "unconverted data")):
+                    impossible = str(exc)
                 continue
             return None if parsed.year in SENTINEL_YEARS else parsed
+        if impossible is not None:
+            raise self.fail(field, f"date {value!r} is not a real date ({impossible})")
         raise self.fail(field, f"date {value!r} does not match {' or '.join(formats)}")
 
     def instant(self, field: str, tz: tzinfo = UTC) -> datetime | None:
