@@ -182,7 +182,10 @@ def test_whohas_shows_an_end_date_hr_has_not_acted_on(demo: tuple[str, dict[str,
     out = run_cli("-c", cfg, "whohas", "tiktok:@northwind", env=env)
     assert out.code == 0, out.err
     kevin = [line for line in out.out.splitlines() if line.startswith("kevin.oneill@")]
-    assert kevin and all("active, ends 2026-08-31" in line for line in kevin)
+    assert kevin and all("active, ended 2026-08-31" in line for line in kevin)
+    # a last day still to come is not one that has passed
+    fiona = run_cli("-c", cfg, "person", "E1007", env=env)
+    assert "active, ends 2026-12-11" in fiona.out.splitlines()[0], fiona.out
     daniel = [line for line in out.out.splitlines() if line.startswith("daniel.brennan@")]
     assert daniel and all("ends" not in line for line in daniel)
     held = json.loads(run_cli("-c", cfg, "whohas", "tiktok:@northwind", "--json", env=env).out)

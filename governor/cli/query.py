@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 import click
 from sqlalchemy import select
@@ -132,10 +132,20 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
         return
     click.echo(f"{key}{' as of ' + when.isoformat() if when else ''}:")
     table([(h.principal, h.employee_id or "", h.name or "",
-            (h.person_status or h.match) + (f", ends {h.end_date}" if h.end_date else ""),
+            (h.person_status or h.match) + _ends(ctx, h.end_date, when),
             h.role, h.raw_role, h.path, h.via or "", h.source, h.since) for h in holders],
           ("principal", "person", "name", "status", "role", "raw role", "path", "via",
            "source", "seen since"))
+
+
+def _ends(ctx: Ctx, end: date | None, when: datetime | None) -> str:
+    """HR's end date beside the status it has not acted on yet: one that has passed
+    reads "ended" (the rules count an employee or intern past it as a leaver), so it is
+    not taken for a departure still to come."""
+    if end is None:
+        return ""
+    today = (when or ctx.clock()).astimezone(ctx.config.zone).date()
+    return f", ended {end}" if end < today else f", ends {end}"
 
 
 @click.command()
@@ -159,7 +169,7 @@ def person(ctx: Ctx, who: str, at: str | None, as_json: bool | None) -> None:
     click.echo(f"{info['name']} ({info['employee_id']}, {info['email'] or 'no email'})"
                f"{' as of ' + when.isoformat() if when else ''}: "
                f"{info['worker_type']}, {info['status']}"
-               + (f", ends {info['end_date']}" if info["end_date"] else ""))
+               + _ends(ctx, info["end_date"], when))
     click.echo(f"  {info['job_title'] or '-'}, {info['department'] or '-'}\n")
     click.echo("Directory accounts:")
     table([(d["source"], d["login"], d["status"],
