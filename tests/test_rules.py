@@ -283,6 +283,25 @@ def test_orphan_grant_unmatched_grant_and_reader() -> None:
     assert all(r.severity is None and r.account == X for r in results)
 
 
+def test_orphan_grant_drawn_like_someones_address_is_critical_and_says_so() -> None:
+    # a Cyrillic "а" (U+0430) in Maya's address: nobody's, printed exactly like hers
+    fake = mail("E1").replace("e", "\u0435", 1)  # CYRILLIC SMALL LETTER IE
+    fullwidth = "ｅ1@" + DOMAIN  # NFKC folds it to e1@...
+    odd = "zoë@elsewhere.com"  # not drawn like anyone's: named, not raised
+    s = snap(persons=(person("E1"),), grants=(grant(fake, Role.ADMIN), grant(odd)),
+             credentials=(cred("item1", fullwidth),))
+    by = {r.subject: r for r in run("orphan-grant", s)}
+    forged = by[f"grant|{X}|platform|{fake.lower()}"]
+    assert forged.severity is Severity.CRITICAL
+    assert f"it is drawn like {mail('E1')} but is not that address (U+0435 CYRILLIC SMALL " \
+           "LETTER IE)" in forged.message
+    assert forged.evidence["imitates"] == mail("E1")
+    assert by[f"vault|item1|{fullwidth}"].severity is Severity.CRITICAL
+    other = by[f"grant|{X}|platform|{odd}"]
+    assert other.severity is None and "U+00EB LATIN SMALL LETTER E WITH DIAERESIS" in \
+        other.message and "drawn like" not in other.message
+
+
 def test_orphan_grant_non_human_owner_is_medium() -> None:
     declared = [Declared("*", "bot-left", "E2", "scheduler", "service"),
                 Declared("*", "bot-none", None, "scheduler", "service"),

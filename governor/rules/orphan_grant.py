@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from governor.correlate import Match, MatchStatus
+from governor.lookalike import skeleton, unusual
 from governor.records import SourceKind
 from governor.rules._common import left_on, who
 from governor.rules.base import Outcome, Result, Rule, Severity, register
@@ -45,6 +46,31 @@ class OrphanGrant(Rule):
                     if snap.has_left(owner) else None)
             return owner_problem[ref]
 
+        folded: dict[str, str] = {}  # skeleton -> HR address, built at the first need
+
+        def imitated(principal: str, match: Match) -> str | None:
+            """The HR address an unmatched non-ASCII principal is drawn like, if any."""
+            if match.status is not MatchStatus.UNMATCHED or principal.isascii():
+                return None
+            if not folded:
+                corr = snap.correlator
+                folded.update((skeleton(a), a) for a in (*corr.by_email, *corr.by_alias))
+            return folded.get(skeleton(principal))
+
+        def odd(principal: str, match: Match, why: str) -> tuple[str, Severity | None,
+                                                                  dict[str, Any]]:
+            """A lookalike of someone's address is the worst orphan: a reviewer reads it
+            as theirs. Any other non-ASCII principal has its odd characters named."""
+            copy = imitated(principal, match)
+            if copy is not None:
+                return (f"{why}; it is drawn like {copy} but is not that address "
+                        f"({unusual(principal)})", Severity.CRITICAL,
+                        {"imitates": copy, "characters": unusual(principal)})
+            if not principal.isascii():
+                return (f"{why} (its address holds {unusual(principal)})", _severity(match),
+                        {"characters": unusual(principal)})
+            return why, _severity(match), {}
+
         matched = MatchStatus.MATCHED
         for h in snap.grants:
             if h.match.status is matched:
@@ -53,14 +79,16 @@ class OrphanGrant(Rule):
             if why is None:
                 continue
             g = h.grant
+            why, severity, more = odd(g.principal, h.match, why)
             yield Result(
                 subject=f"grant|{g.account}|{h.source}|{g.principal.lower()}",
                 outcome=Outcome.FAIL,
                 message=(f"{g.principal} holds {g.role.label} on {g.account} (from {h.source})"
                          f" but {why}"),
                 evidence=_evidence(h.match, why, source=h.source, role=g.role.label,
-                                   raw_role=g.raw_role, path=g.via.value, via=g.via_detail),
-                severity=_severity(h.match),
+                                   raw_role=g.raw_role, path=g.via.value, via=g.via_detail,
+                                   **more),
+                severity=severity,
                 account=g.account,
             )
         for hc in snap.credentials:
@@ -69,6 +97,7 @@ class OrphanGrant(Rule):
                 why = problem(match)
                 if why is None:
                     continue
+                why, severity, more = odd(principal, match, why)
                 yield Result(
                     subject=f"vault|{c.item_id}|{principal.lower()}",
                     outcome=Outcome.FAIL,
@@ -76,8 +105,8 @@ class OrphanGrant(Rule):
                              f"{', '.join(c.accounts) or 'no listed account'} but {why}"),
                     evidence=_evidence(match, why, source=hc.source, item_id=c.item_id,
                                        accounts=list(c.accounts),
-                                       reader_groups=list(c.reader_groups)),
-                    severity=_severity(match),
+                                       reader_groups=list(c.reader_groups), **more),
+                    severity=severity,
                     account=c.accounts[0] if c.accounts else None,
                 )
 

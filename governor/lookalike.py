@@ -1,0 +1,37 @@
+"""Principals that look like someone's address but are not (homoglyphs).
+
+A grant to "mаya.okafor@corp.example" with a Cyrillic "а" matches nobody, so it is an
+orphan, and it is printed exactly like Maya's own address: a reviewer reads it as hers.
+That is how a lookalike account keeps a role unnoticed. `skeleton` folds the common
+lookalikes (compatibility forms, and the Cyrillic and Greek letters drawn like Latin
+ones, after Unicode's confusables data) so such a principal can be named as imitating
+the address it folds to, and `unusual` names the characters that do not belong.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Cyrillic and Greek letters that render as Latin ones in common fonts (lower-cased
+# input): the subset of Unicode's confusables.txt that matters for addresses and handles
+_LATIN = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "ё": "e", "һ": "h", "і": "i", "ї": "i", "ј": "j",
+    "к": "k", "ӏ": "l", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "ѕ": "s",
+    "т": "t", "у": "y", "х": "x", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ү": "y",
+    "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
+    "υ": "u", "χ": "x", "ϲ": "c", "ӽ": "x",
+    "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "",
+})
+
+
+def skeleton(text: str) -> str:
+    """What ``text`` reads as: compatibility forms folded (NFKC: fullwidth and styled
+    letters), lookalike letters mapped to Latin, invisible characters dropped."""
+    return unicodedata.normalize("NFKC", text).lower().translate(_LATIN)
+
+
+def unusual(text: str, shown: int = 3) -> str:
+    """The characters of ``text`` outside ASCII, named: "U+0430 CYRILLIC SMALL LETTER A"."""
+    odd = sorted({c for c in text if not c.isascii()}, key=text.index)
+    names = [f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in odd[:shown]]
+    return ", ".join(names) + (f" (+{len(odd) - shown} more)" if len(odd) > shown else "")
