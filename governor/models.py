@@ -338,7 +338,7 @@ class OffboardCase(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     employee_id: Mapped[str]
     person_name: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))  # open | complete
+    status: Mapped[str] = mapped_column(String(16))  # open | complete | withdrawn
     trigger: Mapped[str] = mapped_column(String(16))  # manual | reconcile
     opened_at: Mapped[datetime]
     opened_by: Mapped[str]

@@ -941,6 +941,33 @@ def test_access_a_rehire_holds_again_does_not_reopen_their_old_case(demo_dir: Pa
     assert query(url, "SELECT status FROM offboard_case") == [("complete",)]
 
 
+def test_a_case_opened_for_someone_hr_has_back_is_withdrawn(demo_dir: Path) -> None:
+    # Priya drops out of HR (a case opens), then HR lists her again: the case would
+    # list an employee's access as to be removed, and --execute refuses it anyway
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    hr = demo_dir / "hr.csv"
+    full = hr.read_text()
+    _drop(demo_dir, "E1003")
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    assert query(url, "SELECT status, trigger FROM offboard_case") == [("open", "reconcile")]
+    # a case opened by hand for someone HR lists as active is someone's decision: kept
+    manual = run_cli("-c", cfg, "offboard", "E1004", "--execute", "--force", "--reason",
+                     "agency contract ended early", env={**env, "GOVERNOR_NOW": DAY2})
+    assert manual.code in (0, 5), manual.err
+    hr.write_text(full)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}).code == 0
+    assert query(url, "SELECT employee_id, status FROM offboard_case ORDER BY id") == [
+        ("E1003", "withdrawn"), ("E1004", "open")]
+    (reason,) = query(url, "SELECT reason FROM offboard_case WHERE employee_id = 'E1003'")[0]
+    assert str(reason).endswith("; withdrawn by run 3: HR lists them as active again, not "
+                                "leaving")
+    assert query(url, "SELECT subject FROM audit_log WHERE action = 'offboard.withdrawn'") \
+        == [("case 1",)]
+
+
 def _terminate(demo_dir: Path, *ids: str) -> None:
     """HR marks these people left on 2026-11-20 (same export size, same ids)."""
     hr = demo_dir / "hr.csv"

@@ -27,6 +27,7 @@ STILL_ACTIVE = {DirectoryStatus.ACTIVE, DirectoryStatus.LOCKED, DirectoryStatus.
 class SweepResult:
     opened: list[int] = field(default_factory=list)  # case ids
     reopened: list[str] = field(default_factory=list)  # step keys
+    withdrawn: list[int] = field(default_factory=list)  # cases of people not leaving now
     observed: list[str] = field(default_factory=list)  # step keys closed as observed gone
 
 
@@ -110,8 +111,31 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
         closing = session.get(OffboardCase, case_id)
         if closing is not None:
             cases.complete_if_finished(session, closing, lambda: now, actor, run=run_id)
+    result.withdrawn = _withdraw_returned(session, snap, now, actor, run_id)
     session.flush()
     return result
+
+
+def _withdraw_returned(session: Session, snap: Snapshot, now: datetime, actor: str,
+                       run_id: int) -> list[int]:
+    """Close the cases a reconciliation opened for someone HR no longer has leaving
+    (rehired, a termination undone, an end date moved out): left open, they listed an
+    active employee's access as to be removed, and `--execute` refuses them anyway.
+    A case opened by hand (`offboard --execute --force`) is someone's decision: kept."""
+    out = []
+    for case in session.scalars(select(OffboardCase).where(
+            OffboardCase.status == "open", OffboardCase.trigger == "reconcile")):
+        person = snap.persons.get(case.employee_id)
+        if person is None or person.dropped_from_hr is not None or snap.has_left(person):
+            continue
+        why = f"HR lists them as {person.status.value} again, not leaving"
+        case.status, case.completed_at = "withdrawn", now
+        case.reason = f"{case.reason or ''}; withdrawn by run {run_id}: {why}".lstrip("; ")
+        audit.record(session, now, actor, "offboard.withdrawn", subject=f"case {case.id}",
+                     reason=why, detail={"case": case.id, "run": run_id,
+                                         "employee_id": case.employee_id})
+        out.append(case.id)
+    return out
 
 
 def _observe_gone(session: Session, snap: Snapshot, seen: _Reported,
