@@ -123,13 +123,28 @@ def test_unknown_or_ambiguous_person_changes_nothing(demo_dir: Path) -> None:
 def test_active_person_needs_force_and_reason(demo_dir: Path) -> None:
     cfg, env = prepared(demo_dir)
     refused = run_cli("-c", cfg, "offboard", "E1005", "--execute", env=env)
-    assert refused.code == 1 and "HR still lists E1005 as active" in refused.err
+    assert refused.code == 2 and "HR still lists E1005 as active" in refused.err
     assert rows(demo_dir, "SELECT count(*) FROM offboard_case") == [(0,)]
     forced = run_cli("-c", cfg, "offboard", "E1005", "--execute", "--force", "--reason",
                      "dismissed today, HR updates tomorrow", "--ticket", "HR-77", env=env)
     assert forced.code == 0, forced.err
     assert rows(demo_dir, "SELECT forced, force_reason, ticket FROM offboard_case") == [
         (1, "dismissed today, HR updates tomorrow", "HR-77")]
+
+
+def test_a_ticket_given_when_resuming_is_recorded_and_not_replaced(demo_dir: Path) -> None:
+    cfg, env = prepared(demo_dir)
+    first = run_cli("-c", cfg, "offboard", "E1012", "--execute", "--reason", "left", env=env)
+    assert first.code == 0 and "no automatic steps to carry out" in first.out, first.out
+    resumed = run_cli("-c", cfg, "offboard", "E1012", "--execute", "--ticket", "HR-12",
+                      env=env)
+    assert resumed.code == 0, resumed.err
+    assert rows(demo_dir, "SELECT ticket FROM offboard_case") == [("HR-12",)]
+    assert rows(demo_dir, "SELECT subject FROM audit_log WHERE action = 'offboard.ticket'") \
+        == [("case 1",)]
+    other = run_cli("-c", cfg, "offboard", "E1012", "--execute", "--ticket", "HR-99", env=env)
+    assert other.code == 2 and "already filed under ticket 'HR-12', not 'HR-99'" in other.err
+    assert rows(demo_dir, "SELECT ticket FROM offboard_case") == [("HR-12",)]
 
 
 def test_manual_steps_done_or_waived_complete_the_case_with_a_receipt(demo_dir: Path) -> None:
@@ -152,7 +167,7 @@ def test_manual_steps_done_or_waived_complete_the_case_with_a_receipt(demo_dir: 
                    "the phone is the company's switchboard", env=env).code == 0
     again = run_cli("-c", cfg, "offboard", "done", str(case), str(steps[0]["id"]), "--note",
                     "x", env=env)
-    assert again.code == 1 and "already done" in again.err
+    assert again.code == 2 and "already done" in again.err
     assert rows(demo_dir, f"SELECT status FROM offboard_case WHERE id = {case}") == [
         ("complete",)]
     receipt = json.loads((demo_dir / "reports" / f"offboard-{case}.json").read_text())
@@ -215,7 +230,7 @@ def test_too_many_accounts_needs_force(demo_dir: Path) -> None:
     path = Path(cfg)
     path.write_text("[offboard]\nmax_accounts = 2\n" + path.read_text())
     refused = run_cli("-c", cfg, "offboard", "E1010", "--execute", env=env)
-    assert refused.code == 1 and "more than offboard.max_accounts (2)" in refused.err
+    assert refused.code == 2 and "more than offboard.max_accounts (2)" in refused.err
     assert rows(demo_dir, "SELECT count(*) FROM offboard_case") == [(0,)]
 
 

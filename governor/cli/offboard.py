@@ -7,6 +7,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from governor import audit
 from governor.cli.common import (
     EXIT_PARTIAL,
     Ctx,
@@ -20,7 +21,7 @@ from governor.cli.common import (
     warn,
 )
 from governor.db import sessions, transaction
-from governor.errors import GovernorError, NotFound
+from governor.errors import InputError, NotFound
 from governor.models import OffboardCase
 from governor.offboard import cases, receipt
 from governor.offboard.plan import Plan, build, end_date_text
@@ -93,7 +94,7 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
             limits.append(f"it touches {len(plan.accounts)} accounts, more than "
                           f"offboard.max_accounts ({ctx.config.offboard['max_accounts']})")
         if limits and not (force and reason):
-            raise GovernorError("not executed: " + "; ".join(limits)
+            raise InputError("not executed: " + "; ".join(limits)
                                 + ". Rerun with --force --reason '...' if this is right.")
         with transaction(engine) as s:
             # Not refused for a clock behind the last run (timeline.py), unlike other
@@ -105,6 +106,17 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
                                       force_reason=reason if limits else None).id
     else:
         case_id = existing.id
+        if ticket and existing.ticket not in (None, ticket):
+            raise InputError(f"case {case_id} is already filed under ticket "
+                             f"{existing.ticket!r}, not {ticket!r}")
+        if ticket and existing.ticket is None:
+            # a ticket given when resuming is the record's too, not dropped in silence
+            with transaction(engine) as s:
+                case = s.get(OffboardCase, case_id)
+                if case is not None:
+                    case.ticket = ticket
+                    audit.record(s, ctx.clock(), ctx.actor, "offboard.ticket",
+                                 subject=f"case {case_id}", detail={"ticket": ticket})
         if not as_json:
             click.echo(f"resuming case {case_id}")
     outcomes = cases.execute(engine, ctx.config, case_id, ctx.clock, ctx.actor)
@@ -116,7 +128,10 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
         emit_json({"case": case_id, "outcomes": [o.__dict__ for o in outcomes],
                    "status": data["status"], "receipt": {k: str(v) for k, v in paths.items()}})
     else:
-        table([(o.key, o.state, o.detail) for o in outcomes], ("step", "state", "detail"))
+        if outcomes:
+            table([(o.key, o.state, o.detail) for o in outcomes], ("step", "state", "detail"))
+        else:
+            click.echo("no automatic steps to carry out")
         manual = [st for st in data["steps"] if st["state"] not in cases.FINISHED]
         click.echo(f"\ncase {case_id}: {data['status']}; {len(manual)} step(s) still to do "
                    f"(see `governor offboard status {plan.employee_id}`)")

@@ -18,7 +18,7 @@ from governor import audit
 from governor.clock import Clock
 from governor.config import Config
 from governor.db import transaction
-from governor.errors import GovernorError, NotFound, SourceError
+from governor.errors import InputError, NotFound, SourceError
 from governor.models import OffboardCase, OffboardStep
 from governor.offboard.plan import Plan
 from governor.sources import CONNECTORS, Action, Connector
@@ -193,9 +193,9 @@ def settle(engine: Engine, case_id: int, step_ref: str, clock: Clock, actor: str
                            "(see `governor offboard status`)")
         st = matches[0]
         if st.state in FINISHED:
-            raise GovernorError(f"step {st.id} is already {st.state}")
+            raise InputError(f"step {st.id} is already {st.state}")
         if waive_reason is None and st.automatic and st.state != "failed":
-            raise GovernorError(f"step {st.id} is automatic: run `governor offboard "
+            raise InputError(f"step {st.id} is automatic: run `governor offboard "
                                 f"{case.employee_id} --execute`, or waive it with a reason")
         now = clock()
         if waive_reason is not None:
