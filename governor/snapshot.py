@@ -293,6 +293,11 @@ class Snapshot:
     def person(self, ref: str | None) -> Person | None:
         return self.correlator.person(ref)
 
+    def local_day(self, instant: datetime) -> date:
+        """The organisation's calendar day an instant falls on, for messages: a login at
+        03:00 UTC was the evening before in California."""
+        return instant.astimezone(self.zone).date()
+
     def end_instant(self, day: date) -> datetime:
         """A person's last day ends at midnight after it in the organisation's zone (as
         UTC): at midnight UTC, a Californian left at 16:00 on their last working day."""

@@ -657,6 +657,19 @@ def test_dormant_grant() -> None:
     assert subjects(run("dormant-grant", s, dormant_days=365)) == [f"{FB}|platform|ghost@x.com"]
 
 
+def test_dates_in_messages_are_the_organisations_days() -> None:
+    # last used 03:00 UTC on 1 August: the evening of 31 July in California
+    from zoneinfo import ZoneInfo
+    used = datetime(2026, 8, 1, 3, tzinfo=UTC)
+    grants = (grant(mail("E1"), last_active=used),)
+    utc = one(run("dormant-grant", snap(persons=(person("E1"),), grants=grants)))
+    assert "since 2026-08-01" in utc.message
+    west = one(run("dormant-grant", snap(persons=(person("E1"),), grants=grants,
+                                         zone=ZoneInfo("America/Los_Angeles"))))
+    assert "since 2026-07-31" in west.message
+    assert west.evidence["last_active"] == used.isoformat()  # evidence stays exact, UTC
+
+
 def test_dormant_grant_clean() -> None:
     s = snap(persons=(person("E1"),),
              grants=(grant(mail("E1"), last_active=NOW - timedelta(days=89)),))

@@ -55,7 +55,7 @@ class DormantGrant(Rule):
                 subject=f"{g.account}|{h.source}|{g.principal.lower()}",
                 outcome=Outcome.FAIL,
                 message=(f"{holder(snap, g.principal, h.match)} has not used {g.role.label} "
-                         f"on {g.account} since {last.date().isoformat()} "
+                         f"on {g.account} since {snap.local_day(last).isoformat()} "
                          f"(over {days} days)"),
                 evidence={"principal": g.principal, "role": g.role.label, "source": h.source,
                           "path": g.via.value, "via": g.via_detail,

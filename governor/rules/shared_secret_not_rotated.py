@@ -64,8 +64,8 @@ class SharedSecretNotRotated(Rule):
                 yield Result(
                     subject=c.item_id, outcome=Outcome.FAIL,
                     message=(f"password of {item} unchanged since "
-                             f"{changed.date().isoformat()} although holders left: {names}; "
-                             "rotate it"),
+                             f"{snap.local_day(changed).isoformat()} although holders left: "
+                             f"{names}; rotate it"),
                     evidence=evidence, person=person.employee_id, account=account)
             elif changed is None and (late or undated):
                 person = late[0][1] if late else undated[0]

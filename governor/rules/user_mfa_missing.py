@@ -48,7 +48,7 @@ class UserMfaMissing(Rule):
                        else "no MFA factors reported for their directory account"
                        if not reported else None)
             if missing is None and read and snap.reached(max(read) + max_age):
-                missing = f"MFA data last read {max(read).date().isoformat()}, too old"
+                missing = f"MFA data last read {snap.local_day(max(read)).isoformat()}, too old"
             factors = [] if missing is not None else [
                 (h.account.login, f) for h in reported for f in h.account.mfa or () if f.active]
             if missing is None and any(f.strength is FactorStrength.STRONG for _, f in factors):
