@@ -272,6 +272,7 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         values = apply(PRINCIPAL_OPTIONS, body, key)
         principals.append(_principal(values, key, sources, declared_at))
 
+    _no_password(gov["database"], "governor.database")
     env_url = os.environ.get("GOVERNOR_DATABASE_URL")
     return Config(
         path=path,
@@ -333,6 +334,22 @@ def _names_principals(sc: SourceConfig) -> bool:
 
     kinds = CONNECTORS[sc.type].kinds(sc.settings)
     return bool(kinds & {SourceKind.DIRECTORY, SourceKind.GRANTS, SourceKind.VAULT})
+
+
+def _no_password(url: str, key: str) -> None:
+    """Credentials belong in GOVERNOR_DATABASE_URL (the environment), not in a file that
+    is read by anyone who can read the config, copied into tickets and committed."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return  # not a URL at all: the store says so when it is opened
+    if password:
+        raise OptionError(key, "holds a password: set the whole URL in GOVERNOR_DATABASE_URL "
+                               "(the environment, e.g. the service's EnvironmentFile) instead; "
+                               "the value is not shown. Treat the password as exposed")
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:

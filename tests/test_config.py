@@ -167,6 +167,16 @@ def test_a_secret_pasted_for_a_variable_name_is_refused_and_never_repeated(
     assert_untouched(url, before)
 
 
+def test_a_database_password_in_the_config_is_refused_and_not_shown(demo_dir: Path) -> None:
+    cfg = demo_dir / "governor.toml"
+    replace(cfg, 'database = "sqlite:///governor-demo.db"',
+            'database = "postgresql://governor:Sup3rSecretPW@db.internal/governor"')
+    out = run_cli("-c", str(cfg), "findings")
+    assert out.code == 2 and "governor.database: holds a password: set the whole URL in " \
+        "GOVERNOR_DATABASE_URL" in out.err, out.err
+    assert "Sup3rSecretPW" not in out.err + out.out
+
+
 def test_a_tilde_in_a_path_is_the_home_folder(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     # taken literally, report_dir = "~/reports" made a folder named "~" beside the config

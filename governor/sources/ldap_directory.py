@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import os
 import re
 import ssl
@@ -167,6 +168,13 @@ class LdapDirectory(Connector):
                                                          "turned off")
         if settings["tls"] == "none" and settings["ca_file"]:
             raise OptionError(f"{key}.ca_file", "has no effect with tls = none")
+        if settings["tls"] == "none" and has_password:
+            remote = [u for u in settings["urls"] if not _loopback(urlsplit(u).hostname or "")]
+            if remote:
+                # the bind is a simple bind: the password crosses the network as it is
+                raise OptionError(f"{key}.tls", f"tls = none would send the bind password "
+                                  f"in clear text to {remote[0]}: use ldaps or starttls "
+                                  "(none is for a test server on this machine)")
         _validate_filter(settings["user_filter"], f"{key}.user_filter")
         validate_group_grants(settings["group_grants"], f"{key}.group_grants")
 
@@ -1015,6 +1023,15 @@ def _tls_note(settings: dict[str, Any]) -> str:
 
 
 # ---- config checks ----------------------------------------------------------------------
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _validate_urls(settings: dict[str, Any], key: str) -> None:
     urls = settings["urls"]
     if not urls:
