@@ -85,14 +85,17 @@ def rename_source(session: Session, config: Config, old: str, new: str, now: dat
                 update(table).where(table.source == old).values(source=new))
     _runs(session, old, new)
     keys = _findings(session, old, new, done)
+    rekeyed: dict[str, str] = {}  # exception id -> its new finding key, for audit verify
     for exc in session.scalars(select(RiskException).where(
             RiskException.finding_key.in_(sorted(keys)))):
         exc.finding_key = keys[exc.finding_key]
+        rekeyed[str(exc.id)] = exc.finding_key
         done.exceptions += 1
     _steps(session, old, new, done)
     audit.record(session, now, actor, "source.renamed", subject=f"{old} -> {new}",
                  reason=reason, detail={"rows": done.rows, "findings_rekeyed": done.findings,
                                         "exceptions": done.exceptions,
+                                        "exception_keys": rekeyed,
                                         "offboard_steps": done.steps})
     return done
 

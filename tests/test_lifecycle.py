@@ -409,6 +409,29 @@ def test_audit_verify_detects_a_rewritten_entry(demo_dir: Path) -> None:
     assert out.code == 1 and "entry 1 was changed" in out.err
 
 
+def test_audit_verify_detects_a_decision_changed_outside_governor(demo_dir: Path) -> None:
+    # the chain is intact, but the exception in force is not the one it records
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "too-many-admins:facebook:Northwind Traders"
+    assert run_cli("-c", cfg, "exception", "add", key, "--reason", "launch week",
+                   "--approver", "ciso@northwind.example", "--expires", "2026-11-25",
+                   env=env).code == 0
+    assert run_cli("-c", cfg, "link", "tiktok_members", "studio@brightlane.example",
+                   "E1002", "--reason", "agency login", env=env).code == 0
+    assert run_cli("-c", cfg, "audit", "verify", env=env).code == 0
+    with create_engine(url).begin() as c:
+        c.execute(text("UPDATE risk_exception SET expires_at = '2099-12-31 00:00:00.000000', "
+                       "approver = 'nobody'"))
+        c.execute(text("UPDATE principal_link SET employee_id = 'E1001'"))
+    out = run_cli("-c", cfg, "audit", "verify", env=env)
+    assert out.code == 1, out.err
+    assert "audit log intact, but decisions in force differ from it: exception 1 differs " \
+        "from what the audit log recorded (approver, expiry): changed outside governor" \
+        in out.err
+    assert "link 1 (tiktok_members/studio@brightlane.example -> E1001) differs" in out.err
+
+
 def test_audit_verify_detects_entries_cut_off_its_end(demo_dir: Path) -> None:
     # the chain shows an entry changed or removed from the middle, not a shorter log;
     # the nightly report keeps a copy of the head outside the database

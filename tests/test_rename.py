@@ -136,6 +136,9 @@ def test_a_renamed_source_keeps_its_findings_exceptions_steps_and_guard(
     (entry,) = sql_rows(url, "SELECT subject, reason FROM audit_log "
                              "WHERE action = 'source.renamed'")
     assert entry == ("x_team -> x_platform", "one name per platform")
+    # the re-keyed exception is still the one the audit log recorded
+    verified = run_cli("-c", cfg, "audit", "verify", env=at)
+    assert verified.code == 0, verified.err
     # the feed guard knows the renamed feed's level: 7 of 11 rows is a drop
     shrink(demo_dir / "x_team.csv", 7)
     guarded = run_cli("-c", cfg, "reconcile", "--no-report",

@@ -11,7 +11,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governor import audit, db, starter, state
+from governor import audit, db, decisions, starter, state
 from governor.cli.common import (
     Ctx,
     audited_option,
@@ -335,8 +335,14 @@ def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
     anchors = [a for a in map(_audit_anchor, reports) if a is not None]
     with sessions(ctx.engine())() as s:
         v = audit.verify(s, anchors)
+        changed = decisions.mismatches(s) if not v.problem else []
     if v.problem:
         raise GovernorError(f"audit log broken after {v.entries - 1} good entries: {v.problem}")
+    if changed:
+        # the chain holds, but a decision in force is not the one it records
+        raise GovernorError("audit log intact, but decisions in force differ from it: "
+                            + "; ".join(changed[:5])
+                            + (f" (+{len(changed) - 5} more)" if len(changed) > 5 else ""))
     click.echo(f"audit log intact: {v.entries} entries"
                + "".join(f"; holds entry {e}, the newest when {w} was written"
                          for e, _, w in anchors))
