@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from itertools import islice
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from governor import audit, db, history
+from governor.clock import last_day
 from governor.models import AuditEntry, Finding, RiskException, Run
 from governor.rules.base import Result, Rule, Severity
 
@@ -317,6 +318,23 @@ def active_exception(session: Session, key: str, now: datetime) -> RiskException
     return session.scalar(select(RiskException).where(RiskException.finding_key == key,
                                                       *_is_active(now))
                           .order_by(RiskException.id).limit(1))
+
+
+def utc_text(value: datetime) -> str:
+    """An instant as ISO 8601 UTC with a Z, the way reports write instants."""
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def through(expires_at: datetime, zone: tzinfo) -> str:
+    """When an accepted risk ends, in the one wording every command and report uses: its
+    last day where the organisation is (the day `exception add --expires` was given; it
+    holds to the end of it), then the instant that day ends. "until 2026-11-25" in one
+    place and "expires 2026-11-26T00:00" in another read as two different days."""
+    return f"{last_day(expires_at, zone)} (ends {utc_text(expires_at)})"
+
+
+def accepted_through(expires_at: datetime, zone: tzinfo) -> str:
+    return f"through {through(expires_at, zone)}"
 
 
 def _apply_exceptions(session: Session, run_id: int, now: datetime, actor: str,

@@ -279,7 +279,34 @@ def test_an_exception_holds_through_its_last_day_where_the_organisation_is(
     (expires,) = sql_rows(url, "SELECT expires_at FROM risk_exception")[0]
     assert clock.as_utc(expires) == at("2026-12-01T15:00:00+00:00")  # midnight in Tokyo
     again = run_cli("-c", cfg, *args, env=env)
-    assert again.code == 2 and "until 2026-12-01)" in again.err  # not the 30th
+    assert again.code == 2 and "through 2026-12-01 (ends 2026-12-01T15:00:00Z))" in again.err
+
+
+def test_an_exceptions_expiry_reads_the_same_in_every_command_and_the_report(
+        demo_dir: Path) -> None:
+    # `add` said "until 2026-12-01" (the last day) and `list` and the report "expires
+    # 2026-12-01 15:00" (the instant it ends): two different-looking days for one approval
+    cfg = zoned_demo(demo_dir, "Asia/Tokyo")
+    env = demo_env()
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    key = "single-owner:x:@northwind_help"
+    said = "2026-12-01 (ends 2026-12-01T15:00:00Z)"
+    out = run_cli("-c", cfg, "exception", "add", key, "--reason", "launch week",
+                  "--approver", "ciso", "--expires", "2026-12-01", env=env)
+    assert out.code == 0, out.err
+    assert f"accepted through {said} (approver ciso)" in out.out
+    listed = run_cli("-c", cfg, "exception", "list", env=env)
+    assert "ACCEPTED THROUGH" in listed.out and said in listed.out
+    (entry,) = json.loads(run_cli("-c", cfg, "exception", "list", "--json", env=env).out)
+    assert entry["last_day"] == "2026-12-01"
+    assert at(entry["expires_at"]) == at("2026-12-01T15:00:00+00:00")
+    assert run_cli("-c", cfg, "reconcile", env=env).code == 0
+    html = (demo_dir / "reports" / "nightly-2.html").read_text(encoding="utf-8")
+    accepted = html[html.index('id="excepted"'):html.index('id="offboarding"')]
+    assert f"<dt>Accepted through</dt><dd>{said}</dd>" in accepted
+    data = json.loads((demo_dir / "reports" / "nightly-2.json").read_text(encoding="utf-8"))
+    (exc,) = [f["exception"] for f in data["excepted"]]
+    assert (exc["last_day"], exc["through"]) == ("2026-12-01", said)
 
 
 def test_the_receipt_measures_from_midnight_where_the_organisation_is(

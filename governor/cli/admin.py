@@ -25,7 +25,7 @@ from governor.cli.common import (
 from governor.clock import day_end, last_day
 from governor.db import sessions, transaction
 from governor.errors import GovernorError, InputError, NotFound
-from governor.findings import active_exception, exceptions_then
+from governor.findings import accepted_through, active_exception, exceptions_then, through
 from governor.models import AuditEntry, Finding, PrincipalLink, PrincipalMatch, RiskException, Run
 from governor.queries import resolve_person
 from governor.rules import RULES
@@ -244,7 +244,7 @@ def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: d
             # and leave `exception list` unable to say which one holds
             raise InputError(
                 f"finding {f.id} already has active exception {held.id} (approver "
-                f"{held.approver}, until {last_day(held.expires_at, zone)}); to "
+                f"{held.approver}, {accepted_through(held.expires_at, zone)}); to "
                 f"replace it, revoke it first: governor exception revoke {held.id} "
                 "--reason '...'")
         e = RiskException(finding_key=f.key, reason=reason, approver=approver,
@@ -255,7 +255,8 @@ def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: d
         audit.record(s, now, ctx.actor, "exception.added", subject=f.key, reason=reason,
                      detail={"exception": e.id, "approver": approver,
                              "expires": until.isoformat()})
-    click.echo(f"exception {e.id}: {f.key} accepted until {expires.date()} (approver {approver})")
+    click.echo(f"exception {e.id}: {f.key} accepted {accepted_through(until, zone)} "
+               f"(approver {approver})")
 
 
 @exception.command("list")
@@ -264,7 +265,7 @@ def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: d
 @pass_ctx
 def exception_list(ctx: Ctx, show_all: bool, as_json: bool | None) -> None:
     """List accepted risks."""
-    now = ctx.clock()
+    now, zone = ctx.clock(), ctx.config.zone
     with sessions(ctx.engine())() as s:
         rows = list(s.scalars(select(RiskException).order_by(RiskException.id)))
 
@@ -275,12 +276,15 @@ def exception_list(ctx: Ctx, show_all: bool, as_json: bool | None) -> None:
     rows = [e for e in rows if show_all or st(e) == "active"]
 
     if use_json(ctx, as_json):
+        # last_day: the day --expires was given, the risk held to its end (expires_at)
         emit_json([{"id": e.id, "finding": e.finding_key, "reason": e.reason, "approver":
-                    e.approver, "expires_at": e.expires_at, "created_by": e.created_by,
+                    e.approver, "expires_at": e.expires_at,
+                    "last_day": last_day(e.expires_at, zone), "created_by": e.created_by,
                     "created_at": e.created_at, "status": st(e)} for e in rows])
         return
-    table([(e.id, st(e), e.finding_key, e.approver, e.expires_at, e.reason) for e in rows],
-          ("id", "status", "finding", "approver", "expires", "reason"))
+    table([(e.id, st(e), e.finding_key, e.approver, through(e.expires_at, zone), e.reason)
+           for e in rows],
+          ("id", "status", "finding", "approver", "accepted through", "reason"))
 
 
 @exception.command("revoke")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import tzinfo
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governor import audit, db
+from governor.clock import last_day
 from governor.config import Config
 from governor.correlate import Match
-from governor.findings import ExceptionsThen, active_exceptions, counts
+from governor.findings import ExceptionsThen, active_exceptions, counts, through
 from governor.models import (
     FindingSeverityChange,
     OffboardCase,
@@ -41,14 +43,19 @@ from governor.snapshot import HeldCredential, Snapshot
 class _Sections:
     """Reads a report's sections from the store, worst first, without holding them."""
 
-    def __init__(self, session: Session, run: Run, then: ExceptionsThen | None) -> None:
+    def __init__(self, session: Session, run: Run, then: ExceptionsThen | None,
+                 zone: tzinfo) -> None:
         self.session, self.run_id, self.then = session, run.id, then
         held = active_exceptions(session, run.started_at) if then is None else {
             e.finding_key: e for e in session.scalars(select(RiskException)
                                                      .order_by(RiskException.id))
             if then.covers(e)}
+        # "expires" is the instant it ends; "last_day" the day --expires was given, and
+        # "through" both as every command words it
         self.exceptions = {k: {"reason": e.reason, "approver": e.approver,
-                               "expires": e.expires_at.isoformat(), "id": str(e.id)}
+                               "expires": e.expires_at.isoformat(), "id": str(e.id),
+                               "last_day": last_day(e.expires_at, zone).isoformat(),
+                               "through": through(e.expires_at, zone)}
                            for k, e in held.items()}
         # most runs change no severity: their sections are then read without the join
         self.any_severity_changed = session.scalar(
@@ -161,7 +168,7 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
             return matrix_rows(built)
     else:
         raise ValueError("a report needs the snapshot or an earlier matrix")
-    sections = _Sections(session, run, exceptions_then)
+    sections = _Sections(session, run, exceptions_then, config.zone)
     cap = config.report["findings_html_max"]
     # counts' sections are these sections: one pass over the findings serves both
     by_section = counted if counted is not None else counts(session, run.id, exceptions_then)
