@@ -148,6 +148,33 @@ def test_an_expired_exception_does_not_block_a_new_one(demo_dir: Path) -> None:
     assert status_of(url, KEY) == "excepted"
 
 
+def test_list_all_says_who_revoked_each_and_why(demo_dir: Path) -> None:
+    """An auditor reading `exception list --all` sees each one's state and, for a revoked
+    one, when, by whom and why, as the audit log has it."""
+    cfg, env, url = setup(demo_dir)
+    assert add_exception(cfg, env).code == 0
+    revoke = run_cli("-c", cfg, "--actor", "sec-lead", "exception", "revoke", "1",
+                     "--reason", "owner hired",
+                     env={**env, "GOVERNOR_NOW": "2026-11-21T09:30:00+00:00"})
+    assert revoke.code == 0, revoke.err
+    other = "too-many-admins:facebook:Northwind Traders"
+    assert run_cli("-c", cfg, "exception", "add", other, "--reason", "launch",
+                   "--approver", "ciso", "--expires", "2026-11-22", env=env).code == 0
+    later = {**env, "GOVERNOR_NOW": "2026-11-23T12:00:00+00:00"}
+    listed = json.loads(run_cli("-c", cfg, "exception", "list", "--all", "--json",
+                                env=later).out)
+    assert [(e["id"], e["status"], e["revoked_by"], e["revoke_reason"]) for e in listed] == [
+        (1, "revoked", "sec-lead", "owner hired"), (2, "expired", None, None)]
+    assert listed[0]["revoked_at"].startswith("2026-11-21T09:30:00")
+    assert listed[1]["revoked_at"] is None
+    shown = run_cli("-c", cfg, "exception", "list", "--all", env=later)
+    head, first, second = shown.out.splitlines()[:3]
+    assert "REVOKED AT" in head and "REVOKED BY" in head and "REVOKE REASON" in head
+    assert "revoked" in first and "2026-11-21 09:30" in first and "sec-lead" in first
+    assert first.rstrip().endswith("owner hired")
+    assert "expired" in second
+
+
 def test_list_shows_every_active_exception_of_a_store_that_has_two(demo_dir: Path) -> None:
     # stores written before `exception add` refused a second one may hold two
     cfg, env, url = setup(demo_dir)

@@ -276,15 +276,23 @@ def exception_list(ctx: Ctx, show_all: bool, as_json: bool | None) -> None:
     rows = [e for e in rows if show_all or st(e) == "active"]
 
     if use_json(ctx, as_json):
-        # last_day: the day --expires was given, the risk held to its end (expires_at)
+        # last_day: the day --expires was given, the risk held to its end (expires_at);
+        # a revoked one says when, by whom and why, as the audit log does
         emit_json([{"id": e.id, "finding": e.finding_key, "reason": e.reason, "approver":
                     e.approver, "expires_at": e.expires_at,
                     "last_day": last_day(e.expires_at, zone), "created_by": e.created_by,
-                    "created_at": e.created_at, "status": st(e)} for e in rows])
+                    "created_at": e.created_at, "status": st(e), "revoked_at": e.revoked_at,
+                    "revoked_by": e.revoked_by, "revoke_reason": e.revoke_reason}
+                   for e in rows])
         return
-    table([(e.id, st(e), e.finding_key, e.approver, through(e.expires_at, zone), e.reason)
+    # only --all lists revoked ones: their columns would be empty otherwise
+    ended = ("revoked at", "revoked by", "revoke reason") if show_all else ()
+    table([(e.id, st(e), e.finding_key, e.approver, e.created_by,
+            through(e.expires_at, zone), e.reason,
+            *((e.revoked_at, e.revoked_by, e.revoke_reason) if show_all else ()))
            for e in rows],
-          ("id", "status", "finding", "approver", "accepted through", "reason"))
+          ("id", "status", "finding", "approver", "recorded by", "accepted through", "reason",
+           *ended))
 
 
 @exception.command("revoke")
