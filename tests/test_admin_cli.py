@@ -148,6 +148,27 @@ def test_an_expired_exception_does_not_block_a_new_one(demo_dir: Path) -> None:
     assert status_of(url, KEY) == "excepted"
 
 
+@pytest.mark.parametrize("actor", ["ciso@northwind.example", "CISO@Northwind.example"])
+def test_an_exception_its_own_recorder_approves_is_refused(demo_dir: Path, actor: str) -> None:
+    """Segregation of duties: the approver of an accepted risk is a second person, so the
+    actor recording it cannot name themselves (in any letter case) and nothing is written."""
+    cfg, env, url = setup(demo_dir)
+    before = audit_count(url)
+    out = run_cli("-c", cfg, "--actor", actor, "exception", "add", KEY, "--reason", "launch",
+                  "--approver", "ciso@northwind.example", "--expires", "2026-12-01", env=env)
+    assert out.code == 2, (out.code, out.err)
+    assert "--approver" in out.err and "someone other than who records" in out.err
+    assert sql_rows(url, "SELECT count(*) FROM risk_exception") == [(0,)]
+    assert audit_count(url) == before and status_of(url, KEY) == "open"
+    # another person recording the same approval is what the control expects
+    ok = run_cli("-c", cfg, "--actor", "sec-analyst", "exception", "add", KEY, "--reason",
+                 "launch", "--approver", "ciso@northwind.example", "--expires", "2026-12-01",
+                 env=env)
+    assert ok.code == 0, ok.err
+    assert sql_rows(url, "SELECT created_by, approver FROM risk_exception") == [
+        ("sec-analyst", "ciso@northwind.example")]
+
+
 def test_list_all_says_who_revoked_each_and_why(demo_dir: Path) -> None:
     """An auditor reading `exception list --all` sees each one's state and, for a revoked
     one, when, by whom and why, as the audit log has it."""

@@ -218,12 +218,21 @@ def _finding(session: Session, ref: str) -> Finding:
 @exception.command("add")
 @click.argument("finding")
 @reason_option(help="Why the risk is accepted.")
-@audited_option("--approver", help="Who accepted it.")
+@audited_option("--approver", help="Who accepted it: someone other than the actor.")
 @click.option("--expires", required=True, type=click.DateTime(["%Y-%m-%d"]),
               help=f"Last day it holds (YYYY-MM-DD, at most {MAX_EXCEPTION_DAYS} days ahead).")
 @pass_ctx
 def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: datetime) -> None:
-    """Accept the risk of one FINDING (id or key) until --expires."""
+    """Accept the risk of one FINDING (id or key), through the day given to --expires.
+
+    The approver must be someone other than the actor who records it."""
+    if approver.casefold() == ctx.actor.casefold():
+        # segregation of duties: an accepted risk is evidence that a second person agreed;
+        # one person both recording and approving it is the control an auditor tests for
+        raise click.BadParameter(
+            f"the approver must be someone other than who records the exception (both are "
+            f"{approver!r}); have the approver's decision recorded by someone else, whose "
+            "name --actor or GOVERNOR_ACTOR gives", param_hint="--approver")
     zone = ctx.config.zone
     # the risk is accepted through the last day, to midnight after it where the
     # organisation is (midnight UTC ended it at 16:00 on that day in California)
