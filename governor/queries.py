@@ -271,9 +271,10 @@ def _group_readers(session: Session, c: ObsCredential, named: set[str],
 def resolve_person(session: Session, who: str, at: datetime | None = None,
                    declared: Iterable[Declared] = (), zone: tzinfo = UTC,
                    sources: Iterable[str] | None = None) -> ObsPerson:
-    """A person by employee id, work email, a principal correlation matched to them (a
-    directory login, a plus-address seen in a grant), an alias, or an address that is
-    theirs once its plus-tag is removed: in that order, as correlation itself matches.
+    """A person by employee id (exactly, else ignoring case), work email, a principal
+    correlation matched to them (a directory login, a plus-address seen in a grant), an
+    alias, or an address that is theirs once its plus-tag is removed: in that order, as
+    correlation itself matches.
     With ``at``, as HR and correlation had them then: someone since gone from HR is found."""
     ref, low = who.strip(), who.strip().lower()
     # someone no HR export lists any more (by then) is still a leaver to offboard, and
@@ -292,6 +293,11 @@ def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement
              at: datetime | None, declared: Iterable[Declared]) -> ObsPerson | None:
     tiers: tuple[Callable[[], Iterable[ObsPerson]], ...] = (
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id == ref)),
+        # "e1010" for E1010: people type ids as they say them. Only a lookup (correlation
+        # keeps ids exact), and only when no id is exactly that; two ids differing in
+        # case alone are ambiguous here
+        lambda: session.scalars(select(ObsPerson).where(
+            live, func.lower(ObsPerson.employee_id) == low)),
         # email and alias are one tier, as in correlation: an address that is one
         # person's email and another's alias is ambiguous, not the email owner's
         lambda: itertools.chain(

@@ -86,6 +86,65 @@ def test_person_by_an_address_that_is_one_email_and_another_alias_is_ambiguous(
     out = run_cli("-c", cfg, "person", "maya.okafor@northwind.example", env=env)
     assert out.code == 4 and "E1001" in out.err and "E1005" in out.err
     assert run_cli("-c", cfg, "person", "E1001", env=env).code == 0
+    # findings --person resolves it the same way: either could be meant, so neither
+    listed = run_cli("-c", cfg, "findings", "--person", "maya.okafor@northwind.example",
+                     env=env)
+    assert listed.code == 4 and "E1001" in listed.err and "E1005" in listed.err
+    assert "finding(s)" not in listed.out
+
+
+def test_findings_person_takes_whoever_governor_person_takes(
+        demo: tuple[str, dict[str, str]]) -> None:
+    """`findings --person` compared the text with the stored employee id, so Marcus
+    Webb's email or "e1010" listed "0 finding(s)", exit 0: a clean bill for a leaver who
+    holds four accounts. It resolves the person as `governor person` does."""
+    cfg, env = demo
+
+    def keys(who: str) -> list[str]:
+        out = run_cli("-c", cfg, "findings", "--person", who, "--status", "all", "--json",
+                      env=env)
+        assert out.code == 0, (who, out.err)
+        return [f["key"] for f in json.loads(out.out)]
+
+    marcus = keys("E1010")
+    assert len(marcus) == 7 and "leaver-sso-active:E1010|okta|marcus.webb@northwind.example" \
+        in marcus
+    for who in ("e1010", "marcus.webb@northwind.example", "Marcus.Webb@Northwind.example"):
+        assert keys(who) == marcus, who
+    human = run_cli("-c", cfg, "findings", "--person", "marcus.webb@northwind.example",
+                    env=env)
+    assert human.code == 0 and f"{len(marcus)} finding(s) about E1010" in human.out
+    for nobody in ("E9999", "nobody@northwind.example"):
+        out = run_cli("-c", cfg, "findings", "--person", nobody, env=env)
+        assert out.code == 4, (nobody, out.code, out.out)
+        assert "nobody in HR or the directory" in out.err and "finding(s)" not in out.out
+        failed = run_cli("-c", cfg, "findings", "--person", nobody, "--json", env=env)
+        assert failed.code == 4 and json.loads(failed.out)["exit_code"] == 4
+
+
+def test_an_employee_id_is_looked_up_ignoring_case_unless_that_is_ambiguous(
+        demo_dir: Path) -> None:
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text(encoding="utf-8")
+                  + "X77a,Ann Upper,ann.upper@northwind.example,,Active,Employee,Writer,"
+                    "Marketing,E1100,2020-01-06,\n"
+                  + "x77A,Ann Lower,ann.lower@northwind.example,,Active,Employee,Writer,"
+                    "Marketing,E1100,2020-01-06,\n", encoding="utf-8")
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+
+    def who(ref: str) -> tuple[int, str]:
+        out = run_cli("-c", cfg, "person", ref, "--json", env=env)
+        return out.code, json.loads(out.out)["employee_id"] if out.code == 0 else out.err
+
+    assert who("e1010") == (0, "E1010")  # was exit 4: nobody is 'e1010'
+    assert who("E1010") == (0, "E1010")
+    # an exact id wins; ids that differ only in case make any other spelling ambiguous
+    assert who("X77a") == (0, "X77a") and who("x77A") == (0, "x77A")
+    code, err = who("x77a")
+    assert code == 4 and "X77a" in err and "x77A" in err
 
 
 def test_findings_refuses_an_unknown_rule_id(demo: tuple[str, dict[str, str]],
