@@ -462,9 +462,9 @@ def test_severity_changes_are_rendered_like_the_rest_of_what_changed(tmp_path: P
                             unknown=[unknown])
     paths = write_nightly(report, tmp_path)
     rows = read_csv(paths["csv"])
-    assert rows[0][-2:] == ["severity_before", "severity_cause"]
+    assert rows[0][19:21] == ["severity_before", "severity_cause"]
     changed = [r for r in rows[1:] if r[0] == "severity_changed"]
-    assert [(r[1], r[3], r[8], r[-2], r[-1]) for r in changed] == [
+    assert [(r[1], r[3], r[8], r[19], r[20]) for r in changed] == [
         ("old-1", "high", "'@dormant grant", "low", "rule"),
         ("unk-1", "medium", "Leaver still holds admin", "high", "unknown"),
         ("old-2", "low", "'-no MFA", "critical", f"config: rules.x{SCRIPT}.severity")]

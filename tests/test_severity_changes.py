@@ -111,14 +111,14 @@ def test_a_severity_override_change_is_listed_in_what_changed(demo_dir: Path) ->
     assert list(data).index("severity_changed") == list(data).index("resolved") + 1
 
     head, body = rows[0], rows[1:]
-    assert head[:19] == EARLIER_COLUMNS and head[19:] == ["severity_before", "severity_cause"]
+    assert head[:19] == EARLIER_COLUMNS and head[19:21] == ["severity_before", "severity_cause"]
     in_csv = {r[1]: (r[3], r[19], r[20]) for r in body if r[0] == "severity_changed"}
     assert in_csv == {**{k: ("low", "critical", f"config: rules.{LEAVER}.severity")
                          for k in leavers},
                       **{k: ("critical", "low", f"config: rules.{DORMANT}.severity")
                          for k in dormant}}
-    assert all(r[19:] == ["", ""] for r in body if r[1] not in expected)
-    assert {r[1]: tuple(r[19:]) for r in body
+    assert all(r[19:21] == ["", ""] for r in body if r[1] not in expected)
+    assert {r[1]: tuple(r[19:21]) for r in body
             if r[0] in ("open", "unknown") and r[1] in expected} == {
         k: v[1:] for k, v in in_csv.items()}
 
@@ -189,7 +189,7 @@ def test_a_rule_reporting_another_severity_is_listed_as_the_rules_doing(demo_dir
     data, rows, html = _report(demo_dir, 2)
     assert [(f["key"], f["severity_change"]) for f in data["severity_changed"]] == [
         (key, {"before": "high", "after": "medium", "cause": "rule", "config_key": None})]
-    assert [r[19:] for r in rows if r[0] == "severity_changed"] == [["high", "rule"]]
+    assert [r[19:21] for r in rows if r[0] == "severity_changed"] == [["high", "rule"]]
     assert "the rule's own result (no severity override then or now)" in _changed_html(html)
 
 
@@ -210,7 +210,7 @@ def test_a_previous_run_that_kept_no_overrides_leaves_the_rules_cause_unknown(
     causes = {f["key"]: f["severity_change"]["cause"] for f in data["severity_changed"]}
     assert causes.pop("user-mfa-missing:E1006") is None
     assert set(causes.values()) == {"config"} and causes
-    assert ["high", "unknown"] in [r[19:] for r in rows if r[0] == "severity_changed"]
+    assert ["high", "unknown"] in [r[19:21] for r in rows if r[0] == "severity_changed"]
     assert "not known (the run before kept no record of severity overrides)" in \
         _changed_html(html)
 

@@ -51,11 +51,14 @@ class _Sections:
                                                      .order_by(RiskException.id))
             if then.covers(e)}
         # "expires" is the instant it ends; "last_day" the day --expires was given, and
-        # "through" both as every command words it
+        # "through" both as every command words it. Who recorded it beside who approved
+        # it: an auditor checks they are two people.
         self.exceptions = {k: {"reason": e.reason, "approver": e.approver,
                                "expires": e.expires_at.isoformat(), "id": str(e.id),
                                "last_day": last_day(e.expires_at, zone).isoformat(),
-                               "through": through(e.expires_at, zone)}
+                               "through": through(e.expires_at, zone),
+                               "created_by": e.created_by,
+                               "created_at": e.created_at.isoformat()}
                            for k, e in held.items()}
         # most runs change no severity: their sections are then read without the join
         self.any_severity_changed = session.scalar(

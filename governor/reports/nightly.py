@@ -13,7 +13,9 @@
   one-line JSON text the store holds), then resolution (why a resolved finding resolved:
   fixed, rule disabled, source removed; empty for the others), then severity_before and
   severity_cause (for a finding whose severity the run changed: what it was, and why:
-  "config: rules.<rule>.severity", "rule" or "unknown"; empty for the others);
+  "config: rules.<rule>.severity", "rule" or "unknown"; empty for the others), then
+  exception_id, exception_created_by, exception_created_at and exception_last_day (for an
+  accepted risk: which exception, who recorded it and when, and the day --expires gave);
 - access-matrix-N.csv: every matrix row, streamed;
 
 and refreshes nightly-latest.html / nightly-latest.json. All files appear together or
@@ -61,7 +63,8 @@ FINDING_COLUMNS = (
     "section", "key", "rule", "severity", "outcome", "status", "person", "account",
     "message", "first_seen", "last_seen", "remediation", "title", "resolved_at",
     "exception_reason", "exception_approver", "exception_expires", "evidence",
-    "resolution", "severity_before", "severity_cause",
+    "resolution", "severity_before", "severity_cause", "exception_id",
+    "exception_created_by", "exception_created_at", "exception_last_day",
 )
 MATRIX_COLUMNS = MatrixRow._fields
 
@@ -222,7 +225,10 @@ def csv_cells(name: str, f: FindingRow) -> list[str]:
                 when(f[12]), when(f[13]), f[8], f[2], when(f[14]),
                 *((None, None, None) if exc is None else
                   (exc.get("reason"), exc.get("approver"), exc.get("expires"))), f[7],
-                f[16], f[17], severity_cause_text(f[1], f[17], f[18]))]
+                f[16], f[17], severity_cause_text(f[1], f[17], f[18]),
+                *((None, None, None, None) if exc is None else
+                  (exc.get("id"), exc.get("created_by"), exc.get("created_at"),
+                   exc.get("last_day"))))]
 
 
 def severity_cause_text(rule_id: str, before: str | None, cause: str | None) -> str | None:
