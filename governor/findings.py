@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from itertools import islice
@@ -318,6 +318,35 @@ def active_exception(session: Session, key: str, now: datetime) -> RiskException
     return session.scalar(select(RiskException).where(RiskException.finding_key == key,
                                                       *_is_active(now))
                           .order_by(RiskException.id).limit(1))
+
+
+def exception_facts(e: RiskException, zone: tzinfo) -> dict[str, Any]:
+    """What `exception list` and `findings` say of one exception: who approved it, who
+    recorded it and when, and when it ends (the instant, and the day --expires gave)."""
+    return {"id": e.id, "reason": e.reason, "approver": e.approver,
+            "created_by": e.created_by, "created_at": e.created_at,
+            "expires_at": e.expires_at, "last_day": last_day(e.expires_at, zone)}
+
+
+def status_now(status: str, key: str, held: Mapping[str, RiskException]) -> str:
+    """A finding's status as of now, `held` being the exceptions active now: one still
+    stored excepted whose exception has expired since the last run is open (that run
+    reopens it), as `exception list` already calls the exception expired."""
+    return "open" if status == "excepted" and key not in held else status
+
+
+def lapsed_exceptions(session: Session, keys: Iterable[str]) -> dict[str, RiskException]:
+    """The newest exception of each finding in `keys`: for findings still stored excepted
+    whose exception is no longer active (see status_now), the one that ended. Few:
+    those that expired since the last run."""
+    wanted = sorted(set(keys))
+    out: dict[str, RiskException] = {}
+    for i in range(0, len(wanted), CHUNK):
+        for e in session.scalars(select(RiskException).where(
+                RiskException.finding_key.in_(wanted[i:i + CHUNK]))
+                .order_by(RiskException.id)):
+            out[e.finding_key] = e
+    return out
 
 
 def utc_text(value: datetime) -> str:

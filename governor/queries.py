@@ -17,6 +17,7 @@ from governor import history
 from governor.clock import as_utc
 from governor.correlate import Correlator, Declared, Match, MatchStatus, strip_plus
 from governor.errors import Ambiguous, NotFound
+from governor.findings import active_exceptions, status_now
 from governor.models import (
     Finding,
     ObsCredential,
@@ -371,11 +372,14 @@ def escape_like(text: str) -> str:
 
 def person_access(session: Session, eid: str, at: datetime | None = None,
                   declared: Iterable[Declared] = (), zone: tzinfo = UTC,
-                  sources: Iterable[str] | None = None) -> dict[str, Any]:
+                  sources: Iterable[str] | None = None, *,
+                  now: datetime | None = None) -> dict[str, Any]:
     """Everything one person holds now, or (with ``at``) held at that moment of history:
     directory accounts, grants (direct, through a directory group, management-tool
     seats), vault items read by name or through a group, each as whom and how matched.
-    Findings are the open ones now: they are not versioned, so none can be told for then."""
+    Findings are the open ones now: they are not versioned, so none can be told for then.
+    With ``now``, one whose exception has expired since the last run is open, as
+    `findings` lists it (findings.status_now)."""
     read = watched(session, at, sources)
     p = _people(session, {eid}, at, zone, read)[eid]
     credentials = [c for c in session.scalars(select(ObsCredential).where(
@@ -384,8 +388,10 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
         session, eid, at, declared, credentials).items() if read is None or k[0] in read}
     directory = _directory_of(session, principals, at)
     grants = _grants_of(session, principals, at)
+    held = active_exceptions(session, now) if now is not None else None
     open_findings = [{"key": f.key, "severity": f.severity, "message": f.message,
-                      "status": f.status} for f in session.scalars(
+                      "status": f.status if held is None else status_now(f.status, f.key, held)}
+                     for f in session.scalars(
         select(Finding).where(Finding.person == eid, Finding.status != "resolved")
         .order_by(Finding.severity, Finding.key))]
     return {"employee_id": p.employee_id, "name": p.name, "email": p.email,

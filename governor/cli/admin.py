@@ -25,7 +25,13 @@ from governor.cli.common import (
 from governor.clock import day_end, last_day
 from governor.db import sessions, transaction
 from governor.errors import GovernorError, InputError, NotFound
-from governor.findings import accepted_through, active_exception, exceptions_then, through
+from governor.findings import (
+    accepted_through,
+    active_exception,
+    exception_facts,
+    exceptions_then,
+    through,
+)
 from governor.models import AuditEntry, Finding, PrincipalLink, PrincipalMatch, RiskException, Run
 from governor.queries import resolve_person
 from governor.rules import RULES
@@ -287,12 +293,9 @@ def exception_list(ctx: Ctx, show_all: bool, as_json: bool | None) -> None:
     if use_json(ctx, as_json):
         # last_day: the day --expires was given, the risk held to its end (expires_at);
         # a revoked one says when, by whom and why, as the audit log does
-        emit_json([{"id": e.id, "finding": e.finding_key, "reason": e.reason, "approver":
-                    e.approver, "expires_at": e.expires_at,
-                    "last_day": last_day(e.expires_at, zone), "created_by": e.created_by,
-                    "created_at": e.created_at, "status": st(e), "revoked_at": e.revoked_at,
-                    "revoked_by": e.revoked_by, "revoke_reason": e.revoke_reason}
-                   for e in rows])
+        emit_json([{**exception_facts(e, zone), "finding": e.finding_key, "status": st(e),
+                    "revoked_at": e.revoked_at, "revoked_by": e.revoked_by,
+                    "revoke_reason": e.revoke_reason} for e in rows])
         return
     # only --all lists revoked ones: their columns would be empty otherwise
     ended = ("revoked at", "revoked by", "revoke reason") if show_all else ()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import difflib
 import json
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
+from typing import Any
 
 import click
 from sqlalchemy import select
@@ -15,7 +16,15 @@ from governor.cli.common import Ctx, emit_json, json_option, pass_ctx, table, us
 from governor.clock import parse_instant
 from governor.db import sessions
 from governor.errors import NotFound
-from governor.models import Finding
+from governor.findings import (
+    accepted_through,
+    active_exceptions,
+    exception_facts,
+    lapsed_exceptions,
+    status_now,
+    through,
+)
+from governor.models import Finding, RiskException
 from governor.rules import RULES
 from governor.rules.base import Severity
 from governor.state import declared
@@ -27,7 +36,9 @@ SEVERITIES = [s.value for s in Severity]
 @click.option("--severity", type=click.Choice(SEVERITIES), help="At or above this severity.")
 @click.option("--rule", "rule_id", help="Only this rule id.")
 @click.option("--status", type=click.Choice(["open", "resolved", "excepted", "all"]),
-              default="open", show_default=True)
+              default="open", show_default=True,
+              help="As of now: a finding whose exception has expired is open, though only "
+                   "the next run records it so.")
 @click.option("--outcome", type=click.Choice(["fail", "unknown", "all"]), default="all",
               show_default=True, help="fail: violations; unknown: rules that could not decide.")
 @click.option("--person", help="Only findings about this person (employee id, email, alias "
@@ -39,7 +50,8 @@ def findings(ctx: Ctx, severity: str | None, rule_id: str | None, status: str, o
     """List findings (default: open ones, worst first)."""
     q = select(Finding)
     if status != "all":
-        q = q.where(Finding.status == status)
+        # an expired exception leaves its finding stored excepted until the next run
+        q = q.where(Finding.status.in_(_STORED[status]))
     if outcome != "all":
         q = q.where(Finding.outcome == outcome)
     if rule_id:
@@ -47,29 +59,72 @@ def findings(ctx: Ctx, severity: str | None, rule_id: str | None, status: str, o
     if severity:
         q = q.where(Finding.severity.in_([s.value for s in Severity.at_least(Severity(severity))]))
     rank = {s.value: s.rank for s in Severity}
+    now, zone = ctx.clock(), ctx.config.zone
     with sessions(ctx.engine())() as session:
         if rule_id:
             _check_rule(session, rule_id)
         eid = _person_id(ctx, session, person) if person else None
         if eid is not None:
             q = q.where(Finding.person == eid)
-        rows = sorted(session.scalars(q), key=lambda f: (-rank.get(f.severity, 0), f.rule_id,
-                                                         f.key))
+        held = active_exceptions(session, now)
+        found = [(f, status_now(f.status, f.key, held)) for f in session.scalars(q)]
+        rows = sorted(((f, st) for f, st in found if status in ("all", st)),
+                      key=lambda r: (-rank.get(r[0].severity, 0), r[0].rule_id, r[0].key))
+        lapsed = lapsed_exceptions(session, [f.key for f, st in rows if st != f.status])
+    # the exception that holds each excepted finding now, or that lapsed on an open one
+    excs = {f.key: e for f, _ in rows if (e := held.get(f.key) or lapsed.get(f.key))}
     if use_json(ctx, as_json):
-        emit_json([{"key": f.key, "rule": f.rule_id, "severity": f.severity,
-                    "outcome": f.outcome, "status": f.status, "message": f.message,
-                    "person": f.person, "account": f.account,
-                    "evidence": json.loads(f.evidence), "first_seen": f.first_seen_at,
-                    "last_seen": f.last_seen_at, "resolved_at": f.resolved_at,
-                    "resolution": f.resolution} for f in rows])
+        emit_json([_finding_json(f, st, excs.get(f.key), zone) for f, st in rows])
         return
     # "rule disabled" or "source removed" is no fix: say which, as the report does
     why = ("resolution",) if status in ("resolved", "all") else ()
-    table([(f.id, f.severity, f.rule_id, f.outcome if f.outcome != "fail" else "", f.status,
-            *((f.resolution,) if why else ()), f.message) for f in rows],
-          ("id", "severity", "rule", "outcome", "status", *why, "message"))
+    # who accepted each risk, and through when, where accepted risks are listed
+    accepted = ("exception", "approver", "accepted through") if status == "excepted" else ()
+    table([(f.id, f.severity, f.rule_id, f.outcome if f.outcome != "fail" else "",
+            st + ("*" if st != f.status else ""), *((f.resolution,) if why else ()),
+            *(_accepted_cells(excs[f.key], zone) if accepted else ()), f.message)
+           for f, st in rows],
+          ("id", "severity", "rule", "outcome", "status", *why, *accepted, "message"))
+    for f, st in rows:
+        if st != f.status:
+            click.echo(f"* finding {f.id}: {_lapsed_note(excs.get(f.key), zone)}")
     # whom --person resolved to: an address or alias names them only indirectly
     click.echo(f"\n{len(rows)} finding(s)" + (f" about {eid}" if eid else ""))
+
+
+# the stored statuses a status filter reads (findings.status_now decides what they are now)
+_STORED = {"open": ("open", "excepted"), "excepted": ("excepted",), "resolved": ("resolved",)}
+
+
+def _finding_json(f: Finding, status: str, e: RiskException | None, zone: tzinfo
+                  ) -> dict[str, Any]:
+    out = {"id": f.id, "key": f.key, "rule": f.rule_id, "severity": f.severity,
+           "outcome": f.outcome, "status": status, "message": f.message,
+           "person": f.person, "account": f.account,
+           "evidence": json.loads(f.evidence), "first_seen": f.first_seen_at,
+           "last_seen": f.last_seen_at, "resolved_at": f.resolved_at,
+           "resolution": f.resolution, "exception": None, "note": None}
+    if e is not None and status != "resolved":
+        out["exception"] = {**exception_facts(e, zone),
+                            "status": "active" if status == "excepted" else "expired"}
+        if status != f.status:
+            out["note"] = _lapsed_note(e, zone)
+    return out
+
+
+def _accepted_cells(e: RiskException, zone: tzinfo) -> tuple[Any, ...]:
+    return e.id, e.approver, through(e.expires_at, zone)
+
+
+def _lapsed_note(e: RiskException | None, zone: tzinfo) -> str:
+    """Why a finding still stored excepted lists as open: its exception has ended and
+    the next run reopens it (and reports it among what changed)."""
+    if e is None:  # not reached: a finding is excepted only by an exception
+        return "no exception holds it any more; the next run reopens it"
+    if e.revoked_at is not None:  # not reached either: a revoke reopens it at once
+        return f"exception {e.id} was revoked; the next run reopens it"
+    return (f"exception {e.id} expired, accepted {accepted_through(e.expires_at, zone)}; "
+            "the next run reopens it")
 
 
 def _person_id(ctx: Ctx, session: Session, who: str) -> str:
@@ -180,7 +235,7 @@ def person(ctx: Ctx, who: str, at: str | None, as_json: bool | None) -> None:
         p = queries.resolve_person(session, who, when, principals, ctx.config.zone,
                                    _reading(ctx))
         info = queries.person_access(session, p.employee_id, when, principals,
-                                     ctx.config.zone, _reading(ctx))
+                                     ctx.config.zone, _reading(ctx), now=ctx.clock())
     if use_json(ctx, as_json):
         emit_json({**info, "at": when})
         return
