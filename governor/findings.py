@@ -17,7 +17,7 @@ from datetime import UTC, datetime, tzinfo
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from governor import audit, db, history
@@ -349,6 +349,36 @@ def lapsed_exceptions(session: Session, keys: Iterable[str]) -> dict[str, RiskEx
     return out
 
 
+# A condition on a `finding` row: an exception on it ended in the run whose id is the
+# parameter ({m}, the driver's placeholder), that run having found it expired
+# (_apply_exceptions) or revoked (_report_revoked) and stamped it with its start. Such
+# a finding is among the run's new ones whatever its outcome: an unknown one came back
+# to be decided as surely as a violation did. Asked only of findings the run opened.
+REOPENED_SQL = ("EXISTS (SELECT 1 FROM risk_exception x JOIN run r ON r.id = {m} "
+                "WHERE x.finding_key = finding.key AND (x.expired_seen_at = r.started_at "
+                "OR x.revoke_seen_at = r.started_at))")
+
+
+def ended_in_run(session: Session, run: Run) -> dict[str, RiskException]:
+    """Finding key -> the exception that ended on it in ``run`` (expired or revoked, as
+    the run found): why the run reopened it. The newest, should two have ended. Few:
+    the exceptions that ended since the run before."""
+    out: dict[str, RiskException] = {}
+    for e in session.scalars(select(RiskException).where(or_(
+            RiskException.expired_seen_at == run.started_at,
+            RiskException.revoke_seen_at == run.started_at)).order_by(RiskException.id)):
+        out[e.finding_key] = e
+    return out
+
+
+def reopened_because(e: RiskException, zone: tzinfo) -> str:
+    """Why a finding is back, as the report and reconcile say it."""
+    if e.revoked_at is not None:
+        return (f"exception {e.id} revoked by {e.revoked_by} on {utc_text(e.revoked_at)}: "
+                f"{e.revoke_reason}")
+    return f"exception {e.id} expired, accepted {accepted_through(e.expires_at, zone)}"
+
+
 def utc_text(value: datetime) -> str:
     """An instant as ISO 8601 UTC with a Z, the way reports write instants."""
     return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -485,23 +515,25 @@ def counts(session: Session, run_id: int, then: ExceptionsThen | None = None
         covered, params = then.sql(m)
         status = (f"CASE WHEN status = 'resolved' THEN 'resolved' WHEN {covered} "
                   f"THEN 'excepted' ELSE 'open' END")
+    # new: opened in this run, a violation or back because its exception ended (the
+    # nested CASE asks the store about exceptions only for the few unknowns opened now)
+    new = (f"CASE WHEN opened_run_id = {m} THEN CASE WHEN outcome = 'fail' THEN 1 "
+           f"WHEN {REOPENED_SQL.format(m=m)} THEN 1 ELSE 0 END ELSE 0 END")
     rows = session.connection().exec_driver_sql(
-        f"SELECT {status}, outcome, severity, CASE WHEN opened_run_id = {m} THEN 1 ELSE 0 "
-        f"END, CASE WHEN resolved_run_id = {m} THEN 1 ELSE 0 END, count(*) FROM finding "
-        f"GROUP BY 1, 2, 3, 4, 5", (*params, run_id, run_id))
-    for status, outcome, sev, opened_now, resolved_now, n in rows:
+        f"SELECT {status}, outcome, severity, {new}, CASE WHEN resolved_run_id = {m} THEN 1 "
+        f"ELSE 0 END, count(*) FROM finding GROUP BY 1, 2, 3, 4, 5",
+        (*params, run_id, run_id, run_id))
+    for status, outcome, sev, is_new, resolved_now, n in rows:
         if status == "resolved":
             if resolved_now:
                 out["resolved"][sev] += n
             continue
         if status == "excepted":
             out["excepted"][sev] += n
-        elif outcome == "unknown":
-            out["unknown"][sev] += n
-        else:
-            out["open"][sev] += n
-            if opened_now:
-                out["new"][sev] += n
+            continue
+        out["unknown" if outcome == "unknown" else "open"][sev] += n
+        if is_new:
+            out["new"][sev] += n
     # by the severity the run gave them; a run that changes a finding's severity keeps it
     # live, and exceptions added or revoked since change neither
     for sev, n in session.connection().exec_driver_sql(

@@ -112,3 +112,110 @@ def test_the_reports_accepted_risks_say_who_recorded_each(demo_dir: Path,
     accepted = html[html.index('id="excepted"'):html.index('id="offboarding"')]
     assert "<dt>Recorded by</dt><dd>sec-analyst, 2026-11-20T12:00:00" in accepted
     assert f"<dt>Exception</dt><dd>{exc_id}</dd>" in accepted
+
+
+DORMANT = "dormant-grant:linkedin:Northwind Careers|linkedin_admins|no-activity-data"
+NO_RECOVERY = "recovery-contact-risk:tiktok:@northwind.deals"  # unknown: nothing recorded
+
+
+def night(cfg: str, env: dict[str, str], reports: Path, now: str
+          ) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """One reconcile at `now`: its --json summary, its JSON report, its human output."""
+    out = run_cli("-c", cfg, "reconcile", "--json", env={**env, "GOVERNOR_NOW": now})
+    assert out.code == 0, out.err
+    summary: dict[str, Any] = json.loads(out.out)
+    report: dict[str, Any] = json.loads(
+        (reports / f"nightly-{summary['run']}.json").read_text(encoding="utf-8"))
+    return summary, report, (reports / f"nightly-{summary['run']}.html").read_text(
+        encoding="utf-8")
+
+
+def new_section(html: str) -> str:
+    return html[html.index('id="changed"'):html.index("Resolved findings")]
+
+
+def test_a_finding_back_from_an_ended_exception_is_new_whatever_its_outcome_and_says_why(
+        demo_dir: Path, demo: tuple[str, dict[str, str]]) -> None:
+    """The acceptance review's case: a revoked exception on an unknown finding was left
+    out of the next report's new findings (only violations were listed), and an expired
+    one's finding was listed new with no word of the exception."""
+    cfg, env = demo
+    reports = demo_dir / "reports"
+    at_13 = {**env, "GOVERNOR_NOW": "2026-11-20T13:00:00+00:00"}
+    orphan = add(cfg, at_13, ORPHAN, "2026-11-25")
+    dormant = add(cfg, at_13, DORMANT, "2026-11-26")
+    recovery = add(cfg, at_13, NO_RECOVERY, "2026-11-25")
+    revoke = run_cli("-c", cfg, "--actor", "sec-lead", "exception", "revoke", str(dormant),
+                     "--reason", "feed fixed, =decide again",
+                     env={**env, "GOVERNOR_NOW": "2026-11-21T09:00:00+00:00"})
+    assert revoke.code == 0, revoke.err
+
+    summary, report, html = night(cfg, env, reports, "2026-11-22T02:00:00+00:00")
+    (back,) = [f for f in report["new"] if f["key"] == DORMANT]
+    assert back["outcome"] == "unknown" and back["status"] == "open"
+    because = (f"exception {dormant} revoked by sec-lead on 2026-11-21T09:00:00Z: "
+               "feed fixed, =decide again")
+    assert back["reopened"]["because"] == because
+    assert (back["reopened"]["exception"], back["reopened"]["ended"],
+            back["reopened"]["revoked_by"]) == (dormant, "revoked", "sec-lead")
+    assert report["counts"]["new"].get("low") == 1  # counted with the new, and unknown
+    assert DORMANT in [f["key"] for f in report["unknown"]]
+    assert summary["reopened"] == {"expired": [], "revoked": [DORMANT]}
+    changed = new_section(html)
+    assert "Reopened because" in changed and "(unknown)" in changed
+    assert because in changed and 'id="reopened"' in changed
+    assert "1 revoked" in changed
+    with (reports / f"nightly-{summary['run']}.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    (row,) = [r for r in rows if r["section"] == "new" and r["key"] == DORMANT]
+    assert row["reopened_because"] == because
+    assert all(r["reopened_because"] == "" for r in rows if r["key"] != DORMANT)
+    # the others still hold
+    assert {f["key"] for f in report["excepted"]} == {ORPHAN, NO_RECOVERY}
+
+    summary, report, html = night(cfg, env, reports, "2026-11-27T02:00:00+00:00")
+    new = {f["key"]: f for f in report["new"]}
+    assert DORMANT not in new  # reported once
+    for key, exc_id in ((ORPHAN, orphan), (NO_RECOVERY, recovery)):
+        assert new[key]["reopened"]["because"] == (
+            f"exception {exc_id} expired, accepted through 2026-11-25 (ends "
+            "2026-11-26T00:00:00Z)"), key
+        assert new[key]["reopened"]["ended"] == "expired"
+    assert new[NO_RECOVERY]["outcome"] == "unknown"
+    assert sorted(summary["reopened"]["expired"]) == sorted([ORPHAN, NO_RECOVERY])
+    assert "2 expired" in new_section(html)
+    human = run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": "2026-11-28T02:00:00+00:00"})
+    assert human.code == 0 and "reopened:" not in human.out
+    later = json.loads((reports / "nightly-latest.json").read_text(encoding="utf-8"))
+    assert not any(f["reopened"] for name in ("new", "open", "unknown") for f in later[name])
+
+
+def test_reconcile_says_how_many_findings_an_ended_exception_reopened(
+        demo: tuple[str, dict[str, str]]) -> None:
+    cfg, env = demo
+    exc_id = add(cfg, env, DORMANT, "2026-12-01")
+    assert run_cli("-c", cfg, "exception", "revoke", str(exc_id), "--reason", "r",
+                   env=env).code == 0
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-21T02:00:00+00:00"})
+    assert out.code == 0, out.err
+    assert "reopened: 1 finding whose exception ended (0 expired, 1 revoked), among the new" \
+        in out.out
+
+
+def test_a_report_written_again_says_why_a_finding_came_back(
+        demo_dir: Path, demo: tuple[str, dict[str, str]]) -> None:
+    cfg, env = demo
+    reports = demo_dir / "reports"
+    exc_id = add(cfg, env, DORMANT, "2026-11-25")
+    summary, report, _ = night(cfg, env, reports, "2026-11-26T02:00:00+00:00")
+    (json_file := reports / f"nightly-{summary['run']}.json").unlink()
+    # an exception added since does not change what the run reopened, nor why
+    add(cfg, {**env, "GOVERNOR_NOW": "2026-11-26T03:00:00+00:00"}, DORMANT, "2026-12-05")
+    again = run_cli("-c", cfg, "report", "nightly",
+                    env={**env, "GOVERNOR_NOW": "2026-11-26T04:00:00+00:00"})
+    assert again.code == 0, again.err
+    restored = json.loads(json_file.read_text(encoding="utf-8"))
+    assert [(f["key"], f["reopened"]["exception"]) for f in restored["new"]
+            if f["reopened"]] == [(DORMANT, exc_id)]
+    assert restored["new"] == report["new"] and restored["counts"] == report["counts"]

@@ -109,7 +109,9 @@ def hostile_report(**kw: object) -> NightlyReport:
             SourceLine("x-grants", "grants_file", "grants", "failed", 0, None,
                        "file not found: <grants.csv>", {}),
         ],
-        "new": [finding("new-1", "critical", message="+ new admin on x")],
+        "new": [finding("new-1", "critical", message="+ new admin on x",
+                        reopened={"exception": 3, "ended": "revoked",
+                                  "because": f"{FORMULA} revoked: {SCRIPT}"})],
         "resolved": [finding("gone-1", "medium", status="resolved", message="-resolved one",
                              resolved_at=T0, resolution="rule disabled")],
         "open": [finding("new-1", "critical", message="+ new admin on x"),
@@ -120,6 +122,7 @@ def hostile_report(**kw: object) -> NightlyReport:
         "excepted": [finding("exc-1", "medium", status="excepted", message="Shared login kept",
                              exception={"reason": "Agency contract =until March",
                                         "approver": "ciso@example.com",
+                                        "created_by": "@sec-analyst", "id": "4",
                                         "expires": T0 + timedelta(days=60)})],
         "counts": {"new": {"critical": 1}, "open": {"critical": 1, "high": 1, "low": 1},
                    "resolved": {"medium": 1}, "unknown": {"medium": 1},
@@ -184,6 +187,10 @@ def test_html_escapes_every_string_from_data(tmp_path: Path) -> None:
     assert "HR feed shrank by 45% &lt;b&gt;checked&lt;/b&gt;" in html
     assert "file not found: &lt;grants.csv&gt;" in html
     assert "<b>" not in html
+    # why a finding is back, and who recorded an exception, are data too
+    assert ('<td class="reopened">=HYPERLINK(&#34;http://x&#34;) revoked: '
+            "&lt;script&gt;alert(1)&lt;/script&gt;</td>") in html
+    assert "<dd>@sec-analyst, \u2014</dd>" in html
 
 
 def test_html_is_self_contained(tmp_path: Path) -> None:
@@ -390,6 +397,8 @@ def test_csv_cells_never_start_a_formula(tmp_path: Path) -> None:
     assert by_key[("open", "old-1")]["account"] == f"x:{FORMULA}"  # not at the start: as is
     assert by_key[("open", "old-1")]["person"] == SCRIPT
     assert by_key[("excepted", "exc-1")]["exception_reason"] == "Agency contract =until March"
+    assert by_key[("excepted", "exc-1")]["exception_created_by"] == "'@sec-analyst"
+    assert by_key[("new", "new-1")]["reopened_because"] == f"'{FORMULA} revoked: {SCRIPT}"
     matrix = read_csv(paths["matrix_csv"])
     cells = {cell for row in matrix for cell in row}
     assert "'+15550100" in cells and "'@ghost" in cells and "'@vault item" in cells
@@ -608,7 +617,9 @@ def test_json_key_order_is_stable(tmp_path: Path) -> None:
     a = write_nightly(hostile_report(), tmp_path / "a")["json"].read_bytes()
     shuffled = finding("new-1", "critical", message="+ new admin on x",
                        evidence={"roles": ["admin", "-owner"], "left_on": T0 - timedelta(days=9),
-                                 "handle": FORMULA, "person_name": SCRIPT})
+                                 "handle": FORMULA, "person_name": SCRIPT},
+                       reopened={"because": f"{FORMULA} revoked: {SCRIPT}", "ended": "revoked",
+                                 "exception": 3})
     b_report = hostile_report(new=[shuffled])
     b_report.counts = dict(reversed(list(b_report.counts.items())))
     b = write_nightly(b_report, tmp_path / "b")["json"].read_bytes()
@@ -763,7 +774,8 @@ def test_finding_json_is_what_json_dumps_writes() -> None:
            json.dumps({"b": hostile, "a": [1, None]}, sort_keys=True), hostile,
            ("SOC2 CC6.1", hostile), None, hostile, when_, when_, None,
            {"reason": hostile, "approver": "a", "expires": "2027-01-01T00:00:00Z"}, hostile,
-           "critical", "config")
+           "critical", "config",
+           {"exception": 3, "ended": "revoked", "because": hostile, "revoke_reason": hostile})
     text = finding_json(row)
     expected = {"key": row[0], "rule_id": row[1], "title": row[2], "severity": "high",
                 "outcome": "fail", "status": "excepted", "message": hostile,
@@ -775,9 +787,12 @@ def test_finding_json_is_what_json_dumps_writes() -> None:
                                                    "reason": hostile},
                 "resolution": hostile,
                 "severity_change": {"before": "critical", "after": "high", "cause": "config",
-                                    "config_key": "rules.orphan-grant.severity"}}
+                                    "config_key": "rules.orphan-grant.severity"},
+                "reopened": {"because": hostile, "ended": "revoked", "exception": 3,
+                             "revoke_reason": hostile}}
     assert json.loads(text) == expected
-    assert json.loads(finding_json((*row[:17], None, None)))["severity_change"] is None
+    plain = json.loads(finding_json((*row[:17], None, None, None)))
+    assert plain["severity_change"] is None and plain["reopened"] is None
     # byte for byte json.dumps, but for the evidence: that is the stored text, verbatim
     del expected["evidence"]
     assert text.replace(f', "evidence": {row[7]}', "") == json.dumps(expected,

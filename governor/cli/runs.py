@@ -45,6 +45,9 @@ def _summary(result: RunResult) -> dict[str, Any]:
         # counts' severity_changed is by the severity they have now; which way they went:
         "severity_changed": {"raised": result.stats.severity_raised,
                              "lowered": result.stats.severity_lowered},
+        # the findings among the new ones that are back because their exception ended
+        "reopened": {"expired": result.stats.reopened_by_expiry,
+                     "revoked": result.stats.reopened_by_revoke},
         "sources": [{"name": o.name, "type": o.type, "ok": o.ok, "count": o.count,
                      "unchanged": o.unchanged, "added": o.added, "ended": o.ended,
                      "updated": o.updated,
@@ -78,6 +81,13 @@ def _print(result: RunResult) -> None:
                    f"accepted ({raised} raised, {lowered} lowered)"
                    + ("; the report lists each, before and after, and why"
                       if result.report else ""))
+    expired, revoked = result.stats.reopened_by_expiry, result.stats.reopened_by_revoke
+    if expired or revoked:
+        # accepted risks that are risks again: new in the table above, said apart here
+        n = len(expired) + len(revoked)
+        click.echo(f"\nreopened: {n} finding{'s' if n != 1 else ''} whose exception ended "
+                   f"({len(expired)} expired, {len(revoked)} revoked), among the new"
+                   + ("; the report says which exception, and when" if result.report else ""))
     click.echo(f"\nrun {result.run_id}: {result.status}"
                + (" (forced past the feed guard)" if result.problems
                   else " (run with the clock behind the last run)" if result.forced else ""))

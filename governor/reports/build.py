@@ -14,7 +14,16 @@ from governor import audit, db
 from governor.clock import last_day
 from governor.config import Config
 from governor.correlate import Match
-from governor.findings import ExceptionsThen, active_exceptions, counts, through
+from governor.findings import (
+    REOPENED_SQL,
+    ExceptionsThen,
+    active_exceptions,
+    counts,
+    ended_in_run,
+    reopened_because,
+    through,
+    utc_text,
+)
 from governor.models import (
     FindingSeverityChange,
     OffboardCase,
@@ -60,6 +69,9 @@ class _Sections:
                                "created_by": e.created_by,
                                "created_at": e.created_at.isoformat()}
                            for k, e in held.items()}
+        # why the run reopened a finding, where an exception's end did it: shown wherever
+        # the finding is (its new and open or unknown entries)
+        self.reopened = {k: _reopened(e, zone) for k, e in ended_in_run(session, run).items()}
         # most runs change no severity: their sections are then read without the join
         self.any_severity_changed = session.scalar(
             select(FindingSeverityChange.id).where(FindingSeverityChange.run_id == run.id)
@@ -101,6 +113,7 @@ class _Sections:
         rules = {rid: (r.title, r.remediation, r.controls) for rid, r in RULES.items()}
         mixed = name == "severity_changed"  # its findings are open, excepted, unknown
         exceptions = self.exceptions if name == "excepted" or mixed else {}
+        reopened = self.reopened if name != "resolved" else {}
         # as the run left it, a finding's status is its section's; the stored one may
         # have been changed since by `exception add` or `revoke`
         as_left = _THEN_STATUS[name] if self.then is not None else None
@@ -115,15 +128,17 @@ class _Sections:
             yield (key, rule_id, title, sev, outcome, status, msg, ev, remediation,
                    controls, person, account, first, last, resolved,
                    exceptions.get(key) if status == "excepted" else None, resolution,
-                   before, cause)
+                   before, cause, reopened.get(key) if status == "open" else None)
 
 
 _RAW_COLS = ("key, rule_id, severity, outcome, status, message, evidence, person, account, "
              "first_seen_at, last_seen_at, resolved_at, resolution")
 _RAW_ORDER = ("CASE severity " + " ".join(f"WHEN '{s.value}' THEN {-s.rank}" for s in Severity)
               + " ELSE 0 END, rule_id, key")
+# new: what the run opened, a violation, or any finding an exception's end brought back
+_NEW = f"opened_run_id = {{m}} AND (outcome = 'fail' OR {REOPENED_SQL})"
 _RAW_WHERE = {  # which findings make up each section of the report
-    "new": "status = 'open' AND outcome = 'fail' AND opened_run_id = {m}",
+    "new": f"status = 'open' AND {_NEW}",
     "resolved": "status = 'resolved' AND resolved_run_id = {m}",
     "severity_changed": "1 = 1",  # the join picks those the run gave another severity
     "open": "status = 'open' AND outcome = 'fail'",
@@ -135,8 +150,7 @@ _RAW_WHERE = {  # which findings make up each section of the report
 # findings.ExceptionsThen), not from the status. Which findings were not resolved, and
 # which the run opened, only runs change.
 _THEN_WHERE = {
-    "new": "status != 'resolved' AND outcome = 'fail' AND opened_run_id = {m} "
-           "AND NOT {covered}",
+    "new": f"status != 'resolved' AND {_NEW} AND NOT {{covered}}",
     "resolved": "status = 'resolved' AND resolved_run_id = {m}",
     "severity_changed": "1 = 1",  # each as the run left it: see _Sections.stream
     "open": "status != 'resolved' AND outcome = 'fail' AND NOT {covered}",
@@ -194,6 +208,17 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
         offboarding=_open_cases(session, run),
         audit_head=audit.head(session),
     )
+
+
+def _reopened(e: RiskException, zone: tzinfo) -> dict[str, Any]:
+    """A finding's `reopened` in the report: the exception whose end brought it back, how
+    it ended, and that said in words ("because")."""
+    revoked = e.revoked_at is not None
+    return {"exception": e.id, "ended": "revoked" if revoked else "expired",
+            "because": reopened_because(e, zone), "expires": utc_text(e.expires_at),
+            "last_day": last_day(e.expires_at, zone).isoformat(),
+            "revoked_at": utc_text(e.revoked_at) if e.revoked_at is not None else None,
+            "revoked_by": e.revoked_by, "revoke_reason": e.revoke_reason}
 
 
 def _source_line(session: Session, s: SourceRead) -> SourceLine:

@@ -66,12 +66,16 @@ class FindingLine:
     # override; "rule": the rule's result; None: not known).
     severity_before: str | None = None
     severity_cause: str | None = None
+    # Set when the report's run reopened this finding because its exception ended: which
+    # exception, "expired" or "revoked", "because" (that in words), expires / last_day,
+    # and revoked_at / revoked_by / revoke_reason. None otherwise.
+    reopened: dict[str, Any] | None = None
 
 
 # One finding as the writers that stream every finding take it, in FindingLine's field
 # order: (key, rule_id, title, severity, outcome, status, message, evidence, remediation,
 # controls, person, account, first_seen, last_seen, resolved_at, exception, resolution,
-# severity_before, severity_cause),
+# severity_before, severity_cause, reopened),
 # with the evidence as JSON text (passed through as stored, never decoded and re-encoded)
 # and the timestamps as the store returns them (text on SQLite, datetime on PostgreSQL).
 FindingRow = tuple[Any, ...]
@@ -113,7 +117,9 @@ class NightlyReport:
     forced_reason: str | None
     organisation: str
     sources: list[SourceLine]
-    new: list[FindingLine]  # opened (or reopened) in this run
+    # opened (or reopened) in this run: violations, and any finding, unknown too, that
+    # an exception's end brought back
+    new: list[FindingLine]
     resolved: list[FindingLine]  # resolved in this run
     open: list[FindingLine]  # every open fail, worst first
     unknown: list[FindingLine]  # rules that could not decide, open
@@ -156,3 +162,6 @@ class NightlyReport:
     # How many of the severity_changed section went up and down ("raised": 2, "lowered":
     # 1); counted by write_nightly like `resolutions`.
     severity_moves: dict[str, int] = field(default_factory=dict)
+    # How many of the new findings came back because their exception ended ("expired":
+    # 1, "revoked": 2); counted by write_nightly like `resolutions`.
+    reopened: dict[str, int] = field(default_factory=dict)

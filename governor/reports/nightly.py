@@ -15,7 +15,9 @@
   severity_cause (for a finding whose severity the run changed: what it was, and why:
   "config: rules.<rule>.severity", "rule" or "unknown"; empty for the others), then
   exception_id, exception_created_by, exception_created_at and exception_last_day (for an
-  accepted risk: which exception, who recorded it and when, and the day --expires gave);
+  accepted risk: which exception, who recorded it and when, and the day --expires gave),
+  then reopened_because (for a finding the run reopened because its exception expired or
+  was revoked: which, when, and by whom and why for a revoke);
 - access-matrix-N.csv: every matrix row, streamed;
 
 and refreshes nightly-latest.html / nightly-latest.json. All files appear together or
@@ -64,7 +66,7 @@ FINDING_COLUMNS = (
     "message", "first_seen", "last_seen", "remediation", "title", "resolved_at",
     "exception_reason", "exception_approver", "exception_expires", "evidence",
     "resolution", "severity_before", "severity_cause", "exception_id",
-    "exception_created_by", "exception_created_at", "exception_last_day",
+    "exception_created_by", "exception_created_at", "exception_last_day", "reopened_because",
 )
 MATRIX_COLUMNS = MatrixRow._fields
 
@@ -193,7 +195,8 @@ def finding_row(f: FindingLine) -> FindingRow:
     return (f.key, f.rule_id, f.title, f.severity, f.outcome, f.status, f.message,
             json.dumps(jsonable(f.evidence), ensure_ascii=False, allow_nan=False),
             f.remediation, f.controls, f.person, f.account, f.first_seen, f.last_seen,
-            f.resolved_at, f.exception, f.resolution, f.severity_before, f.severity_cause)
+            f.resolved_at, f.exception, f.resolution, f.severity_before, f.severity_cause,
+            f.reopened)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -228,7 +231,7 @@ def csv_cells(name: str, f: FindingRow) -> list[str]:
                 f[16], f[17], severity_cause_text(f[1], f[17], f[18]),
                 *((None, None, None, None) if exc is None else
                   (exc.get("id"), exc.get("created_by"), exc.get("created_at"),
-                   exc.get("last_day"))))]
+                   exc.get("last_day"))), f[19] and f[19].get("because"))]
 
 
 def severity_cause_text(rule_id: str, before: str | None, cause: str | None) -> str | None:
@@ -263,7 +266,8 @@ def finding_json(f: FindingRow) -> str:
             f'"controls": {rule[3]}, "person": {_str(f[10])}, "account": {_str(f[11])}, '
             f'"first_seen": {_when_json(f[12])}, "last_seen": {_when_json(f[13])}, '
             f'"resolved_at": {_when_json(f[14])}, "exception": {exc}, '
-            f'"resolution": {_str(f[16])}, "severity_change": {_severity_change_json(f)}}}')
+            f'"resolution": {_str(f[16])}, "severity_change": {_severity_change_json(f)}, '
+            f'"reopened": {"null" if f[19] is None else _dumps(jsonable(f[19]))}}}')
 
 
 def _severity_change_json(f: FindingRow) -> str:
@@ -338,6 +342,9 @@ def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
     # thousand "rule disabled" among them must not pass for a thousand fixes
     resolutions: dict[str, int] = {}
     moves = {"raised": 0, "lowered": 0}  # likewise: a severity lowered is no fix either
+    # new findings an exception's end brought back, by how it ended: the HTML may show
+    # only the first new findings, and an auditor asks how many came back unaccepted
+    reopened = {"expired": 0, "revoked": 0}
 
     def both(name: str) -> Iterator[FindingRow]:
         keep = shown.keeper(name)
@@ -345,6 +352,8 @@ def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
             if name == "resolved":
                 why = f[16] or "not recorded"
                 resolutions[why] = resolutions.get(why, 0) + 1
+            elif name == "new" and f[19] is not None:
+                reopened[f[19]["ended"]] = reopened.get(f[19]["ended"], 0) + 1
             elif name == "severity_changed" and f[17] is not None:
                 moves["raised" if severity_rank(f[3]) < severity_rank(f[17])
                       else "lowered"] += 1
@@ -361,6 +370,7 @@ def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
         csv_fh.write("\r\n".join(batch) + "\r\n")
     report.resolutions = dict(sorted(resolutions.items(), key=lambda kv: (-kv[1], kv[0])))
     report.severity_moves = {k: n for k, n in moves.items() if n}
+    report.reopened = {k: n for k, n in reopened.items() if n}
     if streamed:
         for name in SECTIONS:
             setattr(report, name, [finding_line_of(f) for f in shown.rows[name]])
@@ -403,7 +413,7 @@ def finding_line_of(f: FindingRow) -> FindingLine:
                        remediation=f[8], controls=tuple(f[9]), person=f[10], account=f[11],
                        first_seen=as_utc(f[12]) or _EPOCH, last_seen=as_utc(f[13]) or _EPOCH,
                        resolved_at=as_utc(f[14]), exception=f[15], resolution=f[16],
-                       severity_before=f[17], severity_cause=f[18])
+                       severity_before=f[17], severity_cause=f[18], reopened=f[19])
 
 
 def _write_json(report: NightlyReport, fh: TextIO,
