@@ -74,7 +74,7 @@ def findings(ctx: Ctx, severity: str | None, rule_id: str | None, status: str, o
     # the exception that holds each excepted finding now, or that lapsed on an open one
     excs = {f.key: e for f, _ in rows if (e := held.get(f.key) or lapsed.get(f.key))}
     if use_json(ctx, as_json):
-        emit_json([_finding_json(f, st, excs.get(f.key), zone) for f, st in rows])
+        emit_json([_finding_json(f, st, excs.get(f.key), zone, now) for f, st in rows])
         return
     # "rule disabled" or "source removed" is no fix: say which, as the report does
     why = ("resolution",) if status in ("resolved", "all") else ()
@@ -96,8 +96,8 @@ def findings(ctx: Ctx, severity: str | None, rule_id: str | None, status: str, o
 _STORED = {"open": ("open", "excepted"), "excepted": ("excepted",), "resolved": ("resolved",)}
 
 
-def _finding_json(f: Finding, status: str, e: RiskException | None, zone: tzinfo
-                  ) -> dict[str, Any]:
+def _finding_json(f: Finding, status: str, e: RiskException | None, zone: tzinfo,
+                  now: datetime) -> dict[str, Any]:
     out = {"id": f.id, "key": f.key, "rule": f.rule_id, "severity": f.severity,
            "outcome": f.outcome, "status": status, "message": f.message,
            "person": f.person, "account": f.account,
@@ -105,8 +105,8 @@ def _finding_json(f: Finding, status: str, e: RiskException | None, zone: tzinfo
            "last_seen": f.last_seen_at, "resolved_at": f.resolved_at,
            "resolution": f.resolution, "exception": None, "note": None}
     if e is not None and status != "resolved":
-        out["exception"] = {**exception_facts(e, zone),
-                            "status": "active" if status == "excepted" else "expired"}
+        out["exception"] = {**exception_facts(e, zone), "status": "revoked" if e.revoked_at
+                            else "expired" if e.expires_at <= now else "active"}
         if status != f.status:
             out["note"] = _lapsed_note(e, zone)
     return out
