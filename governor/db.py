@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,7 +123,12 @@ def writers_one_at_a_time(session: Session) -> None:
     """Serialise writers on PostgreSQL, as SQLite's BEGIN IMMEDIATE does. Taken first,
     before any row lock: an `exception add` that locked its finding and then waited for
     this lock deadlocked with a run that held it and then updated that finding."""
-    if session.get_bind().dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": WRITERS_LOCK}):
+        # a run holds it for as long as it reads its sources: say why nothing happens
+        sys.stderr.write("governor: waiting for another governor writer to finish (a "
+                         "reconcile in progress?)\n")
+        sys.stderr.flush()
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITERS_LOCK})
 
 

@@ -121,3 +121,18 @@ def test_a_driver_that_is_not_installed_is_one_line_saying_what_to_install(
         assert (out.code, out.err) == (1, f"governor: {said}\n"), args
         assert "s3cret-pw" not in out.out
     assert json.loads(out.out) == {"status": "error", "exit_code": 1, "error": said}
+
+
+def test_a_locked_sqlite_store_says_another_writer_holds_it() -> None:
+    # SQLite gives up after busy_timeout (30 s) behind a reconcile reading its sources
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    from governor.cli import _store_refused
+
+    refused = _store_refused(sa_exc.OperationalError(
+        "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")))
+    assert refused is not None and str(refused) == (
+        "the database is locked by another governor writer (a reconcile still reading its "
+        "sources?); nothing was written: try again once it has finished")

@@ -622,6 +622,8 @@ def test_an_exception_added_during_a_run_waits_instead_of_deadlocking(
     worker.join(30)
     assert done.is_set() and not failure, failure
     assert added.code == 0, added.err
+    # it says why nothing happens meanwhile (a run can hold the lock for hours)
+    assert "waiting for another governor writer to finish" in added.err
     assert statuses(pg_url)[key] == "excepted"
 
 

@@ -38,6 +38,11 @@ def _store_refused(exc: sa_exc.SQLAlchemyError) -> StoreError | None:
     Never the URL itself: it may carry a password."""
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
         why = str(exc.orig or exc).strip().splitlines() or ["no reason given"]
+        if why[0] == "database is locked":
+            # SQLite gave up waiting (busy_timeout) for another writer's transaction
+            return StoreError("the database is locked by another governor writer (a "
+                              "reconcile still reading its sources?); nothing was written: "
+                              "try again once it has finished")
         return StoreError(f"the database refused: {why[0]}")
     if isinstance(exc, sa_exc.NoSuchModuleError):
         return StoreError(f"the database URL names a dialect or driver governor cannot load "
