@@ -107,6 +107,38 @@ def test_a_step_recorded_done_but_still_in_place_says_so_on_the_receipt(
     assert "(removed in the X settings)" in back["result"]
 
 
+def test_the_receipt_keeps_the_attempts_that_failed_before_one_worked(demo_dir: Path) -> None:
+    from datetime import UTC, datetime
+
+    from governor.clock import fixed_clock
+    from governor.db import make_engine
+    from governor.offboard.cases import _journal
+
+    cfg, env = prepared(demo_dir)
+    out = run_cli("-c", cfg, "offboard", "E1012", "--execute", "--reason", "left", "--json",
+                  env=env)
+    case = json.loads(out.out)["case"]
+    step = json.loads(run_cli("-c", cfg, "offboard", "status", "E1012", "--json",
+                              env=env).out)[0]["steps"][0]["id"]
+    engine = make_engine(f"sqlite:///{demo_dir}/governor-demo.db")
+    at = fixed_clock(datetime(2026, 11, 20, 13, tzinfo=UTC))
+    _journal(engine, step, at, "ops", "running")
+    _journal(engine, step, at, "ops", "failed", error="500 E0000009 Internal Server Error")
+    _journal(engine, step, at, "ops", "running")
+    _journal(engine, step, at, "ops", "done", result="removed", error=None)
+    engine.dispose()
+    assert run_cli("-c", cfg, "offboard", "receipt", str(case), env=env).code == 0
+    data = json.loads((demo_dir / "reports" / f"offboard-{case}.json").read_text())
+    done = next(s for s in data["steps"] if s["id"] == step)
+    assert (done["state"], done["error"], done["attempts"]) == ("done", None, 2)
+    assert [(f["actor"], f["error"]) for f in done["failures"]] == [
+        ("ops", "500 E0000009 Internal Server Error")]
+    html = (demo_dir / "reports" / f"offboard-{case}.html").read_text()
+    assert "attempt failed 2026-11-20" in html and "500 E0000009" in html
+    printed = run_cli("-c", cfg, "offboard", "receipt", str(case), "--json", env=env)
+    assert printed.code == 0 and json.loads(printed.out)["case"] == case
+
+
 def test_unknown_or_ambiguous_person_changes_nothing(demo_dir: Path) -> None:
     cfg, env = prepared(demo_dir)
     missing = run_cli("-c", cfg, "offboard", "nobody@northwind.example", "--execute", env=env)

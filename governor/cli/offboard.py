@@ -203,12 +203,16 @@ def waive(ctx: Ctx, case_id: int, step: str, reason: str) -> None:
 
 @offboard.command("receipt")
 @click.argument("case_id", type=int)
+@json_option
 @pass_ctx
-def receipt_cmd(ctx: Ctx, case_id: int) -> None:
+def receipt_cmd(ctx: Ctx, case_id: int, as_json: bool | None) -> None:
     """Write a case's receipt (HTML and JSON) for the auditor."""
     with sessions(ctx.engine())() as s:
         data = receipt.receipt(s, ctx.config, case_id, ctx.clock())
     paths = receipt.write(data, ctx.config.report_dir)
+    if use_json(ctx, as_json):
+        emit_json({**data, "files": {k: str(v) for k, v in paths.items()}})
+        return
     click.echo(f"receipt: {paths['html']}")
 
 

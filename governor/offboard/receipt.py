@@ -9,12 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governor.clock import day_end
 from governor.config import Config
 from governor.errors import NotFound
-from governor.models import OffboardCase
+from governor.models import AuditEntry, OffboardCase
 from governor.offboard.cases import FINISHED, steps_of
 from governor.offboard.plan import DROPPED_FROM_HR, HR_END_DATE, end_date_text
 from governor.reports import atomic_outputs, environment, jsonable
@@ -33,6 +34,7 @@ def receipt(session: Session, config: Config, case_id: int, now: datetime) -> di
     if case is None:
         raise NotFound(f"no offboarding case {case_id}")
     steps = steps_of(session, case_id)
+    failures = _failures(session, case_id)
     # the last working day ends at midnight after it (in the organisation's zone, as the
     # rules see it); revocation is measured from there
     day, basis = case.hr_end_date, case.end_date_basis
@@ -75,9 +77,24 @@ def receipt(session: Session, config: Config, case_id: int, now: datetime) -> di
                    "attempts": s.attempts, "started_at": s.started_at,
                    "finished_at": s.finished_at, "actor": s.actor, "result": s.result,
                    "error": s.error, "note": s.note, "verified_at": s.verified_at,
-                   "reopened": s.reopened} for s in steps],
+                   "reopened": s.reopened,
+                   # a retry that worked clears the step's error: the attempts that
+                   # failed before it are evidence too (from the audit log)
+                   "failures": failures.get(s.id, [])} for s in steps],
         "generated_at": now,
     }
+
+
+def _failures(session: Session, case_id: int) -> dict[int, list[dict[str, Any]]]:
+    """Step id -> each failed attempt (when, by whom, the error), oldest first."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for e in session.scalars(select(AuditEntry).where(
+            AuditEntry.action == "offboard.step.failed").order_by(AuditEntry.id)):
+        detail = json.loads(e.detail or "{}")
+        if detail.get("case") == case_id and isinstance(detail.get("step"), int):
+            out.setdefault(detail["step"], []).append(
+                {"at": e.at, "actor": e.actor, "error": detail.get("error")})
+    return out
 
 
 def write(data: dict[str, Any], out_dir: Path) -> dict[str, Path]:
