@@ -59,7 +59,13 @@ def _driver_missing(url: str, exc: ImportError) -> StoreError:
     """The store's Python driver is not installed (or cannot load, as psycopg without
     libpq): what to install, in one line. Never the URL: it may hold a password."""
     why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if make_url(url).get_backend_name() == "postgresql":
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        # installing the extra would not help: it brings psycopg 3, not this driver
+        return StoreError(f"the URL asks for the {parsed.get_driver_name()} driver, which "
+                          f"cannot be loaded ({why}); governor uses psycopg 3: write the URL "
+                          "as postgresql://... and install governor[postgres]")
+    if parsed.get_backend_name() == "postgresql":
         return StoreError(f"the PostgreSQL driver (psycopg) cannot be loaded ({why}): "
                           "install governor with its postgres extra, "
                           "pip install 'governor[postgres]'")

@@ -87,7 +87,9 @@ def test_other_json_commands_answer_failures_in_json(demo_dir: Path) -> None:
     ("postgres://governor:s3cret-pw@127.0.0.1/governor", "cannot load"),
     ("postgresql+nosuchdriver://governor:s3cret-pw@127.0.0.1/governor", "cannot load"),
     ("sqlite:////no/such/folder/governor.db", "no database at /no/such/folder/governor.db"),
-], ids=["unreachable", "old-scheme", "unknown-driver", "sqlite-no-folder"])
+    ("postgresql+pg8000://governor:s3cret-pw@127.0.0.1/governor",
+     "the URL asks for the pg8000 driver, which cannot be loaded"),
+], ids=["unreachable", "old-scheme", "unknown-driver", "sqlite-no-folder", "other-pg-driver"])
 def test_a_store_that_cannot_be_used_is_one_line_without_its_url(
         demo_dir: Path, url: str, said: str) -> None:
     # the operator's to fix, not a bug: no traceback, and never the password
