@@ -10,7 +10,7 @@ import gc
 import json
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from governor import audit, findings, history, state
 from governor.clock import Clock
 from governor.config import Config
-from governor.db import indexes_deferred, refresh_statistics, transaction
+from governor.db import indexes_deferred, refresh_statistics, sessions, transaction
 from governor.errors import ClockWentBack, FeedGuardTripped, SourceError
 from governor.models import (
     ObsCredential,
@@ -49,7 +49,7 @@ from governor.rules import RULES
 from governor.rules._common import more
 from governor.rules.base import Rule, Severity
 from governor.snapshot import Snapshot
-from governor.sources import CONNECTORS, SourceContext
+from governor.sources import CONNECTORS, Connector, SourceContext
 from governor.timeline import forward_only
 
 
@@ -155,27 +155,65 @@ def _accepted(summary: str | None) -> list[str]:
     return found if isinstance(found, list) else []
 
 
-def read_sources(session: Session, config: Config, run_id: int, now: datetime
-                 ) -> list[SourceOutcome]:
+@dataclass
+class Prefetched:
+    """A remote source read before the run took the writers' lock."""
+
+    connector: Connector
+    records: list[Any]
+    error: str | None  # SourceError: unreachable, its last good data is kept
+
+
+def prefetch(engine: Engine, config: Config, clock: Clock) -> dict[str, Prefetched]:
+    """Read every enabled remote source (LDAP, Okta) before the run's transaction: a run
+    holds the writers' lock from its start, and a directory read can take hours (a first
+    Okta factor sweep) or hang on a stopped server, while `offboard --execute`,
+    `exception add` and `link` wait for that lock. Their records are held in memory
+    (a directory's accounts, not two million grants). What they ask of the store (the
+    last good read, prior MFA facts) is read in a session of its own."""
+    out: dict[str, Prefetched] = {}
+    remote = [(n, sc) for n, sc in config.sources.items()
+              if sc.enabled and CONNECTORS[sc.type].remote]
+    if not remote:
+        return out
+    with sessions(engine)() as session:
+        for name, sc in remote:
+            connector = CONNECTORS[sc.type](name, sc.settings, config.base_dir)
+            prev = last_good(session, name)
+            connector.prepare(SourceContext(
+                now=clock(), last_good_read=prev.read_at if prev else None,
+                prior_directory=functools.partial(state.prior_directory, session, name)))
+            try:
+                out[name] = Prefetched(connector, list(connector.fetch()), None)
+            except SourceError as exc:
+                out[name] = Prefetched(connector, [], str(exc))
+    return out
+
+
+def read_sources(session: Session, config: Config, run_id: int, now: datetime,
+                 prefetched: Mapping[str, Prefetched] | None = None) -> list[SourceOutcome]:
     tables = [t.__table__ for t in (ObsPerson, ObsDirectoryAccount, ObsSocialAccount,
                                     ObsGrant, ObsCredential)]
     written: dict[str, tuple[int, int]] = {}
     with indexes_deferred(session.connection(), *tables):  # type: ignore[arg-type]
-        out = _read_each(session, config, run_id, now, written)
+        out = _read_each(session, config, run_id, now, written, prefetched or {})
     session.flush()
     refresh_statistics(session.connection(), written)
     return out
 
 
 def _read_each(session: Session, config: Config, run_id: int, now: datetime,
-               written: dict[str, tuple[int, int]]) -> list[SourceOutcome]:
+               written: dict[str, tuple[int, int]],
+               prefetched: Mapping[str, Prefetched]) -> list[SourceOutcome]:
     """Read every enabled source; `written` gathers, per history table, the rows this
     run wrote and the records it read."""
     out = []
     for name, sc in config.sources.items():
         if not sc.enabled:
             continue
-        connector = CONNECTORS[sc.type](name, sc.settings, config.base_dir)
+        pre = prefetched.get(name)
+        connector = pre.connector if pre is not None else CONNECTORS[sc.type](
+            name, sc.settings, config.base_dir)
         prev = last_good(session, name)
         o = SourceOutcome(name, sc.type, connector.kind.value, ok=True,
                           baseline=feed_baseline(session, name))
@@ -185,14 +223,18 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
             # rows are exactly what fetch() would yield, so there is nothing to write.
             o.count, o.unchanged = prev.count, True
         else:
-            connector.prepare(SourceContext(
-                now=now, last_good_read=prev.read_at if prev else None,
-                prior_directory=functools.partial(state.prior_directory, session, name)))
+            if pre is None:
+                connector.prepare(SourceContext(
+                    now=now, last_good_read=prev.read_at if prev else None,
+                    prior_directory=functools.partial(state.prior_directory, session, name)))
             nested = session.begin_nested()
             try:
+                if pre is not None and pre.error is not None:
+                    raise SourceError(pre.error)
                 by_kind = history.load_source(
                     session.connection(), connector.kinds(sc.settings), name,
-                    connector.fetch(), connector, run_id, now, prev.read_at if prev else None)
+                    iter(pre.records) if pre is not None else connector.fetch(), connector,
+                    run_id, now, prev.read_at if prev else None)
             except SourceError as exc:
                 # Unreachable, not malformed: keep its last good data, skip its cleanup.
                 nested.rollback()
@@ -468,7 +510,8 @@ def _clock_check(session: Session, now: datetime, opts: RunOptions) -> str | Non
     return None
 
 
-def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> RunResult:
+def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
+        prefetched: Mapping[str, Prefetched] | None = None) -> RunResult:
     phases = _Phases()
     audit.lock(session)
     # the time is read holding the writers' lock, so a run that waited for another one
@@ -483,7 +526,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions) -> Run
         r.forced, r.force_reason = True, opts.reason
         audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
                      reason=opts.reason, detail={"clock_went_back": went_back})
-    outcomes = read_sources(session, config, r.id, now)
+    outcomes = read_sources(session, config, r.id, now, prefetched)
     phases.done("read_sources")
     trips = guard_trips(config, outcomes)
     problems = list(trips.values())
@@ -619,12 +662,13 @@ def _collector_paused() -> Iterator[None]:
 def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunResult:
     """A whole run as one transaction, with the aborted-run record a feed guard leaves."""
     result: RunResult | None = None
+    fetched = prefetch(engine, config, clock)  # before the lock: see prefetch
     try:
         # a commit that fails after the report is placed puts the last run's latest
         # copies back (the run's own files are removed below)
         with _collector_paused(), reverted_on_error(config.report_dir, LATEST.values()), \
                 transaction(engine) as session:
-            result = run(session, config, clock, opts)
+            result = run(session, config, clock, opts, fetched)
     except FeedGuardTripped as exc:
         with transaction(engine) as session:
             now = clock()

@@ -126,3 +126,39 @@ def test_a_run_carries_out_only_the_step_kinds_config_allows(
     states = {s["key"].split(":")[0]: s["state"] for s in status["steps"] if s["automatic"]}
     assert states == {"group_remove": "done", "sessions_revoke": "pending",
                       "suspend": "pending"}
+
+
+def test_a_slow_directory_read_does_not_hold_up_offboarding_or_exceptions(
+        okta_org: tuple[str, dict[str, str], OktaPeer]) -> None:
+    # A run reads remote sources before it takes the writers' lock: while a slow Okta
+    # read goes on, an exception and an offboarding are recorded at once, not after it
+    import time
+
+    cfg, env, peer = okta_org
+    peer.delay = 0.15  # every answer slow: the read takes seconds
+    with peer.lock:
+        before = len(peer.calls)
+    at = {**env, "GOVERNOR_NOW": "2026-11-20T13:00:00+00:00"}  # one clock for all three
+    base: dict[str, Any] = {**os.environ, **at}
+    night = subprocess.Popen([sys.executable, "-m", "governor", "-c", cfg, "reconcile",
+                              "--no-report"], env=base, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with peer.lock:
+                if len(peer.calls) > before + 2:
+                    break
+            time.sleep(0.05)
+        added = run_cli("-c", cfg, "exception", "add", "user-mfa-missing:E1006", "--reason",
+                        "token on order", "--approver", "ciso", "--expires", "2026-12-01",
+                        env=at)
+        assert added.code == 0, added.err
+        assert night.poll() is None, "the run should still be reading Okta"
+        offboarded = run_cli("-c", cfg, "offboard", "E1010", "--execute", env=at)
+        assert offboarded.code == 0, offboarded.err
+        assert night.poll() is None, "the run should still be reading Okta"
+    finally:
+        peer.delay = 0.0
+        out, err = night.communicate(timeout=180)
+    assert night.returncode == 0, err

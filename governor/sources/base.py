@@ -85,6 +85,10 @@ class Connector(ABC):
     options: ClassVar[dict[str, Option]]
     # Action kinds this connector can carry out (empty: it only reads).
     actions: ClassVar[frozenset[str]] = frozenset()
+    # Reads over the network (a directory API, LDAP): fetched before a run takes the
+    # writers' lock, so a slow or hung server never holds up offboarding or exceptions.
+    # A file is read inside the run, streamed (two million grants are never held).
+    remote: ClassVar[bool] = False
     # Options that map memberships to grants (group_grants, app_grants): when any is
     # set, the source also yields grants.
     grant_options: ClassVar[tuple[str, ...]] = ()

@@ -103,6 +103,7 @@ class _Unreachable(Exception):
 @register
 class LdapDirectory(Connector):
     type = "ldap_directory"
+    remote = True
     kind = SourceKind.DIRECTORY
     grant_options = ("group_grants",)
     description = "LDAP or Active Directory (ldap3): accounts, status, groups"

@@ -394,6 +394,7 @@ def next_cursor(headers: Any) -> str | None:
 @register
 class OktaDirectory(Connector):
     type = "okta"
+    remote = True
     kind = SourceKind.DIRECTORY
     grant_options = ("group_grants", "app_grants")
     description = ("Okta org through the okta SDK: users in every status, MFA factors, "
