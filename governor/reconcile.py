@@ -23,7 +23,7 @@ from governor import audit, findings, history, state
 from governor.clock import Clock
 from governor.config import Config
 from governor.db import indexes_deferred, refresh_statistics, sessions, transaction
-from governor.errors import ClockWentBack, FeedGuardTripped, SourceError
+from governor.errors import ClockWentBack, FeedGuardTripped, OutputError, SourceError
 from governor.models import (
     ObsCredential,
     ObsDirectoryAccount,
@@ -43,7 +43,7 @@ from governor.records import SourceKind
 from governor.reports import reverted_on_error
 from governor.reports.build import nightly_report
 from governor.reports.data import MatrixFile
-from governor.reports.nightly import LATEST, write_nightly
+from governor.reports.nightly import LATEST, file_names, write_nightly
 from governor.reports.retention import prune as prune_reports
 from governor.rules import RULES
 from governor.rules._common import more
@@ -603,6 +603,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         # written before the commit so a report failure fails the run; if anything after
         # fails, this run's files are taken back (below, or in job() when the commit
         # itself fails) and job() puts the last run's latest copies back
+        _never_over_evidence(config.report_dir, r.id)
         result.report = write_nightly(report, config.report_dir)
         r.report_path = str(result.report.get("html", ""))
         matrix = MatrixFile(result.report["matrix_csv"].resolve(), report.matrix_written or 0)
@@ -657,6 +658,20 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+def _never_over_evidence(out_dir: Path, run_id: int) -> None:
+    """A run's report files are new: the store never gives a run id twice. Files of the
+    same id already there were written from another store (a trial SQLite file and then
+    PostgreSQL on one report_dir) or before this database was restored from a backup;
+    they are another night's evidence and are not overwritten (the run fails, nothing
+    written; `report nightly --replace` is the audited way to rewrite a report)."""
+    there = sorted(n for n in file_names(run_id).values() if (out_dir / n).exists())
+    if there:
+        raise OutputError(f"{out_dir} already holds run {run_id}'s report ({', '.join(there)}),"
+                          " written from another database or before this one was restored: "
+                          "governor does not overwrite evidence. Move those files away, or "
+                          "give this store a report_dir of its own")
 
 
 def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunResult:

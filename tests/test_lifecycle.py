@@ -993,6 +993,24 @@ def test_a_case_opened_for_someone_hr_has_back_is_withdrawn(demo_dir: Path) -> N
         == [("case 1",)]
 
 
+def test_a_second_store_on_the_same_report_dir_never_overwrites_its_reports(
+        demo_dir: Path, tmp_path: Path) -> None:
+    # a trial on SQLite, then PostgreSQL (here: another SQLite file) with the same config:
+    # its run 1 would have replaced the trial's run-1 evidence
+    cfg, env = setup(demo_dir)
+    assert run_cli("-c", cfg, "reconcile", env=env).code == 0  # run 2, with its report
+    before = {p.name: p.read_bytes() for p in (demo_dir / "reports").iterdir()}
+    other = {**env, "GOVERNOR_DATABASE_URL": f"sqlite:///{tmp_path / 'second.db'}"}
+    assert run_cli("-c", cfg, "db", "upgrade", env=other).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=other).code == 0
+    out = run_cli("-c", cfg, "reconcile", env=other)  # run 2 of the second store
+    assert out.code == 1 and "already holds run 2's report" in out.err, out.err
+    assert "governor does not overwrite evidence" in out.err
+    assert {p.name: p.read_bytes() for p in (demo_dir / "reports").iterdir()} == before
+    assert sql_rows(f"sqlite:///{tmp_path / 'second.db'}",
+                    "SELECT count(*) FROM run WHERE status = 'ok'") == [(1,)]
+
+
 def _terminate(demo_dir: Path, *ids: str) -> None:
     """HR marks these people left on 2026-11-20 (same export size, same ids)."""
     hr = demo_dir / "hr.csv"

@@ -221,7 +221,10 @@ def test_a_replaced_report_whose_commit_fails_is_put_back(
 def test_a_report_the_file_system_refuses_fails_the_run_cleanly(demo_dir: Path) -> None:
     cfg, reports = _reported(demo_dir)
     url = f"sqlite:///{demo_dir / 'governor-demo.db'}"
-    (reports / "nightly-2.html").mkdir()  # a folder where the run's file must go
+    # a folder where a file of the run must go (the latest copy: a file of the run's own
+    # id already there is another store's evidence, refused before anything is written)
+    (reports / "nightly-latest.html").unlink()
+    (reports / "nightly-latest.html").mkdir()
     before = files(reports)
     runs = sql_rows(url, "SELECT count(*) FROM run")
     out = run_cli("-c", cfg, "reconcile", "--reevaluate", "--json",
@@ -229,5 +232,5 @@ def test_a_report_the_file_system_refuses_fails_the_run_cleanly(demo_dir: Path) 
     assert out.code == 1, (out.code, out.err)
     assert "Traceback" not in out.err and f"cannot write in {reports}" in out.err
     assert json.loads(out.out)["status"] == "error"
-    assert {p.name for p in reports.iterdir()} == set(before) | {"nightly-2.html"}
+    assert {p.name for p in reports.iterdir()} == set(before) | {"nightly-latest.html"}
     assert files(reports) == before and sql_rows(url, "SELECT count(*) FROM run") == runs

@@ -187,6 +187,10 @@ def demo(cctx: click.Context, ctx: Ctx, where: Path, keep: bool, database_url: s
     if not keep and database_url is None:  # a fresh demo each time
         for suffix in ("", "-wal", "-shm"):
             Path(cfg.database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+        # and its reports with it: they are the old database's, whose run ids start again
+        # (a run never writes over another's report)
+        if cfg.report_dir.resolve().is_relative_to(where.resolve()):
+            shutil.rmtree(cfg.report_dir, ignore_errors=True)
     ctx.use_config(where / "governor.toml", cfg)
     if ctx.clock is system_clock and not os.environ.get("GOVERNOR_NOW"):
         ctx.clock = fixed_clock(parse_instant(DEMO_NOW))
