@@ -167,6 +167,14 @@ class Config:
     def rule(self, rule_id: str) -> RuleConfig | None:
         return self.rules.get(rule_id)
 
+    def platforms(self) -> frozenset[str]:
+        """Every platform an enabled source declares as its own (a grants export's
+        ``platform``): a name the inventory may use though governor does not know it."""
+        from governor.sources import CONNECTORS
+
+        return frozenset().union(*(CONNECTORS[sc.type].platforms(sc.settings)
+                                   for sc in self.sources.values() if sc.enabled))
+
     @property
     def zone(self) -> ZoneInfo:
         """The organisation's time zone (checked when the config was loaded)."""

@@ -182,7 +182,8 @@ def prefetch(engine: Engine, config: Config, clock: Clock) -> dict[str, Prefetch
             prev = last_good(session, name)
             connector.prepare(SourceContext(
                 now=clock(), last_good_read=prev.read_at if prev else None,
-                prior_directory=functools.partial(state.prior_directory, session, name)))
+                prior_directory=functools.partial(state.prior_directory, session, name),
+                platforms=config.platforms()))
             try:
                 out[name] = Prefetched(connector, list(connector.fetch()), None)
             except SourceError as exc:
@@ -208,6 +209,7 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
     """Read every enabled source; `written` gathers, per history table, the rows this
     run wrote and the records it read."""
     out = []
+    declared = config.platforms()
     for name, sc in config.sources.items():
         if not sc.enabled:
             continue
@@ -226,7 +228,8 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
             if pre is None:
                 connector.prepare(SourceContext(
                     now=now, last_good_read=prev.read_at if prev else None,
-                    prior_directory=functools.partial(state.prior_directory, session, name)))
+                    prior_directory=functools.partial(state.prior_directory, session, name),
+                    platforms=declared))
             nested = session.begin_nested()
             try:
                 if pre is not None and pre.error is not None:

@@ -76,6 +76,11 @@ def check_labels(mapping: dict[str, str], key: str) -> None:
             raise OptionError(f"{key}.{name}", str(exc)) from None
 
 
+def has_preset(name: str) -> bool:
+    """Does governor know ``name``'s roles (a platform's, or a management tool's)?"""
+    return name.strip().lower() in PLATFORM_ROLE_MAPS
+
+
 def normalise(platform: str, raw: str, overrides: dict[str, Role] | None = None) -> Role:
     """Map ``raw`` onto the ladder: source overrides first, then the platform preset,
     then the ladder's own names. Raises ValueError naming the unmapped role."""

@@ -204,6 +204,21 @@ BAD_DATA = [
     Bad("grants-duplicate-row", "x_team.csv", append_copy("x_team.csv", 3),
         "x_team.csv:13: duplicate grants record "
         "'x:@northwind / daniel.brennan@northwind.example / direct': each may appear once"),
+    # a slip for a platform governor knows: its accounts would be unknown ones, its
+    # grants on no inventory account
+    Bad("grants-row-platform-former-name", "hootsuite.csv",
+        edit("hootsuite.csv", "x:@northwind,daniel.brennan", "twitter:@northwind,daniel.brennan"),
+        "hootsuite.csv:3: account: unknown platform 'twitter' (did you mean 'x'? 'twitter' is "
+        "its former name); known: facebook, instagram, linkedin, tiktok, x, youtube. A new "
+        "platform may take any other name, or this one when a grants source declares it as "
+        "its platform (with a role_map)"),
+    Bad("inventory-platform-typo", "accounts.toml",
+        edit("accounts.toml", 'platform = "x"\nhandle = "@northwind_help"',
+             'platform = "twiter"\nhandle = "@northwind_help"'),
+        "accounts.toml:29: accounts[1].platform: unknown platform 'twiter' (did you mean "
+        "'x'?); known: facebook, instagram, linkedin, tiktok, x, youtube. A new platform may "
+        "take any other name, or this one when a grants source declares it as its platform "
+        "(with a role_map)"),
     Bad("grants-unmapped-role", "x_team.csv",
         edit("x_team.csv", "priya.raman@northwind.example,Contributor",
              "priya.raman@northwind.example,Intern Helper"),
@@ -372,6 +387,15 @@ BAD_CONFIG = [
     BadConfig("bad-format-choice", 'path = "directory.json"',
               'path = "directory.json"\nformat = "xml"',
               "sources.okta.format: 'xml' is not one of auto, csv, json, jsonl"),
+    # read with no preset, X's "Contributor" (who publishes) passed for a contributor
+    BadConfig("grants-platform-former-name", 'platform = "x"', 'platform = "twitter"',
+              "sources.x_team.platform: no role preset for 'twitter' (did you mean 'x'? "
+              "'twitter' is its former name); presets: facebook, instagram, linkedin, tiktok, "
+              "x, youtube. Another platform needs every role its export holds in role_map"),
+    BadConfig("grants-platform-typo", 'platform = "tiktok"', 'platform = "tiktk"',
+              "sources.tiktok_members.platform: no role preset for 'tiktk' (did you mean "
+              "'tiktok'?); presets: facebook, instagram, linkedin, tiktok, x, youtube. "
+              "Another platform needs every role its export holds in role_map"),
     BadConfig("tool-seat-without-tool", 'via = "tool_seat"\ntool = "hootsuite"\n',
               'via = "tool_seat"\n', "sources.hootsuite.tool: required when via = 'tool_seat'"),
     BadConfig("unknown-timezone", 'org_domains = ["northwind.example"]',

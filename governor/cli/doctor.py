@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from governor import db
@@ -37,11 +39,14 @@ def doctor(cctx: click.Context, ctx: Ctx, as_json: bool | None) -> None:
 
     Exits 5 when any source or the database fails."""
     results: list[tuple[str, str, list[Check]]] = [("(store)", "database", _database(ctx))]
+    platforms = ctx.config.platforms()
     for name, sc in ctx.config.sources.items():
         if not sc.enabled:
             results.append((name, sc.type, [Check("enabled", True, "disabled: not checked")]))
             continue
         connector = CONNECTORS[sc.type](name, sc.settings, ctx.config.base_dir)
+        # as reconcile reads it: a platform another source declares is not a typo here
+        connector.prepare(dataclasses.replace(connector.context, platforms=platforms))
         try:
             checks = connector.check()
         except GovernorError as exc:

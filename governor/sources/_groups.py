@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from governor import platforms
 from governor.options import Option, OptionError
 from governor.records import AccessPath, Grant
 from governor.roles import Role
@@ -37,9 +38,14 @@ def validate(mapping: dict[str, list[str]], key: str) -> None:
     for group, items in mapping.items():
         for i, item in enumerate(items):
             try:
-                parse_item(item)
+                _, account = parse_item(item)
             except ValueError as exc:
                 raise OptionError(f"{key}.{group}[{i}]", str(exc)) from None
+            platform = account.partition(":")[0]
+            # 'twiter:@northwind' would be a grant on an account no inventory lists
+            wrong = None if platform == "tool" else platforms.problem(platform)
+            if wrong is not None:
+                raise OptionError(f"{key}.{group}[{i}]", wrong)
 
 
 @dataclass(frozen=True)

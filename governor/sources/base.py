@@ -40,13 +40,17 @@ def check_env_name(settings: Mapping[str, Any], option: str, key: str) -> None:
 
 @dataclass(frozen=True)
 class SourceContext:
-    """What a connector may know of earlier runs, handed to it before fetch(). It never
-    reads the store itself; reconcile does, and only when asked (prior is lazy)."""
+    """What a connector may know of earlier runs and of the other sources, handed to it
+    before fetch(). It never reads the store itself; reconcile does, and only when asked
+    (prior is lazy)."""
 
     now: datetime
     last_good_read: datetime | None = None  # when this source last read successfully
     prior_directory: Callable[[], Mapping[str, DirectoryAccount]] = field(
         default=lambda: {})  # login -> the account as stored now (MFA facts and their age)
+    # every platform the config's sources declare (Connector.platforms): a name governor
+    # does not know that is one of these was chosen, not misspelt (governor.platforms)
+    platforms: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,12 @@ class Connector(ABC):
         group_grants also yields grants). Each is cleaned up after a good read."""
         grants = any(settings.get(k) for k in cls.grant_options)
         return frozenset({cls.kind, *([SourceKind.GRANTS] if grants else [])})
+
+    @classmethod
+    def platforms(cls, settings: dict[str, Any]) -> frozenset[str]:
+        """Platforms this source's settings name as its own (a grants export's
+        ``platform``), lower-cased."""
+        return frozenset()
 
     def prepare(self, context: SourceContext) -> None:
         """Called once before fetch() with what earlier runs left (for incremental reads)."""

@@ -4,6 +4,11 @@ Fields: account, principal, role, granted_at, last_active, via_detail. ``account
 inventory key (``x:@northwind``) or, with ``platform`` set, the bare handle. Raw roles
 are normalised onto the ladder through ``role_map``, then the platform's preset; a
 role neither knows stops the run with its line, so a new vendor role is never guessed.
+A platform governor has no preset for (a new one: pinterest) takes its roles from
+``role_map`` only: read with no preset, X's "Contributor" (who publishes) would pass for
+the ladder's contributor (who drafts). A platform name that is a slip for a known one
+('twitter', 'instgram') is refused unless a source declares it on purpose
+(governor.platforms).
 ``via`` says how this source's grants give access (a platform role, a management-tool
 seat, an SSO group).
 """
@@ -16,9 +21,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from governor import platforms
 from governor.options import Option, OptionError
 from governor.records import AccessPath, Grant, SourceKind
-from governor.roles import Role, check_labels, normalise
+from governor.roles import Role, check_labels, has_preset, normalise
 from governor.sources._common import FileConnector, file_options
 from governor.sources._tabular import SENTINEL_YEARS, Row, Table
 from governor.sources.base import register
@@ -34,7 +40,14 @@ class GrantsFile(FileConnector):
     options = {
         **file_options(FIELDS, "grants export", instants=True),
         "platform": Option("str", "", "Platform of every row, when the account column holds "
-                           "bare handles; also picks the role preset.", example="x"),
+                           "bare handles; also picks the role preset (facebook, instagram, "
+                           "linkedin, tiktok, x, youtube). Any other name is a new platform, "
+                           "whose roles come from role_map only: it must name every role the "
+                           "export holds (the ladder's names are not guessed). Without a "
+                           "role_map, a name that is none of these stops governor, with "
+                           "'did you mean' for a slip ('twiter', or 'twitter' for x); with "
+                           "one, the name is declared on purpose, for the inventory too.",
+                           example="x"),
         "role_map": Option("dict[str,str]", {}, "Raw role -> owner, admin, publisher, "
                            "moderator, contributor or analyst; overrides the platform preset.",
                            example={"Community Manager": "moderator"}),
@@ -49,7 +62,18 @@ class GrantsFile(FileConnector):
         check_labels(settings["role_map"], f"{key}.role_map")
         if settings["via"] == "tool_seat" and not settings["tool"]:
             raise OptionError(f"{key}.tool", "required when via = 'tool_seat'")
+        platform = settings["platform"].strip()
+        if platform and not has_preset(platform) and not settings["role_map"]:
+            # nothing could read its roles: the source is misspelt or not finished
+            raise OptionError(f"{key}.platform", f"no role preset for {platform!r}"
+                              f"{platforms.hint(platform)}; presets: "
+                              f"{', '.join(platforms.KNOWN)}. Another platform needs every "
+                              "role its export holds in role_map")
 
+    @classmethod
+    def platforms(cls, settings: dict[str, Any]) -> frozenset[str]:
+        platform = settings["platform"].strip().lower()
+        return frozenset({platform} if platform else ())
 
     def fetch(self) -> Iterator[Grant]:
         s = self.settings
@@ -60,6 +84,8 @@ class GrantsFile(FileConnector):
         self._via = AccessPath(s["via"])
         self._tool: str | None = s["tool"] or None
         self._roles: dict[tuple[str, str], Role] = {}
+        # this source's own platform passed the config's check; others the config declares
+        self._declared = self.context.platforms | self.platforms(s)
         if table.is_csv:
             yield from self._fetch_csv(table)
             return
@@ -85,15 +111,32 @@ class GrantsFile(FileConnector):
                      last_active=row.instant("last_active", self.zone))
 
     def _role(self, row: Row, plat: str, raw_role: str) -> Role:
+        # cached per (platform, raw role): the fast path reads every later row of a pair
+        # from the cache, so the checks here run once per distinct pair
         role = self._roles.get((plat, raw_role))
         if role is None:
-            try:
-                role = normalise(self._tool or plat, raw_role, self._overrides)
-            except ValueError:
-                raise row.fail("role", f"role {raw_role!r} is not mapped for "
-                                       f"{self._tool or plat}; add it to role_map") from None
+            wrong = platforms.problem(plat, self._declared)
+            if wrong is not None:
+                raise row.fail("account", wrong)
+            role = self._normalise(row, plat, raw_role)
             self._roles[(plat, raw_role)] = role
         return role
+
+    def _normalise(self, row: Row, plat: str, raw_role: str) -> Role:
+        source = self._tool or plat
+        if not self._tool and not has_preset(plat):
+            # no preset, so no guessing from the ladder's names: role_map says, or nothing
+            role = self._overrides.get(raw_role.strip().lower())
+            if role is None:
+                raise row.fail("role", f"role {raw_role!r} is not mapped for {plat}, which "
+                                       f"has no role preset{platforms.hint(plat)}; add it to "
+                                       "role_map")
+            return role
+        try:
+            return normalise(source, raw_role, self._overrides)
+        except ValueError:
+            raise row.fail("role", f"role {raw_role!r} is not mapped for {source}; add it "
+                                   "to role_map") from None
 
     def _fetch_csv(self, table: Table) -> Iterator[Grant]:
         # Two million rows: read well-formed ones with precomputed column positions and

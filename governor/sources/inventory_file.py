@@ -4,6 +4,7 @@ One ``[[accounts]]`` entry per account::
 
     [[accounts]]
     platform = "x"                  # x, facebook, instagram, linkedin, youtube, tiktok, ...
+                                    # (another: a new platform, unless a near miss of these)
     handle = "@northwind"           # key becomes "x:@northwind"
     criticality = "critical"        # critical | high | medium | low
     owner = "E1001"                 # accountable person: employee id or email
@@ -24,6 +25,11 @@ One ``[[accounts]]`` entry per account::
 
 Errors name the entry's key path (``accounts[3].criticality``) and the key's line (the
 entry's first line when the key is not there).
+
+A platform governor does not know is a new one (an account no API lists, attested by
+hand), unless its name is a slip for a known one ('twiter', 'instgram', or 'twitter',
+X's former name) that no grants source declares as its ``platform``: its accounts would
+match no grant.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Any
 
 import yaml
 
+from governor import platforms
 from governor.errors import DataError
 from governor.options import REQUIRED, Option
 from governor.records import (
@@ -112,8 +119,12 @@ class InventoryFile(FileConnector):
     kind = SourceKind.INVENTORY
     description = "Social account inventory (TOML or YAML): owners, access, 2FA, recovery"
     options = {
-        "path": Option("str", REQUIRED, "The inventory file (relative to the config file).",
-                       example="accounts.toml"),
+        "path": Option("str", REQUIRED, "The inventory file (relative to the config file). "
+                       "An account's platform is one governor knows (facebook, instagram, "
+                       "linkedin, tiktok, x, youtube) or a new one (an account no API lists, "
+                       "attested by hand); a slip for a known one ('twiter', or 'twitter' "
+                       "for x) stops governor unless a grants source declares it as its "
+                       "platform.", example="accounts.toml"),
     }
 
     def __init__(self, *args: Any) -> None:
@@ -154,6 +165,9 @@ class InventoryFile(FileConnector):
         for i, entry in enumerate(accounts):
             e = _Entry(self.display, i, entry, locate)
             platform = e.req("platform").lower()
+            wrong = platforms.problem(platform, self.context.platforms)
+            if wrong is not None:
+                raise e.fail("platform", wrong)
             handle = e.req("handle")
             key = f"{platform}:{handle}"
             if key in seen:
