@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import hashlib
 import json
 import resource
 import time
@@ -39,6 +40,7 @@ from governor.offboard.sweep import new_leavers
 from governor.offboard.sweep import reverify as offboard_reverify
 from governor.offboard.sweep import sweep as offboard_sweep
 from governor.offboard.sweep import unverified_since as offboard_unverified
+from governor.platforms import AccountNames
 from governor.records import SourceKind
 from governor.reports import reverted_on_error
 from governor.reports.build import nightly_report
@@ -203,23 +205,41 @@ def read_sources(session: Session, config: Config, run_id: int, now: datetime,
     return out
 
 
+# Grants and vault items name social accounts: they are stored under the inventory's
+# spelling of each (platforms.AccountNames), so the inventory is read before them.
+_NAMING = frozenset({SourceKind.GRANTS, SourceKind.VAULT})
+
+
 def _read_each(session: Session, config: Config, run_id: int, now: datetime,
                written: dict[str, tuple[int, int]],
                prefetched: Mapping[str, Prefetched]) -> list[SourceOutcome]:
-    """Read every enabled source; `written` gathers, per history table, the rows this
-    run wrote and the records it read."""
-    out = []
+    """Read every enabled source, the inventory first; `written` gathers, per history
+    table, the rows this run wrote and the records it read. Outcomes and their
+    source_read rows are in config order."""
+    sources = [(n, sc) for n, sc in config.sources.items() if sc.enabled]
+    # sorted() is stable: config order within each group
+    order = sorted(sources, key=lambda s: SourceKind.INVENTORY not in state.kinds_of(
+        config, s[0]))
     declared = config.platforms()
-    for name, sc in config.sources.items():
-        if not sc.enabled:
-            continue
+    names: AccountNames | None = None
+    out: dict[str, tuple[SourceOutcome, SourceRead]] = {}
+    for name, sc in order:
         pre = prefetched.get(name)
         connector = pre.connector if pre is not None else CONNECTORS[sc.type](
             name, sc.settings, config.base_dir)
+        naming = None
+        if state.kinds_of(config, name) & _NAMING:
+            # this run's inventory where it was read, its last good data where not
+            names = naming = names or state.account_names(session, config)
         prev = last_good(session, name)
         o = SourceOutcome(name, sc.type, connector.kind.value, ok=True,
                           baseline=feed_baseline(session, name))
         digest = connector.fingerprint()
+        if digest is not None and naming is not None:
+            # an unchanged export is still read again when the inventory's spelling of
+            # an account it may name has changed
+            digest = hashlib.blake2b(f"{digest}/{naming.digest()}".encode(),
+                                     digest_size=32).hexdigest()
         if prev is not None and digest is not None and prev.digest == digest:
             # Byte-identical export, same settings, same governor: the stored current
             # rows are exactly what fetch() would yield, so there is nothing to write.
@@ -234,9 +254,10 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
             try:
                 if pre is not None and pre.error is not None:
                     raise SourceError(pre.error)
+                records = iter(pre.records) if pre is not None else connector.fetch()
                 by_kind = history.load_source(
                     session.connection(), connector.kinds(sc.settings), name,
-                    iter(pre.records) if pre is not None else connector.fetch(), connector,
+                    naming.apply(records) if naming is not None else records, connector,
                     run_id, now, prev.read_at if prev else None)
             except SourceError as exc:
                 # Unreachable, not malformed: keep its last good data, skip its cleanup.
@@ -256,13 +277,13 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
                     o.fresh += stats.fresh
                     o.updated += stats.updated
         o.freshness, o.digest = connector.freshness(), digest
-        out.append(o)
-        session.add(SourceRead(run_id=run_id, name=name, type=sc.type, kind=o.kind,
-                               status="ok" if o.ok else "failed", count=o.count,
-                               freshness=o.freshness, read_at=now, error=o.error,
-                               added=o.added, ended=o.ended, updated=o.updated,
-                               digest=digest, unchanged=o.unchanged))
-    return out
+        out[name] = (o, SourceRead(run_id=run_id, name=name, type=sc.type, kind=o.kind,
+                                   status="ok" if o.ok else "failed", count=o.count,
+                                   freshness=o.freshness, read_at=now, error=o.error,
+                                   added=o.added, ended=o.ended, updated=o.updated,
+                                   digest=digest, unchanged=o.unchanged))
+    session.add_all([out[n][1] for n, _ in sources])
+    return [out[n][0] for n, _ in sources]
 
 
 def feed_guard(config: Config, outcomes: list[SourceOutcome]) -> list[str]:

@@ -21,10 +21,12 @@ from governor.correlate import Declared, Match, MatchStatus
 from governor.models import (
     ObsCredential,
     ObsPerson,
+    ObsSocialAccount,
     PrincipalLink,
     PrincipalMatch,
     SourceRead,
 )
+from governor.platforms import AccountNames
 from governor.records import DirectoryAccount, Person, PersonStatus, SourceKind
 from governor.snapshot import HeldGrant, Snapshot, SourceState
 from governor.sources import CONNECTORS
@@ -38,6 +40,16 @@ def kinds_of(config: Config, name: str) -> frozenset[SourceKind]:
 def enabled(config: Config, kind: SourceKind) -> list[str]:
     """Enabled sources yielding one kind, in config order (the first HR source wins)."""
     return [n for n, s in config.sources.items() if s.enabled and kind in kinds_of(config, n)]
+
+
+def account_names(session: Session, config: Config) -> AccountNames:
+    """The spelling of every account the enabled inventories list now, for storing
+    grants and vault items under it."""
+    inventories = enabled(config, SourceKind.INVENTORY)
+    if not inventories:
+        return AccountNames(())
+    return AccountNames(session.scalars(select(ObsSocialAccount.key).where(
+        ObsSocialAccount.ended_at.is_(None), ObsSocialAccount.source.in_(inventories))))
 
 
 def prior_directory(session: Session, name: str) -> dict[str, DirectoryAccount]:

@@ -1,23 +1,29 @@
-"""Platform names. A slip for a platform governor knows ('twiter', or 'twitter' for x) is
-bad input wherever a platform is named: a grants source, a grants row, the inventory, a
-group mapping. Read as a platform of its own it made X's "Contributor" (who publishes) a
+"""Platforms: their names, and account names that ignore case.
+
+A slip for a platform governor knows ('twiter', or 'twitter' for x) is bad input
+wherever a platform is named: a grants source, a grants row, the inventory, a group
+mapping. Read as a platform of its own it made X's "Contributor" (who publishes) a
 contributor (who drafts) and its accounts unknown. A new platform is not a slip: it is
-accepted, its roles read from role_map only."""
+accepted, its roles read from role_map only.
+
+On X, Instagram and TikTok @NorthWind is @northwind: a grant or vault item naming it in
+another case is stored under the inventory's spelling, not as an unknown account."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import demo_env, run_cli
+from conftest import demo_env, run_cli, sql_rows
 from test_sources import INV_TOML, configure, connector, fails, fetch
 
 from governor import platforms
 from governor.config import parse
 from governor.errors import ConfigError
 from governor.options import OptionError
-from governor.records import AccessPath
+from governor.records import AccessPath, Credential, Grant
 from governor.roles import PLATFORM_ROLE_MAPS, Role
 from governor.sources import SourceContext
 
@@ -198,3 +204,145 @@ def test_doctor_reads_the_inventory_as_reconcile_does(demo_dir: Path) -> None:
     out = run_cli("-c", cfg, "doctor", "--json", env=env)
     assert (out.code, "unknown platform" in out.out) == (0, False), out.out
     assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+
+
+# ---- case -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("platform", "handle", "caseless"), [
+    ("x", "@NorthWind", True), ("twitter", "@NorthWind", True),
+    ("instagram", "@NorthWind.Kitchen", True), ("tiktok", "@NorthWind", True),
+    # a YouTube handle and a Facebook username ignore case; channel and Page names are
+    # display names, which two accounts may share in different case
+    ("youtube", "@NorthwindTraders", True), ("youtube", "Northwind Traders", False),
+    ("youtube", "UCx9Zf-AbC", False),  # a channel id is case-sensitive
+    ("facebook", "@northwindtraders", True), ("facebook", "Northwind Traders", False),
+    # a LinkedIn vanity name or page URL ignores case; a page name is a display name
+    ("linkedin", "northwind-traders", True),
+    ("linkedin", "linkedin.com/company/Northwind-Traders", True),
+    ("linkedin", "Northwind Traders", False),
+    ("pinterest", "@NorthWind", False),  # a platform governor knows nothing of: as written
+])
+def test_which_account_names_ignore_case(platform: str, handle: str, caseless: bool) -> None:
+    assert platforms.caseless(platform, handle) is caseless
+
+
+def test_grants_and_vault_items_take_the_inventory_spelling() -> None:
+    names = platforms.AccountNames(["x:@northwind", "instagram:@NorthwindTraders",
+                                    "facebook:Northwind Traders", "linkedin:northwind"])
+    assert names("x:@NorthWind") == "x:@northwind"
+    assert names("x:@northwind") == "x:@northwind"
+    assert names("instagram:@northwindtraders") == "instagram:@NorthwindTraders"
+    assert names("linkedin:NorthWind") == "linkedin:northwind"
+    # a display name is as written; an account the inventory does not list keeps its own
+    assert names("facebook:NORTHWIND TRADERS") == "facebook:NORTHWIND TRADERS"
+    assert names("x:@NorthWind_Jobs") == "x:@NorthWind_Jobs"
+    grant = Grant("x:@NorthWind", "a@corp.example", "Admin", Role.ADMIN)
+    same = Grant("x:@northwind", "b@corp.example", "Admin", Role.ADMIN)
+    item = Credential("v1", "X", ("x:@NORTHWIND", "x:@northwind", "tiktok:@nw"), ("a",))
+    fixed = list(names.apply([grant, same, item]))
+    assert fixed == [Grant("x:@northwind", "a@corp.example", "Admin", Role.ADMIN), same,
+                     Credential("v1", "X", ("tiktok:@nw", "x:@northwind"), ("a",))]
+    assert fixed[1] is same and grant.account == "x:@NorthWind"  # records are not changed
+    assert platforms.AccountNames(["x:@NorthWind"]).digest() != names.digest()
+
+
+def test_the_inventory_lists_an_account_once_whatever_its_case(tmp_path: Path) -> None:
+    bad = INV_TOML.replace('platform = "tiktok"\nhandle = "@northwind"',
+                           'platform = "x"\nhandle = "@NorthWind"')
+    assert fails(tmp_path, "inventory_file", "accounts.toml", bad) == (
+        "accounts.toml:23: accounts[1].handle: x:@NorthWind is listed twice (also "
+        "accounts[0], as x:@northwind: x handles ignore case)")
+    # two Pages may share a name in different case
+    pages = INV_TOML.replace('platform = "X"', 'platform = "facebook"').replace(
+        'platform = "tiktok"\nhandle = "@northwind"', 'platform = "facebook"\nhandle = "@NorthWind"')
+    assert fails(tmp_path, "inventory_file", "accounts.toml", pages).endswith(
+        "facebook:@NorthWind is listed twice (also accounts[0], as facebook:@northwind: "
+        "facebook handles ignore case)")
+    pages = pages.replace('handle = "@NorthWind"', 'handle = "Northwind"').replace(
+        'handle = "@northwind"', 'handle = "NorthWind"')
+    assert [a.key for a in fetch(tmp_path, "inventory_file", "accounts.toml", pages)] == [
+        "facebook:NorthWind", "facebook:Northwind"]
+
+
+def _reconcile(org: Path, env: dict[str, str], *args: str) -> list[str]:
+    cfg = str(org / "governor.toml")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", *args, env=env)
+    assert out.code == 0, out.err
+    found = run_cli("-c", cfg, "findings", "--json", env=env)
+    return sorted(f["key"] for f in json.loads(found.out))
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_a_grant_in_other_case_reaches_the_inventory_account(demo_dir: Path, db_url: str) -> None:
+    cfg, env = str(demo_dir / "governor.toml"), demo_env(db_url)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    before = _reconcile(demo_dir, env)
+    stored = sql_rows(db_url, "SELECT id, account FROM obs_grant WHERE ended_at IS NULL "
+                              "ORDER BY id")
+    # X, Instagram and TikTok handles ignore case: the same accounts, the same findings
+    _edit(demo_dir / "x_team.csv", "@northwind,daniel.brennan", "@NorthWind,daniel.brennan")
+    _edit(demo_dir / "hootsuite.csv", "instagram:@northwindtraders,maya.okafor",
+          "Instagram:@NorthwindTraders,maya.okafor")
+    _edit(demo_dir / "tiktok_members.csv", "@northwind,grace.liu", "@NORTHWIND,grace.liu")
+    _edit(demo_dir / "vault.json", '"accounts": ["x:@northwind_uk"]',
+          '"accounts": ["X:@NorthWind_UK"]')
+    assert _reconcile(demo_dir, env) == before
+    # stored under the inventory's spelling: the history of those grants goes on unbroken
+    assert sql_rows(db_url, "SELECT id, account FROM obs_grant WHERE ended_at IS NULL "
+                            "ORDER BY id") == stored
+    held = json.loads(run_cli("-c", cfg, "whohas", "x:@northwind", "--json", env=env).out)
+    assert {(h["principal"], h["role"], h["path"]) for h in held["holders"]} >= {
+        ("daniel.brennan@northwind.example", "admin", "direct")}
+    uk = json.loads(run_cli("-c", cfg, "whohas", "x:@northwind_uk", "--json", env=env).out)
+    assert {h["path"] for h in uk["holders"]} == {"vault"}
+
+    # a Page's name is a display name: another case is another (unknown) account
+    _edit(demo_dir / "facebook_roles.csv", "Northwind Traders,Daniel Brennan",
+          "NORTHWIND TRADERS,Daniel Brennan")
+    after = _reconcile(demo_dir, env)
+    assert [k for k in after if k not in before] == [
+        "unknown-account:facebook_roles|facebook:NORTHWIND TRADERS"]
+
+
+def test_an_unchanged_export_is_read_again_when_the_inventory_respells_its_account(
+        demo_dir: Path) -> None:
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    _reconcile(demo_dir, env)
+    _edit(demo_dir / "accounts.toml", 'handle = "@northwind_help"', 'handle = "@NorthWind_Help"')
+    # a new key for the account is a new key for each of its grants: the feed guard asks
+    # whether the identifiers were meant to change
+    after = _reconcile(demo_dir, env, "--force", "--reason", "respelt @northwind_help")
+    # x_team.csv is byte for byte the same, but its grants are now on x:@NorthWind_Help:
+    # skipped by its fingerprint, they would have stayed on an account no one lists
+    assert not [k for k in after if k.startswith("unknown-account:") and "help" in k.lower()]
+    url = f"sqlite:///{demo_dir / 'governor-demo.db'}"
+    assert sql_rows(url, "SELECT DISTINCT account FROM obs_grant WHERE ended_at IS NULL AND "
+                         "lower(account) = 'x:@northwind_help'") == [("x:@NorthWind_Help",)]
+    assert sql_rows(url, "SELECT unchanged FROM source_read WHERE name = 'x_team' "
+                         "ORDER BY run_id") == [(0,), (0,)]
+    # and a night with nothing changed skips it again
+    _reconcile(demo_dir, env)
+    assert sql_rows(url, "SELECT unchanged FROM source_read WHERE name = 'x_team' "
+                         "ORDER BY run_id DESC LIMIT 1") == [(1,)]
+
+
+def test_the_inventory_is_read_first_wherever_the_config_lists_it(demo_dir: Path) -> None:
+    config = demo_dir / "governor.toml"
+    section = '[sources.inventory]\ntype = "inventory_file"\npath = "accounts.toml"\n'
+    _edit(config, section, "")
+    with config.open("a", encoding="utf-8") as fh:
+        fh.write("\n" + section)
+    cfg, env = str(config), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    _edit(demo_dir / "x_team.csv", "@northwind,daniel.brennan", "@NorthWind,daniel.brennan")
+    keys = _reconcile(demo_dir, env)
+    assert not [k for k in keys if "NorthWind" in k]
+    # what the run says of its sources stays in config order
+    url = f"sqlite:///{demo_dir / 'governor-demo.db'}"
+    assert [n for (n,) in sql_rows(url, "SELECT name FROM source_read ORDER BY id")][-2:] == [
+        "vault", "inventory"]

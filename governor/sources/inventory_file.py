@@ -29,7 +29,8 @@ entry's first line when the key is not there).
 A platform governor does not know is a new one (an account no API lists, attested by
 hand), unless its name is a slip for a known one ('twiter', 'instgram', or 'twitter',
 X's former name) that no grants source declares as its ``platform``: its accounts would
-match no grant.
+match no grant. On platforms whose handles ignore case (governor.platforms.caseless),
+@NorthWind and @northwind are one account, so listing both is listing it twice.
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ class InventoryFile(FileConnector):
         return accounts, locate
 
     def fetch(self) -> Iterator[SocialAccount]:
-        seen: dict[str, str] = {}
+        seen: dict[str, tuple[str, str]] = {}  # key (case folded where it is ignored) ->
+        # (where, key as written)
         accounts, locate = self._load()
         for i, entry in enumerate(accounts):
             e = _Entry(self.display, i, entry, locate)
@@ -170,9 +172,13 @@ class InventoryFile(FileConnector):
                 raise e.fail("platform", wrong)
             handle = e.req("handle")
             key = f"{platform}:{handle}"
-            if key in seen:
-                raise e.fail("handle", f"{key} is listed twice (also {seen[key]})")
-            seen[key] = e.where
+            same = platforms.fold(key) if platforms.caseless(platform, handle) else key
+            if same in seen:
+                where, first = seen[same]
+                also = where if first == key else (f"{where}, as {first}: {platform} handles "
+                                                   "ignore case")
+                raise e.fail("handle", f"{key} is listed twice (also {also})")
+            seen[same] = (e.where, key)
             access = AccountAccess(e.choice("access", [a.value for a in AccountAccess]))
             yield SocialAccount(
                 key=key, platform=platform, handle=handle, access=access,
