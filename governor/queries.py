@@ -3,6 +3,8 @@ who holds an account, everything one person holds, and what findings say."""
 
 from __future__ import annotations
 
+import difflib
+import functools
 import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -13,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from governor import history
+from governor import history, platforms
 from governor.clock import as_utc
 from governor.correlate import Correlator, Declared, Match, MatchStatus, strip_plus
 from governor.errors import Ambiguous, NotFound
@@ -65,16 +67,63 @@ def history_start(session: Session) -> datetime | None:
 
 
 def resolve_account(session: Session, ref: str) -> str:
-    keys = set(session.scalars(select(ObsSocialAccount.key).where(
-        or_(ObsSocialAccount.key == ref, func.lower(ObsSocialAccount.handle) == ref.lower()))))
-    if not keys:
-        keys = set(session.scalars(select(ObsGrant.account).where(ObsGrant.account == ref)
-                                   .limit(1)))
-    if not keys:
-        raise NotFound(f"no social account {ref!r} (use platform:handle, e.g. x:@northwind)")
-    if len(keys) > 1:
-        raise Ambiguous(f"{ref!r} names more than one account", sorted(keys))
-    return keys.pop()
+    """The account ``ref`` names: an inventory key or handle, else an account only grants
+    name. The platform and the handle match whatever their case (X, Instagram and TikTok
+    handles ignore it, and a person asking need not remember how the inventory wrote a
+    Page's name), but a key spelt exactly so comes first: two Facebook Pages' display
+    names may differ only in case. The inventory's current accounts come before those it
+    listed once (a respelt key's old spelling stays in its history)."""
+    ref = ref.strip()
+    platform, sep, handle = ref.partition(":")
+    typed, low = (f"{platform.lower()}:{handle}" if sep else ref), ref.lower()
+    inventory = ObsSocialAccount
+    exact = inventory.key == typed
+    caseless = or_(func.lower(inventory.key) == low, func.lower(inventory.handle) == low)
+    current = inventory.ended_at.is_(None)
+    granted = functools.cache(lambda: _granted_accounts(session))
+    tiers: tuple[Callable[[], Iterable[str]], ...] = (
+        lambda: session.scalars(select(inventory.key).where(exact, current)),
+        lambda: session.scalars(select(inventory.key).where(caseless, current)),
+        lambda: session.scalars(select(inventory.key).where(exact)),
+        lambda: session.scalars(select(inventory.key).where(caseless)),
+        lambda: session.scalars(select(ObsGrant.account).where(ObsGrant.account == typed)
+                                .limit(1)),
+        lambda: (a for a in granted() if a.lower() == low),
+    )
+    for tier in tiers:
+        keys = set(tier())
+        if len(keys) > 1:
+            raise Ambiguous(f"{ref!r} names more than one account", sorted(keys))
+        if keys:
+            return keys.pop()
+    near = _near_accounts(session, ref, granted())
+    raise NotFound(f"no social account {ref!r} "
+                   + (near or "(use platform:handle, e.g. x:@northwind)"))
+
+
+def _granted_accounts(session: Session) -> list[str]:
+    """Every account a grant has named, the inventory's or not. A scan of the grants'
+    account index, made only when a reference matched nothing cheaper."""
+    return list(session.scalars(select(ObsGrant.account).distinct()))
+
+
+def _near_accounts(session: Session, ref: str, granted: Iterable[str]) -> str:
+    """'(did you mean ...?)' for a reference that is a slip for an account's key: its
+    platform's former name or a near miss ('twitter:@northwind'), or a typo in the
+    handle ('x:@northwnd')."""
+    known = {k.lower(): k for k in itertools.chain(
+        granted, session.scalars(select(ObsSocialAccount.key).distinct()))}
+    platform, sep, handle = ref.strip().partition(":")
+    meant = platforms.suggestion(platform) if sep else None
+    if meant is not None and f"{meant}:{handle}".lower() in known:
+        near = [known[f"{meant}:{handle}".lower()]]
+    else:
+        low = ref.strip().lower()
+        close = difflib.get_close_matches(low, list(known), n=3, cutoff=0.8)
+        score = {k: difflib.SequenceMatcher(None, low, k).ratio() for k in close}
+        # the likeliest, and only those as likely: x:@northwnd is not x:@northwind_uk
+        near = [known[k] for k in close if score[k] >= score[close[0]] - 0.05]
+    return f"(did you mean {' or '.join(repr(k) for k in near)}?)" if near else ""
 
 
 def _matches(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str],

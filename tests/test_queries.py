@@ -280,3 +280,53 @@ def test_person_shows_as_whom_and_why_and_vault_items_read_through_a_group(
     assert "vlt-7f3a05" in deals and "group marketing-promotions" in deals
     info = json.loads(run_cli("-c", cfg, "person", "E1200", "--json", env=env).out)
     assert [v["reader"] for v in info["vault"]] == ["group marketing-promotions"]
+
+
+def test_whohas_finds_the_account_whatever_its_case(demo: tuple[str, dict[str, str]]) -> None:
+    cfg, env = demo
+
+    def whohas(ref: str) -> tuple[int, str]:
+        out = run_cli("-c", cfg, "whohas", ref, "--json", env=env)
+        return out.code, json.loads(out.out)["account"] if out.code == 0 else out.err
+
+    assert whohas("X:@NorthWind_UK") == (0, "x:@northwind_uk")  # platform and handle
+    assert whohas("instagram:@NorthwindTraders") == (0, "instagram:@northwindtraders")
+    assert whohas("@NORTHWIND_help") == (0, "x:@northwind_help")
+    # a Page name is a display name, but a person asking may not know how it was typed
+    assert whohas("Facebook:northwind traders") == (0, "facebook:Northwind Traders")
+    assert whohas("X:@NorthWind_Jobs") == (0, "x:@northwind_jobs")  # only a grant names it
+    # a slip: the account it most likely means, and nothing else said or done
+    assert whohas("x:@northwnd") == (4, "governor: no social account 'x:@northwnd' (did you "
+                                        "mean 'x:@northwind'?)\n")
+    assert whohas("x:@northwind_u") == (4, "governor: no social account 'x:@northwind_u' (did "
+                                           "you mean 'x:@northwind_uk' or 'x:@northwind'?)\n")
+    assert whohas("Twitter:@NorthWind") == (4, "governor: no social account "
+                                               "'Twitter:@NorthWind' (did you mean "
+                                               "'x:@northwind'?)\n")
+    assert whohas("x:@northwind_job") == (4, "governor: no social account 'x:@northwind_job' "
+                                             "(did you mean 'x:@northwind_jobs'?)\n")
+    assert whohas("zz:@nobody") == (4, "governor: no social account 'zz:@nobody' (use "
+                                       "platform:handle, e.g. x:@northwind)\n")
+    code, err = whohas("@northwind")
+    assert code == 4 and "x:@northwind, tiktok:@northwind" in err.replace(
+        "tiktok:@northwind, x:@northwind", "x:@northwind, tiktok:@northwind")
+
+
+def test_whohas_takes_an_exact_spelling_before_another_case(demo_dir: Path) -> None:
+    # two Pages whose display names differ only in case are two accounts
+    with (demo_dir / "accounts.toml").open("a", encoding="utf-8") as fh:
+        fh.write('\n[[accounts]]\nplatform = "facebook"\nhandle = "NORTHWIND TRADERS"\n'
+                 'criticality = "low"\naccess = "delegated"\n')
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    held = run_cli("-c", cfg, "whohas", "facebook:Northwind Traders", "--json", env=env)
+    assert held.code == 0 and json.loads(held.out)["account"] == "facebook:Northwind Traders"
+    assert len(json.loads(held.out)["holders"]) > 1
+    other = run_cli("-c", cfg, "whohas", "FACEBOOK:NORTHWIND TRADERS", "--json", env=env)
+    assert json.loads(other.out) == {"account": "facebook:NORTHWIND TRADERS", "at": None,
+                                     "holders": []}
+    either = run_cli("-c", cfg, "whohas", "facebook:northwind traders", env=env)
+    assert (either.code, either.err) == (4, "governor: 'facebook:northwind traders' names "
+                                            "more than one account: facebook:NORTHWIND "
+                                            "TRADERS, facebook:Northwind Traders\n")
