@@ -219,6 +219,13 @@ BAD_DATA = [
         "'x'?); known: facebook, instagram, linkedin, tiktok, x, youtube. A new platform may "
         "take any other name, or this one when a grants source declares it as its platform "
         "(with a role_map)"),
+    Bad("vault-account-platform-former-name", "vault.json",
+        edit("vault.json", '"accounts": ["x:@northwind_uk"]',
+             '"accounts": ["Twitter:@northwind_uk"]'),
+        "vault.json:30: accounts: 'Twitter:@northwind_uk': unknown platform 'Twitter' (did you "
+        "mean 'x'? 'Twitter' is its former name); known: facebook, instagram, linkedin, "
+        "tiktok, x, youtube. A new platform may take any other name, or this one when a "
+        "grants source declares it as its platform (with a role_map)"),
     Bad("grants-unmapped-role", "x_team.csv",
         edit("x_team.csv", "priya.raman@northwind.example,Contributor",
              "priya.raman@northwind.example,Intern Helper"),

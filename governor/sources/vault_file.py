@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from governor import platforms
 from governor.errors import DataError
 from governor.options import Option
 from governor.records import Credential, SourceKind
@@ -61,6 +62,10 @@ class VaultFile(FileConnector):
             for acct in accounts:
                 if ":" not in acct:
                     raise row.fail("accounts", f"{acct!r} is not platform:handle")
+                # 'twitter:@northwind_uk' would tie the login to no inventory account
+                wrong = platforms.problem(acct.partition(":")[0], self.context.platforms)
+                if wrong is not None:
+                    raise row.fail("accounts", f"{acct!r}: {wrong}")
             readers: set[str] = set()
             via_groups: list[str] = []
             for reader in row.list("readers", sep):
