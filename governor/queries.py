@@ -101,6 +101,17 @@ def resolve_account(session: Session, ref: str) -> str:
                    + (near or "(use platform:handle, e.g. x:@northwind)"))
 
 
+def _spellings(session: Session, key: str) -> set[str]:
+    """Every key the account has been stored under. Grants and vault items take the
+    inventory's spelling of their day (platforms.AccountNames), so where the account's
+    name ignores case and the inventory respelt it, its history is under each."""
+    platform, _, handle = key.partition(":")
+    if not platforms.caseless(platform, handle):
+        return {key}
+    return {key, *session.scalars(select(ObsSocialAccount.key).where(
+        func.lower(ObsSocialAccount.key) == platforms.fold(key)))}
+
+
 def _granted_accounts(session: Session) -> list[str]:
     """Every account a grant has named, the inventory's or not. A scan of the grants'
     account index, made only when a reference matched nothing cheaper."""
@@ -260,17 +271,19 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
            declared: Iterable[Declared] = (), zone: tzinfo = UTC,
            sources: Iterable[str] | None = None) -> tuple[str, list[Holder]]:
     key = resolve_account(session, ref)
+    spellings = _spellings(session, key)
     read = watched(session, at, sources)
     raw: list[tuple[str, str, str, str, str, str | None, datetime]] = []
     q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.raw_role, ObsGrant.role,
                ObsGrant.via, ObsGrant.via_detail, ObsGrant.first_seen_at
-               ).where(ObsGrant.account == key, _live(ObsGrant, at))
+               ).where(ObsGrant.account.in_(spellings), _live(ObsGrant, at))
     for src, principal, raw_role, role, via, detail, since in session.execute(q):
         if read is None or src in read:
             raw.append((src, principal, raw_role, _ROLE.get(role, str(role)), via, detail,
                         since))
     for c in session.scalars(select(ObsCredential).where(_live(ObsCredential, at))):
-        if (read is None or c.source in read) and key in json.loads(c.accounts):
+        if (read is None or c.source in read) and not spellings.isdisjoint(
+                json.loads(c.accounts)):
             named = json.loads(c.readers)
             for reader in named:
                 raw.append((c.source, reader, "shared login", "owner", "vault", c.item_id,
