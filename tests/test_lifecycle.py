@@ -665,6 +665,16 @@ def _rename_hr(demo_dir: Path) -> None:
     config.write_text(config.read_text().replace("[sources.hr]", "[sources.people]"))
 
 
+def _priya_gone_after_a_night(demo_dir: Path, now: str) -> tuple[str, dict[str, str], str]:
+    """The demo reconciled on its day and on DAY2, then _priya_gone at `now`; returns the
+    config, env (without a clock) and store URL."""
+    cfg, env = setup(demo_dir)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    _priya_gone(demo_dir, cfg, env, now)
+    return cfg, env, url_of(demo_dir, env)
+
+
 def _priya_gone(demo_dir: Path, cfg: str, env: dict[str, str], now: str) -> dict[str, str]:
     """Priya Raman (E1003, last listed the day before) drops out of hr.csv; reconciled
     at `now`, she is an open leaver who left on 2026-11-21. Returns the env at `now`."""
@@ -864,11 +874,7 @@ def test_a_leaver_finding_stays_open_as_unknown_when_its_address_becomes_ambiguo
         demo_dir: Path) -> None:
     # Priya leaves, then her mailbox becomes Daniel's alias: her X role may be hers or
     # his. The critical finding must not resolve as "fixed"; it waits for a link.
-    cfg, env = setup(demo_dir)
-    url = url_of(demo_dir, env)
-    assert run_cli("-c", cfg, "reconcile", "--no-report",
-                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
-    _priya_gone(demo_dir, cfg, env, "2026-11-23T12:00:00+00:00")
+    cfg, env, url = _priya_gone_after_a_night(demo_dir, "2026-11-23T12:00:00+00:00")
     hr = demo_dir / "hr.csv"
     hr.write_text(hr.read_text().replace("daniel.brennan@northwind.example,socialteam@",
                                          "daniel.brennan@northwind.example,"
@@ -948,14 +954,20 @@ def test_a_leaver_first_seen_gone_after_a_failed_hr_read_gets_a_case(demo_dir: P
                                 "last day)")]
 
 
-def test_access_a_rehire_holds_again_does_not_reopen_their_old_case(demo_dir: Path) -> None:
+def _priya_left_with_a_case(demo_dir: Path) -> tuple[str, dict[str, str], str, str]:
+    """Priya (E1003) drops out of hr.csv and the next night opens her case; returns the
+    config, env, store URL and the full HR export (to list her again)."""
     cfg, env = setup(demo_dir)
-    url = url_of(demo_dir, env)
-    hr = demo_dir / "hr.csv"
-    full = hr.read_text()
+    full = (demo_dir / "hr.csv").read_text()
     _drop(demo_dir, "E1003")
     assert run_cli("-c", cfg, "reconcile", "--no-report",
                    env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    return cfg, env, url_of(demo_dir, env), full
+
+
+def test_access_a_rehire_holds_again_does_not_reopen_their_old_case(demo_dir: Path) -> None:
+    cfg, env, url, full = _priya_left_with_a_case(demo_dir)
+    hr = demo_dir / "hr.csv"
     with create_engine(url).begin() as c:  # every step recorded done
         c.execute(text("UPDATE offboard_step SET state = 'done'"))
         c.execute(text("UPDATE offboard_case SET status = 'complete'"))
@@ -969,13 +981,8 @@ def test_access_a_rehire_holds_again_does_not_reopen_their_old_case(demo_dir: Pa
 def test_a_case_opened_for_someone_hr_has_back_is_withdrawn(demo_dir: Path) -> None:
     # Priya drops out of HR (a case opens), then HR lists her again: the case would
     # list an employee's access as to be removed, and --execute refuses it anyway
-    cfg, env = setup(demo_dir)
-    url = url_of(demo_dir, env)
+    cfg, env, url, full = _priya_left_with_a_case(demo_dir)
     hr = demo_dir / "hr.csv"
-    full = hr.read_text()
-    _drop(demo_dir, "E1003")
-    assert run_cli("-c", cfg, "reconcile", "--no-report",
-                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
     assert query(url, "SELECT status, trigger FROM offboard_case") == [("open", "reconcile")]
     # a case opened by hand for someone HR lists as active is someone's decision: kept
     manual = run_cli("-c", cfg, "offboard", "E1004", "--execute", "--force", "--reason",
@@ -1177,11 +1184,7 @@ def test_a_directory_file_account_read_disabled_closes_its_manual_step(
         demo_dir: Path) -> None:
     # The demo's directory is a file export: disabling Priya's SSO login is a manual
     # step of her case, closed when a later read shows the account deprovisioned
-    cfg, env = setup(demo_dir)
-    url = url_of(demo_dir, env)
-    assert run_cli("-c", cfg, "reconcile", "--no-report",
-                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
-    _priya_gone(demo_dir, cfg, env, "2026-11-23T01:00:00+00:00")
+    cfg, env, url = _priya_gone_after_a_night(demo_dir, "2026-11-23T01:00:00+00:00")
     login = "priya.raman@northwind.example"
     sql = (f"SELECT state, automatic, instruction, result FROM offboard_step "
            f"WHERE key = 'disable:okta:{login}'")

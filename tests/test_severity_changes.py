@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from conftest import Outcome, demo_env, run_cli, sql_rows
+from conftest import Outcome, run_cli, sql_rows
+from test_admin_cli import setup
 
 DAY2 = "2026-11-21T12:00:00+00:00"
 DAY3 = "2026-11-22T12:00:00+00:00"
@@ -25,14 +26,7 @@ EARLIER_COLUMNS = [
     "exception_reason", "exception_approver", "exception_expires", "evidence", "resolution"]
 
 
-def _first_night(demo_dir: Path, db_url: str | None = None) -> tuple[str, dict[str, str], str]:
-    cfg = str(demo_dir / "governor.toml")
-    pg = db_url if db_url and db_url.startswith("postgresql") else None
-    env = demo_env(pg)
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    first = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
-    assert first.code == 0, first.err
-    return cfg, env, pg or f"sqlite:///{demo_dir}/governor-demo.db"
+_first_night = setup  # the demo upgraded and reconciled once: config, env, store URL
 
 
 def _night(cfg: str, env: dict[str, str], now: str, *args: str) -> Outcome:
