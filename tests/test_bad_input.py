@@ -219,6 +219,14 @@ BAD_DATA = [
         "'x'?); known: facebook, instagram, linkedin, tiktok, x, youtube. A new platform may "
         "take any other name, or this one when a grants source declares it as its platform "
         "(with a role_map)"),
+    # single-owner read "no grants data" for the account: the admins were never counted
+    Bad("inventory-grants-source-typo", "accounts.toml",
+        edit("accounts.toml", 'account_2fa = true\ngrants_source = "x_team"\nrecovery_email = '
+             '"social-accounts@', 'account_2fa = true\ngrants_source = "x_teams"\n'
+             'recovery_email = "social-accounts@'),
+        "accounts.toml:16: accounts[0].grants_source: 'x_teams' is not a source in the "
+        "config (did you mean 'x_team'?); name the [sources.NAME] that reports this "
+        "account's grants"),
     Bad("vault-account-platform-former-name", "vault.json",
         edit("vault.json", '"accounts": ["x:@northwind_uk"]',
              '"accounts": ["Twitter:@northwind_uk"]'),

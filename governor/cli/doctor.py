@@ -46,7 +46,8 @@ def doctor(cctx: click.Context, ctx: Ctx, as_json: bool | None) -> None:
             continue
         connector = CONNECTORS[sc.type](name, sc.settings, ctx.config.base_dir)
         # as reconcile reads it: a platform another source declares is not a typo here
-        connector.prepare(dataclasses.replace(connector.context, platforms=platforms))
+        connector.prepare(dataclasses.replace(connector.context, platforms=platforms,
+                                              sources=frozenset(ctx.config.sources)))
         try:
             checks = connector.check()
         except GovernorError as exc:

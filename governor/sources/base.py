@@ -51,6 +51,9 @@ class SourceContext:
     # every platform the config's sources declare (Connector.platforms): a name governor
     # does not know that is one of these was chosen, not misspelt (governor.platforms)
     platforms: frozenset[str] = frozenset()
+    # the config's source names, for records that name one (an inventory account's
+    # grants_source); None where unknown (a connector used on its own)
+    sources: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ match no grant. On platforms whose handles ignore case (governor.platforms.casel
 
 from __future__ import annotations
 
+import difflib
 import functools
 import itertools
 import re
@@ -188,9 +189,22 @@ class InventoryFile(FileConnector):
                 account_2fa=e.flag("account_2fa"),
                 recovery_email=e.contact("recovery_email"),
                 recovery_phone=e.contact("recovery_phone"),
-                grants_source=e.opt("grants_source"),
+                grants_source=self._grants_source(e),
                 attestation=e.attestation(),
             )
+
+
+    def _grants_source(self, e: _Entry) -> str | None:
+        """The source that reports the account's grants, which must be one the config
+        has: a slip (x_teams) made single-owner read 'no grants data' for the account."""
+        name = e.opt("grants_source")
+        known = self.context.sources
+        if name is None or known is None or name in known:
+            return name
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        raise e.fail("grants_source", f"{name!r} is not a source in the config"
+                     + (f" (did you mean {close[0]!r}?)" if close else "")
+                     + "; name the [sources.NAME] that reports this account's grants")
 
 
 class _Entry:
