@@ -269,6 +269,10 @@ class Org:
                     end = self.day(-1 - int(rand() * 120))  # expired, HR still says active
             elif not end and worker == "Intern":
                 end = self.day(int(rand() * 200) - 20)  # some just past
+            if end and end < hire:
+                # no employment ends before it starts (governor refuses such a row); no
+                # draw of rand() here, so every other row stays as it was
+                end = hire
             dept = dept_t[int(rand() * len(dept_t))]
             is_social = dept in ("Marketing", "Communications") and rand() < 0.25 \
                 or rand() < 0.005

@@ -197,6 +197,11 @@ BAD_DATA = [
         edit("hr.csv", ",2019-02-04,", ",2019-02-31,"),
         "hr.csv:4: hire_date: date '2019-02-31' is not a real date (day is out of range for "
         "month)"),
+    Bad("hr-end-date-before-hire-date", "hr.csv",
+        edit("hr.csv", ",Head of Social Media,Communications,E1100,2019-02-04,",
+             ",Head of Social Media,Communications,E1100,2019-02-04,2018-06-30"),
+        "hr.csv:4: end_date: 2018-06-30 is before the hire date 2019-02-04: clear an "
+        "earlier employment's end date, or correct the hire date"),
     Bad("hr-duplicate-employee-id", "hr.csv",
         edit("hr.csv", "E1002,Daniel Brennan", "E1001,Daniel Brennan"),
         "hr.csv:5: employee_id (column 'worker_id'): duplicate employee id 'E1001' "

@@ -75,6 +75,14 @@ class HrFile(FileConnector):
             email = row.text("email")
             if email is not None and "@" not in email:
                 raise row.fail("email", f"{email!r} is not an email address")
+            hired, ends = row.date("hire_date", formats), row.date("end_date", formats)
+            if hired is not None and ends is not None and ends < hired:
+                # a rehire whose old end date HR kept, or a wrong hire date: read either
+                # way, one makes an active employee a leaver (a critical finding and an
+                # offboarding case), the other hides a leaver; HR must say which
+                raise row.fail("end_date", f"{ends.isoformat()} is before the hire date "
+                                           f"{hired.isoformat()}: clear an earlier "
+                                           "employment's end date, or correct the hire date")
             yield Person(
                 employee_id=eid,
                 email=email.lower() if email else None,
@@ -82,8 +90,8 @@ class HrFile(FileConnector):
                 status=PersonStatus(row.mapped("status", statuses, STATUS_WORDS)),
                 worker_type=WorkerType(row.mapped("worker_type", workers, WORKER_WORDS)),
                 aliases=tuple(a.lower() for a in row.list("aliases", sep)),
-                hire_date=row.date("hire_date", formats),
-                end_date=row.date("end_date", formats),
+                hire_date=hired,
+                end_date=ends,
                 manager=row.text("manager"),
                 department=row.text("department"),
                 job_title=row.text("job_title"),
