@@ -436,9 +436,30 @@ def load_source(conn: Connection, kinds: Iterable[SourceKind], source: str,
 def _duplicate(connector: Connector | None, shape: Shape, nk: str) -> DataError:
     where = connector.at if connector is not None and connector.at else None
     shown = " / ".join(part for part in nk.split("\x1f") if part)
+    first = _first_line(connector, shape, nk, where[1]) if where and connector else None
     return DataError(where[0] if where else f"source {connector.name if connector else '?'}",
                      where[1] if where else None, None,
-                     f"duplicate {shape.kind.value} record {shown!r}: each may appear once")
+                     f"duplicate {shape.kind.value} record {shown!r}"
+                     + (f" (first on line {first})" if first else "")
+                     + ": each may appear once")
+
+
+def _first_line(connector: Connector, shape: Shape, nk: str, second: int | None
+                ) -> int | None:
+    """Where a duplicated record first appears: the file is read again from its start,
+    which only bad input pays for (keeping every record's line would cost two million
+    entries). None when it cannot be told."""
+    want = KIND_OF_TYPE[shape.kind]
+    try:
+        for rec in connector.fetch():
+            at = connector.at
+            if at is None or (second is not None and at[1] >= second):
+                return None
+            if type(rec) is want and shape.nk(rec) == nk:
+                return at[1]
+    except Exception:  # noqa: BLE001 - only a better message was at stake
+        return None
+    return None
 
 
 def current(conn: Connection, shape: Shape, sources: Iterable[str],

@@ -208,7 +208,8 @@ BAD_DATA = [
         "(first on line 4)"),
     Bad("grants-duplicate-row", "x_team.csv", append_copy("x_team.csv", 3),
         "x_team.csv:13: duplicate grants record "
-        "'x:@northwind / daniel.brennan@northwind.example / direct': each may appear once"),
+        "'x:@northwind / daniel.brennan@northwind.example / direct' (first on line 3): each "
+        "may appear once"),
     # a slip for a platform governor knows: its accounts would be unknown ones, its
     # grants on no inventory account
     Bad("grants-row-platform-former-name", "hootsuite.csv",
