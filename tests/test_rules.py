@@ -239,6 +239,20 @@ def test_leaver_holds_access_through_an_ambiguous_address_is_unknown_not_a_pass(
 
 
 # ---- leaver-sso-active ----------------------------------------------------------------------
+def test_shared_secret_read_through_an_ambiguous_address_is_unknown_not_rotated() -> None:
+    # the leaver's mailbox is now an alias of someone listed: the password may still be
+    # one the leaver knew, so the item must not read as rotated in time (fixed)
+    shared = mail("E2")
+    s = snap(persons=(leaver("E2", name="Ann Left"), person("E1", aliases=(shared,))),
+             credentials=(cred("item1", shared),))
+    r = one(run("shared-secret-not-rotated", s))
+    assert (r.subject, r.outcome) == ("item1", Outcome.UNKNOWN)
+    assert "Ann Left (E2)" in r.message and "cannot tell" in r.message
+    rotated = snap(persons=(leaver("E2"), person("E1", aliases=(shared,))),
+                   credentials=(cred("item1", shared, changed=NOW - timedelta(days=1)),))
+    assert run("shared-secret-not-rotated", rotated) == []  # changed after she left
+
+
 def test_leaver_sso_active() -> None:
     s = snap(persons=(leaver("E2", name="Ann Left"), person("E1")),
              directory=(directory("E2"), directory("E2", login="ann.admin",

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from governor.records import Person, SourceKind
-from governor.rules._common import more, who
+from governor.rules._common import left_on, more, who
 from governor.rules.base import Outcome, Result, Rule, Severity, register
 from governor.snapshot import Snapshot
 
@@ -28,14 +28,38 @@ class SharedSecretNotRotated(Rule):
             c = hc.credential
             former = snap.former_readers.get(c.item_id, [])
             leavers: dict[str, tuple[Person, bool]] = {}  # eid -> (person, reads it now)
+            # a reader that matches a leaver and someone else (their address kept as an
+            # alias): it may be the leaver's, so no rotation check can pass on it
+            maybe: dict[str, tuple[Person, str]] = {}  # eid -> (leaver, the principal)
             for readers, current in ((former, False), (hc.readers, True)):
-                for _, match in readers:
+                for principal, match in readers:
                     person = snap.persons.get(match.employee_id or "")
                     if person is not None and snap.has_left(person):
                         leavers[person.employee_id] = (person, current)
-            if not leavers:
-                continue
+                    for cand in match.candidates if match.employee_id is None else ():
+                        other = snap.persons.get(cand)
+                        if other is not None and snap.has_left(other):
+                            maybe[cand] = (other, principal)
             changed = c.password_changed_at
+            if not leavers:
+                unsure = [(p, principal) for p, principal in maybe.values()
+                          if p.end_date is None or changed is None
+                          or changed < snap.end_instant(p.end_date)]
+                if unsure:
+                    p, principal = min(unsure, key=lambda t: t[0].employee_id)
+                    yield Result(
+                        subject=c.item_id, outcome=Outcome.UNKNOWN,
+                        message=(f"{principal} could read vault item {c.title!r} "
+                                 f"({c.item_id}) and matches several people, among them "
+                                 f"{who(p)}, who left{left_on(p)}: governor cannot tell "
+                                 "whether a leaver knew its password; link the principal "
+                                 "to its owner"),
+                        evidence={"item_id": c.item_id, "principal": principal,
+                                  "possible_leavers": sorted(e for e in maybe),
+                                  "password_changed_at": changed.isoformat() if changed
+                                  else None, "source": hc.source},
+                        person=p.employee_id, account=c.accounts[0] if c.accounts else None)
+                continue
             late: list[tuple[datetime, Person, bool]] = []
             undated: list[Person] = []
             for person, current in leavers.values():
