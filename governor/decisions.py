@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from governor.clock import as_utc
 from governor.models import AuditEntry, PrincipalLink, RiskException
 
-_ACTIONS = ("exception.added", "exception.revoked", "source.renamed", "link.added")
+_ACTIONS = ("exception.added", "exception.revoked", "source.renamed", "link.added",
+            "link.ended")
 
 
 @dataclass
@@ -36,10 +37,20 @@ class _Said:
     revoke_reason: str | None = None
 
 
+@dataclass
+class _Link:
+    """What the log says of one link: made, and maybe ended (by unlink or a new link)."""
+
+    actor: str
+    reason: str | None
+    employee_id: Any
+    ended: tuple[datetime | None, str, str | None] | None = None
+
+
 def mismatches(session: Session) -> list[str]:
     said: dict[int, _Said] = {}
-    # (source/principal lower-cased, when) -> (actor, reason, employee id)
-    links: dict[tuple[str, datetime | None], tuple[str, str | None, Any]] = {}
+    # (source/principal lower-cased, when made) -> the links made then, in log order
+    links: dict[tuple[str, datetime | None], list[_Link]] = {}
     for e in session.scalars(select(AuditEntry).where(AuditEntry.action.in_(_ACTIONS))
                              .order_by(AuditEntry.id)):
         detail: dict[str, Any] = json.loads(e.detail or "{}")
@@ -55,21 +66,45 @@ def mismatches(session: Session) -> list[str]:
             for eid, key in detail.get("exception_keys", {}).items():
                 if int(eid) in said:
                     said[int(eid)].key = key
-        elif e.action == "link.added":
-            links[(e.subject or "").lower(), as_utc(e.at)] = (
-                e.actor, e.reason, detail.get("employee_id"))
+            old, _, new = (e.subject or "").partition(" -> ")
+            links = {(_renamed(subject, old, new), at): made
+                     for (subject, at), made in links.items()}
+        elif e.action in ("link.added", "link.ended"):
+            subject = (e.subject or "").lower()
+            # a new link replaces the active ones, as `governor link` ends them
+            why = e.reason if e.action == "link.ended" else f"replaced: {e.reason}"
+            for (s_, _at), made in links.items():
+                for earlier in made:
+                    if s_ == subject and earlier.ended is None:
+                        earlier.ended = (as_utc(e.at), e.actor, why)
+            if e.action == "link.added":
+                links.setdefault((subject, as_utc(e.at)), []).append(
+                    _Link(e.actor, e.reason, detail.get("employee_id")))
     out = [m for r in session.scalars(select(RiskException).order_by(RiskException.id))
            if (m := _exception(r, said.get(r.id))) is not None]
-    for link in session.scalars(select(PrincipalLink).order_by(PrincipalLink.id)):
-        logged = links.get((f"{link.source}/{link.principal}".lower(),
-                            as_utc(link.created_at)))
-        if logged != (link.actor, link.reason, link.employee_id):
-            out.append(f"link {link.id} ({link.source}/{link.principal} -> "
-                       f"{link.employee_id}) " + ("has no link.added entry in the audit log"
-                                                  if logged is None else
-                                                  "differs from what the audit log recorded: "
-                                                  "changed outside governor"))
+    for row in session.scalars(select(PrincipalLink).order_by(PrincipalLink.id)):
+        found = links.get((f"{row.source}/{row.principal}".lower(), as_utc(row.created_at)))
+        logged = found.pop(0) if found else None
+        if logged is None:
+            out.append(f"link {row.id} ({row.source}/{row.principal} -> "
+                       f"{row.employee_id}) has no link.added entry in the audit log")
+            continue
+        ended = None if row.ended_at is None else (as_utc(row.ended_at), row.ended_by,
+                                                    row.end_reason)
+        if (row.actor, row.reason, row.employee_id, ended) != (
+                logged.actor, logged.reason, logged.employee_id, logged.ended):
+            out.append(f"link {row.id} ({row.source}/{row.principal} -> "
+                       f"{row.employee_id}) differs from what the audit log recorded: "
+                       "changed outside governor")
+    out.extend(f"the audit log records a link for {subject} made {at} that is not in the "
+               "store: deleted outside governor" for (subject, at), made in links.items()
+               if made)
     return out
+
+
+def _renamed(subject: str, old: str, new: str) -> str:
+    prefix = old.lower() + "/"
+    return new.lower() + "/" + subject[len(prefix):] if subject.startswith(prefix) else subject
 
 
 def _exception(r: RiskException, said: _Said | None) -> str | None:

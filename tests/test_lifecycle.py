@@ -432,6 +432,34 @@ def test_audit_verify_detects_a_decision_changed_outside_governor(demo_dir: Path
     assert "link 1 (tiktok_members/studio@brightlane.example -> E1001) differs" in out.err
 
 
+def test_audit_verify_follows_links_through_unlinks_and_renames(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    who = ("youtube_permissions", "socialteam@northwind.example")
+
+    def at(minute: int) -> dict[str, str]:
+        return {**env, "GOVERNOR_NOW": f"2026-11-20T13:{minute:02d}:00+00:00"}
+
+    assert run_cli("-c", cfg, "link", *who, "E1004", "--reason", "a", env=at(0)).code == 0
+    assert run_cli("-c", cfg, "unlink", *who, "--reason", "wrong", env=at(5)).code == 0
+    assert run_cli("-c", cfg, "link", *who, "E1002", "--reason", "b", env=at(10)).code == 0
+    assert run_cli("-c", cfg, "link", *who, "E1001", "--reason", "c", env=at(15)).code == 0
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text().replace("[sources.youtube_permissions]",
+                                                 "[sources.yt]"))
+    assert run_cli("-c", cfg, "sources", "rename", "youtube_permissions", "yt", "--reason",
+                   "shorter", env=at(20)).code == 0
+    verified = run_cli("-c", cfg, "audit", "verify", env=at(20))
+    assert verified.code == 0, verified.err
+    # the first link brought back to life, the last one ended: correlation would change
+    with create_engine(url).begin() as c:
+        c.execute(text("UPDATE principal_link SET ended_at = NULL, ended_by = NULL, "
+                       "end_reason = NULL WHERE id = 1"))
+    out = run_cli("-c", cfg, "audit", "verify", env=at(20))
+    assert out.code == 1 and "link 1 (yt/socialteam@northwind.example -> E1004) differs" \
+        in out.err, out.err
+
+
 def test_audit_verify_detects_entries_cut_off_its_end(demo_dir: Path) -> None:
     # the chain shows an entry changed or removed from the middle, not a shorter log;
     # the nightly report keeps a copy of the head outside the database
