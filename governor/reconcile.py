@@ -249,7 +249,9 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
                 connector.prepare(SourceContext(
                     now=now, last_good_read=prev.read_at if prev else None,
                     prior_directory=functools.partial(state.prior_directory, session, name),
-                    platforms=declared, sources=frozenset(config.sources)))
+                    platforms=declared, sources=frozenset(config.sources),
+                    prior_accounts=functools.partial(state.prior_account_keys, session,
+                                                     name)))
             nested = session.begin_nested()
             try:
                 if pre is not None and pre.error is not None:

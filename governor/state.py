@@ -58,6 +58,12 @@ def prior_directory(session: Session, name: str) -> dict[str, DirectoryAccount]:
     return {a.login: a for _, a in history.current(session.connection(), shape, [name])}
 
 
+def prior_account_keys(session: Session, name: str) -> frozenset[str]:
+    """The social account keys one inventory source left at its last good read."""
+    return frozenset(session.scalars(select(ObsSocialAccount.key).where(
+        ObsSocialAccount.source == name, ObsSocialAccount.ended_at.is_(None))))
+
+
 def links(session: Session) -> dict[tuple[str, str], str]:
     rows = session.scalars(select(PrincipalLink).where(PrincipalLink.ended_at.is_(None)))
     return {(r.source, r.principal.lower()): r.employee_id for r in rows}

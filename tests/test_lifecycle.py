@@ -1046,6 +1046,29 @@ def test_a_second_store_on_the_same_report_dir_never_overwrites_its_reports(
                     "SELECT count(*) FROM run WHERE status = 'ok'") == [(1,)]
 
 
+def test_an_account_respelt_in_case_keeps_its_key_findings_and_steps(demo_dir: Path) -> None:
+    # X handles ignore case: @NorthWind in the inventory is @northwind. A new key would
+    # have resolved its findings as fixed and closed offboarding steps as observed gone
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    at = {**env, "GOVERNOR_NOW": "2026-11-20T13:00:00+00:00"}
+    assert run_cli("-c", cfg, "offboard", "E1010", "--execute", env=at).code in (0, 5)
+    before = statuses(url)
+    inventory = demo_dir / "accounts.toml"
+    inventory.write_text(inventory.read_text().replace('handle = "@northwind"\n',
+                                                       'handle = "@NorthWind"\n', 1))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    key = "leaver-holds-access:E1010|x:@northwind|tool_seat|hootsuite"
+    assert statuses(url)[key] == before[key] == "open"
+    assert {k for k, v in statuses(url).items() if v == "resolved"} == \
+        {k for k, v in before.items() if v == "resolved"}
+    assert query(url, "SELECT count(*) FROM offboard_step WHERE state = 'observed_gone'") \
+        == [(0,)]
+    assert query(url, "SELECT key FROM obs_social_account WHERE ended_at IS NULL AND "
+                      "lower(key) = 'x:@northwind'") == [("x:@northwind",)]
+
+
 def _terminate(demo_dir: Path, *ids: str) -> None:
     """HR marks these people left on 2026-11-20 (same export size, same ids)."""
     hr = demo_dir / "hr.csv"

@@ -54,6 +54,9 @@ class SourceContext:
     # the config's source names, for records that name one (an inventory account's
     # grants_source); None where unknown (a connector used on its own)
     sources: frozenset[str] | None = None
+    # the account keys this (inventory) source left at its last good read: an account
+    # keeps the spelling it was first stored under (see inventory_file)
+    prior_accounts: Callable[[], frozenset[str]] = field(default=lambda: frozenset())
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,7 @@ class InventoryFile(FileConnector):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.display = str(self.path)
+        self._folded: dict[str, str] | None = None
 
     def _load(self) -> tuple[list[Any], Locate]:
         try:
@@ -174,6 +175,14 @@ class InventoryFile(FileConnector):
             handle = e.req("handle")
             key = f"{platform}:{handle}"
             same = platforms.fold(key) if platforms.caseless(platform, handle) else key
+            if same != key:
+                # respelt in case only (@northwind -> @NorthWind): the same account, so
+                # it keeps the key it was stored under; a new key would end its grants'
+                # history, resolve its findings and close its offboarding steps as if
+                # the access had gone
+                stored = self._stored().get(same)
+                if stored is not None and stored != key:
+                    key, handle = stored, stored.partition(":")[2]
             if same in seen:
                 where, first = seen[same]
                 also = where if first == key else (f"{where}, as {first}: {platform} handles "
@@ -193,6 +202,12 @@ class InventoryFile(FileConnector):
                 attestation=e.attestation(),
             )
 
+
+    def _stored(self) -> dict[str, str]:
+        """Folded key -> the key as stored, for the accounts this source last listed."""
+        if self._folded is None:
+            self._folded = {platforms.fold(k): k for k in self.context.prior_accounts()}
+        return self._folded
 
     def _grants_source(self, e: _Entry) -> str | None:
         """The source that reports the account's grants, which must be one the config
