@@ -9,9 +9,11 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -97,3 +99,21 @@ def verify(session: Session, anchors: Sequence[tuple[int, str, str]] = ()) -> Ve
         if seen[entry] != digest:
             return Verdict(n + 1, entry, f"entry {entry} is not the one {where} recorded")
     return Verdict(n, None, None)
+
+
+_REPORT_HEAD = re.compile(
+    r'"audit_head":\s*\{\s*"entry":\s*(\d+),\s*"hash":\s*"([0-9a-f]{64})"\s*\}')
+
+
+def report_anchor(path: Path) -> tuple[int, str, str] | None:
+    """A report's copy of the log's head; it sits near the top of the file, so a report
+    of any size is not parsed whole. None for a report older than the copy."""
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        found = _REPORT_HEAD.search(fh.read(1 << 16))
+    return None if found is None else (int(found[1]), found[2], path.name)
+
+
+def holds(session: Session, anchor: tuple[int, str, str]) -> bool:
+    """Is a report's copy of the log's head an entry of this store's log?"""
+    entry, digest, _where = anchor
+    return session.scalar(select(AuditEntry.hash).where(AuditEntry.id == entry)) == digest

@@ -629,7 +629,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         # written before the commit so a report failure fails the run; if anything after
         # fails, this run's files are taken back (below, or in job() when the commit
         # itself fails) and job() puts the last run's latest copies back
-        _never_over_evidence(config.report_dir, r.id)
+        _never_over_evidence(session, config.report_dir, r.id)
         result.report = write_nightly(report, config.report_dir)
         r.report_path = str(result.report.get("html", ""))
         matrix = MatrixFile(result.report["matrix_csv"].resolve(), report.matrix_written or 0)
@@ -686,7 +686,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _never_over_evidence(out_dir: Path, run_id: int) -> None:
+def _never_over_evidence(session: Session, out_dir: Path, run_id: int) -> None:
     """A run's report files are new: the store never gives a run id twice. Files of the
     same id already there were written from another store (a trial SQLite file and then
     PostgreSQL on one report_dir) or before this database was restored from a backup;
@@ -698,6 +698,15 @@ def _never_over_evidence(out_dir: Path, run_id: int) -> None:
                           " written from another database or before this one was restored: "
                           "governor does not overwrite evidence. Move those files away, or "
                           "give this store a report_dir of its own")
+    # the latest copies are replaced every night, but only this store's: another's would
+    # then name entries this log never had, and `audit verify` there would cry tampering
+    latest = out_dir / LATEST["latest_json"]
+    anchor = audit.report_anchor(latest) if latest.is_file() else None
+    if anchor is not None and not audit.holds(session, anchor):
+        raise OutputError(f"{latest} is another database's latest report (its audit head, "
+                          f"entry {anchor[0]}, is not in this store's log): governor does not "
+                          "overwrite evidence. Give this store a report_dir of its own, or "
+                          "move that folder's files away")
 
 
 def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunResult:

@@ -1037,6 +1037,10 @@ def test_a_second_store_on_the_same_report_dir_never_overwrites_its_reports(
     before = {p.name: p.read_bytes() for p in (demo_dir / "reports").iterdir()}
     other = {**env, "GOVERNOR_DATABASE_URL": f"sqlite:///{tmp_path / 'second.db'}"}
     assert run_cli("-c", cfg, "db", "upgrade", env=other).code == 0
+    # its run 1 has no file of its own there yet, but the latest copies are the first's
+    first = run_cli("-c", cfg, "reconcile", env=other)
+    assert first.code == 1 and "nightly-latest.json is another database's latest report" \
+        in first.err, first.err
     assert run_cli("-c", cfg, "reconcile", "--no-report", env=other).code == 0
     out = run_cli("-c", cfg, "reconcile", env=other)  # run 2 of the second store
     assert out.code == 1 and "already holds run 2's report" in out.err, out.err
@@ -1044,6 +1048,7 @@ def test_a_second_store_on_the_same_report_dir_never_overwrites_its_reports(
     assert {p.name: p.read_bytes() for p in (demo_dir / "reports").iterdir()} == before
     assert sql_rows(f"sqlite:///{tmp_path / 'second.db'}",
                     "SELECT count(*) FROM run WHERE status = 'ok'") == [(1,)]
+    assert run_cli("-c", cfg, "audit", "verify", env=env).code == 0  # no false alarm
 
 
 def test_an_account_respelt_in_case_keeps_its_key_findings_and_steps(demo_dir: Path) -> None:

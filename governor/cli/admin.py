@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -356,7 +355,7 @@ def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
     if not reports:
         latest = ctx.config.report_dir / "nightly-latest.json"
         reports = (latest,) if latest.is_file() else ()
-    anchors = [a for a in map(_audit_anchor, reports) if a is not None]
+    anchors = [a for a in map(audit.report_anchor, reports) if a is not None]
     with sessions(ctx.engine())() as s:
         v = audit.verify(s, anchors)
         changed = decisions.mismatches(s) if not v.problem else []
@@ -372,15 +371,6 @@ def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
                          for e, _, w in anchors))
 
 
-_HEAD = re.compile(r'"audit_head":\s*\{\s*"entry":\s*(\d+),\s*"hash":\s*"([0-9a-f]{64})"\s*\}')
-
-
-def _audit_anchor(path: Path) -> tuple[int, str, str] | None:
-    """A report's copy of the log's head; it sits near the top of the file, so a report
-    of any size is not parsed whole. None for a report older than the copy."""
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        found = _HEAD.search(fh.read(1 << 16))
-    return None if found is None else (int(found[1]), found[2], path.name)
 
 
 @audit_group.command("list")
