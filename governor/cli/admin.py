@@ -205,6 +205,15 @@ def unlink(ctx: Ctx, source: str, principal: str, reason: str) -> None:
     click.echo(f"ended the link for {source}/{principal}")
 
 
+def _same_person(a: str, b: str) -> bool:
+    """The same name, or the same mailbox name where either is an address ("alice" and
+    "alice@corp.example": an OS user records, approvers are often given by email)."""
+    def name(who: str) -> str:
+        return who.strip().casefold().partition("@")[0]
+    return a.strip().casefold() == b.strip().casefold() or (
+        ("@" in a or "@" in b) and name(a) == name(b) != "")
+
+
 @click.group()
 def exception() -> None:
     """Accepted risks: one finding, a reason, an approver, an expiry."""
@@ -231,7 +240,7 @@ def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: d
     """Accept the risk of one FINDING (id or key), through the day given to --expires.
 
     The approver must be someone other than the actor who records it."""
-    if approver.casefold() == ctx.actor.casefold():
+    if _same_person(approver, ctx.actor):
         # segregation of duties: an accepted risk is evidence that a second person agreed;
         # one person both recording and approving it is the control an auditor tests for
         raise click.BadParameter(
