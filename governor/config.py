@@ -351,10 +351,12 @@ def _no_password(url: str, key: str) -> None:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        password = make_url(url).password
+        parsed = make_url(url)
     except ArgumentError:
         return  # not a URL at all: the store says so when it is opened
-    if password:
+    # user:password@host, or ?password=... (libpq reads it there too)
+    if parsed.password or any(k.lower() in ("password", "passfile") and v
+                              for k, v in parsed.query.items()):
         raise OptionError(key, "holds a password: set the whole URL in GOVERNOR_DATABASE_URL "
                                "(the environment, e.g. the service's EnvironmentFile) instead; "
                                "the value is not shown. Treat the password as exposed")

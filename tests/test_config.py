@@ -167,10 +167,15 @@ def test_a_secret_pasted_for_a_variable_name_is_refused_and_never_repeated(
     assert_untouched(url, before)
 
 
-def test_a_database_password_in_the_config_is_refused_and_not_shown(demo_dir: Path) -> None:
+@pytest.mark.parametrize("url", ["postgresql://governor:Sup3rSecretPW@db.internal/governor",
+                                 "postgresql://governor@db.internal/governor?password="
+                                 "Sup3rSecretPW",
+                                 "postgresql://governor@db.internal/governor?PASSWORD="
+                                 "Sup3rSecretPW"])
+def test_a_database_password_in_the_config_is_refused_and_not_shown(demo_dir: Path,
+                                                                    url: str) -> None:
     cfg = demo_dir / "governor.toml"
-    replace(cfg, 'database = "sqlite:///governor-demo.db"',
-            'database = "postgresql://governor:Sup3rSecretPW@db.internal/governor"')
+    replace(cfg, 'database = "sqlite:///governor-demo.db"', f'database = "{url}"')
     out = run_cli("-c", str(cfg), "findings")
     assert out.code == 2 and "governor.database: holds a password: set the whole URL in " \
         "GOVERNOR_DATABASE_URL" in out.err, out.err
