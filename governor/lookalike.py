@@ -26,8 +26,10 @@ _LATIN = str.maketrans({
 
 def skeleton(text: str) -> str:
     """What ``text`` reads as: compatibility forms folded (NFKC: fullwidth and styled
-    letters), lookalike letters mapped to Latin, invisible characters dropped."""
-    return unicodedata.normalize("NFKC", text).lower().translate(_LATIN)
+    letters), lookalike letters mapped to Latin, invisible characters and spaces
+    dropped."""
+    # no address holds a space: one that looks like none (a no-break space) is dropped
+    return "".join(unicodedata.normalize("NFKC", text).lower().translate(_LATIN).split())
 
 
 def unusual(text: str, shown: int = 3) -> str:

@@ -302,7 +302,9 @@ def test_orphan_grant_drawn_like_someones_address_is_critical_and_says_so() -> N
     fake = mail("E1").replace("e", "\u0435", 1)  # CYRILLIC SMALL LETTER IE
     fullwidth = "ｅ1@" + DOMAIN  # NFKC folds it to e1@...
     odd = "zoë@elsewhere.com"  # not drawn like anyone's: named, not raised
-    s = snap(persons=(person("E1"),), grants=(grant(fake, Role.ADMIN), grant(odd)),
+    spaced = mail("E1").replace("@", "\u00a0@")  # a no-break space before the @
+    s = snap(persons=(person("E1"),), grants=(grant(fake, Role.ADMIN), grant(odd),
+                                              grant(spaced, acct=FB)),
              credentials=(cred("item1", fullwidth),))
     by = {r.subject: r for r in run("orphan-grant", s)}
     forged = by[f"grant|{X}|platform|{fake.lower()}"]
@@ -311,6 +313,7 @@ def test_orphan_grant_drawn_like_someones_address_is_critical_and_says_so() -> N
            "LETTER IE)" in forged.message
     assert forged.evidence["imitates"] == mail("E1")
     assert by[f"vault|item1|{fullwidth}"].severity is Severity.CRITICAL
+    assert by[f"grant|{FB}|platform|{spaced}"].evidence["imitates"] == mail("E1")
     other = by[f"grant|{X}|platform|{odd}"]
     assert other.severity is None and "U+00EB LATIN SMALL LETTER E WITH DIAERESIS" in \
         other.message and "drawn like" not in other.message
