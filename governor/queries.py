@@ -81,13 +81,15 @@ def resolve_account(session: Session, ref: str) -> str:
     caseless = or_(func.lower(inventory.key) == low, func.lower(inventory.handle) == low)
     current = inventory.ended_at.is_(None)
     granted = functools.cache(lambda: _granted_accounts(session))
+    # an exact spelling anywhere before any caseless match: an unlisted Page named
+    # "NORTHWIND TRADERS" in an export is not the inventory's "Northwind Traders"
     tiers: tuple[Callable[[], Iterable[str]], ...] = (
         lambda: session.scalars(select(inventory.key).where(exact, current)),
-        lambda: session.scalars(select(inventory.key).where(caseless, current)),
         lambda: session.scalars(select(inventory.key).where(exact)),
-        lambda: session.scalars(select(inventory.key).where(caseless)),
         lambda: session.scalars(select(ObsGrant.account).where(ObsGrant.account == typed)
                                 .limit(1)),
+        lambda: session.scalars(select(inventory.key).where(caseless, current)),
+        lambda: session.scalars(select(inventory.key).where(caseless)),
         lambda: (a for a in granted() if a.lower() == low),
     )
     for tier in tiers:

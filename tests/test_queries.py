@@ -355,3 +355,21 @@ def test_whohas_follows_an_account_the_inventory_respelt(demo_dir: Path) -> None
     for ref in ("x:@northwind_help", "x:@NorthWind_Help"):
         assert holders(ref, env=later) == ("x:@northwind_help", before)
         assert holders(ref, *at, env=later) == ("x:@northwind_help", before)
+
+
+def test_whohas_answers_for_the_account_spelt_exactly_before_a_caseless_match(
+        demo_dir: Path) -> None:
+    # a Page the inventory does not list, whose name differs from a listed one in case
+    # only (Page names are display names: two Pages may share one in different case)
+    cfg = str(demo_dir / "governor.toml")
+    with (demo_dir / "facebook_roles.csv").open("a", encoding="utf-8") as fh:
+        fh.write("NORTHWIND TRADERS,J Doe,j.doe.freelance@gmail.com,Full control,"
+                 "2026-11-01,2026-11-19\n")
+    assert run_cli("-c", cfg, "db", "upgrade", env=demo_env()).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=demo_env()).code == 0
+    out = run_cli("-c", cfg, "whohas", "facebook:NORTHWIND TRADERS", "--json", env=demo_env())
+    assert out.code == 0, out.err
+    data = json.loads(out.out)
+    assert data["account"] == "facebook:NORTHWIND TRADERS"
+    assert [h["principal"] for h in data["holders"]] == ["j.doe.freelance@gmail.com"]
+
