@@ -1026,6 +1026,15 @@ def test_a_case_opened_for_someone_hr_has_back_is_withdrawn(demo_dir: Path) -> N
                                 "leaving")
     assert query(url, "SELECT subject FROM audit_log WHERE action = 'offboard.withdrawn'") \
         == [("case 1",)]
+    # its receipt times no revocation: nobody left
+    later = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "offboard", "receipt", "1", env=later).code == 0
+    receipt = json.loads((demo_dir / "reports" / "offboard-1.json").read_text())
+    assert (receipt["status"], receipt["sla"], receipt["sla_measured"]) == (
+        "withdrawn", [], None)
+    html = (demo_dir / "reports" / "offboard-1.html").read_text()
+    assert "Withdrawn 2026-11-22" in html and "Completed" not in html
+    assert "Not measured: the case was withdrawn" in html
 
 
 def test_a_second_store_on_the_same_report_dir_never_overwrites_its_reports(

@@ -39,15 +39,17 @@ def receipt(session: Session, config: Config, case_id: int, now: datetime) -> di
     # rules see it); revocation is measured from there
     day, basis = case.hr_end_date, case.end_date_basis
     ended = day_end(day, config.zone) if day else None
-    measured = (None if day is None else
+    # a withdrawn case's person did not leave: there is no revocation to time
+    measured = (None if day is None or case.status == "withdrawn" else
                 f"from the end of {day.isoformat()} ({config.timezone}), "
                 + ("the last day governor inferred: no HR export lists them since then"
                    if basis == DROPPED_FROM_HR else "the HR end date" if basis == HR_END_DATE
                    else "an end date whose origin was not recorded"))
-    sla = []
-    for label, critical, hours in (("critical accounts", True,
+    sla: list[dict[str, Any]] = []
+    withdrawn = case.status == "withdrawn"
+    for label, critical, hours in (() if withdrawn else (("critical accounts", True,
                                     config.offboard["sla_critical_hours"]),
-                                   ("other accounts", False, config.offboard["sla_hours"])):
+                                   ("other accounts", False, config.offboard["sla_hours"]))):
         group = [s for s in steps if s.critical == critical]
         if not group:
             continue
