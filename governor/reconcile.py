@@ -325,7 +325,7 @@ def guard_trips(config: Config, outcomes: list[SourceOutcome]) -> dict[str, str]
 
 
 def leaver_surge(session: Session, config: Config, snap: Snapshot,
-                 previous: datetime | None) -> str | None:
+                 previous: datetime | None) -> tuple[str, list[str]] | None:
     """Why the run must stop because too many people with access became leavers since
     the last run, or None. The source counts can all pass while a third of the staff
     turn leavers (an HR export split in two and the second file not yet configured, a
@@ -340,7 +340,7 @@ def leaver_surge(session: Session, config: Config, snap: Snapshot,
         return None
     return (f"{len(new)} people who hold access count as having left since the last run "
             f"({len(new) / max(holders, 1):.0%} of the {holders} who hold any; limit "
-            f"{share:.0%}, and never {floor} or fewer): {more(sorted(new))}")
+            f"{share:.0%}, and never {floor} or fewer): {more(sorted(new))}", sorted(new))
 
 
 def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, config: Config,
@@ -596,14 +596,16 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
                              prev.started_at if prev is not None else None)
         if surge and not opts.force:
             raise FeedGuardTripped("feed guard stopped the run before any finding changed:\n  "
-                                   + surge + "\nCheck the HR export (a missing file, end "
+                                   + surge[0] + "\nCheck the HR export (a missing file, end "
                                    "dates); if they did leave, rerun with --force --reason "
                                    "'...'")
         if surge:
-            problems.append(surge)
+            problems.append(surge[0])
             r.forced, r.force_reason = True, opts.reason
+            # every one of them on record, not the first three the message names
             audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
-                         reason=opts.reason, detail={"leaver_surge": surge})
+                         reason=opts.reason,
+                         detail={"leaver_surge": surge[0], "leavers": surge[1]})
         if correlation is None or correlation != prev_summary.get("correlation"):
             state.save_matches(session, snap, r.id)
         snap.settle()

@@ -1111,12 +1111,17 @@ def test_too_many_new_leavers_in_one_night_stop_the_run(demo_dir: Path) -> None:
     assert "E1001, E1004, E1005" in out.err and "--force --reason" in out.err
     assert statuses(url) == before
     assert query(url, "SELECT count(*) FROM offboard_case") == [(0,)]
-    forced = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
+    forced = run_cli("-c", cfg, "reconcile", "--force", "--reason",
                      "the Communications team moved to the agency", env=at)
     assert forced.code == 0, forced.err
     assert "forced past: 3 people who hold access" in forced.out
     (detail,) = query(url, "SELECT detail FROM audit_log WHERE action = 'run.forced'")[0]
-    assert "leaver_surge" in json.loads(str(detail))
+    assert json.loads(str(detail))["leavers"] == ["E1001", "E1004", "E1005"]
+    # the night's report says what the force let through, not only the reason given
+    report = json.loads((demo_dir / "reports" / "nightly-latest.json").read_text())
+    assert [p[:36] for p in report["forced_past"]] == ["3 people who hold access count as ha"]
+    html = (demo_dir / "reports" / "nightly-latest.html").read_text()
+    assert "forced past: 3 people who hold access" in html
     assert query(url, "SELECT count(*) FROM offboard_case") == [(3,)]
 
 

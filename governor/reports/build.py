@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import tzinfo
@@ -25,6 +26,7 @@ from governor.findings import (
     utc_text,
 )
 from governor.models import (
+    AuditEntry,
     FindingSeverityChange,
     OffboardCase,
     OffboardStep,
@@ -197,7 +199,7 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
     return NightlyReport(
         run_id=run.id, started_at=run.started_at, finished_at=run.finished_at or run.started_at,
         status="forced" if run.forced else run.status, actor=run.actor,
-        forced_reason=run.force_reason,
+        forced_reason=run.force_reason, forced_past=_forced_past(session, run.id),
         organisation=", ".join(config.org_domains) or "organisation",
         sources=[_source_line(session, s) for s in reads],
         # the findings the HTML shows are taken while the JSON and CSV stream them all
@@ -308,3 +310,15 @@ def matrix_rows(snap: Snapshot) -> Iterator[MatrixRow]:
 
 def _principal_path(r: MatrixRow) -> tuple[str, str]:
     return (r[3].lower(), r[10])
+
+
+def _forced_past(session: Session, run_id: int) -> list[str]:
+    """Each stop the run was forced past, as its run.forced audit entries record them."""
+    out: list[str] = []
+    for detail in session.scalars(select(AuditEntry.detail).where(
+            AuditEntry.action == "run.forced", AuditEntry.subject == f"run {run_id}")
+            .order_by(AuditEntry.id)):
+        said: dict[str, Any] = json.loads(detail or "{}")
+        out.extend(str(p) for p in said.get("feed_guard", []))
+        out.extend(str(said[k]) for k in ("leaver_surge", "clock_went_back") if k in said)
+    return out

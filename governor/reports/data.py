@@ -138,6 +138,9 @@ class NightlyReport:
     # Set when the report is written again after its run (`governor report nightly`):
     # when, by whom and why, so the file never passes for what the run itself wrote.
     rewritten: dict[str, Any] | None = None
+    # What --force (or --clock-was-ahead) let this run past, one line each, from the
+    # run.forced entries of the audit log: the reason alone does not say what it passed
+    forced_past: list[str] = field(default_factory=list)
     # The audit log's newest entry (id, chain hash) when the report was built: a copy of
     # the chain's head outside the database, so `governor audit verify` can tell
     # entries cut off its end, which the chain alone cannot show.

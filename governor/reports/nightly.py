@@ -306,6 +306,7 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         "status": report.status,
         "actor": report.actor,
         "forced_reason": report.forced_reason,
+        "forced_past": report.forced_past,
         "carried_from_run": report.carried_from_run,
         "rewritten": jsonable(report.rewritten),
         # early in the file, so `audit verify` reads it without parsing every finding
