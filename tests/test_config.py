@@ -146,24 +146,26 @@ def test_unconfigured_principal_source_exits_2_and_writes_nothing(demo_dir: Path
 
 
 SECRET = "00aBcD-SECRETTOKEN_xyz123"
+SHAPED = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"  # a valid variable name all the same
 
 
+@pytest.mark.parametrize("secret", [SECRET, SHAPED, "aB3" * 11])
 @pytest.mark.parametrize(("body", "option"), [
     ('type = "okta"\norg_url = "https://northwind.okta.com"\ntoken_env = "{}"', "token_env"),
     ('type = "ldap_directory"\nurls = ["ldaps://dc1.corp.example"]\nbase_dns = ["DC=c"]\n'
      'bind_dn = "CN=svc"\npassword_env = "{}"', "password_env"),
 ])
 def test_a_secret_pasted_for_a_variable_name_is_refused_and_never_repeated(
-        demo_dir: Path, body: str, option: str) -> None:
+        demo_dir: Path, body: str, option: str, secret: str) -> None:
     url = sqlite_url(demo_dir)
     before = upgraded(demo_dir, url)
     cfg = demo_dir / "governor.toml"
-    cfg.write_text(cfg.read_text() + "\n[sources.live]\n" + body.format(SECRET) + "\n")
+    cfg.write_text(cfg.read_text() + "\n[sources.live]\n" + body.format(secret) + "\n")
     for command in (["reconcile"], ["doctor"], ["findings"]):
         out = run_cli("-c", str(cfg), *command, env=demo_env(url))
         assert out.code == 2, (command, out.err)
         assert f"sources.live.{option}: must be the name of an environment variable" in out.err
-        assert SECRET not in out.out + out.err
+        assert secret not in out.out + out.err
     assert_untouched(url, before)
 
 

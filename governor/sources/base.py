@@ -31,11 +31,26 @@ def check_env_name(settings: Mapping[str, Any], option: str, key: str) -> None:
     in its place, which every later message ("variable ... is not set"), the run record
     and the report would then repeat. Refused without repeating it."""
     value = settings.get(option)
-    if value and not _ENV_NAME.match(str(value)):
+    if value and (not _ENV_NAME.match(str(value)) or _looks_like_a_token(str(value))):
         raise OptionError(f"{key}.{option}", "must be the name of an environment variable "
                           "(letters, digits and _, not starting with a digit), not the "
                           "secret itself; the value given is not shown. If it was a secret, "
                           "treat it as exposed (it is in this file) and rotate it")
+
+
+# Prefixes that API tokens and keys announce themselves by (GitHub, Slack, OpenAI-style,
+# AWS, GitLab): never a variable name anyone chose
+_TOKEN_PREFIXES = ("ghp_", "gho_", "ghs_", "ghu_", "github_pat_", "xoxb-", "xoxp-", "sk-",
+                   "AKIA", "glpat-")
+
+
+def _looks_like_a_token(value: str) -> bool:
+    """A name shaped like a variable that is a secret all the same: a known token prefix,
+    or long random text (lower and upper case and digits, 32 characters or more)."""
+    if value.startswith(_TOKEN_PREFIXES):
+        return True
+    return len(value) >= 32 and any(c.islower() for c in value) and \
+        any(c.isupper() for c in value) and any(c.isdigit() for c in value)
 
 
 @dataclass(frozen=True)
