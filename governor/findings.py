@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from itertools import islice
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from governor import audit, db, history
 from governor.clock import last_day
 from governor.models import AuditEntry, Finding, RiskException, Run
+from governor.rules import RULES
 from governor.rules.base import Result, Rule, Severity
 
 CHUNK = 500
@@ -61,7 +62,7 @@ def key_of(rule_id: str, subject: str) -> str:
 
 
 _LIVE = ("SELECT id, key, rule_id, outcome, severity, message, evidence, sources, "
-         "opened_run_id FROM finding WHERE status != 'resolved'")
+         "opened_run_id, person FROM finding WHERE status != 'resolved'")
 _SEVERITY_CHANGE_COLS = ("run_id", "finding_id", "severity_before", "severity_after", "cause")
 SEVERITY_CONFIG = "config"  # a severity_cause: the config's rules.<id>.severity override
 _COLS = ("key", "rule_id", "subject", "outcome", "severity", "status", "message", "evidence",
@@ -91,10 +92,10 @@ class Merge:
         # its severity: the one before this run, should the run change it)
         lists: dict[str, str] = {}
         sevs: dict[str, str] = {}  # likewise, one object per severity
-        self.live: dict[str, tuple[int, str, str, int, int, str, str]] = {
+        self.live: dict[str, tuple[int, str, str, int, int, str, str, str | None]] = {
             key: (fid, rule_id, outcome, opened, _content(outcome, sev, msg, ev, src),
-                  lists.setdefault(src, src), sevs.setdefault(sev, sev))
-            for fid, key, rule_id, outcome, sev, msg, ev, src, opened
+                  lists.setdefault(src, src), sevs.setdefault(sev, sev), person)
+            for fid, key, rule_id, outcome, sev, msg, ev, src, opened, person
             in db.stream(self.conn, _LIVE)}
         self.reported: set[str] = set()
         self.deciding: dict[str, list[str]] = {}
@@ -130,7 +131,7 @@ class Merge:
                                 evidence, r.person, r.account, deciding, now_s, now_s, run_id,
                                 run_id, run_id, 0)
                 continue
-            fid, _, outcome, opened, content, _src, before = row
+            fid, _, outcome, opened, content, _src, before, _person = row
             if outcome != r.outcome.value and r.outcome.value == "fail":
                 opened = run_id  # unknown -> fail reads as new
                 self.stats.new += 1
@@ -191,15 +192,19 @@ class Merge:
             conn.exec_driver_sql(f"UPDATE finding SET last_seen_at = {m}, last_run_id = {m} "
                                  f"WHERE id = {m}", kept)
 
-    def finish(self, source_ok: dict[str, bool], disabled: Iterable[str], actor: str
-               ) -> FindingStats:
-        """Resolve what no rule reported (when its sources were read), then exceptions."""
+    def finish(self, source_ok: dict[str, bool], disabled: Iterable[str], actor: str,
+               left: Collection[str] = ()) -> FindingStats:
+        """Resolve what no rule reported (when its sources were read), then exceptions.
+        ``left``: the people who count as having left; a finding about one of them that
+        no rule reports any more resolved because they left (a rule that judges staff
+        skips leavers), which "fixed" would misstate."""
         off = set(disabled)
         resolve: list[tuple[Any, ...]] = []
         gone: dict[str, list[str]] = {}  # a finding's sources -> those no longer configured
         unwatched: dict[str, int] = {}
         switched_off: dict[str, int] = {}  # rule id -> findings resolved as disabled
-        for key, (fid, rule_id, _outcome, _opened, _content, src, _sev) in self.live.items():
+        for key, (fid, rule_id, _outcome, _opened, _content, src, _sev, person
+                  ) in self.live.items():
             if key in self.reported:
                 continue
             deciding = self.deciding.get(rule_id)
@@ -216,7 +221,9 @@ class Merge:
                 for name in removed:
                     unwatched[name] = unwatched.get(name, 0) + 1
             elif deciding is not None and all(source_ok.get(s, False) for s in deciding):
-                resolution = "fixed"
+                rule = RULES.get(rule_id)
+                resolution = "person left" if person is not None and person in left and \
+                    rule is not None and rule.skips_leavers else "fixed"
             else:
                 self.stats.held += 1
                 continue

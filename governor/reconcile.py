@@ -360,7 +360,10 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
         cause = severity_cause(rule_id, severity, overridden_before)
         merge.add(findings.Evaluated(rule, severity, rule.results(snap, params), deciding,
                                      severity_cause=cause))
-    return merge.finish(ok, disabled, actor)
+    # people who count as left now: findings about them that only staff rules made
+    # resolve as "person left", not "fixed" (leaver-holds-access reports them instead)
+    left = {eid for eid, p in snap.persons.items() if snap.has_left(p)}
+    return merge.finish(ok, disabled, actor, left)
 
 
 @dataclass(frozen=True)

@@ -1275,3 +1275,22 @@ def test_a_directory_file_account_read_disabled_closes_its_manual_step(
     assert query(url, sql)[0][::3] == (
         "observed_gone", f"observed gone by run {run}: okta reports the account {login} "
                          "deprovisioned")
+
+
+def test_a_finding_about_someone_who_left_resolves_as_person_left_not_fixed(
+        demo_dir: Path) -> None:
+    # Oliver still has no MFA when he leaves: user-mfa-missing judges staff only, so its
+    # finding goes, but nothing was fixed (leaver-holds-access reports him now)
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    _terminate(demo_dir, "E1006")
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    assert query(url, "SELECT status, resolution FROM finding WHERE key = "
+                      "'user-mfa-missing:E1006'") == [("resolved", "person left")]
+    # once the leaver rule's grace has passed, it reports him
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}).code == 0
+    assert {v for k, v in statuses(url).items()
+            if k.startswith("leaver-holds-access:E1006|")} == {"open"}
+

@@ -11,7 +11,8 @@
   unknown, excepted), columns FINDING_COLUMNS. Columns are only ever appended, so a
   consumer reading by position keeps working: evidence (the finding's evidence as the
   one-line JSON text the store holds), then resolution (why a resolved finding resolved:
-  fixed, rule disabled, source removed; empty for the others), then severity_before and
+  fixed, rule disabled, source removed, person left; empty for the others), then
+  severity_before and
   severity_cause (for a finding whose severity the run changed: what it was, and why:
   "config: rules.<rule>.severity", "rule" or "unknown"; empty for the others), then
   exception_id, exception_created_by, exception_created_at and exception_last_day (for an

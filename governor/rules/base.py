@@ -72,6 +72,9 @@ class Rule:
     # in terms of the result's account and person ("grant|{account}|"). A source rename
     # re-keys the findings by it (governor.rename); empty: no subject names a source.
     source_in_subject: ClassVar[tuple[str, ...]] = ()
+    # Judges only people who have not left (leaver-holds-access takes leavers on): a
+    # finding of it about someone who then left resolves as "person left", not "fixed".
+    skips_leavers: ClassVar[bool] = False
 
     def results(self, snap: Snapshot, params: dict[str, Any]) -> Iterable[Result]:
         """What the run records: `evaluate`'s results, or why it could not be run."""

@@ -24,6 +24,7 @@ class ContractorExpired(Rule):
     controls = ("SOC2 CC6.2", "ISO27001 A.5.18", "ISO27001 A.5.15")
     needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.VAULT})
     requires = frozenset({SourceKind.HR})
+    skips_leavers = True
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         for eid, person in snap.persons.items():

@@ -26,6 +26,7 @@ class UserMfaMissing(Rule):
     needs = frozenset({SourceKind.HR, SourceKind.DIRECTORY, SourceKind.GRANTS,
                        SourceKind.VAULT})
     requires = frozenset({SourceKind.HR})
+    skips_leavers = True
     params = {
         "max_age_days": Option("int", 30, "MFA data read longer ago than this many days is too "
                                "old to judge by (the result is unknown).", min=1, max=365),
