@@ -185,7 +185,7 @@ def prefetch(engine: Engine, config: Config, clock: Clock) -> dict[str, Prefetch
             connector.prepare(SourceContext(
                 now=clock(), last_good_read=prev.read_at if prev else None,
                 prior_directory=functools.partial(state.prior_directory, session, name),
-                platforms=config.platforms(), sources=frozenset(config.sources)))
+                platforms=config.platforms(), sources=state.source_kinds(config)))
             try:
                 out[name] = Prefetched(connector, list(connector.fetch()), None)
             except SourceError as exc:
@@ -249,7 +249,7 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
                 connector.prepare(SourceContext(
                     now=now, last_good_read=prev.read_at if prev else None,
                     prior_directory=functools.partial(state.prior_directory, session, name),
-                    platforms=declared, sources=frozenset(config.sources),
+                    platforms=declared, sources=state.source_kinds(config),
                     prior_accounts=functools.partial(state.prior_account_keys, session,
                                                      name)))
             nested = session.begin_nested()

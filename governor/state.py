@@ -37,6 +37,11 @@ def kinds_of(config: Config, name: str) -> frozenset[SourceKind]:
     return CONNECTORS[sc.type].kinds(sc.settings)
 
 
+def source_kinds(config: Config) -> dict[str, frozenset[str]]:
+    """Every configured source and the kinds of data it supplies (as their values)."""
+    return {n: frozenset(k.value for k in kinds_of(config, n)) for n in config.sources}
+
+
 def enabled(config: Config, kind: SourceKind) -> list[str]:
     """Enabled sources yielding one kind, in config order (the first HR source wins)."""
     return [n for n, s in config.sources.items() if s.enabled and kind in kinds_of(config, n)]

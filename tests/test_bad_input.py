@@ -233,6 +233,12 @@ BAD_DATA = [
         "accounts.toml:16: accounts[0].grants_source: 'x_teams' is not a source in the "
         "config (did you mean 'x_team'?); name the [sources.NAME] that reports this "
         "account's grants"),
+    Bad("inventory-grants-source-of-another-kind", "accounts.toml",
+        edit("accounts.toml", 'account_2fa = true\ngrants_source = "x_team"\nrecovery_email = '
+             '"social-accounts@', 'account_2fa = true\ngrants_source = "vault"\n'
+             'recovery_email = "social-accounts@'),
+        "accounts.toml:16: accounts[0].grants_source: 'vault' reports no grants (it supplies "
+        "vault); name the [sources.NAME] that reports this account's grants"),
     Bad("vault-account-platform-former-name", "vault.json",
         edit("vault.json", '"accounts": ["x:@northwind_uk"]',
              '"accounts": ["Twitter:@northwind_uk"]'),

@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from governor import db
+from governor import db, state
 from governor.cli.common import EXIT_PARTIAL, Ctx, emit_json, json_option, pass_ctx, table, use_json
 from governor.errors import GovernorError
 from governor.sources import CONNECTORS, Check
@@ -47,7 +47,7 @@ def doctor(cctx: click.Context, ctx: Ctx, as_json: bool | None) -> None:
         connector = CONNECTORS[sc.type](name, sc.settings, ctx.config.base_dir)
         # as reconcile reads it: a platform another source declares is not a typo here
         connector.prepare(dataclasses.replace(connector.context, platforms=platforms,
-                                              sources=frozenset(ctx.config.sources)))
+                                              sources=state.source_kinds(ctx.config)))
         try:
             checks = connector.check()
         except GovernorError as exc:

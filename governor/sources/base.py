@@ -66,9 +66,10 @@ class SourceContext:
     # every platform the config's sources declare (Connector.platforms): a name governor
     # does not know that is one of these was chosen, not misspelt (governor.platforms)
     platforms: frozenset[str] = frozenset()
-    # the config's source names, for records that name one (an inventory account's
-    # grants_source); None where unknown (a connector used on its own)
-    sources: frozenset[str] | None = None
+    # the config's sources and the kinds each supplies ("grants", "hr", ...), for
+    # records that name one (an inventory account's grants_source); None where unknown
+    # (a connector used on its own)
+    sources: Mapping[str, frozenset[str]] | None = None
     # the account keys this (inventory) source left at its last good read: an account
     # keeps the spelling it was first stored under (see inventory_file)
     prior_accounts: Callable[[], frozenset[str]] = field(default=lambda: frozenset())

@@ -214,12 +214,19 @@ class InventoryFile(FileConnector):
         has: a slip (x_teams) made single-owner read 'no grants data' for the account."""
         name = e.opt("grants_source")
         known = self.context.sources
-        if name is None or known is None or name in known:
+        if name is None or known is None:
             return name
-        close = difflib.get_close_matches(name, sorted(known), n=1)
-        raise e.fail("grants_source", f"{name!r} is not a source in the config"
-                     + (f" (did you mean {close[0]!r}?)" if close else "")
-                     + "; name the [sources.NAME] that reports this account's grants")
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            raise e.fail("grants_source", f"{name!r} is not a source in the config"
+                         + (f" (did you mean {close[0]!r}?)" if close else "")
+                         + "; name the [sources.NAME] that reports this account's grants")
+        if SourceKind.GRANTS.value not in known[name]:
+            # read as "no grants data" for the account: its admins would never count
+            raise e.fail("grants_source", f"{name!r} reports no grants (it supplies "
+                         f"{', '.join(sorted(known[name])) or 'nothing'}); name the "
+                         "[sources.NAME] that reports this account's grants")
+        return name
 
 
 class _Entry:
