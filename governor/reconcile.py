@@ -13,7 +13,7 @@ import resource
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -351,6 +351,9 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
     severity overrides, to tell why a finding's severity changed."""
     merge = findings.Merge(session, run_id, now)
     disabled = []
+    leaver = RULES["leaver-holds-access"]
+    snap.leaver_grace = timedelta(
+        hours=_rule_settings(config, leaver.id, leaver)[2]["grace_hours"])
     for rule_id, rule in sorted(RULES.items()):
         enabled, severity, params = _rule_settings(config, rule_id, rule)
         if not enabled:
@@ -362,7 +365,7 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
                                      severity_cause=cause))
     # people who count as left now: findings about them that only staff rules made
     # resolve as "person left", not "fixed" (leaver-holds-access reports them instead)
-    left = {eid for eid, p in snap.persons.items() if snap.has_left(p)}
+    left = {eid for eid, p in snap.persons.items() if snap.has_left(p, snap.leaver_grace)}
     return merge.finish(ok, disabled, actor, left)
 
 

@@ -120,6 +120,10 @@ class Snapshot:
     # The organisation's zone (governor.timezone): where a calendar day (an HR end date,
     # a review due day) begins and ends. Every instant here is UTC all the same.
     zone: tzinfo = UTC
+    # How long after an end date leaver-holds-access starts reporting someone (its
+    # grace_hours): a rule that judges staff only hands a person over then, not at the
+    # end date, so no day passes in which neither reports what they hold
+    leaver_grace: timedelta = timedelta(0)
 
     # ---- construction -------------------------------------------------------------
     @classmethod

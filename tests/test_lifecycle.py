@@ -1283,14 +1283,18 @@ def test_a_finding_about_someone_who_left_resolves_as_person_left_not_fixed(
     # finding goes, but nothing was fixed (leaver-holds-access reports him now)
     cfg, env = setup(demo_dir)
     url = url_of(demo_dir, env)
-    _terminate(demo_dir, "E1006")
+    _terminate(demo_dir, "E1006")  # his last day: 2026-11-20
+    # within leaver-holds-access's 24 hours of grace the MFA finding stays: some rule
+    # reports his access every day
     assert run_cli("-c", cfg, "reconcile", "--no-report",
                    env={**env, "GOVERNOR_NOW": DAY2}).code == 0
-    assert query(url, "SELECT status, resolution FROM finding WHERE key = "
-                      "'user-mfa-missing:E1006'") == [("resolved", "person left")]
-    # once the leaver rule's grace has passed, it reports him
+    assert statuses(url)["user-mfa-missing:E1006"] == "open"
+    assert not [k for k in statuses(url) if k.startswith("leaver-holds-access:E1006|")]
+    # then the leaver rule reports him, and the MFA finding resolves, as "person left"
     assert run_cli("-c", cfg, "reconcile", "--no-report",
                    env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}).code == 0
+    assert query(url, "SELECT status, resolution FROM finding WHERE key = "
+                      "'user-mfa-missing:E1006'") == [("resolved", "person left")]
     assert {v for k, v in statuses(url).items()
             if k.startswith("leaver-holds-access:E1006|")} == {"open"}
 

@@ -33,7 +33,7 @@ class ContractorExpired(Rule):
             end = person.end_date
             if end is not None and not snap.reached(snap.end_instant(end)):
                 continue
-            if snap.has_left(person):
+            if snap.has_left(person, snap.leaver_grace):
                 continue  # leaver-holds-access owns this
             access = snap.access_of(eid)
             if not access:

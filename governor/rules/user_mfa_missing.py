@@ -38,7 +38,7 @@ class UserMfaMissing(Rule):
         for eid, person in snap.persons.items():
             grants = snap.grants_by_person.get(eid, ())
             creds = snap.credentials_by_person.get(eid, ())
-            if not grants and not creds or snap.has_left(person):
+            if not grants and not creds or snap.has_left(person, snap.leaver_grace):
                 continue  # nothing to reach; a leaver is leaver-holds-access's business
             # MFA first: most people have a strong factor, and then nothing they hold
             # needs describing (two million grants' worth of text otherwise)
