@@ -49,8 +49,8 @@ class _Link:
 
 def mismatches(session: Session) -> list[str]:
     said: dict[int, _Said] = {}
-    # (source/principal lower-cased, when made) -> the links made then, in log order
-    links: dict[tuple[str, datetime | None], list[_Link]] = {}
+    # source/principal lower-cased -> (when made, what the log says), in log order
+    links: dict[str, list[tuple[datetime | None, _Link]]] = {}
     for e in session.scalars(select(AuditEntry).where(AuditEntry.action.in_(_ACTIONS))
                              .order_by(AuditEntry.id)):
         detail: dict[str, Any] = json.loads(e.detail or "{}")
@@ -67,24 +67,22 @@ def mismatches(session: Session) -> list[str]:
                 if int(eid) in said:
                     said[int(eid)].key = key
             old, _, new = (e.subject or "").partition(" -> ")
-            links = {(_renamed(subject, old, new), at): made
-                     for (subject, at), made in links.items()}
+            links = {_renamed(subject, old, new): made for subject, made in links.items()}
         elif e.action in ("link.added", "link.ended"):
             subject = (e.subject or "").lower()
             # a new link replaces the active ones, as `governor link` ends them
             why = e.reason if e.action == "link.ended" else f"replaced: {e.reason}"
-            for (s_, _at), made in links.items():
-                for earlier in made:
-                    if s_ == subject and earlier.ended is None:
-                        earlier.ended = (as_utc(e.at), e.actor, why)
+            for _at, earlier in links.get(subject, ()):
+                if earlier.ended is None:
+                    earlier.ended = (as_utc(e.at), e.actor, why)
             if e.action == "link.added":
-                links.setdefault((subject, as_utc(e.at)), []).append(
-                    _Link(e.actor, e.reason, detail.get("employee_id")))
+                links.setdefault(subject, []).append(
+                    (as_utc(e.at), _Link(e.actor, e.reason, detail.get("employee_id"))))
     out = [m for r in session.scalars(select(RiskException).order_by(RiskException.id))
            if (m := _exception(r, said.get(r.id))) is not None]
     for row in session.scalars(select(PrincipalLink).order_by(PrincipalLink.id)):
-        found = links.get((f"{row.source}/{row.principal}".lower(), as_utc(row.created_at)))
-        logged = found.pop(0) if found else None
+        logged = _take(links.get(f"{row.source}/{row.principal}".lower(), []),
+                       as_utc(row.created_at))
         if logged is None:
             out.append(f"link {row.id} ({row.source}/{row.principal} -> "
                        f"{row.employee_id}) has no link.added entry in the audit log")
@@ -97,9 +95,19 @@ def mismatches(session: Session) -> list[str]:
                        f"{row.employee_id}) differs from what the audit log recorded: "
                        "changed outside governor")
     out.extend(f"the audit log records a link for {subject} made {at} that is not in the "
-               "store: deleted outside governor" for (subject, at), made in links.items()
-               if made)
+               "store: deleted outside governor" for subject, made in links.items()
+               for at, _ in made)
     return out
+
+
+def _take(made: list[tuple[datetime | None, _Link]], at: datetime | None) -> _Link | None:
+    """The first link the log made at ``at``, taken off the list (two made at one
+    instant, as with a pinned clock, are matched in order)."""
+    for i, (when, link) in enumerate(made):
+        if when == at:
+            del made[i]
+            return link
+    return None
 
 
 def _renamed(subject: str, old: str, new: str) -> str:

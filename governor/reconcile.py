@@ -324,16 +324,16 @@ def guard_trips(config: Config, outcomes: list[SourceOutcome]) -> dict[str, str]
     return problems
 
 
-def leaver_surge(session: Session, config: Config, snap: Snapshot,
+def leaver_surge(config: Config, snap: Snapshot, new: list[str],
                  previous: datetime | None) -> tuple[str, list[str]] | None:
     """Why the run must stop because too many people with access became leavers since
     the last run, or None. The source counts can all pass while a third of the staff
     turn leavers (an HR export split in two and the second file not yet configured, a
     mass status change): each would get a finding and an offboarding case, acted on
-    where offboard.auto_execute allows. The first run is a baseline, as for cases."""
+    where offboard.auto_execute allows. The first run is a baseline, as for cases.
+    ``new``: offboard.sweep.new_leavers, worked out once for this and the sweep."""
     if previous is None:
         return None
-    new = new_leavers(session, snap, previous)
     holders = len(snap.grants_by_person.keys() | snap.credentials_by_person.keys())
     share, floor = config.feed_guard["max_new_leavers"], config.feed_guard["min_new_leavers"]
     if len(new) <= max(floor, share * holders):
@@ -598,8 +598,10 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     else:
         snap = state.snapshot(session, config, now, ok)
         phases.done("snapshot")
-        surge = leaver_surge(session, config, snap,
-                             prev.started_at if prev is not None else None)
+        since = prev.started_at if prev is not None else None
+        # per leaver a look at their HR history: asked once, for the guard and the sweep
+        leavers = new_leavers(session, snap, since)
+        surge = leaver_surge(config, snap, leavers, since)
         if surge and not opts.force:
             raise FeedGuardTripped("feed guard stopped the run before any finding changed:\n  "
                                    + surge[0] + "\nCheck the HR export (a missing file, end "
@@ -619,8 +621,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         stats = evaluate(session, r.id, now, snap, config, ok, opts.actor,
                          overrides_before(prev_summary) if prev is not None else None)
         phases.done("rules_and_findings")
-        swept = offboard_sweep(session, config, snap, now, opts.actor,
-                               prev.started_at if prev is not None else None, r.id)
+        swept = offboard_sweep(session, config, snap, now, opts.actor, leavers, r.id)
     phases.done("offboarding")
     r.status = "ok" if all(ok.values()) else "partial"
     r.finished_at = clock()

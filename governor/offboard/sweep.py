@@ -57,10 +57,11 @@ def new_leavers(session: Session, snap: Snapshot, previous: datetime | None) -> 
 
 
 def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor: str,
-          previous: datetime | None, run_id: int) -> SweepResult:
+          leavers: list[str], run_id: int) -> SweepResult:
+    """``leavers``: new_leavers for this run (reconcile asks once, for its guard too)."""
     result = SweepResult()
     if config.offboard["auto_open"]:
-        for eid in new_leavers(session, snap, previous):
+        for eid in leavers:
             if session.scalar(select(OffboardCase.id).where(OffboardCase.employee_id == eid,
                                                             OffboardCase.status == "open")):
                 continue  # someone already handles this person
