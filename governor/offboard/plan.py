@@ -180,7 +180,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
             continue
         add(_platform_step(g, p.name))
 
-    logins = _directory_logins(session, config, matches)
+    logins, groups = _directory_accounts(session, config, matches)
     for m in matches:
         if m.principal in protected:
             skipped.append(f"{m.source}/{m.principal}")
@@ -207,7 +207,6 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
                             source=m.source, target={"user": m.principal}))
 
     principals = {m.principal for m in matches} | {r.lower() for r in refs}
-    groups = _groups_of(session, matches)
     # readers and groups are JSON lists: let SQLite pick the few items that mention this
     # person or a group of theirs, instead of building every vault item as an object
     mention = or_(*(ObsCredential.readers.like(f'%"{escape_like(p)}"%', escape="\\")
@@ -300,38 +299,30 @@ def _platform_step(g: ObsGrant, name: str) -> PlannedStep:
                        target={"principal": g.principal}, account=g.account)
 
 
-def _directory_logins(session: Session, config: Config, matches: list[PrincipalMatch]
-                      ) -> dict[str, set[str]]:
-    """Per enabled directory source among the matches, which of the person's principals
-    there are accounts (logins are stored lower-cased, as matches are). A directory also
-    names people by other principals (an app's own login for an Okta app assignment),
-    and only an account can be disabled."""
-    names = sorted({m.source for m in matches if m.source in config.sources
-                    and config.sources[m.source].enabled and _is_directory(config, m.source)})
-    out: dict[str, set[str]] = {n: set() for n in names}
-    if names:
-        for source, login in session.execute(select(
-                ObsDirectoryAccount.source, ObsDirectoryAccount.login).where(
-                ObsDirectoryAccount.ended_at.is_(None), ObsDirectoryAccount.source.in_(names),
-                ObsDirectoryAccount.login.in_(sorted({m.principal for m in matches})))):
-            out[source].add(login)
-    return out
-
-
-def _groups_of(session: Session, matches: list[PrincipalMatch]) -> set[str]:
-    """The directory groups (lower-cased) of the person's current directory accounts: a
-    vault item shared with one of them is one they can read, as the rules see it."""
-    logins = {(m.source, m.principal) for m in matches}
-    out: set[str] = set()
-    if logins:
-        for source, login, groups in session.execute(select(
+def _directory_accounts(session: Session, config: Config, matches: list[PrincipalMatch]
+                        ) -> tuple[dict[str, set[str]], set[str]]:
+    """One read of the person's current directory accounts, for two answers: per
+    enabled directory source among the matches, which of their principals there are
+    accounts (logins are stored lower-cased, as matches are; a directory also names
+    people by other principals, an Okta app's own login, and only an account can be
+    disabled); and the groups (lower-cased) of all of them, since a vault item shared
+    with one of those is one they can read, as the rules see it."""
+    names = {m.source for m in matches if m.source in config.sources
+             and config.sources[m.source].enabled and _is_directory(config, m.source)}
+    pairs = {(m.source, m.principal) for m in matches}
+    logins: dict[str, set[str]] = {n: set() for n in sorted(names)}
+    groups: set[str] = set()
+    if pairs:
+        for source, login, held in session.execute(select(
                 ObsDirectoryAccount.source, ObsDirectoryAccount.login,
                 ObsDirectoryAccount.groups).where(
                 ObsDirectoryAccount.ended_at.is_(None),
-                ObsDirectoryAccount.login.in_(sorted({p for _, p in logins})))):
-            if (source, login.lower()) in logins:
-                out.update(g.lower() for g in json.loads(groups))
-    return out
+                ObsDirectoryAccount.login.in_(sorted({p for _, p in pairs})))):
+            if source in names:
+                logins[source].add(login)
+            if (source, login.lower()) in pairs:
+                groups.update(g.lower() for g in json.loads(held))
+    return logins, groups
 
 
 def _is_directory(config: Config, source: str) -> bool:
