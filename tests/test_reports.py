@@ -24,6 +24,7 @@ from governor.reports.nightly import (
     FINDING_COLUMNS,
     MATRIX_COLUMNS,
     csv_cells,
+    csv_finding_line,
     finding_json,
     finding_row,
     finding_sections,
@@ -797,3 +798,30 @@ def test_finding_json_is_what_json_dumps_writes() -> None:
     del expected["evidence"]
     assert text.replace(f', "evidence": {row[7]}', "") == json.dumps(expected,
                                                                       ensure_ascii=False)
+
+
+def test_a_findings_csv_line_is_the_line_its_cells_make() -> None:
+    """csv_finding_line, the fast path every finding of a report goes through, writes
+    exactly csv_line(csv_cells(...)): the same quoting, the same neutralised formulas,
+    the same characters shown as \\uXXXX, wherever in the row they come from."""
+    awkward = ["plain", "with, comma", 'say "hi"', "two\nlines", "cr\rhere", "=1+1", "-5",
+               "@me", "\t=x", "ünïcode", "no\u00a0break", "esc\x1b[2J", "c1\x9bx",
+               "bidi\u202egnp.exe", "", "\u2028sep"]
+    exc = {"reason": "=cmd", "approver": "x\x1by", "expires": "2027-01-01T00:00:00+00:00",
+           "id": "7", "created_by": "@sec", "created_at": "2026-11-01", "last_day": "a,b"}
+    reopened = {"because": "-exception 2 revoked\u202e", "ended": "revoked"}
+    base = finding_row(finding("k"))
+    rows = []
+    for v in awkward:
+        for slot in (0, 1, 2, 6, 8, 10, 11, 16):  # key, rule, title, message, remediation,
+            row = list(base)                        # person, account, resolution
+            row[slot] = v
+            rows.append(tuple(row))
+        rows.append((*base[:7], json.dumps({"v": v}, ensure_ascii=False), *base[8:]))
+        rows.append((*base[:10], None, None, *base[12:]))
+        rows.append((*base[:15], exc, *base[16:19], reopened))
+        rows.append((*base[:17], "high", "config", None))
+        rows.append((*base[:12], None, "2026-11-20 02:00:00.000000", T0, *base[15:]))
+    for name in ("new", "open", "res,olved", "=x"):
+        for row in rows:
+            assert csv_finding_line(name, row) == csv_line(csv_cells(name, row)), row
