@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -542,6 +542,18 @@ def _clock_check(session: Session, now: datetime, opts: RunOptions) -> str | Non
     return None
 
 
+def _stop(problems: list[str], surge: list[str]) -> NoReturn:
+    """The feed guard's stop, naming every check that tripped: the sources' counts, then
+    the leavers they would make."""
+    checks = [*problems, *surge]
+    what = " and ".join([*(["the feeds"] if problems else []),
+                         *(["the HR export (a missing file, end dates)"] if surge else [])])
+    raise FeedGuardTripped(
+        "feed guard stopped the run before any finding changed:\n  " + "\n  ".join(checks)
+        + f"\nCheck {what}; if the change is real, rerun with --force --reason '...'"
+        + ("; one --force passes every stop above" if len(checks) > 1 else ""))
+
+
 def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         prefetched: Mapping[str, Prefetched] | None = None) -> RunResult:
     phases = _Phases()
@@ -562,12 +574,11 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     phases.done("read_sources")
     trips = guard_trips(config, outcomes)
     problems = list(trips.values())
-    if problems and not opts.force:
-        raise FeedGuardTripped("feed guard stopped the run before any finding changed:\n  "
-                               + "\n  ".join(problems)
-                               + "\nCheck the feeds; if the change is real, rerun with "
-                                 "--force --reason '...'")
-    if problems:
+    # Unforced, a stop waits for the leaver count below (nothing changes before it): one
+    # --force passes every stop, so the message before it names all of them (a shrunken
+    # HR export trips both, and the leavers it makes are the graver news).
+    stop = bool(problems) and not opts.force
+    if problems and opts.force:
         r.forced, r.force_reason = True, opts.reason
         audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
                      reason=opts.reason, detail={"feed_guard": problems})
@@ -590,6 +601,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     reuse = _reusable(session, prev, prev_summary, evaluation, now, opts)
     snap: Snapshot | None = None
     if reuse is not None:
+        if stop:
+            _stop(problems, [])
         # Nothing the rules read has changed and no time limit they depend on has been
         # reached: evaluating again would give the same results, so they are carried.
         stats = findings.carry_forward(session, r.id, reuse.run_id, now, opts.actor)
@@ -602,11 +615,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         # per leaver a look at their HR history: asked once, for the guard and the sweep
         leavers = new_leavers(session, snap, since)
         surge = leaver_surge(config, snap, leavers, since)
-        if surge and not opts.force:
-            raise FeedGuardTripped("feed guard stopped the run before any finding changed:\n  "
-                                   + surge[0] + "\nCheck the HR export (a missing file, end "
-                                   "dates); if they did leave, rerun with --force --reason "
-                                   "'...'")
+        if stop or (surge and not opts.force):
+            _stop(problems, [surge[0]] if surge else [])
         if surge:
             problems.append(surge[0])
             r.forced, r.force_reason = True, opts.reason

@@ -53,6 +53,11 @@ def test_shrunken_feed_stops_the_run_before_any_finding_changes(demo_dir: Path,
     assert out.code == 3
     assert "hr: returned 20 records, 51% fewer than the 41 of its recent good runs" in out.err
     assert "the people it no longer lists would count as having left" in out.err
+    # the leavers the shrink would make are named in the same stop, not only after a
+    # --force given for the count has already passed them
+    assert "people who hold access count as having left since the last run" in out.err
+    assert out.err.index("hr: returned 20") < out.err.index("count as having left since")
+    assert "; one --force passes every stop above" in out.err
     assert "--force" in out.err
     assert statuses(url) == before
     assert query(url, "SELECT count(*) FROM obs_person WHERE ended_at IS NULL") == persons
