@@ -637,6 +637,30 @@ instagram:@northwind,c@corp.example,Read only,team:Social
     ]
 
 
+def test_a_tool_without_a_preset_reads_roles_from_role_map_only(tmp_path: Path) -> None:
+    # a tool governor has no preset for: its "Editor" may publish or only draft, and its
+    # "Admin" may be the billing contact; the ladder's names are not guessed
+    with pytest.raises(OptionError) as info:
+        configure("grants_file", path="g.csv", via="tool_seat", tool="buffer")
+    assert (info.value.key, str(info.value)) == (
+        "sources.t.tool", "no role preset for the tool 'buffer'; presets: hootsuite, "
+        "sproutsocial. Another tool needs every role its export holds in role_map")
+    with pytest.raises(OptionError) as info:
+        configure("grants_file", path="g.csv", via="tool_seat", tool="hootsuit")
+    assert "no role preset for the tool 'hootsuit' (did you mean 'hootsuite'?)" in str(
+        info.value)
+    text = "account,principal,role\nx:@northwind,a@corp.example,Editor\n" \
+           "x:@northwind,b@corp.example,Admin\n"
+    assert fails(tmp_path, "grants_file", "buf.csv", text, via="tool_seat", tool="buffer",
+                 role_map={"Admin": "admin"}) == (
+        "buf.csv:2: role: role 'Editor' is not mapped for buffer, which has no role "
+        "preset; add it to role_map")
+    grants = fetch(tmp_path, "grants_file", "buf.csv", text, via="tool_seat", tool="buffer",
+                   role_map={"editor": "contributor", "admin": "admin"})
+    assert [(g.principal, g.role, g.via_detail) for g in grants] == [
+        ("a@corp.example", Role.CONTRIBUTOR, "buffer"), ("b@corp.example", Role.ADMIN, "buffer")]
+
+
 def test_grants_json_and_jsonl(tmp_path: Path) -> None:
     text = """\
 {"exported_at": "2026-11-20T05:10:00Z",

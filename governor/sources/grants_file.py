@@ -15,6 +15,7 @@ seat, an SSO group).
 
 from __future__ import annotations
 
+import difflib
 import functools
 import itertools
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from typing import Any
 from governor import platforms
 from governor.options import Option, OptionError
 from governor.records import AccessPath, Grant, SourceKind
-from governor.roles import Role, check_labels, has_preset, normalise
+from governor.roles import PLATFORM_ROLE_MAPS, Role, check_labels, has_preset, normalise
 from governor.sources._common import FileConnector, file_options
 from governor.sources._tabular import SENTINEL_YEARS, Row, Table
 from governor.sources.base import register
@@ -53,7 +54,10 @@ class GrantsFile(FileConnector):
                            example={"Community Manager": "moderator"}),
         "via": Option("str", "direct", "How these grants give access.",
                       choices=tuple(p.value for p in AccessPath if p != AccessPath.VAULT)),
-        "tool": Option("str", "", "The management tool these seats are in (via = tool_seat).",
+        "tool": Option("str", "", "The management tool these seats are in (via = tool_seat); "
+                       "picks the role preset (hootsuite, sproutsocial). Any other tool "
+                       "reads its roles from role_map only, which must name every role the "
+                       "export holds (the ladder's names are not guessed).",
                        example="hootsuite"),
     }
 
@@ -62,6 +66,12 @@ class GrantsFile(FileConnector):
         check_labels(settings["role_map"], f"{key}.role_map")
         if settings["via"] == "tool_seat" and not settings["tool"]:
             raise OptionError(f"{key}.tool", "required when via = 'tool_seat'")
+        tool = settings["tool"].strip()
+        if tool and not has_preset(tool) and not settings["role_map"]:
+            # a tool's "Editor" may publish or may only draft: governor does not guess
+            raise OptionError(f"{key}.tool", f"no role preset for the tool {tool!r}"
+                              f"{_tool_hint(tool)}; presets: {', '.join(TOOLS)}. Another "
+                              "tool needs every role its export holds in role_map")
         platform = settings["platform"].strip()
         if platform and not has_preset(platform) and not settings["role_map"]:
             # nothing could read its roles: the source is misspelt or not finished
@@ -124,13 +134,13 @@ class GrantsFile(FileConnector):
 
     def _normalise(self, row: Row, plat: str, raw_role: str) -> Role:
         source = self._tool or plat
-        if not self._tool and not has_preset(plat):
+        if not has_preset(source):
             # no preset, so no guessing from the ladder's names: role_map says, or nothing
             role = self._overrides.get(raw_role.strip().lower())
             if role is None:
-                raise row.fail("role", f"role {raw_role!r} is not mapped for {plat}, which "
-                                       f"has no role preset{platforms.hint(plat)}; add it to "
-                                       "role_map")
+                near = _tool_hint(source) if self._tool else platforms.hint(plat)
+                raise row.fail("role", f"role {raw_role!r} is not mapped for {source}, "
+                                       f"which has no role preset{near}; add it to role_map")
             return role
         try:
             return normalise(source, raw_role, self._overrides)
@@ -170,6 +180,17 @@ class GrantsFile(FileConnector):
             detail = cells[iv].strip() if iv is not None else ""
             yield Grant(account, principal, raw_role, role, via, detail or tool, granted,
                         active)
+
+
+# The management tools governor has role presets for (the rest of PLATFORM_ROLE_MAPS).
+TOOLS = tuple(sorted(set(PLATFORM_ROLE_MAPS) - set(platforms.KNOWN)))
+
+
+def _tool_hint(name: str) -> str:
+    """' (did you mean 'hootsuite'?)' for a near miss of a tool governor knows, else ''."""
+    squeezed = name.strip().lower().replace(" ", "").replace("-", "").replace("_", "")
+    close = difflib.get_close_matches(squeezed, TOOLS, n=1, cutoff=0.8)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @functools.lru_cache(maxsize=1 << 16)
