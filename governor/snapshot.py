@@ -27,6 +27,10 @@ from governor.records import (
 )
 from governor.roles import Role
 
+# How far ahead of the run a source's instant may be and still be taken as "now": clocks
+# drift, and an export stamped in local time without an offset can be hours ahead.
+CLOCK_SLACK = timedelta(days=1)
+
 
 @dataclass(frozen=True, slots=True)
 class SourceState:
@@ -283,6 +287,21 @@ class Snapshot:
             return True
         self.note(limit)
         return False
+
+    def ahead(self, instant: datetime | None) -> bool:
+        """Does a source's record of a past event (a last use, a password change) lie
+        later than this run by more than clocks and time zones explain? Then the export
+        or its clock is wrong and the instant says nothing: a rule asks this before
+        trusting it, and answers unknown rather than pass. Notes when it stops being so."""
+        if instant is None:
+            return False
+        limit = instant - CLOCK_SLACK
+        return not self.reached(limit)
+
+    def day_ahead(self, day: date) -> bool:
+        """ahead() for a day someone wrote down (an attestation): after today, in the
+        organisation's zone."""
+        return not self.day_reached(day)
 
     def day_reached(self, day: date) -> bool:
         """Is `day` today or earlier in the organisation's zone? Notes the midnight that

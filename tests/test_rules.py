@@ -663,6 +663,17 @@ def test_contractor_expired_without_hr_is_unknown() -> None:
     assert no_data(run("contractor-expired", s)) == "no-data|hr"
 
 
+def test_shared_secret_changed_after_now_proves_no_rotation() -> None:
+    s = snap(persons=(leaver("E2", name="Ann Left"), person("E1")),
+             credentials=(cred("item1", mail("E1"), changed=datetime(2099, 1, 1, tzinfo=UTC)),),
+             former_readers={"item1": [mail("E2")]})
+    r = one(run("shared-secret-not-rotated", s))
+    assert (r.subject, r.outcome, r.person) == ("item1", Outcome.UNKNOWN, "E2")
+    assert "last changed on 2099-01-01, after now: the export or its clock is wrong; " \
+           "Ann Left (E2) could read it and has left" in r.message
+    assert r.evidence["password_changed_at"] == "2099-01-01T00:00:00+00:00"
+
+
 # ---- dormant-grant --------------------------------------------------------------------------
 def test_dormant_grant() -> None:
     s = snap(persons=(person("E1", name="Dee Dormant"),),
@@ -704,6 +715,24 @@ def test_dormant_grant_unknown() -> None:
     assert r.evidence["grants_without_activity"] == 2
     assert r.evidence["principals"] == [mail("E1"), mail("E2")]
     assert "2 grants" in r.message
+
+
+def test_dormant_grant_used_after_now_is_unknown_not_in_use() -> None:
+    # a last use in 2099 (a broken export or clock) would keep a grant "in use" forever;
+    # a few hours ahead is clock drift and is taken as now
+    s = snap(persons=(person("E1"), person("E2"), person("E3")),
+             grants=(grant(mail("E1"), last_active=datetime(2099, 1, 1, tzinfo=UTC)),
+                     grant(mail("E2"), last_active=NOW + timedelta(days=3)),
+                     grant(mail("E3"), last_active=NOW + timedelta(hours=20))))
+    r = one(run("dormant-grant", s))
+    assert (r.subject, r.outcome, r.account) == (
+        f"{X}|platform|activity-ahead", Outcome.UNKNOWN, X)
+    assert r.evidence["principals"] == [mail("E1"), mail("E2")]
+    assert r.evidence["latest_last_active"] == "2099-01-01T00:00:00+00:00"
+    assert "2 grants on x:@northwind were last used after now (as late as 2099-01-01)" \
+        in r.message
+    # the evaluation is carried only until the nearer one stops being ahead
+    assert s.horizon == NOW + timedelta(days=2)
 
 
 # ---- owner-missing --------------------------------------------------------------------------
@@ -782,6 +811,15 @@ def test_review_overdue_clean() -> None:
 def test_review_overdue_without_inventory_is_unknown() -> None:
     s = snap(persons=(person("E1"),), grants=(grant(mail("E1")),))
     assert no_data(run("review-overdue", s)) == "no-data|inventory"
+
+
+def test_review_certified_after_today_is_unknown() -> None:
+    # attested_at 2027-10-05 for 2026-10-05: no next due, it would pass until 2028
+    s = snap(accounts=(account(X, attestation=Attestation("E1", date(2027, 10, 5), None)),
+                       account(FB, attestation=Attestation("E1", TODAY, None))))
+    r = one(run("review-overdue", s))
+    assert (r.subject, r.outcome) == (X, Outcome.UNKNOWN)
+    assert "certified on 2027-10-05 by E1, which is after today" in r.message
 
 
 # ---- unknown-account ------------------------------------------------------------------------

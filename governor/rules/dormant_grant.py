@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from governor.options import Option
@@ -40,12 +40,18 @@ class DormantGrant(Rule):
         # gap per account and feed (fix the feed, or attest), not one per grant: per
         # grant it would bury the real findings under hundreds of thousands of unknowns.
         silent: dict[tuple[str, str], list[str]] = defaultdict(list)
+        # a last use later than now says the feed or its clock is wrong, not that the
+        # grant is in use: likewise one gap per account and feed
+        ahead: dict[tuple[str, str], list[tuple[str, datetime]]] = defaultdict(list)
         soonest = None  # the in-use grant that goes dormant first
         for h in snap.grants:
             g = h.grant
             last = g.last_active
             if last is None:
                 silent[(g.account, h.source)].append(g.principal)
+                continue
+            if last > snap.now and snap.ahead(last):
+                ahead[(g.account, h.source)].append((g.principal, last))
                 continue
             if last >= cutoff:
                 if soonest is None or last < soonest:
@@ -68,6 +74,22 @@ class DormantGrant(Rule):
         if soonest is not None:
             # dormant once now - days > last, i.e. from the microsecond after last + days
             snap.note(soonest + timedelta(days=days, microseconds=1))
+        for (account, source), later in ahead.items():
+            later.sort(key=lambda t: t[0].lower())
+            n, latest = len(later), max(t[1] for t in later)
+            yield Result(
+                subject=f"{account}|{source}|activity-ahead",
+                outcome=Outcome.UNKNOWN,
+                message=(f"{source} says {n} grant{'s' if n != 1 else ''} on {account} "
+                         f"{'were' if n != 1 else 'was'} last used after now (as late as "
+                         f"{snap.local_day(latest).isoformat()}): the export or its clock "
+                         f"is wrong, so dormancy cannot be judged: "
+                         f"{more([p for p, _ in later])}"),
+                evidence={"source": source, "grants_used_ahead": n,
+                          "latest_last_active": latest.isoformat(),
+                          "principals": [p for p, _ in later[:EVIDENCE_SAMPLE]]},
+                account=account,
+            )
         for (account, source), principals in silent.items():
             principals.sort(key=str.lower)
             n = len(principals)

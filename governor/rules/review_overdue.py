@@ -32,6 +32,19 @@ class ReviewOverdue(Rule):
         one_day = timedelta(days=1)
         for key, account in snap.accounts.items():
             att = account.attestation
+            if att is not None and snap.day_ahead(att.at):
+                # a certificate dated later than today (a slip of the year) would pass
+                # for a year and more: it proves no review
+                yield Result(
+                    subject=key, outcome=Outcome.UNKNOWN,
+                    message=(f"access to {key} is recorded as certified on "
+                             f"{att.at.isoformat()} by {att.by}, which is after today: "
+                             "correct attested_at in the inventory"),
+                    evidence={"attested_by": att.by, "attested_at": att.at.isoformat(),
+                              "next_due": att.next_due.isoformat() if att.next_due else None,
+                              "review_days": days, "owner": account.owner},
+                    account=key)
+                continue
             if att is None:
                 why = "has never been certified"
             elif att.next_due is not None:

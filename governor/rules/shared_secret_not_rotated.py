@@ -41,6 +41,11 @@ class SharedSecretNotRotated(Rule):
                         if other is not None and snap.has_left(other):
                             maybe[cand] = (other, principal)
             changed = c.password_changed_at
+            # a change the vault dates after now proves no rotation: judged as undated
+            ahead = changed if changed is not None and snap.ahead(changed) else None
+            if ahead is not None:
+                changed = None
+            stated = c.password_changed_at.isoformat() if c.password_changed_at else None
             if not leavers:
                 unsure = [(p, principal) for p, principal in maybe.values()
                           if p.end_date is None or changed is None
@@ -56,8 +61,7 @@ class SharedSecretNotRotated(Rule):
                                  "to its owner"),
                         evidence={"item_id": c.item_id, "principal": principal,
                                   "possible_leavers": sorted(e for e in maybe),
-                                  "password_changed_at": changed.isoformat() if changed
-                                  else None, "source": hc.source},
+                                  "password_changed_at": stated, "source": hc.source},
                         person=p.employee_id, account=c.accounts[0] if c.accounts else None)
                 continue
             late: list[tuple[datetime, Person, bool]] = []
@@ -71,7 +75,7 @@ class SharedSecretNotRotated(Rule):
             late.sort(key=lambda t: (t[0], t[1].employee_id), reverse=True)
             evidence: dict[str, Any] = {
                 "item_id": c.item_id, "title": c.title, "accounts": list(c.accounts),
-                "password_changed_at": changed.isoformat() if changed else None,
+                "password_changed_at": stated,
                 "totp_in_vault": c.totp_in_vault, "source": hc.source,
                 "leavers": [{"employee_id": p.employee_id, "name": p.name,
                              "end_date": p.end_date.isoformat() if p.end_date else None,
@@ -96,7 +100,12 @@ class SharedSecretNotRotated(Rule):
                 yield Result(
                     subject=c.item_id, outcome=Outcome.UNKNOWN,
                     message=(f"the vault does not say when the password of {item} last "
-                             f"changed; {who(person)} could read it and has left"),
+                             f"changed; {who(person)} could read it and has left"
+                             if ahead is None else
+                             f"the vault says the password of {item} last changed on "
+                             f"{snap.local_day(ahead).isoformat()}, after now: the export "
+                             f"or its clock is wrong; {who(person)} could read it and has "
+                             "left"),
                     evidence=evidence, person=person.employee_id, account=account)
             elif undated:
                 yield Result(
