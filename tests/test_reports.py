@@ -28,6 +28,7 @@ from governor.reports.nightly import (
     finding_json,
     finding_row,
     finding_sections,
+    matrix_line,
     read_matrix_csv,
     write_matrix_csv,
     write_nightly,
@@ -825,3 +826,18 @@ def test_a_findings_csv_line_is_the_line_its_cells_make() -> None:
     for name in ("new", "open", "res,olved", "=x"):
         for row in rows:
             assert csv_finding_line(name, row) == csv_line(csv_cells(name, row)), row
+
+
+def test_a_matrix_line_is_the_line_its_safe_cells_make() -> None:
+    awkward = ["plain", "with, comma", 'say "hi"', "two\nlines", "=1+1", "-5", "@me",
+               "\t=x", "ünïcode", "no\u00a0break", "esc\x1b[2J", "c1\x9bx", "bidi\u202ex", ""]
+    base = matrix_row(0)
+    for v in awkward:
+        for slot in range(len(base)):
+            row = base._replace(**{base._fields[slot]: v})
+            expected = csv_line(["'" + c if c and c[0] in FORMULA_PREFIXES else c or ""
+                                 for c in row])
+            assert matrix_line(row) == expected, (slot, v)
+        for slot in ("person", "person_name", "person_status", "via"):
+            row = base._replace(**{slot: None})
+            assert matrix_line(row) == csv_line([safe_cell(c) for c in row]), slot
