@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from governor.lookalike import fold
 from governor.records import Person
 
 
@@ -92,8 +93,8 @@ class Correlator:
                 _claim(self.by_alias, alias, eid)
                 _claim(self.by_base, strip_plus(alias), eid)
         # links and declarations are keyed by (source, lower-cased principal)
-        self.links = {(s, p.lower()): eid for (s, p), eid in (links or {}).items()}
-        self.declared = {(d.source, d.principal.lower()): d for d in declared}
+        self.links = {(s, fold(p)): eid for (s, p), eid in (links or {}).items()}
+        self.declared = {(d.source, fold(d.principal)): d for d in declared}
         self._remembered: dict[tuple[str, str], Match] = {}
         self._by_principal: dict[str, Match] = {}
 
@@ -111,7 +112,7 @@ class Correlator:
         if employee_id is None and email is None and not aliases:
             # a bare principal: what a directory account told us about it comes first;
             # otherwise _match is cheap, its HR part being kept per principal
-            found = self._remembered.get((source, principal.lower()))
+            found = self._remembered.get((source, fold(principal)))
             if found is not None:
                 return found
         return self._match(source, principal, employee_id, email, aliases)
@@ -127,11 +128,11 @@ class Correlator:
     def remember(self, source: str, principal: str, match: Match) -> None:
         """Answer later questions about (source, principal) with a match already made
         from richer data (a directory account's employee id)."""
-        self._remembered[(source, principal.lower())] = match
+        self._remembered[(source, fold(principal))] = match
 
     def _match(self, source: str, principal: str, employee_id: str | None,
                email: str | None, aliases: tuple[str, ...] = ()) -> Match:
-        low = principal.lower()
+        low = fold(principal)
         decl = self.declared.get((source, low)) or self.declared.get(("*", low))
         if decl is not None:
             return Match(MatchStatus.NONHUMAN, None, "declared",
@@ -171,7 +172,7 @@ class Correlator:
             if eid and eid in self.by_id:
                 return Match(MatchStatus.MATCHED, eid, "employee_id", f"employee id {eid}")
         # a directory's other addresses come after its primary one and the login
-        for addr in (email.lower() if email else None, low, *aliases):
+        for addr in (fold(email) if email else None, low, *aliases):
             if not addr or "@" not in addr:
                 continue
             # A work email and an alias are one tier: an address that is one person's

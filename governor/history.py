@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 from governor import db
 from governor.clock import as_utc
 from governor.errors import DataError
+from governor.lookalike import fold
 from governor.models import (
     ObsCredential,
     ObsDirectoryAccount,
@@ -285,12 +286,12 @@ SHAPES: dict[SourceKind, Shape] = {
         (), lambda s: (), lambda _texts: _account_read),
     SourceKind.GRANTS: Shape(
         SourceKind.GRANTS, ObsGrant.__tablename__,
-        lambda g: (f"{g.account}\x1f{g.principal.lower()}\x1f{_PATH_VALUE[g.via]}\x1f"
+        lambda g: (f"{g.account}\x1f{fold(g.principal)}\x1f{_PATH_VALUE[g.via]}\x1f"
                    f"{g.via_detail or ''}"),
         ("account", "principal", "raw_role", "role", "via", "via_detail", "granted_at",
          "principal_lc"),
         lambda g: (g.account, g.principal, g.raw_role, _ROLE_VALUE[g.role], _PATH_VALUE[g.via],
-                   g.via_detail, ts(g.granted_at), g.principal.lower()),
+                   g.via_detail, ts(g.granted_at), fold(g.principal)),
         ("last_active",), lambda g: (ts(g.last_active),), lambda texts: grant_reader(Grant, texts),
         ("account", "principal", "raw_role", "role", "via", "via_detail", "granted_at",
          "last_active")),

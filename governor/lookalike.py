@@ -24,6 +24,22 @@ _LATIN = str.maketrans({
 })
 
 
+# The characters outside ASCII that str.lower() turns into ASCII: the Kelvin sign
+# (U+212A, drawn as K) alone. A test walks every code point to keep this whole.
+KELVIN = "\u212a"
+
+
+def fold(text: str) -> str:
+    """A principal or address as governor compares it, without case: str.lower(), but
+    a character lower() would turn into ASCII without being ASCII is kept. Lowered,
+    "maya.o\u212aafor@corp.example" (a Kelvin sign for the K) is Maya's own address: a
+    grant to it was credited to her, and the lookalike held its role unseen. Kept, it
+    matches nobody, and orphan-grant names the address it imitates."""
+    if KELVIN in text:
+        return KELVIN.join(part.lower() for part in text.split(KELVIN))
+    return text.lower()
+
+
 def skeleton(text: str) -> str:
     """What ``text`` reads as: compatibility forms folded (NFKC: fullwidth and styled
     letters), lookalike letters mapped to Latin, invisible characters and spaces

@@ -20,6 +20,7 @@ from governor.clock import as_utc
 from governor.correlate import Correlator, Declared, Match, MatchStatus, strip_plus
 from governor.errors import Ambiguous, NotFound
 from governor.findings import active_exceptions, status_now
+from governor.lookalike import fold
 from governor.models import (
     Finding,
     ObsCredential,
@@ -214,7 +215,7 @@ def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datet
         select(PrincipalLink).where(PrincipalLink.created_at <= at, or_(
             PrincipalLink.ended_at.is_(None), PrincipalLink.ended_at > at)))}
     corr = Correlator(persons, links, declared)
-    logins = sorted({p.lower() for _, p in principals})
+    logins = sorted({fold(p) for _, p in principals})
     accounts: dict[tuple[str, str], ObsDirectoryAccount] = {}
     # in slices: a person's question can bring every orphan of the store here
     for i in range(0, len(logins), 500):
@@ -223,8 +224,8 @@ def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datet
                 ObsDirectoryAccount.login).in_(logins[i:i + 500]))))
     out: dict[tuple[str, str], Match] = {}
     for src, principal in principals:
-        a = accounts.get((src, principal.lower()))
-        out[(src, principal.lower())] = (
+        a = accounts.get((src, fold(principal)))
+        out[(src, fold(principal))] = (
             corr.match(src, principal) if a is None else
             corr.match(src, a.login, a.employee_id, a.email, tuple(json.loads(a.aliases))))
     return out
@@ -246,10 +247,10 @@ def _correlation(session: Session, pairs: set[tuple[str, str]], at: datetime | N
     """Who each (source, principal) is, by (source, lower-cased principal): as the last
     run matched it, or (with ``at``) as a run then would have where that cannot stand."""
     found = {k: _stored(m) for k, m in _matches(
-        session, {(s, p.lower()) for s, p in pairs}).items()}
+        session, {(s, fold(p)) for s, p in pairs}).items()}
     if at is not None:
-        redo = {(s, p) for s, p in pairs if (s, p.lower()) not in found
-                or found[(s, p.lower())].status.value not in _SETTLED}
+        redo = {(s, p) for s, p in pairs if (s, fold(p)) not in found
+                or found[(s, fold(p))].status.value not in _SETTLED}
         if redo:
             found.update(_correlated_at(session, redo, at, declared))
     return found
@@ -297,7 +298,7 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
     people = _people(session, {eid for _, eid in matches.values() if eid}, at, zone, read)
     holders = []
     for src, principal, raw_role, label, via, detail, since in raw:
-        status, eid = matches.get((src, principal.lower()), ("unknown", None))
+        status, eid = matches.get((src, fold(principal)), ("unknown", None))
         p = people.get(eid) if eid else None
         holders.append(Holder(key, principal, eid, p.name if p else None,
                               p.status if p else None, status, label, raw_role, via, detail,

@@ -18,6 +18,7 @@ import governor
 from governor import db, history
 from governor.config import Config
 from governor.correlate import Declared, Match, MatchStatus
+from governor.lookalike import fold
 from governor.models import (
     ObsCredential,
     ObsPerson,
@@ -71,7 +72,7 @@ def prior_account_keys(session: Session, name: str) -> frozenset[str]:
 
 def links(session: Session) -> dict[tuple[str, str], str]:
     rows = session.scalars(select(PrincipalLink).where(PrincipalLink.ended_at.is_(None)))
-    return {(r.source, r.principal.lower()): r.employee_id for r in rows}
+    return {(r.source, fold(r.principal)): r.employee_id for r in rows}
 
 
 def declared(config: Config) -> list[Declared]:
@@ -330,7 +331,7 @@ _SEEN = -1
 
 
 def _lower(text: str) -> str:
-    """text.lower(), but the snapshot's own object when that is already lower-case:
+    """fold(text), but the snapshot's own object when that is already folded:
     save_matches keys every principal of the run, and a copy of each was ~30 MB."""
-    low = text.lower()
+    low = fold(text)
     return text if low == text else low

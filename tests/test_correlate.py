@@ -141,3 +141,22 @@ def test_an_address_a_dropped_person_shares_with_someone_listed_is_ambiguous() -
     # an address only she had is still hers
     alone = Correlator([gone, person("E9", "new@corp.example")])
     assert alone.match("s", "jane@corp.example").employee_id == "E1"
+
+
+def test_a_kelvin_sign_for_a_k_is_nobodys_address() -> None:
+    """str.lower() turns the Kelvin sign (U+212A, drawn as K) into an ASCII "k": a grant
+    to "ann" spelt with one would have been credited to the real person, and the
+    lookalike held its role unseen. governor compares principals with lookalike.fold,
+    which keeps it; it is the only such character (walked below)."""
+    import sys
+
+    from governor.lookalike import KELVIN, fold
+
+    people = [person("E1", "kim@corp.example")]
+    m = Correlator(people).match("s", f"{KELVIN}im@corp.example")
+    assert m.status is MatchStatus.UNMATCHED and m.employee_id is None
+    assert Correlator(people).match("s", "KIM@corp.example").employee_id == "E1"
+    assert fold(f"A{KELVIN}B") == f"a{KELVIN}b" and fold("ÄB") == "äb"
+    folding_to_ascii = {chr(c) for c in range(128, sys.maxunicode + 1)
+                        if chr(c).lower().isascii()}
+    assert folding_to_ascii == {KELVIN}

@@ -1303,3 +1303,34 @@ def test_a_finding_about_someone_who_left_resolves_as_person_left_not_fixed(
     assert {v for k, v in statuses(url).items()
             if k.startswith("leaver-holds-access:E1006|")} == {"open"}
 
+
+
+def test_a_kelvin_sign_lookalike_beside_the_real_holder_is_a_critical_orphan(
+        demo_dir: Path) -> None:
+    """A second member spelt with a Kelvin sign for Maya's "k", on the Page where she
+    holds a role: it had folded into her address, so the run stopped on a "duplicate"
+    (anyone able to add a member could stop the night) and, alone on another Page, the
+    grant was credited to her. It is a grant of its own, and nobody's."""
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    fake = "maya.o\u212aafor@northwind.example"
+    with (demo_dir / "facebook_roles.csv").open("a", encoding="utf-8") as fh:
+        fh.write(f"Northwind Traders,Maya O,{fake},Full control,2026-11-01T10:00:00Z,"
+                 "2026-11-19T10:00:00Z\n")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    [(severity, message)] = query(
+        url, "SELECT severity, message FROM finding WHERE rule_id = 'orphan-grant' "
+             "AND status = 'open' AND message LIKE '%KELVIN%'")
+    assert severity == "critical"
+    assert "drawn like maya.okafor@northwind.example" in str(message)
+    principals = sorted(str(p) for (p,) in query(
+        url, "SELECT principal FROM obs_grant WHERE account = 'facebook:Northwind Traders' "
+             "AND source = 'facebook_roles' AND ended_at IS NULL AND principal LIKE 'maya.o%'"))
+    assert principals == ["maya.okafor@northwind.example", fake]
+    who = run_cli("-c", cfg, "whohas", "facebook:Northwind Traders", "--json",
+                  env={**env, "GOVERNOR_NOW": DAY2})
+    holders = {(h["principal"], h["path"]): h for h in json.loads(who.out)["holders"]}
+    assert (holders[(fake, "direct")]["employee_id"], holders[(fake, "direct")]["match"]) \
+        == (None, "unmatched")
+    assert holders[("maya.okafor@northwind.example", "direct")]["employee_id"] == "E1001"

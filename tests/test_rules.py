@@ -314,6 +314,12 @@ def test_orphan_grant_drawn_like_someones_address_is_critical_and_says_so() -> N
     assert forged.evidence["imitates"] == mail("E1")
     assert by[f"vault|item1|{fullwidth}"].severity is Severity.CRITICAL
     assert by[f"grant|{FB}|platform|{spaced}"].evidence["imitates"] == mail("E1")
+    # a Kelvin sign for the "k" (str.lower() would have made it Maya's own address)
+    kelvin = snap(persons=(person("E1"), person("K1")),
+                  grants=(grant(mail("K1").replace("k", "\u212a", 1), Role.ADMIN),))
+    [r] = run("orphan-grant", kelvin)
+    assert r.severity is Severity.CRITICAL and r.evidence["imitates"] == mail("K1")
+    assert "U+212A KELVIN SIGN" in r.message
     other = by[f"grant|{X}|platform|{odd}"]
     assert other.severity is None and "U+00EB LATIN SMALL LETTER E WITH DIAERESIS" in \
         other.message and "drawn like" not in other.message

@@ -31,6 +31,7 @@ from governor.findings import (
     exceptions_then,
     through,
 )
+from governor.lookalike import fold
 from governor.models import AuditEntry, Finding, PrincipalLink, PrincipalMatch, RiskException, Run
 from governor.queries import resolve_person
 from governor.rules import RULES
@@ -133,10 +134,10 @@ def link(ctx: Ctx, source: str, principal: str, who: str, reason: str) -> None:
     """Say by hand that PRINCIPAL in SOURCE ('*' for any) is the person WHO."""
     if source != "*" and source not in ctx.config.sources:
         raise NotFound(f"no source {source!r} in {ctx.config_path}")
-    low = principal.lower()
+    low = fold(principal)
     for d in ctx.config.principals:
         # correlation reads a declaration before any link: this one would never be read
-        if d.principal.lower() == low and d.source in ("*", source):
+        if fold(d.principal) == low and d.source in ("*", source):
             raise InputError(
                 f"{d.source}/{d.principal} is declared a {d.kind} account in "
                 f"{ctx.config_path} ([[principals]]), and a declaration comes before any "
@@ -194,7 +195,7 @@ def unlink(ctx: Ctx, source: str, principal: str, reason: str) -> None:
     with transaction(ctx.engine()) as s:
         now = _now(ctx, s, "a link")
         rows = list(s.scalars(select(PrincipalLink).where(
-            PrincipalLink.source == source, PrincipalLink.principal == principal.lower(),
+            PrincipalLink.source == source, PrincipalLink.principal == fold(principal),
             PrincipalLink.ended_at.is_(None))))
         if not rows:
             raise NotFound(f"no active link for {source}/{principal}")
