@@ -179,7 +179,10 @@ class Merge:
             db.Inserter(conn, "finding_severity_change", _SEVERITY_CHANGE_COLS)(severity_rows)
         if reopen:
             conn.exec_driver_sql(
-                f"UPDATE finding SET status = 'open', resolution = NULL, resolved_at = NULL, "
+                # every right-hand side is the row's value before the update: the
+                # resolution moves to last_*, so the report can say it came back
+                f"UPDATE finding SET status = 'open', last_resolution = resolution, "
+                f"last_resolved_at = resolved_at, resolution = NULL, resolved_at = NULL, "
                 f"resolved_run_id = NULL, times_reopened = times_reopened + 1, outcome = {m}, "
                 f"severity = {m}, message = {m}, evidence = {m}, person = {m}, account = {m}, "
                 f"sources = {m}, last_seen_at = {m}, opened_run_id = {m}, last_run_id = {m} "

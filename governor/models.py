@@ -274,6 +274,9 @@ class Finding(Base):
     last_run_id: Mapped[int] = mapped_column(Integer)
     resolved_run_id: Mapped[int | None] = mapped_column(Integer)
     times_reopened: Mapped[int] = mapped_column(Integer, default=0)
+    # when and how it was last resolved, kept when a result reopens it (migration 0009)
+    last_resolved_at: Mapped[datetime | None]
+    last_resolution: Mapped[str | None] = mapped_column(String(64))
 
 
 class FindingSeverityChange(Base):

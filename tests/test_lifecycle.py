@@ -1334,3 +1334,39 @@ def test_a_kelvin_sign_lookalike_beside_the_real_holder_is_a_critical_orphan(
     assert (holders[(fake, "direct")]["employee_id"], holders[(fake, "direct")]["match"]) \
         == (None, "unmatched")
     assert holders[("maya.okafor@northwind.example", "direct")]["employee_id"] == "E1001"
+
+
+def test_a_finding_that_comes_back_says_when_and_how_it_was_resolved(demo_dir: Path) -> None:
+    """A leaver's Page role removed (the finding resolves, fixed), then granted again:
+    the report listed it as a plain new finding first seen the first night, nothing to
+    say it had been resolved. Every format now says it came back, and from what."""
+    cfg, env = setup(demo_dir)
+    roles = demo_dir / "facebook_roles.csv"
+    kept = roles.read_text()
+    roles.write_text("".join(line for line in kept.splitlines(keepends=True)
+                             if "marcus.webb" not in line))
+    key = "leaver-holds-access:E1010|facebook:Northwind Traders|direct|"
+    night2 = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert night2.code == 0, night2.err
+    roles.write_text(kept)
+    night3 = run_cli("-c", cfg, "reconcile", "--json",
+                     env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert night3.code == 0, night3.err
+    paths = json.loads(night3.out)["report"]
+    report = json.loads(Path(paths["json"]).read_text())
+    [back] = [f for f in report["new"] if f["key"] == key]
+    assert back["recurrence"] == {"times": 1, "last_resolved_at": "2026-11-21T12:00:00Z",
+                                  "last_resolution": "fixed"}
+    assert back["first_seen"] == "2026-11-20T12:00:00Z"
+    assert all(f["recurrence"] is None for f in report["new"] if f["key"] != key)
+    with Path(paths["csv"]).open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["key"] == key]
+    assert {(r["section"], r["times_reopened"], r["last_resolved_at"], r["last_resolution"])
+            for r in rows} == {("new", "1", "2026-11-21T12:00:00Z", "fixed"),
+                               ("open", "1", "2026-11-21T12:00:00Z", "fixed")}
+    html = Path(paths["html"]).read_text()
+    assert "Back after being resolved: 1" in html
+    assert "fixed on 2026-11-21T12:00:00Z; back 1 time" in html
+    listed = run_cli("-c", cfg, "findings", "--json", env={**env, "GOVERNOR_NOW": DAY2})
+    [f] = [f for f in json.loads(listed.out) if f["key"] == key]
+    assert f["recurrence"]["times"] == 1 and f["recurrence"]["last_resolution"] == "fixed"

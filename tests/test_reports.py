@@ -777,7 +777,8 @@ def test_finding_json_is_what_json_dumps_writes() -> None:
            ("SOC2 CC6.1", hostile), None, hostile, when_, when_, None,
            {"reason": hostile, "approver": "a", "expires": "2027-01-01T00:00:00Z"}, hostile,
            "critical", "config",
-           {"exception": 3, "ended": "revoked", "because": hostile, "revoke_reason": hostile})
+           {"exception": 3, "ended": "revoked", "because": hostile, "revoke_reason": hostile},
+           {"times": 2, "last_resolved_at": "2026-11-19T12:00:00Z", "last_resolution": hostile})
     text = finding_json(row)
     expected = {"key": row[0], "rule_id": row[1], "title": row[2], "severity": "high",
                 "outcome": "fail", "status": "excepted", "message": hostile,
@@ -791,10 +792,13 @@ def test_finding_json_is_what_json_dumps_writes() -> None:
                 "severity_change": {"before": "critical", "after": "high", "cause": "config",
                                     "config_key": "rules.orphan-grant.severity"},
                 "reopened": {"because": hostile, "ended": "revoked", "exception": 3,
-                             "revoke_reason": hostile}}
+                             "revoke_reason": hostile},
+                "recurrence": {"times": 2, "last_resolved_at": "2026-11-19T12:00:00Z",
+                               "last_resolution": hostile}}
     assert json.loads(text) == expected
-    plain = json.loads(finding_json((*row[:17], None, None, None)))
+    plain = json.loads(finding_json((*row[:17], None, None, None, None)))
     assert plain["severity_change"] is None and plain["reopened"] is None
+    assert plain["recurrence"] is None
     # byte for byte json.dumps, but for the evidence: that is the stored text, verbatim
     del expected["evidence"]
     assert text.replace(f', "evidence": {row[7]}', "") == json.dumps(expected,
@@ -820,8 +824,10 @@ def test_a_findings_csv_line_is_the_line_its_cells_make() -> None:
             rows.append(tuple(row))
         rows.append((*base[:7], json.dumps({"v": v}, ensure_ascii=False), *base[8:]))
         rows.append((*base[:10], None, None, *base[12:]))
-        rows.append((*base[:15], exc, *base[16:19], reopened))
-        rows.append((*base[:17], "high", "config", None))
+        rows.append((*base[:15], exc, *base[16:19], reopened, *base[20:]))
+        rows.append((*base[:20], {"times": 3, "last_resolved_at": None,
+                                  "last_resolution": v or None}))
+        rows.append((*base[:17], "high", "config", None, None))
         rows.append((*base[:12], None, "2026-11-20 02:00:00.000000", T0, *base[15:]))
     for name in ("new", "open", "res,olved", "=x"):
         for row in rows:

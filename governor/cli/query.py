@@ -103,7 +103,11 @@ def _finding_json(f: Finding, status: str, e: RiskException | None, zone: tzinfo
            "person": f.person, "account": f.account,
            "evidence": json.loads(f.evidence), "first_seen": f.first_seen_at,
            "last_seen": f.last_seen_at, "resolved_at": f.resolved_at,
-           "resolution": f.resolution, "exception": None, "note": None}
+           "resolution": f.resolution, "exception": None, "note": None,
+           # resolved before and back: how often, and when and how it was last resolved
+           "recurrence": None if not f.times_reopened else {
+               "times": f.times_reopened, "last_resolved_at": f.last_resolved_at,
+               "last_resolution": f.last_resolution}}
     if e is not None and status != "resolved":
         out["exception"] = {**exception_facts(e, zone), "status": "revoked" if e.revoked_at
                             else "expired" if e.expires_at <= now else "active"}

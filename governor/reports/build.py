@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governor import audit, db
-from governor.clock import last_day
+from governor.clock import as_utc, last_day
 from governor.config import Config
 from governor.correlate import Match
 from governor.findings import (
@@ -37,6 +37,7 @@ from governor.models import (
 )
 from governor.offboard.cases import FINISHED
 from governor.records import AccessPath
+from governor.reports import iso_utc
 from governor.reports.data import (
     EarlierRead,
     FindingRow,
@@ -121,8 +122,9 @@ class _Sections:
         # have been changed since by `exception add` or `revoke`
         as_left = _THEN_STATUS[name] if self.then is not None else None
         for key, rule_id, sev, outcome, status, msg, ev, person, account, first, last, \
-                resolved, resolution, before, cause in itertools.chain.from_iterable(
-                    db.stream(conn, sql, joined + params) for sql in sqls):
+                resolved, resolution, times, last_at, last_how, before, cause in \
+                itertools.chain.from_iterable(db.stream(conn, sql, joined + params)
+                                              for sql in sqls):
             title, remediation, controls = rules.get(rule_id, (rule_id, "", ()))
             if mixed and self.then is not None:
                 status = "resolved" if status == "resolved" else (
@@ -132,11 +134,23 @@ class _Sections:
             yield (key, rule_id, title, sev, outcome, status, msg, ev, remediation,
                    controls, person, account, first, last, resolved,
                    exceptions.get(key) if status == "excepted" else None, resolution,
-                   before, cause, reopened.get(key) if status == "open" else None)
+                   before, cause, reopened.get(key) if status == "open" else None,
+                   recurrence(times, last_at, last_how))
+
+
+def recurrence(times: int | None, last_at: Any, last_how: str | None) -> dict[str, Any] | None:
+    """For a finding that was resolved and came back: how many times it did, and when and
+    how it was last resolved (None where that predates migration 0009). None for one
+    that never came back."""
+    if not times:
+        return None
+    return {"times": times, "last_resolved_at": iso_utc(as_utc(last_at)) if last_at else None,
+            "last_resolution": last_how}
 
 
 _RAW_COLS = ("key, rule_id, severity, outcome, status, message, evidence, person, account, "
-             "first_seen_at, last_seen_at, resolved_at, resolution")
+             "first_seen_at, last_seen_at, resolved_at, resolution, times_reopened, "
+             "last_resolved_at, last_resolution")
 # A section's findings worst first, then by rule and key: a query per severity, each
 # walking the index on (status, outcome, severity, rule_id, key) in its order (sorting
 # a quarter of a million wide rows in one query cost a third of a second). The mildest

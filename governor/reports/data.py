@@ -71,12 +71,16 @@ class FindingLine:
     # exception, "expired" or "revoked", "because" (that in words), expires / last_day,
     # and revoked_at / revoked_by / revoke_reason. None otherwise.
     reopened: dict[str, Any] | None = None
+    # Set for a finding that was resolved and came back (a result reopened it under its
+    # key): "times" it did, and "last_resolved_at" / "last_resolution", when and how it
+    # was last resolved (None where that predates their keeping). None otherwise.
+    recurrence: dict[str, Any] | None = None
 
 
 # One finding as the writers that stream every finding take it, in FindingLine's field
 # order: (key, rule_id, title, severity, outcome, status, message, evidence, remediation,
 # controls, person, account, first_seen, last_seen, resolved_at, exception, resolution,
-# severity_before, severity_cause, reopened),
+# severity_before, severity_cause, reopened, recurrence),
 # with the evidence as JSON text (passed through as stored, never decoded and re-encoded)
 # and the timestamps as the store returns them (text on SQLite, datetime on PostgreSQL).
 FindingRow = tuple[Any, ...]
@@ -169,3 +173,5 @@ class NightlyReport:
     # How many of the new findings came back because their exception ended ("expired":
     # 1, "revoked": 2); counted by write_nightly like `resolutions`.
     reopened: dict[str, int] = field(default_factory=dict)
+    # new findings that had been resolved and came back (a result reopened them)
+    came_back: int = 0

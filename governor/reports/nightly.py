@@ -18,7 +18,9 @@
   exception_id, exception_created_by, exception_created_at and exception_last_day (for an
   accepted risk: which exception, who recorded it and when, and the day --expires gave),
   then reopened_because (for a finding the run reopened because its exception expired or
-  was revoked: which, when, and by whom and why for a revoke);
+  was revoked: which, when, and by whom and why for a revoke), then times_reopened,
+  last_resolved_at and last_resolution (for a finding that was resolved and came back:
+  how often, and when and how it was last resolved; empty for the others);
 - access-matrix-N.csv: every matrix row, streamed;
 
 and refreshes nightly-latest.html / nightly-latest.json. All files appear together or
@@ -70,6 +72,7 @@ FINDING_COLUMNS = (
     "exception_reason", "exception_approver", "exception_expires", "evidence",
     "resolution", "severity_before", "severity_cause", "exception_id",
     "exception_created_by", "exception_created_at", "exception_last_day", "reopened_because",
+    "times_reopened", "last_resolved_at", "last_resolution",
 )
 MATRIX_COLUMNS = MatrixRow._fields
 
@@ -225,7 +228,7 @@ def finding_row(f: FindingLine) -> FindingRow:
             json.dumps(jsonable(f.evidence), ensure_ascii=False, allow_nan=False),
             f.remediation, f.controls, f.person, f.account, f.first_seen, f.last_seen,
             f.resolved_at, f.exception, f.resolution, f.severity_before, f.severity_cause,
-            f.reopened)
+            f.reopened, f.recurrence)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -261,7 +264,9 @@ def csv_cells(name: str, f: FindingRow) -> list[str]:
                 f[16], f[17], severity_cause_text(f[1], f[17], f[18]),
                 *((None, None, None, None) if exc is None else
                   (exc.get("id"), exc.get("created_by"), exc.get("created_at"),
-                   exc.get("last_day"))), f[19] and f[19].get("because"))]
+                   exc.get("last_day"))), f[19] and f[19].get("because"),
+                *((None, None, None) if f[20] is None else
+                  (str(f[20]["times"]), f[20]["last_resolved_at"], f[20]["last_resolution"])))]
 
 
 def _cell(value: Any) -> str:
@@ -343,14 +348,21 @@ def csv_finding_line(name: str, f: FindingRow) -> str:
             f"{account if _plain(account) else _cell(account)},"
             f"{message if _plain(message) else _cell(message)},"
             f"{first_last}{texts}{resolved}{mid}{_cell(f[7])},{changed}{tail}"
-            f"{'' if f[19] is None else _cell(f[19].get('because'))}")
+            f"{'' if f[19] is None else _cell(f[19].get('because'))}"
+            f"{',,,' if f[20] is None else _recurrence_cells(f[20])}")
     # the cells looked up are harmless already (_const): the others are checked, each a
     # C-speed pass, and the line rewritten only where one holds a character to show
-    if (exc is None and f[19] is None and key.isprintable() and message.isprintable()
-            and f[7].isprintable() and (person is None or person.isprintable())
+    if (exc is None and f[19] is None and f[20] is None and key.isprintable()
+            and message.isprintable() and f[7].isprintable()
+            and (person is None or person.isprintable())
             and (account is None or account.isprintable())) or not _UNSEEN.search(line):
         return line
     return _UNSEEN.sub(_shown, line)
+
+
+def _recurrence_cells(r: dict[str, Any]) -> str:
+    return (f",{_cell(str(r['times']))},{_cell(r['last_resolved_at'])},"
+            f"{_cell(r['last_resolution'])}")
 
 
 def severity_cause_text(rule_id: str, before: str | None, cause: str | None) -> str | None:
@@ -386,7 +398,8 @@ def finding_json(f: FindingRow) -> str:
             f'"first_seen": {_when_json(f[12])}, "last_seen": {_when_json(f[13])}, '
             f'"resolved_at": {_when_json(f[14])}, "exception": {exc}, '
             f'"resolution": {_str(f[16])}, "severity_change": {_severity_change_json(f)}, '
-            f'"reopened": {"null" if f[19] is None else _dumps(jsonable(f[19]))}}}')
+            f'"reopened": {"null" if f[19] is None else _dumps(jsonable(f[19]))}, '
+            f'"recurrence": {"null" if f[20] is None else _dumps(f[20])}}}')
 
 
 def _severity_change_json(f: FindingRow) -> str:
@@ -465,6 +478,7 @@ def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
     # new findings an exception's end brought back, by how it ended: the HTML may show
     # only the first new findings, and an auditor asks how many came back unaccepted
     reopened = {"expired": 0, "revoked": 0}
+    came_back = [0]
 
     def both(name: str) -> Iterator[FindingRow]:
         keep = shown.keeper(name)
@@ -474,6 +488,8 @@ def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
                 resolutions[why] = resolutions.get(why, 0) + 1
             elif name == "new" and f[19] is not None:
                 reopened[f[19]["ended"]] = reopened.get(f[19]["ended"], 0) + 1
+            elif name == "new" and f[20] is not None:
+                came_back[0] += 1  # resolved before, and a result opened it again
             elif name == "severity_changed" and f[17] is not None:
                 moves["raised" if severity_rank(f[3]) < severity_rank(f[17])
                       else "lowered"] += 1
@@ -491,6 +507,7 @@ def write_findings(report: NightlyReport, csv_fh: TextIO, json_fh: TextIO, *,
     report.resolutions = dict(sorted(resolutions.items(), key=lambda kv: (-kv[1], kv[0])))
     report.severity_moves = {k: n for k, n in moves.items() if n}
     report.reopened = {k: n for k, n in reopened.items() if n}
+    report.came_back = came_back[0]
     if streamed:
         for name in SECTIONS:
             setattr(report, name, [finding_line_of(f) for f in shown.rows[name]])
@@ -533,7 +550,8 @@ def finding_line_of(f: FindingRow) -> FindingLine:
                        remediation=f[8], controls=tuple(f[9]), person=f[10], account=f[11],
                        first_seen=as_utc(f[12]) or _EPOCH, last_seen=as_utc(f[13]) or _EPOCH,
                        resolved_at=as_utc(f[14]), exception=f[15], resolution=f[16],
-                       severity_before=f[17], severity_cause=f[18], reopened=f[19])
+                       severity_before=f[17], severity_cause=f[18], reopened=f[19],
+                       recurrence=f[20])
 
 
 def _write_json(report: NightlyReport, fh: TextIO,
