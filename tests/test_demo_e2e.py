@@ -33,6 +33,8 @@ EXPECTED = {
      "sofia.marchetti@northwind.example", "fail", "medium"),
     ("excess-privilege:I2002|x:@northwind|x_team|jack.morrison@northwind.example", "fail",
      "medium"),
+    # an intern who can read a shared login holds the whole account
+    ("excess-privilege:I2003|tiktok:@northwind|vault|vlt-7f3a01", "fail", "medium"),
     ("leaver-holds-access:E1010|facebook:Northwind Traders|direct|", "fail", "critical"),
     ("leaver-holds-access:E1010|facebook:Northwind Traders|tool_seat|hootsuite", "fail",
      "critical"),

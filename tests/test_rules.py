@@ -570,6 +570,29 @@ def test_excess_privilege_clean() -> None:
     assert subjects(results) == [f"E1|{X}|platform|{mail('E1')}"]
 
 
+def test_excess_privilege_counts_reading_a_shared_login_as_the_top_role() -> None:
+    # a shared login is full control of the account: an intern reading it holds owner
+    # there, against the intern limit (contributor); an employee may; orphans and
+    # ambiguous readers are other rules' business
+    shared = "team@" + DOMAIN
+    s = snap(persons=(person("E1", worker=WorkerType.INTERN, name="Ida Intern",
+                             aliases=("ida@old.example",)),
+                      person("E2"), person("E3", worker=WorkerType.CONTRACTOR),
+                      person("E4", aliases=(shared,)), person("E5", aliases=(shared,))),
+             accounts=(account(X), account(FB)),
+             credentials=(cred("item1", mail("E1"), "ida@old.example", mail("E2"),
+                               "ghost@x.com", shared, accounts=(X, FB)),
+                          cred("item2", mail("E3"))))
+    results = run("excess-privilege", s)
+    assert subjects(results) == [f"E1|{FB}|vault|item1", f"E1|{X}|vault|item1",
+                                 "E3|x:@northwind|vault|item2"]
+    r = next(r for r in results if r.account == X and r.person == "E1")
+    assert "Ida Intern (E1) can read the shared login of x:@northwind" in r.message
+    assert r.evidence["role"] == "owner" and r.evidence["max_role"] == "contributor"
+    # a policy that lets contractors hold everything clears the contractor
+    assert len(run("excess-privilege", s, max_role={"contractor": "owner"})) == 2
+
+
 def test_excess_privilege_unmatched_principal_is_not_judged() -> None:
     s = snap(persons=(person("E1"),), accounts=(account(),),
              grants=(grant("ghost@x.com", Role.OWNER),))

@@ -23,11 +23,14 @@ class ExcessPrivilege(Rule):
     severity = Severity.MEDIUM
     rationale = ("Least privilege: interns and agency staff draft for approval, contractors "
                  "publish at most, and only the owning team may hold the owner role that can "
-                 "remove every admin.")
+                 "remove every admin. Whoever can read a shared login holds the account "
+                 "outright: for this check it is the owner role.")
     remediation = ("Lower the role on the platform or tool to the one the job needs, or move "
-                   "ownership to the account's owner team.")
+                   "ownership to the account's owner team; take a reader whose kind of work "
+                   "may not hold the whole account off the vault item (and rotate it).")
     controls = ("SOC2 CC6.1", "SOC2 CC6.3", "ISO27001 A.5.15", "ISO27001 A.8.2")
-    needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.INVENTORY})
+    needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.INVENTORY,
+                       SourceKind.VAULT})
     requires = frozenset({SourceKind.HR})
     source_in_subject = ("{person}|{account}|",)
     params = {
@@ -51,6 +54,7 @@ class ExcessPrivilege(Rule):
         for h in snap.grants:
             g = h.grant
             eid = h.match.employee_id
+            # vault access is judged from the vault's items (_readers), not twice
             if eid is None or g.via is vault or not h.match.matched:
                 continue
             limit = limit_of.get(eid)
@@ -98,6 +102,50 @@ class ExcessPrivilege(Rule):
                 person=eid,
                 account=g.account,
             )
+        yield from self._readers(snap, limits, limit_of)
+
+    @staticmethod
+    def _readers(snap: Snapshot, limits: dict[str, Role],
+                 limit_of: dict[str, Role]) -> Iterator[Result]:
+        """Readers of a shared login: it is full control of every account it opens (as
+        user-mfa-missing and offboarding take it), so each reader holds the top role
+        there, judged against their kind of work's limit. The owner-team check stays
+        with platform roles: a shared login is shared-password's business."""
+        top = Role.OWNER
+        for hc in snap.credentials:
+            c = hc.credential
+            if not c.accounts:
+                continue
+            seen: set[str] = set()  # one result per person, however many of their addresses
+            for principal, match in hc.readers:
+                eid = match.employee_id
+                if eid is None or not match.matched or eid in seen:
+                    continue
+                seen.add(eid)
+                person = snap.persons.get(eid)
+                if person is None:
+                    continue
+                limit = limit_of.get(eid)
+                if limit is None:
+                    limit = limit_of[eid] = limits[person.worker_type.value]
+                if top <= limit:
+                    continue
+                reason = f"the {person.worker_type.value} limit is {limit.label}"
+                for acct in c.accounts:
+                    yield Result(
+                        subject=f"{eid}|{acct}|{hc.source}|{c.item_id}",
+                        outcome=Outcome.FAIL,
+                        message=(f"{who(person)} can read the shared login of {acct} (vault "
+                                 f"item {c.item_id} in {hc.source}), which is full control "
+                                 f"({top.label}), but {reason}"),
+                        evidence={"role": top.label, "raw_role": "shared login",
+                                  "worker_type": person.worker_type.value,
+                                  "max_role": limit.label, "department": person.department,
+                                  "principal": principal, "path": AccessPath.VAULT.value,
+                                  "via": c.item_id, "source": hc.source, "reasons": [reason]},
+                        person=eid,
+                        account=acct,
+                    )
 
 
 def _team(name: str | None) -> str:
