@@ -806,6 +806,50 @@ def test_recovery_contact_risk() -> None:
     assert len(by[f"{X}|email"].evidence["reasons"]) == 2
 
 
+def test_recovery_contact_without_an_owner_belongs_to_whom_its_address_matches() -> None:
+    # no owner in the inventory: the address itself says whose it is, as any principal
+    # (by email, alias or plus-address); a corporate address of a leaver is a risk
+    s = snap(persons=(person("E1"), leaver("E2", name="Marcus Webb"),
+                      person("E3", aliases=("mw@" + DOMAIN,))),
+             accounts=(account(X, email=RecoveryContact(mail("E2"), "corporate")),
+                       account(FB, email=RecoveryContact("e2+fb@" + DOMAIN, "corporate")),
+                       account("tiktok:@nw", email=RecoveryContact(mail("E3"), "corporate")),
+                       account("x:@nw_help", email=RecoveryContact(mail("E2"), "corporate",
+                                                                   owner="E1"))),
+             org_domains=[DOMAIN])
+    results = run("recovery-contact-risk", s)
+    assert subjects(results) == [f"{FB}|email", f"{X}|email"]
+    by = {r.subject: r for r in results}
+    assert "belongs to Marcus Webb (E2), who left on 2026-10-01" in by[f"{X}|email"].message
+    assert by[f"{X}|email"].person == "E2" and by[f"{X}|email"].evidence["belongs_to"] == "E2"
+
+
+def test_recovery_contact_matching_several_people_is_not_guessed() -> None:
+    # a leaver's address kept as a current person's alias: whose the contact is cannot be
+    # told, so unknown (never a pass, never the leaver named as its holder)
+    shared = mail("E2")
+    s = snap(persons=(leaver("E2", name="Marcus Webb"), person("E3", aliases=(shared,)),
+                      person("E4", aliases=("team@" + DOMAIN,)),
+                      person("E5", aliases=("team@" + DOMAIN,))),
+             accounts=(account(X, email=RecoveryContact(shared, "corporate")),
+                       account(FB, email=RecoveryContact(shared, "personal")),
+                       account("tiktok:@nw", email=RecoveryContact("team@" + DOMAIN, "shared"))),
+             org_domains=[DOMAIN])
+    results = run("recovery-contact-risk", s)
+    assert sorted((r.subject, r.outcome) for r in results) == [
+        (f"{FB}|email", Outcome.FAIL), (f"{X}|email", Outcome.UNKNOWN)]
+    unknown = next(r for r in results if r.outcome is Outcome.UNKNOWN)
+    assert "matches several people" in unknown.message and "cannot tell" in unknown.message
+    assert unknown.evidence["candidates"] == ["E2", "E3"] and unknown.person == "E2"
+    failed = next(r for r in results if r.outcome is Outcome.FAIL)
+    assert failed.person is None and "cannot tell" in failed.message  # said, not guessed
+    # a link settles the address like any principal's
+    linked = snap(persons=(leaver("E2"), person("E3", aliases=(shared,))),
+                  accounts=(account(X, email=RecoveryContact(shared, "corporate")),),
+                  links={("*", shared): "E3"})
+    assert run("recovery-contact-risk", linked) == []
+
+
 def test_recovery_contact_risk_clean() -> None:
     s = snap(persons=(person("E1"),),
              accounts=(account(X, phone=RecoveryContact("+15550003", "corporate", owner="E1")),
