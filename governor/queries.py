@@ -69,11 +69,11 @@ def history_start(session: Session) -> datetime | None:
 
 def resolve_account(session: Session, ref: str) -> str:
     """The account ``ref`` names: an inventory key or handle, else an account only grants
-    name. The platform and the handle match whatever their case (X, Instagram and TikTok
-    handles ignore it, and a person asking need not remember how the inventory wrote a
-    Page's name), but a key spelt exactly so comes first: two Facebook Pages' display
-    names may differ only in case. The inventory's current accounts come before those it
-    listed once (a respelt key's old spelling stays in its history)."""
+    or vault items name. The platform and the handle match whatever their case (X,
+    Instagram and TikTok handles ignore it, and a person asking need not remember how the
+    inventory wrote a Page's name), but a key spelt exactly so comes first: two Facebook
+    Pages' display names may differ only in case. The inventory's current accounts come
+    before those it listed once (a respelt key's old spelling stays in its history)."""
     ref = ref.strip()
     platform, sep, handle = ref.partition(":")
     typed, low = (f"{platform.lower()}:{handle}" if sep else ref), ref.lower()
@@ -81,7 +81,7 @@ def resolve_account(session: Session, ref: str) -> str:
     exact = inventory.key == typed
     caseless = or_(func.lower(inventory.key) == low, func.lower(inventory.handle) == low)
     current = inventory.ended_at.is_(None)
-    granted = functools.cache(lambda: _granted_accounts(session))
+    granted = functools.cache(lambda: _granted_accounts(session) + _vault_accounts(session))
     # an exact spelling anywhere before any caseless match: an unlisted Page named
     # "NORTHWIND TRADERS" in an export is not the inventory's "Northwind Traders"
     tiers: tuple[Callable[[], Iterable[str]], ...] = (
@@ -89,6 +89,7 @@ def resolve_account(session: Session, ref: str) -> str:
         lambda: session.scalars(select(inventory.key).where(exact)),
         lambda: session.scalars(select(ObsGrant.account).where(ObsGrant.account == typed)
                                 .limit(1)),
+        lambda: (a for a in _vault_accounts(session) if a == typed),
         lambda: session.scalars(select(inventory.key).where(caseless, current)),
         lambda: session.scalars(select(inventory.key).where(caseless)),
         lambda: (a for a in granted() if a.lower() == low),
@@ -119,6 +120,13 @@ def _granted_accounts(session: Session) -> list[str]:
     """Every account a grant has named, the inventory's or not. A scan of the grants'
     account index, made only when a reference matched nothing cheaper."""
     return list(session.scalars(select(ObsGrant.account).distinct()))
+
+
+def _vault_accounts(session: Session) -> list[str]:
+    """Every account a vault item has named, the inventory's or not: a login for an
+    account nobody registered still lets its readers in. Items are few (a list each)."""
+    return sorted({a for text in session.scalars(select(ObsCredential.accounts).distinct())
+                   for a in json.loads(text)})
 
 
 def _near_accounts(session: Session, ref: str, granted: Iterable[str]) -> str:

@@ -312,6 +312,31 @@ def test_whohas_finds_the_account_whatever_its_case(demo: tuple[str, dict[str, s
         "tiktok:@northwind, x:@northwind", "x:@northwind, tiktok:@northwind")
 
 
+def test_an_account_only_a_vault_item_names_is_found_and_flagged(demo_dir: Path) -> None:
+    # a shared login for an account the inventory does not list: whohas names its
+    # readers (not "no such account") and unknown-account reports it
+    vault = demo_dir / "vault.json"
+    data = json.loads(vault.read_text(encoding="utf-8"))
+    data["records"].append({"id": "vlt-shop", "title": "X shop", "accounts": ["x:@northwind_shop"],
+                            "readers": ["lily.nguyen@northwind.example"],
+                            "password_changed_at": "2026-10-01T08:30:00Z"})
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    out = run_cli("-c", cfg, "whohas", "x:@northwind_shop", "--json", env=env)
+    assert out.code == 0, out.err
+    held = json.loads(out.out)
+    assert held["account"] == "x:@northwind_shop"
+    assert [(h["employee_id"], h["path"], h["via"]) for h in held["holders"]] == [
+        ("I2001", "vault", "vlt-shop")]
+    assert run_cli("-c", cfg, "whohas", "X:@NorthWind_Shop", env=env).code == 0
+    found = json.loads(run_cli("-c", cfg, "findings", "--json", "--rule", "unknown-account",
+                               env=env).out)
+    assert sorted(f["key"] for f in found) == ["unknown-account:vault|x:@northwind_shop",
+                                               "unknown-account:x_team|x:@northwind_jobs"]
+
+
 def test_whohas_takes_an_exact_spelling_before_another_case(demo_dir: Path) -> None:
     # two Pages whose display names differ only in case are two accounts
     with (demo_dir / "accounts.toml").open("a", encoding="utf-8") as fh:

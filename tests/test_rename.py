@@ -49,7 +49,8 @@ def _snapshot(suffix: str) -> Snapshot:
             grant(mail("E1"), acct="x:@unlisted"),
             grant(mail("E1"), last_active=NOW.replace(year=2020), acct=page))],
         credentials=[("vault" + suffix, c) for c in (
-            cred("item1", mail("E2"), "nobody@x", mail("E3")),)])
+            cred("item1", mail("E2"), "nobody@x", mail("E3")),
+            cred("item2", mail("E1"), accounts=("x:@vaulted",)))])
 
 
 def _subjects(snap: Snapshot) -> dict[str, list[tuple[str, str | None, str | None]]]:

@@ -915,6 +915,24 @@ def test_unknown_account_typo_and_unlisted_tool() -> None:
     assert "management tool 'buffer'" in tool.message and "ghost@x.com" in tool.message
 
 
+def test_unknown_account_named_by_a_vault_item() -> None:
+    # a shared login for an account nobody registered: its readers hold all of it
+    s = snap(persons=(person("E1", name="Pat Shop"), person("E2")),
+             accounts=(account(X),),
+             credentials=(cred("item1", mail("E1"), "ghost@x.com", accounts=(X, "x:@nw_shop")),
+                          cred("item2", mail("E1"), mail("E2"), accounts=("x:@nw_shop",)),
+                          cred("item3", mail("E2"))),
+             grants=(grant(mail("E2"), Role.ADMIN, "x:@nw_shop"),))
+    results = run("unknown-account", s)
+    # the grant's subject keeps its shape; the vault's has the same, its source first
+    assert subjects(results) == ["platform|x:@nw_shop", "vault|x:@nw_shop"]
+    vault = next(r for r in results if r.subject == "vault|x:@nw_shop")
+    assert vault.account == "x:@nw_shop" and vault.evidence["items"] == ["item1", "item2"]
+    assert "shared login of x:@nw_shop" in vault.message and "Pat Shop (E1)" in vault.message
+    assert {h["role"] for h in vault.evidence["holders"]} == {"owner"}
+    assert len(vault.evidence["holders"]) == 3  # E1, E2 and the unmatched reader
+
+
 def test_unknown_account_clean() -> None:
     hootsuite = replace(account(X), tool="Hootsuite")
     s = snap(persons=(person("E1"),), accounts=(hootsuite, account(FB)),
