@@ -246,10 +246,22 @@ def grant_reader(make: type[G], texts: dict[Any, Any] | None = None
 
 
 def _cred_read(r: tuple[Any, ...]) -> Credential:
+    groups = tuple(json.loads(r[5]))
     return Credential(item_id=r[1], title=r[2], accounts=tuple(json.loads(r[3])),
-                      readers=tuple(json.loads(r[4])), reader_groups=tuple(json.loads(r[5])),
+                      readers=tuple(json.loads(r[4])), reader_groups=groups,
                       password_changed_at=read_ts(r[6]), totp_in_vault=_flag(r[7]),
-                      fingerprint=r[8])
+                      fingerprint=r[8],
+                      # NULL: no group to expand, or stored before it was recorded
+                      expanded_groups=tuple(json.loads(r[9])) if r[9] is not None
+                      else None if groups else ())
+
+
+def _expanded(c: Credential) -> str | None:
+    """What the store keeps of expanded_groups: NULL for an item shared through no group
+    (nothing to say), or when the source did not say."""
+    if not c.reader_groups or c.expanded_groups is None:
+        return None
+    return json.dumps(list(c.expanded_groups))
 
 
 SHAPES: dict[SourceKind, Shape] = {
@@ -298,10 +310,10 @@ SHAPES: dict[SourceKind, Shape] = {
     SourceKind.VAULT: Shape(
         SourceKind.VAULT, ObsCredential.__tablename__, lambda c: c.item_id,
         ("item_id", "title", "accounts", "readers", "reader_groups", "password_changed_at",
-         "totp_in_vault", "fingerprint"),
+         "totp_in_vault", "fingerprint", "expanded_groups"),
         lambda c: (c.item_id, c.title, json.dumps(list(c.accounts)), json.dumps(list(c.readers)),
                    json.dumps(list(c.reader_groups)), ts(c.password_changed_at),
-                   c.totp_in_vault, c.fingerprint),
+                   c.totp_in_vault, c.fingerprint, _expanded(c)),
         (), lambda c: (), lambda _texts: _cred_read),
 }
 

@@ -204,6 +204,9 @@ class ObsCredential(_Observed, Base):
     password_changed_at: Mapped[datetime | None]
     totp_in_vault: Mapped[bool | None] = mapped_column(Boolean)
     fingerprint: Mapped[str | None]  # keyed fingerprint, never a password
+    # JSON list: which reader_groups the vault itself expanded; NULL for an item shared
+    # through no group, and for rows stored before migration 0009 (not known)
+    expanded_groups: Mapped[str | None] = mapped_column(Text)
 
 
 class PrincipalMatch(Base):

@@ -147,5 +147,6 @@ class AccountNames:
                 if accounts != rec.accounts:
                     rec = Credential(rec.item_id, rec.title, accounts, rec.readers,
                                      rec.reader_groups, rec.password_changed_at,
-                                     rec.totp_in_vault, rec.fingerprint)
+                                     rec.totp_in_vault, rec.fingerprint,
+                                     rec.expanded_groups)
             yield rec

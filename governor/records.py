@@ -188,6 +188,10 @@ class Credential:
     password_changed_at: datetime | None = None
     totp_in_vault: bool | None = None
     fingerprint: str | None = None  # keyed fingerprint; never a password
+    # Which of reader_groups the vault itself expanded into readers (groups its export
+    # defines); the others can only be expanded through directory groups. None: the
+    # source did not say (a row stored before it was recorded), so none is known to be.
+    expanded_groups: tuple[str, ...] | None = ()
 
 
 Record = Person | DirectoryAccount | SocialAccount | Grant | Credential

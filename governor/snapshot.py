@@ -74,6 +74,9 @@ class HeldCredential:
     source: str
     credential: Credential
     readers: list[tuple[str, Match]]  # (principal, match) after group expansion
+    # reader groups neither the vault nor any directory source expanded: members unknown,
+    # so who can read the item is not known (rules answer unknown, never "nobody")
+    unexpanded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +244,10 @@ class Snapshot:
                         members.setdefault(shown, member.match)
             readers = sorted([(p, corr.match(src, p)) for p in set(c.readers)]
                              + list(members.items()), key=lambda r: r[0])
-            hc = HeldCredential(src, c, readers)
+            own = c.expanded_groups
+            hc = HeldCredential(src, c, readers, tuple(
+                g for g in c.reader_groups
+                if g.lower() not in groups and (own is None or g not in own)))
             snap.credentials.append(hc)
             for eid in {m.employee_id for _, m in readers if m.employee_id}:
                 c_person[eid].append(hc)

@@ -267,3 +267,24 @@ def test_demo_keeps_off_the_operators_files_and_store(tmp_path: Path) -> None:
     assert not other.exists() and (where / "governor-demo.db").is_file()
     again = run_cli("demo", "--dir", str(where), env={})  # an earlier demo's folder: fine
     assert again.code == 0, again.err
+
+
+def test_a_login_shared_through_a_group_nobody_expands_is_unknown_not_unread(
+        demo_dir: Path) -> None:
+    # group:promo-agency is defined neither in the vault export nor in any directory: who
+    # reads the login is not known, which the rules say instead of counting nobody; the
+    # vault's own group (Social Team, on vlt-7f3a01) stays expanded once stored and read back
+    vault = demo_dir / "vault.json"
+    data = json.loads(vault.read_text(encoding="utf-8"))
+    data["records"].append({"id": "vlt-promo", "title": "Promo", "readers": ["group:promo-agency"],
+                            "accounts": ["tiktok:@northwind.deals"],
+                            "password_changed_at": "2026-10-01T08:30:00Z"})
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    got = {(f["key"], f["outcome"]) for f in findings(cfg, env)}
+    assert got - {(k, o) for k, o, _ in EXPECTED} == {
+        ("shared-password:vlt-promo", "unknown"),
+        ("leaver-holds-access:unexpanded|vlt-promo", "unknown"),
+        ("shared-secret-not-rotated:vlt-promo", "unknown")}

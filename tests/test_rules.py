@@ -238,6 +238,24 @@ def test_leaver_holds_access_through_an_ambiguous_address_is_unknown_not_a_pass(
     assert run("leaver-holds-access", linked) == []
 
 
+def test_leaver_rules_do_not_pass_a_login_shared_through_a_group_nobody_expands() -> None:
+    # any leaver may be in the group: neither "holds nothing" nor "rotated" can be said
+    s = snap(persons=(leaver("E2", name="Ann Left"), person("E1")),
+             credentials=(cred("item1", groups=("promo-agency",)),
+                          cred("item2", mail("E1"), groups=("promo-agency",),
+                               changed=datetime(2026, 10, 2, tzinfo=UTC))))
+    held = run("leaver-holds-access", s)
+    assert subjects(held, Outcome.UNKNOWN) == ["unexpanded|item1", "unexpanded|item2"]
+    assert "Ann Left (E2)" in held[0].message and "cannot be expanded" in held[0].message
+    rotated = one(run("shared-secret-not-rotated", s))  # item2 changed after she left
+    assert (rotated.subject, rotated.outcome) == ("item1", Outcome.UNKNOWN)
+    assert rotated.evidence["possible_leavers"] == ["E2"]
+    # nobody has left: nothing to ask
+    clean = snap(persons=(person("E1"),), credentials=(cred("item1", groups=("g",)),))
+    assert run("leaver-holds-access", clean) == []
+    assert run("shared-secret-not-rotated", clean) == []
+
+
 # ---- leaver-sso-active ----------------------------------------------------------------------
 def test_shared_secret_read_through_an_ambiguous_address_is_unknown_not_rotated() -> None:
     # the leaver's mailbox is now an alias of someone listed: the password may still be
@@ -465,10 +483,30 @@ def test_shared_password_clean() -> None:
     assert run("shared-password", s) == []
 
 
-def test_shared_password_unexpanded_group_says_nothing() -> None:
-    # the group's members are unknown (no directory data): nothing to count, no guess
-    s = snap(persons=(person("E1"),), credentials=(cred("item1", groups=("social-team",)),))
-    assert run("shared-password", s) == []
+def test_shared_password_through_a_group_nobody_expands_is_unknown() -> None:
+    # the group's members are unknown (no directory knows it, the vault did not expand
+    # it): who can read the login is not known, which is no pass; no guess either
+    s = snap(persons=(person("E1"), person("E2"), person("E3")),
+             directory=(directory("E2", groups=("social-team",)),),
+             credentials=(cred("item1", groups=("promo-agency",)),
+                          cred("item2", mail("E1"), groups=("Promo-Agency",)),
+                          cred("item3", mail("E1"), mail("E3"), groups=("promo-agency",)),
+                          cred("item4", mail("E1"), groups=("social-team",)),
+                          replace(cred("item5", mail("E1"), mail("E3"), groups=("own",)),
+                                  expanded_groups=("own",))))
+    results = run("shared-password", s)
+    assert sorted((r.subject, r.outcome) for r in results) == [
+        ("item1", Outcome.UNKNOWN), ("item2", Outcome.UNKNOWN), ("item3", Outcome.FAIL),
+        ("item4", Outcome.FAIL), ("item5", Outcome.FAIL)]
+    by = {r.subject: r for r in results}
+    assert "the group cannot be expanded, so who can read it is not known" in by["item1"].message
+    assert by["item2"].evidence["unexpanded_groups"] == ["Promo-Agency"]
+    assert "there may be more" in by["item3"].message
+    assert "unexpanded_groups" not in by["item5"].evidence  # the vault expanded its own
+    # a row stored before the vault said which groups it expanded: not known either
+    old = snap(persons=(person("E1"),), credentials=(
+        replace(cred("item1", mail("E1"), groups=("own",)), expanded_groups=None),))
+    assert subjects(run("shared-password", old), Outcome.UNKNOWN) == ["item1"]
 
 
 # ---- shared-secret-not-rotated ------------------------------------------------------------

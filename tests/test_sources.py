@@ -745,11 +745,11 @@ def test_vault_json_expands_groups_and_keeps_keyed_fingerprints(tmp_path: Path) 
                    ("ann@corp.example", "bo@corp.example", "cy@corp.example"),
                    reader_groups=("Social Team",),
                    password_changed_at=utc(2026, 9, 2, 9, 14), totp_in_vault=True,
-                   fingerprint=FP),
+                   fingerprint=FP, expanded_groups=("Social Team",)),
         # a group the export does not define is kept by name (expanded later, through the
-        # directory's groups); the title defaults to the id
+        # directory's groups, and said not to be expanded here); the title defaults to the id
         Credential("v2", "v2", ("x:@northwind_uk",), ("d@corp.example",),
-                   reader_groups=("Agency",), totp_in_vault=False),
+                   reader_groups=("Agency",), totp_in_vault=False, expanded_groups=()),
     ]
 
 

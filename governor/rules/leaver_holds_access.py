@@ -31,9 +31,11 @@ class LeaverHoldsAccess(Rule):
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         grace = timedelta(hours=params["grace_hours"])
+        left: list[Person] = []
         for eid, person in snap.persons.items():
             if not snap.has_left(person, grace):
                 continue
+            left.append(person)
             for access in snap.access_of(eid):
                 yield self._result(person, access, Outcome.FAIL,
                                    f"{who(person)} left{left_on(person)} but {_holds(access)}")
@@ -47,6 +49,9 @@ class LeaverHoldsAccess(Rule):
                     f"{_holds(access, by=False)} but matches several people "
                     f"({more(list(access.match.candidates))}), so governor cannot tell "
                     "whether the leaver still has it: link the principal to its owner")
+        # a vault item shared through a group nobody can expand: any leaver may be in it
+        if left:
+            yield from _unexpanded(snap, left)
 
     @staticmethod
     def _result(person: Person, access: Access, outcome: Outcome, message: str) -> Result:
@@ -64,6 +69,26 @@ class LeaverHoldsAccess(Rule):
                          if outcome is Outcome.UNKNOWN else {})},
             person=person.employee_id,
             account=access.account,
+        )
+
+
+def _unexpanded(snap: Snapshot, left: list[Person]) -> Iterator[Result]:
+    names = more([who(p) for p in sorted(left, key=lambda p: p.employee_id)], 2)
+    for hc in snap.credentials:
+        if not hc.unexpanded:
+            continue
+        c = hc.credential
+        yield Result(
+            subject=f"unexpanded|{c.item_id}",
+            outcome=Outcome.UNKNOWN,
+            message=(f"vault item {c.title!r} ({c.item_id}) for "
+                     f"{', '.join(c.accounts) or 'no listed account'} is shared through group "
+                     f"{more(list(hc.unexpanded), 2)}, which cannot be expanded: whether a "
+                     f"leaver ({names}) can still read it is not known"),
+            evidence={"item_id": c.item_id, "accounts": list(c.accounts), "source": hc.source,
+                      "unexpanded_groups": list(hc.unexpanded),
+                      "leavers": len(left)},
+            account=c.accounts[0] if c.accounts else None,
         )
 
 

@@ -33,19 +33,33 @@ class SharedPassword(Rule):
             holders: dict[str, str] = {}  # distinct key -> how the message names it
             for principal, match in hc.readers:
                 holders.setdefault(distinct(principal, match), holder(snap, principal, match))
-            if len(holders) <= limit:
-                continue
             c = hc.credential
+            unknown = list(hc.unexpanded)
+            if len(holders) <= limit and not unknown:
+                continue
             names = sorted(holders.values())
+            item = (f"vault item {c.title!r} ({c.item_id}) for "
+                    f"{', '.join(c.accounts) or 'no listed account'}")
+            # a group nobody can expand: its members are readers all the same
+            shared = (f"shared through group {more(unknown, 2)}, which neither the vault "
+                      "nor any directory source knows")
+            failed = len(holders) > limit
+            if failed:
+                message = (f"{item} is readable by {len(holders)} holders (max {limit}): "
+                           f"{more(names)}" + (f"; it is also {shared}, so there may be more"
+                                               if unknown else ""))
+            else:
+                message = (f"{item} is {shared}: the group cannot be expanded, so who can "
+                           "read it is not known"
+                           + (f" (besides {more(names)})" if names else ""))
             yield Result(
                 subject=c.item_id,
-                outcome=Outcome.FAIL,
-                message=(f"vault item {c.title!r} ({c.item_id}) for "
-                         f"{', '.join(c.accounts) or 'no listed account'} is readable by "
-                         f"{len(holders)} holders (max {limit}): {more(names)}"),
+                outcome=Outcome.FAIL if failed else Outcome.UNKNOWN,
+                message=message,
                 evidence={"item_id": c.item_id, "title": c.title, "accounts": list(c.accounts),
                           "holders": sorted(holders), "readers": [p for p, _ in hc.readers],
                           "reader_groups": list(c.reader_groups), "max_readers": limit,
-                          "source": hc.source},
+                          "source": hc.source,
+                          **({"unexpanded_groups": unknown} if unknown else {})},
                 account=c.accounts[0] if c.accounts else None,
             )

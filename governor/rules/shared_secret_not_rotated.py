@@ -24,6 +24,8 @@ class SharedSecretNotRotated(Rule):
     requires = frozenset({SourceKind.HR, SourceKind.VAULT})
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
+        # everyone who left, latest first (undated ones first of all), once an item needs it
+        gone: list[tuple[datetime | None, Person]] | None = None
         for hc in snap.credentials:
             c = hc.credential
             former = snap.former_readers.get(c.item_id, [])
@@ -63,6 +65,33 @@ class SharedSecretNotRotated(Rule):
                                   "possible_leavers": sorted(e for e in maybe),
                                   "password_changed_at": stated, "source": hc.source},
                         person=p.employee_id, account=c.accounts[0] if c.accounts else None)
+                elif hc.unexpanded:
+                    # readers nobody can name (a group no one expands): any leaver may
+                    # have been one, so a rotation before someone left is no pass
+                    if gone is None:
+                        gone = _leavers(snap)
+                    late_or_undated = []
+                    for end, p in gone:
+                        if end is not None and changed is not None and changed >= end:
+                            break  # the rest left earlier still
+                        late_or_undated.append(p)
+                    if late_or_undated:
+                        p = late_or_undated[0]
+                        yield Result(
+                            subject=c.item_id, outcome=Outcome.UNKNOWN,
+                            message=(f"vault item {c.title!r} ({c.item_id}) is shared through "
+                                     f"group {more(list(hc.unexpanded), 2)}, which cannot be "
+                                     "expanded: governor cannot tell whether "
+                                     f"{more([who(q) for q in late_or_undated], 2)}, who left "
+                                     + ("after its password last changed" if changed else
+                                        "(the vault does not date its password)")
+                                     + ", could read it"),
+                            evidence={"item_id": c.item_id, "source": hc.source,
+                                      "unexpanded_groups": list(hc.unexpanded),
+                                      "possible_leavers": [q.employee_id
+                                                           for q in late_or_undated],
+                                      "password_changed_at": stated},
+                            person=None, account=c.accounts[0] if c.accounts else None)
                 continue
             late: list[tuple[datetime, Person, bool]] = []
             undated: list[Person] = []
@@ -113,3 +142,13 @@ class SharedSecretNotRotated(Rule):
                     message=(f"{more([who(p) for p in undated], 2)} could read {item} and left "
                              "but HR has no end date, so the rotation cannot be checked"),
                     evidence=evidence, person=undated[0].employee_id, account=account)
+
+
+def _leavers(snap: Snapshot) -> list[tuple[datetime | None, Person]]:
+    """Everyone who left with the end of their last day: undated ones first, then the
+    latest leaver first, so those who left after a given change are a prefix."""
+    out = [(snap.end_instant(p.end_date) if p.end_date else None, p)
+           for p in snap.persons.values() if snap.has_left(p)]
+    out.sort(key=lambda t: (t[0] is not None, -(t[0].timestamp()) if t[0] else 0,
+                            t[1].employee_id))
+    return out

@@ -68,11 +68,14 @@ class VaultFile(FileConnector):
                     raise row.fail("accounts", f"{acct!r}: {wrong}")
             readers: set[str] = set()
             via_groups: list[str] = []
+            expanded: set[str] = set()
             for reader in row.list("readers", sep):
                 if reader.lower().startswith("group:"):
                     name = reader[6:].strip()
                     via_groups.append(name)
-                    readers.update(m.lower() for m in groups.get(name, ()))
+                    if name in groups:
+                        expanded.add(name)
+                        readers.update(m.lower() for m in groups[name])
                 else:
                     readers.add(reader.lower())
             fingerprint = row.text("fingerprint")
@@ -88,6 +91,7 @@ class VaultFile(FileConnector):
                 password_changed_at=row.instant("password_changed_at", self.zone),
                 totp_in_vault=row.boolean("totp_in_vault"),
                 fingerprint=fingerprint.lower() if fingerprint else None,
+                expanded_groups=tuple(sorted(expanded)),
             )
 
     def _groups(self, table: Table) -> dict[str, tuple[str, ...]]:
