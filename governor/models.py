@@ -205,7 +205,7 @@ class ObsCredential(_Observed, Base):
     totp_in_vault: Mapped[bool | None] = mapped_column(Boolean)
     fingerprint: Mapped[str | None]  # keyed fingerprint, never a password
     # JSON list: which reader_groups the vault itself expanded; NULL for an item shared
-    # through no group, and for rows stored before migration 0009 (not known)
+    # through no group, and for rows stored before migration 0010 (not known)
     expanded_groups: Mapped[str | None] = mapped_column(Text)
 
 

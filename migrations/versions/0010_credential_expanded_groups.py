@@ -9,8 +9,8 @@ Rows stored before stay NULL: for an item shared through a group that reads as n
 known, until the vault's next read stores a new version (the first read after this
 upgrade stores one of every item, the stored shape having a column more).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-24 12:00:00
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
