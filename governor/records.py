@@ -48,6 +48,21 @@ class DirectoryStatus(StrEnum):
     DEPROVISIONED = "deprovisioned"
     STAGED = "staged"
 
+    @property
+    def live(self) -> bool:
+        """Can the account sign in now, or again without an administrator? A lockout
+        lifts by itself or by self-service; only a deactivated status is not live."""
+        return self not in DEACTIVATED
+
+
+# Statuses in which an account cannot sign in and cannot come back without an
+# administrator. Anything else (a status added later included) counts as live. STAGED
+# (Okta: created, never activated) has no password and no activation link until an
+# administrator activates it; PROVISIONED, whose emailed link the user can complete
+# alone, is read as active by the sources.
+DEACTIVATED = frozenset({DirectoryStatus.SUSPENDED, DirectoryStatus.DISABLED,
+                         DirectoryStatus.DEPROVISIONED, DirectoryStatus.STAGED})
+
 
 class FactorStrength(StrEnum):
     STRONG = "strong"

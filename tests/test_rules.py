@@ -281,6 +281,27 @@ def test_leaver_sso_active() -> None:
     assert "Ann Left (E2)" in r.message and mail("E2") in r.message
 
 
+@pytest.mark.parametrize("status", [DirectoryStatus.LOCKED, DirectoryStatus.ACTIVE])
+def test_leaver_sso_active_counts_every_live_status(status: DirectoryStatus) -> None:
+    # a lockout lifts by itself or by self-service: the account is not deactivated (fixed:
+    # only ACTIVE was flagged, so Okta's LOCKED_OUT hid a leaver's account)
+    s = snap(persons=(leaver("E2", name="Ann Left"),),
+             directory=(directory("E2", status=status),))
+    r = one(run("leaver-sso-active", s))
+    assert (r.subject, r.outcome) == (f"E2|okta|{mail('E2')}", Outcome.FAIL)
+    assert f"is still {status.value}" in r.message
+    assert r.evidence["directory_status"] == status.value
+
+
+@pytest.mark.parametrize("status", [DirectoryStatus.SUSPENDED, DirectoryStatus.DISABLED,
+                                    DirectoryStatus.DEPROVISIONED, DirectoryStatus.STAGED])
+def test_leaver_sso_active_passes_a_deactivated_account(status: DirectoryStatus) -> None:
+    # none of these signs in or comes back without an administrator (STAGED: created,
+    # never activated)
+    s = snap(persons=(leaver("E2"),), directory=(directory("E2", status=status),))
+    assert run("leaver-sso-active", s) == []
+
+
 def test_leaver_sso_active_clean() -> None:
     s = snap(persons=(leaver("E2"), leaver("E3", end=TODAY)),
              directory=(directory("E2", status=DirectoryStatus.DEPROVISIONED),
@@ -299,6 +320,10 @@ def test_leaver_sso_active_on_an_ambiguous_account_is_unknown() -> None:
     s = snap(persons=(leaver("E2"), person("E1", aliases=(mail("E2"),))), directory=(acct,))
     r = one(run("leaver-sso-active", s))
     assert (r.subject, r.outcome, r.person) == (f"E2|okta|{mail('E2')}", Outcome.UNKNOWN, "E2")
+    locked = replace(acct, status=DirectoryStatus.LOCKED)
+    r = one(run("leaver-sso-active", snap(persons=(leaver("E2"), person("E1", aliases=(
+        mail("E2"),))), directory=(locked,))))
+    assert r.outcome is Outcome.UNKNOWN and "locked" in r.message
     suspended = replace(acct, status=DirectoryStatus.SUSPENDED)
     assert run("leaver-sso-active", snap(persons=(leaver("E2"), person("E1", aliases=(
         mail("E2"),))), directory=(suspended,))) == []

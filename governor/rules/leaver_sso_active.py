@@ -14,10 +14,12 @@ from governor.snapshot import HeldAccount, Snapshot
 @register
 class LeaverSsoActive(Rule):
     id = "leaver-sso-active"
-    title = "A person who left still has an active directory (SSO) account"
+    title = "A person who left still has a directory (SSO) account that is not deactivated"
     severity = Severity.HIGH
-    rationale = ("An active SSO identity still opens every management tool and group-mapped "
-                 "role behind it, and keeps receiving password resets and MFA prompts.")
+    rationale = ("An SSO identity that is not deactivated still opens every management tool "
+                 "and group-mapped role behind it, and keeps receiving password resets and "
+                 "MFA prompts. A locked-out account is live too: a lockout lifts by itself "
+                 "or by self-service, with no administrator involved.")
     remediation = ("Suspend or deprovision the directory account (`governor offboard "
                    "<person>` does it where the directory connector can act).")
     controls = ("SOC2 CC6.2", "ISO27001 A.5.18", "ISO27001 A.5.16")
@@ -25,8 +27,9 @@ class LeaverSsoActive(Rule):
     requires = frozenset({SourceKind.HR, SourceKind.DIRECTORY})
     source_in_subject = ("{person}|",)
     params = {
-        "grace_hours": Option("int", 24, "Hours after the end date before an active directory "
-                              "account counts against a leaver.", min=0, max=24 * 30),
+        "grace_hours": Option("int", 24, "Hours after the end date before a directory account "
+                              "that is not deactivated counts against a leaver.", min=0,
+                              max=24 * 30),
     }
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
@@ -36,21 +39,30 @@ class LeaverSsoActive(Rule):
             maybe = snap.possible_directory_of(eid)
             if not (held_accounts or maybe) or not snap.has_left(person, grace):
                 continue
+            # live: anything but a deactivated status (records.DEACTIVATED)
             for held in held_accounts:
-                if held.account.status is DirectoryStatus.ACTIVE:
+                if held.account.status.live:
                     yield _result(person, held, Outcome.FAIL,
                                   f"{who(person)} left{left_on(person)} but directory account "
-                                  f"{held.account.login} in {held.source} is still active")
-            # an active account that matches them and someone listed now may be theirs:
+                                  f"{held.account.login} in {held.source} is still "
+                                  f"{_status(held.account.status)}")
+            # a live account that matches them and someone listed now may be theirs:
             # unknown (kept open), not a pass, until a link decides
             for held in maybe:
-                if held.account.status is DirectoryStatus.ACTIVE:
+                if held.account.status.live:
                     yield _result(person, held, Outcome.UNKNOWN,
-                                  f"{who(person)} left{left_on(person)}; active directory "
-                                  f"account {held.account.login} in {held.source} matches "
+                                  f"{who(person)} left{left_on(person)}; directory account "
+                                  f"{held.account.login} in {held.source}, "
+                                  f"{_status(held.account.status)}, matches "
                                   f"several people ({more(list(held.match.candidates))}), so "
                                   "governor cannot tell whether it is the leaver's: link it "
                                   "to its owner")
+
+
+def _status(status: DirectoryStatus) -> str:
+    if status is DirectoryStatus.LOCKED:
+        return "locked (a lockout lifts by itself or by self-service)"
+    return status.value
 
 
 def _result(person: Person, held: HeldAccount, outcome: Outcome, message: str) -> Result:
