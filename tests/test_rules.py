@@ -468,6 +468,62 @@ def test_user_mfa_missing_unknown_data() -> None:
         ("E1", Outcome.UNKNOWN), ("E2", Outcome.UNKNOWN), ("E3", Outcome.FAIL)]
 
 
+def test_user_mfa_missing_counts_only_accounts_that_can_sign_in() -> None:
+    # (fixed) a factor on a deactivated second account passed someone whose live account
+    # has none: it protects nothing, and the live account is the way in
+    for status in (DirectoryStatus.DEPROVISIONED, DirectoryStatus.SUSPENDED,
+                   DirectoryStatus.DISABLED):
+        s = snap(persons=(person("E1"),), grants=(grant(mail("E1")),),
+                 directory=(directory("E1"),
+                            directory("E1", factor("push"), login="e1-old", status=status)))
+        r = one(run("user-mfa-missing", s))
+        assert (r.outcome, r.severity) == (Outcome.FAIL, None), status
+        assert r.evidence["logins"] == [mail("E1")] and "e1-old" not in r.message
+    # every live account needs a strong factor: a locked-out one lifts by itself
+    s = snap(persons=(person("E1"),), grants=(grant(mail("E1")),),
+             directory=(directory("E1", factor("push")),
+                        directory("E1", factor("sms"), login="e1-2",
+                                  status=DirectoryStatus.LOCKED)))
+    r = one(run("user-mfa-missing", s))
+    assert (r.outcome, r.severity) == (Outcome.FAIL, Severity.MEDIUM)
+    assert "e1-2" in r.message and "sms" in r.message
+    # a person whose only accounts cannot sign in: nothing vouches for them (unknown)
+    s = snap(persons=(person("E1"),), grants=(grant(mail("E1")),),
+             directory=(directory("E1", factor("push"), status=DirectoryStatus.SUSPENDED),))
+    r = one(run("user-mfa-missing", s))
+    assert r.outcome is Outcome.UNKNOWN
+    assert "no directory account that can sign in" in r.message and "suspended" in r.message
+
+
+def test_user_mfa_missing_judges_each_account_by_its_own_age() -> None:
+    stale = NOW - timedelta(days=40)
+    # (fixed) a fresh read of one account made another's stale factor count
+    s = snap(persons=(person("E1"),), grants=(grant(mail("E1")),),
+             directory=(directory("E1"),
+                        directory("E1", factor("push"), login="e1-2", read_at=stale)))
+    r = one(run("user-mfa-missing", s))
+    assert (r.outcome, r.severity) == (Outcome.FAIL, None)
+    assert r.evidence["logins"] == [mail("E1")] and "e1-2" in r.message  # and unjudged
+    # a strong factor on one account, stale data on the other: unknown, not a pass
+    s = snap(persons=(person("E1"),), grants=(grant(mail("E1")),),
+             directory=(directory("E1", factor("push")),
+                        directory("E1", factor("push"), login="e1-2", read_at=stale)))
+    r = one(run("user-mfa-missing", s))
+    assert r.outcome is Outcome.UNKNOWN and "e1-2" in r.message and "too old" in r.message
+    # the same for an account whose factors its directory has not read yet
+    s = snap(persons=(person("E1"),), grants=(grant(mail("E1")),),
+             directory=(directory("E1", factor("push")),
+                        directory("E1", login="e1-2", unreported=True)))
+    assert one(run("user-mfa-missing", s)).outcome is Outcome.UNKNOWN
+    # a directory that reports no factors for anyone (LDAP) says nothing about MFA: its
+    # accounts neither pass nor hold up someone whose other directory reports a factor
+    both = Snapshot.build(NOW, persons=[("hr", person("E1"))],
+                          grants=[("platform", grant(mail("E1")))],
+                          directory=[("okta", directory("E1", factor("push"))),
+                                     ("ldap", directory("E1", login="e1", unreported=True))])
+    assert run("user-mfa-missing", both) == []
+
+
 # ---- account-mfa-missing --------------------------------------------------------------------
 def test_account_mfa_missing() -> None:
     s = snap(accounts=(account(X, access=AccountAccess.SHARED_LOGIN, two_fa=False),

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from governor.options import Option
-from governor.records import FactorStrength, SourceKind
+from governor.records import FactorStrength, MfaFactor, SourceKind
 from governor.roles import Role
 from governor.rules._common import more, who
 from governor.rules.base import Outcome, Result, Rule, Severity, register
-from governor.snapshot import Snapshot
+from governor.snapshot import HeldAccount, Snapshot
 
 
 @register
@@ -35,6 +36,11 @@ class UserMfaMissing(Rule):
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         # too old once now - max age > the last read, i.e. a microsecond after read + age
         max_age = timedelta(days=params["max_age_days"], microseconds=1)
+        # A source that reports factors for some accounts and not others left those
+        # unread (a budgeted directory reads them in turns): unknown. One that reports
+        # them for none (LDAP) knows nothing of MFA, and its accounts are left out unless
+        # no account of the person says anything.
+        reporting = {h.source for h in snap.directory if h.account.mfa is not None}
         for eid, person in snap.persons.items():
             grants = snap.grants_by_person.get(eid, ())
             creds = snap.credentials_by_person.get(eid, ())
@@ -43,16 +49,8 @@ class UserMfaMissing(Rule):
             # MFA first: most people have a strong factor, and then nothing they hold
             # needs describing (two million grants' worth of text otherwise)
             held = snap.directory_by_person.get(eid, [])
-            reported = [h for h in held if h.account.mfa is not None]
-            read = [h.account.mfa_read_at for h in reported if h.account.mfa_read_at]
-            missing = ("no directory account" if not held
-                       else "no MFA factors reported for their directory account"
-                       if not reported else None)
-            if missing is None and read and snap.reached(max(read) + max_age):
-                missing = f"MFA data last read {snap.local_day(max(read)).isoformat()}, too old"
-            factors = [] if missing is not None else [
-                (h.account.login, f) for h in reported for f in h.account.mfa or () if f.active]
-            if missing is None and any(f.strength is FactorStrength.STRONG for _, f in factors):
+            verdict = _judge(snap, held, reporting, max_age)
+            if verdict is None:
                 continue
             publish = Role.PUBLISHER
             places = {(-g.role, g.account) for g in (h.grant for h in grants)
@@ -67,25 +65,78 @@ class UserMfaMissing(Rule):
             account = reach[0][1]  # where the most is at stake
             base = {"holds": holds, "accounts": sorted({acct for _, acct, _ in reach})}
             name = f"{who(person)} holds {more(holds, 2)}"
-            if missing is not None:
+            unjudged = [f"{h.account.login} ({why})" for h, why in verdict.unknown]
+            if not verdict.failing:
+                missing = verdict.missing or "; ".join(unjudged)
                 yield Result(
                     subject=eid, outcome=Outcome.UNKNOWN,
                     message=f"{name}, but MFA cannot be judged: {missing}",
                     evidence={**base, "missing": missing,
-                              "logins": [h.account.login for h in held]},
+                              "logins": [h.account.login for h in held],
+                              **({"unjudged": unjudged} if unjudged else {})},
                     person=eid, account=account)
                 continue
-            logins = ", ".join(h.account.login for h in reported)
-            weak = sorted({f.type for _, f in factors})
+            # the worst account decides: one with no active factor at all is the way in
+            bare = [h for h, factors in verdict.failing if not factors]
+            shown = bare or [h for h, _ in verdict.failing]
+            factors = [(h.account.login, f) for h, fs in verdict.failing for f in fs]
+            weak = [] if bare else sorted({f.type for _, f in factors})
+            logins = ", ".join(h.account.login for h in shown)
+            also = f"; cannot judge {more(unjudged, 1)}" if unjudged else ""
+            read = [h.account.mfa_read_at for h in shown if h.account.mfa_read_at]
             yield Result(
                 subject=eid, outcome=Outcome.FAIL,
                 message=(f"{name} but directory account {logins} has only weak MFA "
-                         f"({', '.join(weak)})" if weak else
-                         f"{name} but directory account {logins} has no active MFA factor"),
-                evidence={**base, "logins": [h.account.login for h in reported],
+                         f"({', '.join(weak)}){also}" if weak else
+                         f"{name} but directory account {logins} has no active MFA "
+                         f"factor{also}"),
+                evidence={**base, "logins": [h.account.login for h in shown],
                           "active_factors": [{"login": login, "type": f.type}
                                              for login, f in factors],
+                          **({"unjudged": unjudged} if unjudged else {}),
                           # how old the MFA fact is: a budgeted directory reads it in turns
-                          "mfa_read_at": max(read).isoformat() if read else None},
+                          "mfa_read_at": min(read).isoformat() if read else None},
                 severity=Severity.MEDIUM if weak else None,
                 person=eid, account=account)
+
+
+@dataclass(slots=True)
+class _Verdict:
+    """What a person's directory accounts say about their MFA, when it is not a pass."""
+
+    # accounts without a strong active factor, each with its active (weak) factors
+    failing: list[tuple[HeldAccount, list[MfaFactor]]] = field(default_factory=list)
+    unknown: list[tuple[HeldAccount, str]] = field(default_factory=list)  # (account, why)
+    missing: str | None = None  # why nothing at all can be judged
+
+
+def _judge(snap: Snapshot, held: list[HeldAccount], reporting: set[str],
+           max_age: timedelta) -> _Verdict | None:
+    """None when every account that can sign in has a strong active factor. Only those
+    accounts count: a suspended, disabled or deprovisioned account's factors protect
+    nothing, and any live account without one is a way in. Each is judged on its own
+    data and its own age: a fresh read of one account vouches for no other."""
+    if not held:
+        return _Verdict(missing="no directory account")
+    live = [h for h in held if h.account.status.live]
+    if not live:
+        return _Verdict(missing="no directory account that can sign in ("
+                        + more([f"{h.account.login} is {h.account.status.value}"
+                                for h in held]) + ")")
+    judged = [h for h in live if h.account.mfa is not None or h.source in reporting]
+    if not judged:
+        return _Verdict(missing="no MFA factors reported for their directory account")
+    failing: list[tuple[HeldAccount, list[MfaFactor]]] = []
+    unknown: list[tuple[HeldAccount, str]] = []
+    for h in judged:
+        acct = h.account
+        if acct.mfa is None:
+            unknown.append((h, "no MFA factors reported"))
+        elif acct.mfa_read_at is not None and snap.reached(acct.mfa_read_at + max_age):
+            day = snap.local_day(acct.mfa_read_at).isoformat()
+            unknown.append((h, f"MFA data last read {day}, too old"))
+        else:
+            active = [f for f in acct.mfa if f.active]
+            if not any(f.strength is FactorStrength.STRONG for f in active):
+                failing.append((h, active))
+    return _Verdict(failing, unknown) if failing or unknown else None
