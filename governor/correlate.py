@@ -1,6 +1,8 @@
 """Correlation: which person, if any, each principal a source names belongs to.
 
-Order (as in mature IGA tools): a declared non-human principal; the employee id; the
+Order (as in mature IGA tools): a declared non-human principal; the employee id (exactly,
+else ignoring case, as people type "e1010" for E1010; two HR ids that differ in case
+alone are then ambiguous, never merged); the
 email or an alias, case-insensitively (one tier: an address several people claim, as
 email or alias, is theirs jointly), then the address with its plus-tag removed; last
 an explicit link made with `governor link`, which settles a principal the automatic
@@ -74,6 +76,9 @@ class Correlator:
                  links: Mapping[tuple[str, str], str] | None = None,
                  declared: Iterable[Declared] = ()) -> None:
         self.by_id: dict[str, Person] = {}
+        # lower-cased id -> the id as HR spells it, for ids that are not lower case
+        # already (a lower-case one is its own key in by_id): "e1003" finds E1003
+        self.by_folded_id: dict[str, str | list[str]] = {}
         # address -> employee id, or a list of them when several people claim it. Most
         # addresses are one person's: a list each was ~40 MB at 200,000 people.
         self.by_email: dict[str, str | list[str]] = {}
@@ -86,6 +91,8 @@ class Correlator:
         for p in persons:
             eid = p.employee_id
             self.by_id[eid] = p
+            if (folded := eid.lower()) != eid:
+                _claim(self.by_folded_id, folded, eid)
             if p.email:
                 _claim(self.by_email, p.email, eid)
                 _claim(self.by_base, strip_plus(p.email), eid)
@@ -106,6 +113,24 @@ class Correlator:
             return self.by_id[ref]
         m = self.match("*", ref)
         return self.by_id.get(m.employee_id) if m.employee_id else None
+
+    def lookup(self, ref: str) -> Match:
+        """How a reference written by people resolves, ambiguity included: what
+        person() answers None for may name several people."""
+        if ref in self.by_id:
+            return Match(MatchStatus.MATCHED, ref, "employee_id", f"employee id {ref}")
+        return self.match("*", ref)
+
+    def ids_of(self, ref: str, folded: str | None = None) -> list[str]:
+        """The HR ids `ref` is, as HR spells them: itself when HR has it exactly, else
+        every id equal to it ignoring case (several: ambiguous)."""
+        if ref in self.by_id:
+            return [ref]
+        low = ref.lower() if folded is None else folded
+        found = self.by_folded_id.get(low)
+        if low != ref and low in self.by_id:
+            return _ids(found, low) if found is not None else [low]
+        return [] if found is None else _ids(found)
 
     def match(self, source: str, principal: str, employee_id: str | None = None,
               email: str | None = None, aliases: tuple[str, ...] = ()) -> Match:
@@ -168,9 +193,19 @@ class Correlator:
     def _hr(self, principal: str, low: str, employee_id: str | None, email: str | None,
             aliases: tuple[str, ...]) -> Match:
         """By employee id, then address; UNMATCHED itself when HR knows neither."""
-        for eid in (employee_id, principal):
-            if eid and eid in self.by_id:
-                return Match(MatchStatus.MATCHED, eid, "employee_id", f"employee id {eid}")
+        for ref, folded in ((employee_id, None), (principal, low)):
+            if not ref:
+                continue
+            ids = self.ids_of(ref, folded)
+            if len(ids) == 1:
+                eid = ids[0]
+                return Match(MatchStatus.MATCHED, eid, "employee_id",
+                             f"employee id {eid}" if eid == ref else
+                             f"employee id {ref} is {eid}'s (ignoring case)")
+            if ids:
+                return Match(MatchStatus.AMBIGUOUS, None, "employee_id",
+                             f"employee id {ref} matches {len(ids)} people ignoring case",
+                             candidates=tuple(ids))
         # a directory's other addresses come after its primary one and the login
         for addr in (fold(email) if email else None, low, *aliases):
             if not addr or "@" not in addr:

@@ -367,9 +367,8 @@ def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement
              at: datetime | None, declared: Iterable[Declared]) -> ObsPerson | None:
     tiers: tuple[Callable[[], Iterable[ObsPerson]], ...] = (
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id == ref)),
-        # "e1010" for E1010: people type ids as they say them. Only a lookup (correlation
-        # keeps ids exact), and only when no id is exactly that; two ids differing in
-        # case alone are ambiguous here
+        # "e1010" for E1010: people type ids as they say them. Only when no id is
+        # exactly that; two ids differing in case alone are ambiguous, as in correlation
         lambda: session.scalars(select(ObsPerson).where(
             live, func.lower(ObsPerson.employee_id) == low)),
         # email and alias are one tier, as in correlation: an address that is one

@@ -27,6 +27,33 @@ def test_employee_id_then_email_then_alias_then_plus_address() -> None:
                    ).employee_id == "E2"
 
 
+def test_employee_ids_match_in_any_case_as_hr_spells_them() -> None:
+    # (fixed) "e2" was an orphan and an owner "e2" matched nobody, though `governor
+    # person e2` found E2
+    c = Correlator([*PEOPLE, person("x9", "cy@corp.example")])
+    for ref, eid in [("e2", "E2"), ("E2", "E2"), ("X9", "x9")]:
+        m = c.match("s", ref)
+        assert (m.status, m.employee_id, m.method) == (MatchStatus.MATCHED, eid,
+                                                       "employee_id"), ref
+        assert c.person(ref) is c.by_id[eid]
+    assert "ignoring case" in c.match("s", "e2").reason
+    assert c.match("okta", "login1", employee_id="e1").employee_id == "E1"
+
+
+def test_employee_ids_differing_only_in_case_are_not_merged() -> None:
+    c = Correlator([person("AB1", "ann@corp.example"), person("ab1", "bob@corp.example"),
+                    person("Cd2", "cy@corp.example"), person("cD2", "di@corp.example")])
+    # the exact spelling is that person's, as in `governor person`
+    assert c.match("s", "AB1").employee_id == "AB1"
+    assert c.match("s", "ab1").employee_id == "ab1"
+    for ref, both in [("Ab1", ("AB1", "ab1")), ("cd2", ("Cd2", "cD2")),
+                      ("CD2", ("Cd2", "cD2"))]:
+        m = c.match("s", ref)
+        assert (m.status, m.employee_id, m.candidates) == (MatchStatus.AMBIGUOUS, None,
+                                                           both), ref
+        assert c.person(ref) is None
+
+
 def test_ambiguous_is_reported_not_guessed() -> None:
     m = Correlator(PEOPLE).match("s", "team@corp.example")
     assert m.status is MatchStatus.AMBIGUOUS and m.employee_id is None

@@ -386,7 +386,8 @@ def test_orphan_grant_non_human_owner_is_medium() -> None:
 
 def test_orphan_grant_clean() -> None:
     s = snap(persons=(person("E1", aliases=("e.one@old.example",)),),
-             grants=(grant(mail("E1")), grant("E1"), grant("e.one@old.example")),
+             grants=(grant(mail("E1")), grant("E1"), grant("e.one@old.example"),
+                     grant("e1", acct=FB)),  # an id in another case is E1's (fixed)
              credentials=(cred("item1", mail("E1")),))
     assert run("orphan-grant", s) == []
 
@@ -896,8 +897,9 @@ def test_owner_missing() -> None:
 
 def test_owner_missing_clean() -> None:
     s = snap(persons=(person("E1"),), accounts=(account(X, owner=mail("E1")),
-                                                 account(FB, owner="E1")))
-    assert run("owner-missing", s) == []
+                                                 account(FB, owner="E1"),
+                                                 account("tiktok:@nw", owner="e1")))
+    assert run("owner-missing", s) == []  # an id in another case is still E1 (fixed)
 
 
 def test_owner_missing_without_hr_is_unknown() -> None:
