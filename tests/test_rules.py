@@ -902,6 +902,27 @@ def test_owner_missing_clean() -> None:
     assert run("owner-missing", s) == []  # an id in another case is still E1 (fixed)
 
 
+def test_owner_missing_an_address_of_several_people_is_not_nobody() -> None:
+    # (fixed) a team alias owner was reported as matching nobody in HR
+    team = f"social@{DOMAIN}"
+    s = snap(persons=(person("E1", "Ann One", aliases=(team,)),
+                      person("E2", "Bo Two", aliases=(team,))),
+             accounts=(account(X, owner=team),))
+    r = one(run("owner-missing", s))
+    assert (r.subject, r.outcome) == (X, Outcome.UNKNOWN)
+    assert "several people (Ann One (E1), Bo Two (E2))" in r.message
+    assert "nobody" not in r.message and r.evidence["candidates"] == ["E1", "E2"]
+    # whoever it means left: a failure either way
+    gone = snap(persons=(leaver("E1", aliases=(team,)), leaver("E2", aliases=(team,))),
+                accounts=(account(X, owner=team),))
+    r = one(run("owner-missing", gone))
+    assert r.outcome is Outcome.FAIL and "all of whom left" in r.message
+    # a link settles it
+    linked = snap(persons=(person("E1", aliases=(team,)), person("E2", aliases=(team,))),
+                  accounts=(account(X, owner=team),), links={("*", team): "E2"})
+    assert run("owner-missing", linked) == []
+
+
 def test_owner_missing_without_hr_is_unknown() -> None:
     # without HR every owner would look unknown
     s = snap(accounts=(account(X, owner="E1"),))

@@ -3,8 +3,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from governor.records import SourceKind
-from governor.rules._common import left_on, who
+from governor.correlate import Match, MatchStatus
+from governor.records import SocialAccount, SourceKind
+from governor.rules._common import left_on, more, who
 from governor.rules.base import Outcome, Result, Rule, Severity, register
 from governor.snapshot import Snapshot
 
@@ -26,7 +27,11 @@ class OwnerMissing(Rule):
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         for key, account in snap.accounts.items():
             ref = (account.owner or "").strip()
-            owner = snap.person(ref) if ref else None
+            match = snap.correlator.lookup(ref) if ref else None
+            owner = snap.persons.get(match.employee_id) if match and match.employee_id else None
+            if match is not None and match.status is MatchStatus.AMBIGUOUS:
+                yield _ambiguous(snap, key, account, ref, match)
+                continue
             if not ref:
                 why = "has no owner"
             elif owner is None:
@@ -47,3 +52,25 @@ class OwnerMissing(Rule):
                 person=owner.employee_id if owner else None,
                 account=key,
             )
+
+
+def _ambiguous(snap: Snapshot, key: str, account: SocialAccount, ref: str,
+               match: Match) -> Result:
+    """An owner reference several people share (a team alias) names no one accountable
+    person; which of them it means is for the inventory or a link to say."""
+    people = [snap.persons[c] for c in match.candidates if c in snap.persons]
+    names = more([who(p) for p in people])
+    evidence = {"owner": account.owner, "owner_team": account.owner_team,
+                "candidates": list(match.candidates), "matched_by": match.reason}
+    if people and all(snap.has_left(p) for p in people):
+        # whoever it means left: a failure however the reference is settled
+        return Result(subject=key, outcome=Outcome.FAIL,
+                      message=(f"{key} ({account.criticality.value}) is owned by {ref}, "
+                               f"which matches several people ({names}), all of whom left"),
+                      evidence=evidence, account=key)
+    return Result(subject=key, outcome=Outcome.UNKNOWN,
+                  message=(f"{key} ({account.criticality.value}) is owned by {ref}, which "
+                           f"matches several people ({names}): governor cannot tell which "
+                           "one answers for it: name one person as the owner, or link the "
+                           f"address to them (governor link '*' {ref} WHO)"),
+                  evidence=evidence, account=key)
