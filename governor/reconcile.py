@@ -52,7 +52,7 @@ from governor.rules._common import more
 from governor.rules.base import Rule, Severity
 from governor.snapshot import Snapshot
 from governor.sources import CONNECTORS, Connector, SourceContext
-from governor.timeline import forward_only
+from governor.timeline import forward_only, pull_back
 
 
 @dataclass
@@ -568,8 +568,10 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     session.flush()
     if went_back:
         r.forced, r.force_reason = True, opts.reason
+        # what the fast clock stamped in the future comes back to now, on record
         audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
-                     reason=opts.reason, detail={"clock_went_back": went_back})
+                     reason=opts.reason, detail={"clock_went_back": went_back,
+                                                 "pulled_back": pull_back(session, now)})
     outcomes = read_sources(session, config, r.id, now, prefetched)
     phases.done("read_sources")
     trips = guard_trips(config, outcomes)

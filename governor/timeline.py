@@ -51,3 +51,36 @@ def forward_only(session: Session, now: datetime, what: str) -> None:
         f"the clock says {_instant(now)}, before run {last.id} started at "
         f"{_instant(last.started_at)}: {what} cannot go back in time; fix the system clock "
         "or GOVERNOR_NOW")
+
+
+# Instants the store keeps of what it saw, which a clock that ran ahead stamped in the
+# future (runs and the audit log are records of what happened then, and stay).
+_STAMPED = {
+    "obs_person": ("first_seen_at", "last_seen_at", "ended_at"),
+    "obs_directory_account": ("first_seen_at", "last_seen_at", "ended_at"),
+    "obs_social_account": ("first_seen_at", "last_seen_at", "ended_at"),
+    "obs_grant": ("first_seen_at", "last_seen_at", "ended_at"),
+    "obs_credential": ("first_seen_at", "last_seen_at", "ended_at"),
+    "finding": ("first_seen_at", "last_seen_at", "resolved_at", "last_resolved_at"),
+}
+
+
+def pull_back(session: Session, now: datetime) -> dict[str, int]:
+    """Bring every history and finding instant later than `now` back to `now`, for a run
+    forced past a clock that went back (`reconcile --clock-was-ahead`): rows first seen
+    by the run with the fast clock kept that future instant, so `whohas --at` left out
+    access current now, until real time caught up, and a row the forced run ended ended
+    before it began. What they saw happened no later than now; when exactly, nobody
+    knows. Returns the rows moved per table.column, for the audit entry."""
+    from governor.models import Base  # the tables, by name
+
+    moved: dict[str, int] = {}
+    for name, columns in _STAMPED.items():
+        table = Base.metadata.tables[name]
+        for column in columns:
+            col = table.c[column]
+            n = session.connection().execute(
+                table.update().where(col > now).values({column: now})).rowcount
+            if n:
+                moved[f"{name}.{column}"] = n
+    return moved

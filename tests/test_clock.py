@@ -90,7 +90,21 @@ def test_a_clock_that_was_ahead_is_overridden_with_its_own_flag_and_audited(
     assert sql_rows(url, "SELECT forced, force_reason FROM run ORDER BY id DESC LIMIT 1") \
         == [(True, "the clock was a month ahead on 2026-12-08")]
     (detail,) = sql_rows(url, "SELECT detail FROM audit_log WHERE action = 'run.forced'")[0]
-    assert json.loads(str(detail)) == {"clock_went_back": REFUSED.format("a run")}
+    detail = json.loads(str(detail))
+    assert detail["clock_went_back"] == REFUSED.format("a run")
+    # what the fast clock stamped after now is brought back to now, on record: a grant
+    # first seen "in December" had been left out of `whohas --at` for every day before
+    assert detail["pulled_back"]["obs_grant.first_seen_at"] > 0
+    assert detail["pulled_back"]["finding.first_seen_at"] > 0
+    for table, column in (("obs_grant", "first_seen_at"), ("obs_grant", "last_seen_at"),
+                          ("obs_grant", "ended_at"), ("obs_person", "first_seen_at"),
+                          ("finding", "first_seen_at"), ("finding", "last_seen_at"),
+                          ("finding", "resolved_at")):
+        assert sql_rows(url, f"SELECT count(*) FROM {table} WHERE {column} > "
+                             "'2026-11-01 00:00:00.000001'") == [(0,)], (table, column)
+    held = run_cli("-c", cfg, "whohas", "x:@northwind", "--at", "2026-11-01T00:00:00Z",
+                   "--json", env=back)
+    assert held.code == 0 and json.loads(held.out)["holders"], held.err
     # evaluated afresh for November: December's answers are not carried back
     assert sql_rows(url, "SELECT summary FROM run ORDER BY id DESC LIMIT 1")[0][0] \
         and json.loads(str(sql_rows(url, "SELECT summary FROM run ORDER BY id DESC LIMIT 1"
