@@ -30,6 +30,7 @@ from governor.roles import Role
 # How far ahead of the run a source's instant may be and still be taken as "now": clocks
 # drift, and an export stamped in local time without an offset can be hours ahead.
 CLOCK_SLACK = timedelta(days=1)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,18 @@ class HeldCredential:
 
 
 @dataclass(frozen=True, slots=True)
+class FormerReader:
+    """Someone who could read a vault item in an earlier version of it and cannot now
+    (from history): a password they knew is still the password until it is rotated."""
+
+    principal: str
+    # when they stopped being able to read it: when the last version of the item that
+    # listed them ended (through a directory group: the end of the last time both the
+    # item was shared with the group and they were in it). None: not known
+    lost_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Access:
     """One way one person (or orphan principal) reaches one social account."""
 
@@ -115,7 +128,7 @@ class Snapshot:
     group_members: dict[str, list[HeldAccount]] = field(default_factory=dict)
     # item id -> principals who could read it in an earlier version but no longer can
     # (from history): a password they knew is still the password until it is rotated.
-    former_readers: dict[str, list[tuple[str, Match]]] = field(default_factory=dict)
+    former_readers: dict[str, list[tuple[FormerReader, Match]]] = field(default_factory=dict)
     states: list[SourceState] = field(default_factory=list)  # every (source, kind)
     # source -> principal as the source wrote it -> match, for every principal a grant
     # names: the correlation kept for queries, without walking every grant again
@@ -147,7 +160,7 @@ class Snapshot:
         links: Mapping[tuple[str, str], str] | None = None,
         declared: Iterable[Declared] = (),
         org_domains: Iterable[str] = (),
-        former_readers: Mapping[str, Iterable[str]] | None = None,
+        former_readers: Mapping[str, Iterable[str | FormerReader]] | None = None,
         zone: tzinfo = UTC,
     ) -> Snapshot:
         people: dict[str, Person] = {}
@@ -256,9 +269,16 @@ class Snapshot:
         snap.credentials_by_person = dict(c_person)
         snap.ambiguous_by_person = dict(maybe)
         item_source = {h.credential.item_id: h.source for h in snap.credentials}
+        reading = {h.credential.item_id: {p.lower() for p, _ in h.readers}
+                   for h in snap.credentials}
         for item, former in (former_readers or {}).items():
-            src = item_source.get(item, "*")
-            snap.former_readers[item] = [(p, corr.match(src, p)) for p in sorted(set(former))]
+            src, reads = item_source.get(item, "*"), reading.get(item, set())
+            gone = {f if isinstance(f, FormerReader) else FormerReader(f) for f in former}
+            # one who reads it now (named again, or through a group) is a current reader
+            snap.former_readers[item] = [
+                (f, corr.match(src, f.principal))
+                for f in sorted(gone, key=lambda f: (f.principal, f.lost_at or _EPOCH))
+                if f.principal.lower() not in reads]
 
         if sources is None:  # records handed in directly: every kind given counts as read
             names = {(s, SourceKind.HR) for s in person_source.values()}

@@ -29,7 +29,7 @@ from governor.models import (
 )
 from governor.platforms import AccountNames
 from governor.records import DirectoryAccount, Person, PersonStatus, SourceKind
-from governor.snapshot import HeldGrant, Snapshot, SourceState
+from governor.snapshot import FormerReader, HeldGrant, Snapshot, SourceState
 from governor.sources import CONNECTORS
 
 
@@ -80,20 +80,36 @@ def declared(config: Config) -> list[Declared]:
             for p in config.principals]
 
 
-def former_readers(session: Session, names: list[str]) -> dict[str, list[str]]:
-    """Per vault item, who could read it in an ended version but cannot now."""
+def former_readers(session: Session, names: list[str]) -> dict[str, list[FormerReader]]:
+    """Per vault item still listed, who could read it in an ended version but cannot now,
+    with when they stopped being able to: the end of the last version that listed them
+    (the run that saw them gone). A rotation counts only after that."""
     if not names:
         return {}
     now_readers: dict[str, set[str]] = {}
-    before: dict[str, set[str]] = {}
+    before: dict[str, dict[str, datetime]] = {}  # item -> principal -> last version's end
     rows = session.execute(select(ObsCredential.item_id, ObsCredential.readers,
                                   ObsCredential.ended_at)
                            .where(ObsCredential.source.in_(names)))
     for item, readers, ended in rows:
-        target = now_readers if ended is None else before
-        target.setdefault(item, set()).update(json.loads(readers))
-    return {item: sorted(r - now_readers.get(item, set())) for item, r in before.items()
-            if item in now_readers and r - now_readers.get(item, set())}
+        if ended is None:
+            now_readers.setdefault(item, set()).update(json.loads(readers))
+            continue
+        until = history.read_ts(ended)
+        assert until is not None
+        of = before.setdefault(item, {})
+        for principal in json.loads(readers):
+            if principal not in of or of[principal] < until:
+                of[principal] = until
+    out: dict[str, list[FormerReader]] = {}
+    for item, lost in before.items():
+        now = now_readers.get(item)
+        if now is None:  # the item itself is gone
+            continue
+        gone = [FormerReader(p, at) for p, at in sorted(lost.items()) if p not in now]
+        if gone:
+            out[item] = gone
+    return out
 
 
 def had_data(session: Session, name: str) -> bool:

@@ -68,6 +68,8 @@ EXPECTED = {
     ("shared-password:vlt-7f3a02", "fail", "medium"),
     ("shared-password:vlt-7f3a03", "fail", "medium"),
     ("shared-password:vlt-7f3a05", "fail", "medium"),
+    # Kevin O'Neill can still read it: a change after his end date is one he can read
+    ("shared-secret-not-rotated:vlt-7f3a01", "fail", "critical"),
     ("shared-secret-not-rotated:vlt-7f3a02", "fail", "critical"),
     ("shared-secret-not-rotated:vlt-7f3a03", "fail", "critical"),
     ("single-owner:x:@northwind_help", "fail", "medium"),

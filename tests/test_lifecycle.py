@@ -1370,3 +1370,45 @@ def test_a_finding_that_comes_back_says_when_and_how_it_was_resolved(demo_dir: P
     listed = run_cli("-c", cfg, "findings", "--json", env={**env, "GOVERNOR_NOW": DAY2})
     [f] = [f for f in json.loads(listed.out) if f["key"] == key]
     assert f["recurrence"]["times"] == 1 and f["recurrence"]["last_resolution"] == "fixed"
+
+
+def _vault(demo_dir: Path, item: str, **fields: Any) -> None:
+    """Change one record of the demo vault export."""
+    path = demo_dir / "vault.json"
+    doc = json.loads(path.read_text())
+    (rec,) = [r for r in doc["records"] if r["id"] == item]
+    rec.update(fields)
+    path.write_text(json.dumps(doc, indent=2))
+
+
+def _finding(url: str, key: str) -> tuple[object, ...] | None:
+    rows = query(url, f"SELECT status, resolution, outcome, message FROM finding "
+                      f"WHERE key = '{key}'")
+    return rows[0] if rows else None
+
+
+def test_a_leaver_taken_out_of_a_vault_item_knows_the_password_they_could_read(
+        demo_dir: Path) -> None:
+    # Kevin O'Neill (intern, ended 2026-08-31) reads vlt-7f3a01, rotated on 2026-09-02
+    # while he could read it: he knows today's password, after his end date or not
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "shared-secret-not-rotated:vlt-7f3a01"
+    status, _, outcome, message = _finding(url, key) or ()
+    assert (status, outcome) == ("open", "fail")
+    assert "Kevin O'Neill (I2003) on 2026-08-31, who can still read it" in str(message)
+    # taken out of the item, nothing rotated: he still knows it
+    _vault(demo_dir, "vlt-7f3a01", readers=["group:Social Team"])
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    assert statuses(url)["leaver-holds-access:I2003|tiktok:@northwind|vault|vlt-7f3a01"] \
+        == "resolved"
+    status, _, outcome, message = _finding(url, key) or ()
+    assert (status, outcome) == ("open", "fail")
+    assert "who could read it until 2026-11-21; rotate it" in str(message)
+    # rotated once he could no longer read it: fixed
+    _vault(demo_dir, "vlt-7f3a01", password_changed_at="2026-11-22T08:00:00Z",
+           fingerprint="hmac-sha256:" + "1" * 64)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}).code == 0
+    assert (_finding(url, key) or ())[:2] == ("resolved", "fixed")

@@ -36,7 +36,7 @@ from governor.records import (
 )
 from governor.roles import Role
 from governor.rules import RULES, Outcome, Result, Severity
-from governor.snapshot import Snapshot, SourceState
+from governor.snapshot import FormerReader, Snapshot, SourceState
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 TODAY = NOW.date()
@@ -266,9 +266,15 @@ def test_shared_secret_read_through_an_ambiguous_address_is_unknown_not_rotated(
     r = one(run("shared-secret-not-rotated", s))
     assert (r.subject, r.outcome) == ("item1", Outcome.UNKNOWN)
     assert "Ann Left (E2)" in r.message and "cannot tell" in r.message
+    # an address that reads it now may still be hers: a rotation cannot settle that
     rotated = snap(persons=(leaver("E2"), person("E1", aliases=(shared,))),
                    credentials=(cred("item1", shared, changed=NOW - timedelta(days=1)),))
-    assert run("shared-secret-not-rotated", rotated) == []  # changed after she left
+    assert one(run("shared-secret-not-rotated", rotated)).outcome is Outcome.UNKNOWN
+    # once it cannot read it any more, a change after both her end and that moment does
+    removed = snap(persons=(leaver("E2"), person("E1", aliases=(shared,))),
+                   credentials=(cred("item1", changed=NOW - timedelta(days=1)),),
+                   former_readers={"item1": [FormerReader(shared, NOW - timedelta(days=2))]})
+    assert run("shared-secret-not-rotated", removed) == []
 
 
 def test_leaver_sso_active() -> None:
@@ -613,15 +619,59 @@ def test_shared_secret_not_rotated_clean() -> None:
 
 
 def test_shared_secret_not_rotated_unknown() -> None:
+    # former readers: whether they know today's password turns on what is missing here
     s = snap(persons=(leaver("E2"), leaver("E3", end=None), person("E1")),
-             credentials=(cred("item1", mail("E2"), changed=None),
-                          cred("item2", mail("E3")),
-                          cred("item3", mail("E2"), mail("E3"))),
-             former_readers={"item9": [mail("E2")]})
+             credentials=(cred("item1", mail("E1"), changed=None),
+                          cred("item2", mail("E1")),
+                          cred("item3", mail("E1"))),
+             former_readers={"item1": [mail("E2")], "item2": [mail("E3")],
+                             "item3": [mail("E2"), mail("E3")], "item9": [mail("E2")]})
     results = run("shared-secret-not-rotated", s)
     assert sorted((r.subject, r.outcome) for r in results) == [
         ("item1", Outcome.UNKNOWN), ("item2", Outcome.UNKNOWN),
         ("item3", Outcome.FAIL)]  # a known violation outweighs the undated leaver
+
+
+def test_a_leaver_who_reads_it_now_knows_its_password_whatever_its_dates() -> None:
+    # a rotation they can read is no rotation: no change date, no end date, nor a change
+    # after their last day makes an item they still read safe
+    s = snap(persons=(leaver("E2", name="Ann Left"), leaver("E3", end=None), person("E1")),
+             credentials=(cred("item1", mail("E2"), changed=None),
+                          cred("item2", mail("E3")),
+                          cred("item3", mail("E2"), changed=NOW - timedelta(days=1))))
+    results = run("shared-secret-not-rotated", s)
+    assert subjects(results) == ["item1", "item2", "item3"]
+    three = next(r for r in results if r.subject == "item3")
+    assert "Ann Left (E2) on 2026-10-01, who can still read it; remove them from it, " \
+           "then rotate it" in three.message
+    assert three.evidence["leavers"][0]["current_reader"] is True
+
+
+def test_shared_secret_rotation_must_follow_the_moment_a_leaver_stopped_reading() -> None:
+    # she left on 2026-10-01 but could read the item until 2026-11-10: a change on
+    # 2026-10-15 is one she could read
+    lost = datetime(2026, 11, 10, 3, tzinfo=UTC)
+    people = (leaver("E2", name="Ann Left"), person("E1"))
+    s = snap(persons=people,
+             credentials=(cred("item1", mail("E1"), changed=datetime(2026, 10, 15, tzinfo=UTC)),),
+             former_readers={"item1": [FormerReader(mail("E2"), lost)]})
+    r = one(run("shared-secret-not-rotated", s))
+    assert (r.subject, r.outcome, r.person) == ("item1", Outcome.FAIL, "E2")
+    assert "unchanged since 2026-10-15 although holders left: Ann Left (E2) on 2026-10-01, " \
+           "who could read it until 2026-11-10; rotate it" in r.message
+    assert r.evidence["leavers"][0]["could_read_until"] == lost.isoformat()
+    later = snap(persons=people,
+                 credentials=(cred("item1", mail("E1"), changed=lost + timedelta(hours=1)),),
+                 former_readers={"item1": [FormerReader(mail("E2"), lost)]})
+    assert run("shared-secret-not-rotated", later) == []
+    # removed before her last day: the end date decides, as before
+    early = snap(persons=people,
+                 credentials=(cred("item1", mail("E1"), changed=datetime(2026, 10, 15,
+                                                                          tzinfo=UTC)),),
+                 former_readers={"item1": [FormerReader(mail("E2"), datetime(
+                     2026, 9, 1, tzinfo=UTC))]})
+    assert run("shared-secret-not-rotated", early) == []
+
 
 
 # ---- password-reused ------------------------------------------------------------------------

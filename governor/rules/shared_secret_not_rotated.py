@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
+from governor.correlate import Match
 from governor.records import Person, SourceKind
 from governor.rules._common import left_on, more, who
 from governor.rules.base import Outcome, Result, Rule, Severity, register
-from governor.snapshot import Snapshot
+from governor.snapshot import FormerReader, Snapshot
 
 
 @register
@@ -29,19 +32,21 @@ class SharedSecretNotRotated(Rule):
         for hc in snap.credentials:
             c = hc.credential
             former = snap.former_readers.get(c.item_id, [])
-            leavers: dict[str, tuple[Person, bool]] = {}  # eid -> (person, reads it now)
+            leavers: dict[str, _Knew] = {}  # eid -> what a leaver could read of it
             # a reader that matches a leaver and someone else (their address kept as an
             # alias): it may be the leaver's, so no rotation check can pass on it
-            maybe: dict[str, tuple[Person, str]] = {}  # eid -> (leaver, the principal)
-            for readers, current in ((former, False), (hc.readers, True)):
-                for principal, match in readers:
-                    person = snap.persons.get(match.employee_id or "")
-                    if person is not None and snap.has_left(person):
-                        leavers[person.employee_id] = (person, current)
-                    for cand in match.candidates if match.employee_id is None else ():
-                        other = snap.persons.get(cand)
-                        if other is not None and snap.has_left(other):
-                            maybe[cand] = (other, principal)
+            maybe: dict[str, tuple[_Knew, str]] = {}  # eid -> (the leaver, the principal)
+            readers: list[tuple[str, Match, FormerReader | None]] = [
+                (f.principal, m, f) for f, m in former]
+            readers += [(p, m, None) for p, m in hc.readers]
+            for principal, match, was in readers:
+                person = snap.persons.get(match.employee_id or "")
+                if person is not None and snap.has_left(person):
+                    leavers.setdefault(person.employee_id, _Knew(person)).add(was)
+                for cand in match.candidates if match.employee_id is None else ():
+                    other = snap.persons.get(cand)
+                    if other is not None and snap.has_left(other):
+                        maybe.setdefault(cand, (_Knew(other), principal))[0].add(was)
             changed = c.password_changed_at
             # a change the vault dates after now proves no rotation: judged as undated
             ahead = changed if changed is not None and snap.ahead(changed) else None
@@ -49,9 +54,8 @@ class SharedSecretNotRotated(Rule):
                 changed = None
             stated = c.password_changed_at.isoformat() if c.password_changed_at else None
             if not leavers:
-                unsure = [(p, principal) for p, principal in maybe.values()
-                          if p.end_date is None or changed is None
-                          or changed < snap.end_instant(p.end_date)]
+                unsure = [(k.person, principal) for k, principal in maybe.values()
+                          if k.verdict(snap, changed) is not _Verdict.ROTATED]
                 if unsure:
                     p, principal = min(unsure, key=lambda t: t[0].employee_id)
                     yield Result(
@@ -93,39 +97,35 @@ class SharedSecretNotRotated(Rule):
                                       "password_changed_at": stated},
                             person=None, account=c.accounts[0] if c.accounts else None)
                 continue
-            late: list[tuple[datetime, Person, bool]] = []
-            undated: list[Person] = []
-            for person, current in leavers.values():
-                if person.end_date is None:
-                    undated.append(person)
-                elif changed is None or changed < snap.end_instant(person.end_date):
-                    late.append((snap.end_instant(person.end_date), person, current))
-            undated.sort(key=lambda p: p.employee_id)
-            late.sort(key=lambda t: (t[0], t[1].employee_id), reverse=True)
+            judged = sorted(((k.verdict(snap, changed), k) for k in leavers.values()),
+                            key=lambda t: t[1].order(snap), reverse=True)
+            late = [k for v, k in judged if v is _Verdict.KNOWN]
+            open_ = [k for v, k in judged if v is _Verdict.UNDATED_CHANGE]
+            undated = sorted((k for v, k in judged if v is _Verdict.NO_END),
+                             key=lambda k: k.person.employee_id)
             evidence: dict[str, Any] = {
                 "item_id": c.item_id, "title": c.title, "accounts": list(c.accounts),
                 "password_changed_at": stated,
                 "totp_in_vault": c.totp_in_vault, "source": hc.source,
-                "leavers": [{"employee_id": p.employee_id, "name": p.name,
-                             "end_date": p.end_date.isoformat() if p.end_date else None,
-                             "current_reader": cur} for _, p, cur in late]
-                + [{"employee_id": p.employee_id, "name": p.name, "end_date": None,
-                    "current_reader": leavers[p.employee_id][1]} for p in undated],
+                "leavers": [k.evidence() for k in late + open_ + undated],
             }
             item = (f"vault item {c.title!r} ({c.item_id}) for "
                     f"{', '.join(c.accounts) or 'no listed account'}")
             account = c.accounts[0] if c.accounts else None
-            if changed is not None and late:
-                _, person, _ = late[0]
-                names = more([f"{who(p)} on {p.end_date}" for _, p, _ in late], 2)
+            if late:
+                person = late[0].person
+                names = more([k.named(snap) for k in late], 2)
+                since = (f"unchanged since {snap.local_day(changed).isoformat()}"
+                         if changed is not None else "not rotated")
+                todo = ("remove them from it, then rotate it"
+                        if any(k.current for k in late) else "rotate it")
                 yield Result(
                     subject=c.item_id, outcome=Outcome.FAIL,
-                    message=(f"password of {item} unchanged since "
-                             f"{snap.local_day(changed).isoformat()} although holders left: "
-                             f"{names}; rotate it"),
+                    message=(f"password of {item} {since} although holders left: "
+                             f"{names}; {todo}"),
                     evidence=evidence, person=person.employee_id, account=account)
-            elif changed is None and (late or undated):
-                person = late[0][1] if late else undated[0]
+            elif open_:
+                person = open_[0].person
                 yield Result(
                     subject=c.item_id, outcome=Outcome.UNKNOWN,
                     message=(f"the vault does not say when the password of {item} last "
@@ -139,9 +139,10 @@ class SharedSecretNotRotated(Rule):
             elif undated:
                 yield Result(
                     subject=c.item_id, outcome=Outcome.UNKNOWN,
-                    message=(f"{more([who(p) for p in undated], 2)} could read {item} and left "
-                             "but HR has no end date, so the rotation cannot be checked"),
-                    evidence=evidence, person=undated[0].employee_id, account=account)
+                    message=(f"{more([who(k.person) for k in undated], 2)} could read {item} "
+                             "and left but HR has no end date, so the rotation cannot be "
+                             "checked"),
+                    evidence=evidence, person=undated[0].person.employee_id, account=account)
 
 
 def _leavers(snap: Snapshot) -> list[tuple[datetime | None, Person]]:
@@ -152,3 +153,79 @@ def _leavers(snap: Snapshot) -> list[tuple[datetime | None, Person]]:
     out.sort(key=lambda t: (t[0] is not None, -(t[0].timestamp()) if t[0] else 0,
                             t[1].employee_id))
     return out
+
+
+class _Verdict(Enum):
+    """What one leaver's reading of an item says about its password."""
+
+    ROTATED = "rotated"  # changed after they left and could no longer read it
+    KNOWN = "known"  # they know the password it has now
+    UNDATED_CHANGE = "undated-change"  # the vault does not say (believably) when it changed
+    NO_END = "no-end"  # HR has no end date: the rotation cannot be checked
+
+
+@dataclass
+class _Knew:
+    """What one leaver could read of an item: today (a current reader), or until when
+    (from history)."""
+
+    person: Person
+    current: bool = False
+    # when they last could read it, from history; None: not known (then their end
+    # date alone decides)
+    until: datetime | None = None
+
+    def add(self, was: FormerReader | None) -> None:
+        """Another way they could read it: now (None), or in an earlier version."""
+        if was is None:
+            self.current = True
+        elif was.lost_at is not None and (self.until is None or was.lost_at > self.until):
+            self.until = was.lost_at
+
+    def cutoff(self, snap: Snapshot) -> datetime | None:
+        """The instant a rotation must follow: the later of their end and the moment they
+        stopped being able to read the item. None: not known (no end date)."""
+        if self.person.end_date is None:
+            return None
+        end = snap.end_instant(self.person.end_date)
+        return end if self.until is None or self.until < end else self.until
+
+    def verdict(self, snap: Snapshot, changed: datetime | None) -> _Verdict:
+        if self.current:
+            return _Verdict.KNOWN  # whatever it is changed to, they can read it
+        cutoff = self.cutoff(snap)
+        if cutoff is None:
+            # the change predates the moment they could last read it: no end date,
+            # however late, makes it a rotation after they left
+            if changed is not None and self.until is not None and changed < self.until:
+                return _Verdict.KNOWN
+            return _Verdict.NO_END
+        if changed is None:
+            return _Verdict.UNDATED_CHANGE
+        return _Verdict.KNOWN if changed < cutoff else _Verdict.ROTATED
+
+    def order(self, snap: Snapshot) -> tuple[datetime, str]:
+        """The most recent leaver first (reverse order); by employee id among equals."""
+        end = self.person.end_date
+        return (snap.end_instant(end) if end is not None else _EPOCH,
+                self.person.employee_id)
+
+    def named(self, snap: Snapshot) -> str:
+        p = self.person
+        text = f"{who(p)} on {p.end_date}" if p.end_date else f"{who(p)} (no end date)"
+        if self.current:
+            return f"{text}, who can still read it"
+        end = snap.end_instant(p.end_date) if p.end_date else None
+        if self.until is not None and (end is None or self.until > end):
+            return f"{text}, who could read it until {snap.local_day(self.until)}"
+        return text
+
+    def evidence(self) -> dict[str, Any]:
+        p = self.person
+        return {"employee_id": p.employee_id, "name": p.name,
+                "end_date": p.end_date.isoformat() if p.end_date else None,
+                "current_reader": self.current,
+                "could_read_until": self.until.isoformat() if self.until else None}
+
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
