@@ -90,6 +90,9 @@ class FormerReader:
     # listed them ended (through a directory group: the end of the last time both the
     # item was shared with the group and they were in it). None: not known
     lost_at: datetime | None = None
+    # the item's keyed fingerprint in the last version they could read: the same one
+    # today means the password they knew is still the password, whatever its date says
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +280,8 @@ class Snapshot:
             # one who reads it now (named again, or through a group) is a current reader
             snap.former_readers[item] = [
                 (f, corr.match(src, f.principal))
-                for f in sorted(gone, key=lambda f: (f.principal, f.lost_at or _EPOCH))
+                for f in sorted(gone, key=lambda f: (f.principal, f.lost_at or _EPOCH,
+                                                     f.fingerprint or ""))
                 if f.principal.lower() not in reads]
 
         if sources is None:  # records handed in directly: every kind given counts as read

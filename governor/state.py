@@ -82,16 +82,18 @@ def declared(config: Config) -> list[Declared]:
 
 def former_readers(session: Session, names: list[str]) -> dict[str, list[FormerReader]]:
     """Per vault item still listed, who could read it in an ended version but cannot now,
-    with when they stopped being able to: the end of the last version that listed them
-    (the run that saw them gone). A rotation counts only after that."""
+    with when they stopped being able to (the end of the last version that listed them:
+    the run that saw them gone) and the item's fingerprint in that version. A rotation
+    counts only after that, and only if the fingerprint changed."""
     if not names:
         return {}
     now_readers: dict[str, set[str]] = {}
-    before: dict[str, dict[str, datetime]] = {}  # item -> principal -> last version's end
+    # item -> principal -> (end, fingerprint) of the last version listing them
+    before: dict[str, dict[str, tuple[datetime, str | None]]] = {}
     rows = session.execute(select(ObsCredential.item_id, ObsCredential.readers,
-                                  ObsCredential.ended_at)
+                                  ObsCredential.ended_at, ObsCredential.fingerprint)
                            .where(ObsCredential.source.in_(names)))
-    for item, readers, ended in rows:
+    for item, readers, ended, printed in rows:
         if ended is None:
             now_readers.setdefault(item, set()).update(json.loads(readers))
             continue
@@ -99,14 +101,15 @@ def former_readers(session: Session, names: list[str]) -> dict[str, list[FormerR
         assert until is not None
         of = before.setdefault(item, {})
         for principal in json.loads(readers):
-            if principal not in of or of[principal] < until:
-                of[principal] = until
+            if principal not in of or of[principal][0] < until:
+                of[principal] = (until, printed)
     out: dict[str, list[FormerReader]] = {}
     for item, lost in before.items():
         now = now_readers.get(item)
         if now is None:  # the item itself is gone
             continue
-        gone = [FormerReader(p, at) for p, at in sorted(lost.items()) if p not in now]
+        gone = [FormerReader(p, at, printed) for p, (at, printed) in sorted(lost.items())
+                if p not in now]
         if gone:
             out[item] = gone
     return out

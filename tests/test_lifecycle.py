@@ -1405,10 +1405,43 @@ def test_a_leaver_taken_out_of_a_vault_item_knows_the_password_they_could_read(
         == "resolved"
     status, _, outcome, message = _finding(url, key) or ()
     assert (status, outcome) == ("open", "fail")
-    assert "who could read it until 2026-11-21; rotate it" in str(message)
+    # (its fingerprint is the one he knew, too)
+    assert "who could read it until 2026-11-21 under the fingerprint it still has; " \
+           "rotate it" in str(message)
     # rotated once he could no longer read it: fixed
     _vault(demo_dir, "vlt-7f3a01", password_changed_at="2026-11-22T08:00:00Z",
            fingerprint="hmac-sha256:" + "1" * 64)
     assert run_cli("-c", cfg, "reconcile", "--no-report",
                    env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}).code == 0
     assert (_finding(url, key) or ())[:2] == ("resolved", "fixed")
+
+
+def test_a_recorded_rotation_that_keeps_the_fingerprint_is_no_rotation(
+        demo_dir: Path) -> None:
+    # Samuel Adeyemi (left 2026-03-31) is taken out of vlt-7f3a03; then the vault
+    # records a change of its password, but its keyed fingerprint is the one he knew
+    # (and still the one vlt-7f3a02 has): no rotation happened
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key, reuse = "shared-secret-not-rotated:vlt-7f3a03", "password-reused:vlt-7f3a02,vlt-7f3a03"
+    _vault(demo_dir, "vlt-7f3a03", readers=["daniel.brennan@northwind.example"])
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    assert (_finding(url, key) or ())[:3] == ("open", None, "fail")
+    _vault(demo_dir, "vlt-7f3a03", password_changed_at="2026-11-24T09:00:00Z")
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": "2026-11-24T12:00:00+00:00"}).code == 0
+    status, _, outcome, message = _finding(url, key) or ()
+    assert (status, outcome) == ("open", "fail")
+    assert "keeps the fingerprint a leaver knew although the vault says it changed on " \
+           "2026-11-24" in str(message)
+    assert "Samuel Adeyemi (E1012) on 2026-03-31, who could read it until 2026-11-21 under " \
+           "the fingerprint it still has" in str(message)
+    assert statuses(url)[reuse] == "open"
+    # a new password (a new fingerprint) is a rotation
+    _vault(demo_dir, "vlt-7f3a03", password_changed_at="2026-11-25T09:00:00Z",
+           fingerprint="hmac-sha256:" + "3" * 64)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": "2026-11-25T12:00:00+00:00"}).code == 0
+    assert (_finding(url, key) or ())[:2] == ("resolved", "fixed")
+    assert statuses(url)[reuse] == "resolved"

@@ -673,6 +673,38 @@ def test_shared_secret_rotation_must_follow_the_moment_a_leaver_stopped_reading(
     assert run("shared-secret-not-rotated", early) == []
 
 
+def test_shared_secret_with_the_fingerprint_a_leaver_knew_is_not_rotated() -> None:
+    # the vault records a change after she lost access, but the keyed fingerprint is
+    # the one she could read: the password did not change
+    fp, other = "hmac-sha256:" + "a" * 64, "hmac-sha256:" + "b" * 64
+    lost = datetime(2026, 11, 10, tzinfo=UTC)
+    people = (leaver("E2", name="Ann Left"), person("E1"))
+
+    def judged(now_fp: str | None, then_fp: str | None,
+               changed: datetime | None = NOW - timedelta(days=1)) -> list[Result]:
+        return run("shared-secret-not-rotated", snap(
+            persons=people,
+            credentials=(cred("item1", mail("E1"), changed=changed, fingerprint=now_fp),),
+            former_readers={"item1": [FormerReader(mail("E2"), lost, then_fp)]}))
+
+    r = one(judged(fp, fp))
+    assert (r.subject, r.outcome, r.person) == ("item1", Outcome.FAIL, "E2")
+    assert "keeps the fingerprint a leaver knew although the vault says it changed on " \
+           "2026-11-19 although holders left: Ann Left (E2) on 2026-10-01, who could read " \
+           "it until 2026-11-10 under the fingerprint it still has; rotate it" in r.message
+    assert r.evidence["leavers"][0]["fingerprint_unchanged"] is True
+    assert fp not in json.dumps(r.evidence) + r.message
+    # no date, or one after now, is no excuse either: the fingerprint says it all
+    assert one(judged(fp, fp, changed=None)).outcome is Outcome.FAIL
+    assert one(judged(fp, fp, changed=datetime(2099, 1, 1, tzinfo=UTC))).outcome \
+        is Outcome.FAIL
+    # a new fingerprint, or none to compare, leaves the date to decide, as before
+    assert judged(other, fp) == []
+    assert judged(None, None) == []
+    assert judged(fp, None) == []
+    assert judged(None, fp) == []
+
+
 
 # ---- password-reused ------------------------------------------------------------------------
 def test_password_reused() -> None:

@@ -42,11 +42,13 @@ class SharedSecretNotRotated(Rule):
             for principal, match, was in readers:
                 person = snap.persons.get(match.employee_id or "")
                 if person is not None and snap.has_left(person):
-                    leavers.setdefault(person.employee_id, _Knew(person)).add(was)
+                    leavers.setdefault(person.employee_id,
+                                       _Knew(person, c.fingerprint)).add(was)
                 for cand in match.candidates if match.employee_id is None else ():
                     other = snap.persons.get(cand)
                     if other is not None and snap.has_left(other):
-                        maybe.setdefault(cand, (_Knew(other), principal))[0].add(was)
+                        maybe.setdefault(cand, (_Knew(other, c.fingerprint),
+                                                principal))[0].add(was)
             changed = c.password_changed_at
             # a change the vault dates after now proves no rotation: judged as undated
             ahead = changed if changed is not None and snap.ahead(changed) else None
@@ -115,8 +117,14 @@ class SharedSecretNotRotated(Rule):
             if late:
                 person = late[0].person
                 names = more([k.named(snap) for k in late], 2)
-                since = (f"unchanged since {snap.local_day(changed).isoformat()}"
-                         if changed is not None else "not rotated")
+                day = snap.local_day(changed).isoformat() if changed is not None else None
+                if any(k.same for k in late):
+                    # the recorded change is no rotation: the password is the one they knew
+                    since = ("keeps the fingerprint a leaver knew"
+                             + (f" although the vault says it changed on {day}" if day
+                                else ""))
+                else:
+                    since = f"unchanged since {day}" if day else "not rotated"
                 todo = ("remove them from it, then rotate it"
                         if any(k.current for k in late) else "rotate it")
                 yield Result(
@@ -170,17 +178,26 @@ class _Knew:
     (from history)."""
 
     person: Person
+    printed: str | None  # the item's keyed fingerprint now
     current: bool = False
     # when they last could read it, from history; None: not known (then their end
     # date alone decides)
     until: datetime | None = None
+    printed_then: str | None = None  # the item's fingerprint in the last version they read
 
     def add(self, was: FormerReader | None) -> None:
         """Another way they could read it: now (None), or in an earlier version."""
         if was is None:
             self.current = True
         elif was.lost_at is not None and (self.until is None or was.lost_at > self.until):
-            self.until = was.lost_at
+            self.until, self.printed_then = was.lost_at, was.fingerprint
+
+    @property
+    def same(self) -> bool:
+        """Does the item still have the fingerprint it had when they last could read it?
+        Then it still has the password they knew, whatever change the vault records."""
+        return (not self.current and self.printed is not None
+                and self.printed_then == self.printed)
 
     def cutoff(self, snap: Snapshot) -> datetime | None:
         """The instant a rotation must follow: the later of their end and the moment they
@@ -191,8 +208,9 @@ class _Knew:
         return end if self.until is None or self.until < end else self.until
 
     def verdict(self, snap: Snapshot, changed: datetime | None) -> _Verdict:
-        if self.current:
-            return _Verdict.KNOWN  # whatever it is changed to, they can read it
+        if self.current or self.same:
+            # whatever it is changed to, they can read it; or it was not changed at all
+            return _Verdict.KNOWN
         cutoff = self.cutoff(snap)
         if cutoff is None:
             # the change predates the moment they could last read it: no end date,
@@ -216,8 +234,12 @@ class _Knew:
         if self.current:
             return f"{text}, who can still read it"
         end = snap.end_instant(p.end_date) if p.end_date else None
-        if self.until is not None and (end is None or self.until > end):
-            return f"{text}, who could read it until {snap.local_day(self.until)}"
+        shown = self.until is not None and (end is None or self.until > end)
+        if shown and self.until is not None:
+            text += f", who could read it until {snap.local_day(self.until)}"
+        if self.same:
+            text += (" under the fingerprint it still has" if shown else
+                     ", who could read it under the fingerprint it still has")
         return text
 
     def evidence(self) -> dict[str, Any]:
@@ -225,7 +247,9 @@ class _Knew:
         return {"employee_id": p.employee_id, "name": p.name,
                 "end_date": p.end_date.isoformat() if p.end_date else None,
                 "current_reader": self.current,
-                "could_read_until": self.until.isoformat() if self.until else None}
+                "could_read_until": self.until.isoformat() if self.until else None,
+                # whether, never what: a fingerprint is kept out of findings
+                "fingerprint_unchanged": self.same}
 
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
