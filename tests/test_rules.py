@@ -689,9 +689,10 @@ def test_shared_secret_with_the_fingerprint_a_leaver_knew_is_not_rotated() -> No
 
     r = one(judged(fp, fp))
     assert (r.subject, r.outcome, r.person) == ("item1", Outcome.FAIL, "E2")
-    assert "keeps the fingerprint a leaver knew although the vault says it changed on " \
-           "2026-11-19 although holders left: Ann Left (E2) on 2026-10-01, who could read " \
-           "it until 2026-11-10 under the fingerprint it still has; rotate it" in r.message
+    assert "was not rotated (the vault says it changed on 2026-11-19, but its fingerprint " \
+           "is unchanged) although holders left: Ann Left (E2) on 2026-10-01, who could " \
+           "read it until 2026-11-10 under the fingerprint it still has; rotate it" \
+           in r.message
     assert r.evidence["leavers"][0]["fingerprint_unchanged"] is True
     assert fp not in json.dumps(r.evidence) + r.message
     # no date, or one after now, is no excuse either: the fingerprint says it all

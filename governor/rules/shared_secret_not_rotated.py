@@ -116,13 +116,13 @@ class SharedSecretNotRotated(Rule):
             account = c.accounts[0] if c.accounts else None
             if late:
                 person = late[0].person
-                names = more([k.named(snap) for k in late], 2)
+                names = more([k.named(snap, changed) for k in late], 2)
                 day = snap.local_day(changed).isoformat() if changed is not None else None
-                if any(k.same for k in late):
+                if any(k.by_print(snap, changed) for k in late):
                     # the recorded change is no rotation: the password is the one they knew
-                    since = ("keeps the fingerprint a leaver knew"
-                             + (f" although the vault says it changed on {day}" if day
-                                else ""))
+                    since = ("was not rotated (" + (f"the vault says it changed on {day}, but "
+                                                    if day else "")
+                             + "its fingerprint is unchanged)")
                 else:
                     since = f"unchanged since {day}" if day else "not rotated"
                 todo = ("remove them from it, then rotate it"
@@ -222,13 +222,21 @@ class _Knew:
             return _Verdict.UNDATED_CHANGE
         return _Verdict.KNOWN if changed < cutoff else _Verdict.ROTATED
 
+    def by_print(self, snap: Snapshot, changed: datetime | None) -> bool:
+        """Is the unchanged fingerprint all that says they know the password (the change
+        date alone would pass, or is missing)?"""
+        if not self.same:
+            return False
+        cutoff = self.cutoff(snap)
+        return changed is None or cutoff is None or changed >= cutoff
+
     def order(self, snap: Snapshot) -> tuple[datetime, str]:
         """The most recent leaver first (reverse order); by employee id among equals."""
         end = self.person.end_date
         return (snap.end_instant(end) if end is not None else _EPOCH,
                 self.person.employee_id)
 
-    def named(self, snap: Snapshot) -> str:
+    def named(self, snap: Snapshot, changed: datetime | None) -> str:
         p = self.person
         text = f"{who(p)} on {p.end_date}" if p.end_date else f"{who(p)} (no end date)"
         if self.current:
@@ -237,7 +245,7 @@ class _Knew:
         shown = self.until is not None and (end is None or self.until > end)
         if shown and self.until is not None:
             text += f", who could read it until {snap.local_day(self.until)}"
-        if self.same:
+        if self.by_print(snap, changed):
             text += (" under the fingerprint it still has" if shown else
                      ", who could read it under the fingerprint it still has")
         return text
