@@ -81,6 +81,19 @@ class HeldCredential:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupMember:
+    """How a former reader read a vault item through a directory group: the group, and
+    their directory account as it was then (matched as the directory matches it)."""
+
+    group: str
+    directory: str  # the directory source
+    login: str
+    employee_id: str | None = None
+    email: str | None = None
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class FormerReader:
     """Someone who could read a vault item in an earlier version of it and cannot now
     (from history): a password they knew is still the password until it is rotated."""
@@ -93,6 +106,7 @@ class FormerReader:
     # the item's keyed fingerprint in the last version they could read: the same one
     # today means the password they knew is still the password, whatever its date says
     fingerprint: str | None = None
+    through: GroupMember | None = None  # None: the vault named them
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +293,9 @@ class Snapshot:
             gone = {f if isinstance(f, FormerReader) else FormerReader(f) for f in former}
             # one who reads it now (named again, or through a group) is a current reader
             snap.former_readers[item] = [
-                (f, corr.match(src, f.principal))
+                (f, corr.match(src, f.principal) if f.through is None else corr.match(
+                    f.through.directory, f.through.login, f.through.employee_id,
+                    f.through.email, f.through.aliases))
                 for f in sorted(gone, key=lambda f: (f.principal, f.lost_at or _EPOCH,
                                                      f.fingerprint or ""))
                 if f.principal.lower() not in reads]

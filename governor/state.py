@@ -11,7 +11,7 @@ from datetime import date, datetime, tzinfo
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, false, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 import governor
@@ -21,6 +21,7 @@ from governor.correlate import Declared, Match, MatchStatus
 from governor.lookalike import fold
 from governor.models import (
     ObsCredential,
+    ObsDirectoryAccount,
     ObsPerson,
     ObsSocialAccount,
     PrincipalLink,
@@ -29,7 +30,7 @@ from governor.models import (
 )
 from governor.platforms import AccountNames
 from governor.records import DirectoryAccount, Person, PersonStatus, SourceKind
-from governor.snapshot import FormerReader, HeldGrant, Snapshot, SourceState
+from governor.snapshot import FormerReader, GroupMember, HeldGrant, Snapshot, SourceState
 from governor.sources import CONNECTORS
 
 
@@ -80,25 +81,37 @@ def declared(config: Config) -> list[Declared]:
             for p in config.principals]
 
 
-def former_readers(session: Session, names: list[str]) -> dict[str, list[FormerReader]]:
+def former_readers(session: Session, names: list[str], directories: Iterable[str] = ()
+                   ) -> dict[str, list[FormerReader]]:
     """Per vault item still listed, who could read it in an ended version but cannot now,
     with when they stopped being able to (the end of the last version that listed them:
     the run that saw them gone) and the item's fingerprint in that version. A rotation
-    counts only after that, and only if the fingerprint changed."""
+    counts only after that, and only if the fingerprint changed.
+
+    Readers through a directory group (``directories``: the directory sources read)
+    count too: someone was one while both the item was shared with the group and their
+    account was in it, from the history of both."""
     if not names:
         return {}
     now_readers: dict[str, set[str]] = {}
+    now_groups: dict[str, set[str]] = {}  # item -> groups (lower-cased) it is shared with
     # item -> principal -> (end, fingerprint) of the last version listing them
     before: dict[str, dict[str, tuple[datetime, str | None]]] = {}
+    shared: dict[str, list[_Shared]] = {}  # group (lower-cased) -> item versions shared
     rows = session.execute(select(ObsCredential.item_id, ObsCredential.readers,
+                                  ObsCredential.reader_groups, ObsCredential.first_seen_at,
                                   ObsCredential.ended_at, ObsCredential.fingerprint)
                            .where(ObsCredential.source.in_(names)))
-    for item, readers, ended, printed in rows:
-        if ended is None:
+    for item, readers, groups, first, ended, printed in rows:
+        since, until = history.read_ts(first), history.read_ts(ended)
+        assert since is not None  # every version has been seen
+        via = {g.lower() for g in json.loads(groups)}
+        for g in via:
+            shared.setdefault(g, []).append((item, since, until, printed))
+        if until is None:
             now_readers.setdefault(item, set()).update(json.loads(readers))
+            now_groups.setdefault(item, set()).update(via)
             continue
-        until = history.read_ts(ended)
-        assert until is not None
         of = before.setdefault(item, {})
         for principal in json.loads(readers):
             if principal not in of or of[principal][0] < until:
@@ -112,7 +125,91 @@ def former_readers(session: Session, names: list[str]) -> dict[str, list[FormerR
                 if p not in now]
         if gone:
             out[item] = gone
+    # versions of items no longer listed say nothing about today's passwords
+    shared = {g: kept for g, versions in shared.items()
+              if (kept := [v for v in versions if v[0] in now_readers])}
+    directories = list(directories)
+    if directories and shared:
+        for item, found in _group_readers(session, directories, shared, now_groups).items():
+            out.setdefault(item, []).extend(found)
     return out
+
+
+# one version of a vault item shared with a group: (item, first seen, ended, fingerprint)
+_Shared = tuple[str, datetime, datetime | None, str | None]
+
+
+def _group_readers(session: Session, directories: list[str], shared: dict[str, list[_Shared]],
+                   now_groups: dict[str, set[str]]) -> dict[str, list[FormerReader]]:
+    """Per item, the directory accounts that could read it through a group in the past
+    but not now: the latest end of an overlap between a version of the item shared with
+    the group and a version of the account in it, with that item version's fingerprint.
+
+    Only versions that can be such a reader are read, whatever the directory's size: an
+    account's ended versions in a group some item was shared with, and its current one
+    only in a group some item still listed no longer is shared with (in every other
+    group an account that is still a member reads the item now: the snapshot, which
+    expands the groups of today, drops such a reader from the former ones)."""
+    unshared = {g for g, versions in shared.items()
+                if any(g not in now_groups.get(v[0], ()) for v in versions)}
+    obs = ObsDirectoryAccount
+    shape = history.SHAPES[SourceKind.DIRECTORY]
+    read = shape.reader(None)
+    query = (select(obs.source, *(getattr(obs, c) for c in shape.columns), obs.first_seen_at,
+                    obs.ended_at)
+             .where(obs.source.in_(directories),
+                    or_(and_(obs.ended_at.is_not(None), _names_any(session, obs.groups, shared)),
+                        and_(obs.ended_at.is_(None), _names_any(session, obs.groups,
+                                                                unshared)))))
+    # (item, directory source, login) -> the reader, or None: one reading it now
+    found: dict[tuple[str, str, str], FormerReader | None] = {}
+    for row in session.execute(query):
+        acct: DirectoryAccount = read(tuple(row[:-2]))
+        start, end = history.read_ts(row[-2]), history.read_ts(row[-1])
+        assert start is not None
+        for group in {g.lower() for g in acct.groups}:
+            for item, first, ended, printed in shared.get(group, ()):
+                lo = max(start, first)
+                hi = ended if end is None else end if ended is None else min(end, ended)
+                if hi is not None and hi <= lo:
+                    continue  # not in the group while the item was shared with it
+                key = (item, row[0], acct.login.lower())
+                if hi is None:
+                    found[key] = None  # a member still, of a group it is still shared with
+                    continue
+                was = found.get(key, _UNSEEN)
+                if was is None or (isinstance(was, FormerReader) and was.lost_at is not None
+                                   and was.lost_at >= hi):
+                    continue
+                found[key] = FormerReader(
+                    (acct.email or acct.login).lower(), hi, printed,
+                    GroupMember(group, row[0], acct.login, acct.employee_id, acct.email,
+                                acct.aliases))
+    out: dict[str, list[FormerReader]] = {}
+    for (item, _, _), reader in sorted(found.items()):
+        if reader is not None:
+            out.setdefault(item, []).append(reader)
+    return out
+
+
+_UNSEEN = object()
+
+
+def _names_any(session: Session, column: Any, groups: Iterable[str]) -> ColumnElement[bool]:
+    """A cheap test that a stored group list (JSON) may name one of ``groups``
+    (lower-cased), in any case: true of every row that does, and of few others. A name
+    JSON writes with an escape, or a great many names, test nothing here (the caller
+    checks each row's groups anyway)."""
+    names = sorted(groups)
+    if not names:
+        return false()
+    quoted = [json.dumps(g) for g in names]
+    if len(quoted) > 50 or any("\\" in q for q in quoted):
+        return true()
+    # SQLite's LIKE ignores ASCII case already, at a third of the cost of lower()
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    return or_(*(column.like(f"%{q}%") if sqlite else column.ilike(f"%{q}%")
+                 for q in quoted))
 
 
 def had_data(session: Session, name: str) -> bool:
@@ -149,7 +246,8 @@ def snapshot(session: Session, config: Config, now: datetime,
         accounts=rows(SourceKind.INVENTORY), grants=rows(SourceKind.GRANTS),
         credentials=rows(SourceKind.VAULT), sources=states, links=links(session),
         declared=declared(config), org_domains=config.org_domains,
-        former_readers=former_readers(session, names[SourceKind.VAULT]),
+        former_readers=former_readers(session, names[SourceKind.VAULT],
+                                      names[SourceKind.DIRECTORY]),
         zone=config.zone,
     )
 

@@ -139,3 +139,61 @@ def test_awkward_text_is_stored_exactly(engine: Engine) -> None:
                for g in got.values())
     assert load(engine, 2, T0, [grant(p, active=T0 + timedelta(microseconds=7))
                                 for p in awkward]).added == 0  # digests read back equal
+
+
+def test_former_readers_through_a_directory_group_come_from_both_histories(
+        engine: Engine) -> None:
+    from sqlalchemy.orm import Session
+
+    from governor.records import Credential, DirectoryAccount, DirectoryStatus
+    from governor.snapshot import FormerReader, GroupMember
+    from governor.state import former_readers
+
+    fp_a, fp_b = "hmac-sha256:" + "a" * 64, "hmac-sha256:" + "b" * 64
+    day = [T0 + timedelta(days=i) for i in range(5)]
+
+    def vault(fp: str, v1_groups: tuple[str, ...]) -> list[Credential]:
+        return [Credential("v1", "one", ("x:@brand",), (), v1_groups, T0, None, fp),
+                Credential("v2", "two", ("x:@other",), (), ("promo",), T0, None, fp_a)]
+
+    def acct(login: str, *groups: str) -> DirectoryAccount:
+        return DirectoryAccount(login, DirectoryStatus.ACTIVE, email=f"{login}@corp.example",
+                                employee_id=login.upper(), mfa=(), groups=groups)
+
+    runs = [  # (vault, directory) as each night read them
+        (vault(fp_a, ("Promo",)), [acct("a", "PROMO"), acct("b", "promo"),
+                                  acct("e", "promo"), acct("f", "promo-extra")]),
+        # v1's password changes; a's account changes (another group) but stays in
+        # promo; e is deleted; f leaves promo-extra (a group no item is shared with)
+        (vault(fp_b, ("Promo",)), [acct("a", "PROMO", "staff"), acct("b", "promo"),
+                                  acct("f")]),
+        # a leaves the group; c joins it
+        (vault(fp_b, ("Promo",)), [acct("a", "staff"), acct("b", "promo"),
+                                  acct("c", "promo"), acct("f")]),
+        # v1 is no longer shared with the group: its members read it no more; d joins
+        # after that and never could
+        (vault(fp_b, ("other",)), [acct("a", "staff"), acct("b", "promo"),
+                                  acct("c", "promo"), acct("d", "promo"), acct("f")]),
+    ]
+    with engine.begin() as conn:
+        for n, (creds, accounts) in enumerate(runs, 1):
+            prev = day[n - 1] if n > 1 else None
+            history.load(conn, history.SHAPES[SourceKind.VAULT], "vault", creds, None, n,
+                         day[n], prev)
+            history.load(conn, history.SHAPES[SourceKind.DIRECTORY], "okta", accounts, None,
+                         n, day[n], prev)
+    with Session(engine) as session:
+        got = former_readers(session, ["vault"], ["okta"])
+        assert former_readers(session, ["vault"], []) == {}  # no directory, no members
+
+    def member(login: str, at: int, fp: str) -> FormerReader:
+        return FormerReader(f"{login}@corp.example", day[at], fp,
+                            GroupMember("promo", "okta", login, login.upper(),
+                                        f"{login}@corp.example"))
+
+    assert got == {
+        "v1": [member("a", 3, fp_b), member("b", 4, fp_b), member("c", 4, fp_b),
+               member("e", 2, fp_a)],
+        # v2 is still shared with promo: only those who left the group read it no more
+        "v2": [member("a", 3, fp_a), member("e", 2, fp_a)],
+    }

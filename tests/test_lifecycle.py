@@ -1443,3 +1443,45 @@ def test_a_recorded_rotation_that_keeps_the_fingerprint_is_no_rotation(
                    env={**env, "GOVERNOR_NOW": "2026-11-25T12:00:00+00:00"}).code == 0
     assert (_finding(url, key) or ())[:2] == ("resolved", "fixed")
     assert statuses(url)[reuse] == "resolved"
+
+
+def test_a_leaver_who_read_a_vault_item_through_a_directory_group_is_remembered(
+        demo_dir: Path) -> None:
+    # Ahmed Siddiqui reads vlt-7f3a05 only through the Okta group marketing-promotions.
+    # He leaves on 2026-11-21; by the next run he is out of the group and suspended. The
+    # password last changed on 2026-08-20: he knows it
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "shared-secret-not-rotated:vlt-7f3a05"
+    assert _finding(url, key) is None
+    hr = demo_dir / "hr.csv"
+    rows = []
+    for line in hr.read_text().splitlines(keepends=True):
+        if line.startswith("E1201,"):
+            cells = line.rstrip("\n").split(",")
+            cells[4], cells[-1] = "Terminated - Voluntary", "2026-11-21"
+            line = ",".join(cells) + "\n"
+        rows.append(line)
+    hr.write_text("".join(rows))
+    okta = demo_dir / "directory.json"
+    doc = json.loads(okta.read_text())
+    (ahmed,) = [r for r in doc["records"] if r["employeeNumber"] == "E1201"]
+    ahmed["groups"].remove("marketing-promotions")
+    ahmed["status"] = "SUSPENDED"
+    okta.write_text(json.dumps(doc, indent=2))
+    at = {**env, "GOVERNOR_NOW": "2026-11-25T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=at)
+    assert out.code == 0, out.err
+    status, _, outcome, message = _finding(url, key) or ()
+    assert (status, outcome) == ("open", "fail")
+    assert query(url, f"SELECT severity, person FROM finding WHERE key = '{key}'") == [
+        ("critical", "E1201")]
+    assert "unchanged since 2026-08-20 although holders left: Ahmed Siddiqui (E1201) on " \
+           "2026-11-21, who could read it through group marketing-promotions until " \
+           "2026-11-25; rotate it" in str(message)
+    # rotated (a new fingerprint) after he lost access: fixed
+    _vault(demo_dir, "vlt-7f3a05", password_changed_at="2026-11-26T08:00:00Z",
+           fingerprint="hmac-sha256:" + "5" * 64)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**at, "GOVERNOR_NOW": "2026-11-26T12:00:00+00:00"}).code == 0
+    assert (_finding(url, key) or ())[:2] == ("resolved", "fixed")

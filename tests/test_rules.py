@@ -36,7 +36,7 @@ from governor.records import (
 )
 from governor.roles import Role
 from governor.rules import RULES, Outcome, Result, Severity
-from governor.snapshot import FormerReader, Snapshot, SourceState
+from governor.snapshot import FormerReader, GroupMember, Snapshot, SourceState
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 TODAY = NOW.date()
@@ -671,6 +671,32 @@ def test_shared_secret_rotation_must_follow_the_moment_a_leaver_stopped_reading(
                  former_readers={"item1": [FormerReader(mail("E2"), datetime(
                      2026, 9, 1, tzinfo=UTC))]})
     assert run("shared-secret-not-rotated", early) == []
+
+
+def test_shared_secret_remembers_a_reader_through_a_directory_group() -> None:
+    # her account had no email: the directory's employee id says who she is, as it did
+    # when the group was expanded
+    lost = datetime(2026, 11, 10, tzinfo=UTC)
+    was = FormerReader("ann-login", lost, None, GroupMember("promo", "okta", "ann-login", "E2"))
+    people = (leaver("E2", name="Ann Left"), person("E1"))
+    changed = datetime(2026, 10, 15, tzinfo=UTC)
+    s = snap(persons=people, credentials=(cred("item1", mail("E1"), changed=changed),),
+             former_readers={"item1": [was]})
+    r = one(run("shared-secret-not-rotated", s))
+    assert (r.subject, r.outcome, r.person) == ("item1", Outcome.FAIL, "E2")
+    assert "Ann Left (E2) on 2026-10-01, who could read it through group promo until " \
+           "2026-11-10; rotate it" in r.message
+    assert r.evidence["leavers"][0]["through_group"] == "promo"
+    # in a group the item is shared with again: she reads it now, not in the past
+    again = snap(persons=people,
+                 directory=(directory("E2", login="ann-login", groups=("promo",)),),
+                 credentials=(cred("item1", mail("E1"), changed=changed, groups=("Promo",)),),
+                 former_readers={"item1": [was]})
+    r = one(run("shared-secret-not-rotated", again))
+    assert r.evidence["leavers"] == [{
+        "employee_id": "E2", "name": "Ann Left", "end_date": "2026-10-01",
+        "current_reader": True, "could_read_until": None, "through_group": None,
+        "fingerprint_unchanged": False}]
 
 
 def test_shared_secret_with_the_fingerprint_a_leaver_knew_is_not_rotated() -> None:

@@ -184,6 +184,7 @@ class _Knew:
     # date alone decides)
     until: datetime | None = None
     printed_then: str | None = None  # the item's fingerprint in the last version they read
+    group: str | None = None  # the directory group they last read it through, if one
 
     def add(self, was: FormerReader | None) -> None:
         """Another way they could read it: now (None), or in an earlier version."""
@@ -191,6 +192,7 @@ class _Knew:
             self.current = True
         elif was.lost_at is not None and (self.until is None or was.lost_at > self.until):
             self.until, self.printed_then = was.lost_at, was.fingerprint
+            self.group = was.through.group if was.through is not None else None
 
     @property
     def same(self) -> bool:
@@ -243,11 +245,12 @@ class _Knew:
             return f"{text}, who can still read it"
         end = snap.end_instant(p.end_date) if p.end_date else None
         shown = self.until is not None and (end is None or self.until > end)
+        through = f" through group {self.group}" if self.group else ""
         if shown and self.until is not None:
-            text += f", who could read it until {snap.local_day(self.until)}"
+            text += f", who could read it{through} until {snap.local_day(self.until)}"
         if self.by_print(snap, changed):
             text += (" under the fingerprint it still has" if shown else
-                     ", who could read it under the fingerprint it still has")
+                     f", who could read it{through} under the fingerprint it still has")
         return text
 
     def evidence(self) -> dict[str, Any]:
@@ -256,6 +259,7 @@ class _Knew:
                 "end_date": p.end_date.isoformat() if p.end_date else None,
                 "current_reader": self.current,
                 "could_read_until": self.until.isoformat() if self.until else None,
+                "through_group": self.group,
                 # whether, never what: a fingerprint is kept out of findings
                 "fingerprint_unchanged": self.same}
 
