@@ -197,7 +197,9 @@ def _as_left(p: ObsPerson, zone: tzinfo) -> ObsPerson:
 
 
 def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datetime,
-                   declared: Iterable[Declared]) -> dict[tuple[str, str], Match]:
+                   declared: Iterable[Declared],
+                   accounts: dict[tuple[str, str], ObsDirectoryAccount] | None = None
+                   ) -> dict[tuple[str, str], Match]:
     """Each principal as a run at ``at`` would have matched it, by (source, lower-cased
     principal).
 
@@ -207,7 +209,8 @@ def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datet
     its account's employee id and addresses then, as snapshot.py does), keeps one set
     of rules. It loads everyone in HR at that instant, so it is asked only about the
     principals PrincipalMatch cannot answer for (_correlation). Declarations are the
-    current config's."""
+    current config's. ``accounts``: the directory accounts live at ``at`` by (source,
+    lower-cased login), when the caller has read them already."""
     shape = history.SHAPES[SourceKind.HR]
     read = shape.reader(None)
     persons = [read(tuple(r)) for r in session.execute(
@@ -223,13 +226,8 @@ def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datet
         select(PrincipalLink).where(PrincipalLink.created_at <= at, or_(
             PrincipalLink.ended_at.is_(None), PrincipalLink.ended_at > at)))}
     corr = Correlator(persons, links, declared)
-    logins = sorted({fold(p) for _, p in principals})
-    accounts: dict[tuple[str, str], ObsDirectoryAccount] = {}
-    # in slices: a person's question can bring every orphan of the store here
-    for i in range(0, len(logins), 500):
-        accounts.update(((a.source, a.login.lower()), a) for a in session.scalars(
-            select(ObsDirectoryAccount).where(_live(ObsDirectoryAccount, at), func.lower(
-                ObsDirectoryAccount.login).in_(logins[i:i + 500]))))
+    if accounts is None:
+        accounts = _accounts_at(session, principals, at)
     out: dict[tuple[str, str], Match] = {}
     for src, principal in principals:
         a = accounts.get((src, fold(principal)))
@@ -239,11 +237,67 @@ def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datet
     return out
 
 
-# What PrincipalMatch says stands for the past too when it found a person (a declaration
-# is the current config's either way). A principal it has lost, or matches to nobody now,
-# may have been someone's then: whoever has since left HR altogether, or shares an
-# alias now that was theirs alone.
-_SETTLED = (MatchStatus.MATCHED.value, MatchStatus.NONHUMAN.value)
+def _accounts_at(session: Session, principals: set[tuple[str, str]], at: datetime
+                 ) -> dict[tuple[str, str], ObsDirectoryAccount]:
+    """The directory accounts live at ``at`` that are ``principals`` in their own source
+    (correlation matches such a principal as its account), by (source, lower-cased
+    login). Only principals of a source that has directory accounts at all are looked
+    up: most are a platform's, and logins are compared without case (a scan)."""
+    directories = set(session.scalars(select(ObsDirectoryAccount.source).distinct()))
+    logins = sorted({fold(p) for s, p in principals if s in directories})
+    accounts: dict[tuple[str, str], ObsDirectoryAccount] = {}
+    # in slices: a person's question can bring every orphan of the store here
+    for i in range(0, len(logins), 500):
+        accounts.update(((a.source, fold(a.login)), a) for a in session.scalars(
+            select(ObsDirectoryAccount).where(_live(ObsDirectoryAccount, at), func.lower(
+                ObsDirectoryAccount.login).in_(logins[i:i + 500]))))
+    return accounts
+
+
+@dataclass(frozen=True)
+class _Changed:
+    """What correlation reads that has changed since a moment of history: the employee
+    ids and addresses (plus-tags removed, lower-cased) of every HR version started or
+    ended since, the directory accounts (source, lower-cased login) likewise, and the
+    links (source, lower-cased principal) made or ended since. A principal none of
+    them touches is matched now as it was then."""
+    ids: frozenset[str]
+    bases: frozenset[str]
+    accounts: frozenset[tuple[str, str]]
+    links: frozenset[tuple[str, str]]
+
+    def touches(self, source: str, principal: str,
+                account: ObsDirectoryAccount | None) -> bool:
+        low = fold(principal)
+        if (source, low) in self.accounts or (source, low) in self.links \
+                or ("*", low) in self.links:
+            return True
+        ids, addresses = {principal}, [low]
+        if account is not None:
+            ids.update((account.login, account.employee_id or ""))
+            addresses += [account.email or "", *json.loads(account.aliases)]
+        # an address's base covers it exactly and every plus-tagged form of it
+        return not self.ids.isdisjoint(ids) or any(
+            strip_plus(fold(a)) in self.bases for a in addresses if "@" in a)
+
+
+def _changed_since(session: Session, at: datetime) -> _Changed:
+    """What correlation reads that changed after ``at`` (_Changed). HR and directory
+    rows change a few a night: the scan reads two timestamps a row and keeps few."""
+    since = or_(ObsPerson.first_seen_at > at, ObsPerson.ended_at > at)
+    ids: set[str] = set()
+    bases: set[str] = set()
+    for eid, email, aliases in session.execute(
+            select(ObsPerson.employee_id, ObsPerson.email, ObsPerson.aliases).where(since)):
+        ids.add(eid)
+        bases.update(strip_plus(fold(a)) for a in [email or "", *json.loads(aliases)] if a)
+    d = ObsDirectoryAccount
+    accounts = {(s, fold(login)) for s, login in session.execute(
+        select(d.source, d.login).where(or_(d.first_seen_at > at, d.ended_at > at)))}
+    links = {(s, fold(p)) for s, p in session.execute(
+        select(PrincipalLink.source, PrincipalLink.principal).where(or_(
+            PrincipalLink.created_at > at, PrincipalLink.ended_at > at)))}
+    return _Changed(frozenset(ids), frozenset(bases), frozenset(accounts), frozenset(links))
 
 
 def _stored(m: PrincipalMatch) -> Match:
@@ -253,15 +307,32 @@ def _stored(m: PrincipalMatch) -> Match:
 def _correlation(session: Session, pairs: set[tuple[str, str]], at: datetime | None,
                  declared: Iterable[Declared]) -> dict[tuple[str, str], Match]:
     """Who each (source, principal) is, by (source, lower-cased principal): as the last
-    run matched it, or (with ``at``) as a run then would have where that cannot stand."""
+    run matched it, or (with ``at``) as a run then would have.
+
+    The last run's match (PrincipalMatch) answers for then only where it found someone
+    and nothing it was worked out from has changed since (_Changed): HR moving an alias
+    from one person to another, a directory account changing, a link made or ended.
+    Correlating everything again would load all of HR for every question; what has
+    changed since is a few rows. A principal it has lost, or matches to nobody now, may
+    have been someone's then (whoever has since left HR altogether), so is correlated
+    again too."""
     found = {k: _stored(m) for k, m in _matches(
         session, {(s, fold(p)) for s, p in pairs}).items()}
-    if at is not None:
-        redo = {(s, p) for s, p in pairs if (s, fold(p)) not in found
-                or found[(s, fold(p))].status.value not in _SETTLED}
-        if redo:
-            found.update(_correlated_at(session, redo, at, declared))
+    if at is None:
+        return found
+    accounts = _accounts_at(session, pairs, at)
+    changed = _changed_since(session, at)
+    redo = {(s, p) for s, p in pairs if (s, fold(p)) not in found
+            or found[(s, fold(p))].status not in _SETTLED
+            or changed.touches(s, p, accounts.get((s, fold(p))))}
+    if redo:
+        found.update(_correlated_at(session, redo, at, declared, accounts))
     return found
+
+
+# What PrincipalMatch says can stand for the past only when it found someone (or a
+# declaration, the current config's either way).
+_SETTLED = (MatchStatus.MATCHED, MatchStatus.NONHUMAN)
 
 
 def watched(session: Session, at: datetime | None,
@@ -477,42 +548,81 @@ def _principals_of(session: Session, eid: str, at: datetime | None,
                    declared: Iterable[Declared],
                    credentials: list[ObsCredential]) -> dict[tuple[str, str], str]:
     """(source, lower-cased principal) -> why it is ``eid``, as whohas would say: the last
-    run's matches, and with ``at`` also whatever _correlation would answer for then that
-    PrincipalMatch cannot."""
-    out = {(m.source, m.principal): m.reason for m in session.scalars(
+    run's matches, or with ``at`` whatever _correlation answers for then, over every
+    principal that could have been theirs then (_theirs_then) as well as those that are
+    theirs now: an alias HR has since moved to someone else was theirs then."""
+    now = {(m.source, m.principal): m for m in session.scalars(
         select(PrincipalMatch).where(PrincipalMatch.employee_id == eid))}
-    if at is not None:
-        unsettled = _unsettled_at(session, at, credentials)
-        if unsettled:
-            out.update((k, m.reason) for k, m in _correlated_at(
-                session, unsettled, at, declared).items() if m.employee_id == eid)
-    return out
+    if at is None:
+        return {k: m.reason for k, m in now.items()}
+    candidates = set(now) | _theirs_then(session, eid, at, credentials)
+    return {k: m.reason for k, m in _correlation(session, candidates, at, declared).items()
+            if m.employee_id == eid}
 
 
-def _unsettled_at(session: Session, at: datetime,
-                  credentials: list[ObsCredential]) -> set[tuple[str, str]]:
+def _theirs_then(session: Session, eid: str, at: datetime,
+                 credentials: list[ObsCredential]) -> set[tuple[str, str]]:
     """Every (source, principal) named at ``at`` (``credentials``: the vault items live
-    then) whose PrincipalMatch row is gone or matches nobody now: the principals
-    _correlation would correlate again. Nothing says in advance which of them were one
-    person's, so every grant and directory row live then is read: a scan, paid only by a
-    question about the past."""
-    pm = PrincipalMatch
-    unsettled = or_(pm.id.is_(None), pm.status.not_in(_SETTLED))
-    out = {(s, p) for s, p in session.execute(
-        select(ObsGrant.source, ObsGrant.principal).distinct()
-        .outerjoin(pm, and_(pm.source == ObsGrant.source, pm.principal == ObsGrant.principal_lc))
-        .where(_live(ObsGrant, at), unsettled))}
-    out.update((s, p) for s, p in session.execute(
-        select(ObsDirectoryAccount.source, ObsDirectoryAccount.login).distinct()
-        .outerjoin(pm, and_(pm.source == ObsDirectoryAccount.source,
-                            pm.principal == func.lower(ObsDirectoryAccount.login)))
-        .where(_live(ObsDirectoryAccount, at), unsettled)))
-    # vault readers are a JSON list, so they are looked up by principal instead of joined
-    readers = {(c.source, r) for c in credentials for r in json.loads(c.readers)}
-    settled = _matches(session, {(s, r.lower()) for s, r in readers})
-    out.update((s, r) for s, r in readers
-               if (m := settled.get((s, r.lower()))) is None or m.status not in _SETTLED)
+    then) that correlation then could have matched to ``eid``: their employee id, an
+    address HR gave them up to then (or its plus-tagged forms), a directory account that
+    said so, a link to them. A superset: _correlation decides. Looked up by index where
+    one serves, and by one pass over the grants for plus-tagged addresses."""
+    ids = {fold(eid)}
+    bases: set[str] = set()
+    for email, aliases in session.execute(select(ObsPerson.email, ObsPerson.aliases).where(
+            ObsPerson.employee_id == eid, ObsPerson.first_seen_at <= at)):
+        bases.update(strip_plus(fold(a)) for a in [email or "", *json.loads(aliases)] if a)
+    links = {(s, fold(p)) for s, p in session.execute(
+        select(PrincipalLink.source, PrincipalLink.principal).where(
+            PrincipalLink.employee_id == eid, PrincipalLink.created_at <= at,
+            or_(PrincipalLink.ended_at.is_(None), PrincipalLink.ended_at > at)))}
+
+    def theirs(low: str) -> bool:
+        return low in ids or ("@" in low and strip_plus(low) in bases)
+
+    out: set[tuple[str, str]] = set()  # directory accounts first
+    d = ObsDirectoryAccount
+    login, mail, also = func.lower(d.login), func.lower(d.email), func.lower(d.aliases)
+    near: list[ColumnElement[bool]] = [d.employee_id == eid, login == fold(eid)]
+    for base in sorted(bases):
+        local, _, domain = (escape_like(part) for part in base.partition("@"))
+        near += [login == base, mail == base, login.like(f"{local}+%@{domain}", escape="\\"),
+                 mail.like(f"{local}+%@{domain}", escape="\\"),
+                 also.like(f'%"{local}%@{domain}"%', escape="\\")]
+    for a in session.scalars(select(d).where(_live(d, at), or_(*near))):
+        if a.employee_id == eid or any(theirs(fold(x)) for x in (
+                a.login, a.email or "", *json.loads(a.aliases))):
+            out.add((a.source, fold(a.login)))
+
+    def named(source: str, low: str) -> bool:
+        # a directory login is its account's in what its own source reports
+        return theirs(low) or (source, low) in out or (source, low) in links \
+            or ("*", low) in links
+
+    g = ObsGrant
+    wanted = sorted(ids | bases | {p for _, p in out} | {p for _, p in links})
+    rows = [session.execute(select(g.source, g.principal_lc).distinct().where(
+        _live(g, at), g.principal_lc.in_(wanted[i:i + 500])))
+        for i in range(0, len(wanted), 500)]
+    for base in sorted(bases):
+        local, _, domain = base.partition("@")
+        rows.append(session.execute(select(g.source, g.principal_lc).distinct().where(
+            _live(g, at), *_prefixed(session, g.principal_lc, f"{local}+"),
+            g.principal_lc.like(f"{escape_like(local)}+%@{escape_like(domain)}",
+                                escape="\\"))))
+    out.update((s, low) for s, low in itertools.chain.from_iterable(rows) if named(s, low))
+    out.update((c.source, fold(r)) for c in credentials for r in json.loads(c.readers)
+               if named(c.source, fold(r)))
     return out
+
+
+def _prefixed(session: Session, column: Any, prefix: str) -> list[ColumnElement[bool]]:
+    """Conditions that narrow ``column`` to values starting with ``prefix`` through its
+    index where the database can: SQLite compares text byte by byte, so a range is exact
+    there; PostgreSQL's collation may not sort so, and there the LIKE beside it decides."""
+    if session.get_bind().dialect.name != "sqlite" or not prefix:
+        return []
+    return [column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1)]
 
 
 def _directory_of(session: Session, principals: dict[tuple[str, str], str],

@@ -170,3 +170,51 @@ def test_at_outside_the_known_history_or_unreadable_is_refused(
     bad = run_cli("-c", cfg, "person", "E1010", "--at", "3 March", "--json", env=env)
     assert bad.code == 2 and "'3 March' is not an ISO 8601 time" in bad.err
     assert "--at" in bad.err and json.loads(bad.out)["exit_code"] == 2
+
+
+@pytest.fixture
+def alias_moved(demo_dir: Path, db_url: str) -> tuple[str, dict[str, str]]:
+    """The demo reconciled at DEMO_NOW, then a day later after HR moved the alias
+    p.raman@ (the LinkedIn admin's address) from Priya Raman (E1003) to Rachel Kim
+    (E1300)."""
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env(db_url if db_url.startswith("postgresql") else None)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    first = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
+    assert first.code == 0, first.err
+    hr = demo_dir / "hr.csv"
+    _edit(hr, "p.raman@northwind.example;priya.r@northwind.example",
+          "priya.r@northwind.example")
+    _edit(hr, "E1300,Rachel Kim,rachel.kim@northwind.example,,",
+          "E1300,Rachel Kim,rachel.kim@northwind.example,p.raman@northwind.example,")
+    later = {**env, "GOVERNOR_NOW": DAY2}
+    second = run_cli("-c", cfg, "reconcile", "--no-report", env=later)
+    assert second.code in (0, 1), second.err
+    return cfg, later
+
+
+def test_at_names_who_an_address_was_then_not_whom_hr_has_given_it_since(
+        alias_moved: tuple[str, dict[str, str]]) -> None:
+    cfg, env = alias_moved
+    linkedin = ("linkedin:Northwind Traders", "linkedin_admins", "p.raman@northwind.example")
+
+    def holder(*at: str) -> tuple[str, str]:
+        out = run_cli("-c", cfg, "whohas", "linkedin:Northwind Traders", *at, "--json",
+                      env=env)
+        assert out.code == 0, out.err
+        h = next(h for h in json.loads(out.out)["holders"]
+                 if h["principal"] == "p.raman@northwind.example")
+        return h["employee_id"], h["name"]
+
+    assert holder() == ("E1300", "Rachel Kim")  # HR's word now
+    assert holder("--at", THEN) == ("E1003", "Priya Raman")  # and then
+    then = _person(cfg, env, "E1003", "--at", THEN)
+    grant = next(g for g in then["grants"] if (g["account"], g["source"], g["principal"])
+                 == linkedin)
+    assert grant["matched_by"] == "alias p.raman@northwind.example is E1003's"
+    assert linkedin not in _grants(_person(cfg, env, "E1300", "--at", THEN))
+    assert linkedin in _grants(_person(cfg, env, "E1300"))
+    assert linkedin not in _grants(_person(cfg, env, "E1003"))
+    # the address itself names whoever it was then
+    assert _person(cfg, env, "p.raman@northwind.example", "--at", THEN)["employee_id"] == \
+        "E1003"
