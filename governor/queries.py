@@ -367,10 +367,13 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
         if (read is None or c.source in read) and not spellings.isdisjoint(
                 json.loads(c.accounts)):
             named = json.loads(c.readers)
+            versions = _versions(session, ObsCredential, c, ObsCredential.item_id == c.item_id)
             for reader in named:
                 raw.append((c.source, reader, "shared login", "owner", "vault", c.item_id,
-                            c.first_seen_at))
-            raw.extend(_group_readers(session, c, {r.lower() for r in named}, at, read))
+                            _held_since(versions, _item_lists(spellings, "readers",
+                                                              fold(reader)))))
+            raw.extend(_group_readers(session, c, {r.lower() for r in named}, at, read,
+                                      versions, spellings))
     matches = {k: (m.status.value, m.employee_id) for k, m in
                _correlation(session, {(r[0], r[1]) for r in raw}, at, declared).items()}
     # the person as HR described them then (name, status), not as they are now
@@ -386,18 +389,58 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
     return key, holders
 
 
+def _versions(session: Session, model: Any, row: Any, same: ColumnElement[bool]
+              ) -> list[Any]:
+    """``row`` and the versions of its record before it, newest first (``same``: the
+    record's own key, within ``row``'s source)."""
+    return list(session.scalars(select(model).where(
+        model.source == row.source, same, model.first_seen_at <= row.first_seen_at)
+        .order_by(model.first_seen_at.desc(), model.id.desc())))
+
+
+def _held_since(versions: list[Any], holds: Callable[[Any], bool]) -> datetime:
+    """Since when what ``holds`` says of the newest of ``versions`` (one record's, newest
+    first) has held without a break: a new version of a vault item (another reader
+    removed, the password rotated) or of a directory account (MFA enrolled) changes
+    nothing for a reader it still lets in. A gap between versions (the record gone
+    for a while) is a break."""
+    since = versions[0].first_seen_at
+    for newer, older in itertools.pairwise(versions):
+        if older.ended_at is None or as_utc(older.ended_at) != as_utc(newer.first_seen_at) \
+                or not holds(older):
+            break
+        since = older.first_seen_at
+    return since  # type: ignore[no-any-return]
+
+
+def _lists(field: str, name: str) -> Callable[[Any], bool]:
+    """Whether a row's JSON list ``field`` names ``name`` (lower-cased), whatever its case."""
+    return lambda v: name in {fold(x) for x in json.loads(getattr(v, field))}
+
+
+def _item_lists(spellings: set[str], field: str, name: str) -> Callable[[Any], bool]:
+    """Whether a vault item's version is a login for the account (``spellings``) and its
+    JSON list ``field`` (readers, reader_groups) names ``name``."""
+    listed = _lists(field, name)
+    return lambda v: not spellings.isdisjoint(json.loads(v.accounts)) and listed(v)
+
+
 def _group_readers(session: Session, c: ObsCredential, named: set[str],
-                   at: datetime | None, read: set[str] | None
+                   at: datetime | None, read: set[str] | None,
+                   versions: list[ObsCredential], spellings: set[str]
                    ) -> list[tuple[str, str, str, str, str, str | None, datetime]]:
     """Members of the directory groups a vault item is shared with, as the run sees
     them: each reads the shared login as their directory account (matched as that
-    account is), unless the item also names them directly."""
+    account is), unless the item also names them directly. Seen since they were in
+    the group while the item (``versions``: it and its earlier versions) was shared
+    with it."""
     out: list[tuple[str, str, str, str, str, str | None, datetime]] = []
     seen: set[tuple[str, str]] = set()
     for group in json.loads(c.reader_groups):
         low = group.lower()
         # groups are a JSON list: the group's own JSON text finds the few rows naming it
         needle = escape_like(json.dumps(low)[1:-1])
+        shared = _held_since(versions, _item_lists(spellings, "reader_groups", low))
         for d in session.scalars(select(ObsDirectoryAccount).where(
                 _live(ObsDirectoryAccount, at),
                 func.lower(ObsDirectoryAccount.groups).like(f'%"{needle}"%', escape="\\"))):
@@ -408,8 +451,11 @@ def _group_readers(session: Session, c: ObsCredential, named: set[str],
             if shown in named or (d.source, d.login.lower()) in seen:
                 continue
             seen.add((d.source, d.login.lower()))
+            member = _held_since(
+                _versions(session, ObsDirectoryAccount, d, ObsDirectoryAccount.login == d.login),
+                _lists("groups", low))
             out.append((d.source, d.login, f"shared login via group {group}", "owner",
-                        "vault", c.item_id, max(c.first_seen_at, d.first_seen_at)))
+                        "vault", c.item_id, max(shared, member)))
     return out
 
 

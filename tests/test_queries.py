@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import demo_env, run_cli
@@ -398,3 +400,53 @@ def test_whohas_answers_for_the_account_spelt_exactly_before_a_caseless_match(
     assert data["account"] == "facebook:NORTHWIND TRADERS"
     assert [h["principal"] for h in data["holders"]] == ["j.doe.freelance@gmail.com"]
 
+
+
+DAY1, DAY2 = "2026-11-20T12:00:00+00:00", "2026-11-21T12:00:00+00:00"
+
+
+def _json_edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def _record(data: dict[str, Any], key: str, value: str) -> dict[str, Any]:
+    return next(r for r in data["records"] if r[key] == value)  # type: ignore[no-any-return]
+
+
+def _since(cfg: str, env: dict[str, str], account: str, *at: str) -> dict[str, str]:
+    out = run_cli("-c", cfg, "whohas", account, *(("--at", *at) if at else ()), "--json",
+                  env=env)
+    assert out.code == 0, out.err
+    return {h["principal"]: h["since"] for h in json.loads(out.out)["holders"]
+            if h["path"] == "vault"}
+
+
+def test_whohas_a_vault_reader_is_seen_since_they_could_read_it_not_since_its_last_change(
+        demo_dir: Path, db_url: str) -> None:
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env(db_url if db_url.startswith("postgresql") else None)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code in (0, 1)
+    # the next night: another reader removed from one item, another item's password
+    # rotated; one member of the group that reads it enrols a factor, another joins
+    _json_edit(demo_dir / "vault.json", lambda d: (
+        _record(d, "id", "vlt-7f3a02")["readers"].remove("marcus.webb@northwind.example"),
+        _record(d, "id", "vlt-7f3a05").update(password_changed_at="2026-11-21T08:00:00Z")))
+    _json_edit(demo_dir / "directory.json", lambda d: (
+        _record(d, "login", "sofia.marchetti@northwind.example")["factors"].append(
+            {"type": "webauthn", "provider": "FIDO", "status": "ACTIVE"}),
+        _record(d, "login", "lucas.ferreira@northwind.example")["groups"].append(
+            "marketing-promotions")))
+    later = {**env, "GOVERNOR_NOW": DAY2}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code in (0, 1)
+    assert _since(cfg, later, "instagram:@northwind.kitchen") == {
+        "priya.raman@northwind.example": DAY1, "studio@brightlane.example": DAY1}
+    assert _since(cfg, later, "tiktok:@northwind.deals") == {
+        "sofia.marchetti@northwind.example": DAY1, "ahmed.siddiqui@northwind.example": DAY1,
+        "lucas.ferreira@northwind.example": DAY2}
+    # and between the nights, as history had it then
+    assert _since(cfg, later, "instagram:@northwind.kitchen", "2026-11-20T18:00:00Z") == {
+        "priya.raman@northwind.example": DAY1, "studio@brightlane.example": DAY1,
+        "marcus.webb@northwind.example": DAY1}
