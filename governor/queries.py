@@ -60,6 +60,44 @@ class Holder:
     end_date: date | None = None
 
 
+@dataclass(frozen=True)
+class FailedRead:
+    """A source whose latest read (then, for an answer about the past) failed: the
+    store answers from its last good data, which is this old."""
+    source: str
+    failed_at: datetime  # the failed read
+    error: str | None
+    data_from: datetime | None  # the last good read, whose data is shown; None: never
+    freshness: datetime | None  # when that data was produced, where the source says
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": self.source, "failed_at": self.failed_at, "error": self.error,
+                "data_from": self.data_from, "data_freshness": self.freshness}
+
+
+def failed_reads(session: Session, sources: Iterable[str], at: datetime | None = None
+                 ) -> list[FailedRead]:
+    """Those of ``sources`` whose latest read failed, in the runs that stand for now (or,
+    with ``at``, the runs started by then: an answer from before the failure is the
+    data of its own day). A failed read keeps the source's last good data in the store,
+    and an answer built on it must say how old it is."""
+    runs = select(Run.id).where(Run.status.in_(("ok", "partial")))
+    if at is not None:
+        runs = runs.where(Run.started_at <= at)
+    out = []
+    for name in sorted(set(sources)):
+        reads = select(SourceRead).where(SourceRead.name == name, SourceRead.run_id.in_(runs))
+        last = session.scalar(reads.order_by(SourceRead.id.desc()).limit(1))
+        if last is None or last.status == "ok":
+            continue
+        good = session.scalar(reads.where(SourceRead.status == "ok", SourceRead.id < last.id)
+                              .order_by(SourceRead.id.desc()).limit(1))
+        out.append(FailedRead(name, last.read_at, last.error,
+                              good.read_at if good is not None else None,
+                              good.freshness if good is not None else None))
+    return out
+
+
 def history_start(session: Session) -> datetime | None:
     """When the store's history begins: the first run that read sources."""
     first = session.scalar(select(func.min(Run.started_at)).where(
@@ -351,11 +389,15 @@ def watched(session: Session, at: datetime | None,
 
 def whohas(session: Session, ref: str, at: datetime | None = None,
            declared: Iterable[Declared] = (), zone: tzinfo = UTC,
-           sources: Iterable[str] | None = None) -> tuple[str, list[Holder]]:
+           sources: Iterable[str] | None = None
+           ) -> tuple[str, list[Holder], list[FailedRead]]:
+    """Who could reach one account (now, or at ``at``), and the sources among those the
+    answer rests on whose latest read failed (failed_reads)."""
     key = resolve_account(session, ref)
     spellings = _spellings(session, key)
     read = watched(session, at, sources)
     raw: list[tuple[str, str, str, str, str, str | None, datetime]] = []
+    used: set[str] = set()  # sources the answer rests on besides its holders' own
     q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.raw_role, ObsGrant.role,
                ObsGrant.via, ObsGrant.via_detail, ObsGrant.first_seen_at
                ).where(ObsGrant.account.in_(spellings), _live(ObsGrant, at))
@@ -372,8 +414,11 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
                 raw.append((c.source, reader, "shared login", "owner", "vault", c.item_id,
                             _held_since(versions, _item_lists(spellings, "readers",
                                                               fold(reader)))))
-            raw.extend(_group_readers(session, c, {r.lower() for r in named}, at, read,
-                                      versions, spellings))
+            group = _group_readers(session, c, {r.lower() for r in named}, at, read,
+                                   versions, spellings)
+            if group:
+                used.add(c.source)
+            raw.extend(group)
     matches = {k: (m.status.value, m.employee_id) for k, m in
                _correlation(session, {(r[0], r[1]) for r in raw}, at, declared).items()}
     # the person as HR described them then (name, status), not as they are now
@@ -386,7 +431,9 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
                               p.status if p else None, status, label, raw_role, via, detail,
                               src, since, p.end_date if p else None))
     holders.sort(key=lambda h: (-Role.parse(h.role).value, h.principal.lower()))
-    return key, holders
+    used.update(h.source for h in holders)
+    used.update(p.source for p in people.values())  # who HR says they are
+    return key, holders, failed_reads(session, used, at)
 
 
 def _versions(session: Session, model: Any, row: Any, same: ColumnElement[bool]
@@ -568,7 +615,8 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
     seats), vault items read by name or through a group, each as whom and how matched.
     Findings are the open ones now: they are not versioned, so none can be told for then.
     With ``now``, one whose exception has expired since the last run is open, as
-    `findings` lists it (findings.status_now)."""
+    `findings` lists it (findings.status_now). ``failed_sources``: those the answer rests
+    on whose latest read failed, with how old their data is (failed_reads)."""
     read = watched(session, at, sources)
     p = _people(session, {eid}, at, zone, read)[eid]
     credentials = [c for c in session.scalars(select(ObsCredential).where(
@@ -583,11 +631,14 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
                      for f in session.scalars(
         select(Finding).where(Finding.person == eid, Finding.status != "resolved")
         .order_by(Finding.severity, Finding.key))]
+    vault = _vault_of(credentials, principals, directory)
+    used = {p.source, *(row["source"] for row in (*directory, *grants, *vault))}
     return {"employee_id": p.employee_id, "name": p.name, "email": p.email,
             "status": p.status, "worker_type": p.worker_type, "end_date": p.end_date,
             "department": p.department, "job_title": p.job_title, "manager": p.manager,
             "directory": directory, "grants": grants,
-            "vault": _vault_of(credentials, principals, directory), "findings": open_findings}
+            "vault": vault, "findings": open_findings,
+            "failed_sources": [f.as_json() for f in failed_reads(session, used, at)]}
 
 
 def _principals_of(session: Session, eid: str, at: datetime | None,

@@ -352,7 +352,7 @@ def test_whohas_takes_an_exact_spelling_before_another_case(demo_dir: Path) -> N
     assert len(json.loads(held.out)["holders"]) > 1
     other = run_cli("-c", cfg, "whohas", "FACEBOOK:NORTHWIND TRADERS", "--json", env=env)
     assert json.loads(other.out) == {"account": "facebook:NORTHWIND TRADERS", "at": None,
-                                     "holders": []}
+                                     "holders": [], "failed_sources": []}
     either = run_cli("-c", cfg, "whohas", "facebook:northwind traders", env=env)
     assert (either.code, either.err) == (4, "governor: 'facebook:northwind traders' names "
                                             "more than one account: facebook:NORTHWIND "
@@ -450,3 +450,44 @@ def test_whohas_a_vault_reader_is_seen_since_they_could_read_it_not_since_its_la
     assert _since(cfg, later, "instagram:@northwind.kitchen", "2026-11-20T18:00:00Z") == {
         "priya.raman@northwind.example": DAY1, "studio@brightlane.example": DAY1,
         "marcus.webb@northwind.example": DAY1}
+
+
+def test_answers_resting_on_a_failed_source_say_so_and_how_old_its_data_is(
+        demo_dir: Path, db_url: str) -> None:
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env(db_url if db_url.startswith("postgresql") else None)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code in (0, 1)
+    (demo_dir / "hootsuite.csv").unlink()  # the next night the export is missing
+    later = {**env, "GOVERNOR_NOW": DAY2}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 5
+    later = {**env, "GOVERNOR_NOW": "2026-11-21T14:00:00+00:00"}  # asked that afternoon
+
+    def whohas(account: str, *at: str) -> tuple[dict[str, Any], str]:
+        args = ("whohas", account, *(("--at", *at) if at else ()))
+        out = run_cli("-c", cfg, *args, "--json", env=later)
+        assert out.code == 0, out.err
+        return json.loads(out.out), run_cli("-c", cfg, *args, env=later).out
+
+    data, table = whohas("x:@northwind")
+    # the seats shown are the night before's, and the answer says so
+    assert any(h["source"] == "hootsuite" for h in data["holders"])
+    [failed] = data["failed_sources"]
+    assert (failed["source"], failed["failed_at"], failed["data_from"]) == (
+        "hootsuite", DAY2, DAY1)
+    assert "hootsuite.csv" in failed["error"]
+    line = next(r for r in table.splitlines() if r.startswith("warning:"))
+    assert "hootsuite" in line and DAY2 in line and f"last good read, {DAY1}" in line
+    # an answer without its data, or about a time before it failed, has nothing to say
+    data, table = whohas("linkedin:Northwind Traders")
+    assert data["failed_sources"] == [] and "warning" not in table
+    data, table = whohas("x:@northwind", "2026-11-20T18:00:00Z")
+    assert data["failed_sources"] == [] and "warning" not in table
+    assert whohas("x:@northwind", "2026-11-21T13:00:00Z")[0]["failed_sources"] == [failed]
+    # person likewise, for someone holding a seat and someone not
+    seat = json.loads(run_cli("-c", cfg, "person", "E1002", "--json", env=later).out)
+    assert [f["source"] for f in seat["failed_sources"]] == ["hootsuite"]
+    assert "warning: source hootsuite's latest read failed" in run_cli(
+        "-c", cfg, "person", "E1002", env=later).out
+    none = json.loads(run_cli("-c", cfg, "person", "E1300", "--json", env=later).out)
+    assert none["failed_sources"] == []

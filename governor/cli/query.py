@@ -202,17 +202,30 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
     when = _instant(ctx, at)
     with sessions(ctx.engine())() as session:
         _require_history(session, when, f"who could reach {account}")
-        key, holders = queries.whohas(session, account, when, declared(ctx.config),
-                                        ctx.config.zone, _reading(ctx))
+        key, holders, failed = queries.whohas(session, account, when, declared(ctx.config),
+                                                ctx.config.zone, _reading(ctx))
     if use_json(ctx, as_json):
-        emit_json({"account": key, "at": when, "holders": [h.__dict__ for h in holders]})
+        emit_json({"account": key, "at": when, "holders": [h.__dict__ for h in holders],
+                   "failed_sources": [f.as_json() for f in failed]})
         return
     click.echo(f"{key}{' as of ' + when.isoformat() if when else ''}:")
+    _failed_lines([f.as_json() for f in failed])
     table([(h.principal, h.employee_id or "", h.name or "",
             (h.person_status or h.match) + _ends(ctx, h.end_date, when),
             h.role, h.raw_role, h.path, h.via or "", h.source, h.since) for h in holders],
           ("principal", "person", "name", "status", "role", "raw role", "path", "via",
            "source", "seen since"))
+
+
+def _failed_lines(failed: list[dict[str, Any]]) -> None:
+    """One line per source the answer rests on whose latest read failed: what is shown
+    for it is its last good data, not what the source says today."""
+    for f in failed:
+        data_from, error = f["data_from"], f["error"]
+        click.echo(f"warning: source {f['source']}'s latest read failed "
+                   f"({f['failed_at'].isoformat()}{': ' + error if error else ''}); "
+                   + (f"its data here is from its last good read, {data_from.isoformat()}"
+                      if data_from is not None else "it has never been read well"))
 
 
 def _ends(ctx: Ctx, end: date | None, when: datetime | None) -> str:
@@ -247,7 +260,9 @@ def person(ctx: Ctx, who: str, at: str | None, as_json: bool | None) -> None:
                f"{' as of ' + when.isoformat() if when else ''}: "
                f"{info['worker_type']}, {info['status']}"
                + _ends(ctx, info["end_date"], when))
-    click.echo(f"  {info['job_title'] or '-'}, {info['department'] or '-'}\n")
+    click.echo(f"  {info['job_title'] or '-'}, {info['department'] or '-'}")
+    _failed_lines(info["failed_sources"])
+    click.echo()
     click.echo("Directory accounts:")
     table([(d["source"], d["login"], d["status"],
             _factors(d["mfa"]), len(d["groups"]))
