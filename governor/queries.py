@@ -189,12 +189,17 @@ def _near_accounts(session: Session, ref: str, granted: Iterable[str]) -> str:
 def _matches(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str],
                                                                        PrincipalMatch]:
     out: dict[tuple[str, str], PrincipalMatch] = {}
-    principals = sorted({p for _, p in pairs})
-    for i in range(0, len(principals), 500):
-        for m in session.scalars(select(PrincipalMatch).where(
-                PrincipalMatch.principal.in_(principals[i:i + 500]))):
-            if (m.source, m.principal) in pairs:
-                out[(m.source, m.principal)] = m
+    by_source: dict[str, list[str]] = {}
+    for s, p in sorted(pairs):
+        by_source.setdefault(s, []).append(p)
+    # by source first: the unique (source, principal) index serves only so, and a
+    # principal alone matched every source's row for it, a scan of two million
+    for source, principals in by_source.items():
+        for i in range(0, len(principals), 500):
+            out.update(((m.source, m.principal), m) for m in session.scalars(
+                select(PrincipalMatch).where(PrincipalMatch.source == source,
+                                             PrincipalMatch.principal.in_(
+                                                 principals[i:i + 500]))))
     return out
 
 
@@ -347,13 +352,14 @@ def _correlation(session: Session, pairs: set[tuple[str, str]], at: datetime | N
     """Who each (source, principal) is, by (source, lower-cased principal): as the last
     run matched it, or (with ``at``) as a run then would have.
 
-    The last run's match (PrincipalMatch) answers for then only where it found someone
-    and nothing it was worked out from has changed since (_Changed): HR moving an alias
-    from one person to another, a directory account changing, a link made or ended.
+    The last run's match (PrincipalMatch) answers for then only where nothing it was
+    worked out from has changed since (_Changed): HR moving an alias from one person to
+    another or dropping someone, a directory account changing, a link made or ended.
     Correlating everything again would load all of HR for every question; what has
-    changed since is a few rows. A principal it has lost, or matches to nobody now, may
-    have been someone's then (whoever has since left HR altogether), so is correlated
-    again too."""
+    changed since is a few rows. A principal it has lost (no source names it now) is
+    correlated again too: that is the holder of a grant since ended. The run counts
+    whoever had dropped out of HR as _correlated_at does, so a principal it matches to
+    nobody, or to several people, was so then too when untouched."""
     found = {k: _stored(m) for k, m in _matches(
         session, {(s, fold(p)) for s, p in pairs}).items()}
     if at is None:
@@ -361,16 +367,10 @@ def _correlation(session: Session, pairs: set[tuple[str, str]], at: datetime | N
     accounts = _accounts_at(session, pairs, at)
     changed = _changed_since(session, at)
     redo = {(s, p) for s, p in pairs if (s, fold(p)) not in found
-            or found[(s, fold(p))].status not in _SETTLED
             or changed.touches(s, p, accounts.get((s, fold(p))))}
     if redo:
         found.update(_correlated_at(session, redo, at, declared, accounts))
     return found
-
-
-# What PrincipalMatch says can stand for the past only when it found someone (or a
-# declaration, the current config's either way).
-_SETTLED = (MatchStatus.MATCHED, MatchStatus.NONHUMAN)
 
 
 def watched(session: Session, at: datetime | None,
