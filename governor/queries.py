@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from governor import history, platforms
@@ -250,27 +250,30 @@ def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datet
     from it, and that is exactly the holder of a grant since ended. The run's own
     Correlator, given the HR records and links valid at ``at`` (and a directory login
     its account's employee id and addresses then, as snapshot.py does), keeps one set
-    of rules. It loads everyone in HR at that instant, so it is asked only about the
+    of rules. It is given only the people who could claim one of the principals (their
+    ids, addresses, plus-tagged forms, link targets: a match depends on no one else),
+    or, for many principals, everyone in HR at that instant; it is asked only about the
     principals PrincipalMatch cannot answer for (_correlation). Declarations are the
     current config's. ``accounts``: the directory accounts live at ``at`` by (source,
     lower-cased login), when the caller has read them already."""
+    links = {(k.source, k.principal): k.employee_id for k in session.scalars(
+        select(PrincipalLink).where(PrincipalLink.created_at <= at, or_(
+            PrincipalLink.ended_at.is_(None), PrincipalLink.ended_at > at)))}
+    if accounts is None:
+        accounts = _accounts_at(session, principals, at)
+    claim = _claimants(principals, accounts, set(links.values()))
     shape = history.SHAPES[SourceKind.HR]
     read = shape.reader(None)
     persons = [read(tuple(r)) for r in session.execute(
         select(ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns))
-        .where(_live(ObsPerson, at)).order_by(ObsPerson.id))]
+        .where(_live(ObsPerson, at), claim).order_by(ObsPerson.id))]
     # and whoever had dropped out of HR by then, as a run then counted them (their
     # addresses still theirs, or shared): the day they left does not matter here
     persons += [as_dropped(read(tuple(r[:-2])), r[-2], r[-1], UTC) for r in session.execute(
         select(ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns),
                ObsPerson.last_seen_at, ObsPerson.ended_at)
-        .where(dropped(None, at)).order_by(ObsPerson.id))]
-    links = {(k.source, k.principal): k.employee_id for k in session.scalars(
-        select(PrincipalLink).where(PrincipalLink.created_at <= at, or_(
-            PrincipalLink.ended_at.is_(None), PrincipalLink.ended_at > at)))}
+        .where(claim, dropped(None, at)).order_by(ObsPerson.id))]
     corr = Correlator(persons, links, declared)
-    if accounts is None:
-        accounts = _accounts_at(session, principals, at)
     out: dict[tuple[str, str], Match] = {}
     for src, principal in principals:
         a = accounts.get((src, fold(principal)))
@@ -278,6 +281,42 @@ def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datet
             corr.match(src, principal) if a is None else
             corr.match(src, a.login, a.employee_id, a.email, tuple(json.loads(a.aliases))))
     return out
+
+
+def _claimants(principals: set[tuple[str, str]],
+               accounts: dict[tuple[str, str], ObsDirectoryAccount],
+               linked: set[str]) -> ColumnElement[bool]:
+    """HR rows that could claim one of ``principals`` (as a directory login, as its
+    account): by employee id (a link's target too), or by an email or alias that is
+    one of their addresses once plus-tags are removed. A superset the Correlator then
+    decides on. Aliases are a JSON list, so each address costs a LIKE over every row:
+    past a few dozen addresses, every row is read instead."""
+    ids, bases = set(linked), set[str]()
+    for src, principal in principals:
+        low, a = fold(principal), accounts.get((src, fold(principal)))
+        ids.add(principal)
+        addresses = [low]
+        if a is not None:
+            ids.update((a.login, a.employee_id or ""))
+            addresses += [a.email or "", *json.loads(a.aliases)]
+        bases.update(strip_plus(fold(x)) for x in addresses if "@" in x)
+    if len(bases) > 64:
+        return true()
+    near: list[ColumnElement[bool]] = [ObsPerson.employee_id.in_(sorted(ids)),
+                                       ObsPerson.email.in_(sorted(bases))]
+    for base in sorted(bases):
+        local, _, domain = (escape_like(part) for part in base.partition("@"))
+        near += [ObsPerson.email.like(f"{local}+%@{domain}", escape="\\"),
+                 ObsPerson.aliases.like(_in_json(base), escape="\\")]
+    return or_(*near)
+
+
+def _in_json(base: str) -> str:
+    """A LIKE pattern for a JSON list of addresses holding ``base`` or a plus-tagged form
+    of it (and maybe others: a superset), as the list is stored: json.dumps escapes
+    what is not ASCII."""
+    local, _, domain = (escape_like(json.dumps(part)[1:-1]) for part in base.partition("@"))
+    return f'%"{local}%@{domain}"%'
 
 
 def _accounts_at(session: Session, principals: set[tuple[str, str]], at: datetime
@@ -685,7 +724,7 @@ def _theirs_then(session: Session, eid: str, at: datetime,
         local, _, domain = (escape_like(part) for part in base.partition("@"))
         near += [login == base, mail == base, login.like(f"{local}+%@{domain}", escape="\\"),
                  mail.like(f"{local}+%@{domain}", escape="\\"),
-                 also.like(f'%"{local}%@{domain}"%', escape="\\")]
+                 also.like(_in_json(base), escape="\\")]
     for a in session.scalars(select(d).where(_live(d, at), or_(*near))):
         if a.employee_id == eid or any(theirs(fold(x)) for x in (
                 a.login, a.email or "", *json.loads(a.aliases))):
