@@ -138,7 +138,7 @@ def test_the_clock_override_does_not_pass_the_feed_guard(demo_dir: Path) -> None
     assert both.code == 0, both.err
     assert [json.loads(str(d)).keys() for (d,) in sql_rows(
         url, "SELECT detail FROM audit_log WHERE action = 'run.forced' ORDER BY id")] == \
-        [{"clock_went_back"}, {"feed_guard"}]
+        [{"clock_went_back", "pulled_back"}, {"feed_guard"}]
 
 
 def test_a_run_waiting_for_another_checks_the_clock_after_it(demo_dir: Path,
