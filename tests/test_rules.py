@@ -916,6 +916,27 @@ def test_contractor_expired_clean() -> None:
     assert run("contractor-expired", s) == []  # E6 holds nothing; E7 is a leaver
 
 
+def test_contractor_expired_counts_a_live_sso_account_and_a_password_they_knew() -> None:
+    # their roles removed, HR still lists them: the SSO account that signs in and the
+    # shared password they read (unchanged since) are access still
+    lost = NOW - timedelta(days=5)
+    s = snap(persons=(person("E5", name="Cy Contract", worker=WorkerType.CONTRACTOR,
+                             end=date(2026, 10, 31)),
+                      person("E6", worker=WorkerType.CONTRACTOR, end=date(2026, 10, 31)),
+                      person("E7", worker=WorkerType.CONTRACTOR, end=date(2026, 10, 31)),
+                      person("E8", worker=WorkerType.CONTRACTOR, end=date(2026, 10, 31))),
+             directory=(directory("E5", status=DirectoryStatus.ACTIVE),
+                        directory("E7", status=DirectoryStatus.SUSPENDED)),
+             credentials=(cred("item1", changed=datetime(2026, 9, 1, tzinfo=UTC)),
+                          cred("item2", changed=NOW - timedelta(days=1))),
+             former_readers={"item1": [FormerReader(mail("E6"), lost)],
+                             "item2": [FormerReader(mail("E8"), lost)]})
+    by = {r.subject: r for r in run("contractor-expired", s)}
+    assert sorted(by) == ["E5", "E6"]  # E7's account is suspended; E8's password changed
+    assert f"directory account e5@{DOMAIN}" in by["E5"].message and by["E5"].account is None
+    assert "the password of vault item" in by["E6"].message and by["E6"].account == X
+
+
 def test_contractor_expired_without_hr_is_unknown() -> None:
     s = snap(grants=(grant(mail("E5")),))
     assert no_data(run("contractor-expired", s)) == "no-data|hr"
