@@ -618,9 +618,10 @@ def _matched_then(session: Session, low: str, at: datetime,
 
 
 def _aliased(session: Session, low: str, live: ColumnElement[bool]) -> Iterator[ObsPerson]:
-    # aliases live in a JSON list: a LIKE narrows, the list decides
+    # aliases live in a JSON list: a LIKE narrows, the list decides. The list is stored
+    # as json.dumps wrote it, non-ASCII escaped ("zo\u00eb@"): the needle is too
     return (p for p in session.scalars(select(ObsPerson).where(
-        live, ObsPerson.aliases.like(f'%"{escape_like(low)}"%', escape="\\")))
+        live, ObsPerson.aliases.like(f"%{escape_like(json.dumps(low))}%", escape="\\")))
         if low in json.loads(p.aliases))
 
 
@@ -634,9 +635,10 @@ def _plus_addressed(session: Session, low: str,
         return iter(())
     # "local%@domain" narrows to the base address and its tagged forms; strip_plus decides
     pattern = f"{escape_like(local)}%@{escape_like(domain)}"
+    stored = f"{escape_like(json.dumps(local)[1:-1])}%@{escape_like(json.dumps(domain)[1:-1])}"
     rows = session.scalars(select(ObsPerson).where(live, or_(
         ObsPerson.email.like(pattern, escape="\\"),
-        ObsPerson.aliases.like(f'%"{pattern}"%', escape="\\"))))
+        ObsPerson.aliases.like(f'%"{stored}"%', escape="\\"))))
     return (p for p in rows if any(strip_plus(a) == base for a in
                                    [p.email or "", *json.loads(p.aliases)]))
 

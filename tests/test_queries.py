@@ -491,3 +491,21 @@ def test_answers_resting_on_a_failed_source_say_so_and_how_old_its_data_is(
         "-c", cfg, "person", "E1002", env=later).out
     none = json.loads(run_cli("-c", cfg, "person", "E1300", "--json", env=later).out)
     assert none["failed_sources"] == []
+
+
+def test_person_by_an_alias_outside_ascii(demo_dir: Path, db_url: str) -> None:
+    """Aliases are stored as a JSON list with non-ASCII escaped ("zo\\u00eb"): looking
+    one up by its own spelling found nobody, though correlation matched it."""
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text(encoding="utf-8").replace(
+        "p.raman@northwind.example;", "p.raman@northwind.example;priyä.r@northwind.example;"),
+        encoding="utf-8")
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env(db_url if db_url.startswith("postgresql") else None)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    for ref in ("priyä.r@northwind.example", "PRIYÄ.R@northwind.example",
+                "priyä.r+x@northwind.example"):
+        out = run_cli("-c", cfg, "person", ref, "--json", env=env)
+        assert out.code == 0, (ref, out.err)
+        assert json.loads(out.out)["employee_id"] == "E1003"
