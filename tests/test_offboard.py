@@ -305,3 +305,29 @@ def test_a_directory_account_disabled_before_the_case_is_recorded_by_the_next_ru
     again = run_cli("-c", cfg, "reconcile", "--no-report", "--json",
                     env={**env, "GOVERNOR_NOW": "2026-11-20T15:00:00+00:00"})
     assert json.loads(again.out)["reused_run"] == run["run"]
+
+
+def test_plan_finds_what_the_inventory_and_config_name_in_another_case(demo_dir: Path) -> None:
+    """The inventory and the config name people as people write them: an owner "e1010",
+    a recovery owner "Marcus.Webb@...", a bot's owner "e1010". Correlation matches them
+    ignoring case; the plan had left out the ownership transfer, the recovery contact and
+    the bot, all three."""
+    cfg, env = prepared(demo_dir)
+    inventory = demo_dir / "accounts.toml"
+    body = inventory.read_text()
+    body = body.replace('owner = "E1010"', 'owner = "e1010"', 1)
+    body = body.replace('recovery_phone_owner = "E1010"',
+                        'recovery_phone_owner = "Marcus.Webb@Northwind.example"', 1)
+    inventory.write_text(body)
+    config = Path(cfg)
+    config.write_text(config.read_text().replace('owner = "E1010"', 'owner = "e1010"', 1))
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"})
+    assert out.code == 0, out.err
+    planned = run_cli("-c", cfg, "offboard", "E1010", "--json",
+                      env={**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"})
+    assert planned.code == 0, planned.err
+    kinds = [(s["kind"], s["account"]) for s in json.loads(planned.out)["plan"]["steps"]]
+    assert ("transfer_ownership", "facebook:Northwind Careers") in kinds
+    assert ("replace_recovery", "facebook:Northwind Traders") in kinds
+    assert ("reassign_nonhuman", None) in kinds

@@ -84,15 +84,18 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
                        sources=[n for n, s in config.sources.items() if s.enabled])
     refs = {p.employee_id, *(r for r in [p.email, *json.loads(p.aliases)] if r)}
     protected = {x.lower() for x in config.offboard["protected"]}
-    lowered = sorted({r.lower() for r in refs} | refs)
+    # the inventory names people as people write them ("e1400", "Maya.Okafor@..."), and
+    # correlation matches them ignoring case: so does the plan
+    lowered = sorted({r.lower() for r in refs})
     # only the accounts this person owns or is a recovery contact of (a filtered scan,
     # not every account: a plan is built in well under 100 ms at 20,000 accounts)
     accounts = {a.key: a for a in session.scalars(select(ObsSocialAccount).where(
         ObsSocialAccount.ended_at.is_(None), or_(
-            ObsSocialAccount.owner.in_(lowered),
-            ObsSocialAccount.recovery_email_owner.in_(lowered),
-            ObsSocialAccount.recovery_phone_owner.in_(lowered),
+            func.lower(ObsSocialAccount.owner).in_(lowered),
+            func.lower(ObsSocialAccount.recovery_email_owner).in_(lowered),
+            func.lower(ObsSocialAccount.recovery_phone_owner).in_(lowered),
             func.lower(ObsSocialAccount.recovery_email).in_(lowered))))}
+    mine = set(lowered)
     steps: list[PlannedStep] = []
     skipped: list[str] = []
 
@@ -118,7 +121,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
 
     owner = new_owner or _manager(session, p)
     for key, a in sorted(accounts.items()):
-        if a.owner and (a.owner in refs or a.owner.lower() in refs):
+        if a.owner and a.owner.lower() in mine:
             add(PlannedStep(OWNERSHIP, f"owner:{key}", "transfer_ownership", False,
                             f"Make {owner or 'a new owner (none given: use --new-owner)'} the "
                             f"owner of {key} in the platform's settings and in the inventory, "
@@ -246,13 +249,13 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
         for slot, value, owner_ref in (
                 ("email", a.recovery_email, a.recovery_email_owner),
                 ("phone", a.recovery_phone, a.recovery_phone_owner)):
-            if value and ((owner_ref and owner_ref in refs) or value.lower() in refs):
+            if value and ((owner_ref and owner_ref.lower() in mine) or value.lower() in mine):
                 add(PlannedStep(RECOVERY, f"recovery:{key}:{slot}", "replace_recovery", False,
                                 f"Replace the recovery {slot} of {key} (registered to "
                                 f"{p.name}) with a corporate, shared one.", account=key))
 
     for np in config.principals:
-        if np.owner and np.owner in refs:
+        if np.owner and np.owner.lower() in mine:
             add(PlannedStep(NONHUMAN, f"nonhuman:{np.source}:{np.principal}",
                             "reassign_nonhuman", False,
                             f"Give the {np.kind} account {np.principal} ({np.reason}) a new "
