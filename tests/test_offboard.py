@@ -155,7 +155,7 @@ def test_unknown_or_ambiguous_person_changes_nothing(demo_dir: Path) -> None:
 def test_active_person_needs_force_and_reason(demo_dir: Path) -> None:
     cfg, env = prepared(demo_dir)
     refused = run_cli("-c", cfg, "offboard", "E1005", "--execute", env=env)
-    assert refused.code == 2 and "HR still lists E1005 as active" in refused.err
+    assert refused.code == 2 and "HR lists E1005 as active, not as having left" in refused.err
     assert rows(demo_dir, "SELECT count(*) FROM offboard_case") == [(0,)]
     forced = run_cli("-c", cfg, "offboard", "E1005", "--execute", "--force", "--reason",
                      "dismissed today, HR updates tomorrow", "--ticket", "HR-77", env=env)
@@ -213,8 +213,12 @@ def test_manual_steps_done_or_waived_complete_the_case_with_a_receipt(demo_dir: 
     # ended 31 March; revoked on the demo's 20 November: far past the 72-hour SLA
     assert sla["other accounts"]["met"] is False
     assert sla["other accounts"]["hours_since_end_date"] > 72
+    # the waived step's access was not revoked: no revocation time is claimed
+    assert sla["other accounts"]["waived"] == 1 and sla["other accounts"]["revoked_at"] is None
+    assert "1 step waived: the access it covers was not revoked" in sla["other accounts"]["note"]
     html = (demo_dir / "reports" / f"offboard-{case}.html").read_text()
     assert "Samuel Adeyemi" in html and "switchboard" in html
+    assert "(1 waived: not revoked)" in html
     assert receipt["last_day_basis"] == "hr" and "HR end date: 2026-03-31" in html
     actions = [a for (a,) in rows(demo_dir, "SELECT action FROM audit_log ORDER BY id")]
     assert "offboard.opened" in actions and actions[-1] == "offboard.completed"
@@ -331,3 +335,59 @@ def test_plan_finds_what_the_inventory_and_config_name_in_another_case(demo_dir:
     assert ("transfer_ownership", "facebook:Northwind Careers") in kinds
     assert ("replace_recovery", "facebook:Northwind Traders") in kinds
     assert ("reassign_nonhuman", None) in kinds
+
+
+def test_only_someone_who_left_is_offboarded_without_force(demo_dir: Path) -> None:
+    """Someone on leave or not yet started is refused like an active person (their
+    Okta account would have been suspended on parental leave); an intern whose end date
+    has passed, whom HR still lists as active, is not (the rules count them as left)."""
+    cfg, env = prepared(demo_dir)
+    for eid, status in (("E1302", "on leave"), ("E1013", "not yet started"),
+                        ("E1007", "active until 2026-12-11")):
+        out = run_cli("-c", cfg, "offboard", eid, "--execute", env=env)
+        assert out.code == 2, (eid, out.err)
+        assert f"HR lists {eid} as {status}, not as having left" in out.err
+    assert rows(demo_dir, "SELECT count(*) FROM offboard_case") == [(0,)]
+    intern = run_cli("-c", cfg, "offboard", "I2003", "--execute", env=env)
+    assert intern.code == 0, intern.err
+    assert rows(demo_dir, "SELECT employee_id, forced FROM offboard_case") == [
+        ("I2003", False)]
+
+
+def test_no_step_is_recorded_on_a_withdrawn_case_nor_a_rotation_before_its_removal(
+        demo_dir: Path) -> None:
+    cfg, env = prepared(demo_dir)
+    hr = demo_dir / "hr.csv"
+    kept = hr.read_text()
+    hr.write_text(kept.replace("Fiona Walsh,fiona.walsh@northwind.example,,Active,Employee,"
+                               "Social Media Executive,Communications,E1002,2023-02-20,"
+                               "2026-12-11", "Fiona Walsh,fiona.walsh@northwind.example,,"
+                               "Terminated - Involuntary,Employee,Social Media Executive,"
+                               "Communications,E1002,2023-02-20,2026-11-20"))
+    day2, day3 = "2026-11-21T12:00:00+00:00", "2026-11-22T12:00:00+00:00"
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": day2}).code == 0
+    [(case,)] = rows(demo_dir, "SELECT id FROM offboard_case WHERE employee_id = 'E1007'")
+    hr.write_text(kept)  # HR has her back: the case is withdrawn
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": day3}).code == 0
+    assert rows(demo_dir, f"SELECT status FROM offboard_case WHERE id = {case}") == [
+        ("withdrawn",)]
+    [(step,)] = rows(demo_dir, f"SELECT min(id) FROM offboard_step WHERE case_id = {case}")
+    for verb, flag in (("done", "--note"), ("waive", "--reason")):
+        out = run_cli("-c", cfg, "offboard", verb, str(case), str(step), flag, "x",
+                      env={**env, "GOVERNOR_NOW": day3})
+        assert out.code == 2 and f"case {case} is withdrawn" in out.err, out.err
+    assert rows(demo_dir, f"SELECT status, completed_at IS NOT NULL FROM offboard_case "
+                          f"WHERE id = {case}") == [("withdrawn", True)]
+    # Marcus: the rotation comes after his removal from the vault item, not before
+    opened = run_cli("-c", cfg, "offboard", "E1010", "--execute", env={**env, "GOVERNOR_NOW": day3})
+    assert opened.code == 0, opened.err
+    [(marcus,)] = rows(demo_dir, "SELECT id FROM offboard_case WHERE employee_id = 'E1010'")
+    early = run_cli("-c", cfg, "offboard", "done", str(marcus), "rotate:vlt-7f3a02", "--note",
+                    "rotated", env={**env, "GOVERNOR_NOW": day3})
+    assert early.code == 2 and "hands them the new password" in early.err, early.err
+    for key in ("vault:vlt-7f3a02", "rotate:vlt-7f3a02"):
+        done = run_cli("-c", cfg, "offboard", "done", str(marcus), key, "--note", "ok",
+                       env={**env, "GOVERNOR_NOW": day3})
+        assert done.code == 0, done.err

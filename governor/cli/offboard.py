@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 import click
@@ -20,6 +21,7 @@ from governor.cli.common import (
     use_json,
     warn,
 )
+from governor.clock import day_end
 from governor.db import sessions, transaction
 from governor.errors import InputError, NotFound
 from governor.models import OffboardCase
@@ -60,6 +62,19 @@ def _print_plan(plan: Plan) -> None:
         click.echo("protected, not touched: " + ", ".join(plan.protected))
 
 
+_STATUS_WORDS = {"active": "active", "leave": "on leave", "pending": "not yet started",
+                 "left": "leaving"}
+
+
+def _counts_as_left(plan: Plan, now: datetime, zone: tzinfo) -> bool:
+    """HR says they left, or their last day is over (an intern or contractor HR still
+    lists as active once their end date has passed: the rules count the first as a
+    leaver, and contractor-expired tells the second's manager to offboard them)."""
+    if plan.end_date is not None:
+        return day_end(date.fromisoformat(plan.end_date), zone) <= now
+    return plan.status == "left"
+
+
 @offboard.command("run", hidden=True)
 @click.argument("user")
 @click.option("--execute", is_flag=True, help="Carry out the automatic steps.")
@@ -88,8 +103,12 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
         return
     if existing is None:
         limits = []
-        if plan.status == "active":
-            limits.append(f"HR still lists {plan.employee_id} as active")
+        if not _counts_as_left(plan, ctx.clock(), ctx.config.zone):
+            # on leave, not yet started, serving notice: HR says they work here
+            status = _STATUS_WORDS.get(plan.status, plan.status)
+            limits.append(f"HR lists {plan.employee_id} as {status}"
+                          + (f" until {plan.end_date}" if plan.end_date else "")
+                          + ", not as having left")
         if len(plan.accounts) > ctx.config.offboard["max_accounts"]:
             limits.append(f"it touches {len(plan.accounts)} accounts, more than "
                           f"offboard.max_accounts ({ctx.config.offboard['max_accounts']})")

@@ -186,8 +186,14 @@ def settle(engine: Engine, case_id: int, step_ref: str, clock: Clock, actor: str
         case = s.get(OffboardCase, case_id)
         if case is None:
             raise NotFound(f"no offboarding case {case_id}")
-        matches = [st for st in steps_of(s, case_id)
-                   if str(st.id) == step_ref or st.key == step_ref]
+        if case.status == "withdrawn":
+            # HR has the person back: recording work on it would complete a case (and
+            # time a revocation) for someone who did not leave
+            raise InputError(f"case {case_id} is withdrawn ({case.employee_id} is no longer "
+                             "leaving): nothing is recorded on it; open a new case with "
+                             f"`governor offboard {case.employee_id} --execute` if they are")
+        every = steps_of(s, case_id)
+        matches = [st for st in every if str(st.id) == step_ref or st.key == step_ref]
         if not matches:
             raise NotFound(f"case {case_id} has no step {step_ref!r} "
                            "(see `governor offboard status`)")
@@ -197,6 +203,14 @@ def settle(engine: Engine, case_id: int, step_ref: str, clock: Clock, actor: str
         if waive_reason is None and st.automatic and st.state != "failed":
             raise InputError(f"step {st.id} is automatic: run `governor offboard "
                                 f"{case.employee_id} --execute`, or waive it with a reason")
+        if waive_reason is None and st.key.startswith("rotate:"):
+            first = [o for o in every if o.key == "vault:" + st.key[len("rotate:"):]
+                     and o.state not in FINISHED]
+            if first:
+                # a password changed while they can still read the item is handed to them
+                raise InputError(f"step {st.id} comes after step {first[0].id} "
+                                 f"({first[0].kind}): rotating while they can still read the "
+                                 "item hands them the new password; finish that step first")
         now = clock()
         if waive_reason is not None:
             st.state, st.note = "waived", waive_reason

@@ -54,14 +54,25 @@ def receipt(session: Session, config: Config, case_id: int, now: datetime) -> di
         if not group:
             continue
         done = all(s.state in FINISHED for s in group)
+        # a waived step was decided not to be done: the access it covers may remain, so
+        # a scope with one is complete (nothing left to do) but not revoked
+        waived = sum(s.state == "waived" for s in group)
+        revoked = done and not waived
         last = max((s.finished_at for s in group if s.finished_at), default=None)
         took = _hours(ended, last if done and last else now) if ended else None
+        note = f"measured {measured}" if measured else \
+            "HR gives no end date: measured from nothing"
+        if waived:
+            note = (f"{waived} step{'s' if waived != 1 else ''} waived: the access "
+                    f"{'they cover' if waived != 1 else 'it covers'} was not revoked by this "
+                    f"case; {note}")
         sla.append({"scope": label, "sla_hours": hours, "complete": done,
-                    "revoked_at": last if done else None, "hours_since_end_date": took,
-                    "measured_from": ended,
-                    "met": None if took is None else (done and took <= hours),
-                    "note": f"measured {measured}" if measured
-                    else "HR gives no end date: measured from nothing"})
+                    "revoked_at": last if revoked else None, "hours_since_end_date": took,
+                    "measured_from": ended, "waived": waived,
+                    # missed is missed; met only once revoked (a waiver is no revocation)
+                    "met": None if took is None else False if took > hours or not done
+                    else (None if waived else True),
+                    "note": note})
     return {
         "schema": SCHEMA, "case": case.id, "employee_id": case.employee_id,
         "name": case.person_name, "status": case.status, "trigger": case.trigger,
