@@ -541,6 +541,15 @@ def test_inventory_yaml_errors_name_the_key_line(tmp_path: Path) -> None:
         "a.yaml:25: not valid YAML: ")
 
 
+def test_vault_does_not_repeat_a_refused_date_or_flag(tmp_path: Path) -> None:
+    # a column shifted by one puts the next cell, a password here, where a date belongs
+    text = "id,accounts,readers,password_changed_at\nv1,x:@a,a@corp.example,Hunter2Secret!\n"
+    assert fails(tmp_path, "vault_file", "vault.csv", text) == (
+        "vault.csv:2: password_changed_at: the value (not shown) is not an ISO 8601 date-time")
+    text = "id,accounts,readers,totp_in_vault\nv1,x:@a,a@corp.example,Hunter2Secret!\n"
+    assert "Hunter2" not in fails(tmp_path, "vault_file", "vault.csv", text)
+
+
 @pytest.mark.parametrize(("change", "error"), [
     (("criticality = \"low\"", "criticality = \"severe\""),
      "24: accounts[1].criticality: 'severe' is not one of critical, high, medium, low"),

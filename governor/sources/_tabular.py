@@ -112,14 +112,17 @@ class Row:
             raise self.fail(field, f"date {value!r} is not a real date ({impossible})")
         raise self.fail(field, f"date {value!r} does not match {' or '.join(formats)}")
 
-    def instant(self, field: str, tz: tzinfo = UTC) -> datetime | None:
+    def instant(self, field: str, tz: tzinfo = UTC, *, shown: bool = True) -> datetime | None:
+        """`shown=False` for a field beside secrets (a vault export's): a refused value
+        may be a password a shifted column put there, and is not repeated."""
         value = self.text(field)
         if value is None or value.lower() in NULL_DATES:
             return None
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise self.fail(field, f"{value!r} is not an ISO 8601 date-time") from None
+            what = repr(value) if shown else "the value (not shown)"
+            raise self.fail(field, f"{what} is not an ISO 8601 date-time") from None
         if parsed.year in SENTINEL_YEARS:
             return None
         if parsed.tzinfo is None:
@@ -128,7 +131,7 @@ class Row:
             parsed = parsed.replace(tzinfo=tz)
         return parsed.astimezone(UTC)
 
-    def boolean(self, field: str) -> bool | None:
+    def boolean(self, field: str, *, shown: bool = True) -> bool | None:
         value = self.raw(field)
         if value is None or isinstance(value, bool):
             return value
@@ -139,7 +142,8 @@ class Row:
             return True
         if text in ("false", "no", "n", "0", "off", "disabled"):
             return False
-        raise self.fail(field, f"{value!r} is not yes/no")
+        raise self.fail(field, f"{repr(value) if shown else 'the value (not shown)'} is not "
+                               "yes/no")
 
     def mapped(self, field: str, mapping: Mapping[str, str], allowed: frozenset[str],
                default: str | None = None) -> str:

@@ -9,7 +9,8 @@ expanded later through directory groups.
 
 ``fingerprint`` is optional and must be a keyed fingerprint (``hmac-sha256:<64 hex>``,
 computed by the export with a key governor never sees). Anything else is refused, and
-the refused value is never echoed: it may be a password pasted by mistake.
+the refused value is never echoed: it may be a password pasted by mistake. The same
+holds for a refused password_changed_at or totp_in_vault (a shifted column).
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ class VaultFile(FileConnector):
                 accounts=tuple(sorted({_account(a) for a in accounts})),
                 readers=tuple(sorted(readers)),
                 reader_groups=tuple(sorted(set(via_groups))),
-                password_changed_at=row.instant("password_changed_at", self.zone),
-                totp_in_vault=row.boolean("totp_in_vault"),
+                # refused values beside secrets are not repeated (see the docstring)
+                password_changed_at=row.instant("password_changed_at", self.zone,
+                                                shown=False),
+                totp_in_vault=row.boolean("totp_in_vault", shown=False),
                 fingerprint=fingerprint.lower() if fingerprint else None,
                 expanded_groups=tuple(sorted(expanded)),
             )
