@@ -792,7 +792,7 @@ def test_vault_refuses_anything_but_a_keyed_fingerprint_without_echoing_it(
     (('["x:@northwind_uk"]', '["northwind_uk"]'),
      "vault.json:9: accounts: 'northwind_uk' is not platform:handle"),
     (('"totp_in_vault": "no"', '"totp_in_vault": "maybe"'),
-     "vault.json:9: totp_in_vault: 'maybe' is not yes/no"),
+     "vault.json:9: totp_in_vault: the value (not shown) is not yes/no"),
     (('"Social Team": [', '"Social Team": "x", "y": ['),
      "vault.json: groups: expected a table of name -> list of member emails"),
 ])
