@@ -509,3 +509,29 @@ def test_person_by_an_alias_outside_ascii(demo_dir: Path, db_url: str) -> None:
         out = run_cli("-c", cfg, "person", ref, "--json", env=env)
         assert out.code == 0, (ref, out.err)
         assert json.loads(out.out)["employee_id"] == "E1003"
+
+
+def test_what_a_terminal_would_act_on_is_printed_visibly(demo_dir: Path) -> None:
+    """An HR name or a principal carrying an escape sequence, a bell, a carriage return
+    or a bidi override was printed raw by `person`, the offboarding plan and `exception
+    add`: `governor person` could clear the operator's screen or retitle it. Every line
+    governor writes shows them as \\uXXXX; --json output stays the same data."""
+    hostile = "Robin \x1b[2J\x1b]0;pwned\x07Fair\rweather\u202e\x9b"
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text(encoding="utf-8").replace("Robin <b>Fairweather</b>",
+                                                         f'"{hostile}"'), encoding="utf-8")
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    for args in (("person", "E1009"), ("offboard", "E1009"),
+                 ("exception", "add", "user-mfa-missing:E1009", "--reason", "x\x1b[31m",
+                  "--approver", "ciso\u202e", "--expires", "2026-12-20")):
+        out = run_cli("-c", cfg, *args, env=env)
+        assert out.code == 0, (args, out.err)
+        assert not any(c in out.out + out.err for c in "\x1b\x07\r\u202e\x9b"), args
+    shown = run_cli("-c", cfg, "person", "E1009", env=env).out
+    # (click itself drops "\x1b[2J" when the output is no terminal; the rest it keeps)
+    assert "\\u001b]0;pwned\\u0007Fair\\u000dweather\\u202e\\u009b" in shown
+    data = run_cli("-c", cfg, "person", "E1009", "--json", env=env).out
+    assert json.loads(data)["name"] == hostile

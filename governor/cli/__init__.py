@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from sqlalchemy import exc as sa_exc
@@ -78,7 +80,55 @@ for module in (runs, query, admin, doctor, offboard):
         cli.add_command(command)
 
 
+# What a terminal acts on rather than shows: C0 controls but tab and line feed (a
+# carriage return too: it lets a name overwrite the line it is on), C1 controls, and the
+# bidirectional overrides (reports.UNSEEN, the set the CSV reports show).
+_TERMINAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e"
+                       "\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+class _Harmless(io.TextIOBase):
+    """stdout or stderr, with what a terminal would act on written as visible \\uXXXX
+    text: names, handles, reasons and errors come from sources and people, and `governor
+    person` printed an HR name's escape sequences raw. In --json output the same text is
+    a JSON escape of the same character, so the document reads back unchanged."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(_TERMINAL.sub(_visible, text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+
 def main() -> None:
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Harmless(out), _Harmless(err)
+    try:
+        _main()
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main() -> None:
     try:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
