@@ -847,3 +847,22 @@ def test_a_matrix_line_is_the_line_its_safe_cells_make() -> None:
         for slot in ("person", "person_name", "person_status", "via"):
             row = base._replace(**{slot: None})
             assert matrix_line(row) == csv_line([safe_cell(c) for c in row]), slot
+
+
+def test_json_and_html_reports_show_what_a_terminal_or_browser_would_act_on(
+        tmp_path: Path) -> None:
+    """The CSV showed C1 controls and bidi overrides as \\uXXXX; the JSON (written with
+    ensure_ascii=False) and the HTML carried them raw: `cat nightly.json` ran a CSI, and
+    a browser showed a principal reversed. Both show them now; the JSON reads back to the
+    same data."""
+    nasty = "evil\u202egnp.exe\x9b2J\x1b]0;t\x07"
+    report = hostile_report(open=[finding("odd-1", "high", message=f"holds {nasty}",
+                                          person=nasty, evidence={"principal": nasty})])
+    paths = write_nightly(report, tmp_path)
+    text = paths["json"].read_text(encoding="utf-8")
+    assert not any(c in text for c in "\u202e\x9b\x1b\x07")
+    [odd] = [f for f in json.loads(text)["open"] if f["key"] == "odd-1"]
+    assert odd["message"] == f"holds {nasty}" and odd["evidence"]["principal"] == nasty
+    html = paths["html"].read_text(encoding="utf-8")
+    assert not any(c in html for c in "\u202e\x9b\x1b\x07")
+    assert "evil\\u202egnp.exe\\u009b2J\\u001b]0;t\\u0007" in html

@@ -18,7 +18,7 @@ from governor.errors import NotFound
 from governor.models import AuditEntry, OffboardCase
 from governor.offboard.cases import FINISHED, steps_of
 from governor.offboard.plan import DROPPED_FROM_HR, HR_END_DATE, end_date_text
-from governor.reports import atomic_outputs, environment, jsonable
+from governor.reports import atomic_outputs, environment, harmless_json, jsonable
 
 # 2: "hr_end_date" is null when the day was inferred (no HR export lists them any more);
 # "last_day", "last_day_basis" and "last_day_text" say which day and where it came from
@@ -115,7 +115,8 @@ def write(data: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     names = {"json": f"offboard-{data['case']}.json", "html": f"offboard-{data['case']}.html"}
     with atomic_outputs(out_dir) as out:
         with out.open(names["json"]) as fh:
-            fh.write(json.dumps(jsonable(data), ensure_ascii=False, indent=1) + "\n")
+            fh.write(harmless_json(json.dumps(jsonable(data), ensure_ascii=False,
+                                              indent=1)) + "\n")
         with out.open(names["html"]) as fh:
             fh.write(environment().get_template("offboard_receipt.html.j2").render(r=data))
     return {k: out_dir / v for k, v in names.items()}

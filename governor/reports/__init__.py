@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from governor.errors import OutputError
 
@@ -45,6 +46,7 @@ __all__ = [
     "atomic_write",
     "display_value",
     "environment",
+    "harmless_json",
     "iso_utc",
     "safe_cell",
 ]
@@ -149,6 +151,27 @@ def _shown(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"  # as JSON would write it: visible, not acted on
 
 
+def harmless_json(text: str) -> str:
+    """JSON text as json.dumps(ensure_ascii=False) wrote it, with what a terminal or an
+    editor would act on (C1 controls, bidi overrides; C0 ones json escapes itself) as
+    JSON escapes: the same data read back, nothing run by `cat report.json`. An ASCII
+    text (most of them, told at once) has none."""
+    if text.isascii() or not _UNSEEN.search(text):
+        return text
+    return _UNSEEN.sub(_shown, text)
+
+
+def _harmless(value: Any) -> Any:
+    """The Jinja environment's finalize: text from the data shows what a browser or a
+    terminal would act on (an escape sequence, a bidi override that reverses a principal
+    on screen) as visible \\uXXXX, before autoescaping."""
+    if isinstance(value, str) and not value.isprintable() and _UNSEEN.search(value):
+        shown = _UNSEEN.sub(_shown, value)
+        # the value was Markup already (escaped or ours); only ASCII text was added
+        return Markup(shown) if isinstance(value, Markup) else shown  # noqa: S704
+    return value
+
+
 def csv_line(cells: Iterable[str]) -> str:
     """One CSV record, without its line end, exactly as csv.writer's default dialect
     writes these cells (minimal quoting: a cell holding a comma, quote, CR or LF is
@@ -189,6 +212,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        finalize=_harmless,
     )
     env.filters["iso"] = _iso_filter
     env.filters["value"] = lambda v: display_value(v) if v is not None else "\u2014"

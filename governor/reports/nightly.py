@@ -52,6 +52,7 @@ from governor.reports import (
     atomic_outputs,
     csv_line,
     environment,
+    harmless_json,
     iso_utc,
     jsonable,
     safe_cell,
@@ -380,7 +381,7 @@ def severity_cause_text(rule_id: str, before: str | None, cause: str | None) -> 
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return harmless_json(json.dumps(value, ensure_ascii=False, allow_nan=False))
 
 
 def finding_json(f: FindingRow) -> str:
@@ -391,7 +392,7 @@ def finding_json(f: FindingRow) -> str:
     rule = _rule_json(f[1], f[2], f[8], tuple(f[9]))
     exc = "null" if f[15] is None else _dumps(jsonable(f[15]))
     enc = encode_basestring  # key, severity, outcome, status and message are never null
-    return (f'{{"key": {enc(f[0])}, "rule_id": {rule[0]}, "title": {rule[1]}, '
+    text = (f'{{"key": {enc(f[0])}, "rule_id": {rule[0]}, "title": {rule[1]}, '
             f'"severity": {enc(f[3])}, "outcome": {enc(f[4])}, "status": {enc(f[5])}, '
             f'"message": {enc(f[6])}, "evidence": {f[7]}, "remediation": {rule[2]}, '
             f'"controls": {rule[3]}, "person": {_str(f[10])}, "account": {_str(f[11])}, '
@@ -400,6 +401,7 @@ def finding_json(f: FindingRow) -> str:
             f'"resolution": {_str(f[16])}, "severity_change": {_severity_change_json(f)}, '
             f'"reopened": {"null" if f[19] is None else _dumps(jsonable(f[19]))}, '
             f'"recurrence": {"null" if f[20] is None else _dumps(f[20])}}}')
+    return harmless_json(text)
 
 
 def _severity_change_json(f: FindingRow) -> str:
