@@ -108,6 +108,9 @@ def test_the_reports_accepted_risks_say_who_recorded_each(demo_dir: Path,
             row["exception_last_day"]) == (str(exc_id), "ciso@northwind.example",
                                            "sec-analyst", "2026-11-25")
     assert row["exception_created_at"].startswith("2026-11-20T12:00:00")
+    # instants as every other one in the report: UTC with a Z, not +00:00
+    assert row["exception_created_at"] == "2026-11-20T12:00:00Z"
+    assert row["exception_expires"].endswith("Z") and e["expires"].endswith("Z")
     html = (reports / f"nightly-{run_id}.html").read_text(encoding="utf-8")
     accepted = html[html.index('id="excepted"'):html.index('id="offboarding"')]
     assert "<dt>Recorded by</dt><dd>sec-analyst, 2026-11-20T12:00:00" in accepted

@@ -67,11 +67,12 @@ class _Sections:
         # "through" both as every command words it. Who recorded it beside who approved
         # it: an auditor checks they are two people.
         self.exceptions = {k: {"reason": e.reason, "approver": e.approver,
-                               "expires": e.expires_at.isoformat(), "id": str(e.id),
+                               # instants as every other one in the report: UTC with a Z
+                               "expires": iso_utc(as_utc(e.expires_at)), "id": str(e.id),
                                "last_day": last_day(e.expires_at, zone).isoformat(),
                                "through": through(e.expires_at, zone),
                                "created_by": e.created_by,
-                               "created_at": e.created_at.isoformat()}
+                               "created_at": iso_utc(as_utc(e.created_at))}
                            for k, e in held.items()}
         # why the run reopened a finding, where an exception's end did it: shown wherever
         # the finding is (its new and open or unknown entries)
