@@ -415,18 +415,25 @@ def _apply_exceptions(session: Session, run_id: int, now: datetime, actor: str,
             session.execute(update(Finding).where(Finding.status == "open",
                                                   Finding.key.in_(keys[i:i + CHUNK]))
                             .values(status="excepted"))
-    for f in session.scalars(select(Finding).where(Finding.status == "excepted")):
-        if f.key not in active:
-            if f.opened_run_id != run_id:  # else counted already (unknown -> fail)
-                stats.new += 1
-            f.status, f.opened_run_id = "open", run_id
-            stats.reopened_by_expiry.append(f.key)
-        else:
-            stats.excepted += 1
+    held = list(session.scalars(select(Finding).where(Finding.status == "excepted")))
+    lapsed = [f for f in held if f.key not in active]
+    stats.excepted += len(held) - len(lapsed)
+    ended = lapsed_exceptions(session, [f.key for f in lapsed]) if lapsed else {}
+    for f in lapsed:
+        f.status = "open"
+        e = ended.get(f.key)
+        if e is not None and not applied_by_a_run(session, e, run_id):
+            continue  # no run saw it accepted: it is open as it was, nothing came back
+        if f.opened_run_id != run_id:  # else counted already (unknown -> fail)
+            stats.new += 1
+        f.opened_run_id = run_id
+        stats.reopened_by_expiry.append(f.key)
     for e in session.scalars(select(RiskException).where(
             RiskException.revoked_at.is_(None), RiskException.expires_at <= now,
             RiskException.expired_seen_at.is_(None))):
-        e.expired_seen_at = now
+        # seen by this run, which reports its finding back; one no run applied is seen
+        # as of its own expiry (no run's start): nothing of it is reported as reopened
+        e.expired_seen_at = now if applied_by_a_run(session, e, run_id) else e.expires_at
         audit.record(session, now, actor, "exception.expired", subject=e.finding_key,
                      detail={"exception": e.id, "expired": e.expires_at.isoformat()})
     _report_revoked(session, run_id, now, stats)
@@ -441,6 +448,11 @@ def _report_revoked(session: Session, run_id: int, now: datetime, stats: Finding
     for e in session.scalars(select(RiskException).where(
             RiskException.revoked_at.is_not(None), RiskException.revoke_seen_at.is_(None))
             .order_by(RiskException.id)):
+        if not applied_by_a_run(session, e, run_id):
+            # added and revoked between two runs: no run saw the finding accepted, so
+            # nothing came back (seen as of the revoke, no run's start: not reported)
+            e.revoke_seen_at = e.revoked_at
+            continue
         e.revoke_seen_at = now
         f = session.scalar(select(Finding).where(Finding.key == e.finding_key))
         if f is None or f.status != "open" or f.opened_run_id == run_id:
@@ -448,6 +460,18 @@ def _report_revoked(session: Session, run_id: int, now: datetime, stats: Finding
         f.opened_run_id = run_id
         stats.new += 1
         stats.reopened_by_revoke.append(f.key)
+
+
+def applied_by_a_run(session: Session, e: RiskException, run_id: int) -> bool:
+    """Did a run before `run_id` apply exception `e`: one that started while it held
+    (after it was recorded, before it was revoked or expired)? An exception added and
+    revoked, or added already expired, between two runs was applied by none: its
+    finding was never reported as accepted, so its end brings nothing back."""
+    until = e.revoked_at if e.revoked_at is not None and e.revoked_at < e.expires_at \
+        else e.expires_at
+    return session.scalar(select(Run.id).where(
+        Run.id != run_id, Run.status.in_(("ok", "partial")),
+        Run.started_at >= e.created_at, Run.started_at < until).limit(1)) is not None
 
 
 @dataclass(frozen=True)

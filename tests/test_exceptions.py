@@ -148,6 +148,11 @@ def test_a_finding_back_from_an_ended_exception_is_new_whatever_its_outcome_and_
     orphan = add(cfg, at_13, ORPHAN, "2026-11-25")
     dormant = add(cfg, at_13, DORMANT, "2026-11-26")
     recovery = add(cfg, at_13, NO_RECOVERY, "2026-11-25")
+    # a run applies them (an exception added and ended before any run applied it brings
+    # nothing back: its finding was never reported accepted)
+    applied = run_cli("-c", cfg, "reconcile", "--no-report",
+                      env={**env, "GOVERNOR_NOW": "2026-11-21T02:00:00+00:00"})
+    assert applied.code == 0, applied.err
     revoke = run_cli("-c", cfg, "--actor", "sec-lead", "exception", "revoke", str(dormant),
                      "--reason", "feed fixed, =decide again",
                      env={**env, "GOVERNOR_NOW": "2026-11-21T09:00:00+00:00"})
@@ -197,8 +202,10 @@ def test_reconcile_says_how_many_findings_an_ended_exception_reopened(
         demo: tuple[str, dict[str, str]]) -> None:
     cfg, env = demo
     exc_id = add(cfg, env, DORMANT, "2026-12-01")
+    assert run_cli("-c", cfg, "reconcile", "--no-report",  # a run applies it
+                   env={**env, "GOVERNOR_NOW": "2026-11-20T13:00:00+00:00"}).code == 0
     assert run_cli("-c", cfg, "exception", "revoke", str(exc_id), "--reason", "r",
-                   env=env).code == 0
+                   env={**env, "GOVERNOR_NOW": "2026-11-20T14:00:00+00:00"}).code == 0
     out = run_cli("-c", cfg, "reconcile", "--no-report",
                   env={**env, "GOVERNOR_NOW": "2026-11-21T02:00:00+00:00"})
     assert out.code == 0, out.err
@@ -222,3 +229,23 @@ def test_a_report_written_again_says_why_a_finding_came_back(
     assert [(f["key"], f["reopened"]["exception"]) for f in restored["new"]
             if f["reopened"]] == [(DORMANT, exc_id)]
     assert restored["new"] == report["new"] and restored["counts"] == report["counts"]
+
+
+def test_an_exception_no_run_applied_brings_nothing_back(
+        demo_dir: Path, demo: tuple[str, dict[str, str]]) -> None:
+    """Added after a run and revoked (or expired) before the next: no run reported the
+    finding accepted, so the next one must not list it as new, 'reopened because the
+    exception was revoked' (an accepted risk ending that an auditor never saw)."""
+    cfg, env = demo
+    reports = demo_dir / "reports"
+    revoked = add(cfg, {**env, "GOVERNOR_NOW": "2026-11-20T13:00:00+00:00"}, ORPHAN,
+                  "2026-12-10")
+    assert run_cli("-c", cfg, "exception", "revoke", str(revoked), "--reason", "mistake",
+                   env={**env, "GOVERNOR_NOW": "2026-11-20T14:00:00+00:00"}).code == 0
+    add(cfg, {**env, "GOVERNOR_NOW": "2026-11-20T15:00:00+00:00"}, NO_RECOVERY, "2026-11-20")
+    summary, report, html = night(cfg, env, reports, "2026-11-22T02:00:00+00:00")
+    assert summary["reopened"] == {"expired": [], "revoked": []}
+    assert not [f for f in report["new"] if f["key"] in (ORPHAN, NO_RECOVERY)]
+    assert not any(f["reopened"] for name in ("new", "open", "unknown")
+                   for f in report[name])
+    assert "Back because the exception" not in html

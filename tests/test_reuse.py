@@ -199,10 +199,16 @@ def test_a_revoke_shows_as_new_on_a_carried_night(demo_dir: Path) -> None:
     assert run_cli("-c", cfg, "exception", "add", key, "--reason", "r", "--approver", "a",
                    "--expires", "2026-12-01", env=demo_env()).code == 0
     (exc_id,) = query(demo_dir / "governor-demo.db", "SELECT id FROM risk_exception")[0]
+    start = parse_instant(DEMO_NOW)
+    # a carried run applies it; the revoke comes after, and the next carried run says so
+    applied = reconcile(demo_dir, (start + (horizon - start) / 4).isoformat())
+    assert applied["reused_run"] == 1 and applied["counts"]["excepted"] == {"medium": 1}
     assert run_cli("-c", cfg, "exception", "revoke", str(exc_id), "--reason", "r",
-                   env=demo_env()).code == 0
+                   env={**demo_env(), "GOVERNOR_NOW": (start + (horizon - start) / 3)
+                        .isoformat()}).code == 0
     carried = reconcile(demo_dir, before(horizon))
-    assert carried["reused_run"] == 1 and carried["counts"]["new"] == {"medium": 1}
+    assert carried["reused_run"] == applied["run"] and carried["counts"]["new"] == {
+        "medium": 1}
     report = json.loads((demo_dir / "reports" / f"nightly-{carried['run']}.json").read_text())
     assert [f["key"] for f in report["new"]] == [key]
 
