@@ -55,6 +55,10 @@ def _summary(result: RunResult) -> dict[str, Any]:
         "report": {k: str(v) for k, v in result.report.items()},
         "timings": result.timings,
         "reused_run": result.reused_run,
+        # what the run changed in offboarding cases (step keys; cases by id)
+        "offboarding": {"cases_opened": result.cases_opened,
+                        "steps_reopened": result.steps_reopened,
+                        "steps_observed_gone": result.steps_observed_gone},
     }
 
 
@@ -88,6 +92,14 @@ def _print(result: RunResult) -> None:
         click.echo(f"\nreopened: {n} finding{'s' if n != 1 else ''} whose exception ended "
                    f"({len(expired)} expired, {len(revoked)} revoked), among the new"
                    + ("; the report says which exception, and when" if result.report else ""))
+    for keys, what in ((result.steps_reopened, "recorded finished, but its access is still "
+                        "reported: to do again"),):
+        # offboarding work this run found undone: said where the operator looks
+        if keys:
+            click.echo(f"\noffboarding: {len(keys)} step{'s' if len(keys) != 1 else ''} "
+                       f"{what} (`governor offboard status`)")
+            for key in keys:
+                click.echo(f"  {key}")
     click.echo(f"\nrun {result.run_id}: {result.status}"
                + (" (forced past the feed guard)" if result.problems
                   else " (run with the clock behind the last run)" if result.forced else ""))

@@ -17,7 +17,7 @@ from governor.config import Config
 from governor.models import ObsPerson, OffboardCase, OffboardStep
 from governor.offboard import cases
 from governor.offboard.plan import build
-from governor.records import DirectoryStatus
+from governor.records import DirectoryStatus, SourceKind
 from governor.snapshot import HeldAccount, HeldGrant, Snapshot
 
 STILL_ACTIVE = {DirectoryStatus.ACTIVE, DirectoryStatus.LOCKED, DirectoryStatus.STAGED}
@@ -82,7 +82,7 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
         OffboardStep.state.in_(cases.CHECKED))))
     waiting = list(session.scalars(select(OffboardStep).where(
         OffboardStep.state.in_(cases.WAITING))))
-    seen = _Reported.of(snap, checked + waiting)
+    seen = _Reported.of(snap, checked + waiting, owner)
     for st in checked:
         person = snap.persons.get(owner.get(st.case_id) or "")
         if person is not None and not snap.has_left(person):
@@ -94,7 +94,8 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
                     + (f" by {st.actor}" if st.actor else "")
                     + (f" at {st.finished_at.isoformat()}" if st.finished_at else "")
                     + (f" ({st.note})" if st.note else ""))
-            st.result = (f"reopened by run {run_id}: {st.source or 'its source'} still "
+            # a step no source names (an owner, a recovery contact) is the inventory's
+            st.result = (f"reopened by run {run_id}: {st.source or 'the inventory'} still "
                          f"reports the access it removes{said}")
             st.state, st.reopened, st.finished_at = "pending", st.reopened + 1, None
             reopened_case = session.get(OffboardCase, st.case_id)
@@ -115,6 +116,29 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
     result.withdrawn = _withdraw_returned(session, snap, now, actor, run_id)
     session.flush()
     return result
+
+
+# the name _read gives the inventory: steps no source names (owners, recovery contacts)
+INVENTORY = ""
+
+
+def _read(snap: Snapshot) -> set[str]:
+    """The sources read in this run, and INVENTORY when every inventory source was."""
+    read = {name for name, state in snap.sources.items() if state.ok}
+    inventories = [s for s in snap.states if s.kind is SourceKind.INVENTORY]
+    if inventories and all(s.ok for s in inventories):
+        read.add(INVENTORY)
+    return read
+
+
+def _refs(snap: Snapshot, employee_id: str | None) -> set[str]:
+    """How the inventory may name a person (lower-cased), as the plan matches them."""
+    if employee_id is None:
+        return set()
+    person = snap.persons.get(employee_id)
+    if person is None:
+        return {employee_id.lower()}
+    return {r.lower() for r in (person.employee_id, person.email, *person.aliases) if r}
 
 
 def _withdraw_returned(session: Session, snap: Snapshot, now: datetime, actor: str,
@@ -146,10 +170,10 @@ def _observe_gone(session: Session, snap: Snapshot, seen: _Reported,
     on the platform, by another tool, or never there by the time the case was opened.
     Only on the word of a source read in this run: a source that failed, was switched off
     or left the config reports nothing, and its silence is not evidence."""
-    read = {name for name, state in snap.sources.items() if state.ok}
+    read = _read(snap)
     closed = []
     for st in waiting:
-        if st.source not in read:
+        if (st.source or INVENTORY) not in read:
             continue
         present, evidence = seen.access(st, owner.get(st.case_id))
         if present is not False:
@@ -207,50 +231,87 @@ class _Reported:
     snap: Snapshot
     memberships: dict[tuple[str, str], list[HeldGrant]]
     accounts: dict[tuple[str, str], list[HeldAccount]]
+    # (source, employee id) -> the accounts of that source carrying it: a login renamed
+    # since the step was planned is still the same person's account
+    by_person: dict[tuple[str, str], list[HeldAccount]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, snap: Snapshot, steps: list[OffboardStep]) -> _Reported:
+    def of(cls, snap: Snapshot, steps: list[OffboardStep],
+           owner: dict[int, str] | None = None) -> _Reported:
+        """``owner``: case id -> the employee id it offboards."""
+        owner = owner or {}
+        directed = [st for st in steps if st.kind in MEMBERSHIP or st.kind in NOT_YET]
         users = {(st.source or "", str(json.loads(st.target).get("user", "")).lower())
-                 for st in steps if st.kind in MEMBERSHIP or st.kind in NOT_YET}
+                 for st in directed}
         sources = {source for source, _ in users}
+        people = {(st.source or "", owner[st.case_id]) for st in directed
+                  if st.case_id in owner}
         memberships: dict[tuple[str, str], list[HeldGrant]] = {}
         accounts: dict[tuple[str, str], list[HeldAccount]] = {}
+        by_person: dict[tuple[str, str], list[HeldAccount]] = {}
         if users:
+            for h in snap.directory:
+                if h.source not in sources:
+                    continue
+                for eid in {h.account.employee_id, h.match.employee_id}:
+                    if eid and (h.source, eid) in people:
+                        by_person.setdefault((h.source, eid), []).append(h)
+                        users.add((h.source, h.account.login.lower()))
             for g in snap.grants:
                 if g.source in sources and (g.source, g.principal.lower()) in users:
                     memberships.setdefault((g.source, g.principal.lower()), []).append(g)
             for h in snap.directory:
                 if h.source in sources and (h.source, h.account.login.lower()) in users:
                     accounts.setdefault((h.source, h.account.login.lower()), []).append(h)
-        return cls(snap, memberships, accounts)
+        return cls(snap, memberships, accounts, by_person)
+
+    def _renamed(self, source: str, user: str, employee_id: str | None) -> list[HeldAccount]:
+        """The other accounts of the source carrying the person's employee id."""
+        if employee_id is None:
+            return []
+        return [h for h in self.by_person.get((source, employee_id), ())
+                if h.account.login.lower() != user]
 
     def access(self, st: OffboardStep, employee_id: str | None) -> tuple[bool | None, str]:
         """Does the snapshot still report the access this step removes (None: nothing
-        can read it back, as for a rotation or an ownership move), and what it reports."""
+        can read it back, as for a rotation), and what it reports."""
         target = json.loads(st.target)
         source = st.source or ""
         if st.kind in MEMBERSHIP:
             via, what = MEMBERSHIP[st.kind]
             detail = target.get(what) or ""
             user = target.get("user", "").lower()
-            key = (source, user)
-            granted = any(g.via.value == via and g.via_detail == detail
-                          for g in self.memberships.get(key, ()))
-            # a group still listed on the account counts too: config may no longer map
-            # it to a grant, and the member still holds it
-            listed = st.kind == "group_remove" and any(
-                detail.lower() in {x.lower() for x in h.account.groups}
-                for h in self.accounts.get(key, ()))
-            return (granted or listed,
-                    f"{source} no longer reports {user} in {what} {detail}")
+            logins = [user, *(h.account.login.lower()
+                              for h in self._renamed(source, user, employee_id))]
+            holding = [login for login in logins if any(
+                g.via.value == via and g.via_detail == detail
+                for g in self.memberships.get((source, login), ()))
+                # a group still listed on the account counts too: config may no longer
+                # map it to a grant, and the member still holds it
+                or st.kind == "group_remove" and any(
+                    detail.lower() in {x.lower() for x in h.account.groups}
+                    for h in self.accounts.get((source, login), ()))]
+            if holding and holding[0] != user:
+                return True, (f"{source} reports {holding[0]} (the same employee id as "
+                              f"{user}) in {what} {detail}")
+            return (bool(holding), f"{source} no longer reports {user} in {what} {detail}")
         if st.kind in NOT_YET:
             user = target.get("user", "").lower()
             found = self.accounts.get((source, user), [])
+            live = [h for h in self._renamed(source, user, employee_id)
+                    if h.account.status in NOT_YET[st.kind]]
+            if live and not any(h.account.status in NOT_YET[st.kind] for h in found):
+                # renamed, or a second account: the person can still sign in with it
+                h = live[0]
+                return True, (f"{source} reports the account {h.account.login} (the same "
+                              f"employee id as {user}) {h.account.status.value}")
             if not found:
                 return False, f"{source} no longer lists the account {user}"
             statuses = sorted({h.account.status.value for h in found})
             return (any(h.account.status in NOT_YET[st.kind] for h in found),
                     f"{source} reports the account {user} {', '.join(statuses)}")
+        if st.kind in ("transfer_ownership", "replace_recovery"):
+            return self._inventory(st, _refs(self.snap, employee_id))
         if st.kind == "remove_platform_role":
             principal = target.get("principal", "").lower()
             if not st.account:
@@ -267,3 +328,24 @@ class _Reported:
                 for _, m in hc.readers) for hc in self.snap.credentials),
                 f"{source} no longer lists them among the readers of {item}")
         return None, ""
+
+    def _inventory(self, st: OffboardStep, refs: set[str]) -> tuple[bool, str]:
+        """An ownership or a recovery contact step, read from the inventory: does it
+        still name the person (ignoring case, as the plan does)?"""
+        key = st.account or ""
+        a = self.snap.accounts.get(key)
+        if a is None:
+            return False, f"the inventory no longer lists {key}"
+        if st.kind == "transfer_ownership":
+            named = a.owner or "no one"
+            if a.owner and a.owner.lower() in refs:
+                return True, f"the inventory still names {named} as the owner of {key}"
+            return False, f"the inventory names {named} as the owner of {key}"
+        slot = st.key.rpartition(":")[2]
+        contact = a.recovery_email if slot == "email" else a.recovery_phone
+        if contact is None or not contact.value:
+            return False, f"the inventory lists no recovery {slot} for {key}"
+        whose = contact.owner or "nobody named"
+        if (contact.owner and contact.owner.lower() in refs) or contact.value.lower() in refs:
+            return True, f"the inventory still registers the recovery {slot} of {key} to {whose}"
+        return False, f"the inventory registers the recovery {slot} of {key} to {whose}"

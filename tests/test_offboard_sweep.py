@@ -1,0 +1,123 @@
+"""What a night's sweep reads back for an open case, on the demo organisation: a
+directory login renamed, owners and recovery contacts in the inventory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import demo_env, run_cli, sql_rows
+
+DAY2, DAY3 = "2026-11-21T12:00:00+00:00", "2026-11-22T12:00:00+00:00"
+MARCUS = "marcus.webb@northwind.example"
+RECOVERY = "recovery:facebook:Northwind Traders:phone"
+
+
+def _case(demo_dir: Path) -> tuple[str, dict[str, str]]:
+    """Baseline on 11-20, then Marcus Webb's case opened with `offboard --execute`."""
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
+    assert out.code == 0, out.err
+    out = run_cli("-c", cfg, "offboard", "E1010", "--execute", env=env)
+    assert out.code in (0, 5), out.err
+    return cfg, env
+
+
+def _night(cfg: str, env: dict[str, str], now: str) -> dict[str, Any]:
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--json",
+                  env={**env, "GOVERNOR_NOW": now})
+    assert out.code == 0, out.err
+    summary: dict[str, Any] = json.loads(out.out)
+    return summary
+
+
+def _status(cfg: str, env: dict[str, str], now: str) -> dict[str, Any]:
+    out = run_cli("-c", cfg, "offboard", "status", "E1010", "--json",
+                  env={**env, "GOVERNOR_NOW": now})
+    assert out.code == 0, out.err
+    (case,) = json.loads(out.out)
+    return dict(case)
+
+
+def _rows(demo_dir: Path, sql: str) -> list[tuple[object, ...]]:
+    return sql_rows(f"sqlite:///{demo_dir}/governor-demo.db", sql)
+
+
+def test_a_renamed_directory_login_still_active_keeps_its_step(demo_dir: Path) -> None:
+    # Okta renames Marcus's login; the account, carrying his employee id, is still active
+    cfg, env = _case(demo_dir)
+    directory = demo_dir / "directory.json"
+    export = json.loads(directory.read_text())
+    (marcus,) = [r for r in export["records"] if r["login"] == MARCUS]
+    marcus["login"] = "mwebb@northwind.example"
+    directory.write_text(json.dumps(export))
+    summary = _night(cfg, env, DAY2)
+    key = f"disable:okta:{MARCUS}"
+    assert key not in summary["offboarding"]["steps_observed_gone"]
+    assert {s["key"]: s["state"] for s in _status(cfg, env, DAY2)["steps"]}[key] == "pending"
+    # recorded done by mistake, the next night reopens it, saying which account
+    case = _status(cfg, env, DAY2)
+    step = next(s for s in case["steps"] if s["key"] == key)
+    assert run_cli("-c", cfg, "offboard", "done", str(case["case"]), str(step["id"]),
+                   "--note", "x", env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    assert key in _night(cfg, env, DAY3)["offboarding"]["steps_reopened"]
+    # once that account is deprovisioned, the step is observed gone
+    marcus["status"] = "DEPROVISIONED"
+    directory.write_text(json.dumps(export))
+    night = _night(cfg, env, "2026-11-23T12:00:00+00:00")
+    assert key in night["offboarding"]["steps_observed_gone"]
+    ((result,),) = _rows(demo_dir, f"SELECT result FROM offboard_step WHERE key = '{key}'")
+    assert result == f"observed gone by run {night['run']}: okta no longer lists the account " \
+        f"{MARCUS}"
+
+
+def test_a_recovery_contact_step_is_read_back_from_the_inventory(demo_dir: Path) -> None:
+    cfg, env = _case(demo_dir)
+    case = _status(cfg, env, DAY2)
+    step = next(s for s in case["steps"] if s["key"] == RECOVERY)
+    # recorded done, but the inventory still registers the phone to him: reopened
+    assert run_cli("-c", cfg, "offboard", "done", str(case["case"]), str(step["id"]),
+                   "--note", "replaced phone", env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    night = _night(cfg, env, DAY2)
+    assert night["offboarding"]["steps_reopened"] == [RECOVERY]
+    ((state, result),) = _rows(demo_dir, "SELECT state, result FROM offboard_step WHERE "
+                                         f"key = '{RECOVERY}'")
+    assert state == "pending"
+    assert str(result).startswith(f"reopened by run {night['run']}: the inventory still "
+                                  "reports the access it removes")
+    # the inventory fixed (its owner written in another case), the step is observed gone
+    inventory = demo_dir / "accounts.toml"
+    inventory.write_text(inventory.read_text().replace(
+        'recovery_phone_owner = "E1010"', 'recovery_phone_owner = "e1001"'))
+    night = _night(cfg, env, DAY3)
+    assert night["offboarding"]["steps_observed_gone"] == [RECOVERY]
+    ((state, result),) = _rows(demo_dir, "SELECT state, result FROM offboard_step WHERE "
+                                         f"key = '{RECOVERY}'")
+    assert (state, result) == ("observed_gone", f"observed gone by run {night['run']}: the "
+                               "inventory registers the recovery phone of facebook:Northwind "
+                               "Traders to e1001")
+
+
+def test_an_owner_written_in_another_case_still_counts(demo_dir: Path) -> None:
+    # the inventory names Marcus as an owner by his address in capitals: the ownership
+    # step is not observed gone, and recorded done while it still does, it reopens
+    inventory = demo_dir / "accounts.toml"
+    body = inventory.read_text()
+    marker = 'handle = "Northwind Careers"'
+    assert marker in body
+    inventory.write_text(body.replace(
+        marker, marker + '\nowner = "Marcus.Webb@Northwind.Example"', 1))
+    cfg, env = _case(demo_dir)
+    key = "owner:facebook:Northwind Careers"
+    assert _night(cfg, env, DAY2)["offboarding"]["steps_observed_gone"] == []
+    case = _status(cfg, env, DAY2)
+    step = next(s for s in case["steps"] if s["key"] == key)
+    assert step["state"] == "pending"
+    assert run_cli("-c", cfg, "offboard", "done", str(case["case"]), str(step["id"]),
+                   "--note", "moved", env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    assert _night(cfg, env, DAY3)["offboarding"]["steps_reopened"] == [key]
+    inventory.write_text(body.replace(marker, marker + '\nowner = "E1001"', 1))
+    night = _night(cfg, env, "2026-11-23T12:00:00+00:00")
+    assert night["offboarding"]["steps_observed_gone"] == [key]
