@@ -90,6 +90,7 @@ class RunResult:
     cases_opened: list[int] = field(default_factory=list)  # offboarding, for new leavers
     steps_reopened: list[str] = field(default_factory=list)  # "done" but still in place
     steps_observed_gone: list[str] = field(default_factory=list)  # gone without governor
+    steps_added: list[str] = field(default_factory=list)  # access found after a case opened
     reused_run: int | None = None  # the run whose evaluation this one carried forward
 
 
@@ -641,7 +642,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     result = RunResult(r.id, r.status, now, r.finished_at, outcomes, stats, c,
                        forced=r.forced, problems=problems, timings=phases.times,
                        cases_opened=swept.opened, steps_reopened=swept.reopened,
-                       steps_observed_gone=swept.observed,
+                       steps_observed_gone=swept.observed, steps_added=swept.added,
                        reused_run=reuse.run_id if reuse is not None else None)
     matrix = reuse.matrix if reuse is not None else None
     if opts.write_report:

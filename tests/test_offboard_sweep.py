@@ -1,5 +1,6 @@
-"""What a night's sweep reads back for an open case, on the demo organisation: a
-directory login renamed, owners and recovery contacts in the inventory."""
+"""What a night's sweep reads back for an open or completed case, on the demo organisation:
+access found after the case opened, a directory login renamed, owners and recovery
+contacts in the inventory."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from conftest import demo_env, run_cli, sql_rows
+from sqlalchemy import create_engine, text
 
 DAY2, DAY3 = "2026-11-21T12:00:00+00:00", "2026-11-22T12:00:00+00:00"
 MARCUS = "marcus.webb@northwind.example"
+TIKTOK = f"role:tiktok_members:tiktok:@northwind:{MARCUS}:direct"
 RECOVERY = "recovery:facebook:Northwind Traders:phone"
 
 
@@ -43,6 +46,98 @@ def _status(cfg: str, env: dict[str, str], now: str) -> dict[str, Any]:
 
 def _rows(demo_dir: Path, sql: str) -> list[tuple[object, ...]]:
     return sql_rows(f"sqlite:///{demo_dir}/governor-demo.db", sql)
+
+
+def _drop_lines(path: Path, needle: str) -> None:
+    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
+                            if needle not in line))
+
+
+def _marcus_removed_everywhere(demo_dir: Path) -> None:
+    """Everything his case lists is gone from the sources (his Okta account ended)."""
+    for name in ("facebook_roles.csv", "hootsuite.csv"):
+        _drop_lines(demo_dir / name, MARCUS)
+    vault = demo_dir / "vault.json"
+    vault.write_text(vault.read_text().replace(f', "{MARCUS}"', ""))
+    directory = demo_dir / "directory.json"
+    export = json.loads(directory.read_text())
+    (marcus,) = [r for r in export["records"] if r["login"] == MARCUS]
+    marcus["status"] = "DEPROVISIONED"
+    directory.write_text(json.dumps(export))
+    inventory = demo_dir / "accounts.toml"
+    inventory.write_text(inventory.read_text().replace(
+        'recovery_phone_owner = "E1010"', 'recovery_phone_owner = "E1001"'))
+
+
+def test_access_found_after_a_case_opened_is_added_to_it(demo_dir: Path) -> None:
+    cfg, env = _case(demo_dir)
+    _marcus_removed_everywhere(demo_dir)
+    # and an admin seat on TikTok he did not have when the case was opened
+    tiktok = demo_dir / "tiktok_members.csv"
+    tiktok.write_text(tiktok.read_text()
+                      + f"@northwind,{MARCUS},Admin,2026-11-20T15:00:00Z,2026-11-20T15:00:00Z\n")
+    summary = _night(cfg, env, DAY2)
+    assert summary["offboarding"]["steps_added"] == [TIKTOK]
+    case = _status(cfg, env, DAY2)
+    added = next(s for s in case["steps"] if s["key"] == TIKTOK)
+    assert (added["state"], added["kind"]) == ("pending", "remove_platform_role")
+    ((result,),) = _rows(demo_dir, f"SELECT result FROM offboard_step WHERE key = '{TIKTOK}'")
+    assert result == (f"added by run {summary['run']}: tiktok_members reports access the "
+                      "case did not list (found after it was opened)")
+    assert _rows(demo_dir, "SELECT subject FROM audit_log WHERE action = "
+                           "'offboard.step.added'") == [(TIKTOK,)]
+    # the case's other steps done, it stays open while the TikTok seat is there
+    for s in case["steps"]:
+        if s["state"] in ("pending", "failed") and s["key"] != TIKTOK:
+            assert run_cli("-c", cfg, "offboard", "done", str(case["case"]), str(s["id"]),
+                           "--note", "x", env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    assert _status(cfg, env, DAY2)["status"] == "open"
+    # the night after does not add it twice
+    assert _night(cfg, env, DAY3)["offboarding"]["steps_added"] == []
+    assert [s["key"] for s in _status(cfg, env, DAY3)["steps"]].count(TIKTOK) == 1
+
+
+def test_access_found_after_a_case_completed_opens_it_again(demo_dir: Path) -> None:
+    cfg, env = _case(demo_dir)
+    _marcus_removed_everywhere(demo_dir)
+    _night(cfg, env, DAY2)
+    case = _status(cfg, env, DAY2)
+    for s in case["steps"]:
+        if s["state"] in ("pending", "failed"):
+            assert run_cli("-c", cfg, "offboard", "done", str(case["case"]), str(s["id"]),
+                           "--note", "x", env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    assert _status(cfg, env, DAY2)["status"] == "complete"
+    tiktok = demo_dir / "tiktok_members.csv"
+    tiktok.write_text(tiktok.read_text()
+                      + f"@northwind,{MARCUS},Admin,2026-11-21T15:00:00Z,2026-11-21T15:00:00Z\n")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY3})
+    assert out.code == 0, out.err
+    assert "added to a case" in out.out and TIKTOK in out.out
+    case = _status(cfg, env, DAY3)
+    assert case["status"] == "open"
+    assert {s["key"]: s["state"] for s in case["steps"]}[TIKTOK] == "pending"
+    ((detail,),) = _rows(demo_dir, "SELECT detail FROM audit_log WHERE action = "
+                                   "'offboard.reopened'")
+    assert json.loads(str(detail))["steps"] == [TIKTOK]
+    # the receipt no longer says revoked
+    assert run_cli("-c", cfg, "offboard", "receipt", str(case["case"]),
+                   env={**env, "GOVERNOR_NOW": DAY3}).code == 0
+    receipt = json.loads((demo_dir / "reports" / f"offboard-{case['case']}.json").read_text())
+    assert receipt["status"] == "open"
+    assert not all(s["complete"] for s in receipt["sla"])
+
+
+def test_a_withdrawn_case_gets_no_steps_added(demo_dir: Path) -> None:
+    cfg, env = _case(demo_dir)
+    with create_engine(f"sqlite:///{demo_dir}/governor-demo.db").begin() as c:
+        c.execute(text("UPDATE offboard_case SET status = 'withdrawn'"))
+    tiktok = demo_dir / "tiktok_members.csv"
+    tiktok.write_text(tiktok.read_text()
+                      + f"@northwind,{MARCUS},Admin,2026-11-20T15:00:00Z,2026-11-20T15:00:00Z\n")
+    assert _night(cfg, env, DAY2)["offboarding"]["steps_added"] == []
+    assert _rows(demo_dir, f"SELECT count(*) FROM offboard_step WHERE key = '{TIKTOK}'") == [
+        (0,)]
+    assert _rows(demo_dir, "SELECT status FROM offboard_case") == [("withdrawn",)]
 
 
 def test_a_renamed_directory_login_still_active_keeps_its_step(demo_dir: Path) -> None:

@@ -58,6 +58,7 @@ def _summary(result: RunResult) -> dict[str, Any]:
         # what the run changed in offboarding cases (step keys; cases by id)
         "offboarding": {"cases_opened": result.cases_opened,
                         "steps_reopened": result.steps_reopened,
+                        "steps_added": result.steps_added,
                         "steps_observed_gone": result.steps_observed_gone},
     }
 
@@ -93,7 +94,9 @@ def _print(result: RunResult) -> None:
                    f"({len(expired)} expired, {len(revoked)} revoked), among the new"
                    + ("; the report says which exception, and when" if result.report else ""))
     for keys, what in ((result.steps_reopened, "recorded finished, but its access is still "
-                        "reported: to do again"),):
+                        "reported: to do again"),
+                       (result.steps_added, "added to a case: access found after it was "
+                        "opened")):
         # offboarding work this run found undone: said where the operator looks
         if keys:
             click.echo(f"\noffboarding: {len(keys)} step{'s' if len(keys) != 1 else ''} "

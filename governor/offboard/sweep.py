@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from governor import audit
 from governor.clock import as_utc
 from governor.config import Config
+from governor.errors import NotFound
 from governor.models import ObsPerson, OffboardCase, OffboardStep
 from governor.offboard import cases
 from governor.offboard.plan import build
-from governor.records import DirectoryStatus, SourceKind
+from governor.records import DirectoryStatus, Person, SourceKind
 from governor.snapshot import HeldAccount, HeldGrant, Snapshot
 
 STILL_ACTIVE = {DirectoryStatus.ACTIVE, DirectoryStatus.LOCKED, DirectoryStatus.STAGED}
@@ -29,6 +30,7 @@ class SweepResult:
     reopened: list[str] = field(default_factory=list)  # step keys
     withdrawn: list[int] = field(default_factory=list)  # cases of people not leaving now
     observed: list[str] = field(default_factory=list)  # step keys closed as observed gone
+    added: list[str] = field(default_factory=list)  # step keys added for access found later
 
 
 def new_leavers(session: Session, snap: Snapshot, previous: datetime | None) -> list[str]:
@@ -114,8 +116,73 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
         if closing is not None:
             cases.complete_if_finished(session, closing, lambda: now, actor, run=run_id)
     result.withdrawn = _withdraw_returned(session, snap, now, actor, run_id)
+    # after withdrawal: a case HR's word just closed gets nothing added
+    result.added = _add_new_access(session, config, snap, now, actor, run_id)
     session.flush()
     return result
+
+
+def _add_new_access(session: Session, config: Config, snap: Snapshot, now: datetime,
+                    actor: str, run_id: int) -> list[str]:
+    """Add to a person's case the steps their plan includes now and the case does not:
+    access granted after the case was opened (or missed then), which would otherwise be
+    left in place by a case that completes and a receipt that says revoked. A completed
+    case of someone who still counts as left (the same departure) is opened again; a
+    withdrawn one is left alone. Only access this run reads as there is added: a source
+    that failed says nothing new, and a step read as already gone is no step to do."""
+    latest: dict[str, OffboardCase] = {}
+    for case in session.scalars(select(OffboardCase).order_by(OffboardCase.id)):
+        latest[case.employee_id] = case  # a person's newest case is their departure
+    inventory = _inventory_refs(snap)
+    read = _read(snap)
+    added: list[str] = []
+    for eid, case in sorted(latest.items()):
+        if case.status not in ("open", "complete"):
+            continue
+        person = snap.persons.get(eid)
+        if case.status == "complete" and (
+                person is None or not snap.has_left(person)
+                # an earlier departure: a rehire who left again gets a case of their own
+                or (case.hr_end_date is not None and person.end_date is not None
+                    and case.hr_end_date != person.end_date)
+                or not _may_hold(snap, config, person, inventory)):
+            continue
+        try:
+            plan = build(session, config, eid)
+        except NotFound:
+            continue  # nobody the store knows as them any more: nothing to plan from
+        there = {st.key for st in cases.steps_of(session, case.id)}
+        new = [OffboardStep(case_id=case.id, seq=s.seq, key=s.key, kind=s.kind,
+                            automatic=s.automatic, source=s.source,
+                            target=json.dumps(s.target, sort_keys=True), account=s.account,
+                            critical=s.critical, instruction=s.instruction, state="pending",
+                            attempts=0, reopened=0)
+               for s in plan.steps if s.key not in there]
+        if not new:
+            continue
+        seen = _Reported.of(snap, new, {case.id: eid})
+        new = [st for st in new if (st.source in read if st.source else
+                                    INVENTORY in read)
+               and seen.access(st, eid)[0] is not False]
+        if not new:
+            continue
+        if case.status == "complete":
+            case.status, case.completed_at = "open", None
+            audit.record(session, now, actor, "offboard.reopened", subject=eid,
+                         reason="access found after the case completed",
+                         detail={"case": case.id, "run": run_id,
+                                 "steps": [st.key for st in new]})
+        for st in new:
+            st.result = (f"added by run {run_id}: {st.source or 'the inventory'} reports "
+                         "access the case did not list (found after it was opened)")
+            session.add(st)
+            session.flush()
+            audit.record(session, now, actor, "offboard.step.added", subject=st.key,
+                         reason="access found after the case was opened",
+                         detail={"case": case.id, "step": st.id, "kind": st.kind,
+                                 "source": st.source, "run": run_id})
+            added.append(st.key)
+    return added
 
 
 # the name _read gives the inventory: steps no source names (owners, recovery contacts)
@@ -139,6 +206,27 @@ def _refs(snap: Snapshot, employee_id: str | None) -> set[str]:
     if person is None:
         return {employee_id.lower()}
     return {r.lower() for r in (person.employee_id, person.email, *person.aliases) if r}
+
+
+def _inventory_refs(snap: Snapshot) -> set[str]:
+    """Every person ref the inventory names as an owner or a recovery contact."""
+    out: set[str] = set()
+    for a in snap.accounts.values():
+        out.update(r.lower() for r in (a.owner,) if r)
+        for contact in (a.recovery_email, a.recovery_phone):
+            if contact is not None:
+                out.update(r.lower() for r in (contact.owner, contact.value) if r)
+    return out
+
+
+def _may_hold(snap: Snapshot, config: Config, person: Person, inventory: set[str]) -> bool:
+    """Could a plan for this leaver list anything (a cheap test before building one,
+    for each completed case every night)?"""
+    eid = person.employee_id
+    refs = _refs(snap, eid)
+    return bool(snap.access_of(eid) or refs & inventory or any(
+        h.account.status in STILL_ACTIVE for h in snap.directory_by_person.get(eid, ()))
+        or any(np.owner and np.owner.lower() in refs for np in config.principals))
 
 
 def _withdraw_returned(session: Session, snap: Snapshot, now: datetime, actor: str,
