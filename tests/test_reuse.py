@@ -152,8 +152,12 @@ def test_an_offboarding_step_done_since_means_evaluating_again(demo_dir: Path) -
     case = json.loads(out.out)["case"]
     steps = json.loads(run_cli("-c", cfg, "offboard", "status", "E1012", "--json",
                                env=demo_env()).out)[0]["steps"]
+    assert steps[0]["kind"] == "transfer_ownership"
     assert run_cli("-c", cfg, "offboard", "done", str(case), str(steps[0]["id"]), "--note",
-                   "removed in the X settings", env=demo_env()).code == 0
+                   "moved in the X settings", env=demo_env()).code == 0
+    # and in the inventory, as the step says: one the inventory contradicts is reopened
+    inventory = demo_dir / "accounts.toml"
+    inventory.write_text(inventory.read_text().replace('owner = "E1012"', 'owner = "E1100"', 1))
     # whether the access is really gone can only be told from the data
     checked = reconcile(demo_dir, later)
     assert checked["reused_run"] is None
