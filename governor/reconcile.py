@@ -88,6 +88,8 @@ class RunResult:
     problems: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     cases_opened: list[int] = field(default_factory=list)  # offboarding, for new leavers
+    # cases the sweep gave a reopened or an added step (auto_execute acts on them too)
+    cases_to_act: list[int] = field(default_factory=list)
     steps_reopened: list[str] = field(default_factory=list)  # "done" but still in place
     steps_observed_gone: list[str] = field(default_factory=list)  # gone without governor
     steps_added: list[str] = field(default_factory=list)  # access found after a case opened
@@ -643,6 +645,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
                        forced=r.forced, problems=problems, timings=phases.times,
                        cases_opened=swept.opened, steps_reopened=swept.reopened,
                        steps_observed_gone=swept.observed, steps_added=swept.added,
+                       cases_to_act=sorted(swept.to_act),
                        reused_run=reuse.run_id if reuse is not None else None)
     matrix = reuse.matrix if reuse is not None else None
     if opts.write_report:
@@ -755,7 +758,9 @@ def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunRe
         if result is not None:  # the commit failed after the report was written
             _take_back(result.report)
         raise
-    _auto_execute(engine, config, clock, opts.actor, result.cases_opened)
+    # a step the sweep reopened or added is one a run may act on, as in a case it opened
+    _auto_execute(engine, config, clock, opts.actor,
+                  sorted({*result.cases_opened, *result.cases_to_act}))
     if config.report["keep_days"]:
         # after the run's own commit: a failed run never deletes evidence
         with transaction(engine) as session:
@@ -766,8 +771,9 @@ def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunRe
 
 def _auto_execute(engine: Engine, config: Config, clock: Clock, actor: str,
                   case_ids: list[int]) -> None:
-    """Carry out, for cases this run opened, only the step kinds config lets a run do on
-    its own (offboard.auto_execute; none by default). After the commit: the journal
+    """Carry out, for cases this run opened or gave a step to do (reopened, or added for
+    access found later), only the step kinds config lets a run do on its own
+    (offboard.auto_execute; none by default). After the commit: the journal
     needs transactions of its own."""
     allowed = set(config.offboard["auto_execute"])
     if not allowed or not case_ids:

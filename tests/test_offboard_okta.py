@@ -126,6 +126,18 @@ def test_a_run_carries_out_only_the_step_kinds_config_allows(
     states = {s["key"].split(":")[0]: s["state"] for s in status["steps"] if s["automatic"]}
     assert states == {"group_remove": "done", "sessions_revoke": "pending",
                       "suspend": "pending"}
+    # put back in the group by someone the next day: the run reopens the step and, the
+    # kind being allowed, carries it out again (it only did so for cases it opened)
+    peer.add_member("app-hootsuite-admins", peer.by_login("daniel.brennan@northwind.example"))
+    before = len(changes(peer))
+    again = run_cli("-c", cfg, "reconcile", "--no-report",
+                    env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert again.code == 0, again.err
+    assert changes(peer)[before:] == [("DELETE", "/api/v1/groups/{gid}/users/{uid}")]
+    status = json.loads(run_cli("-c", cfg, "offboard", "status", "E1002", "--json",
+                                env=env).out)[0]
+    states = {s["key"].split(":")[0]: s["state"] for s in status["steps"] if s["automatic"]}
+    assert states["group_remove"] == "done"
 
 
 def test_a_slow_directory_read_does_not_hold_up_offboarding_or_exceptions(

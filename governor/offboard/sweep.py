@@ -31,6 +31,9 @@ class SweepResult:
     withdrawn: list[int] = field(default_factory=list)  # cases of people not leaving now
     observed: list[str] = field(default_factory=list)  # step keys closed as observed gone
     added: list[str] = field(default_factory=list)  # step keys added for access found later
+    # cases given a step to do again or a new one: offboard.auto_execute acts on them
+    # as on a case the run opened
+    to_act: set[int] = field(default_factory=set)
 
 
 def new_leavers(session: Session, snap: Snapshot, previous: datetime | None) -> list[str]:
@@ -107,6 +110,7 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
                          reason="the access it removed is still reported",
                          detail={"case": st.case_id, "step": st.id})
             result.reopened.append(st.key)
+            result.to_act.add(st.case_id)
         else:
             st.verified_at = now
     closed = _observe_gone(session, snap, seen, waiting, owner, now, actor, run_id)
@@ -117,13 +121,14 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
             cases.complete_if_finished(session, closing, lambda: now, actor, run=run_id)
     result.withdrawn = _withdraw_returned(session, snap, now, actor, run_id)
     # after withdrawal: a case HR's word just closed gets nothing added
-    result.added = _add_new_access(session, config, snap, now, actor, run_id)
+    result.added = _add_new_access(session, config, snap, now, actor, run_id,
+                                   result.to_act)
     session.flush()
     return result
 
 
 def _add_new_access(session: Session, config: Config, snap: Snapshot, now: datetime,
-                    actor: str, run_id: int) -> list[str]:
+                    actor: str, run_id: int, to_act: set[int]) -> list[str]:
     """Add to a person's case the steps their plan includes now and the case does not:
     access granted after the case was opened (or missed then), which would otherwise be
     left in place by a case that completes and a receipt that says revoked. A completed
@@ -182,6 +187,7 @@ def _add_new_access(session: Session, config: Config, snap: Snapshot, now: datet
                          detail={"case": case.id, "step": st.id, "kind": st.kind,
                                  "source": st.source, "run": run_id})
             added.append(st.key)
+            to_act.add(case.id)
     return added
 
 
