@@ -418,24 +418,33 @@ def _apply_exceptions(session: Session, run_id: int, now: datetime, actor: str,
     held = list(session.scalars(select(Finding).where(Finding.status == "excepted")))
     lapsed = [f for f in held if f.key not in active]
     stats.excepted += len(held) - len(lapsed)
-    ended = lapsed_exceptions(session, [f.key for f in lapsed]) if lapsed else {}
     for f in lapsed:
-        f.status = "open"
-        e = ended.get(f.key)
-        if e is not None and not applied_by_a_run(session, e, run_id):
-            continue  # no run saw it accepted: it is open as it was, nothing came back
-        if f.opened_run_id != run_id:  # else counted already (unknown -> fail)
-            stats.new += 1
-        f.opened_run_id = run_id
-        stats.reopened_by_expiry.append(f.key)
+        f.status = "open"  # whether anything came back is the exceptions' to say, below
+    # Each exception that ended since the last run and that some run applied brings its
+    # finding back (listed new, saying why); one no run applied brings nothing back, and
+    # is seen as of its own end (no run's start), so no report says it reopened anything.
+    # Decided per exception, not per finding's newest one: an exception added and
+    # revoked between runs must not hide the expiry of one a run did apply.
+    expired = []
     for e in session.scalars(select(RiskException).where(
             RiskException.revoked_at.is_(None), RiskException.expires_at <= now,
             RiskException.expired_seen_at.is_(None))):
-        # seen by this run, which reports its finding back; one no run applied is seen
-        # as of its own expiry (no run's start): nothing of it is reported as reopened
-        e.expired_seen_at = now if applied_by_a_run(session, e, run_id) else e.expires_at
+        applied = applied_by_a_run(session, e, run_id)
+        e.expired_seen_at = now if applied else e.expires_at
         audit.record(session, now, actor, "exception.expired", subject=e.finding_key,
                      detail={"exception": e.id, "expired": e.expires_at.isoformat()})
+        if applied:
+            expired.append(e.finding_key)
+    for key in dict.fromkeys(expired):
+        if key in active:
+            continue  # another exception holds it now
+        back = session.scalar(select(Finding).where(Finding.key == key))
+        if back is None or back.status != "open":
+            continue
+        if back.opened_run_id != run_id:  # else counted already (unknown -> fail)
+            stats.new += 1
+        back.opened_run_id = run_id
+        stats.reopened_by_expiry.append(back.key)
     _report_revoked(session, run_id, now, stats)
     session.flush()
 

@@ -62,6 +62,10 @@ _STAMPED = {
     "obs_grant": ("first_seen_at", "last_seen_at", "ended_at"),
     "obs_credential": ("first_seen_at", "last_seen_at", "ended_at"),
     "finding": ("first_seen_at", "last_seen_at", "resolved_at", "last_resolved_at"),
+    # recorded by commands under the fast clock: a run compares them with its own start
+    # (which exception a run applied, which link it used)
+    "risk_exception": ("created_at", "revoked_at"),
+    "principal_link": ("created_at", "ended_at"),
 }
 
 

@@ -249,3 +249,41 @@ def test_an_exception_no_run_applied_brings_nothing_back(
     assert not any(f["reopened"] for name in ("new", "open", "unknown")
                    for f in report[name])
     assert "Back because the exception" not in html
+
+
+def test_an_unapplied_exception_does_not_hide_the_end_of_one_a_run_applied(
+        demo_dir: Path, demo: tuple[str, dict[str, str]]) -> None:
+    """Exception 1 applied by a run expires; exception 2, added and revoked before the
+    next run, was applied by none. Judging only the newest exception, the next run said
+    nothing came back, though a report had shown the risk accepted."""
+    cfg, env = demo
+    reports = demo_dir / "reports"
+    add(cfg, {**env, "GOVERNOR_NOW": "2026-11-20T13:00:00+00:00"}, ORPHAN, "2026-11-21")
+    summary, _, _ = night(cfg, env, reports, "2026-11-21T12:00:00+00:00")
+    assert summary["counts"]["excepted"]
+    second = add(cfg, {**env, "GOVERNOR_NOW": "2026-11-22T01:00:00+00:00"}, ORPHAN,
+                 "2026-11-30")
+    assert run_cli("-c", cfg, "exception", "revoke", str(second), "--reason", "oops",
+                   env={**env, "GOVERNOR_NOW": "2026-11-22T02:00:00+00:00"}).code == 0
+    summary, report, _ = night(cfg, env, reports, "2026-11-22T12:00:00+00:00")
+    assert summary["reopened"] == {"expired": [ORPHAN], "revoked": []}
+    [back] = [f for f in report["new"] if f["key"] == ORPHAN]
+    assert back["reopened"]["ended"] == "expired"
+
+
+def test_a_clock_ahead_exception_applied_by_the_forced_run_ends_visibly(
+        demo_dir: Path, demo: tuple[str, dict[str, str]]) -> None:
+    """Recorded under a clock that ran ahead, an exception kept its future created_at:
+    no run could have started after it and before its revoke, so the revoke of an
+    exception the forced run had applied was reported as bringing nothing back."""
+    cfg, env = demo
+    ahead = {**env, "GOVERNOR_NOW": "2026-11-25T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=ahead).code == 0
+    exc = add(cfg, {**env, "GOVERNOR_NOW": "2026-11-25T13:00:00+00:00"}, ORPHAN, "2026-12-10")
+    forced = run_cli("-c", cfg, "reconcile", "--no-report", "--clock-was-ahead", "--reason",
+                     "ntp", env={**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"})
+    assert forced.code == 0, forced.err
+    assert run_cli("-c", cfg, "exception", "revoke", str(exc), "--reason", "r",
+                   env={**env, "GOVERNOR_NOW": "2026-11-21T14:00:00+00:00"}).code == 0
+    summary, _, _ = night(cfg, env, demo_dir / "reports", "2026-11-22T12:00:00+00:00")
+    assert summary["reopened"] == {"expired": [], "revoked": [ORPHAN]}
