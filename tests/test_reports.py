@@ -866,3 +866,33 @@ def test_json_and_html_reports_show_what_a_terminal_or_browser_would_act_on(
     html = paths["html"].read_text(encoding="utf-8")
     assert not any(c in html for c in "\u202e\x9b\x1b\x07")
     assert "evil\\u202egnp.exe\\u009b2J\\u001b]0;t\\u0007" in html
+
+
+def test_harmless_json_shows_a_delete_character_too() -> None:
+    from governor.reports import harmless_json
+    # json escapes every ASCII control but DEL: the ASCII shortcut must not skip it
+    assert harmless_json(json.dumps("a\x7fb", ensure_ascii=False)) == '"a\\u007fb"'
+    assert json.loads(harmless_json(json.dumps("a\x7fb", ensure_ascii=False))) == "a\x7fb"
+
+
+def test_a_progress_bar_draws_past_the_stream_that_shows_controls(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Okta read's progress bar is governor's own drawing (carriage returns, cursor
+    codes): on a terminal it must redraw in place, not print them as \\uXXXX."""
+    import sys
+
+    from governor.cli import _Harmless
+    from governor.sources.okta_directory import _progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", _Harmless(screen))
+    update = _progress(100, "okta users")
+    update(100, done=True)
+    drawn = screen.getvalue()
+    assert "\r" in drawn and "\\u000d" not in drawn and "okta users" in drawn
+    print("\x1b[2J", file=sys.stderr)  # data written to it is still shown harmless
+    assert screen.getvalue().endswith("\\u001b[2J\n")

@@ -118,6 +118,12 @@ class _Harmless(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
+    @property
+    def unfiltered(self) -> TextIO:
+        """The stream itself, for governor's own drawing that is no data (a progress
+        bar's carriage returns and cursor codes)."""
+        return self._stream
+
 
 def main() -> None:
     out, err = sys.stdout, sys.stderr

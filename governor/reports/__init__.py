@@ -156,8 +156,8 @@ def harmless_json(text: str) -> str:
     editor would act on (C1 controls, bidi overrides; C0 ones json escapes itself) as
     JSON escapes: the same data read back, nothing run by `cat report.json`. An ASCII
     text (most of them, told at once) has none."""
-    if text.isascii() or not _UNSEEN.search(text):
-        return text
+    if (text.isascii() and "\x7f" not in text) or not _UNSEEN.search(text):
+        return text  # (json escapes every other ASCII control; DEL it leaves)
     return _UNSEEN.sub(_shown, text)
 
 

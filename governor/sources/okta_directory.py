@@ -1146,7 +1146,10 @@ def _progress(total: int, label: str) -> Callable[..., None]:
         return lambda n, done=False: None
     import click
 
-    bar = click.progressbar(length=total, label=label, file=sys.stderr)
+    # governor's own drawing (a carriage return, cursor codes, a fixed label): written
+    # past the stream that shows terminal controls from data as \uXXXX (cli._Harmless)
+    stream = getattr(sys.stderr, "unfiltered", sys.stderr)
+    bar = click.progressbar(length=total, label=label, file=stream)
     bar.__enter__()
 
     def update(n: int, done: bool = False) -> None:
