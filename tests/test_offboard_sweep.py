@@ -216,3 +216,27 @@ def test_an_owner_written_in_another_case_still_counts(demo_dir: Path) -> None:
     inventory.write_text(body.replace(marker, marker + '\nowner = "E1001"', 1))
     night = _night(cfg, env, "2026-11-23T12:00:00+00:00")
     assert night["offboarding"]["steps_observed_gone"] == [key]
+
+
+def test_no_step_is_added_for_someone_who_has_not_left(demo_dir: Path) -> None:
+    """A case opened by hand (--force) for someone still at work is never withdrawn; the
+    sweep had added a step for every new grant of theirs each night, and auto_execute
+    would have removed an active employee's fresh access."""
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    opened = run_cli("-c", cfg, "offboard", "E1007", "--execute", "--force", "--reason",
+                     "leaving early, HR not updated yet", env=env)
+    assert opened.code == 0, opened.err
+    steps = sql_rows(f"sqlite:///{demo_dir}/governor-demo.db",
+                     "SELECT count(*) FROM offboard_step")
+    with (demo_dir / "x_team.csv").open("a") as fh:
+        fh.write("@northwind,fiona.walsh@northwind.example,Analyst,2026-11-20T13:00:00Z,\n")
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"})
+    assert out.code == 0, out.err
+    url = f"sqlite:///{demo_dir}/governor-demo.db"
+    assert sql_rows(url, "SELECT count(*) FROM offboard_step") == steps
+    assert sql_rows(url, "SELECT count(*) FROM audit_log WHERE action = "
+                         "'offboard.step.added'") == [(0,)]

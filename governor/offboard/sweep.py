@@ -145,8 +145,12 @@ def _add_new_access(session: Session, config: Config, snap: Snapshot, now: datet
         if case.status not in ("open", "complete"):
             continue
         person = snap.persons.get(eid)
+        if person is not None and not snap.has_left(person):
+            # back at work (rehired, back from leave; a case opened by hand is not
+            # withdrawn): access they hold now is theirs, never a step to remove it
+            continue
         if case.status == "complete" and (
-                person is None or not snap.has_left(person)
+                person is None
                 # an earlier departure: a rehire who left again gets a case of their own
                 or (case.hr_end_date is not None and person.end_date is not None
                     and case.hr_end_date != person.end_date)
