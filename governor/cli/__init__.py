@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import sys
 from typing import Any, TextIO
 
@@ -15,6 +14,7 @@ from governor.audit import default_actor
 from governor.cli import admin, doctor, offboard, query, runs
 from governor.cli.common import EXIT_ERROR, Ctx, emit_json, error_json, exit_code_of, not_blank
 from governor.errors import GovernorError, StoreError
+from governor.unseen import TERMINAL, visible
 
 
 class _Governor(click.Group):
@@ -80,17 +80,6 @@ for module in (runs, query, admin, doctor, offboard):
         cli.add_command(command)
 
 
-# What a terminal acts on rather than shows: C0 controls but tab and line feed (a
-# carriage return too: it lets a name overwrite the line it is on), C1 controls, and the
-# bidirectional overrides (reports.UNSEEN, the set the CSV reports show).
-_TERMINAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e"
-                       "\u2066-\u2069]")
-
-
-def _visible(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
-
-
 class _Harmless(io.TextIOBase):
     """stdout or stderr, with what a terminal would act on written as visible \\uXXXX
     text: names, handles, reasons and errors come from sources and people, and `governor
@@ -102,7 +91,7 @@ class _Harmless(io.TextIOBase):
         self._stream = stream
 
     def write(self, text: str) -> int:
-        self._stream.write(_TERMINAL.sub(_visible, text))
+        self._stream.write(TERMINAL.sub(visible, text))
         return len(text)
 
     def flush(self) -> None:

@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import secrets
 import shutil
 import stat
@@ -36,6 +35,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from governor.errors import OutputError
+from governor.unseen import UNSEEN, visible
 
 __all__ = [
     "REPORT_MODE",
@@ -139,34 +139,22 @@ def safe_cell(value: Any) -> str:
     return text
 
 
-# Characters a terminal or an editor acts on rather than shows: C0 and C1 controls
-# (ESC starts the escape sequences `cat report.csv` would run; CR and LF are quoted
-# line breaks, kept) and the bidirectional overrides that make text read in another
-# order than it is stored (a "Trojan Source" principal).
-_UNSEEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e"
-                     "\u2066-\u2069]")
-
-
-def _shown(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"  # as JSON would write it: visible, not acted on
-
-
 def harmless_json(text: str) -> str:
     """JSON text as json.dumps(ensure_ascii=False) wrote it, with what a terminal or an
     editor would act on (C1 controls, bidi overrides; C0 ones json escapes itself) as
     JSON escapes: the same data read back, nothing run by `cat report.json`. An ASCII
     text (most of them, told at once) has none."""
-    if (text.isascii() and "\x7f" not in text) or not _UNSEEN.search(text):
+    if (text.isascii() and "\x7f" not in text) or not UNSEEN.search(text):
         return text  # (json escapes every other ASCII control; DEL it leaves)
-    return _UNSEEN.sub(_shown, text)
+    return UNSEEN.sub(visible, text)
 
 
 def _harmless(value: Any) -> Any:
     """The Jinja environment's finalize: text from the data shows what a browser or a
     terminal would act on (an escape sequence, a bidi override that reverses a principal
     on screen) as visible \\uXXXX, before autoescaping."""
-    if isinstance(value, str) and not value.isprintable() and _UNSEEN.search(value):
-        shown = _UNSEEN.sub(_shown, value)
+    if isinstance(value, str) and not value.isprintable() and UNSEEN.search(value):
+        shown = UNSEEN.sub(visible, value)
         # the value was Markup already (escaped or ours); only ASCII text was added
         return Markup(shown) if isinstance(value, Markup) else shown  # noqa: S704
     return value
@@ -182,9 +170,9 @@ def csv_line(cells: Iterable[str]) -> str:
     line = ",".join(['"' + v.replace('"', '""') + '"'
                      if '"' in v or "," in v or "\n" in v or "\r" in v else v
                      for v in cells])
-    if line.isprintable() or not _UNSEEN.search(line):
+    if line.isprintable() or not UNSEEN.search(line):
         return line
-    return _UNSEEN.sub(_shown, line)
+    return UNSEEN.sub(visible, line)
 
 
 def anchor(key: str, prefix: str = "f") -> str:

@@ -47,8 +47,6 @@ from governor.clock import as_utc
 from governor.findings import SEVERITY_CONFIG, severity_key
 from governor.reports import (
     _FORMULA_START,
-    _UNSEEN,
-    _shown,
     atomic_outputs,
     csv_line,
     environment,
@@ -58,6 +56,7 @@ from governor.reports import (
     safe_cell,
 )
 from governor.reports.data import FindingLine, FindingRow, MatrixRow, NightlyReport, SourceLine
+from governor.unseen import UNSEEN, visible
 
 SCHEMA = "governor.nightly/1"
 
@@ -192,9 +191,9 @@ def matrix_line(row: MatrixRow) -> str:
             f"{person if _plain(person) else _cell(person)},"
             f"{name if _plain(name) else _cell(name)},{tail}")
     if (principal.isprintable() and (person is None or person.isprintable())
-            and (name is None or name.isprintable())) or not _UNSEEN.search(line):
+            and (name is None or name.isprintable())) or not UNSEEN.search(line):
         return line
-    return _UNSEEN.sub(_shown, line)
+    return UNSEEN.sub(visible, line)
 
 
 # optional columns: an empty cell was None (a match always has a text of its own)
@@ -299,7 +298,7 @@ def _const(v: Any) -> str:
         if len(_CELLS) > 65536:  # bounded: a report's instants can be many
             _CELLS.clear()
         # shown harmless here, once: a line is then checked only in its other cells
-        text = _CELLS[v] = _UNSEEN.sub(_shown, _cell(v))
+        text = _CELLS[v] = UNSEEN.sub(visible, _cell(v))
         return text
 
 
@@ -356,9 +355,9 @@ def csv_finding_line(name: str, f: FindingRow) -> str:
     if (exc is None and f[19] is None and f[20] is None and key.isprintable()
             and message.isprintable() and f[7].isprintable()
             and (person is None or person.isprintable())
-            and (account is None or account.isprintable())) or not _UNSEEN.search(line):
+            and (account is None or account.isprintable())) or not UNSEEN.search(line):
         return line
-    return _UNSEEN.sub(_shown, line)
+    return UNSEEN.sub(visible, line)
 
 
 def _recurrence_cells(r: dict[str, Any]) -> str:
