@@ -167,6 +167,16 @@ class Config:
     def rule(self, rule_id: str) -> RuleConfig | None:
         return self.rules.get(rule_id)
 
+    def id_sources(self) -> frozenset[str]:
+        """The sources whose bare principals may be employee ids (governor.correlate):
+        directories (a login is often the employee number) and exports that say so."""
+        from governor.records import SourceKind
+        from governor.sources import CONNECTORS
+
+        return frozenset(name for name, sc in self.sources.items()
+                         if CONNECTORS[sc.type].kind is SourceKind.DIRECTORY
+                         or sc.settings.get("match_employee_ids"))
+
     def platforms(self) -> frozenset[str]:
         """Every platform an enabled source declares as its own (a grants export's
         ``platform``): a name the inventory may use though governor does not know it."""

@@ -9,11 +9,17 @@ an explicit link made with `governor link`, which settles a principal the automa
 tiers found no one or several people for, but never overrides a unique automatic
 match. Every match keeps how it was made. Two candidates are
 reported as ambiguous and never guessed.
+
+A principal standing alone (a grant's, a vault reader's) is tried as an employee id only
+where its source says it names people so (``id_sources``: directories, whose logins are
+often employee numbers, and exports with ``match_employee_ids``). A platform's own user
+id is a number too, and "1042" on a Page is not whoever HR numbers 1042: crediting the
+grant to them would hide an orphan. Such a principal stays unmatched, and says why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -54,6 +60,19 @@ class Declared:
     kind: str
 
 
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the config decides about correlation besides links: the declared non-human
+    principals, and the sources whose bare principals may be employee ids (None: every
+    source, for records handed in directly)."""
+
+    declared: tuple[Declared, ...] = ()
+    id_sources: frozenset[str] | None = None
+
+
+EVERY_SOURCE = Policy()  # no declarations; any source's principal may be an employee id
+
+
 def _claim(index: dict[str, str | list[str]], address: str, employee_id: str) -> None:
     found = index.get(address)
     if found is None:
@@ -74,7 +93,11 @@ def strip_plus(email: str) -> str:
 class Correlator:
     def __init__(self, persons: Iterable[Person],
                  links: Mapping[tuple[str, str], str] | None = None,
-                 declared: Iterable[Declared] = ()) -> None:
+                 declared: Iterable[Declared] = (),
+                 id_sources: Collection[str] | None = None) -> None:
+        # sources whose bare principals may be employee ids; None: every source (records
+        # handed in directly, as tests do); "*" (a reference people wrote) always
+        self.id_sources = None if id_sources is None else frozenset(id_sources) | {"*"}
         self.by_id: dict[str, Person] = {}
         # lower-cased id -> the id as HR spells it, for ids that are not lower case
         # already (a lower-case one is its own key in by_id): "e1003" finds E1003
@@ -103,7 +126,7 @@ class Correlator:
         self.links = {(s, fold(p)): eid for (s, p), eid in (links or {}).items()}
         self.declared = {(d.source, fold(d.principal)): d for d in declared}
         self._remembered: dict[tuple[str, str], Match] = {}
-        self._by_principal: dict[str, Match] = {}
+        self._by_principal: dict[tuple[str, bool], Match] = {}
 
     def person(self, ref: str | None) -> Person | None:
         """Resolve a reference written by people (owner, manager): employee id or email."""
@@ -165,10 +188,20 @@ class Correlator:
         if employee_id is None and email is None and not aliases:
             # What HR says about a bare principal is the same in every source; only
             # declarations and links are per source. One person's address appears in
-            # many sources, so this is worked out once per principal.
-            found = self._by_principal.get(principal)
+            # many sources, so this is worked out once per principal (and whether the
+            # source may name people by employee id).
+            as_id = self.id_sources is None or source in self.id_sources
+            found = self._by_principal.get((principal, as_id))
             if found is None:
-                found = self._by_principal[principal] = self._hr(principal, low, None, None, ())
+                found = self._by_principal[(principal, as_id)] = self._hr(
+                    principal, low, None, None, (), as_id)
+                if not as_id and found is UNMATCHED and self.ids_of(principal, low):
+                    found = self._by_principal[(principal, as_id)] = Match(
+                        MatchStatus.UNMATCHED, reason="no person has this address, and "
+                        f"this source's principals are not matched by employee id: {principal} "
+                        "is one in HR, but a platform's own user id can equal one (set "
+                        "match_employee_ids on the source if it names people so, or link "
+                        "the principal)")
         else:
             found = self._hr(principal, low, employee_id, email, aliases)
         if found.matched:
@@ -191,9 +224,10 @@ class Correlator:
                      f"linked to {linked}, who is not in HR")
 
     def _hr(self, principal: str, low: str, employee_id: str | None, email: str | None,
-            aliases: tuple[str, ...]) -> Match:
-        """By employee id, then address; UNMATCHED itself when HR knows neither."""
-        for ref, folded in ((employee_id, None), (principal, low)):
+            aliases: tuple[str, ...], as_id: bool = True) -> Match:
+        """By employee id (the principal's own only when ``as_id``), then address;
+        UNMATCHED itself when HR knows neither."""
+        for ref, folded in ((employee_id, None), (principal if as_id else None, low)):
             if not ref:
                 continue
             ids = self.ids_of(ref, folded)

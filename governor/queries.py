@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from governor import history, platforms
 from governor.clock import as_utc
-from governor.correlate import Correlator, Declared, Match, MatchStatus, strip_plus
+from governor.correlate import EVERY_SOURCE, Correlator, Match, MatchStatus, Policy, strip_plus
 from governor.errors import Ambiguous, NotFound
 from governor.findings import active_exceptions, status_now
 from governor.lookalike import fold
@@ -240,7 +240,7 @@ def _as_left(p: ObsPerson, zone: tzinfo) -> ObsPerson:
 
 
 def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datetime,
-                   declared: Iterable[Declared],
+                   policy: Policy,
                    accounts: dict[tuple[str, str], ObsDirectoryAccount] | None = None
                    ) -> dict[tuple[str, str], Match]:
     """Each principal as a run at ``at`` would have matched it, by (source, lower-cased
@@ -273,7 +273,7 @@ def _correlated_at(session: Session, principals: set[tuple[str, str]], at: datet
         select(ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns),
                ObsPerson.last_seen_at, ObsPerson.ended_at)
         .where(claim, dropped(None, at)).order_by(ObsPerson.id))]
-    corr = Correlator(persons, links, declared)
+    corr = Correlator(persons, links, policy.declared, policy.id_sources)
     out: dict[tuple[str, str], Match] = {}
     for src, principal in principals:
         a = accounts.get((src, fold(principal)))
@@ -387,7 +387,7 @@ def _stored(m: PrincipalMatch) -> Match:
 
 
 def _correlation(session: Session, pairs: set[tuple[str, str]], at: datetime | None,
-                 declared: Iterable[Declared]) -> dict[tuple[str, str], Match]:
+                 policy: Policy) -> dict[tuple[str, str], Match]:
     """Who each (source, principal) is, by (source, lower-cased principal): as the last
     run matched it, or (with ``at``) as a run then would have.
 
@@ -408,7 +408,7 @@ def _correlation(session: Session, pairs: set[tuple[str, str]], at: datetime | N
     redo = {(s, p) for s, p in pairs if (s, fold(p)) not in found
             or changed.touches(s, p, accounts.get((s, fold(p))))}
     if redo:
-        found.update(_correlated_at(session, redo, at, declared, accounts))
+        found.update(_correlated_at(session, redo, at, policy, accounts))
     return found
 
 
@@ -427,7 +427,7 @@ def watched(session: Session, at: datetime | None,
 
 
 def whohas(session: Session, ref: str, at: datetime | None = None,
-           declared: Iterable[Declared] = (), zone: tzinfo = UTC,
+           policy: Policy = EVERY_SOURCE, zone: tzinfo = UTC,
            sources: Iterable[str] | None = None
            ) -> tuple[str, list[Holder], list[FailedRead]]:
     """Who could reach one account (now, or at ``at``), and the sources among those the
@@ -459,7 +459,7 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
                 used.add(c.source)
             raw.extend(group)
     matches = {k: (m.status.value, m.employee_id) for k, m in
-               _correlation(session, {(r[0], r[1]) for r in raw}, at, declared).items()}
+               _correlation(session, {(r[0], r[1]) for r in raw}, at, policy).items()}
     # the person as HR described them then (name, status), not as they are now
     people = _people(session, {eid for _, eid in matches.values() if eid}, at, zone, read)
     holders = []
@@ -546,7 +546,7 @@ def _group_readers(session: Session, c: ObsCredential, named: set[str],
 
 
 def resolve_person(session: Session, who: str, at: datetime | None = None,
-                   declared: Iterable[Declared] = (), zone: tzinfo = UTC,
+                   policy: Policy = EVERY_SOURCE, zone: tzinfo = UTC,
                    sources: Iterable[str] | None = None) -> ObsPerson:
     """A person by employee id (exactly, else ignoring case), work email, a principal
     correlation matched to them (a directory login, a plus-address seen in a grant), an
@@ -557,7 +557,7 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
     # someone no HR export lists any more (by then) is still a leaver to offboard, and
     # an address they share with someone listed is both people's, as in correlation
     found = _resolve(session, who, ref, low, or_(_listed(at, sources), dropped(sources, at)),
-                     at, declared)
+                     at, policy)
     if found is not None:
         listed_now = found.ended_at is None or (at is not None and found.ended_at > at)
         return found if listed_now else _as_left(found, zone)
@@ -567,7 +567,7 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
 
 
 def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement[bool],
-             at: datetime | None, declared: Iterable[Declared]) -> ObsPerson | None:
+             at: datetime | None, policy: Policy) -> ObsPerson | None:
     tiers: tuple[Callable[[], Iterable[ObsPerson]], ...] = (
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id == ref)),
         # "e1010" for E1010: people type ids as they say them. Only when no id is
@@ -582,7 +582,7 @@ def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement
         # logins often look like addresses (gliu@...), so this tier applies to them too
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id.in_(
             select(PrincipalMatch.employee_id).where(PrincipalMatch.principal == low)
-            if at is None else _matched_then(session, low, at, declared)))),
+            if at is None else _matched_then(session, low, at, policy)))),
         lambda: _plus_addressed(session, low, live),
     )
     for tier in tiers:
@@ -602,7 +602,7 @@ def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement
 
 
 def _matched_then(session: Session, low: str, at: datetime,
-                  declared: Iterable[Declared]) -> list[str]:
+                  policy: Policy) -> list[str]:
     """Employee ids the principal ``low`` was matched to at ``at`` in any source, as
     _correlation answers for then, over the sources that named it then as well as now."""
     named = {(m.source, m.principal) for m in session.scalars(
@@ -613,7 +613,7 @@ def _matched_then(session: Session, low: str, at: datetime,
     named.update((s, p) for s, p in session.execute(
         select(ObsDirectoryAccount.source, ObsDirectoryAccount.login).where(
             func.lower(ObsDirectoryAccount.login) == low, _live(ObsDirectoryAccount, at))))
-    return sorted({m.employee_id for m in _correlation(session, named, at, declared).values()
+    return sorted({m.employee_id for m in _correlation(session, named, at, policy).values()
                    if m.employee_id})
 
 
@@ -648,7 +648,7 @@ def escape_like(text: str) -> str:
 
 
 def person_access(session: Session, eid: str, at: datetime | None = None,
-                  declared: Iterable[Declared] = (), zone: tzinfo = UTC,
+                  policy: Policy = EVERY_SOURCE, zone: tzinfo = UTC,
                   sources: Iterable[str] | None = None, *,
                   now: datetime | None = None) -> dict[str, Any]:
     """Everything one person holds now, or (with ``at``) held at that moment of history:
@@ -663,7 +663,7 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
     credentials = [c for c in session.scalars(select(ObsCredential).where(
         _live(ObsCredential, at))) if read is None or c.source in read]
     principals = {k: why for k, why in _principals_of(
-        session, eid, at, declared, credentials).items() if read is None or k[0] in read}
+        session, eid, at, policy, credentials).items() if read is None or k[0] in read}
     directory = _directory_of(session, principals, at)
     grants = _grants_of(session, principals, at)
     held = active_exceptions(session, now) if now is not None else None
@@ -683,7 +683,7 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
 
 
 def _principals_of(session: Session, eid: str, at: datetime | None,
-                   declared: Iterable[Declared],
+                   policy: Policy,
                    credentials: list[ObsCredential]) -> dict[tuple[str, str], str]:
     """(source, lower-cased principal) -> why it is ``eid``, as whohas would say: the last
     run's matches, or with ``at`` whatever _correlation answers for then, over every
@@ -694,7 +694,7 @@ def _principals_of(session: Session, eid: str, at: datetime | None,
     if at is None:
         return {k: m.reason for k, m in now.items()}
     candidates = set(now) | _theirs_then(session, eid, at, credentials)
-    return {k: m.reason for k, m in _correlation(session, candidates, at, declared).items()
+    return {k: m.reason for k, m in _correlation(session, candidates, at, policy).items()
             if m.employee_id == eid}
 
 

@@ -8,7 +8,7 @@ from records in tests: ``Snapshot.build(...)``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
@@ -176,6 +176,7 @@ class Snapshot:
         sources: Iterable[SourceState] | None = None,
         links: Mapping[tuple[str, str], str] | None = None,
         declared: Iterable[Declared] = (),
+        id_sources: Collection[str] | None = None,
         org_domains: Iterable[str] = (),
         former_readers: Mapping[str, Iterable[str | FormerReader]] | None = None,
         zone: tzinfo = UTC,
@@ -187,7 +188,7 @@ class Snapshot:
             if p.employee_id not in people:
                 people[p.employee_id] = p
                 person_source[p.employee_id] = src
-        corr = Correlator(people.values(), links, declared)
+        corr = Correlator(people.values(), links, declared, id_sources)
         snap = cls(
             now=now, org_domains=tuple(d.lower() for d in org_domains), persons=people,
             person_source=person_source, accounts={a.key: a for _, a in accounts},

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, aliased
 import governor
 from governor import db, history
 from governor.config import Config
-from governor.correlate import Declared, Match, MatchStatus
+from governor.correlate import Declared, Match, MatchStatus, Policy
 from governor.lookalike import fold
 from governor.models import (
     ObsCredential,
@@ -79,6 +79,10 @@ def links(session: Session) -> dict[tuple[str, str], str]:
 def declared(config: Config) -> list[Declared]:
     return [Declared(p.source, p.principal, p.owner, p.reason or "", p.kind)
             for p in config.principals]
+
+
+def policy(config: Config) -> Policy:
+    return Policy(tuple(declared(config)), config.id_sources())
 
 
 def former_readers(session: Session, names: list[str], directories: Iterable[str] = ()
@@ -245,7 +249,8 @@ def snapshot(session: Session, config: Config, now: datetime,
         directory=rows(SourceKind.DIRECTORY),
         accounts=rows(SourceKind.INVENTORY), grants=rows(SourceKind.GRANTS),
         credentials=rows(SourceKind.VAULT), sources=states, links=links(session),
-        declared=declared(config), org_domains=config.org_domains,
+        declared=declared(config), id_sources=config.id_sources(),
+        org_domains=config.org_domains,
         former_readers=former_readers(session, names[SourceKind.VAULT],
                                       names[SourceKind.DIRECTORY]),
         zone=config.zone,
@@ -324,7 +329,8 @@ def as_dropped(p: Person, last_seen: Any, ended: Any, zone: tzinfo) -> Person:
 def correlation_key(session: Session, config: Config, digests: dict[str, str | None]
                     ) -> str | None:
     """A digest of everything correlation reads: every enabled source's fingerprint, the
-    live links, the declared principals and governor's version. None when a source
+    live links, the declared principals, the sources that name people by employee id
+    and governor's version. None when a source
     cannot tell whether its data changed (an API, a failed read)."""
     from governor import __version__
 
@@ -337,7 +343,8 @@ def correlation_key(session: Session, config: Config, digests: dict[str, str | N
     text = json.dumps({"version": __version__, "sources": {n: digests[n] for n in names},
                        "links": [list(r) for r in link_rows],
                        "declared": [[d.source, d.principal, d.owner, d.reason, d.kind]
-                                    for d in declared(config)]}, sort_keys=True)
+                                    for d in declared(config)],
+                       "id_sources": sorted(config.id_sources())}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from governor.correlate import Correlator, Declared, MatchStatus
+from governor.correlate import UNMATCHED, Correlator, Declared, MatchStatus
 from governor.records import Person, PersonStatus, WorkerType
 
 
@@ -187,3 +187,18 @@ def test_a_kelvin_sign_for_a_k_is_nobodys_address() -> None:
     folding_to_ascii = {chr(c) for c in range(128, sys.maxunicode + 1)
                         if chr(c).lower().isascii()}
     assert folding_to_ascii == {KELVIN}
+
+
+def test_a_bare_principal_is_an_employee_id_only_where_its_source_names_people_so() -> None:
+    c = Correlator(PEOPLE, id_sources={"okta"})
+    fb = c.match("fb", "E2")
+    assert fb.status is MatchStatus.UNMATCHED and fb.employee_id is None
+    assert "E2 is one in HR" in fb.reason and "match_employee_ids" in fb.reason
+    assert c.match("fb", "e2").status is MatchStatus.UNMATCHED  # nor ignoring case
+    assert c.match("okta", "E2").employee_id == "E2"  # a directory login may be one
+    assert c.lookup("e2").employee_id == "E2"  # and so may what people write
+    assert c.match("fb", "ann@corp.example").employee_id == "E1"  # addresses always
+    # an id nobody has keeps the plain reason
+    assert c.match("fb", "E99").reason == UNMATCHED.reason
+    # the same principal answered per source, not once for all
+    assert c.match("okta", "E2").matched and not c.match("fb", "E2").matched

@@ -130,3 +130,32 @@ def test_a_declared_principal_is_not_linked_where_its_declaration_holds(
     run_cli("-c", cfg, "reconcile", "--no-report", env=env)
     assert sql_rows(url, "SELECT status FROM principal_match WHERE principal = "
                          f"'{bot}' AND source = 'x_team'") == [("nonhuman",)]
+
+
+def test_a_platform_id_equal_to_an_employee_id_is_no_match_unless_the_source_says_so(
+        demo_dir: Path) -> None:
+    """X names people by its own numeric user id; one equal to an HR employee id is not
+    that employee's. Crediting it to them would hide an orphan."""
+    with (demo_dir / "x_team.csv").open("a", encoding="utf-8") as f:
+        f.write("@northwind,E1100,Contributor,2026-11-01T09:00:00Z,2026-11-19T09:00:00Z\n")
+    cfg, env, url = setup(demo_dir)
+    key = "orphan-grant:grant|x:@northwind|x_team|e1100"
+    assert finding(url, key) == "open"
+    (message,) = sql_rows(url, f"SELECT message FROM finding WHERE key = '{key}'")[0]
+    out = run_cli("-c", cfg, "whohas", "x:@northwind", "--json", env=env)
+    (h,) = [h for h in json.loads(out.out)["holders"] if h["principal"] == "E1100"]
+    assert (h["match"], h["employee_id"]) == ("unmatched", None)
+    assert "match_employee_ids" in json.dumps(
+        sql_rows(url, f"SELECT evidence FROM finding WHERE key = '{key}'")), message
+    # a directory login is still tried as an employee id, and `person` still finds E1100
+    assert run_cli("-c", cfg, "person", "E1100", env=env).code == 0
+
+    # an export that does name people by employee number says so, and the grant is theirs
+    edit(demo_dir / "governor.toml", 'path = "x_team.csv"\n',
+         'path = "x_team.csv"\nmatch_employee_ids = true\n')
+    again = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
+    assert again.code == 0, again.err
+    assert finding(url, key) == "resolved"
+    out = run_cli("-c", cfg, "whohas", "x:@northwind", "--json", env=env)
+    (h,) = [h for h in json.loads(out.out)["holders"] if h["principal"] == "E1100"]
+    assert (h["match"], h["employee_id"]) == ("matched", "E1100")

@@ -27,7 +27,7 @@ from governor.findings import (
 from governor.models import Finding, RiskException
 from governor.rules import RULES
 from governor.rules.base import Severity
-from governor.state import declared
+from governor.state import policy
 
 SEVERITIES = [s.value for s in Severity]
 
@@ -136,7 +136,7 @@ def _person_id(ctx: Ctx, session: Session, who: str) -> str:
     email or a lower-cased id matched nothing before, and "0 finding(s)" read as a clean
     bill for someone who holds plenty. Nobody, or more than one person: exit 4."""
     try:
-        return queries.resolve_person(session, who, None, declared(ctx.config),
+        return queries.resolve_person(session, who, None, policy(ctx.config),
                                       ctx.config.zone, _reading(ctx)).employee_id
     except NotFound:
         # an id the store's findings still name, though HR no longer lists anyone by it
@@ -202,7 +202,7 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
     when = _instant(ctx, at)
     with sessions(ctx.engine())() as session:
         _require_history(session, when, f"who could reach {account}")
-        key, holders, failed = queries.whohas(session, account, when, declared(ctx.config),
+        key, holders, failed = queries.whohas(session, account, when, policy(ctx.config),
                                                 ctx.config.zone, _reading(ctx))
     if use_json(ctx, as_json):
         emit_json({"account": key, "at": when, "holders": [h.__dict__ for h in holders],
@@ -246,7 +246,7 @@ def _ends(ctx: Ctx, end: date | None, when: datetime | None) -> str:
 def person(ctx: Ctx, who: str, at: str | None, as_json: bool | None) -> None:
     """Everything one person holds (email, alias, employee id or directory login)."""
     when = _instant(ctx, at)
-    principals = declared(ctx.config)
+    principals = policy(ctx.config)
     with sessions(ctx.engine())() as session:
         _require_history(session, when, f"what {who} could reach")
         p = queries.resolve_person(session, who, when, principals, ctx.config.zone,

@@ -39,6 +39,13 @@ def file_options(fields: tuple[str, ...], what: str,
     return options
 
 
+MATCH_EMPLOYEE_IDS = Option(
+    "bool", False, "Also match a principal that is exactly an HR employee id (the export "
+    "names people by employee number). Off, a platform's own numeric user id is never "
+    "credited to whoever HR gives that number: it stays an orphan, whose finding says so. "
+    "Addresses match either way.")
+
+
 def resolve(base_dir: Path, path: str) -> Path:
     """A path from the config: '~' is the home folder (as in a shell), a relative path is
     the config file's folder's."""

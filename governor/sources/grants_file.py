@@ -26,7 +26,7 @@ from governor import platforms
 from governor.options import Option, OptionError
 from governor.records import AccessPath, Grant, SourceKind
 from governor.roles import PLATFORM_ROLE_MAPS, Role, check_labels, has_preset, normalise
-from governor.sources._common import FileConnector, file_options
+from governor.sources._common import MATCH_EMPLOYEE_IDS, FileConnector, file_options
 from governor.sources._tabular import SENTINEL_YEARS, Row, Table
 from governor.sources.base import register
 
@@ -59,6 +59,7 @@ class GrantsFile(FileConnector):
                        "reads its roles from role_map only, which must name every role the "
                        "export holds (the ladder's names are not guessed).",
                        example="hootsuite"),
+        "match_employee_ids": MATCH_EMPLOYEE_IDS,
     }
 
     @classmethod

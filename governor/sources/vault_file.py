@@ -22,7 +22,7 @@ from governor import platforms
 from governor.errors import DataError
 from governor.options import Option
 from governor.records import Credential, SourceKind
-from governor.sources._common import FileConnector, file_options
+from governor.sources._common import MATCH_EMPLOYEE_IDS, FileConnector, file_options
 from governor.sources._tabular import Table
 from governor.sources.base import register
 
@@ -39,6 +39,7 @@ class VaultFile(FileConnector):
     options = {
         **file_options(FIELDS, "vault export", instants=True),
         "list_separator": Option("str", ";", "Separates accounts and readers in a CSV cell."),
+        "match_employee_ids": MATCH_EMPLOYEE_IDS,
     }
 
 
