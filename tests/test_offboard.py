@@ -391,3 +391,28 @@ def test_no_step_is_recorded_on_a_withdrawn_case_nor_a_rotation_before_its_remov
         done = run_cli("-c", cfg, "offboard", "done", str(marcus), key, "--note", "ok",
                        env={**env, "GOVERNOR_NOW": day3})
         assert done.code == 0, done.err
+
+
+def test_an_owner_written_in_non_ascii_capitals_is_found_for_the_plan(demo_dir: Path) -> None:
+    """SQL's lower() leaves "Á" as it is (SQLite; PostgreSQL under a C locale), so a
+    filter in SQL missed an account owned by "TOMÁS@..." when offboarding Tomás, whose
+    alias is tomás@. Correlation matched the owner; the plan left out the transfer."""
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text(encoding="utf-8").replace(
+        "tomas.herrera@northwind.example,socialteam@northwind.example,",
+        "tomas.herrera@northwind.example,socialteam@northwind.example;tomás@northwind.example,",
+        1), encoding="utf-8")
+    inventory = demo_dir / "accounts.toml"
+    body = inventory.read_text(encoding="utf-8")
+    assert 'owner = "E1002"\nowner_team' in body
+    inventory.write_text(body.replace('owner = "E1002"\nowner_team',
+                                      'owner = "TOMÁS@NORTHWIND.EXAMPLE"\nowner_team', 1),
+                         encoding="utf-8")
+    cfg, env = prepared(demo_dir)
+    nobody = [r for r in json.loads(run_cli("-c", cfg, "findings", "--json", env=env).out)
+              if "matches nobody" in r["message"] and "TOM" in r["message"]]
+    assert nobody == []  # correlation finds Tomás
+    planned = run_cli("-c", cfg, "offboard", "E1004", "--json", env=env)
+    assert planned.code == 0, planned.err
+    kinds = [(s["kind"], s["account"]) for s in json.loads(planned.out)["plan"]["steps"]]
+    assert ("transfer_ownership", "x:@northwind_help") in kinds

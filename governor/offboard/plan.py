@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from governor.config import Config
+from governor.lookalike import fold
 from governor.models import (
     ObsCredential,
     ObsDirectoryAccount,
@@ -83,19 +84,20 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
     p = resolve_person(session, who, zone=config.zone,
                        sources=[n for n, s in config.sources.items() if s.enabled])
     refs = {p.employee_id, *(r for r in [p.email, *json.loads(p.aliases)] if r)}
-    protected = {x.lower() for x in config.offboard["protected"]}
+    protected = {fold(x) for x in config.offboard["protected"]}
     # the inventory names people as people write them ("e1400", "Maya.Okafor@..."), and
     # correlation matches them ignoring case: so does the plan
-    lowered = sorted({r.lower() for r in refs})
-    # only the accounts this person owns or is a recovery contact of (a filtered scan,
-    # not every account: a plan is built in well under 100 ms at 20,000 accounts)
-    accounts = {a.key: a for a in session.scalars(select(ObsSocialAccount).where(
-        ObsSocialAccount.ended_at.is_(None), or_(
-            func.lower(ObsSocialAccount.owner).in_(lowered),
-            func.lower(ObsSocialAccount.recovery_email_owner).in_(lowered),
-            func.lower(ObsSocialAccount.recovery_phone_owner).in_(lowered),
-            func.lower(ObsSocialAccount.recovery_email).in_(lowered))))}
+    lowered = sorted({fold(r) for r in refs})
     mine = set(lowered)
+    # only the accounts this person owns or is a recovery contact of: four short columns
+    # of every account, compared here, since SQL's lower() leaves non-ASCII capitals
+    # ("ZOË@...") as they are in SQLite and under a C locale
+    named = [r[0] for r in session.execute(select(
+        ObsSocialAccount.key, ObsSocialAccount.owner, ObsSocialAccount.recovery_email_owner,
+        ObsSocialAccount.recovery_phone_owner, ObsSocialAccount.recovery_email).where(
+        ObsSocialAccount.ended_at.is_(None))) if any(v and fold(v) in mine for v in r[1:])]
+    accounts = {a.key: a for a in session.scalars(select(ObsSocialAccount).where(
+        ObsSocialAccount.ended_at.is_(None), ObsSocialAccount.key.in_(named)))}
     steps: list[PlannedStep] = []
     skipped: list[str] = []
 
@@ -121,7 +123,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
 
     owner = new_owner or _manager(session, p)
     for key, a in sorted(accounts.items()):
-        if a.owner and a.owner.lower() in mine:
+        if a.owner and fold(a.owner) in mine:
             add(PlannedStep(OWNERSHIP, f"owner:{key}", "transfer_ownership", False,
                             f"Make {owner or 'a new owner (none given: use --new-owner)'} the "
                             f"owner of {key} in the platform's settings and in the inventory, "
@@ -148,7 +150,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
 
     seen_dir: set[tuple[str, str, str]] = set()
     for g in grants:
-        if g.principal.lower() in protected:
+        if fold(g.principal) in protected:
             skipped.append(f"{g.source}/{g.principal}")
             continue
         if g.via == "tool_seat":
@@ -209,7 +211,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
                                    "it disabled or gone closes this step.",
                             source=m.source, target={"user": m.principal}))
 
-    principals = {m.principal for m in matches} | {r.lower() for r in refs}
+    principals = {m.principal for m in matches} | {fold(r) for r in refs}
     # readers and groups are JSON lists: let SQLite pick the few items that mention this
     # person or a group of theirs, instead of building every vault item as an object
     mention = or_(*(ObsCredential.readers.like(f'%"{escape_like(p)}"%', escape="\\")
@@ -221,9 +223,9 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
             ObsCredential.item_id, ObsCredential.title, ObsCredential.accounts,
             ObsCredential.readers, ObsCredential.reader_groups, ObsCredential.source)
             .where(ObsCredential.ended_at.is_(None), mention)):
-        readers = {r.lower() for r in json.loads(c.readers)}
+        readers = {fold(r) for r in json.loads(c.readers)}
         via = json.loads(c.reader_groups)
-        theirs = [g for g in via if g.lower() in groups]
+        theirs = [g for g in via if fold(g) in groups]
         if not readers & principals and not theirs:
             continue
         opens = json.loads(c.accounts)
@@ -249,13 +251,13 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
         for slot, value, owner_ref in (
                 ("email", a.recovery_email, a.recovery_email_owner),
                 ("phone", a.recovery_phone, a.recovery_phone_owner)):
-            if value and ((owner_ref and owner_ref.lower() in mine) or value.lower() in mine):
+            if value and ((owner_ref and fold(owner_ref) in mine) or fold(value) in mine):
                 add(PlannedStep(RECOVERY, f"recovery:{key}:{slot}", "replace_recovery", False,
                                 f"Replace the recovery {slot} of {key} (registered to "
                                 f"{p.name}) with a corporate, shared one.", account=key))
 
     for np in config.principals:
-        if np.owner and np.owner.lower() in mine:
+        if np.owner and fold(np.owner) in mine:
             add(PlannedStep(NONHUMAN, f"nonhuman:{np.source}:{np.principal}",
                             "reassign_nonhuman", False,
                             f"Give the {np.kind} account {np.principal} ({np.reason}) a new "
@@ -323,8 +325,8 @@ def _directory_accounts(session: Session, config: Config, matches: list[Principa
                 ObsDirectoryAccount.login.in_(sorted({p for _, p in pairs})))):
             if source in names:
                 logins[source].add(login)
-            if (source, login.lower()) in pairs:
-                groups.update(g.lower() for g in json.loads(held))
+            if (source, fold(login)) in pairs:
+                groups.update(fold(g) for g in json.loads(held))
     return logins, groups
 
 
@@ -340,5 +342,5 @@ def _manager(session: Session, p: ObsPerson) -> str | None:
         return None
     m = session.scalar(select(ObsPerson).where(
         ObsPerson.ended_at.is_(None),
-        or_(ObsPerson.employee_id == p.manager, ObsPerson.email == p.manager.lower())))
+        or_(ObsPerson.employee_id == p.manager, ObsPerson.email == fold(p.manager))))
     return f"{m.name} ({m.employee_id})" if m else p.manager

@@ -15,6 +15,7 @@ from governor import audit
 from governor.clock import as_utc
 from governor.config import Config
 from governor.errors import NotFound
+from governor.lookalike import fold
 from governor.models import ObsPerson, OffboardCase, OffboardStep
 from governor.offboard import cases
 from governor.offboard.plan import build
@@ -214,18 +215,18 @@ def _refs(snap: Snapshot, employee_id: str | None) -> set[str]:
         return set()
     person = snap.persons.get(employee_id)
     if person is None:
-        return {employee_id.lower()}
-    return {r.lower() for r in (person.employee_id, person.email, *person.aliases) if r}
+        return {fold(employee_id)}
+    return {fold(r) for r in (person.employee_id, person.email, *person.aliases) if r}
 
 
 def _inventory_refs(snap: Snapshot) -> set[str]:
     """Every person ref the inventory names as an owner or a recovery contact."""
     out: set[str] = set()
     for a in snap.accounts.values():
-        out.update(r.lower() for r in (a.owner,) if r)
+        out.update(fold(r) for r in (a.owner,) if r)
         for contact in (a.recovery_email, a.recovery_phone):
             if contact is not None:
-                out.update(r.lower() for r in (contact.owner, contact.value) if r)
+                out.update(fold(r) for r in (contact.owner, contact.value) if r)
     return out
 
 
@@ -236,7 +237,7 @@ def _may_hold(snap: Snapshot, config: Config, person: Person, inventory: set[str
     refs = _refs(snap, eid)
     return bool(snap.access_of(eid) or refs & inventory or any(
         h.account.status in STILL_ACTIVE for h in snap.directory_by_person.get(eid, ()))
-        or any(np.owner and np.owner.lower() in refs for np in config.principals))
+        or any(np.owner and fold(np.owner) in refs for np in config.principals))
 
 
 def _withdraw_returned(session: Session, snap: Snapshot, now: datetime, actor: str,
@@ -339,7 +340,7 @@ class _Reported:
         """``owner``: case id -> the employee id it offboards."""
         owner = owner or {}
         directed = [st for st in steps if st.kind in MEMBERSHIP or st.kind in NOT_YET]
-        users = {(st.source or "", str(json.loads(st.target).get("user", "")).lower())
+        users = {(st.source or "", fold(str(json.loads(st.target).get("user", ""))))
                  for st in directed}
         sources = {source for source, _ in users}
         people = {(st.source or "", owner[st.case_id]) for st in directed
@@ -354,13 +355,13 @@ class _Reported:
                 for eid in {h.account.employee_id, h.match.employee_id}:
                     if eid and (h.source, eid) in people:
                         by_person.setdefault((h.source, eid), []).append(h)
-                        users.add((h.source, h.account.login.lower()))
+                        users.add((h.source, fold(h.account.login)))
             for g in snap.grants:
-                if g.source in sources and (g.source, g.principal.lower()) in users:
-                    memberships.setdefault((g.source, g.principal.lower()), []).append(g)
+                if g.source in sources and (g.source, fold(g.principal)) in users:
+                    memberships.setdefault((g.source, fold(g.principal)), []).append(g)
             for h in snap.directory:
-                if h.source in sources and (h.source, h.account.login.lower()) in users:
-                    accounts.setdefault((h.source, h.account.login.lower()), []).append(h)
+                if h.source in sources and (h.source, fold(h.account.login)) in users:
+                    accounts.setdefault((h.source, fold(h.account.login)), []).append(h)
         return cls(snap, memberships, accounts, by_person)
 
     def _renamed(self, source: str, user: str, employee_id: str | None) -> list[HeldAccount]:
@@ -368,7 +369,7 @@ class _Reported:
         if employee_id is None:
             return []
         return [h for h in self.by_person.get((source, employee_id), ())
-                if h.account.login.lower() != user]
+                if fold(h.account.login) != user]
 
     def access(self, st: OffboardStep, employee_id: str | None) -> tuple[bool | None, str]:
         """Does the snapshot still report the access this step removes (None: nothing
@@ -378,8 +379,8 @@ class _Reported:
         if st.kind in MEMBERSHIP:
             via, what = MEMBERSHIP[st.kind]
             detail = target.get(what) or ""
-            user = target.get("user", "").lower()
-            logins = [user, *(h.account.login.lower()
+            user = fold(target.get("user", ""))
+            logins = [user, *(fold(h.account.login)
                               for h in self._renamed(source, user, employee_id))]
             holding = [login for login in logins if any(
                 g.via.value == via and g.via_detail == detail
@@ -387,14 +388,14 @@ class _Reported:
                 # a group still listed on the account counts too: config may no longer
                 # map it to a grant, and the member still holds it
                 or st.kind == "group_remove" and any(
-                    detail.lower() in {x.lower() for x in h.account.groups}
+                    fold(detail) in {fold(x) for x in h.account.groups}
                     for h in self.accounts.get((source, login), ()))]
             if holding and holding[0] != user:
                 return True, (f"{source} reports {holding[0]} (the same employee id as "
                               f"{user}) in {what} {detail}")
             return (bool(holding), f"{source} no longer reports {user} in {what} {detail}")
         if st.kind in NOT_YET:
-            user = target.get("user", "").lower()
+            user = fold(target.get("user", ""))
             found = self.accounts.get((source, user), [])
             live = [h for h in self._renamed(source, user, employee_id)
                     if h.account.status in NOT_YET[st.kind]]
@@ -411,10 +412,10 @@ class _Reported:
         if st.kind in ("transfer_ownership", "replace_recovery"):
             return self._inventory(st, _refs(self.snap, employee_id))
         if st.kind == "remove_platform_role":
-            principal = target.get("principal", "").lower()
+            principal = fold(target.get("principal", ""))
             if not st.account:
                 return None, ""  # a seat on a tool no inventory account names
-            return (any(g.source == source and g.principal.lower() == principal
+            return (any(g.source == source and fold(g.principal) == principal
                         for g in self.snap.grants_by_account.get(st.account, ())),
                     f"{source} no longer reports {principal} on {st.account}")
         if st.kind == "remove_vault_reader":
@@ -436,7 +437,7 @@ class _Reported:
             return False, f"the inventory no longer lists {key}"
         if st.kind == "transfer_ownership":
             named = a.owner or "no one"
-            if a.owner and a.owner.lower() in refs:
+            if a.owner and fold(a.owner) in refs:
                 return True, f"the inventory still names {named} as the owner of {key}"
             return False, f"the inventory names {named} as the owner of {key}"
         slot = st.key.rpartition(":")[2]
@@ -444,6 +445,6 @@ class _Reported:
         if contact is None or not contact.value:
             return False, f"the inventory lists no recovery {slot} for {key}"
         whose = contact.owner or "nobody named"
-        if (contact.owner and contact.owner.lower() in refs) or contact.value.lower() in refs:
+        if (contact.owner and fold(contact.owner) in refs) or fold(contact.value) in refs:
             return True, f"the inventory still registers the recovery {slot} of {key} to {whose}"
         return False, f"the inventory registers the recovery {slot} of {key} to {whose}"
