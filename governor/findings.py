@@ -132,8 +132,11 @@ class Merge:
                                 run_id, run_id, 0)
                 continue
             fid, _, outcome, opened, content, _src, before, _person = row
-            if outcome != r.outcome.value and r.outcome.value == "fail":
-                opened = run_id  # unknown -> fail reads as new
+            if outcome != r.outcome.value:
+                # unknown -> fail reads as new; fail -> unknown as newly undecided (a
+                # violation its rule can no longer see must not drop out of "what
+                # changed" unnoticed)
+                opened = run_id
                 self.stats.new += 1
             if content != _content(r.outcome.value, sev, r.message, evidence, deciding) \
                     or opened != row[3]:
@@ -548,8 +551,8 @@ def counts(session: Session, run_id: int, then: ExceptionsThen | None = None
     has hundreds of thousands). With `then`, as the run left them: excepted as the
     exceptions it applied say, not as the findings' status says now."""
     out: dict[str, Counter[str]] = {k: Counter() for k in
-                                    ("new", "open", "resolved", "unknown", "excepted",
-                                     "severity_changed")}
+                                    ("new", "newly_undecided", "open", "resolved",
+                                     "unknown", "excepted", "severity_changed")}
     session.flush()  # the statement below does not autoflush as an ORM query would
     m = db.mark(session.connection())
     status = "status"
@@ -558,10 +561,11 @@ def counts(session: Session, run_id: int, then: ExceptionsThen | None = None
         covered, params = then.sql(m)
         status = (f"CASE WHEN status = 'resolved' THEN 'resolved' WHEN {covered} "
                   f"THEN 'excepted' ELSE 'open' END")
-    # new: opened in this run, a violation or back because its exception ended (the
-    # nested CASE asks the store about exceptions only for the few unknowns opened now)
+    # 1, new: opened in this run, a violation or back because its exception ended (the
+    # nested CASE asks the store about exceptions only for the few unknowns opened now);
+    # 2, newly undecided: opened (or turned from a violation) unknown in this run
     new = (f"CASE WHEN opened_run_id = {m} THEN CASE WHEN outcome = 'fail' THEN 1 "
-           f"WHEN {REOPENED_SQL.format(m=m)} THEN 1 ELSE 0 END ELSE 0 END")
+           f"WHEN {REOPENED_SQL.format(m=m)} THEN 1 ELSE 2 END ELSE 0 END")
     rows = session.connection().exec_driver_sql(
         f"SELECT {status}, outcome, severity, {new}, CASE WHEN resolved_run_id = {m} THEN 1 "
         f"ELSE 0 END, count(*) FROM finding GROUP BY 1, 2, 3, 4, 5",
@@ -575,8 +579,10 @@ def counts(session: Session, run_id: int, then: ExceptionsThen | None = None
             out["excepted"][sev] += n
             continue
         out["unknown" if outcome == "unknown" else "open"][sev] += n
-        if is_new:
+        if is_new == 1:
             out["new"][sev] += n
+        elif is_new == 2:
+            out["newly_undecided"][sev] += n
     # by the severity the run gave them; a run that changes a finding's severity keeps it
     # live, and exceptions added or revoked since change neither
     for sev, n in session.connection().exec_driver_sql(

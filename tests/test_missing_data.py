@@ -59,3 +59,45 @@ def test_the_catalogue_says_what_each_rule_requires() -> None:
     for rule_id, rule in RULES.items():
         assert listed[rule_id]["requires"] == sorted(k.value for k in rule.requires)
         assert set(listed[rule_id]["requires"]) <= set(listed[rule_id]["needs"])
+
+
+def test_a_violation_its_rule_can_no_longer_decide_is_under_what_changed(
+        demo_dir: Path) -> None:
+    """@northwind_uk has no account-level 2FA. When the inventory stops saying either way,
+    the finding turns unknown: it is neither resolved nor new, and was only in the
+    unknown count. It is listed as newly undecided in the run that lost the data, and
+    only in that run."""
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    first = run_cli("-c", cfg, "reconcile", "--json", env=env)
+    assert first.code == 0, first.err
+    (key,) = [f["key"] for f in findings(cfg)
+              if f["rule"] == "account-mfa-missing" and f["account"] == "x:@northwind_uk"]
+    assert [f["outcome"] for f in findings(cfg) if f["key"] == key] == ["fail"]
+
+    inventory = demo_dir / "accounts.toml"
+    body = inventory.read_text(encoding="utf-8")
+    marker = 'access = "shared_login"\naccount_2fa = false\nrecovery_email = "sam.'
+    assert body.count(marker) == 1
+    inventory.write_text(body.replace(marker, 'access = "shared_login"\nrecovery_email = '
+                                      '"sam.'), encoding="utf-8")
+    day2 = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    second = run_cli("-c", cfg, "reconcile", env=day2)
+    assert second.code == 0, second.err
+    assert "newly undecided: 1 finding " in second.out, second.out
+    (f,) = [f for f in findings(cfg) if f["key"] == key]
+    assert (f["status"], f["outcome"]) == ("open", "unknown")
+    report = json.loads((demo_dir / "reports" / "nightly-2.json").read_text(encoding="utf-8"))
+    assert [x["key"] for x in report["newly_undecided"]] == [key]
+    assert key not in {x["key"] for x in report["new"]}
+    assert sum(report["counts"]["newly_undecided"].values()) == 1
+    html = (demo_dir / "reports" / "nightly-2.html").read_text(encoding="utf-8")
+    assert "Newly undecided (1)" in html
+    rows = (demo_dir / "reports" / "nightly-2.csv").read_text(encoding="utf-8").splitlines()
+    assert sum(r.startswith(f"newly_undecided,{key},") for r in rows) == 1
+
+    day3 = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    third = run_cli("-c", cfg, "reconcile", env=day3)
+    assert third.code == 0 and "newly undecided" not in third.out
+    report = json.loads((demo_dir / "reports" / "nightly-3.json").read_text(encoding="utf-8"))
+    assert report["newly_undecided"] == [] and report["unknown"] != []

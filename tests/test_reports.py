@@ -596,7 +596,7 @@ def test_a_streamed_report_shows_the_first_findings_of_each_section_in_html(
                  for i in range(4)],
         "new": [finding(f"critical-{i}", "critical") for i in range(3)],
         "unknown": [finding("unk-1", "medium", outcome="unknown")],
-        "resolved": [], "excepted": [], "severity_changed": [],
+        "resolved": [], "excepted": [], "severity_changed": [], "newly_undecided": [],
     }
     report = hostile_report(stream=lambda name: iter(finding_row(f) for f in sections[name]),
                             findings_html_max=2, new=[], open=[], unknown=[], resolved=[],

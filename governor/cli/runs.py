@@ -33,6 +33,7 @@ from governor.rules.base import Severity
 SEVERITIES = [s.value for s in Severity]
 # The counts' sections in the summary table's columns; severity_changed heads "sev-changed"
 COUNTED = ("new", "open", "resolved", "severity_changed", "unknown", "excepted")
+# under the table, not a column of it: a finding newly undecided is among the unknown
 DEMO_NOW = "2026-11-20T12:00:00+00:00"  # the sample organisation's dates are relative to it
 
 
@@ -86,6 +87,13 @@ def _print(result: RunResult) -> None:
                    f"accepted ({raised} raised, {lowered} lowered)"
                    + ("; the report lists each, before and after, and why"
                       if result.report else ""))
+    undecided = sum(result.counts.get("newly_undecided", {}).values())
+    if undecided:
+        # a violation its rule can no longer see is neither resolved nor new: said
+        # here, or a source gone quiet would hide it in the unknown column
+        click.echo(f"\nnewly undecided: {undecided} finding{'s' if undecided != 1 else ''} "
+                   "the rules could not decide this run, new or a violation before (among "
+                   "the unknown: the data they need is missing)")
     expired, revoked = result.stats.reopened_by_expiry, result.stats.reopened_by_revoke
     if expired or revoked:
         # accepted risks that are risks again: new in the table above, said apart here

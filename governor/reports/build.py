@@ -162,8 +162,12 @@ _BANDS = [*(f"finding.severity = '{s.value}'" for s in _RANKED[:-1]),
           "finding.severity NOT IN (" + ", ".join(f"'{s.value}'" for s in _RANKED[:-1]) + ")"]
 # new: what the run opened, a violation, or any finding an exception's end brought back
 _NEW = f"opened_run_id = {{m}} AND (outcome = 'fail' OR {REOPENED_SQL})"
+# newly undecided: opened unknown in the run, or a violation the run could not decide
+# (findings.FindingSet turns it into one opened then), but not back from an exception
+_UNDECIDED = f"opened_run_id = {{m}} AND outcome = 'unknown' AND NOT {REOPENED_SQL}"
 _RAW_WHERE = {  # which findings make up each section of the report
     "new": f"status = 'open' AND {_NEW}",
+    "newly_undecided": f"status = 'open' AND {_UNDECIDED}",
     "resolved": "status = 'resolved' AND resolved_run_id = {m}",
     "severity_changed": "1 = 1",  # the join picks those the run gave another severity
     "open": "status = 'open' AND outcome = 'fail'",
@@ -176,6 +180,7 @@ _RAW_WHERE = {  # which findings make up each section of the report
 # which the run opened, only runs change.
 _THEN_WHERE = {
     "new": f"status != 'resolved' AND {_NEW} AND NOT {{covered}}",
+    "newly_undecided": f"status != 'resolved' AND {_UNDECIDED} AND NOT {{covered}}",
     "resolved": "status = 'resolved' AND resolved_run_id = {m}",
     "severity_changed": "1 = 1",  # each as the run left it: see _Sections.stream
     "open": "status != 'resolved' AND outcome = 'fail' AND NOT {covered}",
@@ -183,8 +188,9 @@ _THEN_WHERE = {
     "excepted": "status != 'resolved' AND {covered}",
 }
 # None: a section of findings open, excepted and unknown alike (_Sections.stream)
-_THEN_STATUS = {"new": "open", "resolved": "resolved", "open": "open", "unknown": "open",
-                "excepted": "excepted", "severity_changed": None}
+_THEN_STATUS = {"new": "open", "newly_undecided": "open", "resolved": "resolved",
+                "open": "open", "unknown": "open", "excepted": "excepted",
+                "severity_changed": None}
 
 
 def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | None,
@@ -215,8 +221,8 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
     # counts' sections are these sections: one pass over the findings serves both
     by_section = counted if counted is not None else counts(session, run.id, exceptions_then)
     totals = {name: sum(by_section.get(name, {}).values())
-              for name in ("new", "resolved", "severity_changed", "open", "unknown",
-                           "excepted")}
+              for name in ("new", "newly_undecided", "resolved", "severity_changed", "open",
+                           "unknown", "excepted")}
     reads = session.scalars(select(SourceRead).where(SourceRead.run_id == run.id)
                             .order_by(SourceRead.id))
     return NightlyReport(
@@ -226,7 +232,8 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
         organisation=", ".join(config.org_domains) or "organisation",
         sources=[_source_line(session, s) for s in reads],
         # the findings the HTML shows are taken while the JSON and CSV stream them all
-        new=[], resolved=[], open=[], unknown=[], excepted=[], counts=by_section,
+        new=[], newly_undecided=[], resolved=[], open=[], unknown=[], excepted=[],
+        counts=by_section,
         matrix=matrix, matrix_from=matrix_from, carried_from_run=carried_from_run,
         matrix_html_max_rows=config.report["matrix_html_max_rows"],
         findings_html_max=cap, stream=sections.stream, totals=totals,

@@ -132,6 +132,9 @@ class NightlyReport:
     counts: dict[str, dict[str, int]]  # {"new": {"critical": 1, ...}, "open": ..., ...}
     # still live, with another severity than before the run (by the one it has now)
     severity_changed: list[FindingLine] = field(default_factory=list)
+    # opened unknown in this run, or a violation before that its rule could not decide
+    # now (the data it needs has gone): neither new nor resolved, and no pass
+    newly_undecided: list[FindingLine] = field(default_factory=list)
     # The matrix can be millions of rows: a callable that streams it, called once per
     # output format, ordered by account then principal.
     matrix: Callable[[], Iterator[MatrixRow]] = field(repr=False, default=lambda: iter(()))

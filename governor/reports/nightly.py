@@ -7,12 +7,12 @@
 - nightly-N.json: for scripts (everything but the matrix rows), schema governor.nightly/1;
   each source says what this run read and, in `data_from`, the earlier read whose data
   the run used instead (a failed source's last good read, an unchanged export's read);
-- nightly-N.csv: one row per finding per section (new, resolved, severity_changed, open,
-  unknown, excepted), columns FINDING_COLUMNS. Columns are only ever appended, so a
-  consumer reading by position keeps working: evidence (the finding's evidence as the
-  one-line JSON text the store holds), then resolution (why a resolved finding resolved:
-  fixed, rule disabled, source removed, person left; empty for the others), then
-  severity_before and
+- nightly-N.csv: one row per finding per section (new, newly_undecided, resolved,
+  severity_changed, open, unknown, excepted), columns FINDING_COLUMNS. Columns are only
+  ever appended, so a consumer reading by position keeps working: evidence (the
+  finding's evidence as the one-line JSON text the store holds), then resolution (why a
+  resolved finding resolved: fixed, rule disabled, source removed, person left; empty
+  for the others), then severity_before and
   severity_cause (for a finding whose severity the run changed: what it was, and why:
   "config: rules.<rule>.severity", "rule" or "unknown"; empty for the others), then
   exception_id, exception_created_by, exception_created_at and exception_last_day (for an
@@ -63,8 +63,10 @@ SCHEMA = "governor.nightly/1"
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 # Sections of the findings CSV and of counts, in the order the report shows them: what
 # changed (new, resolved, a severity changed), then what is.
-SECTIONS = ("new", "resolved", "severity_changed", "open", "unknown", "excepted")
-SUMMARY_ROWS = ("new", "open", "resolved", "severity_changed", "unknown", "excepted")
+SECTIONS = ("new", "newly_undecided", "resolved", "severity_changed", "open", "unknown",
+            "excepted")
+SUMMARY_ROWS = ("new", "newly_undecided", "open", "resolved", "severity_changed", "unknown",
+                "excepted")
 
 FINDING_COLUMNS = (
     "section", "key", "rule", "severity", "outcome", "status", "person", "account",
@@ -563,7 +565,8 @@ def _write_json(report: NightlyReport, fh: TextIO,
     json.dumps without indent runs the C encoder; json.dump(indent=...) is pure Python
     and took minutes on a few hundred thousand findings."""
     head = report_json(replace(report, stream=lambda _name: iter(()), new=[], resolved=[],
-                               severity_changed=[], open=[], unknown=[], excepted=[]),
+                               newly_undecided=[], severity_changed=[], open=[], unknown=[],
+                               excepted=[]),
                        matrix_rows=matrix_rows, matrix_csv=matrix_csv)
     first = True
     fh.write("{")
@@ -623,8 +626,8 @@ def html_context(report: NightlyReport, *, shown: list[MatrixRow], matrix_rows: 
                         "total": sum(cells)})
     cap = max(report.findings_html_max, 0)
     shown_findings = {name: getattr(report, name)[:cap]
-                      for name in ("new", "resolved", "severity_changed", "unknown",
-                                   "excepted")}
+                      for name in ("new", "newly_undecided", "resolved", "severity_changed",
+                                   "unknown", "excepted")}
     open_groups = group_by_severity(report.open, cap, report.counts.get("open")
                                     if report.stream is not None else None)
     # only cards that are on the page can be linked to from "what changed"
