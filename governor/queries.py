@@ -436,6 +436,7 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
     spellings = _spellings(session, key)
     read = watched(session, at, sources)
     raw: list[tuple[str, str, str, str, str, str | None, datetime]] = []
+    groups: set[tuple[str, str]] = set()  # (vault source, "group:NAME") nobody expands
     used: set[str] = set()  # sources the answer rests on besides its holders' own
     q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.raw_role, ObsGrant.role,
                ObsGrant.via, ObsGrant.via_detail, ObsGrant.first_seen_at
@@ -453,13 +454,16 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
                 raw.append((c.source, reader, "shared login", "owner", "vault", c.item_id,
                             _held_since(versions, _item_lists(spellings, "readers",
                                                               fold(reader)))))
-            group = _group_readers(session, c, {r.lower() for r in named}, at, read,
-                                   versions, spellings)
+            group, unknown = _group_readers(session, c, {r.lower() for r in named}, at,
+                                            read, versions, spellings)
             if group:
                 used.add(c.source)
             raw.extend(group)
+            groups.update((r[0], r[1]) for r in unknown)
+            raw.extend(unknown)
     matches = {k: (m.status.value, m.employee_id) for k, m in
-               _correlation(session, {(r[0], r[1]) for r in raw}, at, policy).items()}
+               _correlation(session, {(r[0], r[1]) for r in raw} - groups, at, policy).items()}
+    matches.update(((src, fold(group)), (UNEXPANDED, None)) for src, group in groups)
     # the person as HR described them then (name, status), not as they are now
     people = _people(session, {eid for _, eid in matches.values() if eid}, at, zone, read)
     holders = []
@@ -514,25 +518,33 @@ def _item_lists(spellings: set[str], field: str, name: str) -> Callable[[Any], b
 def _group_readers(session: Session, c: ObsCredential, named: set[str],
                    at: datetime | None, read: set[str] | None,
                    versions: list[ObsCredential], spellings: set[str]
-                   ) -> list[tuple[str, str, str, str, str, str | None, datetime]]:
+                   ) -> tuple[list[tuple[str, str, str, str, str, str | None, datetime]],
+                              list[tuple[str, str, str, str, str, str | None, datetime]]]:
     """Members of the directory groups a vault item is shared with, as the run sees
     them: each reads the shared login as their directory account (matched as that
     account is), unless the item also names them directly. Seen since they were in
     the group while the item (``versions``: it and its earlier versions) was shared
-    with it."""
+    with it.
+
+    And, apart, one row for each group no directory source lists and the export did
+    not expand: nobody can say who is in it, and the answer must not read as complete."""
     out: list[tuple[str, str, str, str, str, str | None, datetime]] = []
+    unknown: list[tuple[str, str, str, str, str, str | None, datetime]] = []
     seen: set[tuple[str, str]] = set()
+    own = set(json.loads(c.expanded_groups or "[]"))
     for group in json.loads(c.reader_groups):
         low = group.lower()
         # groups are a JSON list: the group's own JSON text finds the few rows naming it
         needle = escape_like(json.dumps(low)[1:-1])
         shared = _held_since(versions, _item_lists(spellings, "reader_groups", low))
+        listed = False
         for d in session.scalars(select(ObsDirectoryAccount).where(
                 _live(ObsDirectoryAccount, at),
                 func.lower(ObsDirectoryAccount.groups).like(f'%"{needle}"%', escape="\\"))):
             if (read is not None and d.source not in read) or \
                     low not in {g.lower() for g in json.loads(d.groups)}:
                 continue
+            listed = True
             shown = (d.email or d.login).lower()
             if shown in named or (d.source, d.login.lower()) in seen:
                 continue
@@ -542,7 +554,13 @@ def _group_readers(session: Session, c: ObsCredential, named: set[str],
                 _lists("groups", low))
             out.append((d.source, d.login, f"shared login via group {group}", "owner",
                         "vault", c.item_id, max(shared, member)))
-    return out
+        if not listed and group not in own:
+            unknown.append((c.source, f"group:{group}", f"shared login via group {group}",
+                            "owner", "vault", c.item_id, shared))
+    return out, unknown
+
+
+UNEXPANDED = "unexpanded"  # a Holder's match: a vault group whose members nobody lists
 
 
 def resolve_person(session: Session, who: str, at: datetime | None = None,
@@ -679,6 +697,7 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
             "department": p.department, "job_title": p.job_title, "manager": p.manager,
             "directory": directory, "grants": grants,
             "vault": vault, "findings": open_findings,
+            "unexpanded_groups": unexpanded_groups(session, credentials, at, read),
             "failed_sources": [f.as_json() for f in failed_reads(session, used, at)]}
 
 
@@ -791,6 +810,32 @@ def _grants_of(session: Session, principals: dict[tuple[str, str], str],
                         "last_active": g.last_active, "matched_by": reason})
     out.sort(key=lambda g: (g["account"], g["path"]))
     return out
+
+
+def unexpanded_groups(session: Session, credentials: Iterable[ObsCredential],
+                      at: datetime | None, read: set[str] | None) -> list[dict[str, Any]]:
+    """Vault items shared with a group that no directory source lists (as the store had
+    them at ``at``) and their export did not expand: whether anyone reads them through
+    it is not known, so an answer about one person cannot say they do not."""
+    shared: dict[str, list[tuple[ObsCredential, str]]] = {}
+    for c in credentials:
+        own = set(json.loads(c.expanded_groups or "[]"))
+        for group in json.loads(c.reader_groups):
+            if group not in own:
+                shared.setdefault(group.lower(), []).append((c, group))
+    out = []
+    for low, items in sorted(shared.items()):
+        # a few distinct groups: one search each, stopping at the first account listing it
+        needle = escape_like(json.dumps(low)[1:-1])
+        listed = any((read is None or d.source in read)
+                     and low in {g.lower() for g in json.loads(d.groups)}
+                     for d in session.scalars(select(ObsDirectoryAccount).where(
+                         _live(ObsDirectoryAccount, at), func.lower(
+                             ObsDirectoryAccount.groups).like(f'%"{needle}"%', escape="\\"))))
+        if not listed:
+            out += [{"item": c.item_id, "title": c.title, "accounts": json.loads(c.accounts),
+                     "source": c.source, "group": group} for c, group in items]
+    return sorted(out, key=lambda u: (u["item"], u["group"]))
 
 
 def _vault_of(credentials: Iterable[ObsCredential], principals: dict[tuple[str, str], str],

@@ -535,3 +535,52 @@ def test_what_a_terminal_would_act_on_is_printed_visibly(demo_dir: Path) -> None
     assert "\\u001b]0;pwned\\u0007Fair\\u000dweather\\u202e\\u009b" in shown
     data = run_cli("-c", cfg, "person", "E1009", "--json", env=env).out
     assert json.loads(data)["name"] == hostile
+
+
+@pytest.fixture
+def unexpanded_demo(demo_dir: Path, db_url: str) -> tuple[str, dict[str, str]]:
+    """The demo with one vault item shared with three groups: one the export expands
+    (Social Team), one the directory lists (exec-team) and one nobody does."""
+    vault = demo_dir / "vault.json"
+    data = json.loads(vault.read_text(encoding="utf-8"))
+    (item,) = [r for r in data["records"] if r["id"] == "vlt-7f3a01"]
+    item["readers"] += ["group:exec-team", "group:Agency Partners"]
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env(db_url if db_url.startswith("postgresql") else None)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
+    assert out.code == 0, out.err
+    return cfg, env
+
+
+def test_a_vault_group_nobody_expands_is_said_wherever_access_is_listed(
+        unexpanded_demo: tuple[str, dict[str, str]]) -> None:
+    """whohas listed the item's named readers and the directory group's members, and
+    nothing of the group nobody can expand: the answer read as complete. So did person
+    and the offboarding plan, for someone who may be in it."""
+    cfg, env = unexpanded_demo
+    out = run_cli("-c", cfg, "whohas", "tiktok:@northwind", env=env)
+    assert out.code == 0, out.err
+    assert ("warning: vault item vlt-7f3a01 is shared with group:Agency Partners, which no "
+            "directory source lists") in out.out
+    holders = json.loads(run_cli("-c", cfg, "whohas", "tiktok:@northwind", "--json",
+                                 env=env).out)["holders"]
+    groups = [(h["principal"], h["match"]) for h in holders if h["principal"].startswith("group:")]
+    assert groups == [("group:Agency Partners", "unexpanded")]
+    # exec-team's members read it as their directory accounts
+    assert any(h["raw_role"] == "shared login via group exec-team" and h["employee_id"]
+               for h in holders)
+
+    person = json.loads(run_cli("-c", cfg, "person", "E1010", "--json", env=env).out)
+    assert [(u["item"], u["group"]) for u in person["unexpanded_groups"]] == [
+        ("vlt-7f3a01", "Agency Partners")]
+    text = run_cli("-c", cfg, "person", "E1010", env=env).out
+    assert "shared with a group no directory source lists" in text
+
+    plan = run_cli("-c", cfg, "offboard", "E1010", env=env)
+    assert plan.code == 0, plan.err
+    assert "not known: whether Marcus Webb reads these vault items" in plan.out
+    assert "vlt-7f3a01 (tiktok:@northwind) through group Agency Partners" in plan.out
+    planned = json.loads(run_cli("-c", cfg, "offboard", "E1010", "--json", env=env).out)
+    assert [u["group"] for u in planned["unexpanded_groups"]] == ["Agency Partners"]

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from governor import audit
+from governor import audit, queries
 from governor.cli.common import (
     EXIT_PARTIAL,
     Ctx,
@@ -24,7 +25,7 @@ from governor.cli.common import (
 from governor.clock import day_end
 from governor.db import sessions, transaction
 from governor.errors import InputError, NotFound
-from governor.models import OffboardCase
+from governor.models import ObsCredential, OffboardCase
 from governor.offboard import cases, receipt
 from governor.offboard.plan import Plan, build, end_date_text
 from governor.queries import resolve_person
@@ -48,6 +49,23 @@ def offboard() -> None:
     (or the open one resumed) and its automatic steps run in a safe order, each
     journaled before and after, so running the same command again after a crash
     finishes the case without repeating a step."""
+
+
+def _unknown(s: Session) -> list[dict[str, Any]]:
+    """Vault items shared with a group nobody expands: no plan can say whether the person
+    reads them (queries.unexpanded_groups), so the plan says so."""
+    return queries.unexpanded_groups(s, s.scalars(select(ObsCredential).where(
+        ObsCredential.ended_at.is_(None), ObsCredential.reader_groups != "[]")), None, None)
+
+
+def _print_unknown(plan: Plan, unknown: list[dict[str, Any]]) -> None:
+    if unknown:
+        click.echo(f"not known: whether {plan.name} reads these vault items, shared with a "
+                   "group no directory source lists; check the group in the vault, and if "
+                   "they are in it remove them and rotate the password:")
+        for u in unknown:
+            click.echo(f"  {u['item']} ({', '.join(u['accounts'])}) through group "
+                       f"{u['group']}")
 
 
 def _print_plan(plan: Plan) -> None:
@@ -93,12 +111,15 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
     with sessions(engine)() as s:
         plan = build(s, ctx.config, user, new_owner)
         existing = cases.open_case_of(s, plan.employee_id)
+        unknown = _unknown(s)
     as_json = use_json(ctx, as_json)
     if not execute:
         if as_json:
-            emit_json({"plan": plan.as_dict(), "open_case": existing.id if existing else None})
+            emit_json({"plan": plan.as_dict(), "open_case": existing.id if existing else None,
+                       "unexpanded_groups": unknown})
         else:
             _print_plan(plan)
+            _print_unknown(plan, unknown)
             click.echo("\nplan only: nothing was changed (add --execute to act)")
         return
     if existing is None:
@@ -145,7 +166,8 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
     failed = [o for o in outcomes if o.state == "failed"]
     if as_json:
         emit_json({"case": case_id, "outcomes": [o.__dict__ for o in outcomes],
-                   "status": data["status"], "receipt": {k: str(v) for k, v in paths.items()}})
+                   "status": data["status"], "receipt": {k: str(v) for k, v in paths.items()},
+                   "unexpanded_groups": unknown})
     else:
         if outcomes:
             table([(o.key, o.state, o.detail) for o in outcomes], ("step", "state", "detail"))
@@ -155,6 +177,7 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
         click.echo(f"\ncase {case_id}: {data['status']}; {len(manual)} step(s) still to do "
                    f"(see `governor offboard status {plan.employee_id}`)")
         click.echo(f"receipt: {paths['html']}")
+        _print_unknown(plan, unknown)
         for o in failed:
             warn(f"step {o.key} failed: {o.detail}")
     cctx.exit(EXIT_PARTIAL if failed else 0)

@@ -210,6 +210,11 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
         return
     click.echo(f"{key}{' as of ' + when.isoformat() if when else ''}:")
     _failed_lines([f.as_json() for f in failed])
+    for h in holders:
+        if h.match == queries.UNEXPANDED:
+            click.echo(f"warning: vault item {h.via} is shared with {h.principal}, which no "
+                       "directory source lists and the export does not expand: who reads "
+                       "it through that group is not known")
     table([(h.principal, h.employee_id or "", h.name or "",
             (h.person_status or h.match) + _ends(ctx, h.end_date, when),
             h.role, h.raw_role, h.path, h.via or "", h.source, h.since) for h in holders],
@@ -275,6 +280,12 @@ def person(ctx: Ctx, who: str, at: str | None, as_json: bool | None) -> None:
           + [(a, "owner", "shared login", "vault", v["item"], v["source"], v["reader"], "")
              for v in info["vault"] for a in v["accounts"]],
           ("account", "role", "raw role", "path", "via", "source", "as", "matched by"))
+    if info["unexpanded_groups"]:
+        # no answer about one person can rule these out
+        click.echo("\nVault items shared with a group no directory source lists (whether "
+                   "they read them is not known):")
+        table([(a, u["item"], u["group"], u["source"]) for u in info["unexpanded_groups"]
+               for a in u["accounts"]], ("account", "item", "group", "source"))
     if info["findings"]:
         # findings are not versioned: with --at these are still today's
         click.echo("\nOpen findings now:" if when else "\nOpen findings:")
