@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from governor import history, platforms
@@ -96,6 +96,20 @@ def failed_reads(session: Session, sources: Iterable[str], at: datetime | None =
                               good.read_at if good is not None else None,
                               good.freshness if good is not None else None))
     return out
+
+
+def never_read_well(session: Session, sources: set[str] | None,
+                    at: datetime | None = None) -> set[str]:
+    """Those of ``sources`` (None: any) that were tried (by ``at``) and never read well:
+    they have no data in the store at all, so no answer can rest on them by its rows,
+    and every answer about access is missing whatever they hold."""
+    runs = select(Run.id).where(Run.status.in_(("ok", "partial")))
+    if at is not None:
+        runs = runs.where(Run.started_at <= at)
+    q = (select(SourceRead.name).where(SourceRead.run_id.in_(runs))
+         .group_by(SourceRead.name)
+         .having(func.sum(case((SourceRead.status == "ok", 1), else_=0)) == 0))
+    return {n for n in session.scalars(q) if sources is None or n in sources}
 
 
 def history_start(session: Session) -> datetime | None:
@@ -475,6 +489,7 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
                               src, since, p.end_date if p else None))
     holders.sort(key=lambda h: (-Role.parse(h.role).value, h.principal.lower()))
     used.update(h.source for h in holders)
+    used.update(never_read_well(session, read, at))
     used.update(p.source for p in people.values())  # who HR says they are
     return key, holders, failed_reads(session, used, at)
 
@@ -691,7 +706,8 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
         select(Finding).where(Finding.person == eid, Finding.status != "resolved")
         .order_by(Finding.severity, Finding.key))]
     vault = _vault_of(credentials, principals, directory)
-    used = {p.source, *(row["source"] for row in (*directory, *grants, *vault))}
+    used = {p.source, *(row["source"] for row in (*directory, *grants, *vault)),
+            *never_read_well(session, read, at)}
     return {"employee_id": p.employee_id, "name": p.name, "email": p.email,
             "status": p.status, "worker_type": p.worker_type, "end_date": p.end_date,
             "department": p.department, "job_title": p.job_title, "manager": p.manager,

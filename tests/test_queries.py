@@ -493,6 +493,24 @@ def test_answers_resting_on_a_failed_source_say_so_and_how_old_its_data_is(
     assert none["failed_sources"] == []
 
 
+def test_a_source_never_read_well_is_said_in_every_answer(demo_dir: Path) -> None:
+    """A source that has failed every read has no rows: nothing tied an answer to it, so
+    whohas and person said nothing, though whatever it holds is missing from both."""
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text(encoding="utf-8") + '\n[sources.x_extra]\n'
+                      'type = "grants_file"\npath = "x_extra.csv"\nplatform = "x"\n',
+                      encoding="utf-8")
+    cfg, env = str(config), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 5
+    for args in (("whohas", "linkedin:Northwind Traders"), ("person", "E1300")):
+        data = json.loads(run_cli("-c", cfg, *args, "--json", env=env).out)
+        [failed] = data["failed_sources"]
+        assert (failed["source"], failed["data_from"]) == ("x_extra", None), args
+        assert "x_extra's latest read failed" in run_cli("-c", cfg, *args, env=env).out
+        assert "it has never been read well" in run_cli("-c", cfg, *args, env=env).out
+
+
 def test_person_by_an_alias_outside_ascii(demo_dir: Path, db_url: str) -> None:
     """Aliases are stored as a JSON list with non-ASCII escaped ("zo\\u00eb"): looking
     one up by its own spelling found nobody, though correlation matched it."""
