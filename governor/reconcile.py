@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from governor import audit, findings, history, state
@@ -26,6 +26,7 @@ from governor.config import Config
 from governor.db import indexes_deferred, refresh_statistics, sessions, transaction
 from governor.errors import ClockWentBack, FeedGuardTripped, OutputError, SourceError
 from governor.models import (
+    Finding,
     ObsCredential,
     ObsDirectoryAccount,
     ObsGrant,
@@ -41,6 +42,7 @@ from governor.offboard.sweep import reverify as offboard_reverify
 from governor.offboard.sweep import sweep as offboard_sweep
 from governor.offboard.sweep import unverified_since as offboard_unverified
 from governor.platforms import AccountNames
+from governor.queries import escape_like
 from governor.records import SourceKind
 from governor.reports import reverted_on_error
 from governor.reports.build import nightly_report
@@ -299,7 +301,8 @@ def feed_guard(config: Config, outcomes: list[SourceOutcome]) -> list[str]:
 def guard_trips(config: Config, outcomes: list[SourceOutcome]) -> dict[str, str]:
     """Source name -> why the run must stop for it: it returned nothing, far fewer
     records than recently, or far fewer of the same records (a change of identifiers,
-    E1 -> E0001, returns as many records and makes every one of them new)."""
+    E1 -> E0001, returns as many records and makes every one of them new; a cut export
+    topped up with rows under new identifiers hides its loss from the count)."""
     max_drop, floor = config.feed_guard["max_drop"], config.feed_guard["min_baseline"]
     problems = {}
     for o in outcomes:
@@ -316,15 +319,43 @@ def guard_trips(config: Config, outcomes: list[SourceOutcome]) -> dict[str, str]
             problems[o.name] = (f"{o.name}: returned {o.count} records, {drop:.0%} fewer "
                                 f"than the {o.baseline} of its recent good runs (limit "
                                 f"{max_drop:.0%})" + gone)
-        elif o.baseline and o.baseline >= floor and \
-                min(o.vanished, o.fresh) > o.baseline * max_drop:
-            # as many gone as came new: the same people under other identifiers (a
-            # mass removal alone is the count check's; ordinary churn stays under)
+        elif o.baseline and o.baseline >= floor and o.vanished > o.baseline * max_drop:
+            # what vanished counts, not what the net count says: new records in place of
+            # the lost ones are the same people under other identifiers, or other rows
+            # topping up a cut export (ordinary churn stays under the limit)
+            swapped = o.fresh > o.baseline * max_drop
             problems[o.name] = (f"{o.name}: {o.vanished} of the records it returned last "
                                 f"time are gone ({o.vanished / o.baseline:.0%} of "
                                 f"{o.baseline}; limit {max_drop:.0%}) though it returned "
-                                f"{o.count}: did its identifiers change?" + gone)
+                                f"{o.count}"
+                                + (": did its identifiers change?" if swapped else
+                                   f", {o.fresh} of them new") + gone)
     return problems
+
+
+def removed_sources(session: Session, config: Config, prev: Run | None) -> dict[str, str]:
+    """Source name -> why the run must stop for it: the last run read it, and the config
+    no longer has it or switches it off. Its findings would resolve as "source removed"
+    and what it reports stop counting (a switched-off HR source makes its people
+    nobody, their access orphans). On purpose, that is --force --reason, on record; a
+    config cut short or deployed from the wrong branch is a stop, not a quiet night."""
+    if prev is None:
+        return {}
+    out = {}
+    for name in sorted(set(session.scalars(select(SourceRead.name).where(
+            SourceRead.run_id == prev.id)))):
+        sc = config.sources.get(name)
+        if sc is not None and sc.enabled:
+            continue
+        how = "is switched off (enabled = false)" if sc is not None else \
+            "is no longer in the config"
+        n = session.scalar(select(func.count(Finding.id)).where(
+            Finding.status != "resolved",
+            Finding.sources.like(f'%{escape_like(json.dumps(name))}%', escape="\\")))
+        out[name] = (f"{name}: read by run {prev.id}, now {how}: the {n} open findings it "
+                     "decides would resolve as \"source removed\", unchecked, and what it "
+                     "reports would stop counting (renaming it is `governor sources rename`)")
+    return out
 
 
 def leaver_surge(config: Config, snap: Snapshot, new: list[str],
@@ -577,7 +608,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
                                                  "pulled_back": pull_back(session, now)})
     outcomes = read_sources(session, config, r.id, now, prefetched)
     phases.done("read_sources")
-    trips = guard_trips(config, outcomes)
+    prev, prev_summary = _previous(session, r.id)
+    trips = {**guard_trips(config, outcomes), **removed_sources(session, config, prev)}
     problems = list(trips.values())
     # Unforced, a stop waits for the leaver count below (nothing changes before it): one
     # --force passes every stop, so the message before it names all of them (a shrunken
@@ -592,7 +624,6 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     # principals; when none of them changed since the last run, it is already stored.
     correlation = state.correlation_key(session, config, {o.name: o.digest for o in outcomes})
     evaluation = state.evaluation_key(correlation, config)
-    prev, prev_summary = _previous(session, r.id)
     rules = rule_settings(config)
     audit_rule_changes(session, now, opts.actor, prev, prev_summary.get("rules"), rules)
     before_zone = prev_summary.get("timezone")

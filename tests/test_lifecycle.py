@@ -14,6 +14,8 @@ from conftest import demo_env, run_cli, sql_rows
 from sqlalchemy import create_engine, text
 
 DAY2 = "2026-11-21T12:00:00+00:00"
+# a source renamed or switched off in the config, on purpose: past the feed guard
+FORCED = ("--force", "--reason", "the source was renamed or switched off on purpose")
 
 
 def setup(demo_dir: Path, db_url: str | None = None) -> tuple[str, dict[str, str]]:
@@ -539,8 +541,18 @@ def test_a_disabled_source_does_not_resolve_its_findings_as_fixed(demo_dir: Path
     text_ = config.read_text()
     config.write_text(text_.replace('[sources.facebook_roles]\n',
                                     '[sources.facebook_roles]\nenabled = false\n'))
-    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    # a source the last run read and the config now switches off (or lost) is a stop:
+    # a config cut short must not close findings in a quiet night
+    stopped = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert stopped.code == 3, stopped.err
+    assert ("facebook_roles: read by run 1, now is switched off (enabled = false): the "
+            in stopped.err) and 'would resolve as "source removed"' in stopped.err
+    assert statuses(url)[orphan] == "open"
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
+                  "Page roles now come from the Graph API connector (SEC-88)",
+                  env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 0, out.err
+    assert "forced past: facebook_roles: read by run 1" in out.out
     rows = dict(query(url, "SELECT key, resolution FROM finding WHERE status = 'resolved'"))
     assert rows[orphan] == "source removed"
     assert "fixed" not in {rows[k] for k in rows if "facebook_roles" in k}
@@ -667,7 +679,8 @@ def test_a_renamed_source_is_not_reported_twice_by_whohas_or_person(demo_dir: Pa
     config = demo_dir / "governor.toml"
     config.write_text(config.read_text().replace("[sources.x_team]", "[sources.x_members]")
                       .replace('source = "x_team"', 'source = "x_members"'))
-    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    out = run_cli("-c", cfg, "reconcile", "--no-report", *FORCED,
+                  env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 0, out.err
 
     later = {**env, "GOVERNOR_NOW": "2026-11-22T00:00:00+00:00"}
@@ -731,7 +744,7 @@ def test_renaming_the_hr_source_keeps_leavers_who_dropped_out_of_it(demo_dir: Pa
     assert statuses(url)[priya] == "open"
     _rename_hr(demo_dir)  # the same file, another name: she has not come back
     later = {**env, "GOVERNOR_NOW": "2026-11-22T06:00:00+00:00"}
-    out = run_cli("-c", cfg, "reconcile", "--no-report", env=later)
+    out = run_cli("-c", cfg, "reconcile", "--no-report", *FORCED, env=later)
     assert out.code == 0, out.err
     assert statuses(url)[priya] == "open"
     plan = json.loads(run_cli("-c", cfg, "offboard", "E1003", "--json", env=later).out)["plan"]
@@ -742,7 +755,7 @@ def test_queries_do_not_read_people_from_an_hr_source_no_longer_read(demo_dir: P
     # renamed first, then she drops out: the old name's row still says "active"
     cfg, env = setup(demo_dir)
     _rename_hr(demo_dir)
-    assert run_cli("-c", cfg, "reconcile", "--no-report",
+    assert run_cli("-c", cfg, "reconcile", "--no-report", *FORCED,
                    env={**env, "GOVERNOR_NOW": DAY2}).code == 0
     at = _priya_gone(demo_dir, cfg, env, "2026-11-23T01:00:00+00:00")
     held = json.loads(run_cli("-c", cfg, "whohas", "x:@northwind", "--json", env=at).out)
@@ -879,7 +892,7 @@ def test_a_leaver_also_listed_by_an_hr_source_since_switched_off_is_a_leaver(
     cfg, env = setup(demo_dir)
     config.write_text(config.read_text().replace("[sources.hr2]\n",
                                                  "[sources.hr2]\nenabled = false\n"))
-    assert run_cli("-c", cfg, "reconcile", "--no-report",
+    assert run_cli("-c", cfg, "reconcile", "--no-report", *FORCED,
                    env={**env, "GOVERNOR_NOW": DAY2}).code == 0
     _priya_gone(demo_dir, cfg, env, "2026-11-23T12:00:00+00:00")
 
@@ -940,6 +953,27 @@ def test_a_change_of_identifiers_that_keeps_the_count_is_stopped(demo_dir: Path)
     assert out.code == 3, out.err
     assert "hr: 41 of the records it returned last time are gone (100% of 41; limit 30%) " \
            "though it returned 41: did its identifiers change?" in out.err
+
+
+def test_a_cut_export_topped_up_with_other_rows_is_stopped(demo_dir: Path) -> None:
+    """Hootsuite's export cut to 8 of its 18 seats, and 5 seats under another domain
+    added: the count drops 28% (under the limit) and fewer came new than went, so
+    neither check tripped, and a critical leaver's seat resolved as fixed."""
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    seat = "leaver-holds-access:E1010|facebook:Northwind Traders|tool_seat|hootsuite"
+    assert statuses(url)[seat] == "open"
+    tool = demo_dir / "hootsuite.csv"
+    lines = tool.read_text().splitlines(keepends=True)
+    assert len(lines) == 19
+    kept = lines[1:9]
+    tool.write_text(lines[0] + "".join(kept) + "".join(
+        line.replace("@northwind.example", "@nw-new.example") for line in kept[:5]))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert "hootsuite: 10 of the records it returned last time are gone (56% of 18; limit " \
+           "30%) though it returned 13, 5 of them new" in out.err, out.err
+    assert statuses(url)[seat] == "open"
 
 
 def test_forcing_one_sources_level_accepts_nothing_of_another(demo_dir: Path) -> None:
@@ -1208,8 +1242,9 @@ def test_a_step_whose_access_goes_without_governor_is_closed_as_observed_gone(
     config = demo_dir / "governor.toml"
     watched = config.read_text()
 
-    def night(now: str) -> int:
-        out = run_cli("-c", cfg, "reconcile", "--json", env={**env, "GOVERNOR_NOW": now})
+    def night(now: str, *forced: str) -> int:
+        out = run_cli("-c", cfg, "reconcile", "--json", *forced,
+                      env={**env, "GOVERNOR_NOW": now})
         assert out.code == 0, out.err
         return int(json.loads(out.out)["run"])
 
@@ -1219,7 +1254,7 @@ def test_a_step_whose_access_goes_without_governor_is_closed_as_observed_gone(
 
     # a source switched off reports nothing: its silence is no evidence
     config.write_text(watched.replace("[sources.x_team]\n", "[sources.x_team]\nenabled = false\n"))
-    night("2026-11-23T06:00:00+00:00")
+    night("2026-11-23T06:00:00+00:00", *FORCED)
     assert step()[0] == "pending"
     config.write_text(watched)
     run = night("2026-11-23T12:00:00+00:00")

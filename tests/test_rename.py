@@ -170,11 +170,15 @@ def test_a_rename_that_cannot_be_right_is_refused_and_writes_nothing(
 def test_a_rename_after_the_new_name_was_read_is_refused(demo_dir: Path) -> None:
     cfg, env = setup(demo_dir)
     _rename_in_config(demo_dir)
-    assert run_cli("-c", cfg, "reconcile", "--no-report",
+    # the reconcile stops first, pointing at the command that relabels the history
+    stopped = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert stopped.code == 3 and "x_team: read by run 1, now is no longer in the config" \
+        in stopped.err and "`governor sources rename`" in stopped.err, stopped.err
+    assert run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason", "r",
                    env={**env, "GOVERNOR_NOW": DAY2}).code == 0
     out = run_cli("-c", cfg, "sources", "rename", "x_team", "x_platform", "--reason", "r",
                   env={**env, "GOVERNOR_NOW": DAY2})
-    assert out.code == 2 and "'x_platform' already has history (first read in run 2)" \
+    assert out.code == 2 and "'x_platform' already has history (first read in run 3)" \
         in out.err, out.err
 
 
