@@ -7,6 +7,7 @@ mistyped key is caught with its key path, and the starter config documents every
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,12 +41,17 @@ class Option:
             if not isinstance(value, str):
                 raise OptionError(key, f"expected a string, got {_kind(value)}")
             if self.choices and value not in self.choices:
-                raise OptionError(key, f"{value!r} is not one of {', '.join(self.choices)}")
+                raise OptionError(key, f"{value!r} is not one of "
+                                       + ", ".join(c or '"" (empty)' for c in self.choices))
         elif t in ("int", "float"):
             ok = isinstance(value, int) or (t == "float" and isinstance(value, float))
             if isinstance(value, bool) or not ok:
                 raise OptionError(key, f"expected a{'n integer' if t == 'int' else ' number'}, "
                                        f"got {_kind(value)}")
+            if isinstance(value, float) and not math.isfinite(value):
+                # TOML has nan and inf; every comparison with nan is false, so a bound
+                # check passes it and a guard using it never trips
+                raise OptionError(key, f"expected a number, got {value}")
             if self.min is not None and value < self.min:
                 raise OptionError(key, f"{value} is below the minimum {self.min:g}")
             if self.max is not None and value > self.max:

@@ -197,3 +197,22 @@ def test_a_tilde_in_a_path_is_the_home_folder(tmp_path: Path,
     from governor.sources import CONNECTORS
     hr = CONNECTORS["hr_file"]("hr", cfg.sources["hr"].settings, cfg.base_dir)
     assert hr.path == home / "exports" / "hr.csv"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("-nan"), float("inf")])
+def test_a_number_that_is_not_one_is_refused(value: float) -> None:
+    """TOML has nan: every comparison with it is false, so it passed the bounds and a
+    feed guard with max_drop = nan never tripped."""
+    raw = {"feed_guard": {"max_drop": value},
+           "sources": {"hr": {"type": "hr_file", "path": "hr.csv"}}}
+    with pytest.raises(ConfigError) as info:
+        config.parse(raw, None)
+    assert str(info.value).startswith("<config>: feed_guard.max_drop: expected a number, got ")
+
+
+def test_an_empty_choice_is_named_as_one() -> None:
+    from governor.options import Option, OptionError
+
+    with pytest.raises(OptionError) as info:
+        Option("str", "", "", choices=("", "critical", "high")).check("rules.x.severity", "HI")
+    assert "'HI' is not one of \"\" (empty), critical, high" in str(info.value)
