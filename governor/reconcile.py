@@ -9,6 +9,7 @@ import functools
 import gc
 import hashlib
 import json
+import os
 import resource
 import time
 from collections.abc import Iterator, Mapping
@@ -751,9 +752,10 @@ def _never_over_evidence(session: Session, out_dir: Path, run_id: int) -> None:
     there = sorted(n for n in file_names(run_id).values() if (out_dir / n).exists())
     if there:
         raise OutputError(f"{out_dir} already holds run {run_id}'s report ({', '.join(there)}),"
-                          " written from another database or before this one was restored: "
-                          "governor does not overwrite evidence. Move those files away, or "
-                          "give this store a report_dir of its own")
+                          " written from another database, before this one was restored, or "
+                          "by a run killed (SIGKILL, a power cut) after placing its report "
+                          "and before its commit: governor does not overwrite evidence. Move "
+                          "those files away, or give this store a report_dir of its own")
     # the latest copies are replaced every night, but only this store's: another's would
     # then name entries this log never had, and `audit verify` there would cry tampering
     latest = out_dir / LATEST["latest_json"]
@@ -765,10 +767,53 @@ def _never_over_evidence(session: Session, out_dir: Path, run_id: int) -> None:
                           "move that folder's files away")
 
 
+# A staged report file or a kept latest copy this old was left by a process that died
+# (SIGKILL, a power cut): writing a report takes seconds, a full-size one minutes.
+LEFT_BEHIND = 3600.0
+
+
+def recover_report_dir(session: Session, out_dir: Path, now: datetime, actor: str) -> None:
+    """Tidy what a run killed mid-write left in ``out_dir`` (under the writers' lock):
+    staged files (``.NAME.*.tmp``) are removed; kept copies of the latest report
+    (``.nightly-latest.*.keep``) go back in place when the latest copy there now is not
+    this store's (the killed run's, never committed) and the kept one is, and are
+    removed otherwise. Audited when anything was done."""
+    if not out_dir.is_dir():
+        return
+    cutoff = time.time() - LEFT_BEHIND  # file times are the file system's, not the clock's
+    stale = [p for p in (*out_dir.glob(".*.tmp"), *out_dir.glob(".nightly-latest.*.keep"))
+             if p.is_file() and p.stat().st_mtime < cutoff]
+    if not stale:
+        return
+    keeps: dict[str, list[Path]] = {}
+    for p in stale:
+        if p.suffix == ".keep":
+            keeps.setdefault(p.name[1:].rsplit(".", 2)[0], []).append(p)
+    latest = out_dir / LATEST["latest_json"]
+    now_there = audit.report_anchor(latest) if latest.is_file() else None
+    ours = [k for k in keeps.get(LATEST["latest_json"], [])
+            if (a := audit.report_anchor(k)) is not None and audit.holds(session, a)]
+    restore = bool(ours) and (now_there is None or not audit.holds(session, now_there))
+    restored = []
+    for name, paths in keeps.items():
+        if restore:
+            newest = max(paths, key=lambda p: p.stat().st_mtime)
+            os.replace(newest, out_dir / name)
+            restored.append(name)
+    removed = [p.name for p in stale if p.exists()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    audit.record(session, now, actor, "report.recovered", subject=str(out_dir),
+                 reason="left by a run that was killed while writing its report",
+                 detail={"removed": sorted(removed), "restored": sorted(restored)})
+
+
 def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunResult:
     """A whole run as one transaction, with the aborted-run record a feed guard leaves."""
     result: RunResult | None = None
     fetched = prefetch(engine, config, clock)  # before the lock: see prefetch
+    with transaction(engine) as session:
+        recover_report_dir(session, config.report_dir, clock(), opts.actor)
     try:
         # a commit that fails after the report is placed puts the last run's latest
         # copies back (the run's own files are removed below)

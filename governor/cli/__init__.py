@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
+import threading
 from typing import Any, TextIO
 
 import click
@@ -114,13 +116,33 @@ class _Harmless(io.TextIOBase):
         return self._stream
 
 
+EXIT_TERMINATED = 128 + signal.SIGTERM  # as a shell reports a process SIGTERM ended
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (what systemd and most schedulers send to stop a job) ends governor as an
+    error does: a run's transaction rolls back and its staged and placed report files
+    are taken back, instead of the process vanishing with them half-written."""
+    raise SystemExit(EXIT_TERMINATED)
+
+
 def main() -> None:
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Harmless(out), _Harmless(err)
+    # only the main thread may set a handler (main() called from elsewhere keeps its own)
+    before = (signal.signal(signal.SIGTERM, _terminated)
+              if threading.current_thread() is threading.main_thread() else None)
     try:
         _main()
+    except SystemExit as exc:
+        if exc.code == EXIT_TERMINATED:
+            print("governor: terminated (SIGTERM); a run not yet committed was rolled back",
+                  file=err)
+        raise
     finally:
         sys.stdout, sys.stderr = out, err
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 def _main() -> None:

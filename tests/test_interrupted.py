@@ -1,0 +1,86 @@
+"""A run stopped from outside: SIGTERM mid-write, and what a killed run left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import demo_env, run_cli, sql_rows
+
+REPO = Path(__file__).resolve().parent.parent
+DAY2 = "2026-11-21T12:00:00+00:00"
+
+
+def test_sigterm_while_the_report_is_written_leaves_nothing_behind(tmp_path: Path) -> None:
+    """systemd stops a job with SIGTERM. The process vanished with its staged report
+    files in report_dir (hundreds of MB each at full size); it now rolls the run back
+    and takes its files back, as any error does, and exits 143."""
+    org = tmp_path / "org"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "generate.py"), "--out",
+                    str(org), "--scale", "0.03", "--quiet"], check=True)
+    manifest = json.loads((org / "manifest.json").read_text())
+    env = {**os.environ, "GOVERNOR_NOW": f"{manifest['params']['as_of']}T12:00:00+00:00"}
+    env.pop("GOVERNOR_DATABASE_URL", None)
+    cfg = str(org / "governor.toml")
+    subprocess.run([sys.executable, "-m", "governor", "-c", cfg, "db", "upgrade"],
+                   env=env, check=True, capture_output=True)
+    reports = org / "reports"
+    proc = subprocess.Popen([sys.executable, "-m", "governor", "-c", cfg, "reconcile"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if reports.is_dir() and any(p.name.endswith(".tmp") for p in reports.iterdir()):
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.002)
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "terminated (SIGTERM)" in err
+    assert sorted(p.name for p in reports.iterdir()) == []
+    url = f"sqlite:///{org}/governor.db"
+    assert sql_rows(url, "SELECT count(*) FROM run WHERE status IN ('ok', 'partial')") == [(0,)]
+
+
+def test_what_a_killed_run_left_in_report_dir_is_tidied_by_the_next(demo_dir: Path) -> None:
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", env=env).code == 0
+    # the second report holds a copy of the log's head (the first run's entries)
+    assert run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    reports = demo_dir / "reports"
+    latest = reports / "nightly-latest.json"
+    good = latest.read_bytes()
+    # a run killed after placing its latest copies and before its commit: the kept
+    # copies are this store's, the latest ones in place name entries it never stored
+    (reports / ".nightly-latest.json.0a1b2c.keep").write_bytes(good)
+    (reports / ".nightly-latest.html.3d4e5f.keep").write_bytes(b"<p>kept</p>")
+    latest.unlink()  # a hard link of nightly-2.json: replaced, as a run replaces it
+    latest.write_text(good.decode().replace('"audit_head": {"entry": ',
+                                            '"audit_head": {"entry": 9'), encoding="utf-8")
+    assert latest.read_bytes() != good
+    staged = [reports / ".nightly-3.csv.x1y2z3.tmp", reports / ".access-matrix-3.csv.q.tmp"]
+    for p in staged:
+        p.write_text("half written")
+    young = reports / ".nightly-latest.html.999999.tmp"  # another writer's, just staged
+    young.write_text("being written")
+    old = time.time() - 2 * 3600
+    for p in [*staged, *reports.glob(".*.keep")]:
+        os.utime(p, (old, old))
+    later = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=later)
+    assert out.code == 0, out.err
+    assert not any(p.exists() for p in staged) and not list(reports.glob(".*.keep"))
+    assert young.exists()
+    assert latest.read_bytes() == good
+    assert (reports / "nightly-latest.html").read_text() == "<p>kept</p>"
+    (detail,) = sql_rows(f"sqlite:///{demo_dir}/governor-demo.db",
+                         "SELECT detail FROM audit_log WHERE action = 'report.recovered'")[0]
+    assert json.loads(str(detail))["restored"] == ["nightly-latest.html",
+                                                    "nightly-latest.json"]
+    assert run_cli("-c", cfg, "audit", "verify", env=later).code == 0
