@@ -227,6 +227,12 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
     order = sorted(sources, key=lambda s: SourceKind.INVENTORY not in state.kinds_of(
         config, s[0]))
     declared = config.platforms()
+    kinds = state.source_kinds(config)
+    # What a connector checks its records against besides its own settings: the config's
+    # platforms and sources (an inventory's grants_source must name one). An export read
+    # unchanged under another config was never checked against it: renaming a source
+    # the inventory still names only failed the night that file next changed.
+    context = json.dumps([sorted(declared), sorted((n, sorted(k)) for n, k in kinds.items())])
     names: AccountNames | None = None
     out: dict[str, tuple[SourceOutcome, SourceRead]] = {}
     for name, sc in order:
@@ -241,6 +247,8 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
         o = SourceOutcome(name, sc.type, connector.kind.value, ok=True,
                           baseline=feed_baseline(session, name))
         digest = connector.fingerprint()
+        if digest is not None:
+            digest = hashlib.blake2b(f"{digest}/{context}".encode(), digest_size=32).hexdigest()
         if digest is not None and naming is not None:
             # an unchanged export is still read again when the inventory's spelling of
             # an account it may name has changed
@@ -255,7 +263,7 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
                 connector.prepare(SourceContext(
                     now=now, last_good_read=prev.read_at if prev else None,
                     prior_directory=functools.partial(state.prior_directory, session, name),
-                    platforms=declared, sources=state.source_kinds(config),
+                    platforms=declared, sources=kinds,
                     prior_accounts=functools.partial(state.prior_account_keys, session,
                                                      name)))
             nested = session.begin_nested()

@@ -194,3 +194,18 @@ def test_a_rename_to_a_source_of_another_type_is_refused(demo_dir: Path) -> None
                   env=env)
     assert out.code == 2 and "'x_team' was read as grants_file and 'x_platform' is a " \
         "vault_file" in out.err, out.err
+
+
+def test_an_inventory_still_naming_the_old_source_is_caught_at_the_next_run(
+        demo_dir: Path) -> None:
+    """The inventory file was skipped as unchanged, so it was never checked against the
+    renamed config: the first later edit of accounts.toml broke some other night."""
+    cfg, env = setup(demo_dir)
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text().replace("[sources.x_team]", "[sources.x_platform]")
+                      .replace('source = "x_team"', 'source = "x_platform"'))
+    assert run_cli("-c", cfg, "sources", "rename", "x_team", "x_platform", "--reason", "r",
+                   env=env).code == 0
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 2, out.err
+    assert "grants_source: 'x_team' is not a source in the config" in out.err, out.err
