@@ -101,3 +101,27 @@ def test_a_violation_its_rule_can_no_longer_decide_is_under_what_changed(
     assert third.code == 0 and "newly undecided" not in third.out
     report = json.loads((demo_dir / "reports" / "nightly-3.json").read_text(encoding="utf-8"))
     assert report["newly_undecided"] == [] and report["unknown"] != []
+
+
+def test_no_grants_nor_vault_makes_the_rules_about_holders_unknown(demo_dir: Path) -> None:
+    """HR, the directory and the inventory, and no export of who holds what: the leaver
+    and orphan rules found nothing, which read as nobody holding anything."""
+    config = demo_dir / "governor.toml"
+    full = config.read_text(encoding="utf-8")
+    config.write_text(full[:full.index("# X team members")], encoding="utf-8")
+    inventory = demo_dir / "accounts.toml"
+    inventory.write_text("\n".join(line for line in inventory.read_text().splitlines()
+                                   if not line.startswith("grants_source")), encoding="utf-8")
+    cfg = str(config)
+    assert run_cli("-c", cfg, "db", "upgrade", env=demo_env()).code == 0
+    assert run_cli("-c", cfg, "reconcile", env=demo_env()).code == 0
+    unknown = {f["rule"] for f in findings(cfg) if f["outcome"] == "unknown"
+               and f["key"].endswith(":no-data|grants+vault")}
+    # the directory is there: those that can judge by it alone are not unknown
+    holders = {r for r, rule in RULES.items() if rule.requires_any == {SourceKind.GRANTS,
+                                                                      SourceKind.VAULT}}
+    assert unknown == holders >= {"leaver-holds-access", "orphan-grant", "unknown-account",
+                                  "excess-privilege", "user-mfa-missing"}
+    message = next(f["message"] for f in findings(cfg)
+                   if f["key"] == "leaver-holds-access:no-data|grants+vault")
+    assert "there is no grants or vault data" in message

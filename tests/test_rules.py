@@ -165,7 +165,8 @@ def no_data(results: list[Result]) -> str:
 @pytest.mark.parametrize("rule_id", sorted(RULES))
 def test_every_rule_says_it_cannot_decide_on_an_empty_snapshot(rule_id: str) -> None:
     # nothing configured, nothing read: never a silent pass
-    kinds = "+".join(sorted(k.value for k in RULES[rule_id].requires))
+    rule = RULES[rule_id]
+    kinds = "+".join(sorted(k.value for k in rule.requires | rule.requires_any))
     assert RULES[rule_id].requires and no_data(run(rule_id, Snapshot.build(NOW))) == \
         f"no-data|{kinds}"
 
@@ -178,6 +179,15 @@ def test_every_rule_names_each_missing_kind_and_is_quiet_with_all(rule_id: str) 
     for kind in rule.requires:  # that kind configured but never read, the rest present
         s = Snapshot.build(NOW, sources=[state(k.value, k, k is not kind) for k in SourceKind])
         assert no_data(run(rule_id, s)) == f"no-data|{kind.value}"
+    if rule.requires_any:  # none of those read: each is named
+        s = Snapshot.build(NOW, sources=[state(k.value, k, k not in rule.requires_any)
+                                         for k in SourceKind])
+        assert no_data(run(rule_id, s)) == "no-data|" + "+".join(
+            sorted(k.value for k in rule.requires_any))
+        for kind in rule.requires_any:  # one of them is enough
+            s = Snapshot.build(NOW, sources=[state(k.value, k, k is kind or k not in
+                                                   rule.requires_any) for k in SourceKind])
+            assert run(rule_id, s) == []
     assert run(rule_id, Snapshot.build(NOW, sources=everything)) == []
 
 

@@ -409,6 +409,7 @@ def rules(ctx: Ctx, as_json: bool | None) -> None:
                     "rationale": r.rationale, "remediation": r.remediation,
                     "controls": list(r.controls), "needs": sorted(k.value for k in r.needs),
                     "requires": sorted(k.value for k in r.requires),
+                    "requires_any": sorted(k.value for k in r.requires_any),
                     "params": {k: o.default for k, o in r.params.items()}}
                    for r in sorted(RULES.values(), key=lambda r: r.id)])
         return

@@ -24,6 +24,8 @@ class AmbiguousPrincipal(Rule):
     needs = frozenset({SourceKind.HR, SourceKind.DIRECTORY, SourceKind.GRANTS,
                        SourceKind.VAULT})
     requires = frozenset({SourceKind.HR})
+    requires_any = frozenset({SourceKind.DIRECTORY, SourceKind.GRANTS,
+                              SourceKind.VAULT})
     source_in_subject = ("grant|{account}|", "directory|")
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:

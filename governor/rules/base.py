@@ -67,6 +67,10 @@ class Rule:
     # of them (no such source configured, or none ever read successfully), the rule says
     # so with one UNKNOWN result instead of silently finding nothing.
     requires: ClassVar[frozenset[SourceKind]] = frozenset()
+    # Kinds of which it needs one at least (of `needs`): who holds access comes from
+    # grants or a vault. With neither, a leaver rule finding nothing is no pass, and says
+    # so as `requires` does.
+    requires_any: ClassVar[frozenset[SourceKind]] = frozenset()
     params: ClassVar[dict[str, Option]] = {}
     # Where a subject names the source a result came from: what comes before the name,
     # in terms of the result's account and person ("grant|{account}|"). A source rename
@@ -78,7 +82,10 @@ class Rule:
 
     def results(self, snap: Snapshot, params: dict[str, Any]) -> Iterable[Result]:
         """What the run records: `evaluate`'s results, or why it could not be run."""
-        missing = sorted(k.value for k in self.requires if not snap.has(k))
+        missing = [k.value for k in self.requires if not snap.has(k)]
+        if self.requires_any and not any(snap.has(k) for k in self.requires_any):
+            missing += [k.value for k in self.requires_any if k.value not in missing]
+        missing.sort()
         if not missing:
             return self.evaluate(snap, params)
         named = " or ".join(_NAMES[m] for m in missing)
@@ -113,7 +120,7 @@ RULES: dict[str, Rule] = {}
 def register(cls: type[Rule]) -> type[Rule]:
     if cls.id in RULES:
         raise RuntimeError(f"rule {cls.id!r} registered twice")
-    if not cls.requires <= cls.needs:
+    if not (cls.requires | cls.requires_any) <= cls.needs:
         raise RuntimeError(f"rule {cls.id!r} requires kinds it does not list in needs")
     RULES[cls.id] = cls()
     return cls

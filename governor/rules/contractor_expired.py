@@ -25,6 +25,8 @@ class ContractorExpired(Rule):
     needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.VAULT,
                        SourceKind.DIRECTORY})
     requires = frozenset({SourceKind.HR})
+    requires_any = frozenset({SourceKind.GRANTS, SourceKind.VAULT,
+                              SourceKind.DIRECTORY})
     skips_leavers = True
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:

@@ -32,6 +32,7 @@ class ExcessPrivilege(Rule):
     needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.INVENTORY,
                        SourceKind.VAULT})
     requires = frozenset({SourceKind.HR})
+    requires_any = frozenset({SourceKind.GRANTS, SourceKind.VAULT})
     source_in_subject = ("{person}|{account}|",)
     params = {
         "max_role": Option("dict[str,str]", dict(MAX_ROLE),

@@ -24,6 +24,7 @@ class LeaverHoldsAccess(Rule):
     controls = ("SOC2 CC6.2", "SOC2 CC6.3", "ISO27001 A.5.18", "ISO27001 A.5.15")
     needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.VAULT})
     requires = frozenset({SourceKind.HR})
+    requires_any = frozenset({SourceKind.GRANTS, SourceKind.VAULT})
     params = {
         "grace_hours": Option("int", 24, "Hours after the end date before access counts as "
                               "held by a leaver.", min=0, max=24 * 30),

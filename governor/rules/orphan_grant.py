@@ -25,6 +25,7 @@ class OrphanGrant(Rule):
     controls = ("SOC2 CC6.1", "SOC2 CC6.2", "ISO27001 A.5.16", "ISO27001 A.5.18")
     needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.VAULT})
     requires = frozenset({SourceKind.HR})
+    requires_any = frozenset({SourceKind.GRANTS, SourceKind.VAULT})
     source_in_subject = ("grant|{account}|",)
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:

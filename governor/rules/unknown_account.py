@@ -24,7 +24,8 @@ class UnknownAccount(Rule):
                    "should not exist, remove the access and close or reclaim the account.")
     controls = ("SOC2 CC6.1", "ISO27001 A.5.15", "ISO27001 A.5.18")
     needs = frozenset({SourceKind.INVENTORY, SourceKind.GRANTS, SourceKind.VAULT})
-    requires = frozenset({SourceKind.INVENTORY, SourceKind.GRANTS})
+    requires = frozenset({SourceKind.INVENTORY})
+    requires_any = frozenset({SourceKind.GRANTS, SourceKind.VAULT})
     source_in_subject = ("",)
 
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:

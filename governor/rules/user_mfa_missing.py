@@ -27,6 +27,7 @@ class UserMfaMissing(Rule):
     needs = frozenset({SourceKind.HR, SourceKind.DIRECTORY, SourceKind.GRANTS,
                        SourceKind.VAULT})
     requires = frozenset({SourceKind.HR})
+    requires_any = frozenset({SourceKind.GRANTS, SourceKind.VAULT})
     skips_leavers = True
     params = {
         "max_age_days": Option("int", 30, "MFA data read longer ago than this many days is too "
