@@ -455,10 +455,12 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
     q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.raw_role, ObsGrant.role,
                ObsGrant.via, ObsGrant.via_detail, ObsGrant.first_seen_at
                ).where(ObsGrant.account.in_(spellings), _live(ObsGrant, at))
+    before = _grants_before(session, spellings, at)
     for src, principal, raw_role, role, via, detail, since in session.execute(q):
         if read is None or src in read:
             raw.append((src, principal, raw_role, _ROLE.get(role, str(role)), via, detail,
-                        since))
+                        _unbroken(before.get((src, fold(principal), via, detail), {}),
+                                  since)))
     for c in session.scalars(select(ObsCredential).where(_live(ObsCredential, at))):
         if (read is None or c.source in read) and not spellings.isdisjoint(
                 json.loads(c.accounts)):
@@ -492,6 +494,34 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
     used.update(never_read_well(session, read, at))
     used.update(p.source for p in people.values())  # who HR says they are
     return key, holders, failed_reads(session, used, at)
+
+
+def _grants_before(session: Session, spellings: set[str], at: datetime | None
+                   ) -> dict[tuple[str, str, str, str | None], dict[datetime, datetime]]:
+    """The ended versions of the grants on an account (by then): per grant (source,
+    principal, path), when each ended -> when it began."""
+    out: dict[tuple[str, str, str, str | None], dict[datetime, datetime]] = {}
+    q = select(ObsGrant.source, ObsGrant.principal_lc, ObsGrant.via, ObsGrant.via_detail,
+               ObsGrant.first_seen_at, ObsGrant.ended_at).where(
+        ObsGrant.account.in_(spellings), ObsGrant.ended_at.is_not(None))
+    if at is not None:
+        q = q.where(ObsGrant.ended_at <= at)
+    for src, low, via, detail, first, ended in session.execute(q):
+        end = as_utc(ended)
+        if end is not None:
+            out.setdefault((src, low, via, detail), {})[end] = first
+    return out
+
+
+def _unbroken(ended: dict[datetime, datetime], since: datetime) -> datetime:
+    """Since when a grant has been held without a break, whatever its role: a role
+    changed starts a new version of it, and "seen since" is about reaching the account.
+    ``ended``: its earlier versions, when each ended -> when it began."""
+    seen: set[datetime] = set()
+    while since not in seen and (earlier := ended.get(as_utc(since) or since)) is not None:
+        seen.add(since)
+        since = earlier
+    return since
 
 
 def _versions(session: Session, model: Any, row: Any, same: ColumnElement[bool]

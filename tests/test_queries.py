@@ -602,3 +602,41 @@ def test_a_vault_group_nobody_expands_is_said_wherever_access_is_listed(
     assert "vlt-7f3a01 (tiktok:@northwind) through group Agency Partners" in plan.out
     planned = json.loads(run_cli("-c", cfg, "offboard", "E1010", "--json", env=env).out)
     assert [u["group"] for u in planned["unexpanded_groups"]] == ["Agency Partners"]
+
+
+def test_whohas_a_grant_is_seen_since_it_was_held_whatever_its_role(
+        demo_dir: Path, db_url: str) -> None:
+    """Maya's X role went from Owner to Admin: a new version of the grant. whohas said
+    she had been seen on @northwind since that night, as if she had just been let in."""
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env(db_url if db_url.startswith("postgresql") else None)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    x_team = demo_dir / "x_team.csv"
+    body = x_team.read_text(encoding="utf-8")
+    old = "@northwind,maya.okafor@northwind.example,Owner,"
+    assert body.count(old) == 1
+    x_team.write_text(body.replace(old, "@northwind,maya.okafor@northwind.example,Admin,"),
+                      encoding="utf-8")
+    day2 = {**env, "GOVERNOR_NOW": DAY2}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=day2).code == 0
+
+    def maya(*at: str) -> tuple[str, str]:
+        out = run_cli("-c", cfg, "whohas", "x:@northwind", *(("--at", *at) if at else ()),
+                      "--json", env=day2)
+        (h,) = [h for h in json.loads(out.out)["holders"] if h["source"] == "x_team"
+                and h["principal"] == "maya.okafor@northwind.example"]
+        return h["raw_role"], h["since"]
+
+    assert maya() == ("Admin", DAY1)
+    assert maya("2026-11-20T18:00:00+00:00") == ("Owner", DAY1)
+    # a break is a break: gone for a night, back the next, seen since it came back
+    x_team.write_text("\n".join(line for line in x_team.read_text().splitlines()
+                                if "maya.okafor" not in line) + "\n", encoding="utf-8")
+    day3 = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=day3).code == 0
+    x_team.write_text(body, encoding="utf-8")
+    day4 = {**env, "GOVERNOR_NOW": "2026-11-23T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=day4).code == 0
+    day2 = day4
+    assert maya() == ("Owner", "2026-11-23T12:00:00+00:00")
