@@ -848,11 +848,22 @@ def _grants_of(session: Session, principals: dict[tuple[str, str], str],
                at: datetime | None) -> list[dict[str, Any]]:
     out = []
     for (source, low), reason in principals.items():
+        # earlier versions (another role): "since" is since it was held without a break
+        q = select(ObsGrant.account, ObsGrant.via, ObsGrant.via_detail, ObsGrant.first_seen_at,
+                   ObsGrant.ended_at).where(ObsGrant.source == source,
+                                            ObsGrant.principal_lc == low,
+                                            ObsGrant.ended_at.is_not(None))
+        before: dict[tuple[str, str, str | None], dict[datetime, datetime]] = {}
+        for account, via, detail, first, ended in session.execute(
+                q if at is None else q.where(ObsGrant.ended_at <= at)):
+            if (end := as_utc(ended)) is not None:
+                before.setdefault((account, via, detail), {})[end] = first
         for g in session.scalars(select(ObsGrant).where(
                 ObsGrant.source == source, ObsGrant.principal_lc == low, _live(ObsGrant, at))):
+            since = _unbroken(before.get((g.account, g.via, g.via_detail), {}), g.first_seen_at)
             out.append({"account": g.account, "role": _ROLE.get(g.role), "raw_role":
                         g.raw_role, "path": g.via, "via": g.via_detail, "source": g.source,
-                        "principal": g.principal, "since": g.first_seen_at,
+                        "principal": g.principal, "since": since,
                         "last_active": g.last_active, "matched_by": reason})
     out.sort(key=lambda g: (g["account"], g["path"]))
     return out
