@@ -14,6 +14,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Index,
+    String,
     Table,
     create_engine,
     event,
@@ -23,7 +24,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from governor.errors import GovernorError, StoreError
 
@@ -343,3 +347,34 @@ _STREAMS = itertools.count(1)
 def mark(conn: Connection) -> str:
     """The driver's parameter mark."""
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+# ---- case in SQL ----------------------------------------------------------------------
+class caseless(FunctionElement[str]):  # noqa: N801 - used as an SQL function
+    """lower() of ASCII letters only, on every engine: what SQLite's lower() does.
+    PostgreSQL's follows the database's collation (a Turkish one lowers "I" to a dotless
+    "ı", others fold "É"), so one store answered "person i2003" or a group's members by
+    engine and locale; there it runs under the "C" collation. Compare it with
+    ascii_lower() of the Python side."""
+
+    type = String()
+    name = "lower"
+    inherit_cache = True
+
+
+@compiles(caseless)
+def _caseless(element: caseless, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(caseless, "postgresql")
+def _caseless_pg(element: caseless, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'lower(({compiler.process(element.clauses, **kw)}) COLLATE "C")'
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """``text`` as caseless() lowers it in SQL: ASCII letters only."""
+    return text.translate(_ASCII_LOWER)

@@ -7,6 +7,7 @@ import difflib
 import functools
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from governor import history, platforms
 from governor.clock import as_utc
 from governor.correlate import EVERY_SOURCE, Correlator, Match, MatchStatus, Policy, strip_plus
+from governor.db import ascii_lower, caseless
 from governor.errors import Ambiguous, NotFound
 from governor.findings import active_exceptions, status_now
 from governor.lookalike import fold
@@ -131,7 +133,8 @@ def resolve_account(session: Session, ref: str) -> str:
     typed, low = (f"{platform.lower()}:{handle}" if sep else ref), ref.lower()
     inventory = ObsSocialAccount
     exact = inventory.key == typed
-    caseless = or_(func.lower(inventory.key) == low, func.lower(inventory.handle) == low)
+    asc = ascii_lower(ref)
+    caseless_key = or_(caseless(inventory.key) == asc, caseless(inventory.handle) == asc)
     current = inventory.ended_at.is_(None)
     granted = functools.cache(lambda: _granted_accounts(session) + _vault_accounts(session))
     # an exact spelling anywhere before any caseless match: an unlisted Page named
@@ -142,8 +145,8 @@ def resolve_account(session: Session, ref: str) -> str:
         lambda: session.scalars(select(ObsGrant.account).where(ObsGrant.account == typed)
                                 .limit(1)),
         lambda: (a for a in _vault_accounts(session) if a == typed),
-        lambda: session.scalars(select(inventory.key).where(caseless, current)),
-        lambda: session.scalars(select(inventory.key).where(caseless)),
+        lambda: session.scalars(select(inventory.key).where(caseless_key, current)),
+        lambda: session.scalars(select(inventory.key).where(caseless_key)),
         lambda: (a for a in granted() if a.lower() == low),
     )
     for tier in tiers:
@@ -165,7 +168,7 @@ def _spellings(session: Session, key: str) -> set[str]:
     if not platforms.caseless(platform, handle):
         return {key}
     return {key, *session.scalars(select(ObsSocialAccount.key).where(
-        func.lower(ObsSocialAccount.key) == platforms.fold(key)))}
+        caseless(ObsSocialAccount.key) == ascii_lower(key)))}
 
 
 def _granted_accounts(session: Session) -> list[str]:
@@ -340,12 +343,12 @@ def _accounts_at(session: Session, principals: set[tuple[str, str]], at: datetim
     login). Only principals of a source that has directory accounts at all are looked
     up: most are a platform's, and logins are compared without case (a scan)."""
     directories = set(session.scalars(select(ObsDirectoryAccount.source).distinct()))
-    logins = sorted({fold(p) for s, p in principals if s in directories})
+    logins = sorted({ascii_lower(p) for s, p in principals if s in directories})
     accounts: dict[tuple[str, str], ObsDirectoryAccount] = {}
     # in slices: a person's question can bring every orphan of the store here
     for i in range(0, len(logins), 500):
         accounts.update(((a.source, fold(a.login)), a) for a in session.scalars(
-            select(ObsDirectoryAccount).where(_live(ObsDirectoryAccount, at), func.lower(
+            select(ObsDirectoryAccount).where(_live(ObsDirectoryAccount, at), caseless(
                 ObsDirectoryAccount.login).in_(logins[i:i + 500]))))
     return accounts
 
@@ -579,13 +582,10 @@ def _group_readers(session: Session, c: ObsCredential, named: set[str],
     own = set(json.loads(c.expanded_groups or "[]"))
     for group in json.loads(c.reader_groups):
         low = group.lower()
-        # groups are a JSON list: the group's own JSON text finds the few rows naming it
-        needle = escape_like(json.dumps(low)[1:-1])
         shared = _held_since(versions, _item_lists(spellings, "reader_groups", low))
         listed = False
         for d in session.scalars(select(ObsDirectoryAccount).where(
-                _live(ObsDirectoryAccount, at),
-                func.lower(ObsDirectoryAccount.groups).like(f'%"{needle}"%', escape="\\"))):
+                _live(ObsDirectoryAccount, at), may_list(ObsDirectoryAccount.groups, group))):
             if (read is not None and d.source not in read) or \
                     low not in {g.lower() for g in json.loads(d.groups)}:
                 continue
@@ -636,7 +636,7 @@ def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement
         # "e1010" for E1010: people type ids as they say them. Only when no id is
         # exactly that; two ids differing in case alone are ambiguous, as in correlation
         lambda: session.scalars(select(ObsPerson).where(
-            live, func.lower(ObsPerson.employee_id) == low)),
+            live, caseless(ObsPerson.employee_id) == ascii_lower(ref))),
         # email and alias are one tier, as in correlation: an address that is one
         # person's email and another's alias is ambiguous, not the email owner's
         lambda: itertools.chain(
@@ -654,7 +654,8 @@ def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement
             # `governor link` settles an ambiguous address for correlation: the same
             # decision settles it here, when the links name one of the candidates
             linked = set(session.scalars(select(PrincipalLink.employee_id).where(
-                func.lower(PrincipalLink.principal) == low, PrincipalLink.ended_at.is_(None))))
+                caseless(PrincipalLink.principal) == ascii_lower(ref),
+                PrincipalLink.ended_at.is_(None))))
             if len(linked & found.keys()) == 1:
                 return found[(linked & found.keys()).pop()]
             raise Ambiguous(f"{who!r} matches more than one person",
@@ -675,7 +676,8 @@ def _matched_then(session: Session, low: str, at: datetime,
             ObsGrant.principal_lc == low, _live(ObsGrant, at))))
     named.update((s, p) for s, p in session.execute(
         select(ObsDirectoryAccount.source, ObsDirectoryAccount.login).where(
-            func.lower(ObsDirectoryAccount.login) == low, _live(ObsDirectoryAccount, at))))
+            caseless(ObsDirectoryAccount.login) == ascii_lower(low),
+            _live(ObsDirectoryAccount, at))))
     return sorted({m.employee_id for m in _correlation(session, named, at, policy).values()
                    if m.employee_id})
 
@@ -704,6 +706,20 @@ def _plus_addressed(session: Session, low: str,
         ObsPerson.aliases.like(f'%"{stored}"%', escape="\\"))))
     return (p for p in rows if any(strip_plus(a) == base for a in
                                    [p.email or "", *json.loads(p.aliases)]))
+
+
+def may_list(column: Any, name: str) -> ColumnElement[bool]:
+    """A narrowing, decided in Python after: the rows whose JSON list ``column`` may hold
+    ``name`` in any case. The list is stored as json.dumps wrote it, non-ASCII escaped
+    ("\\u00c9quipe"), and SQL lowers ASCII letters only (caseless): for a name with other
+    letters, its longest ASCII run is looked for."""
+    low = ascii_lower(name)
+    if low.isascii():
+        return caseless(column).like(f"%{escape_like(json.dumps(low))}%", escape="\\")
+    run = max(re.findall(r"[\x00-\x7f]+", low), key=len, default="")
+    if not run:
+        return true()
+    return caseless(column).like(f"%{escape_like(json.dumps(run)[1:-1])}%", escape="\\")
 
 
 def escape_like(text: str) -> str:
@@ -785,9 +801,9 @@ def _theirs_then(session: Session, eid: str, at: datetime,
 
     out: set[tuple[str, str]] = set()  # directory accounts first
     d = ObsDirectoryAccount
-    login, mail, also = func.lower(d.login), func.lower(d.email), func.lower(d.aliases)
-    near: list[ColumnElement[bool]] = [d.employee_id == eid, login == fold(eid)]
-    for base in sorted(bases):
+    login, mail, also = caseless(d.login), caseless(d.email), caseless(d.aliases)
+    near: list[ColumnElement[bool]] = [d.employee_id == eid, login == ascii_lower(eid)]
+    for base in sorted(ascii_lower(b) for b in bases):
         local, _, domain = (escape_like(part) for part in base.partition("@"))
         near += [login == base, mail == base, login.like(f"{local}+%@{domain}", escape="\\"),
                  mail.like(f"{local}+%@{domain}", escape="\\"),
@@ -836,7 +852,8 @@ def _directory_of(session: Session, principals: dict[tuple[str, str], str],
     for (source, low), reason in principals.items():
         for d in session.scalars(select(ObsDirectoryAccount).where(
                 ObsDirectoryAccount.source == source,
-                func.lower(ObsDirectoryAccount.login) == low, _live(ObsDirectoryAccount, at))):
+                caseless(ObsDirectoryAccount.login) == ascii_lower(low),
+                _live(ObsDirectoryAccount, at))):
             out.append({"source": d.source, "login": d.login, "status": d.status,
                         "mfa": None if d.mfa is None else json.loads(d.mfa),
                         "mfa_read_at": d.mfa_read_at, "groups": json.loads(d.groups),
@@ -883,12 +900,11 @@ def unexpanded_groups(session: Session, credentials: Iterable[ObsCredential],
     out = []
     for low, items in sorted(shared.items()):
         # a few distinct groups: one search each, stopping at the first account listing it
-        needle = escape_like(json.dumps(low)[1:-1])
         listed = any((read is None or d.source in read)
                      and low in {g.lower() for g in json.loads(d.groups)}
                      for d in session.scalars(select(ObsDirectoryAccount).where(
-                         _live(ObsDirectoryAccount, at), func.lower(
-                             ObsDirectoryAccount.groups).like(f'%"{needle}"%', escape="\\"))))
+                         _live(ObsDirectoryAccount, at),
+                         may_list(ObsDirectoryAccount.groups, items[0][1]))))
         if not listed:
             out += [{"item": c.item_id, "title": c.title, "accounts": json.loads(c.accounts),
                      "source": c.source, "group": group} for c, group in items]

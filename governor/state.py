@@ -18,6 +18,7 @@ import governor
 from governor import db, history
 from governor.config import Config
 from governor.correlate import Declared, Match, MatchStatus, Policy
+from governor.db import caseless
 from governor.lookalike import fold
 from governor.models import (
     ObsCredential,
@@ -210,9 +211,10 @@ def _names_any(session: Session, column: Any, groups: Iterable[str]) -> ColumnEl
     quoted = [json.dumps(g) for g in names]
     if len(quoted) > 50 or any("\\" in q for q in quoted):
         return true()
-    # SQLite's LIKE ignores ASCII case already, at a third of the cost of lower()
+    # SQLite's LIKE ignores ASCII case already, at a third of the cost of lower();
+    # PostgreSQL's ILIKE follows the collation (a Turkish one lowers "I" to "ı")
     sqlite = session.get_bind().dialect.name == "sqlite"
-    return or_(*(column.like(f"%{q}%") if sqlite else column.ilike(f"%{q}%")
+    return or_(*(column.like(f"%{q}%") if sqlite else caseless(column).like(f"%{q}%")
                  for q in quoted))
 
 

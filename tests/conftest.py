@@ -35,6 +35,18 @@ def _unavailable(why: str) -> None:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
+    yield from _pg_database("")
+
+
+@pytest.fixture
+def pg_turkish_url() -> Iterator[str]:
+    """A database whose default collation is Turkish (ICU): lower('I') is a dotless 'ı'
+    there, as in any Turkish organisation's store."""
+    yield from _pg_database(" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'tr-TR' "
+                            "LOCALE 'C.UTF-8'")
+
+
+def _pg_database(options: str) -> Iterator[str]:
     try:
         import psycopg
     except ImportError:  # pragma: no cover - the test extra installs it
@@ -48,7 +60,7 @@ def pg_url() -> Iterator[str]:
         raise
     params = dict(p.split("=", 1) for p in PG_ADMIN.split())
     with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"{options}')
         try:
             yield (f"postgresql+psycopg://{params.get('user', 'postgres')}@"
                    f"{params.get('host', '127.0.0.1')}:{params.get('port', '5432')}/{name}")

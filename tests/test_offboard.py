@@ -416,3 +416,23 @@ def test_an_owner_written_in_non_ascii_capitals_is_found_for_the_plan(demo_dir: 
     assert planned.code == 0, planned.err
     kinds = [(s["kind"], s["account"]) for s in json.loads(planned.out)["plan"]["steps"]]
     assert ("transfer_ownership", "x:@northwind_help") in kinds
+
+
+def test_a_vault_reader_named_by_a_non_ascii_address_is_in_the_plan(demo_dir: Path) -> None:
+    """Vault readers are stored as a JSON list with non-ASCII escaped ("tom\\u00e1s@");
+    the plan looked for the address as typed and left the item out."""
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text(encoding="utf-8").replace(
+        "tomas.herrera@northwind.example,socialteam@northwind.example,",
+        "tomas.herrera@northwind.example,socialteam@northwind.example;tomás@northwind.example,",
+        1), encoding="utf-8")
+    vault = demo_dir / "vault.json"
+    data = json.loads(vault.read_text(encoding="utf-8"))
+    data["records"][0]["readers"].append("tomás@northwind.example")
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    cfg, env = prepared(demo_dir)
+    planned = run_cli("-c", cfg, "offboard", "E1004", "--json", env=env)
+    assert planned.code == 0, planned.err
+    steps = {s["key"] for s in json.loads(planned.out)["plan"]["steps"]}
+    item = data["records"][0]["id"]
+    assert {f"vault:{item}", f"rotate:{item}"} <= steps

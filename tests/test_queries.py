@@ -645,3 +645,40 @@ def test_whohas_a_grant_is_seen_since_it_was_held_whatever_its_role(
     assert run_cli("-c", cfg, "reconcile", "--no-report", env=day4).code == 0
     day2 = day4
     assert maya() == ("Owner", "2026-11-23T12:00:00+00:00")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
+                        pytest.param("postgresql-tr", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite, PostgreSQL, and PostgreSQL with a Turkish default collation."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'governor.db'}"
+    fixture = "pg_url" if request.param == "postgresql" else "pg_turkish_url"
+    return str(request.getfixturevalue(fixture))
+
+
+def test_case_is_ignored_alike_on_every_engine_and_collation(demo_dir: Path,
+                                                            any_store: str) -> None:
+    """SQL lowered stored text while Python lowered what was asked: PostgreSQL under a
+    Turkish collation lowers "I" to "ı" (person i2003 found nobody), and lowers "É" where
+    SQLite does not (whohas left out the readers of a vault item shared with the
+    directory group "Équipe-Promotions": an empty answer, exit 0)."""
+    for name in ("vault.json", "directory.json"):
+        path = demo_dir / name
+        path.write_text(path.read_text(encoding="utf-8").replace(
+            "marketing-promotions", "Équipe-Promotions-IT"), encoding="utf-8")
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env(any_store if any_store.startswith("postgresql") else None)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    found = run_cli("-c", cfg, "person", "i2003", "--json", env=env)
+    assert found.code == 0 and json.loads(found.out)["employee_id"] == "I2003", found.err
+    out = run_cli("-c", cfg, "whohas", "tiktok:@northwind.deals", "--json", env=env)
+    readers = {h["principal"] for h in json.loads(out.out)["holders"]
+               if h["raw_role"] == "shared login via group Équipe-Promotions-IT"}
+    assert readers == {"ahmed.siddiqui@northwind.example",
+                       "sofia.marchetti@northwind.example"}, out.out
+    plan = json.loads(run_cli("-c", cfg, "offboard", "sofia.marchetti@northwind.example",
+                              "--json", env=env).out)["plan"]
+    assert any(s["kind"] == "remove_vault_reader" and "Équipe-Promotions-IT" in
+               s["instruction"] for s in plan["steps"]), plan["steps"]

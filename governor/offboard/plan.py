@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from governor.config import Config
+from governor.db import ascii_lower, caseless
 from governor.lookalike import fold
 from governor.models import (
     ObsCredential,
@@ -26,7 +27,7 @@ from governor.models import (
     ObsSocialAccount,
     PrincipalMatch,
 )
-from governor.queries import escape_like, resolve_person
+from governor.queries import escape_like, may_list, resolve_person
 from governor.sources import CONNECTORS
 
 OWNERSHIP, POSTS, DIRECTORY, PLATFORM, VAULT, ROTATE, RECOVERY, NONHUMAN = (
@@ -113,7 +114,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
         if name not in tools:
             tools[name] = sorted(session.scalars(select(ObsSocialAccount.key).where(
                 ObsSocialAccount.ended_at.is_(None),
-                func.lower(ObsSocialAccount.tool) == name.lower())))
+                caseless(ObsSocialAccount.tool) == ascii_lower(name))))
         return tools[name]
 
     def add(step: PlannedStep) -> None:
@@ -213,12 +214,12 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
 
     principals = {m.principal for m in matches} | {fold(r) for r in refs}
     # readers and groups are JSON lists: let SQLite pick the few items that mention this
-    # person or a group of theirs, instead of building every vault item as an object
-    mention = or_(*(ObsCredential.readers.like(f'%"{escape_like(p)}"%', escape="\\")
+    # person or a group of theirs, instead of building every vault item as an object.
+    # The lists are stored as json.dumps wrote them, non-ASCII escaped: so is the needle
+    # ("zo\\u00eb@..."), or a reader with such an address was never found
+    mention = or_(*(ObsCredential.readers.like(f"%{escape_like(json.dumps(p))}%", escape="\\")
                     for p in sorted(principals)),
-                  *(func.lower(ObsCredential.reader_groups).like(
-                      f'%"{escape_like(json.dumps(g)[1:-1])}"%', escape="\\")
-                    for g in sorted(groups)))
+                  *(may_list(ObsCredential.reader_groups, g) for g in sorted(groups)))
     for c in session.execute(select(
             ObsCredential.item_id, ObsCredential.title, ObsCredential.accounts,
             ObsCredential.readers, ObsCredential.reader_groups, ObsCredential.source)
