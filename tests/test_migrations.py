@@ -264,3 +264,33 @@ def test_upgrades_started_together_take_turns_on_postgresql(tmp_path: Path,
         assert (code, out.strip()) == (0, f"database at {db.SCHEMA_HEAD}"), err
         assert "Traceback" not in err, err
     assert sql_rows(pg_url, "SELECT version_num FROM alembic_version") == [(db.SCHEMA_HEAD,)]
+
+
+def test_a_round_trip_with_cases_and_severity_changes_in_the_store(demo_dir: Path,
+                                                                   db_url: str) -> None:
+    """SQLite rebuilds a table to drop a column; with foreign keys enforced, dropping
+    offboard_case under its steps (or finding under its severity changes) failed:
+    `db downgrade` was a traceback once any offboarding case existed."""
+    cfg, env = str(demo_dir / "governor.toml"), demo_env(
+        db_url if db_url.startswith("postgresql") else None)
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    opened = run_cli("-c", cfg, "offboard", "E1010", "--execute", "--ticket", "HR-1", env=env)
+    assert opened.code in (0, 5), opened.err
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text().replace(
+        "[rules.too-many-admins]", '[rules.too-many-admins]\nseverity = "critical"'))
+    day2 = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=day2).code == 0
+    url = db_url if db_url.startswith("postgresql") else f"sqlite:///{demo_dir}/governor-demo.db"
+    assert sql_rows(url, "SELECT count(*) FROM finding_severity_change")[0][0] > 0
+    assert sql_rows(url, "SELECT count(*) FROM offboard_step")[0][0] > 0
+    down = run_cli("-c", cfg, "db", "downgrade", "base", "--yes", env=day2)
+    assert down.code == 0, down.err
+    assert run_cli("-c", cfg, "db", "upgrade", env=day2).code == 0
+    assert run_cli("-c", cfg, "db", "check", env=day2).code == 0
+    engine = db.make_engine(url)
+    with engine.connect() as conn:  # enforcement is back on for the store's connections
+        if engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
