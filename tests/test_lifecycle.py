@@ -679,6 +679,9 @@ def test_a_renamed_source_is_not_reported_twice_by_whohas_or_person(demo_dir: Pa
     config = demo_dir / "governor.toml"
     config.write_text(config.read_text().replace("[sources.x_team]", "[sources.x_members]")
                       .replace('source = "x_team"', 'source = "x_members"'))
+    inventory = demo_dir / "accounts.toml"
+    inventory.write_text(inventory.read_text().replace('grants_source = "x_team"',
+                                                       'grants_source = "x_members"'))
     out = run_cli("-c", cfg, "reconcile", "--no-report", *FORCED,
                   env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 0, out.err
