@@ -20,6 +20,10 @@ _LATIN = str.maketrans({
     "т": "t", "у": "y", "х": "x", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ү": "y",
     "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
     "υ": "u", "χ": "x", "ϲ": "c", "ӽ": "x",
+    # Latin letters drawn like others: a dotless i (Turkish "ı"), a dotless j, script g
+    # and a, small capitals; and the dot str.lower() leaves of a Turkish "İ" ("i̇")
+    "ı": "i", "ȷ": "j", "ɡ": "g", "ɑ": "a", "ɩ": "i", "ɪ": "i", "ᴏ": "o", "ʏ": "y",
+    "\u0307": "",
     "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "",
 })
 

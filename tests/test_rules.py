@@ -378,6 +378,13 @@ def test_orphan_grant_drawn_like_someones_address_is_critical_and_says_so() -> N
                   grants=(grant(mail("K1").replace("k", "\u212a", 1), Role.ADMIN),))
     [r] = run("orphan-grant", kelvin)
     assert r.severity is Severity.CRITICAL and r.evidence["imitates"] == mail("K1")
+    # Latin lookalikes: a Turkish dotless "ı" for an "i", and the dot lower() leaves of "İ"
+    for forged_i in ("\u0131van.\u0131vanov@" + DOMAIN, "\u0130van.ivanov@" + DOMAIN):
+        turkish = snap(persons=(person("E1", email=f"ivan.ivanov@{DOMAIN}"),),
+                       grants=(grant(forged_i, Role.ADMIN),))
+        [t] = run("orphan-grant", turkish)
+        assert t.severity is Severity.CRITICAL, t.message
+        assert t.evidence["imitates"] == f"ivan.ivanov@{DOMAIN}", t.evidence
     assert "U+212A KELVIN SIGN" in r.message
     other = by[f"grant|{X}|platform|{odd}"]
     assert other.severity is None and "U+00EB LATIN SMALL LETTER E WITH DIAERESIS" in \
