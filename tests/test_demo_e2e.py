@@ -107,6 +107,9 @@ def test_demo_finds_exactly_the_planted_cases(db_url: str, tmp_path: Path) -> No
                   env=env)
     assert out.code == 0, out.err
     assert "report:" in out.out
+    # the commands it suggests work as printed: loaded elsewhere, they name the store
+    hint = f"GOVERNOR_DATABASE_URL={db_url} " if pg else ""
+    assert f"  {hint}governor -c {where}/governor.toml findings" in out.out, out.out
     report = where / "reports" / "nightly-1.html"
     assert report.exists()
     cfg = str(where / "governor.toml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from dataclasses import replace
 from importlib import resources
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.engine import make_url
 
 from governor import db
 from governor.cli.common import (
@@ -221,10 +223,15 @@ def demo(cctx: click.Context, ctx: Ctx, where: Path, keep: bool, database_url: s
     as_json = use_json(ctx, as_json)
     code = _run(ctx, False, None, None, True, as_json)
     if not as_json:
+        # the config names the demo's SQLite file: loaded elsewhere, the commands need
+        # the URL too (a password in it is not repeated)
+        url = "" if database_url is None else "GOVERNOR_DATABASE_URL=" + (
+            "'<the --database-url given>' " if make_url(database_url).password
+            else f"{shlex.quote(database_url)} ")
         click.echo(f"\nThe sample organisation and its config are in {where}/ "
                    f"(as of {DEMO_NOW[:10]}); try:\n"
-                   f"  governor -c {where}/governor.toml findings\n"
-                   f"  governor -c {where}/governor.toml whohas x:@northwind\n")
+                   f"  {url}governor -c {where}/governor.toml findings\n"
+                   f"  {url}governor -c {where}/governor.toml whohas x:@northwind\n")
     cctx.exit(code)
 
 
