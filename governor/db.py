@@ -135,10 +135,7 @@ def writers_one_at_a_time(session: Session) -> None:
     this lock deadlocked with a run that held it and then updated that finding."""
     if session.get_bind().dialect.name == "postgresql" and not session.scalar(
             text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": WRITERS_LOCK}):
-        # a run holds it for as long as it reads its sources: say why nothing happens
-        sys.stderr.write("governor: waiting for another governor writer to finish (a "
-                         "reconcile in progress?)\n")
-        sys.stderr.flush()
+        _say_waiting()
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITERS_LOCK})
 
 
@@ -161,8 +158,17 @@ def migrations_one_at_a_time(conn: Connection) -> None:
     migration that failed, so a crashed upgrade leaves nothing held. (A migration that
     commits part way through, alembic's autocommit_block, would let it go early: none
     does.)"""
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and not conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": WRITERS_LOCK}).scalar():
+        _say_waiting()
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITERS_LOCK})
+
+
+def _say_waiting() -> None:
+    # a run holds the lock for as long as it reads its sources: say why nothing happens
+    sys.stderr.write("governor: waiting for another governor writer to finish (a "
+                     "reconcile in progress?)\n")
+    sys.stderr.flush()
 
 
 @contextmanager

@@ -263,6 +263,8 @@ def test_upgrades_started_together_take_turns_on_postgresql(tmp_path: Path,
     for out, err, code in outcomes:
         assert (code, out.strip()) == (0, f"database at {db.SCHEMA_HEAD}"), err
         assert "Traceback" not in err, err
+        # each said why nothing happened meanwhile, as every other writer does
+        assert "waiting for another governor writer to finish" in err, err
     assert sql_rows(pg_url, "SELECT version_num FROM alembic_version") == [(db.SCHEMA_HEAD,)]
 
 
