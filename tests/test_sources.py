@@ -841,3 +841,20 @@ def test_rows_of_empty_cells_a_spreadsheet_leaves_below_the_data_are_skipped(
     grants = fetch(tmp_path, "grants_file", "g.csv",
                    "account,principal,role\nx:@a,ann@corp.example,Admin\n,,\n", )
     assert len(grants) == 1
+
+
+def test_connectors_keep_a_kelvin_sign_as_correlation_does(tmp_path: Path) -> None:
+    """str.lower() turns a Kelvin sign "K" (U+212A) into "k": a vault reader, a directory
+    login or an HR address spelt with one became someone else's own address before
+    correlation (which keeps it apart) ever saw it."""
+    kelvin = "maya.o\u212aafor@corp.example"
+    vault = ('{"records": [{"id": "v1", "accounts": ["x:@a"], "readers": ["' + kelvin
+             + '", "Bo@corp.example"]}]}')
+    [cred] = fetch(tmp_path, "vault_file", "vault.json", vault)
+    assert cred.readers == ("bo@corp.example", kelvin)
+    [acct] = fetch(tmp_path, "directory_file", "dir.csv",
+                   f"login,status,email\n{kelvin.upper()},active,{kelvin}\n")
+    assert acct.login == "maya.o\u212aafor@corp.example" and acct.email == kelvin
+    [p] = fetch(tmp_path, "hr_file", "hr.csv", "employee_id,name,email,aliases,status,"
+                "worker_type\nE1,Maya,MAYA@corp.example," + kelvin + ",active,employee\n")
+    assert (p.email, p.aliases) == ("maya@corp.example", (kelvin,))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from governor.lookalike import fold
 from governor.options import Option
 from governor.records import (
     FACTOR_TYPES,
@@ -73,7 +74,7 @@ class DirectoryFile(FileConnector):
         seen: dict[str, int] = {}
         via_groups = GroupGrants.parse(s["group_grants"])
         for row in table.rows():
-            login = row.req("login").lower()
+            login = fold(row.req("login"))
             if login in seen:
                 raise row.fail("login",
                                f"duplicate login {login!r} (first on line {seen[login]})")
@@ -84,7 +85,7 @@ class DirectoryFile(FileConnector):
             account = DirectoryAccount(
                 login=login,
                 status=DirectoryStatus(row.mapped("status", statuses, STATUS_WORDS)),
-                email=email.lower() if email else None,
+                email=fold(email) if email else None,
                 employee_id=row.text("employee_id"),
                 mfa=mfa,
                 mfa_read_at=((row.instant("mfa_read_at", self.zone) or fresh)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from governor.lookalike import fold
 from governor.options import Option
 from governor.records import Person, PersonStatus, SourceKind, WorkerType
 from governor.sources._common import FileConnector, check_map_targets, file_options, lowered
@@ -85,11 +86,11 @@ class HrFile(FileConnector):
                                            "employment's end date, or correct the hire date")
             yield Person(
                 employee_id=eid,
-                email=email.lower() if email else None,
+                email=fold(email) if email else None,
                 name=row.req("name"),
                 status=PersonStatus(row.mapped("status", statuses, STATUS_WORDS)),
                 worker_type=WorkerType(row.mapped("worker_type", workers, WORKER_WORDS)),
-                aliases=tuple(a.lower() for a in row.list("aliases", sep)),
+                aliases=tuple(fold(a) for a in row.list("aliases", sep)),
                 hire_date=hired,
                 end_date=ends,
                 manager=row.text("manager"),

@@ -54,6 +54,7 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from governor.errors import SourceError
+from governor.lookalike import fold
 from governor.options import REQUIRED, Option, OptionError
 from governor.records import DirectoryAccount, DirectoryStatus, Grant, SourceKind
 from governor.roles import Role
@@ -378,8 +379,8 @@ class LdapDirectory(Connector):
                               "(require_email is set)")
         memberships = [(g, _cn(g)) for g in v.all("groups")]
         account = DirectoryAccount(
-            login=login.lower(), status=self._status(v, now),
-            email=email.lower() if email else None, employee_id=v.first("employee_id"),
+            login=fold(login), status=self._status(v, now),
+            email=fold(email) if email else None, employee_id=v.first("employee_id"),
             mfa=None,  # LDAP does not know MFA: unknown, not "none enrolled"
             groups=tuple(dict.fromkeys(cn for _, cn in memberships)),
             last_login=v.instant("last_login"),
@@ -846,8 +847,8 @@ class _Values:
 def _aliases(addresses: list[str], email: str | None) -> tuple[str, ...]:
     """proxyAddresses' SMTP addresses other than the primary one, lower-cased (X400:,
     SIP: and other address types are not email)."""
-    primary = (email or "").lower()
-    out = [a[5:].strip().lower() for a in addresses if a[:5].lower() == "smtp:" and a[5:]]
+    primary = fold(email or "")
+    out = [fold(a[5:].strip()) for a in addresses if a[:5].lower() == "smtp:" and a[5:]]
     return tuple(dict.fromkeys(a for a in out if a != primary))
 
 

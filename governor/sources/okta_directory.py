@@ -60,6 +60,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from governor.clock import as_utc
 from governor.errors import SourceError
+from governor.lookalike import fold
 from governor.options import REQUIRED, Option, OptionError
 from governor.records import (
     AccessPath,
@@ -590,7 +591,7 @@ class OktaDirectory(Connector):
             out.extend(self.app_grants.grants(u.login, sorted(in_apps.get(uid, ()))))
         for uid, keys in sorted(in_apps.items()):
             if uid not in users:  # assigned, but not in the listing (created meanwhile)
-                out.extend(self.app_grants.grants(app_logins[uid].lower(), sorted(keys)))
+                out.extend(self.app_grants.grants(fold(app_logins[uid]), sorted(keys)))
         self.stats = {"users": len(users), "factor_reads": len(facts), "factor_kept": kept,
                       "factor_unknown": unknown, "factor_wanted": plan.wanted,
                       "factor_tiers": plan.tiers, "log_flagged": len(flagged)}
@@ -831,10 +832,10 @@ class _Api:
             raise SourceError(f"okta: user {u.id} has status {okta_status!r}, which governor "
                               f"does not know")
         profile = u.profile
-        login = str(getattr(profile, "login", None) or u.id).lower()
+        login = fold(str(getattr(profile, "login", None) or u.id))
         email = getattr(profile, "email", None)
         employee = getattr(profile, "employee_number", None)
-        return OktaUser(id=str(u.id), login=login, email=str(email).lower() if email else None,
+        return OktaUser(id=str(u.id), login=login, email=fold(str(email)) if email else None,
                         employee_id=str(employee) if employee else None,
                         okta_status=okta_status, status=status,
                         last_login=u.last_login, last_updated=u.last_updated)
@@ -901,24 +902,24 @@ class _Api:
     async def action_user(self, login: str) -> OktaUser:
         """The user as Okta has them now: by the id resolved earlier, else by login."""
         cache = self.conn.user_ids
-        key = cache.get(login.lower(), login)
+        key = cache.get(fold(login), login)
         path = f"/api/v1/users/{key}"
         try:
             data, _ = await self.call(f"GET {path}", path, self.client.get_user, key)
         except Missing:
-            cache.pop(login.lower(), None)
+            cache.pop(fold(login), None)
             raise SourceError(f"okta: no user {login}") from None
         if data is None:
             raise SourceError(f"okta: GET {path} answered without a user")
         user = self.user(data)
-        if user.login != login.lower():  # Okta also resolves a login's short name
+        if user.login != fold(login):  # Okta also resolves a login's short name
             raise SourceError(f"okta: {login} resolves to another Okta user, {user.login} "
                               f"({user.id}); give the full login")
-        cache[login.lower()] = user.id
+        cache[fold(login)] = user.id
         return user
 
     async def user_id(self, login: str) -> str:
-        uid = self.conn.user_ids.get(login.lower())
+        uid = self.conn.user_ids.get(fold(login))
         return uid if uid is not None else (await self.action_user(login)).id
 
     async def action_group(self, key: str) -> tuple[str, list[str]]:

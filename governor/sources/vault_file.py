@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 from governor import platforms
 from governor.errors import DataError
+from governor.lookalike import fold
 from governor.options import Option
 from governor.records import Credential, SourceKind
 from governor.sources._common import MATCH_EMPLOYEE_IDS, FileConnector, file_options
@@ -77,9 +78,9 @@ class VaultFile(FileConnector):
                     via_groups.append(name)
                     if name in groups:
                         expanded.add(name)
-                        readers.update(m.lower() for m in groups[name])
+                        readers.update(fold(m) for m in groups[name])
                 else:
-                    readers.add(reader.lower())
+                    readers.add(fold(reader))
             fingerprint = row.text("fingerprint")
             if fingerprint is not None and not FINGERPRINT.match(fingerprint.lower()):
                 raise row.fail("fingerprint", "is not a keyed fingerprint "
