@@ -433,6 +433,19 @@ BAD_CONFIG = [
               'path = "x_team.csv"\ntimezone = "Pacific Time"',
               "sources.x_team.timezone: 'Pacific Time' is not an IANA time zone name (e.g. "
               "'America/Los_Angeles', 'UTC')"),
+    # str.split("") raised ValueError at the first row holding a list: a traceback
+    BadConfig("empty-alias-separator", 'worker_type_map = { "Agency Temp" = "agency" }',
+              'worker_type_map = { "Agency Temp" = "agency" }\nalias_separator = ""',
+              "sources.hr.alias_separator: is empty; a separator is at least one character "
+              "(the default is ';')"),
+    BadConfig("empty-vault-list-separator", 'path = "vault.json"',
+              'path = "vault.json"\nlist_separator = ""',
+              "sources.vault.list_separator: is empty; a separator is at least one character "
+              "(the default is ';')"),
+    BadConfig("empty-directory-list-separator", 'path = "directory.json"',
+              'path = "directory.json"\nlist_separator = ""',
+              "sources.okta.list_separator: is empty; a separator is at least one character "
+              "(the default is ';')"),
     BadConfig("principal-missing-reason",
               'reason = "Customer-care auto-reply bot on @northwind_help"\n', "",
               "principals[1].reason: required key is missing"),

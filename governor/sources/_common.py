@@ -109,6 +109,15 @@ class FileConnector(Connector):
         # an empty timezone to governor.timezone; settings made without it read UTC.
         self.zone: tzinfo = zone(settings.get("timezone") or "UTC")
 
+    @classmethod
+    def validate(cls, settings: dict[str, Any], key: str) -> None:
+        for option in cls.options:
+            # str.split("") raises: an empty separator would stop the run with a traceback
+            # at the first row holding a list
+            if option.endswith("_separator") and settings[option] == "":
+                raise OptionError(f"{key}.{option}", "is empty; a separator is at least one "
+                                                     "character (the default is ';')")
+
     def freshness(self) -> datetime | None:
         return mtime(self.path)
 

@@ -59,6 +59,7 @@ class DirectoryFile(FileConnector):
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
+        super().validate(settings, key)
         check_map_targets(settings, key, "status_map", STATUS_WORDS)
         check_map_targets(settings, key, "factor_map", FACTOR_TYPES)
         validate_group_grants(settings["group_grants"], f"{key}.group_grants")

@@ -64,6 +64,7 @@ class GrantsFile(FileConnector):
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
+        super().validate(settings, key)
         check_labels(settings["role_map"], f"{key}.role_map")
         if settings["via"] == "tool_seat" and not settings["tool"]:
             raise OptionError(f"{key}.tool", "required when via = 'tool_seat'")

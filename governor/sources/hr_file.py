@@ -56,6 +56,7 @@ class HrFile(FileConnector):
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
+        super().validate(settings, key)
         check_map_targets(settings, key, "status_map", STATUS_WORDS)
         check_map_targets(settings, key, "worker_type_map", WORKER_WORDS)
 
