@@ -296,6 +296,16 @@ BAD_DATA = [
     Bad("toml-inventory-bad-date", "accounts.toml",
         edit("accounts.toml", "attested_at = 2026-09-15", 'attested_at = "15/09/2026"'),
         "accounts.toml:40: accounts[1].attested_at: expected a date (YYYY-MM-DD)"),
+    # the review-overdue rule added a day to it: an OverflowError traceback
+    Bad("toml-inventory-next-due-placeholder", "accounts.toml",
+        edit("accounts.toml", "next_due = 2026-12-15", "next_due = 9999-12-31"),
+        "accounts.toml:41: accounts[1].next_due: 9999-12-31 is a placeholder, not a real "
+        "date; give the date, or leave next_due out"),
+    Bad("yaml-inventory-attested-at-placeholder", "accounts.yaml",
+        lambda org: yaml_inventory(org, lambda a: a[1].update(attested_at="0001-01-01"),
+                                   "attested_at"),
+        "accounts.yaml:{line}: accounts[1].attested_at: 0001-01-01 is a placeholder, not a "
+        "real date; give the date, or leave attested_at out"),
     Bad("toml-inventory-quoted-key", "accounts.toml",
         edit("accounts.toml", 'handle = "@northwind_help"\ncriticality = "high"',
              'handle = "@northwind_help"\n"criticallity" = "high"'),

@@ -58,6 +58,7 @@ from governor.records import (
     SourceKind,
 )
 from governor.sources._common import FileConnector, unreadable, utf8_error_line
+from governor.sources._tabular import SENTINEL_YEARS
 from governor.sources.base import register
 
 KEYS = frozenset({"platform", "handle", "criticality", "owner", "owner_team", "access", "tool",
@@ -272,14 +273,21 @@ class _Entry:
 
     def day(self, field: str) -> date | None:
         value = self.raw.get(field)
-        if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
-            return value
         if isinstance(value, str):
             try:
-                return date.fromisoformat(value)
+                value = date.fromisoformat(value)
             except ValueError:
-                pass
-        raise self.fail(field, "expected a date (YYYY-MM-DD)")
+                raise self.fail(field, "expected a date (YYYY-MM-DD)") from None
+        if value is None:
+            return None
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise self.fail(field, "expected a date (YYYY-MM-DD)")
+        if value.year in SENTINEL_YEARS:
+            # an export's "no date" (9999-12-31, 0001-01-01): a review due in 9999 is
+            # never due, and the day arithmetic of the rules overflows at either end
+            raise self.fail(field, f"{value.isoformat()} is a placeholder, not a real date; "
+                                   f"give the date, or leave {field} out")
+        return value
 
     def contact(self, field: str) -> RecoveryContact | None:
         value = self.opt(field)
