@@ -216,6 +216,21 @@ def test_list_shows_every_active_exception_of_a_store_that_has_two(demo_dir: Pat
     assert status_of(url, KEY) == "open"
 
 
+@pytest.mark.parametrize("expires", ["2027-12-31", "9999-12-31"])
+def test_an_exception_past_the_limit_is_refused_with_the_limit(demo_dir: Path,
+                                                                expires: str) -> None:
+    # the last day there is has no midnight after it: that overflowed before the check
+    cfg, env, url = setup(demo_dir)
+    before = audit_count(url)
+    out = run_cli("-c", cfg, "exception", "add", KEY, "--reason", "launch", "--approver",
+                  "ciso", "--expires", expires, env=env)
+    assert (out.code, out.out) == (2, "")
+    assert out.err.endswith("\nError: Invalid value for --expires: at most 366 days ahead\n")
+    assert "Traceback" not in out.err
+    assert audit_count(url) == before
+    assert status_of(url, KEY) == "open"
+
+
 def test_init_creates_missing_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     out = run_cli("init", "sub/dir/x.toml")

@@ -251,14 +251,19 @@ def exception_add(ctx: Ctx, finding: str, reason: str, approver: str, expires: d
     zone = ctx.config.zone
     # the risk is accepted through the last day, to midnight after it where the
     # organisation is (midnight UTC ended it at 16:00 on that day in California)
-    until = day_end(expires.date(), zone)
+    too_far = click.BadParameter(f"at most {MAX_EXCEPTION_DAYS} days ahead",
+                                 param_hint="--expires")
+    try:
+        until = day_end(expires.date(), zone)
+    except OverflowError:
+        # 9999-12-31 has no midnight after it: far past the limit in any case
+        raise too_far from None
     with transaction(ctx.engine()) as s:
         now = _now(ctx, s, "an exception")
         if until <= now:
             raise click.BadParameter("must be in the future", param_hint="--expires")
         if until - now > timedelta(days=MAX_EXCEPTION_DAYS):
-            raise click.BadParameter(f"at most {MAX_EXCEPTION_DAYS} days ahead",
-                                     param_hint="--expires")
+            raise too_far
         f = _finding(s, finding)
         if f.status == "resolved":
             raise InputError(f"finding {f.id} is resolved; nothing to accept")
