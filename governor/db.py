@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,7 +51,12 @@ def make_engine(url: str) -> Engine:
         # traceback for what is an install step
         raise _driver_missing(url, exc) from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        database = engine.url.database or ":memory:"
+
+        def pragmas(dbapi_conn: Any, record: Any) -> None:
+            _sqlite_pragmas(dbapi_conn, record, database)
+
+        event.listen(engine, "connect", pragmas)
         # pysqlite's own transaction handling defers BEGIN; take control so a run is one
         # transaction and BEGIN IMMEDIATE keeps a second writer out for its duration.
         event.listen(engine, "begin", _sqlite_begin)
@@ -90,11 +96,23 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, database: str) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see make_engine)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")
+    try:
+        # the first statement that reads the file's header
+        cur.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:
+        if str(exc) != "file is not a database":
+            raise
+        cur.close()
+        dbapi_conn.close()
+        # a URL pointing at the wrong file (a config, a report, an encrypted copy): one
+        # line, not a traceback, on every command from `db upgrade` on
+        raise StoreError(f"{database} is not a governor SQLite database (SQLite: file is "
+                         "not a database); check governor.database or "
+                         "GOVERNOR_DATABASE_URL") from None
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     # Loading millions of grants inserts into indexes in random key order; the default

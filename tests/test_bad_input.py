@@ -500,6 +500,22 @@ def test_a_query_against_a_database_that_is_not_there_creates_none(demo_dir: Pat
     assert not (demo_dir / "nothere.db").exists()
 
 
+def test_a_database_url_naming_a_file_that_is_no_database(demo_dir: Path) -> None:
+    # sqlite3 raised "file is not a database" as a traceback from every command
+    other = demo_dir / "hr.csv"
+    before = other.read_bytes()
+    env = demo_env(f"sqlite:///{other}")
+    cfg = str(demo_dir / "governor.toml")
+    for command in (["db", "upgrade"], ["db", "current"], ["findings"], ["reconcile"]):
+        out = run_cli("-c", cfg, *command, env=env)
+        assert (out.code, out.err) == (1, f"governor: {other} is not a governor SQLite "
+                                          "database (SQLite: file is not a database); check "
+                                          "governor.database or GOVERNOR_DATABASE_URL\n"
+                                       ), command
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in demo_dir.glob("hr.csv*")) == ["hr.csv"]
+
+
 # ---- bad input after good runs ----------------------------------------------------------------
 @pytest.mark.parametrize("case", [c for c in BAD_DATA if c.id in (
     "grants-duplicate-row", "vault-fingerprint-is-a-password", "hr-date-does-not-parse")],
