@@ -291,13 +291,40 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
+    _not_newer(engine)
     command.upgrade(alembic_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
+    _not_newer(engine)
     command.downgrade(alembic_config(engine), revision)
+
+
+def _not_newer(engine: Engine) -> None:
+    have = current(engine)
+    if have is not None and not known(engine, have):
+        raise newer_store(engine, have)
+
+
+def known(engine: Engine, revision: str) -> bool:
+    """Is ``revision`` one of this code's migrations (any, not only the head)?"""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    return any(r.revision == revision for r in script.walk_revisions())
+
+
+def newer_store(engine: Engine, have: str) -> StoreError:
+    """The store is at a revision this code has no migration for: a newer governor wrote
+    it. `db upgrade` cannot help (alembic cannot find the revision), and this code would
+    read tables it does not know the shape of."""
+    from governor import __version__
+
+    return StoreError(f"the database was written by a newer governor: its schema revision "
+                      f"{have!r} is unknown to this version (governor {__version__}, schema "
+                      f"{', '.join(heads(engine))}); upgrade governor to use it")
 
 
 def heads(engine: Engine) -> list[str]:
@@ -338,6 +365,8 @@ def require_head(engine: Engine) -> None:
     if have == SCHEMA_HEAD:
         return
     want = heads(engine)
+    if have is not None and not known(engine, have):
+        raise newer_store(engine, have)
     if have not in want:
         raise GovernorError(
             f"the database schema is at {have or 'nothing'}, governor needs {want[0]}: "

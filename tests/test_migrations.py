@@ -71,6 +71,32 @@ def test_cli_db_commands(tmp_path: Path, db_url: str) -> None:
     assert "code head" in run_cli("-c", str(cfg), "db", "current", env=env).out
 
 
+def test_a_store_a_newer_governor_wrote_says_to_upgrade_governor(tmp_path: Path,
+                                                                  db_url: str) -> None:
+    # `db upgrade` raised alembic's CommandError (a traceback), and every other command
+    # advised `governor db upgrade`, which cannot help
+    cfg = tmp_path / "governor.toml"
+    cfg.write_text("[governor]\n")
+    env = {"GOVERNOR_DATABASE_URL": db_url}
+    assert run_cli("-c", str(cfg), "db", "upgrade", env=env).code == 0
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    from governor import __version__
+
+    said = (f"governor: the database was written by a newer governor: its schema revision "
+            f"'9999_future' is unknown to this version (governor {__version__}, schema "
+            f"{db.SCHEMA_HEAD}); upgrade governor to use it\n")
+    for command in (["db", "upgrade"], ["db", "downgrade", "base", "--yes"], ["findings"],
+                    ["audit", "verify"]):
+        out = run_cli("-c", str(cfg), *command, env=env)
+        assert (out.code, out.err) == (1, said), command
+    doctor = run_cli("-c", str(cfg), "doctor", env=env)
+    assert "upgrade governor to use it" in doctor.out and "db upgrade" not in doctor.out
+    assert sql_rows(db_url, "SELECT version_num FROM alembic_version") == [("9999_future",)]
+
+
 def test_upgrading_does_not_report_revokes_the_last_run_already_applied(db_url: str) -> None:
     """0005: an exception revoked before the last completed run started is marked seen
     (that run applied it); one revoked since is left for the next run to report."""

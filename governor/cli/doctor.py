@@ -18,6 +18,9 @@ def _database(ctx: Ctx) -> list[Check]:
         have, want = db.current(engine), db.heads(engine)
     except Exception as exc:  # noqa: BLE001 - any driver error is the answer here
         return [Check("connect", False, f"{type(exc).__name__}: {_first_line(exc)}")]
+    if have is not None and not db.known(engine, have):
+        return [Check("connect", True, engine.dialect.name),
+                Check("schema", False, str(db.newer_store(engine, have)))]
     if have not in want:
         return [Check("connect", True, engine.dialect.name),
                 Check("schema", False, f"at {have or 'nothing'}, needs {want[0]}: run "
