@@ -198,6 +198,13 @@ def load(path: str | Path) -> Config:
     except FileNotFoundError:
         raise ConfigError(str(p), "", "config file not found (write one with `governor init`)"
                           ) from None
+    except IsADirectoryError:
+        raise ConfigError(str(p), "", "is a directory, not a config file (name the TOML "
+                                      "file itself)") from None
+    except OSError as exc:
+        # no permission, a failing disk: the operator's to fix, not a traceback
+        raise ConfigError(str(p), "", f"cannot read the config file: {exc.strerror or exc}"
+                          ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(p), "", f"not valid TOML: {exc}") from None
     except UnicodeDecodeError:

@@ -489,6 +489,12 @@ def test_missing_config_file(tmp_path: Path) -> None:
                                       "not found (write one with `governor init`)\n")
 
 
+def test_config_path_that_is_a_directory(tmp_path: Path) -> None:
+    out = run_cli("-c", str(tmp_path), "reconcile")
+    assert (out.code, out.err) == (2, f"governor: {tmp_path}: is a directory, not a config "
+                                      "file (name the TOML file itself)\n")
+
+
 def test_a_query_against_a_database_that_is_not_there_creates_none(demo_dir: Path) -> None:
     cfg = demo_dir / "governor.toml"
     replace(cfg, 'database = "sqlite:///governor-demo.db"', 'database = "sqlite:///nothere.db"')
