@@ -9,6 +9,8 @@ import zoneinfo
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
+from governor.errors import InputError
+
 Clock = Callable[[], datetime]
 
 
@@ -17,7 +19,12 @@ def system_clock() -> datetime:
     # (an end date last week, a password unchanged since a leaver left) stay planted.
     fixed = os.environ.get("GOVERNOR_NOW")
     if fixed:
-        return parse_instant(fixed)
+        try:
+            return parse_instant(fixed)
+        except ValueError:
+            raise InputError(f"GOVERNOR_NOW: {fixed!r} is not an ISO 8601 date-time (e.g. "
+                             "2026-11-20T12:00:00Z; without an offset it is UTC); unset it "
+                             "to use the system clock") from None
     return datetime.now(UTC)
 
 

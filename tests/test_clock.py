@@ -234,3 +234,17 @@ def test_an_older_clock_is_fine_before_any_run(tmp_path: Path) -> None:
     assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
     assert datetime.fromisoformat(str(sql_rows(env["GOVERNOR_DATABASE_URL"],
                                                "SELECT started_at FROM run")[0][0])).year == 2001
+
+
+@pytest.mark.parametrize("command", [["findings"], ["reconcile", "--no-report"]])
+def test_a_governor_now_that_does_not_parse_is_bad_input(demo_dir: Path,
+                                                         command: list[str]) -> None:
+    cfg = str(demo_dir / "governor.toml")
+    assert run_cli("-c", cfg, "db", "upgrade", env=demo_env()).code == 0
+    out = run_cli("-c", cfg, *command, env={"GOVERNOR_NOW": "garbage"})
+    assert (out.code, out.out) == (2, "")
+    assert out.err == ("governor: GOVERNOR_NOW: 'garbage' is not an ISO 8601 date-time (e.g. "
+                       "2026-11-20T12:00:00Z; without an offset it is UTC); unset it to use "
+                       "the system clock\n")
+    assert sql_rows(f"sqlite:///{demo_dir}/governor-demo.db", "SELECT count(*) FROM run") \
+        == [(0,)]
