@@ -101,16 +101,62 @@ def verify(session: Session, anchors: Sequence[tuple[int, str, str]] = ()) -> Ve
     return Verdict(n, None, None)
 
 
-_REPORT_HEAD = re.compile(
-    r'"audit_head":\s*\{\s*"entry":\s*(\d+),\s*"hash":\s*"([0-9a-f]{64})"\s*\}')
+# The report writes its head near the top (after a few short fields); a report is
+# hundreds of MB, so only this much of its beginning is read for it.
+_HEAD_WITHIN = 1 << 20
+_HASH = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def report_anchor(path: Path) -> tuple[int, str, str] | None:
-    """A report's copy of the log's head; it sits near the top of the file, so a report
-    of any size is not parsed whole. None for a report older than the copy."""
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        found = _REPORT_HEAD.search(fh.read(1 << 16))
-    return None if found is None else (int(found[1]), found[2], path.name)
+    """A report's copy of the log's head (its top-level ``audit_head``); None when its
+    beginning holds none: a report older than the copy, or no nightly JSON report."""
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+        head = _head_in(fh.read(_HEAD_WITHIN))
+    return None if head is None else (head[0], head[1], path.name)
+
+
+def _head_in(text: str) -> tuple[int, str] | None:
+    """``audit_head`` of the JSON object ``text`` begins, read as JSON (its keys in any
+    order), walking the top-level keys before it; ``text`` may be cut off after it."""
+    decoder = json.JSONDecoder()
+    pos = _skip(text, 0)
+    if not text.startswith("{", pos):
+        return None
+    pos += 1
+    try:
+        while True:
+            pos = _skip(text, pos)
+            key, pos = decoder.raw_decode(text, pos)
+            pos = _skip(text, pos)
+            if not isinstance(key, str) or not text.startswith(":", pos):
+                return None
+            value, pos = decoder.raw_decode(text, _skip(text, pos + 1))
+            if key == "audit_head":
+                return _anchor_of(value)
+            pos = _skip(text, pos)
+            if not text.startswith(",", pos):
+                return None  # the object ended (or broke off) without one
+            pos += 1
+    except json.JSONDecodeError:
+        # not JSON, or a value running past what was read: the head comes before any
+        # value that long in a report
+        return None
+
+
+def _anchor_of(value: Any) -> tuple[int, str] | None:
+    if not isinstance(value, dict):
+        return None
+    entry, digest = value.get("entry"), value.get("hash")
+    if not isinstance(entry, int) or isinstance(entry, bool) or entry < 1 \
+            or not isinstance(digest, str) or not _HASH.match(digest):
+        return None
+    return entry, digest
+
+
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
 
 
 def holds(session: Session, anchor: tuple[int, str, str]) -> bool:

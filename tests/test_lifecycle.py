@@ -489,6 +489,52 @@ def test_audit_verify_detects_entries_cut_off_its_end(demo_dir: Path) -> None:
     assert older.code == 1 and "nightly-2.json recorded entry" in older.err
 
 
+def test_audit_verify_reads_a_reports_head_as_json_and_refuses_one_with_none(
+        demo_dir: Path) -> None:
+    # a pattern for one exact layout passed /etc/passwd, a CSV report and a head whose
+    # keys were in the other order as "intact": nothing had been checked against them
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    assert run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    reports = demo_dir / "reports"
+    original = (reports / "nightly-2.json").read_text()
+    head = json.loads(original)["audit_head"]
+    assert original.count('"audit_head": {"entry": ') == 1
+    swapped = reports / "swapped.json"
+    swapped.write_text(original.replace(
+        f'"audit_head": {{"entry": {head["entry"]}, "hash": "{head["hash"]}"}}',
+        f'"audit_head": {{\n  "hash": "{head["hash"]}",\n  "entry": {head["entry"]}}}', 1))
+    assert json.loads(swapped.read_text())["audit_head"] == head
+    ok = run_cli("-c", cfg, "audit", "verify", "--report", str(swapped), env=env)
+    assert ok.code == 0 and f"holds entry {head['entry']}, the newest when swapped.json" \
+        in ok.out, ok.err
+
+    passwd = demo_dir / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    # "audit_head" as a value or nested, not the report's own: no head either
+    nested = demo_dir / "nested.json"
+    nested.write_text(json.dumps({"note": "audit_head", "x": {"audit_head": head}}))
+    for path in (passwd, reports / "nightly-2.csv", nested):
+        out = run_cli("-c", cfg, "audit", "verify", "--report", str(path), env=env)
+        assert (out.code, out.out) == (2, ""), (path, out.out)
+        assert out.err.startswith(f"governor: {path}: holds no audit head"), out.err
+        assert "nothing was checked against it" in out.err
+
+    # read from the beginning only: a head past the first megabyte is not looked for
+    late = demo_dir / "late.json"
+    late.write_text(json.dumps({"padding": "x" * (1 << 20), "audit_head": head}))
+    out = run_cli("-c", cfg, "audit", "verify", "--report", str(late), env=env)
+    assert out.code == 2 and "holds no audit head" in out.err
+
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.execute(text("DROP TRIGGER audit_log_no_delete"))
+        c.execute(text(f"DELETE FROM audit_log WHERE id >= {head['entry']}"))
+    engine.dispose()
+    cut = run_cli("-c", cfg, "audit", "verify", "--report", str(swapped), env=env)
+    assert cut.code == 1 and f"swapped.json recorded entry {head['entry']}" in cut.err
+
+
 def test_unchanged_export_is_not_reread_but_a_settings_change_is(demo_dir: Path) -> None:
     cfg, env = setup(demo_dir)
     again = json.loads(run_cli("-c", cfg, "reconcile", "--json", "--no-report", env=env).out)

@@ -367,10 +367,12 @@ def audit_group() -> None:
 def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
     """Check the hash chain (nothing removed, reordered or rewritten) and that the log
     still holds the newest entry a nightly report recorded (nothing cut off its end)."""
-    if not reports:
+    if reports:
+        anchors = [_anchor(path) for path in reports]
+    else:
         latest = ctx.config.report_dir / "nightly-latest.json"
-        reports = (latest,) if latest.is_file() else ()
-    anchors = [a for a in map(audit.report_anchor, reports) if a is not None]
+        found = audit.report_anchor(latest) if latest.is_file() else None
+        anchors = [] if found is None else [found]
     with sessions(ctx.engine())() as s:
         v = audit.verify(s, anchors)
         changed = decisions.mismatches(s) if not v.problem else []
@@ -386,6 +388,21 @@ def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
                          for e, _, w in anchors))
 
 
+
+
+def _anchor(path: Path) -> tuple[int, str, str]:
+    """The audit head a report named on the command line holds. One that holds none
+    checks nothing, and passing it would read as "this report agrees with the log"."""
+    try:
+        found = audit.report_anchor(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if found is None:
+        raise InputError(f"{path}: holds no audit head (a top-level \"audit_head\" with "
+                         "\"entry\" and \"hash\" near the top of a nightly JSON report): not "
+                         "a nightly-N.json report, or one written before reports kept it; "
+                         "nothing was checked against it")
+    return found
 
 
 @audit_group.command("list")
