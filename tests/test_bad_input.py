@@ -456,6 +456,21 @@ BAD_CONFIG = [
               'path = "directory.json"\nlist_separator = ""',
               "sources.okta.list_separator: is empty; a separator is at least one character "
               "(the default is ';')"),
+    # blamed on hr.csv:2 ("does not match "), and an invalid directive on the data too
+    BadConfig("empty-date-formats", 'worker_type_map = { "Agency Temp" = "agency" }',
+              'worker_type_map = { "Agency Temp" = "agency" }\ndate_formats = []',
+              "sources.hr.date_formats: is empty; list at least one strptime format, e.g. "
+              "['%Y-%m-%d']"),
+    BadConfig("invalid-date-format", 'worker_type_map = { "Agency Temp" = "agency" }',
+              'worker_type_map = { "Agency Temp" = "agency" }\n'
+              'date_formats = ["%Y-%m-%d", "%Q"]',
+              "sources.hr.date_formats[1]: '%Q' is not a strptime format ('Q' is a bad "
+              "directive in format '%Q')"),
+    BadConfig("date-format-without-a-year", 'worker_type_map = { "Agency Temp" = "agency" }',
+              'worker_type_map = { "Agency Temp" = "agency" }\ndate_formats = ["%d/%m"]',
+              "sources.hr.date_formats[0]: '%d/%m' does not read a whole date: it writes "
+              "2026-11-23 as '23/11', which reads back as 1900-11-23; a format needs the "
+              "year, month and day"),
     BadConfig("principal-missing-reason",
               'reason = "Customer-care auto-reply bot on @northwind_help"\n', "",
               "principals[1].reason: required key is missing"),

@@ -10,10 +10,11 @@ are read with ``date_formats``, and blank or 0000-00-00 dates are null.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date, datetime
 from typing import Any
 
 from governor.lookalike import fold
-from governor.options import Option
+from governor.options import Option, OptionError
 from governor.records import Person, PersonStatus, SourceKind, WorkerType
 from governor.sources._common import FileConnector, check_map_targets, file_options, lowered
 from governor.sources._tabular import Table
@@ -59,7 +60,7 @@ class HrFile(FileConnector):
         super().validate(settings, key)
         check_map_targets(settings, key, "status_map", STATUS_WORDS)
         check_map_targets(settings, key, "worker_type_map", WORKER_WORDS)
-
+        _check_date_formats(settings["date_formats"], f"{key}.date_formats")
 
     def fetch(self) -> Iterator[Person]:
         s = self.settings
@@ -98,3 +99,28 @@ class HrFile(FileConnector):
                 department=row.text("department"),
                 job_title=row.text("job_title"),
             )
+
+
+# a day and month above 12 and a four-digit year: a format that drops or confuses any of
+# them reads it back as another day
+_PROBE = date(2026, 11, 23)
+
+
+def _check_date_formats(formats: list[str], key: str) -> None:
+    """Each format must read back the date it writes. Checked here, not at the first row:
+    a format that cannot work was reported against the HR file's data ("does not match"),
+    and an empty list as matching nothing at all."""
+    if not formats:
+        raise OptionError(key, "is empty; list at least one strptime format, e.g. "
+                               "['%Y-%m-%d']")
+    for i, fmt in enumerate(formats):
+        try:
+            written = _PROBE.strftime(fmt)
+            read = datetime.strptime(written, fmt).date()
+        except ValueError as exc:
+            raise OptionError(f"{key}[{i}]", f"{fmt!r} is not a strptime format ({exc})"
+                              ) from None
+        if read != _PROBE:
+            raise OptionError(f"{key}[{i}]", f"{fmt!r} does not read a whole date: it "
+                              f"writes {_PROBE.isoformat()} as {written!r}, which reads back "
+                              f"as {read.isoformat()}; a format needs the year, month and day")
