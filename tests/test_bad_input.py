@@ -306,6 +306,20 @@ BAD_DATA = [
                                    "attested_at"),
         "accounts.yaml:{line}: accounts[1].attested_at: 0001-01-01 is a placeholder, not a "
         "real date; give the date, or leave attested_at out"),
+    # read as an export of unknown format, or with a format set as a source that failed
+    # (EISDIR) every night: the config is what to fix
+    Bad("source-path-is-a-directory", "governor.toml",
+        lambda org: ((org / "exports").mkdir(),
+                     replace(org / "governor.toml", 'path = "x_team.csv"',
+                             'path = "exports"\nformat = "csv"')),
+        "exports: sources.x_team.path: is a directory, not an export file; name the file "
+        "itself"),
+    Bad("inventory-path-is-a-directory", "governor.toml",
+        lambda org: ((org / "inventory").mkdir(),
+                     replace(org / "governor.toml", 'path = "accounts.toml"',
+                             'path = "inventory"')),
+        "inventory: sources.inventory.path: is a directory, not an export file; name the "
+        "file itself"),
     Bad("toml-inventory-quoted-key", "accounts.toml",
         edit("accounts.toml", 'handle = "@northwind_help"\ncriticality = "high"',
              'handle = "@northwind_help"\n"criticallity" = "high"'),
@@ -471,6 +485,9 @@ BAD_CONFIG = [
               "sources.hr.date_formats[0]: '%d/%m' does not read a whole date: it writes "
               "2026-11-23 as '23/11', which reads back as 1900-11-23; a format needs the "
               "year, month and day"),
+    BadConfig("empty-source-path", 'path = "x_team.csv"', 'path = " "',
+              "sources.x_team.path: is empty; name the export file (relative to the config "
+              "file)"),
     BadConfig("principal-missing-reason",
               'reason = "Customer-care auto-reply bot on @northwind_help"\n', "",
               "principals[1].reason: required key is missing"),

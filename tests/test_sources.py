@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import demo_env, run_cli, sql_rows
-from test_bad_input import _findings, dump, upgraded
+from conftest import demo_env, run_cli
+from test_bad_input import dump, upgraded
 
 from governor import config
 from governor.errors import DataError, SourceError
@@ -259,15 +259,18 @@ FILE_PATHS = [
 
 @pytest.mark.parametrize(("ctype", "name", "raw"), FILE_PATHS,
                          ids=[f"{c}-{n}" for c, n, _ in FILE_PATHS])
-def test_a_directory_in_place_of_the_file_is_a_source_error(
+def test_a_directory_in_place_of_the_file_is_bad_input_naming_the_key(
         tmp_path: Path, ctype: str, name: str, raw: dict[str, Any]) -> None:
+    # a directory does not stand where an export was written by accident: the path
+    # names the wrong thing, which a source failed with EISDIR every night hid
     (tmp_path / name).mkdir()
     conn = CONNECTORS[ctype]("t", configure(ctype, path=name, **raw), tmp_path)
     # reconcile fingerprints a source before reading it: that must not raise either
     assert conn.fingerprint() is None
-    with pytest.raises(SourceError) as info:
+    with pytest.raises(DataError) as info:
         list(conn.fetch())
-    assert str(info.value) == f"{tmp_path / name}: cannot read: Is a directory (EISDIR)"
+    assert str(info.value) == (f"{tmp_path / name}: sources.t.path: is a directory, not an "
+                               "export file; name the file itself")
     assert conn.check() == [Check("open", False, str(info.value))]
 
 
@@ -314,28 +317,20 @@ def test_a_read_error_part_way_is_a_source_error(
     assert str(info.value) == f"{tmp_path / name}: cannot read: Input/output error (EIO)"
 
 
-def test_a_directory_in_place_of_a_demo_export_fails_that_source_only(
+def test_a_directory_in_place_of_a_demo_export_stops_the_run_writing_nothing(
         demo_dir: Path, db_url: str) -> None:
     cfg = str(demo_dir / "governor.toml")
     upgraded(demo_dir, db_url)
     assert run_cli("-c", cfg, "reconcile", "--no-report", env=demo_env(db_url)).code == 0
-    x_team = {f.key for f in _findings(db_url) if "|x_team|" in f.subject}
-    assert len(x_team) >= 2
-    grants_before = dump(db_url)["obs_grant"]
+    before = dump(db_url)
 
     (demo_dir / "x_team.csv").unlink()
     (demo_dir / "x_team.csv").mkdir()
     out = run_cli("-c", cfg, "reconcile", "--no-report", env=demo_env(db_url))
-    error = f"{demo_dir / 'x_team.csv'}: cannot read: Is a directory (EISDIR)"
-    assert (out.code, out.err) == (5, "warning: source x_team failed; its findings were "
-                                      "kept, none resolved\n")
-    assert "Traceback" not in out.out and error in out.out and "run 2: partial" in out.out
-    assert sql_rows(db_url, "SELECT name, status, error FROM source_read WHERE run_id = 2 "
-                            "AND status <> 'ok'") == [("x_team", "failed", error)]
-    assert dump(db_url)["obs_grant"] == grants_before
-    after = {f.key: f for f in _findings(db_url)}
-    assert all((after[k].status, after[k].last_run_id) == ("open", 2) for k in x_team)
-    assert [k for k, f in after.items() if f.resolved_run_id == 2] == []
+    assert (out.code, out.out, out.err) == (
+        2, "", f"governor: {demo_dir / 'x_team.csv'}: sources.x_team.path: is a directory, "
+               "not an export file; name the file itself\n")
+    assert dump(db_url) == before
 
 
 def test_non_utf8_byte_names_its_own_line_and_field(tmp_path: Path) -> None:

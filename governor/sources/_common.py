@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from governor.clock import zone
-from governor.errors import SourceError
+from governor.errors import DataError, SourceError
 from governor.options import REQUIRED, Option, OptionError
 from governor.sources.base import Check, Connector
 
@@ -72,9 +72,10 @@ def mtime(path: Path) -> datetime | None:
 
 
 def unreadable(display: str, exc: OSError) -> SourceError:
-    """Any OS error opening or reading a source file (gone, no permission, a directory, a
-    failing disk) means the source cannot be reached, not that its data is bad: the run
-    goes on with this source failed and its last good data kept."""
+    """Any OS error opening or reading a source file (gone, no permission, a failing
+    disk) means the source cannot be reached, not that its data is bad: the run goes on
+    with this source failed and its last good data kept. (A directory at the path is
+    the config's mistake: FileConnector.require_file.)"""
     if isinstance(exc, FileNotFoundError):
         return SourceError(f"{display}: file not found")
     if isinstance(exc, PermissionError):
@@ -111,6 +112,11 @@ class FileConnector(Connector):
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
+        if not settings["path"].strip():
+            # resolved against the config's folder, "" named that folder: read as an
+            # export of unknown format, or a source failed with EISDIR every night
+            raise OptionError(f"{key}.path", "is empty; name the export file (relative to "
+                                             "the config file)")
         for option in cls.options:
             # str.split("") raises: an empty separator would stop the run with a traceback
             # at the first row holding a list
@@ -121,7 +127,19 @@ class FileConnector(Connector):
     def freshness(self) -> datetime | None:
         return mtime(self.path)
 
+    def require_file(self) -> None:
+        """A path naming a directory is a mistake in the config, not a source that could
+        not be reached tonight: bad input, naming the key to fix."""
+        if self.path.is_dir():
+            raise self._a_directory()
+
+    def _a_directory(self) -> DataError:
+        return DataError(str(self.path), None, f"sources.{self.name}.path",
+                         "is a directory, not an export file; name the file itself")
+
     def check(self) -> list[Check]:
+        if self.path.is_dir():
+            return [Check("open", False, str(self._a_directory()))]
         try:
             with self.path.open("rb"):
                 pass

@@ -67,6 +67,7 @@ class DirectoryFile(FileConnector):
 
     def fetch(self) -> Iterator[DirectoryAccount | Grant]:
         s = self.settings
+        self.require_file()
         table = Table(self.path, s["columns"], ("login", "status"), s["format"], known=FIELDS)
         statuses = {**{w: w for w in STATUS_WORDS}, **DEFAULT_STATUS, **lowered(s["status_map"])}
         factors = {**{f: f for f in FACTOR_TYPES}, **DEFAULT_FACTOR, **lowered(s["factor_map"])}

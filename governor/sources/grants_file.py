@@ -89,6 +89,7 @@ class GrantsFile(FileConnector):
 
     def fetch(self) -> Iterator[Grant]:
         s = self.settings
+        self.require_file()
         table = Table(self.path, s["columns"], ("account", "principal", "role"), s["format"],
                       known=FIELDS)
         self._overrides = {k.strip().lower(): Role.parse(v) for k, v in s["role_map"].items()}

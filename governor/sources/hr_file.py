@@ -64,6 +64,7 @@ class HrFile(FileConnector):
 
     def fetch(self) -> Iterator[Person]:
         s = self.settings
+        self.require_file()
         table = Table(self.path, s["columns"], REQUIRED_FIELDS, s["format"], known=FIELDS)
         statuses = {**DEFAULT_STATUS, **lowered(s["status_map"])}
         workers = {**DEFAULT_WORKER, **lowered(s["worker_type_map"])}

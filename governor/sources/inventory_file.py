@@ -136,6 +136,7 @@ class InventoryFile(FileConnector):
         self._folded: dict[str, str] | None = None
 
     def _load(self) -> tuple[list[Any], Locate]:
+        self.require_file()
         try:
             text = self.path.read_text(encoding="utf-8-sig")
         except OSError as exc:

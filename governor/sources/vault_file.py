@@ -46,6 +46,7 @@ class VaultFile(FileConnector):
 
     def fetch(self) -> Iterator[Credential]:
         s = self.settings
+        self.require_file()
         table = Table(self.path, s["columns"], ("id", "accounts", "readers"), s["format"],
                       known=FIELDS)
         sep = s["list_separator"]
