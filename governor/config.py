@@ -298,6 +298,7 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         principals.append(_principal(values, key, sources, declared_at))
 
     _no_password(gov["database"], "governor.database")
+    _supported_store(gov["database"], "governor.database")
     env_url = os.environ.get("GOVERNOR_DATABASE_URL")
     return Config(
         path=path,
@@ -370,13 +371,33 @@ def _no_password(url: str, key: str) -> None:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        return  # not a URL at all: the store says so when it is opened
+        return  # not a URL at all: _supported_store says so
     # user:password@host, or ?password=... (libpq reads it there too)
     if parsed.password or any(k.lower() in ("password", "passfile") and v
                               for k, v in parsed.query.items()):
         raise OptionError(key, "holds a password: set the whole URL in GOVERNOR_DATABASE_URL "
                                "(the environment, e.g. the service's EnvironmentFile) instead; "
                                "the value is not shown. Treat the password as exposed")
+
+
+def _supported_store(url: str, key: str) -> None:
+    """A URL governor cannot open is the config's mistake, said with its key path when
+    the config loads, not a store error (exit 1) when a command first opens it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    supported = "governor supports sqlite:///PATH and postgresql://HOST/DATABASE"
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        # not echoed: a mangled URL may still hold a password
+        raise OptionError(key, f"is not a database URL (the value is not shown); "
+                               f"{supported}") from None
+    if backend == "postgres":
+        raise OptionError(key, "write postgresql://, not the old postgres:// scheme (which "
+                               "SQLAlchemy no longer takes)")
+    if backend not in ("sqlite", "postgresql"):
+        raise OptionError(key, f"{backend!r} databases are not supported; {supported}")
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:

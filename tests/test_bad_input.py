@@ -488,6 +488,19 @@ BAD_CONFIG = [
     BadConfig("empty-source-path", 'path = "x_team.csv"', 'path = " "',
               "sources.x_team.path: is empty; name the export file (relative to the config "
               "file)"),
+    # exit 1 as a store error when a command opened it
+    BadConfig("unsupported-database", 'database = "sqlite:///governor-demo.db"',
+              'database = "mysql://db.northwind.example/governor"',
+              "governor.database: 'mysql' databases are not supported; governor supports "
+              "sqlite:///PATH and postgresql://HOST/DATABASE"),
+    BadConfig("database-old-postgres-scheme", 'database = "sqlite:///governor-demo.db"',
+              'database = "postgres://db.northwind.example/governor"',
+              "governor.database: write postgresql://, not the old postgres:// scheme (which "
+              "SQLAlchemy no longer takes)"),
+    BadConfig("database-not-a-url", 'database = "sqlite:///governor-demo.db"',
+              'database = "not a url"',
+              "governor.database: is not a database URL (the value is not shown); governor "
+              "supports sqlite:///PATH and postgresql://HOST/DATABASE"),
     BadConfig("principal-missing-reason",
               'reason = "Customer-care auto-reply bot on @northwind_help"\n', "",
               "principals[1].reason: required key is missing"),
