@@ -237,8 +237,14 @@ def test_init_creates_missing_folders(tmp_path: Path, monkeypatch: pytest.Monkey
     assert out.code == 0, out.err
     assert (tmp_path / "sub" / "dir" / "x.toml").is_file()
     assert "sub/dir/x.toml" in out.out
+    before = (tmp_path / "sub" / "dir" / "x.toml").read_bytes()
+    (tmp_path / "sub" / "dir" / "x.toml").write_text("# mine\n")
     again = run_cli("init", "sub/dir/x.toml")
-    assert again.code == 1 and "--force" in again.err
+    assert (again.code, again.err) == (2, "governor: sub/dir/x.toml exists; use --force to "
+                                          "overwrite it\n")
+    assert (tmp_path / "sub" / "dir" / "x.toml").read_text() == "# mine\n"
+    assert run_cli("init", "sub/dir/x.toml", "--force").code == 0
+    assert (tmp_path / "sub" / "dir" / "x.toml").read_bytes() == before
 
 
 def test_init_under_a_file_is_a_clear_error(tmp_path: Path) -> None:

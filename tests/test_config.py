@@ -28,7 +28,7 @@ def test_init_writes_a_config_that_loads(tmp_path: Path) -> None:
         for key in RULES[rule_id].params:
             assert f"{key} = " in text
     again = run_cli("init", str(target))
-    assert again.code == 1 and "--force" in again.err
+    assert again.code == 2 and "--force" in again.err
 
 
 def test_every_starter_key_says_what_reads_it_and_its_bounds(tmp_path: Path) -> None:

@@ -58,7 +58,8 @@ def _now(ctx: Ctx, session: Session, what: str) -> datetime:
 def init(path: Path, force: bool) -> None:
     """Write a commented starter config."""
     if path.exists() and not force:
-        raise GovernorError(f"{path} exists; use --force to overwrite it")
+        # a usage mistake, nothing written: exit 2, as for any other refused argument
+        raise InputError(f"{path} exists; use --force to overwrite it")
     # `init deploy/prod/governor.toml` names where the config should live; make it so
     created = not path.parent.exists()
     try:
