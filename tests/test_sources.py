@@ -233,6 +233,33 @@ def test_hr_bad_rows_name_file_line_and_field(tmp_path: Path, row: str, error: s
     assert fails(tmp_path, "hr_file", "hr.csv", text, columns={"hire_date": "start"}) == error
 
 
+HR_TWO = ('[{"employee_id": "E0", "email": "z@corp.example", "name": "Z", "status": '
+           '"active", "worker_type": "employee"},\n{"employee_id": %s, "email": '
+           '"a@corp.example", "name": %s, "status": "active", "worker_type": "employee"}]\n')
+
+
+@pytest.mark.parametrize(("eid", "name", "error"), [
+    ("true", '"A"', "hr.json:2: employee_id: expected text, got a boolean"),
+    ("false", '"A"', "hr.json:2: employee_id: expected text, got a boolean"),
+    ('"E1"', "true", "hr.json:2: name: expected text, got a boolean"),
+    ("1042.0", '"A"', "hr.json:2: employee_id: expected text, got a number with a fraction "
+                      "or exponent (write it as text)"),
+    ("1e3", '"A"', "hr.json:2: employee_id: expected text, got a number with a fraction "
+                   "or exponent (write it as text)"),
+    ('["E1"]', '"A"', "hr.json:2: employee_id: expected text, got a list"),
+    ('{"id": "E1"}', '"A"', "hr.json:2: employee_id: expected text, got an object"),
+], ids=["true", "false", "name-true", "float", "exponent", "list", "object"])
+def test_hr_json_text_fields_refuse_booleans_and_fractions(
+        tmp_path: Path, eid: str, name: str, error: str) -> None:
+    # a boolean was stored as the text "True" (and 1042.0 as "1042.0"), exit 0
+    assert fails(tmp_path, "hr_file", "hr.json", HR_TWO % (eid, name)) == error
+
+
+def test_hr_json_integer_id_reads_as_its_digits(tmp_path: Path) -> None:
+    people = fetch(tmp_path, "hr_file", "hr.json", HR_TWO % ("1042", '"A"'))
+    assert [p.employee_id for p in people] == ["E0", "1042"]
+
+
 def test_hr_value_map_targets_are_checked_with_their_key_path() -> None:
     with pytest.raises(OptionError) as info:
         configure("hr_file", path="hr.csv", status_map={"Gone": "departed"})

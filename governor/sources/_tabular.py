@@ -64,10 +64,14 @@ class Row:
         value = self.raw(field)
         if value is None:
             return None
-        if isinstance(value, bool | int | float):
+        if isinstance(value, int) and not isinstance(value, bool):
+            # an id or number written as a JSON number (1042) reads as its digits
             value = str(value)
         if not isinstance(value, str):
-            raise self.fail(field, f"expected text, got {type(value).__name__}")
+            # str(True) stored a worker id as "True"; str(1042.0) as "1042.0", another id
+            # than the "1042" everywhere else; neither value is echoed (a shifted column
+            # beside a secret)
+            raise self.fail(field, f"expected text, got {_json_kind(value)}")
         value = value.strip()
         return value or None
 
@@ -391,6 +395,16 @@ class Table:
             raise DataError(self.display, line, field,
                             f"no key {column!r}, but {alike!r} looks like it: rename it, or "
                             f"map it: columns = {{ {field} = {alike!r} }}")
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a number with a fraction or exponent (write it as text)"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _skip(text: str, pos: int) -> int:
