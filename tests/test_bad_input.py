@@ -255,6 +255,18 @@ BAD_DATA = [
              "p.raman@northwind.example,Content admin,19/01/2021"),
         "linkedin_admins.csv:4: granted_at (column 'assigned_on'): '19/01/2021' is not an "
         "ISO 8601 date-time"),
+    # read as the placeholder "no date" (NULL), exit 0
+    Bad("grants-instant-before-year-1-in-utc", "linkedin_admins.csv",
+        edit("linkedin_admins.csv", "p.raman@northwind.example,Content admin,2021-01-19T10:00:00Z",
+             "p.raman@northwind.example,Content admin,0001-01-01T00:00:00+01:00"),
+        "linkedin_admins.csv:4: granted_at (column 'assigned_on'): '0001-01-01T00:00:00+01:00' "
+        "is not an instant (in UTC it falls before year 1 or after 9999); leave it empty when "
+        "there is none"),
+    Bad("grants-instant-after-year-9999-in-utc", "x_team.csv",
+        edit("x_team.csv", "Contributor,2021-01-18T14:12:00Z,2026-11-18T12:41:00Z",
+             "Contributor,2021-01-18T14:12:00Z,9999-12-31T23:59:59-12:00"),
+        "x_team.csv:4: last_active: '9999-12-31T23:59:59-12:00' is not an instant (in UTC it "
+        "falls before year 1 or after 9999); leave it empty when there is none"),
     Bad("csv-non-utf8-byte", "x_team.csv",
         edit("x_team.csv", b"@northwind,daniel.brennan", b"@northwind,dani\xe9l.brennan"),
         "x_team.csv:3: principal: not UTF-8 text"),

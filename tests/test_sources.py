@@ -829,13 +829,32 @@ def test_grant_options_name_real_options() -> None:
             assert key in cls.options, (name, key)
 
 
-@pytest.mark.parametrize("cell", ["9999-12-31T23:00:00-05:00", "9999-12-31T23:59:59Z",
-                                  "0001-01-01T00:30:00+01:00", "9999-12-31T12:00:00"])
+@pytest.mark.parametrize("cell", ["9999-12-31T18:59:59-05:00", "9999-12-31T23:59:59Z",
+                                  "0001-01-01T00:30:00-01:00", "0001-01-01T00:00:00Z",
+                                  "9999-12-31T12:00:00"])
 def test_grants_sentinel_instants_are_no_instant(tmp_path: Path, cell: str) -> None:
     # "never" written as the calendar's last or first day: past any arithmetic on it
     text = f"account,principal,role,granted_at,last_active\n@nw,a@corp.example,Admin,,{cell}\n"
     [g] = fetch(tmp_path, "grants_file", "x.csv", text, platform="x")
     assert g.last_active is None
+
+
+@pytest.mark.parametrize("cell", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
+@pytest.mark.parametrize("name", ["x.csv", "x.jsonl"])
+def test_grants_instants_outside_utc_are_bad_input(tmp_path: Path, cell: str,
+                                                   name: str) -> None:
+    # no instant at all: no serialiser writes it for "never" (an offset date-time must
+    # exist in UTC), and read as a placeholder it was stored as NULL without a word
+    if name == "x.csv":
+        text = f"account,principal,role,granted_at,last_active\n@nw,a@corp.example,Admin,,{cell}\n"
+        line = 2
+    else:
+        text = ('{"account": "@nw", "principal": "a@corp.example", "role": "Admin", '
+                f'"last_active": "{cell}"}}\n')
+        line = 1
+    assert fails(tmp_path, "grants_file", name, text, platform="x") == (
+        f"{name}:{line}: last_active: '{cell}' is not an instant (in UTC it falls before "
+        "year 1 or after 9999); leave it empty when there is none")
 
 
 def test_a_byte_order_mark_is_accepted_in_every_text_format(tmp_path: Path) -> None:

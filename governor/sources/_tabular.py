@@ -127,6 +127,16 @@ class Row:
         except ValueError:
             what = repr(value) if shown else "the value (not shown)"
             raise self.fail(field, f"{what} is not an ISO 8601 date-time") from None
+        if parsed.tzinfo is not None:
+            try:
+                parsed.astimezone(UTC)
+            except OverflowError:
+                # an offset that puts it before year 1 or after 9999 in UTC: no instant
+                # at all, which the placeholder check below silently read as "none"
+                what = repr(value) if shown else "the value (not shown)"
+                raise self.fail(field, f"{what} is not an instant (in UTC it falls before "
+                                       "year 1 or after 9999); leave it empty when there "
+                                       "is none") from None
         if parsed.year in SENTINEL_YEARS:
             return None
         if parsed.tzinfo is None:
