@@ -171,25 +171,25 @@ BAD_DATA = [
         edit("hr.csv", ",Active,Employee,Head of Social Media,",
              ',Active,Robot,"Head of\nSocial Media",'),
         "hr.csv:4: worker_type (column 'worker_category'): unknown value 'Robot'; map it in "
-        "the source's value map (known: agency, agency temp, contingent, contractor, employee, "
-        "freelancer, fte, full-time, intern, part-time, vendor, working student)"),
+        "sources.hr.worker_type_map (known: agency, agency temp, contingent, contractor, "
+        "employee, freelancer, fte, full-time, intern, part-time, vendor, working student)"),
     Bad("csv-error-after-a-multi-line-record", "hr.csv",
         lambda org: (replace(org / "hr.csv", "Head of Social Media,", '"Head of\nSocial Media",'),
                      replace(org / "hr.csv", "socialteam@northwind.example,Active,Employee,Social",
                              "socialteam@northwind.example,Sabbatical,Employee,Social")),
-        f"hr.csv:6: status: unknown value 'Sabbatical'; map it in the source's value map "
-        f"(known: {HR_KNOWN_STATUS})"),
+        f"hr.csv:6: status: unknown value 'Sabbatical'; map it in "
+        f"sources.hr.status_map (known: {HR_KNOWN_STATUS})"),
     Bad("hr-unknown-status-word", "hr.csv",
         edit("hr.csv", "daniel.brennan@northwind.example,socialteam@northwind.example,Active,",
              "daniel.brennan@northwind.example,socialteam@northwind.example,Sabbatical,"),
-        f"hr.csv:5: status: unknown value 'Sabbatical'; map it in the source's value map "
-        f"(known: {HR_KNOWN_STATUS})"),
+        f"hr.csv:5: status: unknown value 'Sabbatical'; map it in "
+        f"sources.hr.status_map (known: {HR_KNOWN_STATUS})"),
     Bad("hr-unknown-worker-type", "hr.csv",
         edit("hr.csv", ",Active,Employee,Head of Social Media,",
              ",Active,Robot,Head of Social Media,"),
         "hr.csv:4: worker_type (column 'worker_category'): unknown value 'Robot'; map it in "
-        "the source's value map (known: agency, agency temp, contingent, contractor, employee, "
-        "freelancer, fte, full-time, intern, part-time, vendor, working student)"),
+        "sources.hr.worker_type_map (known: agency, agency temp, contingent, contractor, "
+        "employee, freelancer, fte, full-time, intern, part-time, vendor, working student)"),
     Bad("hr-date-does-not-parse", "hr.csv",
         edit("hr.csv", ",2019-02-04,", ",04.02.2019,"),
         "hr.csv:4: hire_date: date '04.02.2019' does not match %Y-%m-%d"),

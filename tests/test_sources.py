@@ -146,7 +146,7 @@ def test_hr_csv_with_bom_and_quoted_multiline_cell(tmp_path: Path) -> None:
             'E1,a@corp.example,"Ann\nLee",active,employee\n'
             "E2,b@corp.example,Bo,sabbatical,employee\n")
     assert fails(tmp_path, "hr_file", "hr.csv", text) == (
-        "hr.csv:4: status: unknown value 'sabbatical'; map it in the source's value map "
+        "hr.csv:4: status: unknown value 'sabbatical'; map it in sources.t.status_map "
         "(known: active, deceased, inactive, leave, leaver, left, loa, on leave, pending, "
         "pre-hire, prehire, resigned, retired, terminated)")
 
@@ -198,7 +198,7 @@ def test_hr_json_lines(tmp_path: Path) -> None:
     assert person.employee_id == "E1"
     bad = good.replace('"E1"', '"E2"').replace('"employee"}', '"robot"}')
     assert fails(tmp_path, "hr_file", "hr.jsonl", good + "\n" + bad) == (
-        "hr.jsonl:3: worker_type: unknown value 'robot'; map it in the source's value map "
+        "hr.jsonl:3: worker_type: unknown value 'robot'; map it in sources.t.worker_type_map "
         "(known: agency, contingent, contractor, employee, freelancer, fte, full-time, intern, "
         "part-time, vendor, working student)")
     assert fails(tmp_path, "hr_file", "hr.jsonl", good + '{"employee_id": \n') == (
@@ -472,7 +472,7 @@ def test_directory_errors_name_the_configured_column(tmp_path: Path) -> None:
         "dir.csv:3: login: duplicate login 'a@corp.example' (first on line 2)")
     text = "login,status\na@corp.example,frozen\n"
     assert fails(tmp_path, "directory_file", "dir.csv", text).startswith(
-        "dir.csv:2: status: unknown value 'frozen'")
+        "dir.csv:2: status: unknown value 'frozen'; map it in sources.t.status_map (known: ")
 
 
 # ---- inventory ------------------------------------------------------------------------------

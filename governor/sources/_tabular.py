@@ -160,7 +160,9 @@ class Row:
                                "yes/no")
 
     def mapped(self, field: str, mapping: Mapping[str, str], allowed: frozenset[str],
-               default: str | None = None) -> str:
+               option: str, default: str | None = None) -> str:
+        """``option``: the key path of the map that adds words (sources.hr.status_map),
+        named in the error so it says where the fix goes."""
         value = self.text(field)
         if value is None:
             if default is not None:
@@ -170,8 +172,8 @@ class Row:
         out = mapping.get(key, key)
         if out not in allowed:
             known = sorted(set(mapping) | allowed)
-            raise self.fail(field, f"unknown value {value!r}; map it in the source's value "
-                                   f"map (known: {', '.join(known)})")
+            raise self.fail(field, f"unknown value {value!r}; map it in {option} (known: "
+                                   f"{', '.join(known)})")
         return out
 
 

@@ -86,7 +86,8 @@ class DirectoryFile(FileConnector):
             mfa = self._factors(row, factors, sep)
             account = DirectoryAccount(
                 login=login,
-                status=DirectoryStatus(row.mapped("status", statuses, STATUS_WORDS)),
+                status=DirectoryStatus(row.mapped("status", statuses, STATUS_WORDS,
+                                                  f"sources.{self.name}.status_map")),
                 email=fold(email) if email else None,
                 employee_id=row.text("employee_id"),
                 mfa=mfa,
