@@ -276,7 +276,13 @@ BAD_DATA = [
     Bad("json-invalid", "instagram_access.json",
         edit("instagram_access.json", '"grace.liu@northwind.example", ',
              '"grace.liu@northwind.example" '),
-        "instagram_access.json:7: not JSON: Expecting ',' delimiter"),
+        "instagram_access.json:7: not JSON: Expecting ',' delimiter: line 7 column 81 "
+        "(char 611)"),
+    # json's message for it ends "at": without the position it said nothing
+    Bad("json-control-character", "instagram_access.json",
+        edit("instagram_access.json", '"Grace Liu"', '"Grace\tLiu"'),
+        "instagram_access.json:7: not JSON: Invalid control character at: line 7 column 96 "
+        "(char 626)"),
     Bad("json-record-missing-key", "instagram_access.json",
         drop_key("instagram_access.json", "role", "robin.fairweather"),
         "instagram_access.json:8: role: missing key 'role'"),

@@ -202,7 +202,7 @@ def test_hr_json_lines(tmp_path: Path) -> None:
         "(known: agency, contingent, contractor, employee, freelancer, fte, full-time, intern, "
         "part-time, vendor, working student)")
     assert fails(tmp_path, "hr_file", "hr.jsonl", good + '{"employee_id": \n') == (
-        "hr.jsonl:2: not JSON: Expecting value")
+        "hr.jsonl:2: not JSON: Expecting value: column 17")
 
 
 def test_hr_declared_format_overrides_the_extension(tmp_path: Path) -> None:

@@ -302,9 +302,11 @@ class Table:
                     if not text.strip():
                         continue
                     try:
-                        obj = json.loads(text)
+                        obj = json.loads(text.rstrip("\r\n"))
                     except json.JSONDecodeError as exc:
-                        raise DataError(self.display, line, None, f"not JSON: {exc.msg}"
+                        # the record is this one line: json's "line 1" would mislead
+                        raise DataError(self.display, line, None, f"not JSON: {exc.msg}: "
+                                                                  f"column {exc.colno}"
                                         ) from None
                     yield self._object(obj, line)
             except UnicodeDecodeError:
@@ -323,7 +325,7 @@ class Table:
             try:
                 doc = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataError(self.display, exc.lineno, None, f"not JSON: {exc.msg}") from None
+                raise DataError(self.display, exc.lineno, None, f"not JSON: {exc}") from None
             if not isinstance(doc.get("records"), list):
                 raise DataError(self.display, 1, "records", "expected a 'records' array")
             self.meta = {k: v for k, v in doc.items() if k != "records"}
@@ -340,7 +342,7 @@ class Table:
             try:
                 obj, end = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as exc:
-                raise DataError(self.display, exc.lineno, None, f"not JSON: {exc.msg}") from None
+                raise DataError(self.display, exc.lineno, None, f"not JSON: {exc}") from None
             yield self._object(obj, line)
             pos = _skip(text, end)
             if text.startswith(",", pos):
