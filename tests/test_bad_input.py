@@ -152,6 +152,21 @@ BAD_DATA = [
     Bad("csv-mapped-column-missing", "hr.csv",
         edit("hr.csv", ",worker_category,title,", ",worker_category,role_title,"),
         "hr.csv:1: job_title: missing column 'title' (named in the source's columns)"),
+    # matched exactly: "missing column 'role'" beside a 'Role' said nothing of why
+    Bad("csv-required-column-in-other-case", "x_team.csv",
+        edit("x_team.csv", "account,principal,role,", "account,principal,Role ,"),
+        "x_team.csv:1: role: missing column 'role', but 'Role' looks like it (columns are "
+        "matched exactly, case included): rename it, or map it: columns = {{ role = 'Role' }}"),
+    Bad("csv-mapped-column-in-other-case", "hr.csv",
+        edit("hr.csv", ",worker_category,title,", ",worker_category,Title,"),
+        "hr.csv:1: job_title: missing column 'title' (named in the source's columns), but "
+        "'Title' looks like it (columns are matched exactly, case included): rename it, or "
+        "map it: columns = {{ job_title = 'Title' }}"),
+    Bad("json-required-key-in-other-case", "instagram_access.json",
+        edit("instagram_access.json", '"role": "Partial access", "granted_at": "2023-06-06',
+             '"Role": "Partial access", "granted_at": "2023-06-06'),
+        "instagram_access.json:7: role: missing key 'role', but 'Role' looks like it (keys are "
+        "matched exactly, case included): rename it, or map it: columns = {{ role = 'Role' }}"),
     Bad("csv-duplicate-column", "x_team.csv",
         edit("x_team.csv", "account,principal,role,", "account,principal,account,"),
         "x_team.csv:1: column 'account' appears more than once in the header"),

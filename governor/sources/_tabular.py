@@ -12,7 +12,7 @@ import difflib
 import io
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
@@ -225,7 +225,8 @@ class Table:
         for field in self.required:
             column = self.columns.get(field, field)
             if column not in present:
-                raise DataError(self.display, line, field, f"missing column {column!r}")
+                raise DataError(self.display, line, field, f"missing column {column!r}"
+                                + self._alike_hint(field, column, present, "column"))
         # An optional column that is missing reads as empty on every row: an end date
         # renamed in the export ("End Date") would quietly make nobody a leaver. So a
         # column the config names must be there, and one that looks like a field's
@@ -233,18 +234,34 @@ class Table:
         for field, column in self.columns.items():
             if column not in present:
                 raise DataError(self.display, line, field,
-                                f"missing column {column!r} (named in the source's columns)")
-        shapes = {_shape(h): h for h in present}
+                                f"missing column {column!r} (named in the source's columns)"
+                                + self._alike_hint(field, column, present, "column"))
         for field in self.known:
             column = self.columns.get(field, field)
             if column in present:
                 continue
-            alike = shapes.get(_shape(column)) or shapes.get(_shape(field)) or _typo(
-                column, present - self.expected)
+            alike = self._alike(field, column, present)
             if alike is not None:
                 raise DataError(self.display, line, field,
                                 f"no column {column!r}, but {alike!r} looks like it: rename "
                                 f"it, or map it: columns = {{ {field} = {alike!r} }}")
+
+    def _alike(self, field: str, column: str, present: Collection[str]) -> str | None:
+        """A column (key) of the file that is ``column`` (or ``field``) but for case,
+        spaces, underscores and dashes, or a typo of it among those the connector does
+        not read."""
+        shapes = {_shape(h): h for h in sorted(present)}
+        return shapes.get(_shape(column)) or shapes.get(_shape(field)) or _typo(
+            column, set(present) - self.expected)
+
+    def _alike_hint(self, field: str, column: str, present: Collection[str],
+                    what: str) -> str:
+        # 'Role' for role: names are matched exactly, so say which one it likely is
+        alike = self._alike(field, column, present)
+        if alike is None:
+            return ""
+        return (f", but {alike!r} looks like it ({what}s are matched exactly, case "
+                f"included): rename it, or map it: columns = {{ {field} = {alike!r} }}")
 
     def _csv(self) -> Iterator[tuple[int, list[str]]]:
         with self.path.open(encoding="utf-8-sig", newline="") as fh:
@@ -386,7 +403,8 @@ class Table:
         for field in self.required:
             column = self.columns.get(field, field)
             if column not in obj:
-                raise DataError(self.display, line, field, f"missing key {column!r}")
+                raise DataError(self.display, line, field, f"missing key {column!r}"
+                                + self._alike_hint(field, column, obj.keys(), "key"))
         extra = obj.keys() - self.expected
         if extra:
             self._check_keys(extra, obj.keys(), line)
