@@ -159,3 +159,39 @@ def test_a_platform_id_equal_to_an_employee_id_is_no_match_unless_the_source_say
     out = run_cli("-c", cfg, "whohas", "x:@northwind", "--json", env=env)
     (h,) = [h for h in json.loads(out.out)["holders"] if h["principal"] == "E1100"]
     assert (h["match"], h["employee_id"]) == ("matched", "E1100")
+
+
+def test_a_link_for_a_principal_no_source_reported_is_kept_with_a_warning(
+        demo_dir: Path) -> None:
+    # accepted silently before: a typo waited for a principal that never comes
+    cfg, env, url = setup(demo_dir)
+    typo = run_cli("-c", cfg, "link", "vault", "studio@brightlane.exmple", "A4001",
+                   "--reason", "agency login", env=env)
+    assert typo.code == 0, typo.err
+    assert typo.out == ("linked vault/studio@brightlane.exmple to A4001; the next reconcile "
+                        "uses it\n")
+    assert typo.err == ("warning: source vault has never reported the principal "
+                        "'studio@brightlane.exmple' (compared without case): the link waits "
+                        "until one does; check its spelling\n")
+    assert sql_rows(url, "SELECT principal FROM principal_link WHERE ended_at IS NULL") == [
+        ("studio@brightlane.exmple",)]
+
+    anywhere = run_cli("-c", cfg, "link", "*", "nobody@brightlane.example", "A4001",
+                       "--reason", "ahead of the agency's first login", "--json", env=env)
+    assert anywhere.code == 0, anywhere.err
+    assert anywhere.err.startswith("warning: no source has ever reported the principal "
+                                   "'nobody@brightlane.example'")
+    said = json.loads(anywhere.out)
+    assert (said["principal_reported"], said["employee_id"]) == (False, "A4001")
+
+    # a vault reader in another case, and a grant holder under '*': reported, no warning
+    for source, principal in (("vault", "Studio@BrightLane.example"), ("*", TEAM.upper())):
+        out = run_cli("-c", cfg, "link", source, principal, "E1002", "--reason", "known",
+                      "--json", env=env)
+        assert (out.code, out.err) == (0, ""), (source, out.err)
+        assert json.loads(out.out)["principal_reported"] is True
+    # reported, but by another source than the one named
+    other = run_cli("-c", cfg, "link", "tiktok_members", TEAM, "E1002", "--reason", "r",
+                    env=env)
+    assert other.code == 0 and other.err.startswith(
+        "warning: source tiktok_members has never reported the principal")

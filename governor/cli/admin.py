@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy import select
@@ -20,6 +22,7 @@ from governor.cli.common import (
     reason_option,
     table,
     use_json,
+    warn,
 )
 from governor.clock import day_end, last_day
 from governor.db import sessions, transaction
@@ -32,7 +35,17 @@ from governor.findings import (
     through,
 )
 from governor.lookalike import fold
-from governor.models import AuditEntry, Finding, PrincipalLink, PrincipalMatch, RiskException, Run
+from governor.models import (
+    AuditEntry,
+    Finding,
+    ObsCredential,
+    ObsDirectoryAccount,
+    ObsGrant,
+    PrincipalLink,
+    PrincipalMatch,
+    RiskException,
+    Run,
+)
 from governor.queries import resolve_person
 from governor.rules import RULES
 from governor.sources import CONNECTORS
@@ -130,8 +143,10 @@ def check(ctx: Ctx) -> None:
 @click.argument("principal")
 @click.argument("who")
 @reason_option(help="Why this principal is this person (audited).")
+@json_option
 @pass_ctx
-def link(ctx: Ctx, source: str, principal: str, who: str, reason: str) -> None:
+def link(ctx: Ctx, source: str, principal: str, who: str, reason: str,
+         as_json: bool | None) -> None:
     """Say by hand that PRINCIPAL in SOURCE ('*' for any) is the person WHO."""
     if source != "*" and source not in ctx.config.sources:
         raise NotFound(f"no source {source!r} in {ctx.config_path}")
@@ -162,13 +177,28 @@ def link(ctx: Ctx, source: str, principal: str, who: str, reason: str) -> None:
                             reason=reason, actor=ctx.actor, created_at=now))
         audit.record(s, now, ctx.actor, "link.added", subject=f"{source}/{principal}",
                      reason=reason, detail={"employee_id": eid})
+        reported = _ever_reported(s, source, low)
+    if not reported:
+        # kept: a link may be made before the principal first shows up; but a typo would
+        # wait for a principal that never comes, and its real one stay an orphan
+        who = "no source has ever" if source == "*" else f"source {source} has never"
+        warn(f"warning: {who} reported the principal {principal!r} (compared without "
+             "case): the link waits until one does; check its spelling")
     if auto:
         # named per source: under '*' the link still decides sources that match no one
-        click.echo(f"linked {source}/{principal} to {eid}; in {auto[0].source} it already "
-                   f"matches {eid} ({auto[0].reason}), which comes first: there the link is "
-                   "used only if that match goes away")
+        said = (f"linked {source}/{principal} to {eid}; in {auto[0].source} it already "
+                f"matches {eid} ({auto[0].reason}), which comes first: there the link is "
+                "used only if that match goes away")
     else:
-        click.echo(f"linked {source}/{principal} to {eid}; the next reconcile uses it")
+        said = f"linked {source}/{principal} to {eid}; the next reconcile uses it"
+    if use_json(ctx, as_json):
+        emit_json({"source": source, "principal": principal, "employee_id": eid,
+                   "principal_reported": reported,
+                   "already_matches": [{"source": m.source, "employee_id": m.employee_id,
+                                        "reason": m.reason} for m in auto],
+                   "message": said})
+        return
+    click.echo(said)
 
 
 # the tiers before links (correlate.py): a link never overrides one of these
@@ -184,6 +214,24 @@ def _automatic_matches(session: Session, source: str, low: str) -> list[Principa
     if source != "*":
         q = q.where(PrincipalMatch.source == source)
     return list(session.scalars(q.order_by(PrincipalMatch.source)))
+
+
+def _ever_reported(session: Session, source: str, low: str) -> bool:
+    """Has ``source`` ('*': any source) ever reported the principal ``low`` (folded) as a
+    grant holder, directory login or vault reader, now or in its history?"""
+    def scoped(q: Any, model: Any) -> Any:
+        return q if source == "*" else q.where(model.source == source)
+
+    for q, model in ((select(PrincipalMatch.id).where(PrincipalMatch.principal == low),
+                      PrincipalMatch),
+                     (select(ObsGrant.id).where(ObsGrant.principal_lc == low), ObsGrant),
+                     (select(ObsDirectoryAccount.id).where(ObsDirectoryAccount.login == low),
+                      ObsDirectoryAccount)):
+        if session.scalar(scoped(q, model).limit(1)) is not None:
+            return True
+    # readers are a JSON list per vault item; a vault holds hundreds of items, not millions
+    readers = scoped(select(ObsCredential.readers), ObsCredential)
+    return any(low in {fold(r) for r in json.loads(text)} for text in session.scalars(readers))
 
 
 @click.command()
