@@ -899,3 +899,21 @@ def test_connectors_keep_a_kelvin_sign_as_correlation_does(tmp_path: Path) -> No
     [p] = fetch(tmp_path, "hr_file", "hr.csv", "employee_id,name,email,aliases,status,"
                 "worker_type\nE1,Maya,MAYA@corp.example," + kelvin + ",active,employee\n")
     assert (p.email, p.aliases) == ("maya@corp.example", (kelvin,))
+
+
+@pytest.mark.parametrize(("name", "content", "column"), [
+    ("vault.csv", "Title,id,accounts,readers,Password,OTPAuth\n"
+                  "X,v1,x:@a,a@corp.example,Hunter2-Summer!2026,otpauth://totp/x?secret=JBSW\n",
+     "OTPAuth"),
+    ("vault.json", '{"records": [{"id": "v1", "accounts": ["x:@a"], "readers": ["a@corp.'
+                   'example"], "password": "Hunter2-Summer!2026"}]}', "password"),
+])
+def test_a_vault_export_carrying_secrets_is_refused_without_reading_them(
+        tmp_path: Path, name: str, content: str, column: str) -> None:
+    """A 1Password-style export keeps its Password and OTPAuth columns: governor ignored
+    them, so nobody was told a file of the brand's passwords lay where it reads."""
+    with pytest.raises(DataError) as info:
+        fetch(tmp_path, "vault_file", name, content)
+    message = str(info.value)
+    assert f"the export holds a {column!r}" in message and "No value was read" in message
+    assert "Hunter2" not in message and "JBSW" not in message

@@ -182,7 +182,7 @@ class Table:
 
     def __init__(self, path: Path, columns: Mapping[str, str], required: Sequence[str],
                  fmt: str = "auto", display: str | None = None,
-                 known: Sequence[str] = ()) -> None:
+                 known: Sequence[str] = (), no_secrets: bool = False) -> None:
         self.path = path
         self.display = display or str(path)
         self.columns = dict(columns)
@@ -195,6 +195,7 @@ class Table:
         # the columns (JSON keys) the connector reads, to tell a typo'd one from the rest
         self.expected = {self.columns.get(f, f) for f in self.known} | set(self.columns.values())
         self._shapes_seen: dict[tuple[frozenset[str], frozenset[str]], str | None] = {}
+        self.no_secrets = no_secrets  # refuse a column or key that holds secrets
 
     def rows(self) -> Iterator[Row]:
         if self.is_csv:
@@ -221,7 +222,22 @@ class Table:
         """Index of a field's column in a CSV file (after the header was read)."""
         return self.index.get(self.columns.get(field, field))
 
+    def _refuse_secrets(self, present: Collection[str], line: int) -> None:
+        """A vault export that carries the passwords or TOTP seeds themselves: governor
+        never reads them (it compares keyed fingerprints), and a file of them lying where
+        governor reads it is the exposure this tool exists to prevent. Refused, naming
+        the column, never a value."""
+        for column in sorted(present):
+            if column not in self.expected and _shape(column) in SECRET_COLUMNS:
+                raise DataError(self.display, line, column, (
+                    f"the export holds a {column!r} {'column' if self.is_csv else 'key'}: "
+                    "secrets must not be exported for governor (it never reads them and "
+                    "compares keyed fingerprints only); export without it, and treat the "
+                    "file as exposed. No value was read or shown"))
+
     def _check_columns(self, present: set[str], line: int) -> None:
+        if self.no_secrets:
+            self._refuse_secrets(present, line)
         for field in self.required:
             column = self.columns.get(field, field)
             if column not in present:
@@ -407,6 +423,8 @@ class Table:
                                 + self._alike_hint(field, column, obj.keys(), "key"))
         extra = obj.keys() - self.expected
         if extra:
+            if self.no_secrets:
+                self._refuse_secrets(extra, line)
             self._check_keys(extra, obj.keys(), line)
         return Row(self, line, obj)
 
@@ -427,6 +445,14 @@ class Table:
             raise DataError(self.display, line, field,
                             f"no key {column!r}, but {alike!r} looks like it: rename it, or "
                             f"map it: columns = {{ {field} = {alike!r} }}")
+
+
+# Column names (as _shape writes them) of a secret in a password manager's export
+SECRET_COLUMNS = frozenset({
+    "password", "passwd", "pass", "pwd", "passphrase", "secret", "clientsecret", "apikey",
+    "token", "otp", "totp", "totpsecret", "totpseed", "otpseed", "otpsecret", "otpauth",
+    "mfaseed", "mfasecret", "twofactorsecret", "seed", "privatekey", "pin",
+    "recoverycodes", "backupcodes"})
 
 
 def _json_kind(value: Any) -> str:

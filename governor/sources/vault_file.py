@@ -48,7 +48,7 @@ class VaultFile(FileConnector):
         s = self.settings
         self.require_file()
         table = Table(self.path, s["columns"], ("id", "accounts", "readers"), s["format"],
-                      known=FIELDS)
+                      known=FIELDS, no_secrets=True)
         sep = s["list_separator"]
         rows = table.rows()
         groups: dict[str, tuple[str, ...]] | None = None
