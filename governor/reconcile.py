@@ -354,16 +354,18 @@ def removed_sources(session: Session, config: Config, prev: Run | None) -> dict[
     for name in sorted(set(session.scalars(select(SourceRead.name).where(
             SourceRead.run_id == prev.id)))):
         sc = config.sources.get(name)
-        if sc is not None and sc.enabled:
-            continue
+        if sc is not None and sc.enabled or not state.had_data(session, name):
+            continue  # never read well, it holds nothing and decides nothing: no loss
         how = "is switched off (enabled = false)" if sc is not None else \
             "is no longer in the config"
+        # which of them no other source reports again is known only after the rules run
         n = session.scalar(select(func.count(Finding.id)).where(
             Finding.status != "resolved",
             Finding.sources.like(f'%{escape_like(json.dumps(name))}%', escape="\\")))
-        out[name] = (f"{name}: read by run {prev.id}, now {how}: the {n} open findings it "
-                     "decides would resolve as \"source removed\", unchecked, and what it "
-                     "reports would stop counting (renaming it is `governor sources rename`)")
+        out[name] = (f"{name}: read by run {prev.id}, now {how}: what it reports would stop "
+                     f"counting, and of the {n} open findings of rules it feeds, those no "
+                     "other source reports again would resolve as \"source removed\", "
+                     "unchecked (renaming it is `governor sources rename`)")
     return out
 
 

@@ -591,8 +591,9 @@ def test_a_disabled_source_does_not_resolve_its_findings_as_fixed(demo_dir: Path
     # a config cut short must not close findings in a quiet night
     stopped = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
     assert stopped.code == 3, stopped.err
-    assert ("facebook_roles: read by run 1, now is switched off (enabled = false): the "
-            in stopped.err) and 'would resolve as "source removed"' in stopped.err
+    assert ("facebook_roles: read by run 1, now is switched off (enabled = false): what it "
+            "reports would stop counting" in stopped.err) and \
+        'would resolve as "source removed"' in stopped.err
     assert statuses(url)[orphan] == "open"
     out = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
                   "Page roles now come from the Graph API connector (SEC-88)",
@@ -1002,6 +1003,23 @@ def test_a_change_of_identifiers_that_keeps_the_count_is_stopped(demo_dir: Path)
     assert out.code == 3, out.err
     assert "hr: 41 of the records it returned last time are gone (100% of 41; limit 30%) " \
            "though it returned 41: did its identifiers change?" in out.err
+
+
+def test_a_source_never_read_well_can_be_removed_without_a_stop(demo_dir: Path) -> None:
+    """A new source whose file was never there holds nothing and decides nothing: taking
+    it out of the config again is no loss the guard need stop for."""
+    cfg, env = setup(demo_dir)
+    config = demo_dir / "governor.toml"
+    before = config.read_text()
+    config.write_text(before + '\n[sources.pinterest_roles]\ntype = "grants_file"\n'
+                      'path = "pinterest.csv"\nplatform = "pinterest"\n'
+                      'role_map = { "Admin" = "admin" }\n')
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 5
+    config.write_text(before)
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert out.code == 0, out.err
 
 
 def test_a_cut_export_topped_up_with_other_rows_is_stopped(demo_dir: Path) -> None:

@@ -907,6 +907,9 @@ def test_connectors_keep_a_kelvin_sign_as_correlation_does(tmp_path: Path) -> No
      "OTPAuth"),
     ("vault.json", '{"records": [{"id": "v1", "accounts": ["x:@a"], "readers": ["a@corp.'
                    'example"], "password": "Hunter2-Summer!2026"}]}', "password"),
+    # Bitwarden's CSV names
+    ("vault.csv", "id,accounts,readers,login_password,login_totp\n"
+                  "v1,x:@a,a@corp.example,Hunter2-Summer!2026,JBSW\n", "login_password"),
 ])
 def test_a_vault_export_carrying_secrets_is_refused_without_reading_them(
         tmp_path: Path, name: str, content: str, column: str) -> None:
@@ -916,4 +919,22 @@ def test_a_vault_export_carrying_secrets_is_refused_without_reading_them(
         fetch(tmp_path, "vault_file", name, content)
     message = str(info.value)
     assert f"the export holds a {column!r}" in message and "No value was read" in message
+    assert "Hunter2" not in message and "JBSW" not in message
+
+
+@pytest.mark.parametrize(("extra", "where"), [
+    ('"login": {"username": "a", "password": "Hunter2-Summer!2026"}', "login.password"),
+    ('"fields": [{"name": "Password", "value": "Hunter2-Summer!2026"}]', "fields[0]"),
+    ('"notes": "otpauth://totp/X?secret=JBSWY3DP"', "notes"),
+])
+def test_a_vault_record_holding_a_secret_below_its_keys_is_refused(
+        tmp_path: Path, extra: str, where: str) -> None:
+    """Bitwarden's JSON nests the password and TOTP seed under "login"; custom fields
+    and notes hold them too. Only top-level keys had been looked at."""
+    content = ('{"records": [{"id": "v1", "accounts": ["x:@a"], "readers": ["a@corp.'
+               'example"], ' + extra + '}]}')
+    with pytest.raises(DataError) as info:
+        fetch(tmp_path, "vault_file", "vault.json", content)
+    message = str(info.value)
+    assert f": {where}: the export holds a secret there" in message, message
     assert "Hunter2" not in message and "JBSW" not in message

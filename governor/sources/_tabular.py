@@ -228,7 +228,7 @@ class Table:
         governor reads it is the exposure this tool exists to prevent. Refused, naming
         the column, never a value."""
         for column in sorted(present):
-            if column not in self.expected and _shape(column) in SECRET_COLUMNS:
+            if column not in self.expected and secret_name(column):
                 raise DataError(self.display, line, column, (
                     f"the export holds a {column!r} {'column' if self.is_csv else 'key'}: "
                     "secrets must not be exported for governor (it never reads them and "
@@ -422,9 +422,19 @@ class Table:
                 raise DataError(self.display, line, field, f"missing key {column!r}"
                                 + self._alike_hint(field, column, obj.keys(), "key"))
         extra = obj.keys() - self.expected
+        if self.no_secrets:
+            self._refuse_secrets(extra, line)
+            # nested ("login": {"password": ...}, Bitwarden's layout), a custom field
+            # ({"name": "password", "value": ...}), an otpauth:// URI in any text
+            where = next((f"{k}{w}" for k, v in obj.items()
+                          if (w := _secret_within(v)) is not None), None)
+            if where is not None:
+                raise DataError(self.display, line, where, (
+                    "the export holds a secret there: secrets must not be exported for "
+                    "governor (it never reads them and compares keyed fingerprints only); "
+                    "export without them, and treat the file as exposed. No value was "
+                    "read or shown"))
         if extra:
-            if self.no_secrets:
-                self._refuse_secrets(extra, line)
             self._check_keys(extra, obj.keys(), line)
         return Row(self, line, obj)
 
@@ -447,12 +457,39 @@ class Table:
                             f"map it: columns = {{ {field} = {alike!r} }}")
 
 
-# Column names (as _shape writes them) of a secret in a password manager's export
+# Column names (as _shape writes them) of a secret in a password manager's export, and
+# the words that make a name one wherever they are in it ("login_password", "totp_seed")
 SECRET_COLUMNS = frozenset({
-    "password", "passwd", "pass", "pwd", "passphrase", "secret", "clientsecret", "apikey",
-    "token", "otp", "totp", "totpsecret", "totpseed", "otpseed", "otpsecret", "otpauth",
-    "mfaseed", "mfasecret", "twofactorsecret", "seed", "privatekey", "pin",
-    "recoverycodes", "backupcodes"})
+    "pass", "pwd", "token", "otp", "pin", "seed", "apikey", "privatekey", "recoverycodes",
+    "backupcodes"})
+_SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "otpauth", "totp", "mfaseed")
+
+
+def secret_name(name: str) -> bool:
+    """Does a column or key name say it holds a secret?"""
+    shape = _shape(name)
+    return shape in SECRET_COLUMNS or any(w in shape for w in _SECRET_WORDS) or \
+        shape.endswith(("pwd", "otp", "seed"))
+
+
+def _secret_within(value: Any) -> str | None:
+    """Where below a record's value a secret sits (".login.password", "[0]"), or None."""
+    if isinstance(value, str):
+        return "" if value.strip().lower().startswith("otpauth://") else None
+    if isinstance(value, dict):
+        named = value.get("name")
+        if isinstance(named, str) and "value" in value and secret_name(named):
+            return ""  # a custom field: {"name": "password", "value": ...}
+        for k, v in value.items():
+            if secret_name(str(k)):
+                return f".{k}"
+            if (w := _secret_within(v)) is not None:
+                return f".{k}{w}"
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            if (w := _secret_within(v)) is not None:
+                return f"[{i}]{w}"
+    return None
 
 
 def _json_kind(value: Any) -> str:
