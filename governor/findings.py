@@ -24,7 +24,7 @@ from governor import audit, db, history
 from governor.clock import last_day
 from governor.models import AuditEntry, Finding, RiskException, Run
 from governor.rules import RULES
-from governor.rules.base import Result, Rule, Severity
+from governor.rules.base import Outcome, Result, Rule, Severity
 
 CHUNK = 500
 RESULT_BATCH = 5000
@@ -98,6 +98,8 @@ class Merge:
             for fid, key, rule_id, outcome, sev, msg, ev, src, opened, person
             in db.stream(self.conn, _LIVE)}
         self.reported: set[str] = set()
+        # keys of live findings an unknown result covers (Result.covers): not resolved
+        self.covered: set[str] = set()
         self.deciding: dict[str, list[str]] = {}
         # rule id -> "before -> after" -> findings: the run's audit entry
         self.severity_changes: dict[str, Counter[str]] = {}
@@ -124,6 +126,9 @@ class Merge:
                 continue  # a rule repeating itself
             self.reported.add(key)
             sev = (ev.severity or r.severity or rule.severity).value
+            if r.outcome is Outcome.UNKNOWN:
+                live = self.live
+                self.covered.update(k for s in r.covers if (k := key_of(rule.id, s)) in live)
             evidence = json.dumps(r.evidence, sort_keys=True, default=str)
             row = self.live.get(key)
             if row is None:
@@ -226,6 +231,9 @@ class Merge:
                 resolution = "source removed"  # which: the finding.unwatched audit entry
                 for name in removed:
                     unwatched[name] = unwatched.get(name, 0) + 1
+            elif key in self.covered:
+                self.stats.held += 1  # its rule could not tell this run: no fix was seen
+                continue
             elif deciding is not None and all(source_ok.get(s, False) for s in deciding):
                 rule = RULES.get(rule_id)
                 resolution = "person left" if person is not None and person in left and \

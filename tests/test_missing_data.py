@@ -125,3 +125,35 @@ def test_no_grants_nor_vault_makes_the_rules_about_holders_unknown(demo_dir: Pat
     message = next(f["message"] for f in findings(cfg)
                    if f["key"] == "leaver-holds-access:no-data|grants+vault")
     assert "there is no grants or vault data" in message
+
+
+def test_a_violation_whose_data_the_feed_stopped_giving_is_not_resolved_as_fixed(
+        demo_dir: Path) -> None:
+    """Victor's YouTube role is dormant. The export then leaves his last activity blank:
+    dormancy is one unknown per account and feed, under its own key, and his finding
+    resolved as "fixed" though nothing was seen fixed. It stays open now; removing the
+    grant still resolves it."""
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    key = ("dormant-grant:youtube:Northwind Traders|youtube_permissions|"
+           "victor.adebayo@northwind.example")
+    status = {f["key"]: f["status"] for f in findings(cfg)}
+    assert status[key] == "open"
+    grants = demo_dir / "youtube_permissions.csv"
+    body = grants.read_text(encoding="utf-8")
+    line = ("Northwind Traders,victor.adebayo@northwind.example,Viewer,2024-01-09T09:00:00Z,"
+            "2026-03-02T10:15:00Z\n")
+    assert body.count(line) == 1
+    grants.write_text(body.replace(line, line.replace(",2026-03-02T10:15:00Z", ",")),
+                      encoding="utf-8")
+    day2 = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=day2).code == 0
+    status = {f["key"]: (f["status"], f["resolution"]) for f in findings(cfg)}
+    assert status[key] == ("open", None)
+    assert status["dormant-grant:youtube:Northwind Traders|youtube_permissions|"
+                  "no-activity-data"][0] == "open"
+    grants.write_text(body.replace(line, ""), encoding="utf-8")
+    day3 = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=day3).code == 0
+    assert {f["key"]: f["resolution"] for f in findings(cfg)}[key] == "fixed"

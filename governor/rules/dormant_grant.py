@@ -89,6 +89,7 @@ class DormantGrant(Rule):
                           "latest_last_active": latest.isoformat(),
                           "principals": [p for p, _ in later[:EVIDENCE_SAMPLE]]},
                 account=account,
+                covers=(f"{account}|{source}|{p.lower()}" for p, _ in later),
             )
         for (account, source), principals in silent.items():
             principals.sort(key=str.lower)
@@ -103,4 +104,5 @@ class DormantGrant(Rule):
                           "principals": principals[:EVIDENCE_SAMPLE],
                           "dormant_days": days},
                 account=account,
+                covers=(f"{account}|{source}|{p.lower()}" for p in principals),
             )
