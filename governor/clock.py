@@ -31,7 +31,12 @@ def system_clock() -> datetime:
 def parse_instant(text: str, tz: tzinfo = UTC) -> datetime:
     """ISO 8601 text as an aware instant; without an offset, a local time in ``tz``."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=tz)
+    value = value if value.tzinfo else value.replace(tzinfo=tz)
+    try:
+        value.astimezone(UTC)  # every instant is stored and compared in UTC
+    except OverflowError:
+        raise ValueError(f"{text!r} lies outside the years 1 to 9999 in UTC") from None
+    return value
 
 
 def as_utc(value: datetime | str | None) -> datetime | None:

@@ -248,3 +248,11 @@ def test_a_governor_now_that_does_not_parse_is_bad_input(demo_dir: Path,
                        "the system clock\n")
     assert sql_rows(f"sqlite:///{demo_dir}/governor-demo.db", "SELECT count(*) FROM run") \
         == [(0,)]
+
+
+@pytest.mark.parametrize("instant", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00"])
+def test_a_governor_now_outside_utc_is_bad_input(demo_dir: Path, instant: str) -> None:
+    cfg = str(demo_dir / "governor.toml")
+    assert run_cli("-c", cfg, "db", "upgrade", env=demo_env()).code == 0
+    out = run_cli("-c", cfg, "findings", env={"GOVERNOR_NOW": instant})
+    assert out.code == 2 and "GOVERNOR_NOW" in out.err and "Traceback" not in out.err, out.err
