@@ -10,6 +10,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 import resource
 import time
 from collections.abc import Iterator, Mapping
@@ -22,7 +23,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from governor import audit, findings, history, state
-from governor.clock import Clock
+from governor.clock import Clock, as_utc
 from governor.config import Config
 from governor.db import indexes_deferred, refresh_statistics, sessions, transaction
 from governor.errors import ClockWentBack, FeedGuardTripped, OutputError, SourceError
@@ -782,18 +783,25 @@ def _never_over_evidence(session: Session, out_dir: Path, run_id: int) -> None:
 LEFT_BEHIND = 3600.0
 
 
+# governor's own staged files: a run's report and matrix, an offboarding receipt
+_STAGED = (".nightly-*.tmp", ".access-matrix-*.tmp", ".receipt-*.tmp")
+
+
 def recover_report_dir(session: Session, out_dir: Path, now: datetime, actor: str) -> None:
     """Tidy what a run killed mid-write left in ``out_dir`` (under the writers' lock):
-    staged files (``.NAME.*.tmp``) are removed; kept copies of the latest report
-    (``.nightly-latest.*.keep``) go back in place when the latest copy there now is not
-    this store's (the killed run's, never committed) and the kept one is, and are
-    removed otherwise. Audited when anything was done."""
+    governor's staged files (``.nightly-*.tmp`` and the like) are removed; kept copies of
+    the latest report (``.nightly-latest.*.keep``) go back in place when the latest copy
+    there now is not this store's (the killed run's, never committed) and the kept one
+    is, and are removed otherwise. The report files of a run this store never committed
+    (killed after placing them: SQLite gives its id again, and no run writes over
+    another's report) are moved aside, kept as found. Audited when anything was done."""
     if not out_dir.is_dir():
         return
+    moved = _set_aside_uncommitted(session, out_dir, now)
     cutoff = time.time() - LEFT_BEHIND  # file times are the file system's, not the clock's
-    stale = [p for p in (*out_dir.glob(".*.tmp"), *out_dir.glob(".nightly-latest.*.keep"))
-             if p.is_file() and p.stat().st_mtime < cutoff]
-    if not stale:
+    stale = [p for pattern in (*_STAGED, ".nightly-latest.*.keep")
+             for p in out_dir.glob(pattern) if p.is_file() and p.stat().st_mtime < cutoff]
+    if not stale and not moved:
         return
     keeps: dict[str, list[Path]] = {}
     for p in stale:
@@ -815,7 +823,43 @@ def recover_report_dir(session: Session, out_dir: Path, now: datetime, actor: st
         p.unlink(missing_ok=True)
     audit.record(session, now, actor, "report.recovered", subject=str(out_dir),
                  reason="left by a run that was killed while writing its report",
-                 detail={"removed": sorted(removed), "restored": sorted(restored)})
+                 detail={"removed": sorted(removed), "restored": sorted(restored),
+                         "set_aside": moved})
+
+
+_REPORT_JSON = re.compile(r"nightly-(\d+)\.json")
+_STARTED = re.compile(r'"started_at": "([^"]+)"')
+
+
+def _set_aside_uncommitted(session: Session, out_dir: Path, now: datetime) -> list[str]:
+    """Report files of a run after the store's last one, started after it, whose audit
+    head (if any) is this store's: a run of this store killed between placing its
+    report and committing. Renamed NAME.uncommitted-<time>, not deleted: they are what
+    that run saw. Another store's are left alone, for the run to refuse."""
+    last = session.scalar(select(Run).order_by(Run.id.desc()).limit(1))
+    out: list[str] = []
+    for path in sorted(out_dir.glob("nightly-*.json")):
+        found = _REPORT_JSON.fullmatch(path.name)
+        if found is None or (last is not None and int(found[1]) <= last.id):
+            continue
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            started = _STARTED.search(fh.read(4096))
+        try:
+            at = datetime.fromisoformat(started[1].replace("Z", "+00:00")) if started else None
+        except ValueError:
+            at = None
+        before = as_utc(last.started_at) if last is not None else None
+        if at is None or (before is not None and at <= before):
+            continue  # time only goes forward in one store: not a later run of this one
+        anchor = audit.report_anchor(path)
+        if anchor is not None and not audit.holds(session, anchor):
+            continue
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        for name in file_names(int(found[1])).values():
+            if (out_dir / name).exists():
+                os.replace(out_dir / name, out_dir / f"{name}.uncommitted-{stamp}")
+                out.append(name)
+    return out
 
 
 def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunResult:

@@ -84,3 +84,30 @@ def test_what_a_killed_run_left_in_report_dir_is_tidied_by_the_next(demo_dir: Pa
     assert json.loads(str(detail))["restored"] == ["nightly-latest.html",
                                                     "nightly-latest.json"]
     assert run_cli("-c", cfg, "audit", "verify", env=later).code == 0
+
+
+def test_a_report_placed_by_a_run_killed_before_its_commit_is_set_aside(
+        demo_dir: Path) -> None:
+    """SQLite gives a rolled-back run's id again, and no run writes over another's
+    report: the files a killed run had placed stopped every later night until someone
+    moved them. They are moved aside now, kept as found, and the night runs."""
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", env=env).code == 0
+    reports = demo_dir / "reports"
+    for suffix in ("html", "json", "csv"):  # run 2's, as a killed run left them
+        (reports / f"nightly-2.{suffix}").write_bytes(
+            (reports / f"nightly-1.{suffix}").read_bytes())
+    killed = reports / "nightly-2.json"  # started after run 1, as any later run of it
+    killed.write_text(killed.read_text().replace('"run_id": 1', '"run_id": 2').replace(
+        '"started_at": "2026-11-20T12:00:00Z"', '"started_at": "2026-11-20T18:00:00Z"'))
+    out = run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    kept = sorted(p.name for p in reports.glob("nightly-2.*.uncommitted-*"))
+    assert [k.split(".uncommitted-")[0] for k in kept] == [
+        "nightly-2.csv", "nightly-2.html", "nightly-2.json"]
+    assert json.loads((reports / "nightly-2.json").read_text())["run_id"] == 2
+    (detail,) = sql_rows(f"sqlite:///{demo_dir}/governor-demo.db",
+                         "SELECT detail FROM audit_log WHERE action = 'report.recovered'")[0]
+    assert sorted(json.loads(str(detail))["set_aside"]) == [
+        "nightly-2.csv", "nightly-2.html", "nightly-2.json"]

@@ -136,8 +136,8 @@ def main() -> None:
         _main()
     except SystemExit as exc:
         if exc.code == EXIT_TERMINATED:
-            print("governor: terminated (SIGTERM); a run not yet committed was rolled back",
-                  file=err)
+            print("governor: terminated (SIGTERM); whatever was not yet committed was rolled "
+                  "back", file=err)
         raise
     finally:
         sys.stdout, sys.stderr = out, err
