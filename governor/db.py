@@ -291,6 +291,12 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:" \
+            and not database.startswith("file:"):
+        # creating the store is what upgrade is for, its folder too (every other command
+        # refuses a missing store and says to run this)
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     _not_newer(engine)
     command.upgrade(alembic_config(engine), revision)
 

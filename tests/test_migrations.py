@@ -322,3 +322,15 @@ def test_a_round_trip_with_cases_and_severity_changes_in_the_store(demo_dir: Pat
         if engine.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
+
+
+def test_db_upgrade_creates_the_folder_of_a_sqlite_store(tmp_path: Path) -> None:
+    """`findings` on a store in a missing folder says to run `db upgrade`, which then
+    failed: "unable to open database file"."""
+    cfg = tmp_path / "governor.toml"
+    cfg.write_text("[governor]\n")
+    env = {"GOVERNOR_DATABASE_URL": f"sqlite:///{tmp_path / 'not' / 'yet' / 'g.db'}"}
+    assert "governor db upgrade" in run_cli("-c", str(cfg), "findings", env=env).err
+    out = run_cli("-c", str(cfg), "db", "upgrade", env=env)
+    assert out.code == 0, out.err
+    assert run_cli("-c", str(cfg), "findings", env=env).code == 0
