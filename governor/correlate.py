@@ -48,7 +48,7 @@ class Match:
         return self.status is MatchStatus.MATCHED
 
 
-UNMATCHED = Match(MatchStatus.UNMATCHED, reason="no person has this employee id or email")
+UNMATCHED = Match(MatchStatus.UNMATCHED, reason="no person has this address or employee id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +199,7 @@ class Correlator:
                     found = self._by_principal[(principal, as_id)] = Match(
                         MatchStatus.UNMATCHED, reason="no person has this address, and "
                         f"this source's principals are not matched by employee id: {principal} "
-                        "is one in HR, but a platform's own user id can equal one (set "
+                        "is one in HR, but an id a platform or vault gives can equal one (set "
                         "match_employee_ids on the source if it names people so, or link "
                         "the principal)")
         else:

@@ -24,6 +24,8 @@ _LATIN = str.maketrans({
     # and a, small capitals; and the dot str.lower() leaves of a Turkish "İ" ("i̇")
     "ı": "i", "ȷ": "j", "ɡ": "g", "ɑ": "a", "ɩ": "i", "ɪ": "i", "ᴏ": "o", "ʏ": "y",
     "\u0307": "",
+    # Armenian letters drawn like Latin ones
+    "ո": "n", "ս": "u", "օ": "o", "հ": "h", "զ": "q", "ց": "g",
     "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "",
 })
 

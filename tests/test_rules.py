@@ -379,7 +379,8 @@ def test_orphan_grant_drawn_like_someones_address_is_critical_and_says_so() -> N
     [r] = run("orphan-grant", kelvin)
     assert r.severity is Severity.CRITICAL and r.evidence["imitates"] == mail("K1")
     # Latin lookalikes: a Turkish dotless "ı" for an "i", and the dot lower() leaves of "İ"
-    for forged_i in ("\u0131van.\u0131vanov@" + DOMAIN, "\u0130van.ivanov@" + DOMAIN):
+    for forged_i in ("\u0131van.\u0131vanov@" + DOMAIN, "\u0130van.ivanov@" + DOMAIN,
+                     "iva\u0578.ivanov@" + DOMAIN):  # an Armenian "ո" for the "n"
         turkish = snap(persons=(person("E1", email=f"ivan.ivanov@{DOMAIN}"),),
                        grants=(grant(forged_i, Role.ADMIN),))
         [t] = run("orphan-grant", turkish)

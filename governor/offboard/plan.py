@@ -231,8 +231,8 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
             continue
         opens = json.loads(c.accounts)
         how = (f"Remove {p.name} from vault item {c.title!r} ({c.item_id})"
-               + (f"; it is shared through {', '.join(via)}: remove them from the group or "
-                  "stop sharing it with the group" if via else "")
+               + (f"; it is shared through {', '.join(via)} too: remove them from the group "
+                  "if they are in it, or stop sharing it with the group" if via else "")
                if readers & principals else
                # shared only through a directory group they are in: the group membership
                # step may come later (or never, for a file export), so say it here
