@@ -152,6 +152,12 @@ def sql_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
 def reconciled_demo(demo_dir: Path, db_url: str) -> tuple[str, dict[str, str]]:
     """The demo organisation reconciled once at DEMO_NOW, on SQLite and PostgreSQL:
     (config path, environment for run_cli)."""
+    return reconcile_demo(demo_dir, db_url)
+
+
+def reconcile_demo(demo_dir: Path, db_url: str) -> tuple[str, dict[str, str]]:
+    """The demo in ``demo_dir`` (as edited) reconciled once at DEMO_NOW into ``db_url``
+    (PostgreSQL) or its own SQLite file: (config path, environment for run_cli)."""
     cfg = str(demo_dir / "governor.toml")
     env = demo_env(db_url if db_url.startswith("postgresql") else None)
     assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0

@@ -393,15 +393,20 @@ def test_no_step_is_recorded_on_a_withdrawn_case_nor_a_rotation_before_its_remov
         assert done.code == 0, done.err
 
 
-def test_an_owner_written_in_non_ascii_capitals_is_found_for_the_plan(demo_dir: Path) -> None:
-    """SQL's lower() leaves "Á" as it is (SQLite; PostgreSQL under a C locale), so a
-    filter in SQL missed an account owned by "TOMÁS@..." when offboarding Tomás, whose
-    alias is tomás@. Correlation matched the owner; the plan left out the transfer."""
+def _tomas_alias_outside_ascii(demo_dir: Path) -> None:
+    """Tomás Herrera (E1004) gets the alias tomás@northwind.example."""
     hr = demo_dir / "hr.csv"
     hr.write_text(hr.read_text(encoding="utf-8").replace(
         "tomas.herrera@northwind.example,socialteam@northwind.example,",
         "tomas.herrera@northwind.example,socialteam@northwind.example;tomás@northwind.example,",
         1), encoding="utf-8")
+
+
+def test_an_owner_written_in_non_ascii_capitals_is_found_for_the_plan(demo_dir: Path) -> None:
+    """SQL's lower() leaves "Á" as it is (SQLite; PostgreSQL under a C locale), so a
+    filter in SQL missed an account owned by "TOMÁS@..." when offboarding Tomás, whose
+    alias is tomás@. Correlation matched the owner; the plan left out the transfer."""
+    _tomas_alias_outside_ascii(demo_dir)
     inventory = demo_dir / "accounts.toml"
     body = inventory.read_text(encoding="utf-8")
     assert 'owner = "E1002"\nowner_team' in body
@@ -421,11 +426,7 @@ def test_an_owner_written_in_non_ascii_capitals_is_found_for_the_plan(demo_dir: 
 def test_a_vault_reader_named_by_a_non_ascii_address_is_in_the_plan(demo_dir: Path) -> None:
     """Vault readers are stored as a JSON list with non-ASCII escaped ("tom\\u00e1s@");
     the plan looked for the address as typed and left the item out."""
-    hr = demo_dir / "hr.csv"
-    hr.write_text(hr.read_text(encoding="utf-8").replace(
-        "tomas.herrera@northwind.example,socialteam@northwind.example,",
-        "tomas.herrera@northwind.example,socialteam@northwind.example;tomás@northwind.example,",
-        1), encoding="utf-8")
+    _tomas_alias_outside_ascii(demo_dir)
     vault = demo_dir / "vault.json"
     data = json.loads(vault.read_text(encoding="utf-8"))
     data["records"][0]["readers"].append("tomás@northwind.example")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import demo_env, run_cli
+from conftest import demo_env, reconcile_demo, run_cli
 
 
 @pytest.fixture
@@ -566,12 +566,7 @@ def unexpanded_demo(demo_dir: Path, db_url: str) -> tuple[str, dict[str, str]]:
     (item,) = [r for r in data["records"] if r["id"] == "vlt-7f3a01"]
     item["readers"] += ["group:exec-team", "group:Agency Partners"]
     vault.write_text(json.dumps(data), encoding="utf-8")
-    cfg = str(demo_dir / "governor.toml")
-    env = demo_env(db_url if db_url.startswith("postgresql") else None)
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    out = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
-    assert out.code == 0, out.err
-    return cfg, env
+    return reconcile_demo(demo_dir, db_url)
 
 
 def test_a_vault_group_nobody_expands_is_said_wherever_access_is_listed(
