@@ -155,9 +155,10 @@ def reconciled_demo(demo_dir: Path, db_url: str) -> tuple[str, dict[str, str]]:
     return reconcile_demo(demo_dir, db_url)
 
 
-def reconcile_demo(demo_dir: Path, db_url: str) -> tuple[str, dict[str, str]]:
+def reconcile_demo(demo_dir: Path, db_url: str = "") -> tuple[str, dict[str, str]]:
     """The demo in ``demo_dir`` (as edited) reconciled once at DEMO_NOW into ``db_url``
-    (PostgreSQL) or its own SQLite file: (config path, environment for run_cli)."""
+    (PostgreSQL) or, otherwise, its own SQLite file: (config path, environment for
+    run_cli)."""
     cfg = str(demo_dir / "governor.toml")
     env = demo_env(db_url if db_url.startswith("postgresql") else None)
     assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0

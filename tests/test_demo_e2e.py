@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import DEMO_NOW, demo_env, run_cli, sql_rows
+from conftest import DEMO_NOW, demo_env, reconcile_demo, run_cli, sql_rows
 from sqlalchemy import create_engine, text
 
 # Every planted case, by finding key, with its outcome and severity. Clean cases are
@@ -287,9 +287,7 @@ def test_a_login_shared_through_a_group_nobody_expands_is_unknown_not_unread(
                             "accounts": ["tiktok:@northwind.deals"],
                             "password_changed_at": "2026-10-01T08:30:00Z"})
     vault.write_text(json.dumps(data), encoding="utf-8")
-    cfg, env = str(demo_dir / "governor.toml"), demo_env()
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    cfg, env = reconcile_demo(demo_dir)
     got = {(f["key"], f["outcome"]) for f in findings(cfg, env)}
     assert got - {(k, o) for k, o, _ in EXPECTED} == {
         ("shared-password:vlt-promo", "unknown"),

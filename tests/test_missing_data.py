@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import demo_env, run_cli
+from conftest import demo_env, reconcile_demo, run_cli
 
 from governor.records import SourceKind
 from governor.rules import RULES
@@ -133,9 +133,7 @@ def test_a_violation_whose_data_the_feed_stopped_giving_is_not_resolved_as_fixed
     dormancy is one unknown per account and feed, under its own key, and his finding
     resolved as "fixed" though nothing was seen fixed. It stays open now; removing the
     grant still resolves it."""
-    cfg, env = str(demo_dir / "governor.toml"), demo_env()
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    cfg, env = reconcile_demo(demo_dir)
     key = ("dormant-grant:youtube:Northwind Traders|youtube_permissions|"
            "victor.adebayo@northwind.example")
     status = {f["key"]: f["status"] for f in findings(cfg)}

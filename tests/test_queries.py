@@ -50,10 +50,7 @@ def test_person_by_address_like_principals_correlation_matched(
     assert text.count('"login": "grace.liu@northwind.example"') == 1
     directory.write_text(text.replace('"login": "grace.liu@northwind.example"',
                                       '"login": "gliu@northwind.example"'), encoding="utf-8")
-    cfg = str(demo_dir / "governor.toml")
-    env = demo_env(db_url if db_url.startswith("postgresql") else None)
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    cfg, env = reconcile_demo(demo_dir, db_url)
 
     def who(ref: str) -> tuple[int, str]:
         out = run_cli("-c", cfg, "person", ref, "--json", env=env)
@@ -325,9 +322,7 @@ def test_an_account_only_a_vault_item_names_is_found_and_flagged(demo_dir: Path)
                             "readers": ["lily.nguyen@northwind.example"],
                             "password_changed_at": "2026-10-01T08:30:00Z"})
     vault.write_text(json.dumps(data), encoding="utf-8")
-    cfg, env = str(demo_dir / "governor.toml"), demo_env()
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    cfg, env = reconcile_demo(demo_dir)
     out = run_cli("-c", cfg, "whohas", "x:@northwind_shop", "--json", env=env)
     assert out.code == 0, out.err
     held = json.loads(out.out)
@@ -346,9 +341,7 @@ def test_whohas_takes_an_exact_spelling_before_another_case(demo_dir: Path) -> N
     with (demo_dir / "accounts.toml").open("a", encoding="utf-8") as fh:
         fh.write('\n[[accounts]]\nplatform = "facebook"\nhandle = "NORTHWIND TRADERS"\n'
                  'criticality = "low"\naccess = "delegated"\n')
-    cfg, env = str(demo_dir / "governor.toml"), demo_env()
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    cfg, env = reconcile_demo(demo_dir)
     held = run_cli("-c", cfg, "whohas", "facebook:Northwind Traders", "--json", env=env)
     assert held.code == 0 and json.loads(held.out)["account"] == "facebook:Northwind Traders"
     assert len(json.loads(held.out)["holders"]) > 1
@@ -520,10 +513,7 @@ def test_person_by_an_alias_outside_ascii(demo_dir: Path, db_url: str) -> None:
     hr.write_text(hr.read_text(encoding="utf-8").replace(
         "p.raman@northwind.example;", "p.raman@northwind.example;priyä.r@northwind.example;"),
         encoding="utf-8")
-    cfg = str(demo_dir / "governor.toml")
-    env = demo_env(db_url if db_url.startswith("postgresql") else None)
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    cfg, env = reconcile_demo(demo_dir, db_url)
     for ref in ("priyä.r@northwind.example", "PRIYÄ.R@northwind.example",
                 "priyä.r+x@northwind.example"):
         out = run_cli("-c", cfg, "person", ref, "--json", env=env)
@@ -605,10 +595,7 @@ def test_whohas_a_grant_is_seen_since_it_was_held_whatever_its_role(
         demo_dir: Path, db_url: str) -> None:
     """Maya's X role went from Owner to Admin: a new version of the grant. whohas said
     she had been seen on @northwind since that night, as if she had just been let in."""
-    cfg = str(demo_dir / "governor.toml")
-    env = demo_env(db_url if db_url.startswith("postgresql") else None)
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    cfg, env = reconcile_demo(demo_dir, db_url)
     x_team = demo_dir / "x_team.csv"
     body = x_team.read_text(encoding="utf-8")
     old = "@northwind,maya.okafor@northwind.example,Owner,"
@@ -662,10 +649,7 @@ def test_case_is_ignored_alike_on_every_engine_and_collation(demo_dir: Path,
         path = demo_dir / name
         path.write_text(path.read_text(encoding="utf-8").replace(
             "marketing-promotions", "Équipe-Promotions-IT"), encoding="utf-8")
-    cfg = str(demo_dir / "governor.toml")
-    env = demo_env(any_store if any_store.startswith("postgresql") else None)
-    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
-    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    cfg, env = reconcile_demo(demo_dir, any_store)
     found = run_cli("-c", cfg, "person", "i2003", "--json", env=env)
     assert found.code == 0 and json.loads(found.out)["employee_id"] == "I2003", found.err
     out = run_cli("-c", cfg, "whohas", "tiktok:@northwind.deals", "--json", env=env)
