@@ -455,15 +455,14 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
     raw: list[tuple[str, str, str, str, str, str | None, datetime]] = []
     groups: set[tuple[str, str]] = set()  # (vault source, "group:NAME") nobody expands
     used: set[str] = set()  # sources the answer rests on besides its holders' own
-    q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.raw_role, ObsGrant.role,
-               ObsGrant.via, ObsGrant.via_detail, ObsGrant.first_seen_at
-               ).where(ObsGrant.account.in_(spellings), _live(ObsGrant, at))
-    before = _grants_before(session, spellings, at)
-    for src, principal, raw_role, role, via, detail, since in session.execute(q):
+    q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.principal_lc, ObsGrant.account,
+               ObsGrant.raw_role, ObsGrant.role, ObsGrant.via, ObsGrant.via_detail,
+               ObsGrant.first_seen_at).where(ObsGrant.account.in_(spellings), _live(ObsGrant, at))
+    before = _grants_before(session, at, ObsGrant.account.in_(spellings))
+    for src, principal, low, account, raw_role, role, via, detail, since in session.execute(q):
         if read is None or src in read:
             raw.append((src, principal, raw_role, _ROLE.get(role, str(role)), via, detail,
-                        _unbroken(before.get((src, fold(principal), via, detail), {}),
-                                  since)))
+                        _unbroken(before.get((src, low, account, via, detail), {}), since)))
     for c in session.scalars(select(ObsCredential).where(_live(ObsCredential, at))):
         if (read is None or c.source in read) and not spellings.isdisjoint(
                 json.loads(c.accounts)):
@@ -499,20 +498,23 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
     return key, holders, failed_reads(session, used, at)
 
 
-def _grants_before(session: Session, spellings: set[str], at: datetime | None
-                   ) -> dict[tuple[str, str, str, str | None], dict[datetime, datetime]]:
-    """The ended versions of the grants on an account (by then): per grant (source,
-    principal, path), when each ended -> when it began."""
-    out: dict[tuple[str, str, str, str | None], dict[datetime, datetime]] = {}
-    q = select(ObsGrant.source, ObsGrant.principal_lc, ObsGrant.via, ObsGrant.via_detail,
-               ObsGrant.first_seen_at, ObsGrant.ended_at).where(
-        ObsGrant.account.in_(spellings), ObsGrant.ended_at.is_not(None))
+GrantKey = tuple[str, str, str, str, str | None]  # source, principal_lc, account, via, detail
+
+
+def _grants_before(session: Session, at: datetime | None, *which: ColumnElement[bool]
+                   ) -> dict[GrantKey, dict[datetime, datetime]]:
+    """The ended versions (by then) of the grants ``which`` picks: per grant, when each
+    ended -> when it began."""
+    out: dict[GrantKey, dict[datetime, datetime]] = {}
+    q = select(ObsGrant.source, ObsGrant.principal_lc, ObsGrant.account, ObsGrant.via,
+               ObsGrant.via_detail, ObsGrant.first_seen_at, ObsGrant.ended_at).where(
+        ObsGrant.ended_at.is_not(None), *which)
     if at is not None:
         q = q.where(ObsGrant.ended_at <= at)
-    for src, low, via, detail, first, ended in session.execute(q):
+    for src, low, account, via, detail, first, ended in session.execute(q):
         end = as_utc(ended)
         if end is not None:
-            out.setdefault((src, low, via, detail), {})[end] = first
+            out.setdefault((src, low, account, via, detail), {})[end] = first
     return out
 
 
@@ -584,11 +586,7 @@ def _group_readers(session: Session, c: ObsCredential, named: set[str],
         low = group.lower()
         shared = _held_since(versions, _item_lists(spellings, "reader_groups", low))
         listed = False
-        for d in session.scalars(select(ObsDirectoryAccount).where(
-                _live(ObsDirectoryAccount, at), may_list(ObsDirectoryAccount.groups, group))):
-            if (read is not None and d.source not in read) or \
-                    low not in {g.lower() for g in json.loads(d.groups)}:
-                continue
+        for d in _members(session, group, at, read):
             listed = True
             shown = (d.email or d.login).lower()
             if shown in named or (d.source, d.login.lower()) in seen:
@@ -606,6 +604,18 @@ def _group_readers(session: Session, c: ObsCredential, named: set[str],
 
 
 UNEXPANDED = "unexpanded"  # a Holder's match: a vault group whose members nobody lists
+
+
+def _members(session: Session, group: str, at: datetime | None,
+             read: set[str] | None) -> Iterator[ObsDirectoryAccount]:
+    """The directory accounts (of the sources ``read``, live at ``at``) in ``group``,
+    whatever its case."""
+    low = group.lower()
+    for d in session.scalars(select(ObsDirectoryAccount).where(
+            _live(ObsDirectoryAccount, at), may_list(ObsDirectoryAccount.groups, group))):
+        if (read is None or d.source in read) and \
+                low in {g.lower() for g in json.loads(d.groups)}:
+            yield d
 
 
 def resolve_person(session: Session, who: str, at: datetime | None = None,
@@ -866,18 +876,12 @@ def _grants_of(session: Session, principals: dict[tuple[str, str], str],
     out = []
     for (source, low), reason in principals.items():
         # earlier versions (another role): "since" is since it was held without a break
-        q = select(ObsGrant.account, ObsGrant.via, ObsGrant.via_detail, ObsGrant.first_seen_at,
-                   ObsGrant.ended_at).where(ObsGrant.source == source,
-                                            ObsGrant.principal_lc == low,
-                                            ObsGrant.ended_at.is_not(None))
-        before: dict[tuple[str, str, str | None], dict[datetime, datetime]] = {}
-        for account, via, detail, first, ended in session.execute(
-                q if at is None else q.where(ObsGrant.ended_at <= at)):
-            if (end := as_utc(ended)) is not None:
-                before.setdefault((account, via, detail), {})[end] = first
+        before = _grants_before(session, at, ObsGrant.source == source,
+                                ObsGrant.principal_lc == low)
         for g in session.scalars(select(ObsGrant).where(
                 ObsGrant.source == source, ObsGrant.principal_lc == low, _live(ObsGrant, at))):
-            since = _unbroken(before.get((g.account, g.via, g.via_detail), {}), g.first_seen_at)
+            since = _unbroken(before.get((source, low, g.account, g.via, g.via_detail), {}),
+                              g.first_seen_at)
             out.append({"account": g.account, "role": _ROLE.get(g.role), "raw_role":
                         g.raw_role, "path": g.via, "via": g.via_detail, "source": g.source,
                         "principal": g.principal, "since": since,
@@ -898,14 +902,9 @@ def unexpanded_groups(session: Session, credentials: Iterable[ObsCredential],
             if group not in own:
                 shared.setdefault(group.lower(), []).append((c, group))
     out = []
-    for low, items in sorted(shared.items()):
+    for _low, items in sorted(shared.items()):
         # a few distinct groups: one search each, stopping at the first account listing it
-        listed = any((read is None or d.source in read)
-                     and low in {g.lower() for g in json.loads(d.groups)}
-                     for d in session.scalars(select(ObsDirectoryAccount).where(
-                         _live(ObsDirectoryAccount, at),
-                         may_list(ObsDirectoryAccount.groups, items[0][1]))))
-        if not listed:
+        if next(_members(session, items[0][1], at, read), None) is None:
             out += [{"item": c.item_id, "title": c.title, "accounts": json.loads(c.accounts),
                      "source": c.source, "group": group} for c, group in items]
     return sorted(out, key=lambda u: (u["item"], u["group"]))
