@@ -197,3 +197,80 @@ def test_former_readers_through_a_directory_group_come_from_both_histories(
         # v2 is still shared with promo: only those who left the group read it no more
         "v2": [member("a", 3, fp_a), member("e", 2, fp_a)],
     }
+
+
+def test_a_first_load_keeps_its_grants_exactly_as_the_store_reads_them_back(
+        demo_dir: Path, db_url: str) -> None:
+    """A run into an empty store builds its snapshot from the grants it kept while
+    loading them (history.Kept), not from reading them back. Every field, every time
+    zone and the order must be what the store gives back, or a first night's report
+    would differ from any later one's."""
+    from conftest import DEMO_NOW
+
+    from governor import reconcile, state
+    from governor.clock import parse_instant
+    from governor.config import load as load_config
+    from governor.models import Run
+    from governor.snapshot import HeldGrant, Snapshot
+
+    # an offset other than Z, a naive-free odd instant, and a bare handle the long way
+    with (demo_dir / "x_team.csv").open("a") as f:
+        f.write("@northwind,late.shift@northwind.example,Contributor,"
+                "2026-03-01T23:30:00.123456-05:00,2026-11-20T01:15:00+02:00\n"
+                "@northwind,odd.one@northwind.example,Contributor,,\n")
+    cfg = load_config(demo_dir / "governor.toml")
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
+    now = parse_instant(DEMO_NOW)
+
+    def seen(snap: Snapshot) -> list[tuple[object, ...]]:
+        return [(h.source, h.account, h.principal, h.raw_role, h.role, h.via, h.via_detail,
+                 h.granted_at, h.granted_at and h.granted_at.tzinfo, h.last_active,
+                 h.last_active and h.last_active.tzinfo, h.match) for h in snap.grants]
+
+    with db.sessions(engine)() as session:
+        for n in (1, 2):
+            run = Run(started_at=now + timedelta(hours=n), status="running", actor="t",
+                      forced=False)
+            session.add(run)
+            session.flush()
+            kept = history.Kept(HeldGrant)
+            outcomes = reconcile.read_sources(session, cfg, run.id, run.started_at, None,
+                                              kept)
+            ok = {o.name: o.ok for o in outcomes}
+            if n == 2:
+                # the store already held them: nothing is kept, everything is read back
+                assert kept.grants == {}
+                break
+            assert set(kept.grants) == set(state.enabled(cfg, SourceKind.GRANTS))
+            from_kept = seen(state.snapshot(session, cfg, run.started_at, ok, kept))
+            assert kept.grants == {}  # handed over, not held twice
+            from_store = seen(state.snapshot(session, cfg, run.started_at, ok))
+            assert len(from_kept) > 40
+            assert from_kept == from_store
+            late = [g for g in from_kept if g[2] == "late.shift@northwind.example"]
+            assert late[0][7] == datetime(2026, 3, 2, 4, 30, 0, 123456, tzinfo=UTC)
+            assert late[0][8] is UTC and late[0][10] is UTC
+        session.rollback()
+
+
+def test_a_kept_grant_is_in_utc_like_one_read_back(engine: Engine) -> None:
+    """Connectors hand over aware instants in any zone; the store gives them back in
+    UTC, and so must a grant kept from a first load."""
+    from datetime import timezone
+
+    from governor.snapshot import HeldGrant
+
+    plus2 = timezone(timedelta(hours=2))
+    g = Grant(account="x:@brand", principal="a@x", raw_role="Admin", role=Role.ADMIN,
+              via=AccessPath.DIRECT, granted_at=datetime(2026, 3, 1, 9, tzinfo=plus2),
+              last_active=datetime(2026, 3, 2, 0, 30, 0, 7, tzinfo=plus2))
+    kept = history.Kept(HeldGrant)
+    with engine.begin() as conn:
+        history.load_source(conn, [SourceKind.GRANTS], "x", [g], None, 1, T0, None, kept)
+        [(_, back)] = history.current(conn, SHAPE, ["x"], history.grant_reader(HeldGrant))
+    [mine] = kept.grants["x"]
+    assert (mine.granted_at, mine.last_active) == (back.granted_at, back.last_active)
+    assert mine.granted_at is not None and mine.last_active is not None
+    assert mine.granted_at.tzinfo is UTC and mine.last_active.tzinfo is UTC
+    assert str(mine.last_active) == str(back.last_active) == "2026-03-01 22:30:00.000007+00:00"
