@@ -163,3 +163,64 @@ def holds(session: Session, anchor: tuple[int, str, str]) -> bool:
     """Is a report's copy of the log's head an entry of this store's log?"""
     entry, digest, _where = anchor
     return session.scalar(select(AuditEntry.hash).where(AuditEntry.id == entry)) == digest
+
+
+# the entries that record report files and their digests (detail "report_files")
+FILE_RECORDS = ("run.completed", "report.rewritten", "report.restored")
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """Where the log recorded a report file: the entry, its action and subject (the run),
+    the file's name then and its SHA-256."""
+
+    entry: int
+    action: str
+    subject: str | None
+    name: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class FileVerdict:
+    """What the log says of one file: ``intact`` (its bytes are a file governor wrote:
+    ``record`` says which), ``changed`` (a file of its name was recorded with other
+    bytes: ``record`` is the newest such), or ``unknown`` (neither: not a governor report,
+    or one written before reports were recorded)."""
+
+    status: str
+    record: FileRecord | None
+
+
+def file_verdict(session: Session, name: str, sha256: str) -> FileVerdict:
+    """Judge a file by its name and SHA-256 against every report file the log records.
+    The bytes decide first, newest entry first: a copy saved under another name is still
+    the report it copies."""
+    by_name: FileRecord | None = None
+    rows = session.execute(select(AuditEntry.id, AuditEntry.action, AuditEntry.subject,
+                                  AuditEntry.detail)
+                           .where(AuditEntry.action.in_(FILE_RECORDS))
+                           .order_by(AuditEntry.id.desc()))
+    for entry, action, subject, detail in rows:
+        files = _files_in(detail)
+        same = [n for n, digest in files.items() if digest == sha256]
+        if same:
+            # a latest copy has its run's file's bytes: named as it is, where it is so
+            shown = name if name in same else same[0]
+            return FileVerdict("intact", FileRecord(entry, action, subject, shown, sha256))
+        if name in files and by_name is None:
+            by_name = FileRecord(entry, action, subject, name, files[name])
+    return FileVerdict("unknown", None) if by_name is None else FileVerdict("changed", by_name)
+
+
+def _files_in(detail: str) -> dict[str, str]:
+    if '"report_files"' not in detail:
+        return {}
+    try:
+        files = json.loads(detail).get("report_files")
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(files, dict):
+        return {}
+    return {k: v for k, v in files.items()
+            if isinstance(k, str) and isinstance(v, str) and _HASH.match(v)}

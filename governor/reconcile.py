@@ -555,7 +555,9 @@ def _reusable(session: Session, prev: Run | None, summary: dict[str, Any],
     matrix = None
     if isinstance(kept, dict) and isinstance(kept.get("file"), str) \
             and isinstance(kept.get("rows"), int) and Path(kept["file"]).is_file():
-        matrix = MatrixFile(Path(kept["file"]), kept["rows"])
+        sha = kept.get("sha256")
+        matrix = MatrixFile(Path(kept["file"]), kept["rows"],
+                            sha if isinstance(sha, str) else None)
     if opts.write_report and matrix is None:
         return None
     if offboard_unverified(session, prev.started_at):
@@ -701,6 +703,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
                        cases_to_act=sorted(swept.to_act),
                        reused_run=reuse.run_id if reuse is not None else None)
     matrix = reuse.matrix if reuse is not None else None
+    digests: dict[str, str] = {}
     if opts.write_report:
         report = nightly_report(session, config, r, snap, matrix_from=matrix, counted=c,
                                 carried_from_run=result.reused_run)
@@ -710,7 +713,9 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         _never_over_evidence(session, config.report_dir, r.id)
         result.report = write_nightly(report, config.report_dir)
         r.report_path = str(result.report.get("html", ""))
-        matrix = MatrixFile(result.report["matrix_csv"].resolve(), report.matrix_written or 0)
+        digests = report.file_digests
+        matrix = MatrixFile(result.report["matrix_csv"].resolve(), report.matrix_written or 0,
+                            digests.get(result.report["matrix_csv"].name))
         phases.done("report")
     try:
         # after the report: the matrix asks who has left, which notes time limits too
@@ -729,10 +734,14 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
             # sources whose new level an operator accepted (feed_baseline starts there)
             "guard_accepted": sorted(trips) if r.forced else [],
             "reused_run": reuse.run_id if reuse is not None else None,
-            "matrix": {"file": str(matrix.path), "rows": matrix.rows} if matrix else None})
+            "matrix": {"file": str(matrix.path), "rows": matrix.rows,
+                       "sha256": matrix.sha256} if matrix else None})
         detail: dict[str, Any] = {"status": r.status, "counts": c,
                                   "failed_sources": [o.name for o in outcomes if not o.ok],
                                   "carried_from_run": result.reused_run}
+        if digests:
+            # what each report file is, byte for byte: `audit verify --report` checks one
+            detail["report_files"] = digests
         audit.record(session, r.finished_at, opts.actor, "run.completed",
                      subject=f"run {r.id}", detail=detail)
         session.flush()

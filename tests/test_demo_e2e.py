@@ -254,7 +254,11 @@ def test_report_nightly_never_rewrites_a_run_s_evidence_silently(demo_dir: Path)
     audited = sql_rows(url, "SELECT subject, reason, detail FROM audit_log "
                             "WHERE action = 'report.rewritten' ORDER BY id")
     assert [(s, r) for s, r, _ in audited] == [("run 1", None), ("run 1", "template fix")]
-    assert "nightly-1.html" in audited[1][2] and "nightly-1.html" not in audited[0][2]
+    first, second = (json.loads(d) for _, _, d in audited)
+    assert first["replaced"] == [] and "nightly-1.html" in second["replaced"]
+    # each records what it wrote, for `audit verify --report`
+    assert set(first["report_files"]) == set(second["report_files"]) >= {
+        "nightly-1.html", "nightly-1.json", "nightly-1.csv", "access-matrix-1.csv"}
 
 
 def test_demo_keeps_off_the_operators_files_and_store(tmp_path: Path) -> None:

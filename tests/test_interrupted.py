@@ -59,7 +59,11 @@ def test_what_a_killed_run_left_in_report_dir_is_tidied_by_the_next(demo_dir: Pa
     # a run killed after placing its latest copies and before its commit: the kept
     # copies are this store's, the latest ones in place name entries it never stored
     (reports / ".nightly-latest.json.0a1b2c.keep").write_bytes(good)
-    (reports / ".nightly-latest.html.3d4e5f.keep").write_bytes(b"<p>kept</p>")
+    # the copy kept is what the last run wrote (its digest is on record: audit verify)
+    good_html = (reports / "nightly-latest.html").read_bytes()
+    (reports / ".nightly-latest.html.3d4e5f.keep").write_bytes(good_html)
+    (reports / "nightly-latest.html").unlink()
+    (reports / "nightly-latest.html").write_text("<p>a killed run's</p>")
     latest.unlink()  # a hard link of nightly-2.json: replaced, as a run replaces it
     latest.write_text(good.decode().replace('"audit_head": {"entry": ',
                                             '"audit_head": {"entry": 9'), encoding="utf-8")
@@ -78,7 +82,7 @@ def test_what_a_killed_run_left_in_report_dir_is_tidied_by_the_next(demo_dir: Pa
     assert not any(p.exists() for p in staged) and not list(reports.glob(".*.keep"))
     assert young.exists()
     assert latest.read_bytes() == good
-    assert (reports / "nightly-latest.html").read_text() == "<p>kept</p>"
+    assert (reports / "nightly-latest.html").read_bytes() == good_html
     (detail,) = sql_rows(f"sqlite:///{demo_dir}/governor-demo.db",
                          "SELECT detail FROM audit_log WHERE action = 'report.recovered'")[0]
     assert json.loads(str(detail))["restored"] == ["nightly-latest.html",

@@ -514,7 +514,8 @@ def test_audit_verify_reads_a_reports_head_as_json_and_refuses_one_with_none(
     # "audit_head" as a value or nested, not the report's own: no head either
     nested = demo_dir / "nested.json"
     nested.write_text(json.dumps({"note": "audit_head", "x": {"audit_head": head}}))
-    for path in (passwd, reports / "nightly-2.csv", nested):
+    # (a CSV report holds no head, but its bytes are recorded: see the next test)
+    for path in (passwd, nested):
         out = run_cli("-c", cfg, "audit", "verify", "--report", str(path), env=env)
         assert (out.code, out.out) == (2, ""), (path, out.out)
         assert out.err.startswith(f"governor: {path}: holds no audit head"), out.err
@@ -533,6 +534,83 @@ def test_audit_verify_reads_a_reports_head_as_json_and_refuses_one_with_none(
     engine.dispose()
     cut = run_cli("-c", cfg, "audit", "verify", "--report", str(swapped), env=env)
     assert cut.code == 1 and f"swapped.json recorded entry {head['entry']}" in cut.err
+
+
+def test_audit_verify_proves_a_report_file_is_what_its_run_wrote(demo_dir: Path) -> None:
+    """Each run records the SHA-256 of every report file it writes in its audit entry,
+    so a report handed to an auditor, under any name, is checked byte for byte."""
+    import hashlib
+    import shutil
+
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    day2 = {**env, "GOVERNOR_NOW": DAY2}
+    assert run_cli("-c", cfg, "reconcile", env=day2).code == 0
+    reports = demo_dir / "reports"
+
+    def sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def recorded(action: str) -> dict[str, str]:
+        [(detail,)] = sql_rows(url, "SELECT detail FROM audit_log WHERE action = "
+                                    f"'{action}' ORDER BY id DESC LIMIT 1")
+        return dict(json.loads(detail)["report_files"])
+
+    files = recorded("run.completed")
+    assert set(files) == {"nightly-2.html", "nightly-2.json", "nightly-2.csv",
+                          "access-matrix-2.csv", "nightly-latest.html",
+                          "nightly-latest.json"}
+    assert all(files[name] == sha(reports / name) for name in files)
+
+    # nothing changed the next minute: the matrix file is taken, its digest carried
+    minute = {**env, "GOVERNOR_NOW": "2026-11-21T12:01:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", env=minute).code == 0
+    again = recorded("run.completed")
+    assert again["access-matrix-3.csv"] == files["access-matrix-2.csv"] \
+        == sha(reports / "access-matrix-3.csv")
+
+    ok = run_cli("-c", cfg, "audit", "verify", "--report", str(reports / "nightly-2.csv"),
+                 env=env)
+    assert ok.code == 0 and "nightly-2.csv is byte for byte what run 2 wrote (audit entry" \
+        in ok.out, ok.err
+    evidence = demo_dir / "evidence.html"  # a copy, as sent to an auditor
+    shutil.copyfile(reports / "nightly-2.html", evidence)
+    ok = run_cli("-c", cfg, "audit", "verify", "--report", str(evidence), env=env)
+    assert ok.code == 0 and "evidence.html is byte for byte nightly-2.html, what run 2 " \
+        "wrote" in ok.out, ok.err
+    by_default = run_cli("-c", cfg, "audit", "verify", env=env)
+    assert by_default.code == 0
+    assert "nightly-latest.json is byte for byte what run 3 wrote" in by_default.out
+    assert "nightly-latest.html is byte for byte what run 3 wrote" in by_default.out
+
+    # one finding taken out of the CSV, a word changed in the copy: both are caught
+    lines = (reports / "nightly-2.csv").read_bytes().splitlines(keepends=True)
+    (reports / "nightly-2.csv").write_bytes(b"".join(lines[:-1]))
+    evidence.write_text(evidence.read_text().replace("critical", "low", 1))
+    path = reports / "nightly-2.csv"
+    out = run_cli("-c", cfg, "audit", "verify", "--report", str(path), env=env)
+    assert out.code == 1, out.out
+    assert f"{path} is not the file governor wrote: its SHA-256 is {sha(path)}, and run 2 " \
+        f"wrote nightly-2.csv with {files['nightly-2.csv']} (audit entry" in out.err, out.err
+    # a renamed copy whose bytes changed is known by neither: checked against nothing
+    out = run_cli("-c", cfg, "audit", "verify", "--report", str(evidence), env=env)
+    assert out.code == 2 and "nothing was checked against it" in out.err, out.err
+    latest = reports / "nightly-latest.html"
+    latest.unlink()  # a hard link to nightly-3.html: replaced, not written through
+    latest.write_text("<p>nothing to see</p>")
+    out = run_cli("-c", cfg, "audit", "verify", env=env)
+    assert out.code == 1 and "nightly-latest.html is not the file governor wrote" in out.err
+
+    # written again on purpose: recorded too, and then that is what the file must be
+    replaced = run_cli("-c", cfg, "report", "nightly", "--replace", "--reason", "restyled",
+                       env={**env, "GOVERNOR_NOW": "2026-11-21T12:02:00+00:00"})
+    assert replaced.code == 0, replaced.err
+    rewritten = recorded("report.rewritten")
+    assert rewritten["nightly-3.html"] == sha(reports / "nightly-3.html")
+    assert rewritten["nightly-latest.html"] == sha(latest)
+    ok = run_cli("-c", cfg, "audit", "verify", env=env)
+    assert ok.code == 0 and "nightly-latest.html is byte for byte what `report nightly " \
+        "--replace` wrote for run 3" in ok.out, ok.out
 
 
 def test_unchanged_export_is_not_reread_but_a_settings_change_is(demo_dir: Path) -> None:

@@ -8,6 +8,7 @@ own removed, the ones it replaced, the latest copies or a report written again w
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -63,8 +64,10 @@ def test_writes_only_the_missing_file(demo_dir: Path) -> None:
                             "WHERE action LIKE 'report.%' ORDER BY id")
     assert [(a, s, who) for a, s, who, _ in audited] == [("report.restored", "run 1", "tester")]
     detail = json.loads(audited[0][3])
+    html = (demo_dir / "reports" / "nightly-1.html").read_bytes()
     assert detail == {"written": ["nightly-1.html"],
-                      "kept": sorted(n for n in RUN_FILES if n != "nightly-1.html")}
+                      "kept": sorted(n for n in RUN_FILES if n != "nightly-1.html"),
+                      "report_files": {"nightly-1.html": hashlib.sha256(html).hexdigest()}}
 
 
 def test_restored_json_says_it_was_written_after_the_run(demo_dir: Path) -> None:

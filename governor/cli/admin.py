@@ -410,21 +410,24 @@ def audit_group() -> None:
 @audit_group.command()
 @click.option("--report", "reports", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A nightly JSON report whose copy of the log's head to check (repeatable; "
-                   "default: the report directory's nightly-latest.json, if there is one).")
+              help="A report file to check (repeatable): that its bytes are those of a file "
+                   "a run recorded writing (any name: a copy counts), and for a nightly JSON "
+                   "report that the log still holds the head it copied. Default: the report "
+                   "directory's nightly-latest.json and nightly-latest.html, where there.")
 @pass_ctx
 def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
-    """Check the hash chain (nothing removed, reordered or rewritten) and that the log
-    still holds the newest entry a nightly report recorded (nothing cut off its end)."""
-    if reports:
-        anchors = [_anchor(path) for path in reports]
-    else:
-        latest = ctx.config.report_dir / "nightly-latest.json"
-        found = audit.report_anchor(latest) if latest.is_file() else None
-        anchors = [] if found is None else [found]
+    """Check the hash chain (nothing removed, reordered or rewritten), that the log still
+    holds the newest entry a nightly report recorded (nothing cut off its end), and that
+    report files are byte for byte what governor wrote (the SHA-256 each run records)."""
+    files = list(reports) or [p for p in (ctx.config.report_dir / LATEST_JSON,
+                                          ctx.config.report_dir / LATEST_HTML) if p.is_file()]
+    digests = {path: _sha256(path) for path in files}
+    anchors = [a for a in (_anchor(path) for path in files) if a is not None]
     with sessions(ctx.engine())() as s:
         v = audit.verify(s, anchors)
         changed = decisions.mismatches(s) if not v.problem else []
+        verdicts = {} if v.problem else {
+            path: audit.file_verdict(s, path.name, sha) for path, sha in digests.items()}
     if v.problem:
         raise GovernorError(f"audit log broken after {v.entries - 1} good entries: {v.problem}")
     if changed:
@@ -432,26 +435,62 @@ def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
         raise GovernorError("audit log intact, but decisions in force differ from it: "
                             + "; ".join(changed[:5])
                             + (f" (+{len(changed) - 5} more)" if len(changed) > 5 else ""))
+    altered = [_altered(path, digests[path], f.record) for path, f in verdicts.items()
+               if f.status == "changed" and f.record is not None]
+    if altered:
+        raise GovernorError("audit log intact, but " + "; ".join(altered))
+    held = {a[2] for a in anchors}
+    for path, f in verdicts.items():
+        if reports and f.status == "unknown" and path.name not in held:
+            # checked against nothing: passing it would read as "this file agrees"
+            raise InputError(
+                f"{path}: holds no audit head (a top-level \"audit_head\" with \"entry\" "
+                "and \"hash\" near the top of a nightly JSON report), and no audit entry "
+                "records a file with its contents or its name: not a governor report, or one "
+                "written before reports were recorded; nothing was checked against it")
     click.echo(f"audit log intact: {v.entries} entries"
                + "".join(f"; holds entry {e}, the newest when {w} was written"
-                         for e, _, w in anchors))
+                         for e, _, w in anchors)
+               + "".join(f"; {path.name} is byte for byte {_written_by(path, f.record)}"
+                         for path, f in verdicts.items()
+                         if f.status == "intact" and f.record is not None))
 
 
+LATEST_JSON, LATEST_HTML = "nightly-latest.json", "nightly-latest.html"
+_WROTE = {"run.completed": "{subject} wrote",
+          "report.rewritten": "`report nightly --replace` wrote for {subject}",
+          "report.restored": "`report nightly` restored for {subject}"}
 
 
-def _anchor(path: Path) -> tuple[int, str, str]:
-    """The audit head a report named on the command line holds. One that holds none
-    checks nothing, and passing it would read as "this report agrees with the log"."""
+def _written_by(path: Path, rec: audit.FileRecord) -> str:
+    """'what run 7 wrote (audit entry 31)', naming the file where a copy is renamed."""
+    what = "what" if rec.name == path.name else f"{rec.name}, what"
+    by = _WROTE.get(rec.action, "{subject}").format(subject=rec.subject or "a run")
+    return f"{what} {by} (audit entry {rec.entry})"
+
+
+def _altered(path: Path, sha: str, rec: audit.FileRecord) -> str:
+    by = _WROTE.get(rec.action, "{subject}").format(subject=rec.subject or "a run")
+    return (f"{path} is not the file governor wrote: its SHA-256 is {sha}, and {by} "
+            f"{rec.name} with {rec.sha256} (audit entry {rec.entry}): it was changed after "
+            "it was written")
+
+
+def _sha256(path: Path) -> str:
+    from governor.reports.digest import of_file
+
     try:
-        found = audit.report_anchor(path)
+        return of_file(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if found is None:
-        raise InputError(f"{path}: holds no audit head (a top-level \"audit_head\" with "
-                         "\"entry\" and \"hash\" near the top of a nightly JSON report): not "
-                         "a nightly-N.json report, or one written before reports kept it; "
-                         "nothing was checked against it")
-    return found
+
+
+def _anchor(path: Path) -> tuple[int, str, str] | None:
+    """The audit head a report holds (a nightly JSON report's copy of it), if any."""
+    try:
+        return audit.report_anchor(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 @audit_group.command("list")
@@ -569,16 +608,19 @@ def nightly(ctx: Ctx, replace: bool, reason: str | None) -> None:
         rep = nightly_report(s, ctx.config, r, snap, exceptions_then=exceptions_then(s, r))
         rep.rewritten = {"at": now, "actor": ctx.actor, "reason": reason}
         undo.enter_context(reverted_on_error(out_dir, [*names.values(), *LATEST.values()]))
+        # recorded after writing, with what each written file is (audit verify --report)
         if restore is None:
-            audit.record(s, now, ctx.actor, "report.rewritten", subject=f"run {r.id}",
-                         reason=reason, detail={"replaced": there})
             paths = write_nightly(rep, out_dir)
+            audit.record(s, now, ctx.actor, "report.rewritten", subject=f"run {r.id}",
+                         reason=reason, detail={"replaced": there,
+                                                "report_files": rep.file_digests})
         else:
-            # after writing: a missing latest copy comes back too, and is listed
+            # a missing latest copy comes back too, and is listed
             paths = write_nightly(rep, out_dir, only=restore)
             written = sorted(p.name for p in paths.values())
             audit.record(s, now, ctx.actor, "report.restored", subject=f"run {r.id}",
-                         reason=reason, detail={"written": written, "kept": there})
+                         reason=reason, detail={"written": written, "kept": there,
+                                                "report_files": rep.file_digests})
     if restore is not None:
         click.echo(f"restored: {', '.join(sorted(p.name for p in paths.values()))}")
     click.echo(f"report: {out_dir / names['html']}")

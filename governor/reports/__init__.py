@@ -35,6 +35,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from governor.errors import OutputError
+from governor.reports.digest import Digest, hashing_text, of_file
 from governor.unseen import UNSEEN, visible
 
 __all__ = [
@@ -223,6 +224,8 @@ class OutputSet:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._staged: dict[str, Path] = {}
+        # name -> its SHA-256, or what works it out (see digests())
+        self._digests: dict[str, str | Digest | Path] = {}
 
     def _stage(self, name: str) -> Path:
         if not name or Path(name).name != name or name.startswith("."):
@@ -238,7 +241,9 @@ class OutputSet:
     def open(self, name: str, *, newline: str | None = None) -> Iterator[TextIO]:
         """A UTF-8 text file that becomes `directory/name` on commit."""
         tmp = self._stage(name)
-        with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
+        fh, digest = hashing_text(tmp, newline)
+        self._digests[name] = digest
+        with fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -250,17 +255,31 @@ class OutputSet:
         if source not in self._staged:
             raise ValueError(f"output {source!r} is not staged")
         self.take(self._staged[source], name)
+        self._digests[name] = self._digests[source]
 
-    def take(self, path: Path, name: str) -> None:
+    def take(self, path: Path, name: str, sha256: str | None = None) -> None:
         """Stage `name` as the finished file `path` (an earlier run's identical output):
         a hard link where the filesystem allows, a copy otherwise. Reports are never
-        rewritten in place, so sharing the bytes is safe and costs no disk."""
+        rewritten in place, so sharing the bytes is safe and costs no disk. ``sha256``:
+        the digest recorded when `path` was written, which the new name then carries (a
+        file changed since no longer matches it); without one, the file is hashed."""
         tmp = self._stage(name)
         try:
             tmp.unlink()
             os.link(path, tmp)
         except OSError:
             self._copy(Path(path), tmp)
+        self._digests[name] = sha256 or tmp
+
+    def digests(self) -> dict[str, str]:
+        """Each staged output's SHA-256, by its name."""
+        out = {}
+        for name, d in self._digests.items():
+            if name in self._staged:
+                out[name] = (d if isinstance(d, str) else d.hexdigest()
+                             if isinstance(d, Digest) else of_file(d))
+                self._digests[name] = out[name]
+        return out
 
     @staticmethod
     def _copy(src: Path, tmp: Path) -> None:
@@ -313,6 +332,9 @@ class OutputSet:
         return done
 
     def discard(self) -> None:
+        for d in self._digests.values():
+            if isinstance(d, Digest):
+                d.close()  # its thread ends, whatever became of the file
         for tmp in self._staged.values():
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)

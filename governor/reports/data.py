@@ -110,6 +110,7 @@ class MatrixFile:
 
     path: Path
     rows: int
+    sha256: str | None = None  # as recorded when it was written; None: not recorded
 
 
 @dataclass
@@ -142,6 +143,8 @@ class NightlyReport:
     # this run's CSV instead of writing two million rows again (`matrix` then reads it).
     matrix_from: MatrixFile | None = None
     matrix_written: int | None = None  # set by write_nightly: rows in the matrix CSV
+    # set by write_nightly: each file it wrote (its name) -> SHA-256, for the audit log
+    file_digests: dict[str, str] = field(default_factory=dict)
     carried_from_run: int | None = None  # the run whose evaluation this one carried
     # Set when the report is written again after its run (`governor report nightly`):
     # when, by whom and why, so the file never passes for what the run itself wrote.

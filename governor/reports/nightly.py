@@ -123,7 +123,8 @@ def write_nightly(report: NightlyReport, out_dir: Path,
 
         if report.matrix_from is not None:
             if "matrix_csv" in wanted:
-                out.take(report.matrix_from.path, names["matrix_csv"])
+                out.take(report.matrix_from.path, names["matrix_csv"],
+                         report.matrix_from.sha256)
             matrix_rows = report.matrix_from.rows
         else:
             with target("matrix_csv", newline="") as fh:
@@ -143,6 +144,8 @@ def write_nightly(report: NightlyReport, out_dir: Path,
                 else:
                     out.take(out_dir / names[fmt], latest)
         written = set(out.paths())
+        # for the audit log: what each file is, byte for byte (see reports.digest)
+        report.file_digests = out.digests()
     return {fmt: out_dir / name for fmt, name in (*names.items(), *LATEST.items())
             if name in written}
 
