@@ -45,7 +45,7 @@ from governor.offboard.sweep import sweep as offboard_sweep
 from governor.offboard.sweep import unverified_since as offboard_unverified
 from governor.platforms import AccountNames
 from governor.queries import escape_like
-from governor.records import SourceKind
+from governor.records import DirectoryStatus, SourceKind
 from governor.reports import reverted_on_error
 from governor.reports.build import nightly_report
 from governor.reports.data import MatrixFile
@@ -395,6 +395,101 @@ def leaver_surge(config: Config, snap: Snapshot, new: list[str],
             f"{share:.0%}, and never {floor} or fewer): {more(sorted(new))}", sorted(new))
 
 
+def mfa_loss(session: Session, config: Config, outcomes: list[SourceOutcome], run_id: int,
+             now: datetime, previous: datetime | None
+             ) -> tuple[list[str], dict[str, list[str]]] | None:
+    """Why the run must stop because too many of a directory source's accounts lost
+    their MFA since its last read, one line per such source, and every login that lost
+    it (per source); or None. A directory export whose MFA column an export job dropped
+    or emptied returns as many accounts as before and passes every count, and each
+    person who can publish would get a user-mfa-missing finding (and whatever acts on
+    it would follow): a mass loss of MFA facts is a broken feed, as a leaver surge is.
+
+    Per source and over all its accounts, matched to a person or not: the question is
+    whether this source's export broke, which correlation does not change (and a
+    broken export may have emptied the ids that match accounts to people as well).
+    Another directory that never reports MFA (LDAP) neither trips it nor dilutes it.
+    An account loses its MFA when the last read showed an active factor and this one
+    shows none active or none at all (unknown), while it is still listed and can sign
+    in: factors removed from a deprovisioned or suspended account are what offboarding
+    looks like, and an account no longer listed is the count check's business.
+
+    Cheap on purpose: an ordinary night reads a handful of rows. Only the rows this run
+    ended are read: history ends an account's row when its factors change, at this
+    run's start (the (source, ended_at) index finds them), and an export read unchanged
+    ends none (a run that reads nothing again does not get here). The rows that
+    replaced them are looked up by login only when more than min_mfa_loss of them had a
+    factor; how many accounts had one at all (a walk of the source's current rows) is
+    counted only when the losses could pass the share. The first run is a baseline, as
+    for leavers."""
+    if previous is None:
+        return None
+    share, floor = config.feed_guard["max_mfa_loss"], config.feed_guard["min_mfa_loss"]
+    directories = set(state.enabled(config, SourceKind.DIRECTORY))
+    active = functools.lru_cache(maxsize=4096)(_active_factor)  # factor lists repeat
+    obs = ObsDirectoryAccount
+    # source -> login -> (factors, status) of the row that replaced it (None: no longer
+    # listed), for the accounts that had a factor at the last read and whose row ended
+    had: dict[str, dict[str, tuple[str | None, str] | None]] = {}
+    for o in outcomes:
+        # no more can have lost it than rows it ended (of every kind it yields)
+        if o.name not in directories or not o.ok or o.unchanged or o.ended <= floor:
+            continue
+        ended: dict[str, tuple[str | None, str] | None] = {
+            login: None for login, stored in session.execute(
+                select(obs.login, obs.mfa).where(obs.source == o.name, obs.ended_at >= now,
+                                                 obs.ended_run_id == run_id))
+            if active(stored)}
+        if len(ended) <= floor:
+            continue
+        had[o.name] = ended
+        names = sorted(ended)
+        for i in range(0, len(names), 500):
+            # by login alone, so the login index is the one to use (SQLite plans without
+            # statistics, and (source, ended_at) would walk every current row per login)
+            for login, source, stored, status in session.execute(
+                    select(obs.login, obs.source, obs.mfa, obs.status).where(
+                        obs.login.in_(names[i:i + 500]), obs.ended_at.is_(None),
+                        obs.first_run_id == run_id)):
+                if source == o.name:
+                    ended[login] = (stored, status)
+    lines: list[str] = []
+    logins: dict[str, list[str]] = {}
+    for name, of in had.items():
+        lost = {login: after for login, after in sorted(of.items()) if after is not None
+                and _LIVE.get(after[1], True) and not active(after[0])}
+        # no more than the share of those that changed: under it whatever the rest had
+        if len(lost) <= floor or len(lost) <= share * len(of):
+            continue
+        # the accounts this read left as they were, with a factor then as now (the
+        # status is the only field of a stored factor spelt "active")
+        kept = session.scalar(select(func.count()).select_from(obs).where(
+            obs.source == name, obs.ended_at.is_(None), obs.first_run_id < run_id,
+            obs.mfa.like('%"active"%'))) or 0
+        total = len(of) + kept
+        if len(lost) <= share * total:
+            continue
+        unreported = sum(stored is None for stored, _ in lost.values())
+        what = ("no MFA factors reported" if unreported == len(lost) else
+                "no active MFA factor" + (f" ({unreported} of them no factors reported)"
+                                          if unreported else ""))
+        logins[name] = list(lost)
+        lines.append(f"{name}: {len(lost)} accounts that had an active MFA factor at its "
+                     f"last read have {what} now ({len(lost) / total:.0%} of the {total} "
+                     f"that had one; limit {share:.0%}, and never {floor} or fewer): "
+                     f"{more(list(lost))}")
+    return (lines, logins) if lines else None
+
+
+_LIVE = {s.value: s.live for s in DirectoryStatus}
+
+
+def _active_factor(stored: str | None) -> bool:
+    """Whether a stored factor list (history's JSON [[type, status, provider?]]) has an
+    active factor; None (not reported) has none."""
+    return stored is not None and any(f[1] == "active" for f in json.loads(stored))
+
+
 def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, config: Config,
              ok: dict[str, bool], actor: str, overridden_before: OverridesBefore | None = None
              ) -> findings.FindingStats:
@@ -596,12 +691,15 @@ def _clock_check(session: Session, now: datetime, opts: RunOptions) -> str | Non
     return None
 
 
-def _stop(problems: list[str], surge: list[str]) -> NoReturn:
+def _stop(problems: list[str], surge: list[str], mfa: list[str]) -> NoReturn:
     """The feed guard's stop, naming every check that tripped: the sources' counts, then
-    the leavers they would make."""
-    checks = [*problems, *surge]
-    what = " and ".join([*(["the feeds"] if problems else []),
-                         *(["the HR export (a missing file, end dates)"] if surge else [])])
+    the leavers they would make, then the directories' lost MFA."""
+    checks = [*problems, *surge, *mfa]
+    parts = [*(["the feeds"] if problems else []),
+             *(["the HR export (a missing file, end dates)"] if surge else []),
+             *(["the directory export's MFA factors (a column dropped or emptied)"]
+               if mfa else [])]
+    what = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 2 else parts)
     raise FeedGuardTripped(
         "feed guard stopped the run before any finding changed:\n  " + "\n  ".join(checks)
         + f"\nCheck {what}; if the change is real, rerun with --force --reason '...'"
@@ -661,7 +759,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     if reuse is not None:
         kept = None
         if stop:
-            _stop(problems, [])
+            _stop(problems, [], [])
         # Nothing the rules read has changed and no time limit they depend on has been
         # reached: evaluating again would give the same results, so they are carried.
         stats = findings.carry_forward(session, r.id, reuse.run_id, now, opts.actor)
@@ -675,8 +773,9 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         # per leaver a look at their HR history: asked once, for the guard and the sweep
         leavers = new_leavers(session, snap, since)
         surge = leaver_surge(config, snap, leavers, since)
-        if stop or (surge and not opts.force):
-            _stop(problems, [surge[0]] if surge else [])
+        lost = mfa_loss(session, config, outcomes, r.id, now, since)
+        if stop or ((surge or lost) and not opts.force):
+            _stop(problems, [surge[0]] if surge else [], lost[0] if lost else [])
         if surge:
             problems.append(surge[0])
             r.forced, r.force_reason = True, opts.reason
@@ -684,6 +783,14 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
             audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
                          reason=opts.reason,
                          detail={"leaver_surge": surge[0], "leavers": surge[1]})
+        if lost:
+            problems.extend(lost[0])
+            r.forced, r.force_reason = True, opts.reason
+            # every login, per source; the lines under "feed_guard", as the report reads
+            # what a run was forced past
+            audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
+                         reason=opts.reason,
+                         detail={"feed_guard": lost[0], "mfa_loss": lost[1]})
         if correlation is None or correlation != prev_summary.get("correlation"):
             state.save_matches(session, snap, r.id)
         snap.settle()
