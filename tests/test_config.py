@@ -210,6 +210,28 @@ def test_a_number_that_is_not_one_is_refused(value: float) -> None:
     assert str(info.value).startswith("<config>: feed_guard.max_drop: expected a number, got ")
 
 
+@pytest.mark.parametrize(("setting", "error"), [
+    ("max_mfa_loss = nan", "feed_guard.max_mfa_loss: expected a number, got nan"),
+    ("max_mfa_loss = inf", "feed_guard.max_mfa_loss: expected a number, got inf"),
+    ("max_mfa_loss = -0.1", "feed_guard.max_mfa_loss: -0.1 is below the minimum 0"),
+    ("max_mfa_loss = 1.5", "feed_guard.max_mfa_loss: 1.5 is above the maximum 1"),
+    ('max_mfa_loss = "30%"', "feed_guard.max_mfa_loss: expected a number, got a string"),
+    ("min_mfa_loss = -1", "feed_guard.min_mfa_loss: -1 is below the minimum 0"),
+    ("min_mfa_loss = 2.5", "feed_guard.min_mfa_loss: expected an integer, got a number"),
+])
+def test_the_mfa_loss_guards_bounds_are_checked(demo_dir: Path, setting: str,
+                                                error: str) -> None:
+    """A share that is no share (nan passes every comparison as false: the guard would
+    never trip) stops governor before it writes anything, naming the key."""
+    url = sqlite_url(demo_dir)
+    before = upgraded(demo_dir, url)
+    cfg = demo_dir / "governor.toml"
+    cfg.write_text(cfg.read_text() + f"\n[feed_guard]\n{setting}\n")
+    out = run_cli("-c", str(cfg), "reconcile", env=demo_env(url))
+    assert (out.code, out.out, out.err) == (2, "", f"governor: {cfg}: {error}\n")
+    assert_untouched(url, before)
+
+
 def test_an_empty_choice_is_named_as_one() -> None:
     from governor.options import Option, OptionError
 

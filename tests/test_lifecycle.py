@@ -6,11 +6,12 @@ import csv
 import json
 import sqlite3
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import demo_env, run_cli, sql_rows
+from conftest import demo_env, reconcile_demo, run_cli, sql_rows
 from sqlalchemy import create_engine, text
 
 DAY2 = "2026-11-21T12:00:00+00:00"
@@ -1316,6 +1317,163 @@ def test_a_few_new_leavers_pass_the_guard(demo_dir: Path) -> None:
     _terminate(demo_dir, "E1004", "E1005")
     out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 0, out.err
+
+
+def _lose_mfa(demo_dir: Path, count: int | None = None, *, drop: bool = False,
+              deprovision: bool = False) -> list[str]:
+    """The directory export loses the MFA factors of its first ``count`` accounts that
+    can sign in and have an active one, or every account's (None): an empty list, or
+    (``drop``) no factors at all, as from an export job that lost the column
+    (``deprovision``: the accounts are deactivated too, as Okta clears a deactivated
+    user's factors). Returns the logins that had an active factor, sorted."""
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text())
+    lost: list[str] = []
+    for rec in data["records"]:
+        had = rec["status"] == "ACTIVE" and any(f["status"] == "ACTIVE"
+                                                for f in rec.get("factors", ()))
+        if count is not None and not (had and len(lost) < count):
+            continue
+        if had:
+            lost.append(rec["login"])
+        if drop:
+            rec.pop("factors", None)
+        else:
+            rec["factors"] = []
+        if deprovision:
+            rec["status"] = "DEPROVISIONED"
+    path.write_text(json.dumps(data, indent=1))
+    return sorted(lost)
+
+
+def current_mfa(url: str) -> list[tuple[object, ...]]:
+    return query(url, "SELECT source, login, mfa FROM obs_directory_account "
+                      "WHERE ended_at IS NULL ORDER BY login")
+
+
+def test_a_directory_export_that_lost_every_mfa_factor_stops_the_run(demo_dir: Path,
+                                                                      db_url: str) -> None:
+    # same accounts, every factor gone: the counts pass, and every person who can
+    # publish would get a user-mfa-missing finding
+    cfg, env = reconcile_demo(demo_dir, db_url)
+    url = url_of(demo_dir, env)
+    before, factors = statuses(url), current_mfa(url)
+    lost = _lose_mfa(demo_dir)
+    assert len(lost) == 32  # of 34 accounts with a factor: 2 are suspended or deprovisioned
+    at = {**env, "GOVERNOR_NOW": DAY2}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=at)
+    assert out.code == 3, out.err
+    assert out.err == (
+        "governor: feed guard stopped the run before any finding changed:\n"
+        "  okta: 32 accounts that had an active MFA factor at its last read have no active "
+        "MFA factor now (94% of the 34 that had one; limit 30%, and never 10 or fewer): "
+        f"{', '.join(lost[:3])} (+29 more)\n"
+        "Check the directory export's MFA factors (a column dropped or emptied); if the "
+        "change is real, rerun with --force --reason '...'\n")
+    # nothing changed: no finding opened or resolved, the factors of last time kept
+    assert statuses(url) == before
+    assert current_mfa(url) == factors
+    assert [s for (s,) in query(url, "SELECT status FROM run ORDER BY id")] == ["ok", "aborted"]
+    assert query(url, "SELECT action FROM audit_log ORDER BY id DESC LIMIT 1") == [
+        ("run.aborted",)]
+
+    # a real reset of everyone's factors: --force --reason, every login on record
+    forced = run_cli("-c", cfg, "reconcile", "--force", "--reason",
+                     "moved everyone to the new MFA provider", env=at)
+    assert forced.code == 0, forced.err
+    assert "forced past: okta: 32 accounts that had an active MFA factor" in forced.out
+    assert query(url, "SELECT forced, force_reason FROM run ORDER BY id DESC LIMIT 1")[0][1] \
+        == "moved everyone to the new MFA provider"
+    (detail,) = query(url, "SELECT detail FROM audit_log WHERE action = 'run.forced'")[0]
+    said = json.loads(str(detail))
+    assert said["mfa_loss"] == {"okta": lost}
+    assert [p[:30] for p in said["feed_guard"]] == ["okta: 32 accounts that had an "]
+    # the night's report says what the force let through
+    report = json.loads((demo_dir / "reports" / "nightly-latest.json").read_text())
+    assert [p[:30] for p in report["forced_past"]] == ["okta: 32 accounts that had an "]
+    # and what it let through is what a real reset means: findings for those who publish
+    opened = {k for k, v in statuses(url).items()
+              if k.startswith("user-mfa-missing:") and v == "open"} - set(before)
+    assert len(opened) > 10
+
+
+def test_an_export_without_its_mfa_column_stops_the_run(demo_dir: Path) -> None:
+    cfg, env = reconcile_demo(demo_dir)
+    url = url_of(demo_dir, env)
+    before = statuses(url)
+    lost = _lose_mfa(demo_dir, drop=True)
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert ("okta: 32 accounts that had an active MFA factor at its last read have no MFA "
+            f"factors reported now (94% of the 34 that had one; limit 30%, and never 10 or "
+            f"fewer): {', '.join(lost[:3])} (+29 more)") in out.err
+    assert statuses(url) == before
+
+
+def test_the_first_run_is_the_baseline_for_mfa_losses(demo_dir: Path) -> None:
+    # no earlier read to have lost anything since: the findings are the night's news
+    _lose_mfa(demo_dir)
+    cfg, env = reconcile_demo(demo_dir)
+    url = url_of(demo_dir, env)
+    assert len([k for k, v in statuses(url).items()
+                if k.startswith("user-mfa-missing:") and v == "open"]) > 10
+    # people enrolling again is no loss either
+    (demo_dir / "directory.json").write_bytes(
+        resources.files("governor.demo").joinpath("directory.json").read_bytes())
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+
+
+@pytest.mark.parametrize(("guard", "losing", "stops"), [
+    ("", 10, False),  # min_mfa_loss: never 10 or fewer
+    ("min_mfa_loss = 2", 3, False),  # 3 of 34 (9%): under max_mfa_loss
+    ("min_mfa_loss = 2\nmax_mfa_loss = 0.05", 3, True),
+    ("min_mfa_loss = 0\nmax_mfa_loss = 0", 1, True),
+])
+def test_a_few_people_losing_their_mfa_pass_the_guard(demo_dir: Path, guard: str,
+                                                      losing: int, stops: bool) -> None:
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text() + f"\n[feed_guard]\n{guard}\n")
+    cfg, env = reconcile_demo(demo_dir)
+    lost = _lose_mfa(demo_dir, losing)
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == (3 if stops else 0), out.err
+    if stops:
+        share = f"{losing / 34:.0%}"
+        assert (f"okta: {losing} accounts that had an active MFA factor at its last read "
+                f"have no active MFA factor now ({share} of the 34 that had one; limit ") \
+            in out.err
+        assert ", ".join(lost) in out.err
+
+
+def test_factors_gone_with_a_deactivated_account_are_no_mfa_loss(demo_dir: Path) -> None:
+    # Okta clears a deactivated user's factors: offboarding, not a broken export
+    cfg, env = reconcile_demo(demo_dir)
+    _lose_mfa(demo_dir, 12, deprovision=True)
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+
+
+def test_one_stop_names_the_feeds_the_leavers_and_the_lost_mfa(demo_dir: Path) -> None:
+    cfg, env = reconcile_demo(demo_dir)
+    url = url_of(demo_dir, env)
+    shrink(demo_dir / "hr.csv", 20)
+    _lose_mfa(demo_dir)
+    at = {**env, "GOVERNOR_NOW": DAY2}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=at)
+    assert out.code == 3, out.err
+    assert out.err.index("hr: returned 20") < out.err.index("count as having left since") \
+        < out.err.index("okta: 32 accounts that had an active MFA factor")
+    assert ("Check the feeds, the HR export (a missing file, end dates) and the directory "
+            "export's MFA factors (a column dropped or emptied); if the change is real, "
+            "rerun with --force --reason '...'; one --force passes every stop above") \
+        in out.err
+    forced = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
+                     "HR split the export while the MFA provider changed", env=at)
+    assert forced.code == 0, forced.err
+    assert [sorted(json.loads(str(d))) for (d,) in query(
+        url, "SELECT detail FROM audit_log WHERE action = 'run.forced' ORDER BY id")] == \
+        [["feed_guard"], ["leaver_surge", "leavers"], ["feed_guard", "mfa_loss"]]
 
 
 def test_a_receipt_says_when_a_last_day_was_inferred_and_not_given_by_hr(
