@@ -166,7 +166,7 @@ def holds(session: Session, anchor: tuple[int, str, str]) -> bool:
 
 
 # the entries that record report files and their digests (detail "report_files")
-FILE_RECORDS = ("run.completed", "report.rewritten", "report.restored")
+FILE_RECORDS = ("run.completed", "report.rewritten", "report.restored", "offboard.receipt")
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,20 @@ def test_manual_steps_done_or_waived_complete_the_case_with_a_receipt(demo_dir: 
     assert "(1 waived: not revoked)" in html
     assert receipt["last_day_basis"] == "hr" and "HR end date: 2026-03-31" in html
     actions = [a for (a,) in rows(demo_dir, "SELECT action FROM audit_log ORDER BY id")]
-    assert "offboard.opened" in actions and actions[-1] == "offboard.completed"
+    # each receipt written (by --execute, then by `offboard receipt`) is on record
+    assert actions.count("offboard.receipt") == 2 and actions[-1] == "offboard.receipt"
+    assert "offboard.opened" in actions and actions[-2] == "offboard.completed"
+    reports = demo_dir / "reports"
+    for name in (f"offboard-{case}.json", f"offboard-{case}.html"):
+        verified = run_cli("-c", cfg, "audit", "verify", "--report", str(reports / name),
+                           env=env)
+        assert verified.code == 0, verified.err
+        assert f"{name} is byte for byte what `offboard` wrote as the receipt of case " \
+            f"{case} (audit entry" in verified.out
+    (reports / f"offboard-{case}.html").write_text(html.replace("switchboard", "desk"))
+    altered = run_cli("-c", cfg, "audit", "verify", "--report",
+                      str(reports / f"offboard-{case}.html"), env=env)
+    assert altered.code == 1 and "is not the file governor wrote" in altered.err
 
 
 def test_protected_principals_are_never_touched(demo_dir: Path) -> None:

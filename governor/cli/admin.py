@@ -459,7 +459,8 @@ def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
 LATEST_JSON, LATEST_HTML = "nightly-latest.json", "nightly-latest.html"
 _WROTE = {"run.completed": "{subject} wrote",
           "report.rewritten": "`report nightly --replace` wrote for {subject}",
-          "report.restored": "`report nightly` restored for {subject}"}
+          "report.restored": "`report nightly` restored for {subject}",
+          "offboard.receipt": "`offboard` wrote as the receipt of {subject}"}
 
 
 def _written_by(path: Path, rec: audit.FileRecord) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime, tzinfo
+from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from governor import audit, queries
@@ -29,6 +31,7 @@ from governor.models import ObsCredential, OffboardCase
 from governor.offboard import cases, receipt
 from governor.offboard.plan import Plan, build, end_date_text
 from governor.queries import resolve_person
+from governor.reports import reverted_on_error
 
 
 class _PersonFirst(click.Group):
@@ -160,9 +163,7 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
         if not as_json:
             click.echo(f"resuming case {case_id}")
     outcomes = cases.execute(engine, ctx.config, case_id, ctx.clock, ctx.actor)
-    with sessions(engine)() as s:
-        data = receipt.receipt(s, ctx.config, case_id, ctx.clock())
-    paths = receipt.write(data, ctx.config.report_dir)
+    data, paths = _receipt(ctx, engine, case_id)
     failed = [o for o in outcomes if o.state == "failed"]
     if as_json:
         emit_json({"case": case_id, "outcomes": [o.__dict__ for o in outcomes],
@@ -248,14 +249,25 @@ def waive(ctx: Ctx, case_id: int, step: str, reason: str) -> None:
 @json_option
 @pass_ctx
 def receipt_cmd(ctx: Ctx, case_id: int, as_json: bool | None) -> None:
-    """Write a case's receipt (HTML and JSON) for the auditor."""
-    with sessions(ctx.engine())() as s:
-        data = receipt.receipt(s, ctx.config, case_id, ctx.clock())
-    paths = receipt.write(data, ctx.config.report_dir)
+    """Write a case's receipt (HTML and JSON) for the auditor; the audit log records what
+    each file is, so `governor audit verify --report FILE` can check a copy of it."""
+    data, paths = _receipt(ctx, ctx.engine(), case_id)
     if use_json(ctx, as_json):
         emit_json({**data, "files": {k: str(v) for k, v in paths.items()}})
         return
     click.echo(f"receipt: {paths['html']}")
+
+
+def _receipt(ctx: Ctx, engine: Engine, case_id: int) -> tuple[dict[str, Any], dict[str, Path]]:
+    """A case's receipt, written and recorded in one transaction: if the commit fails, the
+    files are taken back (what was there before goes back in place)."""
+    out_dir = ctx.config.report_dir
+    with contextlib.ExitStack() as undo, transaction(engine) as s:
+        now = ctx.clock()
+        data = receipt.receipt(s, ctx.config, case_id, now)
+        undo.enter_context(reverted_on_error(out_dir, receipt.file_names(case_id).values()))
+        paths = receipt.write(s, data, out_dir, now, ctx.actor)
+    return data, paths
 
 
 COMMANDS = [offboard]

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from governor import audit
 from governor.clock import day_end
 from governor.config import Config
 from governor.errors import NotFound
@@ -110,13 +111,24 @@ def _failures(session: Session, case_id: int) -> dict[int, list[dict[str, Any]]]
     return out
 
 
-def write(data: dict[str, Any], out_dir: Path) -> dict[str, Path]:
-    """receipt-<case>.json and .html, written together or not at all."""
-    names = {"json": f"offboard-{data['case']}.json", "html": f"offboard-{data['case']}.html"}
+def file_names(case_id: int) -> dict[str, str]:
+    return {"json": f"offboard-{case_id}.json", "html": f"offboard-{case_id}.html"}
+
+
+def write(session: Session, data: dict[str, Any], out_dir: Path, now: datetime,
+          actor: str) -> dict[str, Path]:
+    """offboard-<case>.json and .html, written together or not at all, and recorded in
+    the audit log with each file's SHA-256 (`audit verify --report` checks a receipt
+    handed to an auditor). In the caller's transaction; a caller whose commit can still
+    fail takes the files back (reports.reverted_on_error)."""
+    names = file_names(data["case"])
     with atomic_outputs(out_dir) as out:
         with out.open(names["json"]) as fh:
             fh.write(harmless_json(json.dumps(jsonable(data), ensure_ascii=False,
                                               indent=1)) + "\n")
         with out.open(names["html"]) as fh:
             fh.write(environment().get_template("offboard_receipt.html.j2").render(r=data))
+        digests = out.digests()
+    audit.record(session, now, actor, "offboard.receipt", subject=f"case {data['case']}",
+                 detail={"report_files": digests})
     return {k: out_dir / v for k, v in names.items()}
