@@ -435,11 +435,14 @@ def mfa_loss(session: Session, config: Config, outcomes: list[SourceOutcome], ru
         # no more can have lost it than rows it ended (of every kind it yields)
         if o.name not in directories or not o.ok or o.unchanged or o.ended <= floor:
             continue
+        # on both sides of the share, only accounts that could sign in at the last read:
+        # a suspended account's factors are not a loss when it returns without them, and
+        # deprovisioned accounts keeping theirs must not water the share down
         ended: dict[str, tuple[str | None, str] | None] = {
-            login: None for login, stored in session.execute(
-                select(obs.login, obs.mfa).where(obs.source == o.name, obs.ended_at >= now,
-                                                 obs.ended_run_id == run_id))
-            if active(stored)}
+            login: None for login, stored, was in session.execute(
+                select(obs.login, obs.mfa, obs.status).where(
+                    obs.source == o.name, obs.ended_at >= now, obs.ended_run_id == run_id))
+            if _LIVE.get(was, True) and active(stored)}
         if len(ended) <= floor:
             continue
         had[o.name] = ended
@@ -465,7 +468,7 @@ def mfa_loss(session: Session, config: Config, outcomes: list[SourceOutcome], ru
         # status is the only field of a stored factor spelt "active")
         kept = session.scalar(select(func.count()).select_from(obs).where(
             obs.source == name, obs.ended_at.is_(None), obs.first_run_id < run_id,
-            obs.mfa.like('%"active"%'))) or 0
+            obs.status.in_(_LIVE_VALUES), obs.mfa.like('%"active"%'))) or 0
         total = len(of) + kept
         if len(lost) <= share * total:
             continue
@@ -482,6 +485,7 @@ def mfa_loss(session: Session, config: Config, outcomes: list[SourceOutcome], ru
 
 
 _LIVE = {s.value: s.live for s in DirectoryStatus}
+_LIVE_VALUES = sorted(v for v, live in _LIVE.items() if live)
 
 
 def _active_factor(stored: str | None) -> bool:

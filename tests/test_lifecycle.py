@@ -1359,14 +1359,15 @@ def test_a_directory_export_that_lost_every_mfa_factor_stops_the_run(demo_dir: P
     url = url_of(demo_dir, env)
     before, factors = statuses(url), current_mfa(url)
     lost = _lose_mfa(demo_dir)
-    assert len(lost) == 32  # of 34 accounts with a factor: 2 are suspended or deprovisioned
+    assert len(lost) == 32  # of 34 accounts with a factor: 2 are suspended or deprovisioned,
+    # and only the 32 that can sign in count on either side of the share
     at = {**env, "GOVERNOR_NOW": DAY2}
     out = run_cli("-c", cfg, "reconcile", "--no-report", env=at)
     assert out.code == 3, out.err
     assert out.err == (
         "governor: feed guard stopped the run before any finding changed:\n"
         "  okta: 32 accounts that had an active MFA factor at its last read have no active "
-        "MFA factor now (94% of the 34 that had one; limit 30%, and never 10 or fewer): "
+        "MFA factor now (100% of the 32 that had one; limit 30%, and never 10 or fewer): "
         f"{', '.join(lost[:3])} (+29 more)\n"
         "Check the directory export's MFA factors (a column dropped or emptied); if the "
         "change is real, rerun with --force --reason '...'\n")
@@ -1405,7 +1406,7 @@ def test_an_export_without_its_mfa_column_stops_the_run(demo_dir: Path) -> None:
     out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 3, out.err
     assert ("okta: 32 accounts that had an active MFA factor at its last read have no MFA "
-            f"factors reported now (94% of the 34 that had one; limit 30%, and never 10 or "
+            f"factors reported now (100% of the 32 that had one; limit 30%, and never 10 or "
             f"fewer): {', '.join(lost[:3])} (+29 more)") in out.err
     assert statuses(url) == before
 
@@ -1426,7 +1427,7 @@ def test_the_first_run_is_the_baseline_for_mfa_losses(demo_dir: Path) -> None:
 
 @pytest.mark.parametrize(("guard", "losing", "stops"), [
     ("", 10, False),  # min_mfa_loss: never 10 or fewer
-    ("min_mfa_loss = 2", 3, False),  # 3 of 34 (9%): under max_mfa_loss
+    ("min_mfa_loss = 2", 3, False),  # 3 of 32 (9%): under max_mfa_loss
     ("min_mfa_loss = 2\nmax_mfa_loss = 0.05", 3, True),
     ("min_mfa_loss = 0\nmax_mfa_loss = 0", 1, True),
 ])
@@ -1439,9 +1440,9 @@ def test_a_few_people_losing_their_mfa_pass_the_guard(demo_dir: Path, guard: str
     out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == (3 if stops else 0), out.err
     if stops:
-        share = f"{losing / 34:.0%}"
+        share = f"{losing / 32:.0%}"
         assert (f"okta: {losing} accounts that had an active MFA factor at its last read "
-                f"have no active MFA factor now ({share} of the 34 that had one; limit ") \
+                f"have no active MFA factor now ({share} of the 32 that had one; limit ") \
             in out.err
         assert ", ".join(lost) in out.err
 
@@ -1451,6 +1452,53 @@ def test_factors_gone_with_a_deactivated_account_are_no_mfa_loss(demo_dir: Path)
     cfg, env = reconcile_demo(demo_dir)
     _lose_mfa(demo_dir, 12, deprovision=True)
     out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+
+
+def _add_suspended(demo_dir: Path, n: int) -> list[str]:
+    """``n`` suspended accounts with an active factor join the directory export."""
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text())
+    logins = [f"on.leave{i}@northwind.example" for i in range(n)]
+    data["records"] += [{"id": f"00uleave{i}", "login": login, "email": login,
+                         "status": "SUSPENDED", "groups": ["Everyone"],
+                         "factors": [{"type": "push", "provider": "OKTA",
+                                      "status": "ACTIVE"}]}
+                        for i, login in enumerate(logins)]
+    path.write_text(json.dumps(data, indent=1))
+    return logins
+
+
+def test_accounts_that_cannot_sign_in_do_not_water_the_mfa_loss_down(demo_dir: Path) -> None:
+    # 80 suspended accounts keeping their factors made an emptied column 32 of 112 (28%)
+    cfg, env = reconcile_demo(demo_dir)
+    _add_suspended(demo_dir, 80)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    _lose_mfa(demo_dir)
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert out.code == 3, out.err
+    assert "okta: 32 accounts that had an active MFA factor at its last read have no " \
+        "active MFA factor now (100% of the 32 that had one" in out.err
+
+
+def test_accounts_back_from_suspension_without_factors_are_no_mfa_loss(
+        demo_dir: Path) -> None:
+    # they could not sign in at the last read: returning to enrol again is not a feed
+    # that lost its factors
+    cfg, env = reconcile_demo(demo_dir)
+    back = set(_add_suspended(demo_dir, 20))
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text())
+    for rec in data["records"]:
+        if rec["login"] in back:
+            rec["status"], rec["factors"] = "ACTIVE", []
+    path.write_text(json.dumps(data, indent=1))
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
     assert out.code == 0, out.err
 
 
