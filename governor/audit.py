@@ -110,18 +110,26 @@ _HASH = re.compile(r"[0-9a-f]{64}\Z")
 def report_anchor(path: Path) -> tuple[int, str, str] | None:
     """A report's copy of the log's head (its top-level ``audit_head``); None when its
     beginning holds none: a report older than the copy, or no nightly JSON report."""
-    with path.open(encoding="utf-8-sig", errors="replace") as fh:
-        head = _head_in(fh.read(_HEAD_WITHIN))
+    head = _anchor_of(_beginning(path, "audit_head").get("audit_head"))
     return None if head is None else (head[0], head[1], path.name)
 
 
-def _head_in(text: str) -> tuple[int, str] | None:
-    """``audit_head`` of the JSON object ``text`` begins, read as JSON (its keys in any
-    order), walking the top-level keys before it; ``text`` may be cut off after it."""
+def _beginning(path: Path, *keys: str) -> dict[str, Any]:
+    """Top-level fields ``keys`` of the JSON object a file begins with, read from its
+    first megabyte: those found before the first that is not there."""
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+        return _fields_in(fh.read(_HEAD_WITHIN), set(keys))
+
+
+def _fields_in(text: str, keys: set[str]) -> dict[str, Any]:
+    """Fields ``keys`` of the JSON object ``text`` begins, read as JSON (its keys in any
+    order), walking the top-level keys until all are found; ``text`` may be cut off
+    after them."""
+    found: dict[str, Any] = {}
     decoder = json.JSONDecoder()
     pos = _skip(text, 0)
     if not text.startswith("{", pos):
-        return None
+        return found
     pos += 1
     try:
         while True:
@@ -129,18 +137,20 @@ def _head_in(text: str) -> tuple[int, str] | None:
             key, pos = decoder.raw_decode(text, pos)
             pos = _skip(text, pos)
             if not isinstance(key, str) or not text.startswith(":", pos):
-                return None
+                return found
             value, pos = decoder.raw_decode(text, _skip(text, pos + 1))
-            if key == "audit_head":
-                return _anchor_of(value)
+            if key in keys:
+                found[key] = value
+                if found.keys() >= keys:
+                    return found
             pos = _skip(text, pos)
             if not text.startswith(",", pos):
-                return None  # the object ended (or broke off) without one
+                return found  # the object ended (or broke off)
             pos += 1
     except json.JSONDecodeError:
-        # not JSON, or a value running past what was read: the head comes before any
-        # value that long in a report
-        return None
+        # not JSON, or a value running past what was read: the fields asked for come
+        # before any value that long in a report
+        return found
 
 
 def _anchor_of(value: Any) -> tuple[int, str] | None:
@@ -183,34 +193,93 @@ class FileRecord:
 
 @dataclass(frozen=True)
 class FileVerdict:
-    """What the log says of one file: ``intact`` (its bytes are a file governor wrote:
-    ``record`` says which), ``changed`` (a file of its name was recorded with other
-    bytes: ``record`` is the newest such), or ``unknown`` (neither: not a governor report,
-    or one written before reports were recorded)."""
+    """What the log says of one file:
+
+    - ``intact``: its bytes are those of a file governor wrote (``record`` says which);
+    - ``changed``: it is, by what it says of itself or by its name, a file of a run or
+      case whose files the log records, and its bytes are none of them (``record``: the
+      newest of them, under the file's name where there is one);
+    - ``unrecorded``: it is a run's or case's file, and the log recorded no file of it
+      (written before governor recorded report digests, or by a run that never
+      committed);
+    - ``unknown``: nothing ties it to a run or case (a renamed copy whose bytes changed,
+      a latest copy, not governor's at all)."""
 
     status: str
     record: FileRecord | None
+    subject: str | None = None  # the run or case it says it belongs to
 
 
-def file_verdict(session: Session, name: str, sha256: str) -> FileVerdict:
-    """Judge a file by its name and SHA-256 against every report file the log records.
-    The bytes decide first, newest entry first: a copy saved under another name is still
-    the report it copies."""
-    by_name: FileRecord | None = None
+# what a file's name says it is: nightly-7.json is run 7's, offboard-3.html case 3's
+_NAMED = re.compile(r"(?:nightly|access-matrix)-(?P<run>\d+)\.(?:html|json|csv)\Z"
+                    r"|offboard-(?P<case>\d+)\.(?:html|json)\Z")
+
+
+_META = re.compile(rb'<meta name="governor-subject" content="((?:run|case) [1-9][0-9]*)">')
+_META_WITHIN = 4096  # it is in the <head>
+
+
+def claimed_subject(path: Path) -> str | None:
+    """The run ("run 7") or offboarding case ("case 3") a file says it belongs to: a
+    nightly JSON report or a receipt by its own fields, any report by its file name."""
+    try:
+        head = _beginning(path, "schema", "run_id", "case")
+        with path.open("rb") as fh:
+            meta = _META.search(fh.read(_META_WITHIN))
+    except OSError:
+        head, meta = {}, None
+    if meta is not None:  # an HTML report's <meta name="governor-subject">
+        return meta[1].decode()
+    schema, run, case = head.get("schema"), head.get("run_id"), head.get("case")
+    if isinstance(schema, str) and schema.startswith("governor.nightly/") \
+            and isinstance(run, int) and not isinstance(run, bool):
+        return f"run {run}"
+    if isinstance(schema, str) and schema.startswith("governor.offboard-receipt/") \
+            and isinstance(case, int) and not isinstance(case, bool):
+        return f"case {case}"
+    m = _NAMED.match(path.name)
+    if m is None:
+        return None
+    return f"run {int(m['run'])}" if m["run"] else f"case {int(m['case'])}"
+
+
+def file_verdict(session: Session, name: str, sha256: str,
+                 subject: str | None = None) -> FileVerdict:
+    """Judge a file (its name, SHA-256 and claimed_subject) against every report file the
+    log records. The bytes decide first: a copy under another name is still the file it
+    copies (under its own name where the log has one with those bytes, else the
+    newest). Only bytes governor rendered are recorded, so a file of a run or case that
+    recorded its files, with bytes none of them had, was changed."""
+    same: FileRecord | None = None
+    of_subject: FileRecord | None = None
     rows = session.execute(select(AuditEntry.id, AuditEntry.action, AuditEntry.subject,
                                   AuditEntry.detail)
                            .where(AuditEntry.action.in_(FILE_RECORDS))
                            .order_by(AuditEntry.id.desc()))
-    for entry, action, subject, detail in rows:
+    for entry, action, subj, detail in rows:
         files = _files_in(detail)
-        same = [n for n, digest in files.items() if digest == sha256]
-        if same:
-            # a latest copy has its run's file's bytes: named as it is, where it is so
-            shown = name if name in same else same[0]
-            return FileVerdict("intact", FileRecord(entry, action, subject, shown, sha256))
-        if name in files and by_name is None:
-            by_name = FileRecord(entry, action, subject, name, files[name])
-    return FileVerdict("unknown", None) if by_name is None else FileVerdict("changed", by_name)
+        for recorded in sorted(files, key=lambda n: n != name):
+            if files[recorded] == sha256 and (
+                    same is None or same.name != name and recorded == name):
+                same = FileRecord(entry, action, subj, recorded, sha256)
+        if subject is not None and subj == subject and files and (
+                of_subject is None or of_subject.name != name and name in files):
+            shown = name if name in files else _alike(name, files)
+            of_subject = FileRecord(entry, action, subj, shown, files[shown])
+    if same is not None:
+        return FileVerdict("intact", same, subject)
+    if of_subject is not None:
+        return FileVerdict("changed", of_subject, subject)
+    return FileVerdict("unrecorded" if subject is not None else "unknown", None, subject)
+
+
+def _alike(name: str, files: dict[str, str]) -> str:
+    """Of a run's recorded files, the one a renamed copy ``name`` stands for: the same
+    kind of file (.json, .html, .csv), the run's own before a latest copy."""
+    suffix = Path(name).suffix
+    return min(files, key=lambda n: (Path(n).suffix != suffix, "latest" in n,
+                                     n.startswith("access-matrix") != name.startswith(
+                                         "access-matrix"), n))
 
 
 def _files_in(detail: str) -> dict[str, str]:

@@ -506,9 +506,12 @@ def test_audit_verify_reads_a_reports_head_as_json_and_refuses_one_with_none(
         f'"audit_head": {{"entry": {head["entry"]}, "hash": "{head["hash"]}"}}',
         f'"audit_head": {{\n  "hash": "{head["hash"]}",\n  "entry": {head["entry"]}}}', 1))
     assert json.loads(swapped.read_text())["audit_head"] == head
-    ok = run_cli("-c", cfg, "audit", "verify", "--report", str(swapped), env=env)
-    assert ok.code == 0 and f"holds entry {head['entry']}, the newest when swapped.json" \
-        in ok.out, ok.err
+    from governor import audit
+    assert audit.report_anchor(swapped) == (head["entry"], head["hash"], "swapped.json")
+    # its head is read, and its bytes are not run 2's: the digest on record says so
+    changed = run_cli("-c", cfg, "audit", "verify", "--report", str(swapped), env=env)
+    assert changed.code == 1 and "swapped.json is not the file governor wrote" in changed.err
+    assert "run 2 wrote nightly-2.json with" in changed.err, changed.err
 
     passwd = demo_dir / "passwd"
     passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
@@ -574,6 +577,18 @@ def test_audit_verify_proves_a_report_file_is_what_its_run_wrote(demo_dir: Path)
                  env=env)
     assert ok.code == 0 and "nightly-2.csv is byte for byte what run 2 wrote (audit entry" \
         in ok.out, ok.err
+    # the same bytes under two names: the one of its own name is named
+    ok = run_cli("-c", cfg, "audit", "verify", "--report",
+                 str(reports / "access-matrix-2.csv"), env=env)
+    assert "access-matrix-2.csv is byte for byte what run 2 wrote" in ok.out, ok.out
+    # a report of a run that recorded no digests (before they were, or never committed)
+    # is checked by its head alone, and says so
+    older = demo_dir / "older.json"
+    older.write_text((reports / "nightly-2.json").read_text().replace(
+        '"run_id": 2,', '"run_id": 99,', 1))
+    ok = run_cli("-c", cfg, "audit", "verify", "--report", str(older), env=env)
+    assert ok.code == 0, ok.err
+    assert "older.json's bytes are not on record (run 99 wrote no digests" in ok.out
     evidence = demo_dir / "evidence.html"  # a copy, as sent to an auditor
     shutil.copyfile(reports / "nightly-2.html", evidence)
     ok = run_cli("-c", cfg, "audit", "verify", "--report", str(evidence), env=env)
@@ -593,14 +608,33 @@ def test_audit_verify_proves_a_report_file_is_what_its_run_wrote(demo_dir: Path)
     assert out.code == 1, out.out
     assert f"{path} is not the file governor wrote: its SHA-256 is {sha(path)}, and run 2 " \
         f"wrote nightly-2.csv with {files['nightly-2.csv']} (audit entry" in out.err, out.err
-    # a renamed copy whose bytes changed is known by neither: checked against nothing
+    # a renamed copy whose bytes changed still says whose report it is
     out = run_cli("-c", cfg, "audit", "verify", "--report", str(evidence), env=env)
-    assert out.code == 2 and "nothing was checked against it" in out.err, out.err
+    assert out.code == 1 and f"{evidence} is not the file governor wrote" in out.err
+    assert "run 2 wrote nightly-2.html with" in out.err, out.err
     latest = reports / "nightly-latest.html"
+    tampered = latest.read_text().replace("critical", "low", 1)
     latest.unlink()  # a hard link to nightly-3.html: replaced, not written through
-    latest.write_text("<p>nothing to see</p>")
+    latest.write_text(tampered)
     out = run_cli("-c", cfg, "audit", "verify", env=env)
     assert out.code == 1 and "nightly-latest.html is not the file governor wrote" in out.err
+
+    # restoring missing files vouches only for what it renders: the changed latest
+    # copy it takes back in place of a missing run file is not recorded as governor's
+    run3 = reports / "nightly-3.html"
+    changed_html = run3.read_text().replace("critical", "low", 1)
+    run3.unlink()
+    run3.write_text(changed_html)
+    latest.unlink()
+    (reports / "nightly-3.csv").unlink()
+    restored = run_cli("-c", cfg, "report", "nightly",
+                       env={**env, "GOVERNOR_NOW": "2026-11-21T12:01:30+00:00"})
+    assert restored.code == 0, restored.err
+    assert "nightly-latest.html" in restored.out  # taken back from nightly-3.html
+    assert set(recorded("report.restored")) == {"nightly-3.csv"}
+    for path in (run3, latest):
+        out = run_cli("-c", cfg, "audit", "verify", "--report", str(path), env=env)
+        assert out.code == 1 and f"{path} is not the file governor wrote" in out.err
 
     # written again on purpose: recorded too, and then that is what the file must be
     replaced = run_cli("-c", cfg, "report", "nightly", "--replace", "--reason", "restyled",

@@ -422,12 +422,14 @@ def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
     files = list(reports) or [p for p in (ctx.config.report_dir / LATEST_JSON,
                                           ctx.config.report_dir / LATEST_HTML) if p.is_file()]
     digests = {path: _sha256(path) for path in files}
+    subjects = {path: audit.claimed_subject(path) for path in files}
     anchors = [a for a in (_anchor(path) for path in files) if a is not None]
     with sessions(ctx.engine())() as s:
         v = audit.verify(s, anchors)
         changed = decisions.mismatches(s) if not v.problem else []
         verdicts = {} if v.problem else {
-            path: audit.file_verdict(s, path.name, sha) for path, sha in digests.items()}
+            path: audit.file_verdict(s, path.name, sha, subjects[path])
+            for path, sha in digests.items()}
     if v.problem:
         raise GovernorError(f"audit log broken after {v.entries - 1} good entries: {v.problem}")
     if changed:
@@ -435,25 +437,39 @@ def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
         raise GovernorError("audit log intact, but decisions in force differ from it: "
                             + "; ".join(changed[:5])
                             + (f" (+{len(changed) - 5} more)" if len(changed) > 5 else ""))
+    held = {a[2] for a in anchors}
     altered = [_altered(path, digests[path], f.record) for path, f in verdicts.items()
                if f.status == "changed" and f.record is not None]
+    # a nightly JSON report (it holds a head) that no longer says which run wrote it
+    altered += [f"{path} holds an audit head, as a nightly report does, but names no run "
+                f"and its SHA-256 ({digests[path]}) is that of no file governor wrote: it "
+                "was changed after it was written"
+                for path, f in verdicts.items()
+                if reports and f.status == "unknown" and path.name in held]
     if altered:
         raise GovernorError("audit log intact, but " + "; ".join(altered))
-    held = {a[2] for a in anchors}
     for path, f in verdicts.items():
-        if reports and f.status == "unknown" and path.name not in held:
+        if reports and f.status in ("unknown", "unrecorded") and path.name not in held:
             # checked against nothing: passing it would read as "this file agrees"
+            what = (f"the log records no file of {f.subject} (written before governor "
+                    "recorded report digests, or by a run that never committed)"
+                    if f.status == "unrecorded" else
+                    "no audit entry records a file with its contents, and it does not say "
+                    "which run or case it belongs to (not a governor report, or a copy "
+                    "changed and renamed)")
             raise InputError(
                 f"{path}: holds no audit head (a top-level \"audit_head\" with \"entry\" "
-                "and \"hash\" near the top of a nightly JSON report), and no audit entry "
-                "records a file with its contents or its name: not a governor report, or one "
-                "written before reports were recorded; nothing was checked against it")
+                f"and \"hash\" near the top of a nightly JSON report), and {what}; "
+                "nothing was checked against it")
     click.echo(f"audit log intact: {v.entries} entries"
                + "".join(f"; holds entry {e}, the newest when {w} was written"
                          for e, _, w in anchors)
                + "".join(f"; {path.name} is byte for byte {_written_by(path, f.record)}"
+                         if f.status == "intact" and f.record is not None else
+                         f"; {path.name}'s bytes are not on record ({f.subject} wrote no "
+                         "digests: before governor recorded them, or never committed)"
                          for path, f in verdicts.items()
-                         if f.status == "intact" and f.record is not None))
+                         if f.status == "intact" or reports and f.status == "unrecorded"))
 
 
 LATEST_JSON, LATEST_HTML = "nightly-latest.json", "nightly-latest.html"

@@ -35,7 +35,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from governor.errors import OutputError
-from governor.reports.digest import Digest, hashing_text, of_file
+from governor.reports.digest import Digest, hashing_text
 from governor.unseen import UNSEEN, visible
 
 __all__ = [
@@ -224,8 +224,8 @@ class OutputSet:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._staged: dict[str, Path] = {}
-        # name -> its SHA-256, or what works it out (see digests())
-        self._digests: dict[str, str | Digest | Path] = {}
+        # name -> its SHA-256, or the Digest working it out (see digests())
+        self._digests: dict[str, str | Digest] = {}
 
     def _stage(self, name: str) -> Path:
         if not name or Path(name).name != name or name.startswith("."):
@@ -255,29 +255,32 @@ class OutputSet:
         if source not in self._staged:
             raise ValueError(f"output {source!r} is not staged")
         self.take(self._staged[source], name)
-        self._digests[name] = self._digests[source]
+        if source in self._digests:
+            self._digests[name] = self._digests[source]
 
     def take(self, path: Path, name: str, sha256: str | None = None) -> None:
         """Stage `name` as the finished file `path` (an earlier run's identical output):
         a hard link where the filesystem allows, a copy otherwise. Reports are never
         rewritten in place, so sharing the bytes is safe and costs no disk. ``sha256``:
         the digest recorded when `path` was written, which the new name then carries (a
-        file changed since no longer matches it); without one, the file is hashed."""
+        file changed since no longer matches it). Without one, the file has no digest
+        here: hashing what is on disk would vouch for bytes governor did not render."""
         tmp = self._stage(name)
         try:
             tmp.unlink()
             os.link(path, tmp)
         except OSError:
             self._copy(Path(path), tmp)
-        self._digests[name] = sha256 or tmp
+        if sha256:
+            self._digests[name] = sha256
 
     def digests(self) -> dict[str, str]:
-        """Each staged output's SHA-256, by its name."""
+        """The SHA-256 of each staged output written here (or taken with the digest it
+        was written with), by its name."""
         out = {}
         for name, d in self._digests.items():
             if name in self._staged:
-                out[name] = (d if isinstance(d, str) else d.hexdigest()
-                             if isinstance(d, Digest) else of_file(d))
+                out[name] = d if isinstance(d, str) else d.hexdigest()
                 self._digests[name] = out[name]
         return out
 
