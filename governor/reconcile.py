@@ -13,13 +13,13 @@ import os
 import re
 import resource
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from governor import audit, findings, history, state
@@ -484,6 +484,88 @@ def mfa_loss(session: Session, config: Config, outcomes: list[SourceOutcome], ru
     return (lines, logins) if lines else None
 
 
+def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
+                skip: Collection[str] = ()) -> tuple[dict[str, int], dict[str, str],
+                                                     dict[str, list[str]]]:
+    """The MFA-loss check (mfa_loss) over several nights: per directory source read again
+    this run, how many accounts that can sign in have an active factor (kept in the
+    run's summary); and, where that fell by more than feed_guard.max_mfa_loss (and more
+    than min_mfa_loss accounts) below the most of its last GUARD_RUNS runs that
+    counted, why the run must stop and every login it lost.
+
+    mfa_loss compares with the last read alone; a loss spread over nights (a fifth of
+    the factors gone each night from a failing export) passes it every night, as a feed
+    shrinking by a quarter a night would pass a count check against the night before.
+    The count only says where to look: offboarding lowers it too, and accounts back
+    from suspension without factors do not raise what was lost. So the accounts that
+    had an active factor and could sign in when the count was highest are read from
+    history, and only those that still can sign in and have none now count, as in
+    mfa_loss. As for feed_baseline, the window starts again at a run forced past this
+    check for the source ("mfa_accepted" in its summary). ``skip``: sources mfa_loss
+    stopped for already."""
+    share, floor = config.feed_guard["max_mfa_loss"], config.feed_guard["min_mfa_loss"]
+    directories = set(state.enabled(config, SourceKind.DIRECTORY))
+    obs = ObsDirectoryAccount
+    counted: dict[str, int] = {}
+    for o in outcomes:
+        if o.name in directories and o.ok and not o.unchanged:
+            # the status is the only field of a stored factor spelt "active"
+            counted[o.name] = session.scalar(select(func.count()).select_from(obs).where(
+                obs.source == o.name, obs.ended_at.is_(None), obs.status.in_(_LIVE_VALUES),
+                obs.mfa.like('%"active"%'))) or 0
+    lines: dict[str, str] = {}
+    logins: dict[str, list[str]] = {}
+    for name, (most, run_id, then) in _mfa_best(session, set(counted) - set(skip)).items():
+        if most - counted[name] <= floor or counted[name] >= most * (1 - share):
+            continue
+        active = functools.lru_cache(maxsize=4096)(_active_factor)
+        had = {login for login, stored, was in session.execute(
+            select(obs.login, obs.mfa, obs.status).where(
+                obs.source == name, obs.first_seen_at <= then,
+                or_(obs.ended_at.is_(None), obs.ended_at > then)))
+            if _LIVE.get(was, True) and active(stored)}
+        still = {login: active(stored) for login, stored, status in session.execute(
+            select(obs.login, obs.mfa, obs.status).where(obs.source == name,
+                                                         obs.ended_at.is_(None)))
+            if login in had and _LIVE.get(status, True)}
+        lost = sorted(login for login, has in still.items() if not has)
+        if len(lost) <= floor or len(lost) <= share * len(still):
+            continue
+        logins[name] = lost
+        lines[name] = (f"{name}: {len(lost)} accounts that had an active MFA factor in run "
+                       f"{run_id} (the most of its recent runs) have none now though they "
+                       f"can still sign in ({len(lost) / len(still):.0%} of {len(still)}; "
+                       f"limit {share:.0%}, and never {floor} or fewer): {more(lost)}; did "
+                       "the export lose them over several nights?")
+    return counted, lines, logins
+
+
+def _mfa_best(session: Session, names: set[str]) -> dict[str, tuple[int, int, datetime]]:
+    """Per source, the most accounts with an active factor its last GUARD_RUNS counting
+    runs saw (back to a run forced past the check for it), and that run's id and start."""
+    best: dict[str, tuple[int, int, datetime]] = {}
+    done: set[str] = set()
+    if not names:
+        return best
+    for run_id, started, summary in session.execute(
+            select(Run.id, Run.started_at, Run.summary).where(
+                Run.status.in_(("ok", "partial")), Run.summary.like('%"mfa_enrolled"%'))
+            .order_by(Run.id.desc()).limit(GUARD_RUNS)):
+        try:
+            data = json.loads(summary or "{}")
+        except ValueError:
+            continue
+        then, accepted = data.get("mfa_enrolled"), data.get("mfa_accepted") or []
+        for name in names - done:
+            n = then.get(name) if isinstance(then, dict) else None
+            if isinstance(n, int) and not isinstance(n, bool) and (
+                    name not in best or n > best[name][0]):
+                best[name] = (n, run_id, started)
+            if isinstance(accepted, list) and name in accepted:
+                done.add(name)  # an operator accepted this source's level then
+    return best
+
+
 _LIVE = {s.value: s.live for s in DirectoryStatus}
 _LIVE_VALUES = sorted(v for v, live in _LIVE.items() if live)
 
@@ -760,6 +842,10 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
                              "after": config.timezone})
     reuse = _reusable(session, prev, prev_summary, evaluation, now, opts)
     snap: Snapshot | None = None
+    # directory sources' accounts with an active factor, and those an operator accepted
+    # a fall of (mfa_decline): none when the evaluation is carried forward
+    enrolled: dict[str, int] = {}
+    mfa_accepted: list[str] = []
     if reuse is not None:
         kept = None
         if stop:
@@ -778,8 +864,12 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         leavers = new_leavers(session, snap, since)
         surge = leaver_surge(config, snap, leavers, since)
         lost = mfa_loss(session, config, outcomes, r.id, now, since)
-        if stop or ((surge or lost) and not opts.force):
-            _stop(problems, [surge[0]] if surge else [], lost[0] if lost else [])
+        # sources mfa_loss stops for are said already, with their logins
+        enrolled, declined, gone = mfa_decline(session, config, outcomes,
+                                               lost[1] if lost else ())
+        if stop or ((surge or lost or declined) and not opts.force):
+            _stop(problems, [surge[0]] if surge else [],
+                  [*(lost[0] if lost else []), *declined.values()])
         if surge:
             problems.append(surge[0])
             r.forced, r.force_reason = True, opts.reason
@@ -795,6 +885,14 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
             audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
                          reason=opts.reason,
                          detail={"feed_guard": lost[0], "mfa_loss": lost[1]})
+        if declined:
+            problems.extend(declined.values())
+            r.forced, r.force_reason = True, opts.reason
+            audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
+                         reason=opts.reason, detail={"feed_guard": list(declined.values()),
+                                                     "mfa_decline": gone})
+        # the next runs' window of counts starts again where an operator accepted one
+        mfa_accepted = sorted({*(lost[1] if lost else ()), *declined})
         if correlation is None or correlation != prev_summary.get("correlation"):
             state.save_matches(session, snap, r.id)
         snap.settle()
@@ -844,6 +942,10 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
             "timezone": config.timezone,
             # sources whose new level an operator accepted (feed_baseline starts there)
             "guard_accepted": sorted(trips) if r.forced else [],
+            # only where counted: a run that read no directory again (an unchanged
+            # rerun) takes no place in mfa_decline's window
+            **({"mfa_enrolled": enrolled} if enrolled else {}),
+            "mfa_accepted": mfa_accepted,
             "reused_run": reuse.run_id if reuse is not None else None,
             "matrix": {"file": str(matrix.path), "rows": matrix.rows,
                        "sha256": matrix.sha256} if matrix else None})

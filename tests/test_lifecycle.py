@@ -1536,6 +1536,52 @@ def test_accounts_back_from_suspension_without_factors_are_no_mfa_loss(
     assert out.code == 0, out.err
 
 
+def test_mfa_lost_over_several_nights_stops_the_run_too(demo_dir: Path, db_url: str) -> None:
+    # 8 of 32 one night and 6 of the 21 left a few nights later each pass the comparison
+    # with the night before (25%, 29%); against the most of the recent runs, 14 of the
+    # 29 who can still sign in is 48% gone
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text() + "\n[feed_guard]\nmin_mfa_loss = 3\n")
+    cfg, env = reconcile_demo(demo_dir, db_url)
+    url = url_of(demo_dir, env)
+
+    def night(day: int, *args: str) -> Any:
+        return run_cli("-c", cfg, "reconcile", "--no-report", *args,
+                       env={**env, "GOVERNOR_NOW": f"2026-11-{day}T12:00:00+00:00"})
+
+    first = _lose_mfa(demo_dir, 8)
+    assert night(21).code == 0
+    assert night(21, "--reevaluate").code == 0  # a rerun reading nothing takes no place
+    # back from suspension with no factor, and offboarded with theirs: neither counts
+    back = set(_add_suspended(demo_dir, 12))
+    assert night(22).code == 0
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text())
+    for rec in data["records"]:
+        if rec["login"] in back:
+            rec["status"], rec["factors"] = "ACTIVE", []
+    path.write_text(json.dumps(data, indent=1))
+    _lose_mfa(demo_dir, 3, deprovision=True)
+    assert night(23).code == 0
+    before = statuses(url)
+    lost = sorted([*first, *_lose_mfa(demo_dir, 6)])
+    out = night(24)
+    assert out.code == 3, out.err
+    assert ("okta: 14 accounts that had an active MFA factor in run 1 (the most of its "
+            "recent runs) have none now though they can still sign in (48% of 29; limit "
+            f"30%, and never 3 or fewer): {', '.join(lost[:3])} (+11 more); did the export "
+            "lose them over several nights?") in out.err, out.err
+    assert statuses(url) == before
+    forced = night(24, "--force", "--reason", "the agency's accounts moved to passkeys "
+                                              "outside Okta")
+    assert forced.code == 0, forced.err
+    (detail,) = query(url, "SELECT detail FROM audit_log WHERE action = 'run.forced'")[0]
+    assert json.loads(str(detail))["mfa_decline"] == {"okta": lost}
+    # accepted: the window starts again there
+    _lose_mfa(demo_dir, 2)
+    assert night(25).code == 0
+
+
 def test_one_stop_names_the_feeds_the_leavers_and_the_lost_mfa(demo_dir: Path) -> None:
     cfg, env = reconcile_demo(demo_dir)
     url = url_of(demo_dir, env)
