@@ -245,51 +245,6 @@ def grant_reader(make: type[G], texts: dict[Any, Any] | None = None
     return read
 
 
-def grant_keeper(make: type[G], texts: dict[Any, Any] | None, into: list[G]
-                 ) -> Callable[[Grant], None]:
-    """Appends to ``into`` what grant_reader(make, texts) reads back for the row a grant
-    is stored as, made from the grant itself: a first load keeps its grants for the
-    snapshot instead of reading two million rows back (see Kept)."""
-    share = _pool(texts)
-    append = into.append
-
-    def keep(g: Grant) -> None:
-        # inline: this runs once per grant of a first load
-        granted, active, detail = g.granted_at, g.last_active, g.via_detail
-        if granted is not None and granted.tzinfo is not UTC:
-            granted = granted.astimezone(UTC)
-        if active is not None and active.tzinfo is not UTC:
-            active = active.astimezone(UTC)
-        append(make(share(g.account, g.account), share(g.principal, g.principal),
-                    share(g.raw_role, g.raw_role), g.role, g.via, share(detail, detail),
-                    granted, active))
-    return keep
-
-
-class Kept:
-    """The grants of every source this run loaded into an empty history: they are its
-    whole current state, in the order of their ids, so the snapshot takes them as they
-    were kept instead of reading them back (a first run's two million grants took a
-    quarter of the run to read back). Only such a load keeps anything: where current
-    rows were already stored, those come first by id and the store is read.
-
-    ``texts`` is the text pool (see _pool) the snapshot goes on to share."""
-
-    def __init__(self, make: type[Grant] = Grant) -> None:
-        self.texts: dict[Any, Any] = {}
-        self.grants: dict[str, list[Any]] = {}
-        self._make = make
-
-    def start(self, source: str) -> Callable[[Grant], None]:
-        kept: list[Any] = []
-        self.grants[source] = kept
-        return grant_keeper(self._make, self.texts, kept)
-
-    def drop(self, source: str) -> None:
-        """A load that did not happen (its source failed and was rolled back)."""
-        self.grants.pop(source, None)
-
-
 def _cred_read(r: tuple[Any, ...]) -> Credential:
     groups = tuple(json.loads(r[5]))
     return Credential(item_id=r[1], title=r[2], accounts=tuple(json.loads(r[3])),
@@ -386,7 +341,7 @@ class _Loader:
 
     def __init__(self, conn: Connection, shape: Shape, source: str,
                  connector: Connector | None, run_id: int, now: datetime,
-                 previous_read: datetime | None, kept: Kept | None = None) -> None:
+                 previous_read: datetime | None) -> None:
         self.conn, self.shape, self.source, self.connector = conn, shape, source, connector
         self.run_id, self.previous_read = run_id, previous_read
         t, m = shape.table, db.mark(conn)
@@ -397,9 +352,6 @@ class _Loader:
             rid, nk, d, vd = row
             # one int per row keeps two million rows in a few hundred MB
             self.current[nk] = (rid << 128) | ((d & M64) << 64) | (vd & M64)
-        # an empty history's current state will be exactly what this load inserts
-        self.keep = (kept.start(source) if kept is not None and not self.current
-                     and shape.kind is SourceKind.GRANTS else None)
         cols = ("source", "nk", "digest", "vdigest", "first_seen_at", "first_run_id",
                 *shape.stable_cols, *shape.volatile_cols)
         self.insert = db.Inserter(conn, t, cols)
@@ -441,8 +393,6 @@ class _Loader:
             self.new_keys.add(nk)
         self.inserts.append((self.source, nk, d, vd, self.now_s, self.run_id, *stable,
                              *volatile))
-        if self.keep is not None:
-            self.keep(rec)
         stats.added += 1
         if len(self.inserts) >= BATCH:
             self.insert(self.inserts)
@@ -480,15 +430,11 @@ def load(conn: Connection, shape: Shape, source: str, records: Iterable[Any],
 
 def load_source(conn: Connection, kinds: Iterable[SourceKind], source: str,
                 records: Iterable[Any], connector: Connector | None, run_id: int,
-                now: datetime, previous_read: datetime | None, kept: Kept | None = None
-                ) -> dict[SourceKind, LoadStats]:
+                now: datetime, previous_read: datetime | None) -> dict[SourceKind, LoadStats]:
     """Store a source that yields records of several kinds (a directory also reporting
     the grants its groups give). Every declared kind is cleaned up, including one that
-    came back empty: a group mapping whose members all left ends their grants. A first
-    load of grants is kept in ``kept`` (see Kept); the caller drops it if it rolls the
-    load back."""
-    loaders = {k: _Loader(conn, SHAPES[k], source, connector, run_id, now, previous_read,
-                          kept)
+    came back empty: a group mapping whose members all left ends their grants."""
+    loaders = {k: _Loader(conn, SHAPES[k], source, connector, run_id, now, previous_read)
                for k in kinds}
     by_type = {KIND_OF_TYPE[k]: loaders[k] for k in loaders}
     for rec in records:

@@ -54,7 +54,7 @@ from governor.reports.retention import prune as prune_reports
 from governor.rules import RULES
 from governor.rules._common import more
 from governor.rules.base import Rule, Severity
-from governor.snapshot import HeldGrant, Snapshot
+from governor.snapshot import Snapshot
 from governor.sources import CONNECTORS, Connector, SourceContext
 from governor.timeline import forward_only, pull_back
 
@@ -201,15 +201,12 @@ def prefetch(engine: Engine, config: Config, clock: Clock) -> dict[str, Prefetch
 
 
 def read_sources(session: Session, config: Config, run_id: int, now: datetime,
-                 prefetched: Mapping[str, Prefetched] | None = None,
-                 kept: history.Kept | None = None) -> list[SourceOutcome]:
-    """Read and store every enabled source; ``kept`` collects what a first load of grants
-    keeps for the snapshot (history.Kept)."""
+                 prefetched: Mapping[str, Prefetched] | None = None) -> list[SourceOutcome]:
     tables = [t.__table__ for t in (ObsPerson, ObsDirectoryAccount, ObsSocialAccount,
                                     ObsGrant, ObsCredential)]
     written: dict[str, tuple[int, int]] = {}
     with indexes_deferred(session.connection(), *tables):  # type: ignore[arg-type]
-        out = _read_each(session, config, run_id, now, written, prefetched or {}, kept)
+        out = _read_each(session, config, run_id, now, written, prefetched or {})
     session.flush()
     refresh_statistics(session.connection(), written)
     return out
@@ -222,8 +219,7 @@ _NAMING = frozenset({SourceKind.GRANTS, SourceKind.VAULT})
 
 def _read_each(session: Session, config: Config, run_id: int, now: datetime,
                written: dict[str, tuple[int, int]],
-               prefetched: Mapping[str, Prefetched],
-               kept: history.Kept | None) -> list[SourceOutcome]:
+               prefetched: Mapping[str, Prefetched]) -> list[SourceOutcome]:
     """Read every enabled source, the inventory first; `written` gathers, per history
     table, the rows this run wrote and the records it read. Outcomes and their
     source_read rows are in config order."""
@@ -279,12 +275,10 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
                 by_kind = history.load_source(
                     session.connection(), connector.kinds(sc.settings), name,
                     naming.apply(records) if naming is not None else records, connector,
-                    run_id, now, prev.read_at if prev else None, kept)
+                    run_id, now, prev.read_at if prev else None)
             except SourceError as exc:
                 # Unreachable, not malformed: keep its last good data, skip its cleanup.
                 nested.rollback()
-                if kept is not None:
-                    kept.drop(name)
                 o.ok, o.error, digest = False, str(exc), None
             else:
                 nested.commit()
@@ -810,9 +804,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
                      reason=opts.reason, detail={"clock_went_back": went_back,
                                                  "pulled_back": pull_back(session, now)})
-    # a first run's grants, kept as loaded for the snapshot; let go once it is built
-    kept: history.Kept | None = history.Kept(HeldGrant)
-    outcomes = read_sources(session, config, r.id, now, prefetched, kept)
+    outcomes = read_sources(session, config, r.id, now, prefetched)
     phases.done("read_sources")
     prev, prev_summary = _previous(session, r.id)
     trips = {**guard_trips(config, outcomes), **removed_sources(session, config, prev)}
@@ -847,7 +839,6 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     enrolled: dict[str, int] = {}
     mfa_accepted: list[str] = []
     if reuse is not None:
-        kept = None
         if stop:
             _stop(problems, [], [])
         # Nothing the rules read has changed and no time limit they depend on has been
@@ -856,8 +847,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         phases.done("carry_forward")
         swept = offboard_reverify(session, now)
     else:
-        snap = state.snapshot(session, config, now, ok, kept)
-        kept = None
+        snap = state.snapshot(session, config, now, ok)
         phases.done("snapshot")
         since = prev.started_at if prev is not None else None
         # per leaver a look at their HR history: asked once, for the guard and the sweep

@@ -225,21 +225,11 @@ def had_data(session: Session, name: str) -> bool:
 
 
 def snapshot(session: Session, config: Config, now: datetime,
-             ok: dict[str, bool], kept: history.Kept | None = None) -> Snapshot:
-    """The snapshot of the store's current rows; the grants a first load kept (``kept``,
-    made as HeldGrant) are taken as they are instead of being read back."""
+             ok: dict[str, bool]) -> Snapshot:
     conn = session.connection()
     names = {k: enabled(config, k) for k in SourceKind}
 
-    # one text pool: see history._pool
-    texts: dict[Any, Any] = kept.texts if kept is not None else {}
-    own: dict[str, list[Any]] = kept.grants if kept is not None else {}
-
-    def one(kind: SourceKind, shape: history.Shape, name: str,
-            read: Callable[[tuple[Any, ...]], Any]) -> Iterable[tuple[str, Any]]:
-        if kind is SourceKind.GRANTS and name in own:
-            return ((name, g) for g in own.pop(name))
-        return history.current(conn, shape, [name], read)
+    texts: dict[Any, Any] = {}  # one text pool: see history._pool
 
     def rows(kind: SourceKind) -> Iterator[tuple[str, Any]]:
         # one source at a time keeps config order, which decides HR precedence
@@ -247,7 +237,8 @@ def snapshot(session: Session, config: Config, now: datetime,
         # grants are read straight into the objects the snapshot keeps
         read = (history.grant_reader(HeldGrant, texts) if kind is SourceKind.GRANTS
                 else shape.reader(texts))
-        return chain.from_iterable(one(kind, shape, n, read) for n in names[kind])
+        return chain.from_iterable(history.current(conn, shape, [n], read)
+                                   for n in names[kind])
 
     had = {n: ok.get(n, False) or had_data(session, n) for n in config.sources}
     states = [SourceState(n, k, ok.get(n, False), had[n]) for k in SourceKind for n in names[k]]
