@@ -860,27 +860,22 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         if stop or ((surge or lost or declined) and not opts.force):
             _stop(problems, [surge[0]] if surge else [],
                   [*(lost[0] if lost else []), *declined.values()])
-        if surge:
-            problems.append(surge[0])
+        def forced_past(lines: list[str], detail: dict[str, Any]) -> None:
+            problems.extend(lines)
             r.forced, r.force_reason = True, opts.reason
-            # every one of them on record, not the first three the message names
             audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
-                         reason=opts.reason,
-                         detail={"leaver_surge": surge[0], "leavers": surge[1]})
+                         reason=opts.reason, detail=detail)
+
+        if surge:
+            # every one of them on record, not the first three the message names
+            forced_past([surge[0]], {"leaver_surge": surge[0], "leavers": surge[1]})
         if lost:
-            problems.extend(lost[0])
-            r.forced, r.force_reason = True, opts.reason
             # every login, per source; the lines under "feed_guard", as the report reads
             # what a run was forced past
-            audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
-                         reason=opts.reason,
-                         detail={"feed_guard": lost[0], "mfa_loss": lost[1]})
+            forced_past(lost[0], {"feed_guard": lost[0], "mfa_loss": lost[1]})
         if declined:
-            problems.extend(declined.values())
-            r.forced, r.force_reason = True, opts.reason
-            audit.record(session, now, opts.actor, "run.forced", subject=f"run {r.id}",
-                         reason=opts.reason, detail={"feed_guard": list(declined.values()),
-                                                     "mfa_decline": gone})
+            forced_past(list(declined.values()), {"feed_guard": list(declined.values()),
+                                                  "mfa_decline": gone})
         # the next runs' window of counts starts again where an operator accepted one
         mfa_accepted = sorted({*(lost[1] if lost else ()), *declined})
         if correlation is None or correlation != prev_summary.get("correlation"):

@@ -1503,6 +1503,16 @@ def _add_suspended(demo_dir: Path, n: int) -> list[str]:
     return logins
 
 
+def _back_without_factors(demo_dir: Path, logins: set[str]) -> None:
+    """Accounts back from suspension, with no factor enrolled yet."""
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text())
+    for rec in data["records"]:
+        if rec["login"] in logins:
+            rec["status"], rec["factors"] = "ACTIVE", []
+    path.write_text(json.dumps(data, indent=1))
+
+
 def test_accounts_that_cannot_sign_in_do_not_water_the_mfa_loss_down(demo_dir: Path) -> None:
     # 80 suspended accounts keeping their factors made an emptied column 32 of 112 (28%)
     cfg, env = reconcile_demo(demo_dir)
@@ -1525,12 +1535,7 @@ def test_accounts_back_from_suspension_without_factors_are_no_mfa_loss(
     back = set(_add_suspended(demo_dir, 20))
     assert run_cli("-c", cfg, "reconcile", "--no-report",
                    env={**env, "GOVERNOR_NOW": DAY2}).code == 0
-    path = demo_dir / "directory.json"
-    data = json.loads(path.read_text())
-    for rec in data["records"]:
-        if rec["login"] in back:
-            rec["status"], rec["factors"] = "ACTIVE", []
-    path.write_text(json.dumps(data, indent=1))
+    _back_without_factors(demo_dir, back)
     out = run_cli("-c", cfg, "reconcile", "--no-report",
                   env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
     assert out.code == 0, out.err
@@ -1555,12 +1560,7 @@ def test_mfa_lost_over_several_nights_stops_the_run_too(demo_dir: Path, db_url: 
     # back from suspension with no factor, and offboarded with theirs: neither counts
     back = set(_add_suspended(demo_dir, 12))
     assert night(22).code == 0
-    path = demo_dir / "directory.json"
-    data = json.loads(path.read_text())
-    for rec in data["records"]:
-        if rec["login"] in back:
-            rec["status"], rec["factors"] = "ACTIVE", []
-    path.write_text(json.dumps(data, indent=1))
+    _back_without_factors(demo_dir, back)
     _lose_mfa(demo_dir, 3, deprovision=True)
     assert night(23).code == 0
     before = statuses(url)
