@@ -509,15 +509,23 @@ def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
                 obs.mfa.like('%"active"%'))) or 0
     lines: dict[str, str] = {}
     logins: dict[str, list[str]] = {}
-    for name, (most, run_id, then) in _mfa_best(session, set(counted) - set(skip)).items():
+    for name, (most, run_id) in _mfa_best(session, set(counted) - set(skip)).items():
         if most - counted[name] <= floor or counted[name] >= most * (1 - share):
             continue
         active = functools.lru_cache(maxsize=4096)(_active_factor)
+        # history by run, not by time: a clock pulled back, or two runs at one instant,
+        # would read the wrong versions
         had = {login for login, stored, was in session.execute(
             select(obs.login, obs.mfa, obs.status).where(
-                obs.source == name, obs.first_seen_at <= then,
-                or_(obs.ended_at.is_(None), obs.ended_at > then)))
+                obs.source == name, obs.first_run_id <= run_id,
+                or_(obs.ended_run_id.is_(None), obs.ended_run_id > run_id)))
             if _LIVE.get(was, True) and active(stored)}
+        # only accounts that could sign in all along: one suspended or deactivated since
+        # (and back without its factors) is offboarding and return, not a lost factor
+        had -= {login for login, was in session.execute(
+            select(obs.login, obs.status).where(obs.source == name,
+                                                obs.first_run_id > run_id))
+                if not _LIVE.get(was, True)}
         still = {login: active(stored) for login, stored, status in session.execute(
             select(obs.login, obs.mfa, obs.status).where(obs.source == name,
                                                          obs.ended_at.is_(None)))
@@ -526,25 +534,29 @@ def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
         if len(lost) <= floor or len(lost) <= share * len(still):
             continue
         logins[name] = lost
-        lines[name] = (f"{name}: {len(lost)} accounts that had an active MFA factor in run "
-                       f"{run_id} (the most of its recent runs) have none now though they "
-                       f"can still sign in ({len(lost) / len(still):.0%} of {len(still)}; "
-                       f"limit {share:.0%}, and never {floor} or fewer): {more(lost)}; did "
-                       "the export lose them over several nights?")
+        lines[name] = (f"{name}: {len(lost)} of the {len(still)} accounts that had an active "
+                       f"MFA factor in run {run_id} (its most in recent runs) and can still "
+                       f"sign in have none now ({len(lost) / len(still):.0%}; limit "
+                       f"{share:.0%}, and never {floor} or fewer): {more(lost)}; did the "
+                       "export lose them over several nights?")
     return counted, lines, logins
 
 
-def _mfa_best(session: Session, names: set[str]) -> dict[str, tuple[int, int, datetime]]:
-    """Per source, the most accounts with an active factor its last GUARD_RUNS counting
-    runs saw (back to a run forced past the check for it), and that run's id and start."""
-    best: dict[str, tuple[int, int, datetime]] = {}
+def _mfa_best(session: Session, names: set[str]) -> dict[str, tuple[int, int]]:
+    """Per source, the most accounts with an active factor its own last GUARD_RUNS
+    counting runs saw (back to a run forced past the check for it), and that run's id.
+    Each source's own window: a directory re-read less often than another keeps its
+    seven counts however many runs counted only the other."""
+    best: dict[str, tuple[int, int]] = {}
+    seen: dict[str, int] = {}
     done: set[str] = set()
-    if not names:
-        return best
-    for run_id, started, summary in session.execute(
-            select(Run.id, Run.started_at, Run.summary).where(
-                Run.status.in_(("ok", "partial")), Run.summary.like('%"mfa_enrolled"%'))
-            .order_by(Run.id.desc()).limit(GUARD_RUNS)):
+    rows = session.execute(
+        select(Run.id, Run.summary).where(
+            Run.status.in_(("ok", "partial")), Run.summary.like('%"mfa_enrolled"%'))
+        .order_by(Run.id.desc()).limit(_MFA_RUNS_READ))
+    for run_id, summary in rows:
+        if done >= names:
+            break
         try:
             data = json.loads(summary or "{}")
         except ValueError:
@@ -552,12 +564,19 @@ def _mfa_best(session: Session, names: set[str]) -> dict[str, tuple[int, int, da
         then, accepted = data.get("mfa_enrolled"), data.get("mfa_accepted") or []
         for name in names - done:
             n = then.get(name) if isinstance(then, dict) else None
-            if isinstance(n, int) and not isinstance(n, bool) and (
-                    name not in best or n > best[name][0]):
-                best[name] = (n, run_id, started)
-            if isinstance(accepted, list) and name in accepted:
-                done.add(name)  # an operator accepted this source's level then
+            if not isinstance(n, int) or isinstance(n, bool):
+                continue
+            if name not in best or n > best[name][0]:
+                best[name] = (n, run_id)
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] >= GUARD_RUNS or isinstance(accepted, list) and name in accepted:
+                done.add(name)  # a full window, or an operator accepted its level then
     return best
+
+
+# how far back mfa_decline looks for a source's counting runs (a bound on the summaries
+# one run reads: years of nightly runs of another directory)
+_MFA_RUNS_READ = 400
 
 
 _LIVE = {s.value: s.live for s in DirectoryStatus}

@@ -130,10 +130,11 @@ def _runs(session: Session, old: str, new: str) -> None:
     like = f'%"{old}"%'
     for run in session.scalars(select(Run).where(Run.summary.like(like))):
         summary: dict[str, Any] = json.loads(run.summary or "{}")
-        counts = summary.get("sources")
-        if isinstance(counts, dict) and old in counts:
-            summary["sources"] = {new if k == old else k: v for k, v in counts.items()}
-        for name in ("failed", "guard_accepted"):
+        for name in ("sources", "mfa_enrolled"):  # per source: counts
+            counts = summary.get(name)
+            if isinstance(counts, dict) and old in counts:
+                summary[name] = {new if k == old else k: v for k, v in counts.items()}
+        for name in ("failed", "guard_accepted", "mfa_accepted"):
             listed = summary.get(name)
             if isinstance(listed, list):
                 summary[name] = [new if s == old else s for s in listed]

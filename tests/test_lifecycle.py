@@ -1567,8 +1567,8 @@ def test_mfa_lost_over_several_nights_stops_the_run_too(demo_dir: Path, db_url: 
     lost = sorted([*first, *_lose_mfa(demo_dir, 6)])
     out = night(24)
     assert out.code == 3, out.err
-    assert ("okta: 14 accounts that had an active MFA factor in run 1 (the most of its "
-            "recent runs) have none now though they can still sign in (48% of 29; limit "
+    assert ("okta: 14 of the 29 accounts that had an active MFA factor in run 1 (its most "
+            "in recent runs) and can still sign in have none now (48%; limit "
             f"30%, and never 3 or fewer): {', '.join(lost[:3])} (+11 more); did the export "
             "lose them over several nights?") in out.err, out.err
     assert statuses(url) == before
@@ -1580,6 +1580,43 @@ def test_mfa_lost_over_several_nights_stops_the_run_too(demo_dir: Path, db_url: 
     # accepted: the window starts again there
     _lose_mfa(demo_dir, 2)
     assert night(25).code == 0
+
+
+def test_the_mfa_window_survives_a_source_rename(demo_dir: Path) -> None:
+    # 9 a night stays under min_mfa_loss against the night before; 18 of 32 since the
+    # first run is a stop, under the source's new name too
+    cfg, env = reconcile_demo(demo_dir)
+    _lose_mfa(demo_dir, 9)
+    at = {**env, "GOVERNOR_NOW": DAY2}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=at).code == 0
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text().replace("[sources.okta]", "[sources.idp]"))
+    assert run_cli("-c", cfg, "sources", "rename", "okta", "idp", "--reason", "shorter",
+                   env={**env, "GOVERNOR_NOW": "2026-11-21T13:00:00+00:00"}).code == 0
+    _lose_mfa(demo_dir, 9)
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert out.code == 3 and "idp: 18 of the 32 accounts that had an active MFA factor in " \
+        "run 1" in out.err, out.err
+
+
+def test_accounts_suspended_and_back_without_factors_are_no_loss_over_nights(
+        demo_dir: Path) -> None:
+    cfg, env = reconcile_demo(demo_dir)
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text())
+    away = [r["login"] for r in data["records"] if r["status"] == "ACTIVE"
+            and any(f["status"] == "ACTIVE" for f in r.get("factors", ()))][:12]
+    for rec in data["records"]:
+        if rec["login"] in away:
+            rec["status"] = "SUSPENDED"  # factors kept while away
+    path.write_text(json.dumps(data, indent=1))
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    _back_without_factors(demo_dir, set(away))
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert out.code == 0, out.err
 
 
 def test_one_stop_names_the_feeds_the_leavers_and_the_lost_mfa(demo_dir: Path) -> None:
