@@ -10,7 +10,7 @@ import getpass
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,88 +192,145 @@ class FileRecord:
 
 
 @dataclass(frozen=True)
+class FileClaim:
+    """What a report file is and says of itself."""
+
+    name: str
+    sha256: str
+    said: str | None  # the run ("run 7") or case ("case 3") its content names
+    named: str | None  # the run or case its file name names
+    head: int | None  # the audit entry its copy of the head names (nightly JSON)
+
+    @property
+    def marked(self) -> bool:
+        """Does it look like a governor report (and so must be one governor wrote)?"""
+        return bool(self.said or self.named or self.head is not None
+                    or self.name in LATEST_NAMES or _SET_ASIDE in self.name)
+
+
+@dataclass(frozen=True)
 class FileVerdict:
     """What the log says of one file:
 
-    - ``intact``: its bytes are those of a file governor wrote (``record`` says which);
-    - ``changed``: it is, by what it says of itself or by its name, a file of a run or
-      case whose files the log records, and its bytes are none of them (``record``: the
-      newest of them, under the file's name where there is one);
-    - ``unrecorded``: it is a run's or case's file, and the log recorded no file of it
-      (written before governor recorded report digests, or by a run that never
-      committed);
-    - ``unknown``: nothing ties it to a run or case (a renamed copy whose bytes changed,
-      a latest copy, not governor's at all)."""
+    - ``intact``: its bytes are those of a file governor wrote (``record`` says which;
+      ``newer``: a later file of the same run or case under that name, a rewrite or a
+      newer receipt);
+    - ``changed``: it is, by what it says of itself or its name, a governor report, and
+      its bytes are none governor recorded writing (``record``: the file it should
+      have been, where one is known; ``why`` otherwise);
+    - ``unrecorded``: a report of a run (or receipt of a case) from before governor
+      recorded digests, whose copy of the head is older than that run's end;
+    - ``uncommitted``: set aside by governor as a killed run's, never committed;
+    - ``unknown``: nothing marks it as governor's."""
 
     status: str
-    record: FileRecord | None
-    subject: str | None = None  # the run or case it says it belongs to
+    record: FileRecord | None = None
+    newer: FileRecord | None = None
+    why: str | None = None
 
 
+LATEST_NAMES = ("nightly-latest.json", "nightly-latest.html")
+_SET_ASIDE = ".uncommitted-"  # reconcile._set_aside_uncommitted's mark
 # what a file's name says it is: nightly-7.json is run 7's, offboard-3.html case 3's
 _NAMED = re.compile(r"(?:nightly|access-matrix)-(?P<run>\d+)\.(?:html|json|csv)\Z"
                     r"|offboard-(?P<case>\d+)\.(?:html|json)\Z")
-
-
 _META = re.compile(rb'<meta name="governor-subject" content="((?:run|case) [1-9][0-9]*)">')
 _META_WITHIN = 4096  # it is in the <head>
 
 
-def claimed_subject(path: Path) -> str | None:
-    """The run ("run 7") or offboarding case ("case 3") a file says it belongs to: a
-    nightly JSON report or a receipt by its own fields, any report by its file name."""
+def file_claim(path: Path, sha256: str) -> FileClaim:
+    """Read what a file says of itself: a nightly JSON report's run_id and head, a
+    receipt's case, an HTML report's governor-subject meta tag; and its name."""
+    said: str | None = None
     try:
-        head = _beginning(path, "schema", "run_id", "case")
+        head = _beginning(path, "schema", "run_id", "case", "audit_head")
         with path.open("rb") as fh:
             meta = _META.search(fh.read(_META_WITHIN))
     except OSError:
         head, meta = {}, None
-    if meta is not None:  # an HTML report's <meta name="governor-subject">
-        return meta[1].decode()
     schema, run, case = head.get("schema"), head.get("run_id"), head.get("case")
-    if isinstance(schema, str) and schema.startswith("governor.nightly/") \
+    if meta is not None:
+        said = meta[1].decode()
+    elif isinstance(schema, str) and schema.startswith("governor.nightly/") \
             and isinstance(run, int) and not isinstance(run, bool):
-        return f"run {run}"
-    if isinstance(schema, str) and schema.startswith("governor.offboard-receipt/") \
+        said = f"run {run}"
+    elif isinstance(schema, str) and schema.startswith("governor.offboard-receipt/") \
             and isinstance(case, int) and not isinstance(case, bool):
-        return f"case {case}"
+        said = f"case {case}"
     m = _NAMED.match(path.name)
-    if m is None:
-        return None
-    return f"run {int(m['run'])}" if m["run"] else f"case {int(m['case'])}"
+    named = None if m is None else (f"run {int(m['run'])}" if m["run"]
+                                    else f"case {int(m['case'])}")
+    anchor = _anchor_of(head.get("audit_head"))
+    return FileClaim(path.name, sha256, said, named, None if anchor is None else anchor[0])
 
 
-def file_verdict(session: Session, name: str, sha256: str,
-                 subject: str | None = None) -> FileVerdict:
-    """Judge a file (its name, SHA-256 and claimed_subject) against every report file the
-    log records. The bytes decide first: a copy under another name is still the file it
-    copies (under its own name where the log has one with those bytes, else the
-    newest). Only bytes governor rendered are recorded, so a file of a run or case that
-    recorded its files, with bytes none of them had, was changed."""
-    same: FileRecord | None = None
-    of_subject: FileRecord | None = None
+def file_verdict(session: Session, claim: FileClaim) -> FileVerdict:
+    """Judge a file against every report file the log records. The bytes decide first:
+    a copy under another name is still the file it copies (named by its own name where
+    the log has it). Only bytes governor rendered are recorded, so a governor report
+    whose bytes are none of them was changed, unless it is from before digests were
+    recorded (and its head says so too) or a killed run's that governor set aside."""
+    records = list(_file_records(session))
+    same = [r for r in records if r.sha256 == claim.sha256]
+    if same:
+        rec = next((r for r in same if r.name == claim.name), same[0])
+        newer = next((r for r in records if r.subject == rec.subject and r.name == rec.name
+                      and r.entry > rec.entry), None)
+        return FileVerdict("intact", rec, newer)
+    if _SET_ASIDE in claim.name:
+        return FileVerdict("uncommitted")
+    if not claim.marked:
+        return FileVerdict("unknown")
+    if claim.said and claim.named and claim.said != claim.named:
+        return FileVerdict("changed", why=f"it says it is {claim.said}'s report but is "
+                                          f"named as {claim.named}'s")
+    subject = claim.said or claim.named
+    of_subject = {r.name: r for r in reversed(records) if r.subject == subject}
+    if of_subject:  # newest last: the dict keeps each name's newest
+        shown = claim.name if claim.name in of_subject else _alike(claim.name, of_subject)
+        return FileVerdict("changed", of_subject[shown])
+    if subject is not None and _before_digests(session, subject, claim.head):
+        return FileVerdict("unrecorded")
+    by_name = next((r for r in records if r.name == claim.name), None)
+    if by_name is not None:
+        return FileVerdict("changed", by_name)
+    return FileVerdict("changed", why=f"{subject} never completed" if subject else
+                       "it names no run")
+
+
+def _file_records(session: Session) -> Iterator[FileRecord]:
+    """Every report file the log records, newest entry first."""
     rows = session.execute(select(AuditEntry.id, AuditEntry.action, AuditEntry.subject,
                                   AuditEntry.detail)
                            .where(AuditEntry.action.in_(FILE_RECORDS))
                            .order_by(AuditEntry.id.desc()))
-    for entry, action, subj, detail in rows:
-        files = _files_in(detail)
-        for recorded in sorted(files, key=lambda n: n != name):
-            if files[recorded] == sha256 and (
-                    same is None or same.name != name and recorded == name):
-                same = FileRecord(entry, action, subj, recorded, sha256)
-        if subject is not None and subj == subject and files and (
-                of_subject is None or of_subject.name != name and name in files):
-            shown = name if name in files else _alike(name, files)
-            of_subject = FileRecord(entry, action, subj, shown, files[shown])
-    if same is not None:
-        return FileVerdict("intact", same, subject)
-    if of_subject is not None:
-        return FileVerdict("changed", of_subject, subject)
-    return FileVerdict("unrecorded" if subject is not None else "unknown", None, subject)
+    for entry, action, subject, detail in rows:
+        for name, digest in _files_in(detail).items():
+            yield FileRecord(entry, action, subject, name, digest)
 
 
-def _alike(name: str, files: dict[str, str]) -> str:
+def _before_digests(session: Session, subject: str, head: int | None) -> bool:
+    """Is ``subject`` a run that completed without recording its files' digests (and is
+    ``head``, a report's copy of the log's head, from before that run's end), or a case
+    none of whose receipts was recorded? A file claiming a run that never completed,
+    or quoting a head newer than its run, is not one of its reports."""
+    kind, _, number = subject.partition(" ")
+    if kind == "case":
+        from governor.models import OffboardCase
+
+        return session.get(OffboardCase, int(number)) is not None
+    row = session.execute(select(AuditEntry.id, AuditEntry.detail).where(
+        AuditEntry.action == "run.completed", AuditEntry.subject == subject)
+        .order_by(AuditEntry.id.desc()).limit(1)).first()
+    if row is None or '"report_files"' in row[1]:
+        return False
+    # before digests were recorded at all: a run since (a --no-report one) is not
+    if any(r.entry < row[0] for r in _file_records(session)):
+        return False
+    return head is None or head < row[0]
+
+
+def _alike(name: str, files: Collection[str]) -> str:
     """Of a run's recorded files, the one a renamed copy ``name`` stands for: the same
     kind of file (.json, .html, .csv), the run's own before a latest copy."""
     suffix = Path(name).suffix

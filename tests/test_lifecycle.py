@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sqlite3
 import time
 from importlib import resources
@@ -581,14 +582,19 @@ def test_audit_verify_proves_a_report_file_is_what_its_run_wrote(demo_dir: Path)
     ok = run_cli("-c", cfg, "audit", "verify", "--report",
                  str(reports / "access-matrix-2.csv"), env=env)
     assert "access-matrix-2.csv is byte for byte what run 2 wrote" in ok.out, ok.out
-    # a report of a run that recorded no digests (before they were, or never committed)
-    # is checked by its head alone, and says so
-    older = demo_dir / "older.json"
-    older.write_text((reports / "nightly-2.json").read_text().replace(
+    # what a report says of itself is no way round its digest: an edited copy naming a
+    # run that never completed (or any run without digests, since they were recorded)
+    forged = demo_dir / "older.json"
+    forged.write_text((reports / "nightly-2.json").read_text().replace(
         '"run_id": 2,', '"run_id": 99,', 1))
-    ok = run_cli("-c", cfg, "audit", "verify", "--report", str(older), env=env)
-    assert ok.code == 0, ok.err
-    assert "older.json's bytes are not on record (run 99 wrote no digests" in ok.out
+    out = run_cli("-c", cfg, "audit", "verify", "--report", str(forged), env=env)
+    assert out.code == 1 and "and run 99 never completed" in out.err, out.err
+    # nor its name: a file named as run 2's that says it is run 3's
+    named = demo_dir / "nightly-2.html"
+    named.write_text((reports / "nightly-3.html").read_text().replace("critical", "low", 1))
+    out = run_cli("-c", cfg, "audit", "verify", "--report", str(named), env=env)
+    assert out.code == 1 and "it says it is run 3's report but is named as run 2's" \
+        in out.err, out.err
     evidence = demo_dir / "evidence.html"  # a copy, as sent to an auditor
     shutil.copyfile(reports / "nightly-2.html", evidence)
     ok = run_cli("-c", cfg, "audit", "verify", "--report", str(evidence), env=env)
@@ -618,6 +624,16 @@ def test_audit_verify_proves_a_report_file_is_what_its_run_wrote(demo_dir: Path)
     latest.write_text(tampered)
     out = run_cli("-c", cfg, "audit", "verify", env=env)
     assert out.code == 1 and "nightly-latest.html is not the file governor wrote" in out.err
+    # with what says whose report it is taken out too: the latest copy is still governor's
+    latest.write_text(re.sub(r'<meta name="governor-subject"[^>]*>', "", tampered))
+    out = run_cli("-c", cfg, "audit", "verify", env=env)
+    assert out.code == 1 and "nightly-latest.html is not the file governor wrote" in out.err
+    # a killed run's files set aside by governor are no report to check
+    aside = reports / "nightly-9.json.uncommitted-20261121T120000Z"
+    aside.write_text((reports / "nightly-2.json").read_text().replace("critical", "low", 1))
+    out = run_cli("-c", cfg, "audit", "verify", "--report", str(aside), env=env)
+    assert out.code == 2 and "a report of a run that never committed, set aside" in out.err
+    aside.unlink()
 
     # restoring missing files vouches only for what it renders: the changed latest
     # copy it takes back in place of a missing run file is not recorded as governor's

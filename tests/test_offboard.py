@@ -185,6 +185,8 @@ def test_manual_steps_done_or_waived_complete_the_case_with_a_receipt(demo_dir: 
                   "--json", env=env)
     assert out.code == 0, out.err
     case = json.loads(out.out)["case"]
+    early = demo_dir / "early.json"
+    early.write_bytes((demo_dir / "reports" / f"offboard-{case}.json").read_bytes())
     status = json.loads(run_cli("-c", cfg, "offboard", "status", "E1012", "--json",
                                 env=env).out)
     steps = status[0]["steps"]
@@ -231,6 +233,12 @@ def test_manual_steps_done_or_waived_complete_the_case_with_a_receipt(demo_dir: 
         assert verified.code == 0, verified.err
         assert f"{name} is byte for byte what `offboard` wrote as the receipt of case " \
             f"{case} (audit entry" in verified.out
+    # the receipt --execute wrote, kept by someone: governor's, and superseded since
+    kept = run_cli("-c", cfg, "audit", "verify", "--report", str(early), env=env)
+    assert kept.code == 0, kept.err
+    assert f"early.json is byte for byte offboard-{case}.json, what `offboard` wrote as the " \
+        f"receipt of case {case}" in kept.out
+    assert f"a newer offboard-{case}.json was recorded since" in kept.out, kept.out
     (reports / f"offboard-{case}.html").write_text(html.replace("switchboard", "desk"))
     altered = run_cli("-c", cfg, "audit", "verify", "--report",
                       str(reports / f"offboard-{case}.html"), env=env)

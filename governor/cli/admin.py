@@ -419,17 +419,15 @@ def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
     """Check the hash chain (nothing removed, reordered or rewritten), that the log still
     holds the newest entry a nightly report recorded (nothing cut off its end), and that
     report files are byte for byte what governor wrote (the SHA-256 each run records)."""
-    files = list(reports) or [p for p in (ctx.config.report_dir / LATEST_JSON,
-                                          ctx.config.report_dir / LATEST_HTML) if p.is_file()]
-    digests = {path: _sha256(path) for path in files}
-    subjects = {path: audit.claimed_subject(path) for path in files}
+    files = list(reports) or [p for p in (ctx.config.report_dir / n
+                                          for n in audit.LATEST_NAMES) if p.is_file()]
+    claims = {path: audit.file_claim(path, _sha256(path)) for path in files}
     anchors = [a for a in (_anchor(path) for path in files) if a is not None]
     with sessions(ctx.engine())() as s:
         v = audit.verify(s, anchors)
         changed = decisions.mismatches(s) if not v.problem else []
         verdicts = {} if v.problem else {
-            path: audit.file_verdict(s, path.name, sha, subjects[path])
-            for path, sha in digests.items()}
+            path: audit.file_verdict(s, claim) for path, claim in claims.items()}
     if v.problem:
         raise GovernorError(f"audit log broken after {v.entries - 1} good entries: {v.problem}")
     if changed:
@@ -437,60 +435,61 @@ def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
         raise GovernorError("audit log intact, but decisions in force differ from it: "
                             + "; ".join(changed[:5])
                             + (f" (+{len(changed) - 5} more)" if len(changed) > 5 else ""))
-    held = {a[2] for a in anchors}
-    altered = [_altered(path, digests[path], f.record) for path, f in verdicts.items()
-               if f.status == "changed" and f.record is not None]
-    # a nightly JSON report (it holds a head) that no longer says which run wrote it
-    altered += [f"{path} holds an audit head, as a nightly report does, but names no run "
-                f"and its SHA-256 ({digests[path]}) is that of no file governor wrote: it "
-                "was changed after it was written"
-                for path, f in verdicts.items()
-                if reports and f.status == "unknown" and path.name in held]
+    altered = [_altered(path, claims[path].sha256, f) for path, f in verdicts.items()
+               if f.status == "changed"]
     if altered:
         raise GovernorError("audit log intact, but " + "; ".join(altered))
+    held = {a[2] for a in anchors}
     for path, f in verdicts.items():
-        if reports and f.status in ("unknown", "unrecorded") and path.name not in held:
-            # checked against nothing: passing it would read as "this file agrees"
-            what = (f"the log records no file of {f.subject} (written before governor "
-                    "recorded report digests, or by a run that never committed)"
-                    if f.status == "unrecorded" else
-                    "no audit entry records a file with its contents, and it does not say "
-                    "which run or case it belongs to (not a governor report, or a copy "
-                    "changed and renamed)")
-            raise InputError(
-                f"{path}: holds no audit head (a top-level \"audit_head\" with \"entry\" "
-                f"and \"hash\" near the top of a nightly JSON report), and {what}; "
-                "nothing was checked against it")
+        if not reports or f.status == "intact" or f.status == "unrecorded" and \
+                path.name in held:
+            continue
+        # checked against nothing: passing it would read as "this file agrees"
+        what = {"uncommitted": "it is a report of a run that never committed, set aside by "
+                               "governor (the next run does so for a run killed before "
+                               "its commit)",
+                "unrecorded": "its run recorded no digests (written before governor "
+                              "recorded them) and it holds no audit head"}.get(
+            f.status, "holds no audit head, no audit entry records a file with its "
+                      "contents, and nothing in it or its name says it is a governor report")
+        raise InputError(f"{path}: {what}; nothing was checked against it")
     click.echo(f"audit log intact: {v.entries} entries"
                + "".join(f"; holds entry {e}, the newest when {w} was written"
                          for e, _, w in anchors)
-               + "".join(f"; {path.name} is byte for byte {_written_by(path, f.record)}"
-                         if f.status == "intact" and f.record is not None else
-                         f"; {path.name}'s bytes are not on record ({f.subject} wrote no "
-                         "digests: before governor recorded them, or never committed)"
+               + "".join(_intact(path, f) if f.record is not None else
+                         f"; {path.name}'s bytes are not on record (its run wrote no "
+                         "digests: before governor recorded them)"
                          for path, f in verdicts.items()
                          if f.status == "intact" or reports and f.status == "unrecorded"))
 
 
-LATEST_JSON, LATEST_HTML = "nightly-latest.json", "nightly-latest.html"
 _WROTE = {"run.completed": "{subject} wrote",
           "report.rewritten": "`report nightly --replace` wrote for {subject}",
           "report.restored": "`report nightly` restored for {subject}",
           "offboard.receipt": "`offboard` wrote as the receipt of {subject}"}
 
 
-def _written_by(path: Path, rec: audit.FileRecord) -> str:
-    """'what run 7 wrote (audit entry 31)', naming the file where a copy is renamed."""
+def _wrote(rec: audit.FileRecord) -> str:
+    return _WROTE.get(rec.action, "{subject}").format(subject=rec.subject or "a run")
+
+
+def _intact(path: Path, f: audit.FileVerdict) -> str:
+    """'; nightly-7.html is byte for byte what run 7 wrote (audit entry 31)', naming the
+    file where a copy is renamed, and a newer file of the same name where there is one."""
+    assert f.record is not None
+    rec = f.record
     what = "what" if rec.name == path.name else f"{rec.name}, what"
-    by = _WROTE.get(rec.action, "{subject}").format(subject=rec.subject or "a run")
-    return f"{what} {by} (audit entry {rec.entry})"
+    newer = (f"; a newer {rec.name} was recorded since ({_wrote(f.newer)}, audit entry "
+             f"{f.newer.entry})" if f.newer is not None else "")
+    return f"; {path.name} is byte for byte {what} {_wrote(rec)} (audit entry {rec.entry})" \
+        + newer
 
 
-def _altered(path: Path, sha: str, rec: audit.FileRecord) -> str:
-    by = _WROTE.get(rec.action, "{subject}").format(subject=rec.subject or "a run")
-    return (f"{path} is not the file governor wrote: its SHA-256 is {sha}, and {by} "
-            f"{rec.name} with {rec.sha256} (audit entry {rec.entry}): it was changed after "
-            "it was written")
+def _altered(path: Path, sha: str, f: audit.FileVerdict) -> str:
+    said = (f"{_wrote(f.record)} {f.record.name} with {f.record.sha256} (audit entry "
+            f"{f.record.entry})" if f.record is not None else f.why)
+    return (f"{path} is not the file governor wrote: its SHA-256 is {sha}, and {said}: it "
+            "was changed after it was written, or is not governor's")
 
 
 def _sha256(path: Path) -> str:
