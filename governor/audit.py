@@ -199,7 +199,12 @@ class FileClaim:
     sha256: str
     said: str | None  # the run ("run 7") or case ("case 3") its content names
     named: str | None  # the run or case its file name names
-    head: int | None  # the audit entry its copy of the head names (nightly JSON)
+    # its copy of the log's head (a nightly JSON report's audit_head): entry, hash
+    anchor: tuple[int, str] | None = None
+
+    @property
+    def head(self) -> int | None:
+        return None if self.anchor is None else self.anchor[0]
 
     @property
     def marked(self) -> bool:
@@ -261,7 +266,7 @@ def file_claim(path: Path, sha256: str) -> FileClaim:
     named = None if m is None else (f"run {int(m['run'])}" if m["run"]
                                     else f"case {int(m['case'])}")
     anchor = _anchor_of(head.get("audit_head"))
-    return FileClaim(path.name, sha256, said, named, None if anchor is None else anchor[0])
+    return FileClaim(path.name, sha256, said, named, anchor)
 
 
 def file_verdict(session: Session, claim: FileClaim) -> FileVerdict:

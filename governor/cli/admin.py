@@ -422,7 +422,9 @@ def verify(ctx: Ctx, reports: tuple[Path, ...]) -> None:
     files = list(reports) or [p for p in (ctx.config.report_dir / n
                                           for n in audit.LATEST_NAMES) if p.is_file()]
     claims = {path: audit.file_claim(path, _sha256(path)) for path in files}
-    anchors = [a for a in (_anchor(path) for path in files) if a is not None]
+    # each report's copy of the head, read with the rest of what it says of itself
+    anchors = [(c.anchor[0], c.anchor[1], path.name) for path, c in claims.items()
+               if c.anchor is not None]
     with sessions(ctx.engine())() as s:
         v = audit.verify(s, anchors)
         changed = decisions.mismatches(s) if not v.problem else []
@@ -497,14 +499,6 @@ def _sha256(path: Path) -> str:
 
     try:
         return of_file(path)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-
-def _anchor(path: Path) -> tuple[int, str, str] | None:
-    """The audit head a report holds (a nightly JSON report's copy of it), if any."""
-    try:
-        return audit.report_anchor(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
