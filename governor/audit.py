@@ -210,7 +210,7 @@ class FileClaim:
     def marked(self) -> bool:
         """Does it look like a governor report (and so must be one governor wrote)?"""
         return bool(self.said or self.named or self.head is not None
-                    or self.name in LATEST_NAMES or _SET_ASIDE in self.name)
+                    or self.name in LATEST_NAMES or SET_ASIDE in self.name)
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,8 @@ class FileVerdict:
 
 
 LATEST_NAMES = ("nightly-latest.json", "nightly-latest.html")
-_SET_ASIDE = ".uncommitted-"  # reconcile._set_aside_uncommitted's mark
+# the mark of a killed run's report files that reconcile sets aside (NAME.uncommitted-T)
+SET_ASIDE = ".uncommitted-"
 # what a file's name says it is: nightly-7.json is run 7's, offboard-3.html case 3's
 _NAMED = re.compile(r"(?:nightly|access-matrix)-(?P<run>\d+)\.(?:html|json|csv)\Z"
                     r"|offboard-(?P<case>\d+)\.(?:html|json)\Z")
@@ -282,7 +283,7 @@ def file_verdict(session: Session, claim: FileClaim) -> FileVerdict:
         newer = next((r for r in records if r.subject == rec.subject and r.name == rec.name
                       and r.entry > rec.entry), None)
         return FileVerdict("intact", rec, newer)
-    if _SET_ASIDE in claim.name:
+    if SET_ASIDE in claim.name:
         return FileVerdict("uncommitted")
     if not claim.marked:
         return FileVerdict("unknown")

@@ -1019,8 +1019,9 @@ def _never_over_evidence(session: Session, out_dir: Path, run_id: int) -> None:
 LEFT_BEHIND = 3600.0
 
 
-# governor's own staged files: a run's report and matrix, an offboarding receipt
-_STAGED = (".nightly-*.tmp", ".access-matrix-*.tmp", ".receipt-*.tmp")
+# governor's own staged files (reports.OutputSet stages NAME as .NAME.<random>.tmp): a
+# run's report and matrix, an offboarding receipt (offboard-N.json and .html)
+_STAGED = (".nightly-*.tmp", ".access-matrix-*.tmp", ".offboard-*.tmp")
 
 
 def recover_report_dir(session: Session, out_dir: Path, now: datetime, actor: str) -> None:
@@ -1093,7 +1094,7 @@ def _set_aside_uncommitted(session: Session, out_dir: Path, now: datetime) -> li
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
         for name in file_names(int(found[1])).values():
             if (out_dir / name).exists():
-                os.replace(out_dir / name, out_dir / f"{name}.uncommitted-{stamp}")
+                os.replace(out_dir / name, out_dir / f"{name}{audit.SET_ASIDE}{stamp}")
                 out.append(name)
     return out
 

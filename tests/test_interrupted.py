@@ -68,7 +68,9 @@ def test_what_a_killed_run_left_in_report_dir_is_tidied_by_the_next(demo_dir: Pa
     latest.write_text(good.decode().replace('"audit_head": {"entry": ',
                                             '"audit_head": {"entry": 9'), encoding="utf-8")
     assert latest.read_bytes() != good
-    staged = [reports / ".nightly-3.csv.x1y2z3.tmp", reports / ".access-matrix-3.csv.q.tmp"]
+    # as reports.OutputSet names what it stages (an offboarding receipt's too)
+    staged = [reports / ".nightly-3.csv.x1y2z3.tmp", reports / ".access-matrix-3.csv.q.tmp",
+              reports / ".offboard-1.json.k4m5n6.tmp"]
     for p in staged:
         p.write_text("half written")
     young = reports / ".nightly-latest.html.999999.tmp"  # another writer's, just staged
