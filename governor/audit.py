@@ -110,11 +110,11 @@ _HASH = re.compile(r"[0-9a-f]{64}\Z")
 def report_anchor(path: Path) -> tuple[int, str, str] | None:
     """A report's copy of the log's head (its top-level ``audit_head``); None when its
     beginning holds none: a report older than the copy, or no nightly JSON report."""
-    head = _anchor_of(_beginning(path, "audit_head").get("audit_head"))
+    head = _anchor_of(report_fields(path, "audit_head").get("audit_head"))
     return None if head is None else (head[0], head[1], path.name)
 
 
-def _beginning(path: Path, *keys: str) -> dict[str, Any]:
+def report_fields(path: Path, *keys: str) -> dict[str, Any]:
     """Top-level fields ``keys`` of the JSON object a file begins with, read from its
     first megabyte: those found before the first that is not there."""
     with path.open(encoding="utf-8-sig", errors="replace") as fh:
@@ -249,7 +249,7 @@ def file_claim(path: Path, sha256: str) -> FileClaim:
     receipt's case, an HTML report's governor-subject meta tag; and its name."""
     said: str | None = None
     try:
-        head = _beginning(path, "schema", "run_id", "case", "audit_head")
+        head = report_fields(path, "schema", "run_id", "case", "audit_head")
         with path.open("rb") as fh:
             meta = _META.search(fh.read(_META_WITHIN))
     except OSError:

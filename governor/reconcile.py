@@ -1065,7 +1065,6 @@ def recover_report_dir(session: Session, out_dir: Path, now: datetime, actor: st
 
 
 _REPORT_JSON = re.compile(r"nightly-(\d+)\.json")
-_STARTED = re.compile(r'"started_at": "([^"]+)"')
 
 
 def _set_aside_uncommitted(session: Session, out_dir: Path, now: datetime) -> list[str]:
@@ -1079,10 +1078,11 @@ def _set_aside_uncommitted(session: Session, out_dir: Path, now: datetime) -> li
         found = _REPORT_JSON.fullmatch(path.name)
         if found is None or (last is not None and int(found[1]) <= last.id):
             continue
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            started = _STARTED.search(fh.read(4096))
+        head = audit.report_fields(path, "started_at")
+        started = head.get("started_at")
         try:
-            at = datetime.fromisoformat(started[1].replace("Z", "+00:00")) if started else None
+            at = datetime.fromisoformat(started.replace("Z", "+00:00")) \
+                if isinstance(started, str) else None
         except ValueError:
             at = None
         before = as_utc(last.started_at) if last is not None else None
