@@ -240,3 +240,41 @@ def test_no_step_is_added_for_someone_who_has_not_left(demo_dir: Path) -> None:
     assert sql_rows(url, "SELECT count(*) FROM offboard_step") == steps
     assert sql_rows(url, "SELECT count(*) FROM audit_log WHERE action = "
                          "'offboard.step.added'") == [(0,)]
+
+
+def test_a_night_reads_the_inventory_once_however_many_cases_it_plans(
+        demo_dir: Path) -> None:
+    """Each open case is planned again every night. Each plan had scanned every social
+    account for its owners and recovery contacts: a night with 389 open cases in the
+    benchmark organisation spent 28 s on it. The sweep reads them once; the plans it
+    builds are the ones `offboard status` showed before, and a new owner found on the
+    night still becomes a step."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    cfg, env = _case(demo_dir)
+    for eid in ("E1012", "E1202"):
+        out = run_cli("-c", cfg, "offboard", eid, "--execute", env=env)
+        assert out.code in (0, 5), out.err
+    inventory = demo_dir / "accounts.toml"
+    body = inventory.read_text()
+    marker = 'handle = "Northwind Careers"'
+    inventory.write_text(body.replace(marker, marker + '\nowner = "E1202"', 1))
+    scans: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        # the owner and recovery columns of every current account, no key filter
+        if "recovery_phone_owner" in statement and "FROM obs_social_account" in statement \
+                and "IN (" not in statement:
+            scans.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        night = _night(cfg, env, DAY2)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert len(scans) == 1, scans
+    assert night["offboarding"]["steps_added"] == ["owner:facebook:Northwind Careers"]
+    assert sorted(r[0] for r in _rows(demo_dir, "SELECT employee_id FROM offboard_case "
+                                                "WHERE status = 'open'")) == [
+        "E1010", "E1012", "E1202"]

@@ -81,22 +81,47 @@ class Plan:
                 "steps": [s.__dict__ for s in self.steps]}
 
 
-def build(session: Session, config: Config, who: str, new_owner: str | None = None) -> Plan:
+class AccountRefs:
+    """Which current social accounts name whom, as owner or recovery contact (or that
+    contact's owner), by folded reference. The inventory names people as people write
+    them ("e1400", "Maya.Okafor@...") and correlation matches them ignoring case, so the
+    comparison is done here: SQL's lower() leaves non-ASCII capitals ("ZOË@...") as
+    they are in SQLite and under a C locale. One read of four short columns of every
+    account serves every plan a reconcile builds: reading them per plan made a night
+    with a few hundred open cases spend most of its time here. Read when first asked:
+    a night with no case to plan reads nothing."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._named: dict[str, set[str]] | None = None
+
+    def naming(self, folded: set[str]) -> list[str]:
+        """The accounts that name any of these folded references."""
+        if self._named is None:
+            self._named = {}
+            for key, *values in self._session.execute(select(
+                    ObsSocialAccount.key, ObsSocialAccount.owner,
+                    ObsSocialAccount.recovery_email_owner,
+                    ObsSocialAccount.recovery_phone_owner,
+                    ObsSocialAccount.recovery_email).where(
+                    ObsSocialAccount.ended_at.is_(None))):
+                for value in values:
+                    if value:
+                        self._named.setdefault(fold(value), set()).add(key)
+        return sorted({key for ref in folded for key in self._named.get(ref, ())})
+
+
+def build(session: Session, config: Config, who: str, new_owner: str | None = None,
+          named_by: AccountRefs | None = None) -> Plan:
+    """`named_by`: the inventory's references, read once by a caller building many plans
+    in one session with the inventory unchanged in between (the offboarding sweep)."""
     p = resolve_person(session, who, zone=config.zone,
                        sources=[n for n, s in config.sources.items() if s.enabled])
     refs = {p.employee_id, *(r for r in [p.email, *json.loads(p.aliases)] if r)}
     protected = {fold(x) for x in config.offboard["protected"]}
-    # the inventory names people as people write them ("e1400", "Maya.Okafor@..."), and
-    # correlation matches them ignoring case: so does the plan
-    lowered = sorted({fold(r) for r in refs})
-    mine = set(lowered)
-    # only the accounts this person owns or is a recovery contact of: four short columns
-    # of every account, compared here, since SQL's lower() leaves non-ASCII capitals
-    # ("ZOË@...") as they are in SQLite and under a C locale
-    named = [r[0] for r in session.execute(select(
-        ObsSocialAccount.key, ObsSocialAccount.owner, ObsSocialAccount.recovery_email_owner,
-        ObsSocialAccount.recovery_phone_owner, ObsSocialAccount.recovery_email).where(
-        ObsSocialAccount.ended_at.is_(None))) if any(v and fold(v) in mine for v in r[1:])]
+    mine = {fold(r) for r in refs}
+    # only the accounts this person owns or is a recovery contact of
+    named = (named_by or AccountRefs(session)).naming(mine)
     accounts = {a.key: a for a in session.scalars(select(ObsSocialAccount).where(
         ObsSocialAccount.ended_at.is_(None), ObsSocialAccount.key.in_(named)))}
     steps: list[PlannedStep] = []

@@ -8,17 +8,16 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from governor import audit
-from governor.clock import as_utc
 from governor.config import Config
 from governor.errors import NotFound
 from governor.lookalike import fold
 from governor.models import ObsPerson, OffboardCase, OffboardStep
 from governor.offboard import cases
-from governor.offboard.plan import build
+from governor.offboard.plan import AccountRefs, build
 from governor.records import DirectoryStatus, Person, SourceKind
 from governor.snapshot import HeldAccount, HeldGrant, Snapshot
 
@@ -42,22 +41,24 @@ def new_leavers(session: Session, snap: Snapshot, previous: datetime | None) -> 
     date passed in between. The first run is a baseline: its leavers are findings."""
     if previous is None:
         return []
+    # Whose HR record changed since then, in two queries rather than two per leaver (an
+    # organisation this size has tens of thousands of leavers still holding something).
+    # Someone HR lists: a version of their record first seen since (HR changed them to
+    # left). Someone gone from HR: their last version ended since; the day they count
+    # from may lie before it (a failed HR read in between, a second source that listed
+    # them longer).
+    listed_anew = set(session.scalars(select(ObsPerson.employee_id).where(
+        ObsPerson.ended_at.is_(None), ObsPerson.first_seen_at > previous)))
+    ended_since = set(session.scalars(select(ObsPerson.employee_id).where(
+        ObsPerson.ended_at > previous)))
     out = []
     for eid, person in snap.persons.items():
         if not snap.has_left(person) or not snap.access_of(eid):
             continue
         crossed = person.end_date is not None and previous < snap.end_instant(
             person.end_date) <= snap.now
-        if person.dropped_from_hr is not None:
-            # gone from HR since the last run: the day they count from may lie before it
-            # (a failed HR read in between, a second source that listed them longer)
-            changed = session.scalar(select(func.max(ObsPerson.ended_at)).where(
-                ObsPerson.employee_id == eid))
-        else:
-            changed = session.scalar(select(ObsPerson.first_seen_at).where(
-                ObsPerson.employee_id == eid, ObsPerson.ended_at.is_(None)))
-        since = as_utc(changed)
-        if crossed or (since is not None and since > previous):
+        changed = ended_since if person.dropped_from_hr is not None else listed_anew
+        if crossed or eid in changed:
             out.append(eid)
     return out
 
@@ -66,6 +67,7 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
           leavers: list[str], run_id: int) -> SweepResult:
     """``leavers``: new_leavers for this run (reconcile asks once, for its guard too)."""
     result = SweepResult()
+    named_by = AccountRefs(session)
     if config.offboard["auto_open"]:
         for eid in leavers:
             if session.scalar(select(OffboardCase.id).where(OffboardCase.employee_id == eid,
@@ -73,7 +75,7 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
                 continue  # someone already handles this person
             # (a completed case was an earlier departure: a rehire who left again gets a
             # case of their own, its receipt timed from this end date)
-            plan = build(session, config, eid)
+            plan = build(session, config, eid, named_by=named_by)
             dropped = snap.persons[eid].dropped_from_hr
             # the receipt times the SLA from this case's end date: say where it came from
             why = ("HR shows a new leaver" if dropped is None else
@@ -123,13 +125,14 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
     result.withdrawn = _withdraw_returned(session, snap, now, actor, run_id)
     # after withdrawal: a case HR's word just closed gets nothing added
     result.added = _add_new_access(session, config, snap, now, actor, run_id,
-                                   result.to_act)
+                                   result.to_act, named_by)
     session.flush()
     return result
 
 
 def _add_new_access(session: Session, config: Config, snap: Snapshot, now: datetime,
-                    actor: str, run_id: int, to_act: set[int]) -> list[str]:
+                    actor: str, run_id: int, to_act: set[int], named_by: AccountRefs
+                    ) -> list[str]:
     """Add to a person's case the steps their plan includes now and the case does not:
     access granted after the case was opened (or missed then), which would otherwise be
     left in place by a case that completes and a receipt that says revoked. A completed
@@ -158,7 +161,7 @@ def _add_new_access(session: Session, config: Config, snap: Snapshot, now: datet
                 or not _may_hold(snap, config, person, inventory)):
             continue
         try:
-            plan = build(session, config, eid)
+            plan = build(session, config, eid, named_by=named_by)
         except NotFound:
             continue  # nobody the store knows as them any more: nothing to plan from
         there = {st.key for st in cases.steps_of(session, case.id)}
