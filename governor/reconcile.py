@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.orm import Session
 
 from governor import audit, findings, history, state
@@ -45,7 +45,7 @@ from governor.offboard.sweep import sweep as offboard_sweep
 from governor.offboard.sweep import unverified_since as offboard_unverified
 from governor.platforms import AccountNames
 from governor.queries import escape_like
-from governor.records import DirectoryStatus, SourceKind
+from governor.records import WEAK_FACTORS, DirectoryStatus, SourceKind
 from governor.reports import reverted_on_error
 from governor.reports.build import nightly_report
 from governor.reports.data import MatrixFile
@@ -398,14 +398,17 @@ def mfa_loss(session: Session, config: Config, outcomes: list[SourceOutcome], ru
     or emptied returns as many accounts as before and passes every count, and each
     person who can publish would get a user-mfa-missing finding (and whatever acts on
     it would follow): a mass loss of MFA facts is a broken feed, as a leaver surge is.
+    So is an export that kept only the weak factors (SMS, voice, email): the accounts
+    whose only strong factor it dropped have lost MFA as the rules count it.
 
     Per source and over all its accounts, matched to a person or not: the question is
     whether this source's export broke, which correlation does not change (and a
     broken export may have emptied the ids that match accounts to people as well).
     Another directory that never reports MFA (LDAP) neither trips it nor dilutes it.
     An account loses its MFA when the last read showed an active factor and this one
-    shows none active or none at all (unknown), while it is still listed and can sign
-    in: factors removed from a deprovisioned or suspended account are what offboarding
+    shows a lower level (_mfa_level: none active or none at all (unknown), or only weak
+    ones where there was a strong one), while it is still listed and can sign in:
+    factors removed from a deprovisioned or suspended account are what offboarding
     looks like, and an account no longer listed is the count check's business.
 
     Cheap on purpose: an ordinary night reads a handful of rows. Only the rows this run
@@ -413,18 +416,18 @@ def mfa_loss(session: Session, config: Config, outcomes: list[SourceOutcome], ru
     run's start (the (source, ended_at) index finds them), and an export read unchanged
     ends none (a run that reads nothing again does not get here). The rows that
     replaced them are looked up by login only when more than min_mfa_loss of them had a
-    factor; how many accounts had one at all (a walk of the source's current rows) is
-    counted only when the losses could pass the share. The first run is a baseline, as
-    for leavers."""
+    factor; how many accounts had one at all (the source's current rows, counted by
+    distinct factor list) only when the losses could pass the share. The first run is a
+    baseline, as for leavers."""
     if previous is None:
         return None
     share, floor = config.feed_guard["max_mfa_loss"], config.feed_guard["min_mfa_loss"]
     directories = set(state.enabled(config, SourceKind.DIRECTORY))
-    active = functools.lru_cache(maxsize=4096)(_active_factor)  # factor lists repeat
     obs = ObsDirectoryAccount
-    # source -> login -> (factors, status) of the row that replaced it (None: no longer
-    # listed), for the accounts that had a factor at the last read and whose row ended
-    had: dict[str, dict[str, tuple[str | None, str] | None]] = {}
+    # source -> login -> its level at the last read, and (factors, status) of the row
+    # that replaced it (None: no longer listed), for the accounts that had a factor then
+    # and whose row this run ended
+    had: dict[str, dict[str, tuple[int, tuple[str | None, str] | None]]] = {}
     for o in outcomes:
         # no more can have lost it than rows it ended (of every kind it yields)
         if o.name not in directories or not o.ok or o.unchanged or o.ended <= floor:
@@ -432,11 +435,11 @@ def mfa_loss(session: Session, config: Config, outcomes: list[SourceOutcome], ru
         # on both sides of the share, only accounts that could sign in at the last read:
         # a suspended account's factors are not a loss when it returns without them, and
         # deprovisioned accounts keeping theirs must not water the share down
-        ended: dict[str, tuple[str | None, str] | None] = {
-            login: None for login, stored, was in session.execute(
+        ended: dict[str, tuple[int, tuple[str | None, str] | None]] = {
+            login: (_mfa_level(stored), None) for login, stored, was in session.execute(
                 select(obs.login, obs.mfa, obs.status).where(
                     obs.source == o.name, obs.ended_at >= now, obs.ended_run_id == run_id))
-            if _LIVE.get(was, True) and active(stored)}
+            if _LIVE.get(was, True) and _mfa_level(stored)}
         if len(ended) <= floor:
             continue
         had[o.name] = ended
@@ -449,33 +452,41 @@ def mfa_loss(session: Session, config: Config, outcomes: list[SourceOutcome], ru
                         obs.login.in_(names[i:i + 500]), obs.ended_at.is_(None),
                         obs.first_run_id == run_id)):
                 if source == o.name:
-                    ended[login] = (stored, status)
+                    ended[login] = (ended[login][0], (stored, status))
     lines: list[str] = []
     logins: dict[str, list[str]] = {}
     for name, of in had.items():
-        lost = {login: after for login, after in sorted(of.items()) if after is not None
-                and _LIVE.get(after[1], True) and not active(after[0])}
+        lost = {login: after for login, (level, after) in sorted(of.items())
+                if after is not None and _LIVE.get(after[1], True)
+                and _mfa_level(after[0]) < level}
         # no more than the share of those that changed: under it whatever the rest had
         if len(lost) <= floor or len(lost) <= share * len(of):
             continue
-        # the accounts this read left as they were, with a factor then as now (the
-        # status is the only field of a stored factor spelt "active")
-        kept = session.scalar(select(func.count()).select_from(obs).where(
-            obs.source == name, obs.ended_at.is_(None), obs.first_run_id < run_id,
-            obs.status.in_(_LIVE_VALUES), obs.mfa.like('%"active"%'))) or 0
+        # the accounts this read left as they were, with a factor then as now
+        kept = _with_factor(session, obs.source == name, obs.ended_at.is_(None),
+                            obs.first_run_id < run_id)
         total = len(of) + kept
         if len(lost) <= share * total:
             continue
-        unreported = sum(stored is None for stored, _ in lost.values())
-        what = ("no MFA factors reported" if unreported == len(lost) else
-                "no active MFA factor" + (f" ({unreported} of them no factors reported)"
-                                          if unreported else ""))
         logins[name] = list(lost)
         lines.append(f"{name}: {len(lost)} accounts that had an active MFA factor at its "
-                     f"last read have {what} now ({len(lost) / total:.0%} of the {total} "
-                     f"that had one; limit {share:.0%}, and never {floor} or fewer): "
-                     f"{more(list(lost))}")
+                     f"last read have {_lost_what(list(lost.values()))} now "
+                     f"({len(lost) / total:.0%} of the {total} that had one; limit "
+                     f"{share:.0%}, and never {floor} or fewer): {more(list(lost))}")
     return (lines, logins) if lines else None
+
+
+def _lost_what(after: list[tuple[str | None, str]]) -> str:
+    """What the accounts that lost MFA have now, for the guard's message."""
+    unreported = sum(stored is None for stored, _ in after)
+    weak = sum(_mfa_level(stored) == _WEAK for stored, _ in after)
+    kinds = [(len(after) - weak - unreported, "no active MFA factor"),
+             (weak, "only weak factors (SMS, voice, email) where they had a strong one"),
+             (unreported, "no MFA factors reported")]
+    said = [(n, what) for n, what in kinds if n]
+    if len(said) == 1:
+        return said[0][1]
+    return "less MFA (" + ", ".join(f"{n} {what}" for n, what in said) + ")"
 
 
 def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
@@ -483,71 +494,86 @@ def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
                                                      dict[str, list[str]]]:
     """The MFA-loss check (mfa_loss) over several nights: per directory source read again
     this run, how many accounts that can sign in have an active factor (kept in the
-    run's summary); and, where that fell by more than feed_guard.max_mfa_loss (and more
-    than min_mfa_loss accounts) below the most of its last GUARD_RUNS runs that
-    counted, why the run must stop and every login it lost.
+    run's summary, which marks the runs that read it); and, where more than
+    feed_guard.max_mfa_loss of the accounts that had MFA at the start of its window (the
+    oldest of its last GUARD_RUNS such runs) have less now (and more than min_mfa_loss
+    of them), why the run must stop and every login that lost it.
 
     mfa_loss compares with the last read alone; a loss spread over nights (a fifth of
     the factors gone each night from a failing export) passes it every night, as a feed
     shrinking by a quarter a night would pass a count check against the night before.
-    The count only says where to look: offboarding lowers it too, and accounts back
-    from suspension without factors do not raise what was lost. So the accounts that
-    had an active factor and could sign in when the count was highest are read from
-    history, and only those that still can sign in and have none now count, as in
-    mfa_loss. As for feed_baseline, the window starts again at a run forced past this
+    Counts alone cannot tell: new enrolments in the same nights hide losses from them,
+    offboarding lowers them, and accounts back from suspension without factors do not
+    raise what was lost. So accounts are compared one by one, as in mfa_loss: those
+    that had an active factor and could sign in at the start of the window, could all
+    along, and have less now (none, or only weak factors where there was a strong
+    one). Only accounts whose row ended since can have less, and an ordinary night
+    ends few: those are read by the (source, ended_at) index, then their rows since by
+    login; the source's current rows are counted only when the losses could pass the
+    share. As for feed_baseline, the window starts again at a run forced past this
     check for the source ("mfa_accepted" in its summary). ``skip``: sources mfa_loss
     stopped for already."""
     share, floor = config.feed_guard["max_mfa_loss"], config.feed_guard["min_mfa_loss"]
     directories = set(state.enabled(config, SourceKind.DIRECTORY))
     obs = ObsDirectoryAccount
-    counted: dict[str, int] = {}
-    for o in outcomes:
-        if o.name in directories and o.ok and not o.unchanged:
-            # the status is the only field of a stored factor spelt "active"
-            counted[o.name] = session.scalar(select(func.count()).select_from(obs).where(
-                obs.source == o.name, obs.ended_at.is_(None), obs.status.in_(_LIVE_VALUES),
-                obs.mfa.like('%"active"%'))) or 0
+    counted = {o.name: _with_factor(session, obs.source == o.name, obs.ended_at.is_(None))
+               for o in outcomes if o.name in directories and o.ok and not o.unchanged}
     lines: dict[str, str] = {}
     logins: dict[str, list[str]] = {}
-    for name, (most, run_id) in _mfa_best(session, set(counted) - set(skip)).items():
-        if most - counted[name] <= floor or counted[name] >= most * (1 - share):
-            continue
-        active = functools.lru_cache(maxsize=4096)(_active_factor)
+    for name, since in sorted(_mfa_window(session, set(counted) - set(skip)).items()):
         # history by run, not by time: a clock pulled back, or two runs at one instant,
         # would read the wrong versions
-        had = {login for login, stored, was in session.execute(
+        had = {login: _mfa_level(stored) for login, stored, was in session.execute(
             select(obs.login, obs.mfa, obs.status).where(
-                obs.source == name, obs.first_run_id <= run_id,
-                or_(obs.ended_run_id.is_(None), obs.ended_run_id > run_id)))
-            if _LIVE.get(was, True) and active(stored)}
-        # only accounts that could sign in all along: one suspended or deactivated since
-        # (and back without its factors) is offboarding and return, not a lost factor
-        had -= {login for login, was in session.execute(
-            select(obs.login, obs.status).where(obs.source == name,
-                                                obs.first_run_id > run_id))
-                if not _LIVE.get(was, True)}
-        still = {login: active(stored) for login, stored, status in session.execute(
-            select(obs.login, obs.mfa, obs.status).where(obs.source == name,
-                                                         obs.ended_at.is_(None)))
-            if login in had and _LIVE.get(status, True)}
-        lost = sorted(login for login, has in still.items() if not has)
+                obs.source == name, obs.ended_at.is_not(None), obs.first_run_id <= since,
+                obs.ended_run_id > since))
+            if _LIVE.get(was, True) and _mfa_level(stored)}
+        if len(had) <= floor:
+            continue  # every account that lost some is among these
+        level_now: dict[str, int] = {}
+        gone_off: set[str] = set()
+        names = sorted(had)
+        for i in range(0, len(names), 500):
+            # by login alone: the login index (see mfa_loss)
+            for login, source, stored, status, ended in session.execute(
+                    select(obs.login, obs.source, obs.mfa, obs.status, obs.ended_at).where(
+                        obs.login.in_(names[i:i + 500]), obs.first_run_id > since)):
+                if source != name:
+                    continue
+                if not _LIVE.get(status, True):
+                    # suspended or deactivated since (and back without its factors, or
+                    # not back): offboarding and return, not a lost factor
+                    gone_off.add(login)
+                elif ended is None:
+                    level_now[login] = _mfa_level(stored)
+        still = {login: level for login, level in level_now.items() if login not in gone_off}
+        lost = sorted(login for login, level in still.items() if level < had[login])
         if len(lost) <= floor or len(lost) <= share * len(still):
             continue
+        # and those the window left as they were, with a factor then as now
+        total = len(still) + _with_factor(session, obs.source == name,
+                                          obs.ended_at.is_(None), obs.first_run_id <= since)
+        if len(lost) <= share * total:
+            continue
+        weak = sum(still[login] == _WEAK for login in lost)
         logins[name] = lost
-        lines[name] = (f"{name}: {len(lost)} of the {len(still)} accounts that had an active "
-                       f"MFA factor in run {run_id} (its most in recent runs) and can still "
-                       f"sign in have none now ({len(lost) / len(still):.0%}; limit "
-                       f"{share:.0%}, and never {floor} or fewer): {more(lost)}; did the "
-                       "export lose them over several nights?")
+        lines[name] = (f"{name}: {len(lost)} of the {total} accounts that had an active MFA "
+                       f"factor in run {since} (the start of its window of recent reads) "
+                       f"and can still sign in have less now ({len(lost) / total:.0%}; "
+                       f"limit {share:.0%}, and never {floor} or fewer"
+                       + (f"; {weak} of them only weak factors where they had a strong one"
+                          if weak else "")
+                       + f"): {more(lost)}; did the export lose them over several nights?")
     return counted, lines, logins
 
 
-def _mfa_best(session: Session, names: set[str]) -> dict[str, tuple[int, int]]:
-    """Per source, the most accounts with an active factor its own last GUARD_RUNS
-    counting runs saw (back to a run forced past the check for it), and that run's id.
-    Each source's own window: a directory re-read less often than another keeps its
-    seven counts however many runs counted only the other."""
-    best: dict[str, tuple[int, int]] = {}
+def _mfa_window(session: Session, names: set[str]) -> dict[str, int]:
+    """Per source, the run that starts its window: the oldest of its own last GUARD_RUNS
+    runs that read it (those whose summary counts it in mfa_enrolled), or, if later, the
+    last run forced past the check for it. Each source's own window: a directory re-read
+    less often than another keeps its seven reads however many runs read only the
+    other."""
+    start: dict[str, int] = {}
     seen: dict[str, int] = {}
     done: set[str] = set()
     rows = session.execute(
@@ -566,12 +592,11 @@ def _mfa_best(session: Session, names: set[str]) -> dict[str, tuple[int, int]]:
             n = then.get(name) if isinstance(then, dict) else None
             if not isinstance(n, int) or isinstance(n, bool):
                 continue
-            if name not in best or n > best[name][0]:
-                best[name] = (n, run_id)
+            start[name] = run_id
             seen[name] = seen.get(name, 0) + 1
             if seen[name] >= GUARD_RUNS or isinstance(accepted, list) and name in accepted:
                 done.add(name)  # a full window, or an operator accepted its level then
-    return best
+    return start
 
 
 # how far back mfa_decline looks for a source's counting runs (a bound on the summaries
@@ -581,12 +606,34 @@ _MFA_RUNS_READ = 400
 
 _LIVE = {s.value: s.live for s in DirectoryStatus}
 _LIVE_VALUES = sorted(v for v, live in _LIVE.items() if live)
+_NONE, _WEAK, _STRONG = 0, 1, 2  # _mfa_level's answers, in order
 
 
-def _active_factor(stored: str | None) -> bool:
-    """Whether a stored factor list (history's JSON [[type, status, provider?]]) has an
-    active factor; None (not reported) has none."""
-    return stored is not None and any(f[1] == "active" for f in json.loads(stored))
+@functools.lru_cache(maxsize=4096)  # a directory's factor lists repeat
+def _mfa_level(stored: str | None) -> int:
+    """How much MFA a stored factor list (history's JSON [[type, status, provider?]])
+    gives: _STRONG with an active strong factor, _WEAK with active weak ones only (SMS,
+    voice, email: records.WEAK_FACTORS, as the rules judge them), _NONE with none
+    active or none reported (None)."""
+    if stored is None:
+        return _NONE
+    level = _NONE
+    for factor in json.loads(stored):
+        if factor[1] == "active":
+            if factor[0] not in WEAK_FACTORS:
+                return _STRONG
+            level = _WEAK
+    return level
+
+
+def _with_factor(session: Session, *where: ColumnElement[bool]) -> int:
+    """How many accounts that can sign in, of those `where` picks, have an active
+    factor: counted per distinct stored factor list (a directory has a few hundred) and
+    judged by _mfa_level, not by matching the stored text."""
+    obs = ObsDirectoryAccount
+    return sum(n for stored, n in session.execute(
+        select(obs.mfa, func.count()).where(*where, obs.status.in_(_LIVE_VALUES))
+        .group_by(obs.mfa)) if _mfa_level(stored))
 
 
 def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, config: Config,

@@ -1583,8 +1583,8 @@ def test_mfa_lost_over_several_nights_stops_the_run_too(demo_dir: Path, db_url: 
     lost = sorted([*first, *_lose_mfa(demo_dir, 6)])
     out = night(24)
     assert out.code == 3, out.err
-    assert ("okta: 14 of the 29 accounts that had an active MFA factor in run 1 (its most "
-            "in recent runs) and can still sign in have none now (48%; limit "
+    assert ("okta: 14 of the 29 accounts that had an active MFA factor in run 1 (the start "
+            "of its window of recent reads) and can still sign in have less now (48%; limit "
             f"30%, and never 3 or fewer): {', '.join(lost[:3])} (+11 more); did the export "
             "lose them over several nights?") in out.err, out.err
     assert statuses(url) == before
@@ -1614,6 +1614,89 @@ def test_the_mfa_window_survives_a_source_rename(demo_dir: Path) -> None:
                   env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
     assert out.code == 3 and "idp: 18 of the 32 accounts that had an active MFA factor in " \
         "run 1" in out.err, out.err
+
+
+def _enrol_new(demo_dir: Path, n: int) -> None:
+    """``n`` new hires' accounts join the directory export, each with a push factor."""
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text())
+    data["records"] += [{"id": f"00unew{i}", "login": f"new.hire{i}@northwind.example",
+                         "email": f"new.hire{i}@northwind.example", "status": "ACTIVE",
+                         "groups": ["Everyone"],
+                         "factors": [{"type": "push", "provider": "OKTA", "status": "ACTIVE"}]}
+                        for i in range(n)]
+    path.write_text(json.dumps(data, indent=1))
+
+
+def test_new_enrolments_do_not_hide_mfa_lost_over_nights(demo_dir: Path) -> None:
+    # 9 a night passes the comparison with the night before (min_mfa_loss 10); the
+    # count of accounts with a factor fell by only 8 over two nights (32 -> 23 -> 24),
+    # as 10 new hires enrolled, but 18 of the 32 that had one have none now
+    cfg, env = reconcile_demo(demo_dir)
+    first = _lose_mfa(demo_dir, 9)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    lost = sorted([*first, *_lose_mfa(demo_dir, 9)])
+    _enrol_new(demo_dir, 10)
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert out.code == 3, out.err
+    assert ("okta: 18 of the 32 accounts that had an active MFA factor in run 1 (the start "
+            "of its window of recent reads) and can still sign in have less now (56%; "
+            f"limit 30%, and never 10 or fewer): {', '.join(lost[:3])} (+15 more)") \
+        in out.err, out.err
+
+
+def _weaken(demo_dir: Path) -> list[str]:
+    """The export keeps only an SMS factor for every account that can sign in and had a
+    strong one (a job that stopped exporting push, WebAuthn and TOTP). Returns them."""
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text())
+    weakened = []
+    for rec in data["records"]:
+        if rec["status"] == "ACTIVE" and any(
+                f["status"] == "ACTIVE" and f["type"] not in ("sms", "email", "call")
+                for f in rec.get("factors", ())):
+            rec["factors"] = [{"type": "sms", "provider": "OKTA", "status": "ACTIVE"}]
+            weakened.append(rec["login"])
+    path.write_text(json.dumps(data, indent=1))
+    return sorted(weakened)
+
+
+def test_an_export_left_with_only_weak_factors_stops_the_run(demo_dir: Path) -> None:
+    # every strong factor gone, SMS left: each person who can publish would get a
+    # weak-MFA finding from a broken feed, so it is a loss as the rules count MFA
+    cfg, env = reconcile_demo(demo_dir)
+    url = url_of(demo_dir, env)
+    before = current_mfa(url)
+    weakened = _weaken(demo_dir)
+    assert len(weakened) == 29
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert ("okta: 29 accounts that had an active MFA factor at its last read have only "
+            "weak factors (SMS, voice, email) where they had a strong one now (91% of the 32 "
+            f"that had one; limit 30%, and never 10 or fewer): {', '.join(weakened[:3])} "
+            "(+26 more)") in out.err, out.err
+    assert current_mfa(url) == before
+
+
+def test_mfa_lost_in_several_ways_is_said_in_each(demo_dir: Path) -> None:
+    cfg, env = reconcile_demo(demo_dir)
+    weakened = _weaken(demo_dir)
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text())
+    for rec in data["records"]:
+        if rec["login"] in weakened[:6]:
+            rec["factors"] = []
+        elif rec["login"] in weakened[6:10]:
+            rec.pop("factors")
+    path.write_text(json.dumps(data, indent=1))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert ("okta: 29 accounts that had an active MFA factor at its last read have less MFA "
+            "(6 no active MFA factor, 19 only weak factors (SMS, voice, email) where they "
+            "had a strong one, 4 no MFA factors reported) now (91% of the 32") in out.err, \
+        out.err
 
 
 def test_accounts_suspended_and_back_without_factors_are_no_loss_over_nights(
