@@ -88,15 +88,20 @@ class Merge:
         self.now_s = history.ts(now)
         self.stats = FindingStats()
         # key -> (id, rule id, outcome, opened run, digest of what a change would rewrite,
-        # the sources that decided it when last reported: one shared object per list,
-        # its severity: the one before this run, should the run change it)
-        lists: dict[str, str] = {}
-        sevs: dict[str, str] = {}  # likewise, one object per severity
+        # the sources that decided it when last reported, its severity (the one before
+        # this run, should the run change it), person). What repeats (rule ids,
+        # outcomes, source lists, severities, people) is held once: the driver gives
+        # each row its own copies, and a quarter of a million findings kept them all
+        # (tens of MB while the snapshot is held).
+        texts: dict[Any, Any] = {}
+        share = texts.setdefault
         self.live: dict[str, tuple[int, str, str, int, int, str, str, str | None]] = {
-            key: (fid, rule_id, outcome, opened, _content(outcome, sev, msg, ev, src),
-                  lists.setdefault(src, src), sevs.setdefault(sev, sev), person)
+            key: (fid, share(rule_id, rule_id), share(outcome, outcome), opened,
+                  _content(outcome, sev, msg, ev, src), share(src, src), share(sev, sev),
+                  share(person, person))
             for fid, key, rule_id, outcome, sev, msg, ev, src, opened, person
             in db.stream(self.conn, _LIVE)}
+        texts.clear()
         self.reported: set[str] = set()
         # keys of live findings an unknown result covers (Result.covers): not resolved
         self.covered: set[str] = set()

@@ -31,7 +31,15 @@ from governor.models import (
 )
 from governor.platforms import AccountNames
 from governor.records import DirectoryAccount, Person, PersonStatus, SourceKind
-from governor.snapshot import FormerReader, GroupMember, HeldGrant, Snapshot, SourceState
+from governor.snapshot import (
+    FormerReader,
+    GroupMember,
+    HeldAccount,
+    HeldCredential,
+    HeldGrant,
+    Snapshot,
+    SourceState,
+)
 from governor.sources import CONNECTORS
 
 
@@ -384,73 +392,102 @@ def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
 
 def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
     conn = session.connection()
-    mark = db.mark(conn)
-    # source -> principal -> (id << 64 | digest of the stored values), or _SEEN once
-    # this run has named it: the stored rows are the map of what this run has not met
-    have: dict[str, dict[str, int]] = {}
-    for rid, source, principal, *stored in db.stream(
-            conn, "SELECT id, source, principal, status, employee_id, method, reason, "
-            "candidates FROM principal_match"):
-        of = have.get(source)
-        if of is None:
-            of = have[source] = {}
-        # compared only within this run (stored rows against this run's matches), so
-        # the interpreter's own hash serves, at a fraction of a keyed digest's cost
-        of[principal] = (rid << 64) | (hash(tuple(stored)) & history.M64)
-    cols = "source, principal, status, employee_id, method, reason, candidates, updated_run_id"
-    insert = db.Inserter(conn, "principal_match", cols.split(", "))
-    update_sql = (f"UPDATE principal_match SET status = {mark}, employee_id = {mark}, "
-                  f"method = {mark}, reason = {mark}, candidates = {mark}, "
-                  f"updated_run_id = {mark} WHERE id = {mark}")
-    inserts: list[tuple[Any, ...]] = []
-    updates: list[tuple[Any, ...]] = []
-    changes = 0
-    status_text = {s: s.value for s in MatchStatus}  # Enum .value is a descriptor call
+    directory: dict[str, list[HeldAccount]] = {}
+    for h in snap.directory:
+        directory.setdefault(h.source, []).append(h)
+    vault: dict[str, list[HeldCredential]] = {}
+    for hc in snap.credentials:
+        vault.setdefault(hc.source, []).append(hc)
+    stored = {s for (s,) in conn.exec_driver_sql("SELECT DISTINCT source FROM principal_match")}
+    writes = _MatchWrites(conn, run_id)
+    # A source at a time: a source's matches are compared with what is stored of that
+    # source alone, and holding every source's stored principals at once (a text and an
+    # int each, read from the store) was a night's memory peak when it read the exports
+    # again (+126 MB at two million grants).
+    for source in sorted(stored | directory.keys() | snap.principals.keys() | vault.keys()):
+        writes.start(source)
+        # the first match a principal gets is its own: directory accounts, then
+        # grants, then vault readers
+        for h in directory.get(source, ()):
+            writes.named(_lower(h.account.login), h.match)
+        for principal, match in snap.principals.get(source, {}).items():
+            writes.named(_lower(principal), match)
+        for hc in vault.get(source, ()):
+            for principal, m in hc.readers:
+                writes.named(_lower(principal), m)
+        writes.finish()
+    db.refresh_statistics(conn, {"principal_match": (writes.changes, writes.named_now)})
+    return writes.changes
 
-    def named(source: str, principal: str, m: Match) -> None:
-        nonlocal changes
-        of = have.get(source)
-        if of is None:
-            of = have[source] = {}
-        old = of.get(principal)
+
+class _MatchWrites:
+    """One source's matches against what is stored of it: inserts, updates and deletes
+    in batches, only for what changed."""
+
+    def __init__(self, conn: Connection, run_id: int) -> None:
+        self.conn, self.run_id = conn, run_id
+        self.mark = mark = db.mark(conn)
+        cols = ("source", "principal", "status", "employee_id", "method", "reason",
+                "candidates", "updated_run_id")
+        self.insert = db.Inserter(conn, "principal_match", cols)
+        self.update_sql = (f"UPDATE principal_match SET status = {mark}, employee_id = "
+                           f"{mark}, method = {mark}, reason = {mark}, candidates = {mark}, "
+                           f"updated_run_id = {mark} WHERE id = {mark}")
+        self.status_text = {s: s.value for s in MatchStatus}  # .value: a descriptor call
+        self.changes = self.named_now = 0
+        self.source = ""
+        self.have: dict[str, int] = {}
+        self.inserts: list[tuple[Any, ...]] = []
+        self.updates: list[tuple[Any, ...]] = []
+
+    def start(self, source: str) -> None:
+        self.source = source
+        # principal -> (id << 64 | digest of the stored values), or _SEEN once this run
+        # has named it: the stored rows are the map of what this run has not met.
+        # Compared only within this run (stored rows against this run's matches), so
+        # the interpreter's own hash serves, at a fraction of a keyed digest's cost.
+        self.have = {principal: (rid << 64) | (hash(tuple(values)) & history.M64)
+                     for rid, principal, *values in db.stream(
+                         self.conn, "SELECT id, principal, status, employee_id, method, "
+                         f"reason, candidates FROM principal_match WHERE source = "
+                         f"{self.mark}", (source,))}
+
+    def named(self, principal: str, m: Match) -> None:
+        old = self.have.get(principal)
         if old == _SEEN:
             return
-        of[principal] = _SEEN
+        self.have[principal] = _SEEN
         # a row per principal, not cached per match: most matches are one principal's,
         # and a cache of a million rows was the run's memory peak
-        row = (status_text[m.status], m.employee_id, m.method, m.reason,
+        row = (self.status_text[m.status], m.employee_id, m.method, m.reason,
                json.dumps(list(m.candidates)) if m.candidates else "[]")
         if old is None:
-            inserts.append((source, principal, *row, run_id))
-            if len(inserts) >= history.BATCH:
-                insert(inserts)
-                changes += len(inserts)
-                inserts.clear()
+            self.inserts.append((self.source, principal, *row, self.run_id))
+            if len(self.inserts) >= history.BATCH:
+                self._flush()
         elif old & history.M64 != hash(row) & history.M64:
-            updates.append((*row, run_id, old >> 64))
-            if len(updates) >= history.BATCH:
-                conn.exec_driver_sql(update_sql, updates)
-                changes += len(updates)
-                updates.clear()
+            self.updates.append((*row, self.run_id, old >> 64))
+            if len(self.updates) >= history.BATCH:
+                self._flush()
 
-    for h in snap.directory:
-        named(h.source, _lower(h.account.login), h.match)
-    for source, by_principal in snap.principals.items():
-        for principal, match in by_principal.items():
-            named(source, _lower(principal), match)
-    for hc in snap.credentials:
-        for principal, m in hc.readers:
-            named(hc.source, _lower(principal), m)
-    insert(inserts)
-    if updates:
-        conn.exec_driver_sql(update_sql, updates)
-    changes += len(inserts) + len(updates)
-    gone = [(v >> 64,) for of in have.values() for v in of.values() if v != _SEEN]
-    if gone:  # principals no source names any more: nothing left to describe
-        conn.exec_driver_sql(f"DELETE FROM principal_match WHERE id = {mark}", gone)
-    named_now = sum(len(of) for of in have.values()) - len(gone)
-    db.refresh_statistics(conn, {"principal_match": (changes + len(gone), named_now)})
-    return changes + len(gone)
+    def _flush(self) -> None:
+        if self.inserts:
+            self.insert(self.inserts)
+        if self.updates:
+            self.conn.exec_driver_sql(self.update_sql, self.updates)
+        self.changes += len(self.inserts) + len(self.updates)
+        self.inserts.clear()
+        self.updates.clear()
+
+    def finish(self) -> None:
+        self._flush()
+        ended = [(v >> 64,) for v in self.have.values() if v != _SEEN]
+        if ended:  # principals no source names any more: nothing left to describe
+            self.conn.exec_driver_sql(f"DELETE FROM principal_match WHERE id = {self.mark}",
+                                      ended)
+        self.changes += len(ended)
+        self.named_now += len(self.have) - len(ended)
+        self.have = {}
 
 
 _SEEN = -1
