@@ -5,7 +5,10 @@
 DIR is a benchmark folder that `benchmarks/run.py` generated and reconciled (its
 governor.toml and governor.db). Picks people who hold grants (leavers first, then
 others, deterministically), builds each plan once to warm the caches, then times one
-build per person and prints p50, p95 and max against the 100 ms target.
+build per person and prints p50, p95 and max against the 100 ms target. Then times
+building all of them again as a night's offboarding sweep does (every open case is
+planned again each night), the inventory's owners and recovery contacts read once
+for all of them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from sqlalchemy import select
 from governor import config as config_mod
 from governor import db
 from governor.models import ObsPerson, PrincipalMatch
-from governor.offboard.plan import build
+from governor.offboard.plan import AccountRefs, build
 
 TARGET_MS = 100.0
 
@@ -56,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
             plan = build(s, cfg, eid)
             times.append((time.perf_counter() - start) * 1000)
             steps += len(plan.steps)
+        start = time.perf_counter()
+        named_by = AccountRefs(s)
+        for eid in people:
+            build(s, cfg, eid, named_by=named_by)
+        sweep_ms = (time.perf_counter() - start) * 1000
     times.sort()
     p50 = statistics.median(times)
     p95 = times[max(0, round(0.95 * len(times)) - 1)]
@@ -64,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
           f"leavers), {steps} steps in all")
     print(f"p50 {p50:.1f} ms   p95 {p95:.1f} ms   max {times[-1]:.1f} ms   "
           f"(target < {TARGET_MS:.0f} ms)   peak RSS {rss:.0f} MB")
+    print(f"as a night's sweep plans them again: {sweep_ms:.0f} ms for {len(people)} "
+          f"({sweep_ms / len(people):.1f} ms each)")
     return 0 if p95 < TARGET_MS else 1
 
 
