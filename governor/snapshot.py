@@ -8,7 +8,7 @@ from records in tests: ``Snapshot.build(...)``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
@@ -377,11 +377,19 @@ class Snapshot:
         """HR says they left (once any end date has passed), or an employee's or intern's
         end date has passed. A contractor past their end date whom HR still lists as
         active is contractor-expired's business, not a leaver."""
+        return self._left(p, lambda end: self.reached(end + grace))
+
+    def had_left(self, p: Person, at: datetime) -> bool:
+        """has_left as of an earlier instant (`p` as HR then said): a past answer, so no
+        time limit is noted."""
+        return self._left(p, lambda end: end <= at)
+
+    def _left(self, p: Person, passed: Callable[[datetime], bool]) -> bool:
         if p.status is PersonStatus.LEFT:
-            return p.end_date is None or self.reached(self.end_instant(p.end_date) + grace)
+            return p.end_date is None or passed(self.end_instant(p.end_date))
         if p.end_date is None or p.worker_type not in (WorkerType.EMPLOYEE, WorkerType.INTERN):
             return False  # no time limit decides this answer: nothing to note
-        return self.reached(self.end_instant(p.end_date) + grace)
+        return passed(self.end_instant(p.end_date))
 
     def possible_access_of(self, employee_id: str) -> list[Access]:
         """Access through a principal that matches this person and someone else: it may

@@ -1751,6 +1751,11 @@ def test_a_receipt_says_when_a_last_day_was_inferred_and_not_given_by_hr(
                    env={**env, "GOVERNOR_NOW": DAY2}).code == 0
     _drop(demo_dir, "E1010")
     at = _priya_gone(demo_dir, cfg, env, "2026-11-23T01:00:00+00:00")
+    # Marcus left in September: HR no longer listing him is no new departure, and the
+    # night opens no case of its own for him; his is opened by hand
+    assert [e for (e,) in query(url, "SELECT employee_id FROM offboard_case")] == ["E1003"]
+    opened = run_cli("-c", cfg, "offboard", "E1010", "--execute", env=at)
+    assert opened.code in (0, 5), opened.err
     case = {str(e): int(str(i)) for e, i in query(
         url, "SELECT employee_id, id FROM offboard_case")}
     assert case.keys() == {"E1003", "E1010"}

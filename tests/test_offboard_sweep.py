@@ -278,3 +278,65 @@ def test_a_night_reads_the_inventory_once_however_many_cases_it_plans(
     assert sorted(r[0] for r in _rows(demo_dir, "SELECT employee_id FROM offboard_case "
                                                 "WHERE status = 'open'")) == [
         "E1010", "E1012", "E1202"]
+
+
+def _hr_lines(demo_dir: Path) -> dict[str, str]:
+    return {line.split(",", 1)[0]: line for line in
+            (demo_dir / "hr.csv").read_text().splitlines(keepends=True)}
+
+
+def _baseline(demo_dir: Path) -> tuple[str, dict[str, str]]:
+    config = demo_dir / "governor.toml"
+    # any new leaver at all would stop the night: each test says who may be one
+    config.write_text(config.read_text() + "\n[feed_guard]\nmin_new_leavers = 0\n"
+                      "max_new_leavers = 0.0\n")
+    cfg, env = str(config), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=env)
+    assert out.code == 0, out.err
+    return cfg, env
+
+
+def _cases(demo_dir: Path) -> list[object]:
+    return [r[0] for r in _rows(demo_dir, "SELECT employee_id FROM offboard_case")]
+
+
+def test_a_second_hr_export_listing_past_leavers_makes_nobody_a_new_leaver(
+        demo_dir: Path) -> None:
+    """The first HR source stands for a person; a second one that starts listing people
+    who left months ago says nothing new of them."""
+    cfg, env = _baseline(demo_dir)
+    lines = _hr_lines(demo_dir)
+    (demo_dir / "hr2.csv").write_text(lines["worker_id"] + lines["E1010"] + lines["E1012"])
+    config = demo_dir / "governor.toml"
+    body = config.read_text()
+    hr = body[body.index("[sources.hr]"):body.index("# Okta user export")]
+    config.write_text(body.replace(hr, hr + hr.replace("[sources.hr]", "[sources.hr2]")
+                                   .replace('path = "hr.csv"', 'path = "hr2.csv"')))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    assert _cases(demo_dir) == []
+
+
+def test_an_edit_to_a_past_leavers_record_makes_nobody_a_new_leaver(demo_dir: Path) -> None:
+    cfg, env = _baseline(demo_dir)
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text().replace(",Communications,E1100,", ",Comms,E1100,"))
+    assert "Comms" in _hr_lines(demo_dir)["E1012"]
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    # HR dropping someone who left months ago is no new departure either
+    _drop_lines(hr, "E1012,")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY3})
+    assert out.code == 0, out.err
+    assert _cases(demo_dir) == []
+    # but HR marking a colleague left, with a last day before the last run, is one
+    line = _hr_lines(demo_dir)["E1004"]
+    cells = line.rstrip("\n").split(",")
+    cells[4], cells[-1] = "Terminated - Voluntary", "2026-11-01"
+    hr.write_text(hr.read_text().replace(line, ",".join(cells) + "\n"))
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-23T12:00:00+00:00"})
+    assert out.code == 3, out.err
+    assert "1 people who hold access count as having left since the last run" in out.err
+    assert "E1004" in out.err

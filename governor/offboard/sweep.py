@@ -5,13 +5,14 @@ step still to do whose access the run reads as gone (observed_gone)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from governor import audit
+from governor import audit, history
 from governor.config import Config
 from governor.errors import NotFound
 from governor.lookalike import fold
@@ -36,31 +37,62 @@ class SweepResult:
     to_act: set[int] = field(default_factory=set)
 
 
-def new_leavers(session: Session, snap: Snapshot, previous: datetime | None) -> list[str]:
-    """People who left since the previous good run: HR changed them to left, or their end
-    date passed in between. The first run is a baseline: its leavers are findings."""
+def new_leavers(session: Session, snap: Snapshot, previous: datetime | None,
+                hr: Sequence[str] = ()) -> list[str]:
+    """People who left since the previous good run: their end date passed in between, or
+    HR's record of them changed since and did not already count them as left then (HR
+    changed them to left, or stopped listing someone it still listed as staff). The
+    first run is a baseline: its leavers are findings. ``hr``: the HR sources in config
+    order; the first that listed someone then is what HR said of them (as in the
+    snapshot), so a second export that starts listing past leavers, or an edit to a
+    long-gone leaver's department, makes nobody new."""
     if previous is None:
         return []
     # Whose HR record changed since then, in two queries rather than two per leaver (an
     # organisation this size has tens of thousands of leavers still holding something).
-    # Someone HR lists: a version of their record first seen since (HR changed them to
-    # left). Someone gone from HR: their last version ended since; the day they count
-    # from may lie before it (a failed HR read in between, a second source that listed
-    # them longer).
+    # Someone HR lists: a version of their record first seen since. Someone gone from
+    # HR: their last version ended since; the day they count from may lie before it (a
+    # failed HR read in between, a second source that listed them longer).
     listed_anew = set(session.scalars(select(ObsPerson.employee_id).where(
         ObsPerson.ended_at.is_(None), ObsPerson.first_seen_at > previous)))
     ended_since = set(session.scalars(select(ObsPerson.employee_id).where(
         ObsPerson.ended_at > previous)))
-    out = []
+    out, changed = [], []
     for eid, person in snap.persons.items():
         if not snap.has_left(person) or not snap.access_of(eid):
             continue
-        crossed = person.end_date is not None and previous < snap.end_instant(
-            person.end_date) <= snap.now
-        changed = ended_since if person.dropped_from_hr is not None else listed_anew
-        if crossed or eid in changed:
-            out.append(eid)
+        if person.end_date is not None and previous < snap.end_instant(
+                person.end_date) <= snap.now:
+            out.append(eid)  # the end date passed since
+        elif eid in (ended_since if person.dropped_from_hr is not None else listed_anew):
+            changed.append(eid)
+    then = _as_hr_said(session, changed, previous, hr)
+    out.extend(eid for eid in changed if eid not in then
+               or not snap.had_left(then[eid], previous))
     return out
+
+
+def _as_hr_said(session: Session, people: list[str], at: datetime, hr: Sequence[str]
+                ) -> dict[str, Person]:
+    """What HR said of each of ``people`` at ``at``: the version then current of the
+    first source in ``hr`` that listed them (sources no longer configured after those);
+    someone no source listed then is left out."""
+    shape = history.SHAPES[SourceKind.HR]
+    read = shape.reader(None)
+    rank = {name: i for i, name in enumerate(hr)}
+    best: dict[str, tuple[int, str, Person]] = {}
+    for i in range(0, len(people), 500):
+        for row in session.execute(select(
+                ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns)).where(
+                ObsPerson.employee_id.in_(people[i:i + 500]),
+                ObsPerson.first_seen_at <= at,
+                or_(ObsPerson.ended_at.is_(None), ObsPerson.ended_at > at))):
+            person: Person = read(tuple(row))
+            order = (rank.get(row[0], len(rank)), row[0])
+            held = best.get(person.employee_id)
+            if held is None or order < held[:2]:
+                best[person.employee_id] = (*order, person)
+    return {eid: person for eid, (_, _, person) in best.items()}
 
 
 def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor: str,
