@@ -53,9 +53,10 @@ FEED_GUARD_OPTIONS: dict[str, Option] = {
                               "small organisation's ordinary week).", min=0),
     "max_mfa_loss": Option("float", 0.30, "Stop the run when more than this share of a "
                            "directory source's accounts that had an active MFA factor at its "
-                           "last read (or at the start of its last 7 reads) have less now: "
-                           "none, none reported, or only weak factors (SMS, voice, email) "
-                           "where they had a strong one; counted while still listed and able "
+                           "last read (or at any of its last 7 reads) have less now: none, "
+                           "none reported, or only weak factors (SMS, voice, email, security "
+                           "question) where they had a strong one; counted while still listed "
+                           "and able "
                            "to sign in (0.30 = 30%). An export job that dropped or emptied "
                            "the MFA column would otherwise raise a user-mfa-missing finding "
                            "for everyone who can publish. A real MFA reset for everyone "

@@ -481,7 +481,8 @@ def _lost_what(after: list[tuple[str | None, str]]) -> str:
     unreported = sum(stored is None for stored, _ in after)
     weak = sum(_mfa_level(stored) == _WEAK for stored, _ in after)
     kinds = [(len(after) - weak - unreported, "no active MFA factor"),
-             (weak, "only weak factors (SMS, voice, email) where they had a strong one"),
+             (weak, "only weak factors (SMS, voice, email, security question) where they "
+                    "had a strong one"),
              (unreported, "no MFA factors reported")]
     said = [(n, what) for n, what in kinds if n]
     if len(said) == 1:
@@ -495,24 +496,25 @@ def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
     """The MFA-loss check (mfa_loss) over several nights: per directory source read again
     this run, how many accounts that can sign in have an active factor (kept in the
     run's summary, which marks the runs that read it); and, where more than
-    feed_guard.max_mfa_loss of the accounts that had MFA at the start of its window (the
-    oldest of its last GUARD_RUNS such runs) have less now (and more than min_mfa_loss
-    of them), why the run must stop and every login that lost it.
+    feed_guard.max_mfa_loss of the accounts that had MFA at one of its window's reads
+    (its last GUARD_RUNS) have less now (and more than min_mfa_loss of them), why the
+    run must stop and every login that lost it.
 
     mfa_loss compares with the last read alone; a loss spread over nights (a fifth of
     the factors gone each night from a failing export) passes it every night, as a feed
     shrinking by a quarter a night would pass a count check against the night before.
     Counts alone cannot tell: new enrolments in the same nights hide losses from them,
     offboarding lowers them, and accounts back from suspension without factors do not
-    raise what was lost. So accounts are compared one by one, as in mfa_loss: those
-    that had an active factor and could sign in at the start of the window, could all
-    along, and have less now (none, or only weak factors where there was a strong
-    one). Only accounts whose row ended since can have less, and an ordinary night
-    ends few: those are read by the (source, ended_at) index, then their rows since by
-    login; the source's current rows are counted only when the losses could pass the
-    share. As for feed_baseline, the window starts again at a run forced past this
-    check for the source ("mfa_accepted" in its summary). ``skip``: sources mfa_loss
-    stopped for already."""
+    raise what was lost. So accounts are compared one by one, as in mfa_loss: each
+    account's most MFA at any of the window's reads while it could sign in (an account
+    that enrolled, or moved to a strong factor, during the window counts from there)
+    against what it has now, if it could sign in all along since. Only accounts whose
+    row ended since the window began can have less, and an ordinary night ends few:
+    those rows are read by the (source, ended_at) index, then their rows since by login;
+    the source's current rows are counted only when the losses could pass the share.
+    As for feed_baseline, the window starts again at a run forced past this check for
+    the source ("mfa_accepted" in its summary). ``skip``: sources mfa_loss stopped for
+    already."""
     share, floor = config.feed_guard["max_mfa_loss"], config.feed_guard["min_mfa_loss"]
     directories = set(state.enabled(config, SourceKind.DIRECTORY))
     obs = ObsDirectoryAccount
@@ -520,61 +522,70 @@ def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
                for o in outcomes if o.name in directories and o.ok and not o.unchanged}
     lines: dict[str, str] = {}
     logins: dict[str, list[str]] = {}
-    for name, since in sorted(_mfa_window(session, set(counted) - set(skip)).items()):
-        # history by run, not by time: a clock pulled back, or two runs at one instant,
-        # would read the wrong versions
-        had = {login: _mfa_level(stored) for login, stored, was in session.execute(
-            select(obs.login, obs.mfa, obs.status).where(
-                obs.source == name, obs.ended_at.is_not(None), obs.first_run_id <= since,
-                obs.ended_run_id > since))
-            if _LIVE.get(was, True) and _mfa_level(stored)}
-        if len(had) <= floor:
+    for name, runs in sorted(_mfa_window(session, set(counted) - set(skip)).items()):
+        since, newest = runs[0], runs[-1]
+        # login -> the most MFA it had at one of the window's reads while it could sign
+        # in, and the last such read. Only a version that has ended since the window
+        # began can stand for an account with less now; history by run, not by time: a
+        # clock pulled back, or two runs at one instant, would read the wrong versions.
+        best: dict[str, tuple[int, int]] = {}
+        for login, stored, was, first, last in session.execute(
+                select(obs.login, obs.mfa, obs.status, obs.first_run_id, obs.ended_run_id)
+                .where(obs.source == name, obs.ended_at.is_not(None),
+                       obs.ended_run_id > since, obs.first_run_id <= newest)):
+            level = _mfa_level(stored) if _LIVE.get(was, True) else _NONE
+            read = max((r for r in runs if first <= r and (last is None or r < last)),
+                       default=None)
+            if level and read is not None and (level, read) > best.get(login, (0, 0)):
+                best[login] = (level, read)
+        if len(best) <= floor:
             continue  # every account that lost some is among these
         level_now: dict[str, int] = {}
         gone_off: set[str] = set()
-        names = sorted(had)
+        names = sorted(best)
         for i in range(0, len(names), 500):
             # by login alone: the login index (see mfa_loss)
-            for login, source, stored, status, ended in session.execute(
-                    select(obs.login, obs.source, obs.mfa, obs.status, obs.ended_at).where(
-                        obs.login.in_(names[i:i + 500]), obs.first_run_id > since)):
+            for login, source, stored, status, started, ended_at in session.execute(
+                    select(obs.login, obs.source, obs.mfa, obs.status, obs.first_run_id,
+                           obs.ended_at).where(obs.login.in_(names[i:i + 500]),
+                                               obs.first_run_id > since)):
                 if source != name:
                     continue
                 if not _LIVE.get(status, True):
-                    # suspended or deactivated since (and back without its factors, or
-                    # not back): offboarding and return, not a lost factor
-                    gone_off.add(login)
-                elif ended is None:
+                    if started > best[login][1]:
+                        # suspended or deactivated since (and back without its factors,
+                        # or not back): offboarding and return, not a lost factor
+                        gone_off.add(login)
+                elif ended_at is None:
                     level_now[login] = _mfa_level(stored)
         still = {login: level for login, level in level_now.items() if login not in gone_off}
-        lost = sorted(login for login, level in still.items() if level < had[login])
+        lost = sorted(login for login, level in still.items() if level < best[login][0])
         if len(lost) <= floor or len(lost) <= share * len(still):
             continue
         # and those the window left as they were, with a factor then as now
         total = len(still) + _with_factor(session, obs.source == name,
-                                          obs.ended_at.is_(None), obs.first_run_id <= since)
+                                          obs.ended_at.is_(None), obs.first_run_id <= newest)
         if len(lost) <= share * total:
             continue
         weak = sum(still[login] == _WEAK for login in lost)
+        reads = f"run {since}" if since == newest else f"runs {since} to {newest}"
         logins[name] = lost
         lines[name] = (f"{name}: {len(lost)} of the {total} accounts that had an active MFA "
-                       f"factor in run {since} (the start of its window of recent reads) "
-                       f"and can still sign in have less now ({len(lost) / total:.0%}; "
-                       f"limit {share:.0%}, and never {floor} or fewer"
+                       f"factor at one of its recent reads ({reads}) and can still sign in "
+                       f"have less now ({len(lost) / total:.0%}; limit {share:.0%}, and "
+                       f"never {floor} or fewer"
                        + (f"; {weak} of them only weak factors where they had a strong one"
                           if weak else "")
                        + f"): {more(lost)}; did the export lose them over several nights?")
     return counted, lines, logins
 
 
-def _mfa_window(session: Session, names: set[str]) -> dict[str, int]:
-    """Per source, the run that starts its window: the oldest of its own last GUARD_RUNS
-    runs that read it (those whose summary counts it in mfa_enrolled), or, if later, the
-    last run forced past the check for it. Each source's own window: a directory re-read
-    less often than another keeps its seven reads however many runs read only the
-    other."""
-    start: dict[str, int] = {}
-    seen: dict[str, int] = {}
+def _mfa_window(session: Session, names: set[str]) -> dict[str, list[int]]:
+    """Per source, the runs of its window, oldest first: its own last GUARD_RUNS runs
+    that read it (those whose summary counts it in mfa_enrolled), back to the last run
+    forced past the check for it. Each source's own window: a directory re-read less
+    often than another keeps its seven reads however many runs read only the other."""
+    window: dict[str, list[int]] = {}
     done: set[str] = set()
     rows = session.execute(
         select(Run.id, Run.summary).where(
@@ -592,11 +603,11 @@ def _mfa_window(session: Session, names: set[str]) -> dict[str, int]:
             n = then.get(name) if isinstance(then, dict) else None
             if not isinstance(n, int) or isinstance(n, bool):
                 continue
-            start[name] = run_id
-            seen[name] = seen.get(name, 0) + 1
-            if seen[name] >= GUARD_RUNS or isinstance(accepted, list) and name in accepted:
+            window.setdefault(name, []).insert(0, run_id)
+            if len(window[name]) >= GUARD_RUNS or isinstance(accepted, list) \
+                    and name in accepted:
                 done.add(name)  # a full window, or an operator accepted its level then
-    return start
+    return window
 
 
 # how far back mfa_decline looks for a source's counting runs (a bound on the summaries
