@@ -119,11 +119,12 @@ def _references(session: Session
                 ) -> Iterator[tuple[str, str | None, str | None, str | None, str | None]]:
     """(key, owner, recovery email's owner, recovery phone's owner, recovery email) of
     every current social account."""
-    for row in session.execute(select(
+    # unpacked: the typed values, as plain tuples (Row.tuple() is deprecated)
+    for key, owner, email_owner, phone_owner, email in session.execute(select(  # noqa: UP028
             ObsSocialAccount.key, ObsSocialAccount.owner,
             ObsSocialAccount.recovery_email_owner, ObsSocialAccount.recovery_phone_owner,
             ObsSocialAccount.recovery_email).where(ObsSocialAccount.ended_at.is_(None))):
-        yield row.tuple()
+        yield key, owner, email_owner, phone_owner, email
 
 
 def build(session: Session, config: Config, who: str, new_owner: str | None = None,
