@@ -139,8 +139,9 @@ class ObsPerson(_Observed, Base):
 
 class ObsDirectoryAccount(_Observed, Base):
     __tablename__ = "obs_directory_account"
-    __table_args__ = (Index(None, "source", "ended_at"), Index(None, "login"),
-                      Index(None, "employee_id"), Index(None, "email"))
+    # (source, ended_run_id): the MFA feed guard reads the rows ended since a run
+    __table_args__ = (Index(None, "source", "ended_at"), Index(None, "source", "ended_run_id"),
+                      Index(None, "login"), Index(None, "employee_id"), Index(None, "email"))
     login: Mapped[str]
     status: Mapped[str] = mapped_column(String(16))
     email: Mapped[str | None]

@@ -510,11 +510,11 @@ def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
     that enrolled, or moved to a strong factor, during the window counts from there)
     against what it has now, if it could sign in all along since. Only accounts whose
     row ended since the window began can have less, and an ordinary night ends few:
-    those rows are read by the (source, ended_at) index, then their rows since by login;
-    the source's current rows are counted only when the losses could pass the share.
-    As for feed_baseline, the window starts again at a run forced past this check for
-    the source ("mfa_accepted" in its summary). ``skip``: sources mfa_loss stopped for
-    already."""
+    those rows are read by the (source, ended_run_id) index, then their rows since by
+    login; the source's current rows are counted only when the losses could pass the
+    share. As for feed_baseline, the window starts again at a run forced past this
+    check for the source ("mfa_accepted" in its summary). ``skip``: sources mfa_loss
+    stopped for already."""
     share, floor = config.feed_guard["max_mfa_loss"], config.feed_guard["min_mfa_loss"]
     directories = set(state.enabled(config, SourceKind.DIRECTORY))
     obs = ObsDirectoryAccount
@@ -531,8 +531,8 @@ def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
         best: dict[str, tuple[int, int]] = {}
         for login, stored, was, first, last in session.execute(
                 select(obs.login, obs.mfa, obs.status, obs.first_run_id, obs.ended_run_id)
-                .where(obs.source == name, obs.ended_at.is_not(None),
-                       obs.ended_run_id > since, obs.first_run_id <= newest)):
+                .where(obs.source == name, obs.ended_run_id > since,
+                       obs.first_run_id <= newest)):
             level = _mfa_level(stored) if _LIVE.get(was, True) else _NONE
             read = max((r for r in runs if first <= r and (last is None or r < last)),
                        default=None)
