@@ -340,3 +340,55 @@ def test_an_edit_to_a_past_leavers_record_makes_nobody_a_new_leaver(demo_dir: Pa
     assert out.code == 3, out.err
     assert "1 people who hold access count as having left since the last run" in out.err
     assert "E1004" in out.err
+
+
+def test_a_leaver_hr_dropped_and_lists_again_is_no_new_leaver(demo_dir: Path) -> None:
+    """Review: Marcus (left in September) drops out of the HR export, then an export
+    lists terminated staff again: he had counted as left all along."""
+    cfg, env = _baseline(demo_dir)
+    hr = demo_dir / "hr.csv"
+    marcus = _hr_lines(demo_dir)["E1010"]
+    _drop_lines(hr, "E1010,")
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    hr.write_text(hr.read_text() + marcus)
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY3})
+    assert out.code == 0, out.err
+    assert _cases(demo_dir) == []
+
+
+def test_a_last_day_moved_for_someone_who_had_left_is_no_new_leaver(demo_dir: Path) -> None:
+    """Review: Laura (E1011) had left on 11-19 by the last run; HR moves her last day to
+    11-21, which passes before this run: she had counted as left already."""
+    cfg, env = _baseline(demo_dir)
+    assert run_cli("-c", cfg, "reconcile", "--no-report",
+                   env={**env, "GOVERNOR_NOW": DAY2}).code == 0
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text().replace(",2026-11-19\n", ",2026-11-21\n"))
+    assert _hr_lines(demo_dir)["E1011"].rstrip().endswith("2026-11-21")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY3})
+    assert out.code == 0, out.err
+    assert _cases(demo_dir) == []
+
+
+def test_the_first_hr_source_dropping_someone_a_stale_second_lists_makes_a_new_leaver(
+        demo_dir: Path) -> None:
+    """Review: a legacy second export still has Tomás's (E1004) record of an earlier
+    stint, terminated in 2016. When the first export stops listing him, that record
+    stands for him: he left, though the second export's row never changed."""
+    line = _hr_lines(demo_dir)["E1004"]
+    cells = line.rstrip("\n").split(",")
+    cells[4], cells[-2], cells[-1] = "Terminated - Voluntary", "2015-01-05", "2016-06-30"
+    (demo_dir / "hr2.csv").write_text(_hr_lines(demo_dir)["worker_id"] + ",".join(cells)
+                                      + "\n")
+    config = demo_dir / "governor.toml"
+    body = config.read_text()
+    hr = body[body.index("[sources.hr]"):body.index("# Okta user export")]
+    config.write_text(body.replace(hr, hr + hr.replace("[sources.hr]", "[sources.hr2]")
+                                   .replace('path = "hr.csv"', 'path = "hr2.csv"')))
+    cfg, env = _baseline(demo_dir)
+    _drop_lines(demo_dir / "hr.csv", "E1004,")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert "1 people who hold access count as having left since the last run" in out.err
+    assert "E1004" in out.err

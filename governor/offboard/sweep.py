@@ -39,37 +39,38 @@ class SweepResult:
 
 def new_leavers(session: Session, snap: Snapshot, previous: datetime | None,
                 hr: Sequence[str] = ()) -> list[str]:
-    """People who left since the previous good run: their end date passed in between, or
-    HR's record of them changed since and did not already count them as left then (HR
-    changed them to left, or stopped listing someone it still listed as staff). The
+    """People who left since the previous good run: people who count as left now whom
+    HR's word at that run did not count as left then (their end date passed in between,
+    HR changed them to left, or HR stopped listing someone it listed as staff). The
     first run is a baseline: its leavers are findings. ``hr``: the HR sources in config
     order; the first that listed someone then is what HR said of them (as in the
-    snapshot), so a second export that starts listing past leavers, or an edit to a
-    long-gone leaver's department, makes nobody new."""
+    snapshot), so a second export that starts listing past leavers, an edit to a
+    long-gone leaver's record, or a last day moved for someone who had left already,
+    makes nobody new; someone no export listed then had dropped out of HR, which counts
+    as having left, unless no export had ever listed them."""
     if previous is None:
         return []
     # Whose HR record changed since then, in two queries rather than two per leaver (an
-    # organisation this size has tens of thousands of leavers still holding something).
-    # Someone HR lists: a version of their record first seen since. Someone gone from
-    # HR: their last version ended since; the day they count from may lie before it (a
-    # failed HR read in between, a second source that listed them longer).
-    listed_anew = set(session.scalars(select(ObsPerson.employee_id).where(
+    # organisation this size has tens of thousands of leavers still holding something):
+    # a version first seen since, or one ended since (in any HR source: the first
+    # source dropping someone a stale second one still lists changes who stands).
+    changed = set(session.scalars(select(ObsPerson.employee_id).where(
         ObsPerson.ended_at.is_(None), ObsPerson.first_seen_at > previous)))
-    ended_since = set(session.scalars(select(ObsPerson.employee_id).where(
+    changed.update(session.scalars(select(ObsPerson.employee_id).where(
         ObsPerson.ended_at > previous)))
-    out, changed = [], []
-    for eid, person in snap.persons.items():
-        if not snap.has_left(person) or not snap.access_of(eid):
-            continue
-        if person.end_date is not None and previous < snap.end_instant(
-                person.end_date) <= snap.now:
-            out.append(eid)  # the end date passed since
-        elif eid in (ended_since if person.dropped_from_hr is not None else listed_anew):
-            changed.append(eid)
-    then = _as_hr_said(session, changed, previous, hr)
-    out.extend(eid for eid in changed if eid not in then
-               or not snap.had_left(then[eid], previous))
-    return out
+    maybe = [eid for eid, person in snap.persons.items()
+             if snap.has_left(person) and snap.access_of(eid) and (
+                 eid in changed or person.end_date is not None
+                 and previous < snap.end_instant(person.end_date) <= snap.now)]
+    then = _as_hr_said(session, maybe, previous, hr)
+    unlisted = [eid for eid in maybe if eid not in then]
+    dropped_before: set[str] = set()
+    for i in range(0, len(unlisted), 500):
+        dropped_before.update(session.scalars(select(ObsPerson.employee_id).where(
+            ObsPerson.employee_id.in_(unlisted[i:i + 500]),
+            ObsPerson.ended_at <= previous)))
+    return [eid for eid in maybe if (not snap.had_left(then[eid], previous)
+                                     if eid in then else eid not in dropped_before)]
 
 
 def _as_hr_said(session: Session, people: list[str], at: datetime, hr: Sequence[str]
