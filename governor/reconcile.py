@@ -528,7 +528,7 @@ def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
         # in, and the last such read. Only a version that has ended since the window
         # began can stand for an account with less now; history by run, not by time: a
         # clock pulled back, or two runs at one instant, would read the wrong versions.
-        best: dict[str, tuple[int, int]] = {}
+        best: dict[str, tuple[int, int, int]] = {}  # + the run that ended that row
         for login, stored, was, first, last in session.execute(
                 select(obs.login, obs.mfa, obs.status, obs.first_run_id, obs.ended_run_id)
                 .where(obs.source == name, obs.ended_run_id > since,
@@ -536,38 +536,55 @@ def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
             level = _mfa_level(stored) if _LIVE.get(was, True) else _NONE
             read = max((r for r in runs if first <= r and (last is None or r < last)),
                        default=None)
-            if level and read is not None and (level, read) > best.get(login, (0, 0)):
-                best[login] = (level, read)
+            if level and read is not None and last is not None \
+                    and (level, read) > best.get(login, (0, 0, 0))[:2]:
+                best[login] = (level, read, last)
         if len(best) <= floor:
             continue  # every account that lost some is among these
-        level_now: dict[str, int] = {}
-        gone_off: set[str] = set()
+        # login -> its rows since the window began: (first run, run that ended it or
+        # None, could sign in, MFA level)
+        since_then: dict[str, list[tuple[int, int | None, bool, int]]] = {}
         names = sorted(best)
         for i in range(0, len(names), 500):
             # by login alone: the login index (see mfa_loss)
-            for login, source, stored, status, started, ended_at in session.execute(
+            for login, source, stored, status, started, ended in session.execute(
                     select(obs.login, obs.source, obs.mfa, obs.status, obs.first_run_id,
-                           obs.ended_at).where(obs.login.in_(names[i:i + 500]),
-                                               obs.first_run_id > since)):
-                if source != name:
-                    continue
-                if not _LIVE.get(status, True):
-                    if started > best[login][1]:
-                        # suspended or deactivated since (and back without its factors,
-                        # or not back): offboarding and return, not a lost factor
-                        gone_off.add(login)
-                elif ended_at is None:
-                    level_now[login] = _mfa_level(stored)
-        still = {login: level for login, level in level_now.items() if login not in gone_off}
-        lost = sorted(login for login, level in still.items() if level < best[login][0])
+                           obs.ended_run_id).where(obs.login.in_(names[i:i + 500]),
+                                                   obs.first_run_id > since)):
+                if source == name:
+                    since_then.setdefault(login, []).append(
+                        (started, ended, _LIVE.get(status, True), _mfa_level(stored)))
+        # login -> (level now, the run its current row began), for accounts still listed
+        # that could sign in all along since their most MFA: each row since began in the
+        # run that ended the one before. A row that could not (suspended, deactivated),
+        # or a run that listed the account not at all, is offboarding and return (or an
+        # account made again), not a lost factor.
+        still: dict[str, tuple[int, int]] = {}
+        for login, (_, _, ended) in best.items():
+            expect: int | None = ended
+            now_row: tuple[int, int] | None = None
+            for started, last, live, level in sorted(
+                    (v for v in since_then.get(login, ()) if v[0] >= ended),
+                    key=lambda v: v[0]):
+                if started != expect or not live:
+                    break
+                expect, now_row = last, (level, started)
+            else:
+                if expect is None and now_row is not None:
+                    still[login] = now_row
+        lost = sorted(login for login, (level, _) in still.items() if level < best[login][0])
         if len(lost) <= floor or len(lost) <= share * len(still):
             continue
-        # and those the window left as they were, with a factor then as now
+        # and those the window left as they were, with a factor then as now (current
+        # rows begun by the window's last read; those of accounts counted above already
+        # are taken off)
+        again = sum(1 for level, started in still.values() if level and started <= newest)
         total = len(still) + _with_factor(session, obs.source == name,
-                                          obs.ended_at.is_(None), obs.first_run_id <= newest)
+                                          obs.ended_at.is_(None),
+                                          obs.first_run_id <= newest) - again
         if len(lost) <= share * total:
             continue
-        weak = sum(still[login] == _WEAK for login in lost)
+        weak = sum(still[login][0] == _WEAK for login in lost)
         reads = f"run {since}" if since == newest else f"runs {since} to {newest}"
         logins[name] = lost
         lines[name] = (f"{name}: {len(lost)} of the {total} accounts that had an active MFA "
