@@ -945,8 +945,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         phases.done("snapshot")
         since = prev.started_at if prev is not None else None
         # per leaver a look at their HR history: asked once, for the guard and the sweep
-        leavers = new_leavers(session, snap, since,
-                              state.enabled(config, SourceKind.HR))
+        leavers = new_leavers(session, snap, prev, state.enabled(config, SourceKind.HR))
         surge = leaver_surge(config, snap, leavers, since)
         lost = mfa_loss(session, config, outcomes, r.id, now, since)
         # sources mfa_loss stops for are said already, with their logins

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import demo_env, run_cli, sql_rows
 from sqlalchemy import create_engine, text
 
@@ -392,3 +393,34 @@ def test_the_first_hr_source_dropping_someone_a_stale_second_lists_makes_a_new_l
     assert out.code == 3, out.err
     assert "1 people who hold access count as having left since the last run" in out.err
     assert "E1004" in out.err
+
+
+def _terminate_e1004(demo_dir: Path) -> None:
+    """HR marks Tomás (E1004) left, with a last day before every run here."""
+    line = _hr_lines(demo_dir)["E1004"]
+    cells = line.rstrip("\n").split(",")
+    cells[4], cells[-1] = "Terminated - Voluntary", "2026-11-01"
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text().replace(line, ",".join(cells) + "\n"))
+
+
+@pytest.mark.parametrize("how", ["same instant", "clock was ahead"])
+def test_a_termination_read_by_a_run_at_or_before_the_last_runs_time_opens_a_case(
+        demo_dir: Path, how: str) -> None:
+    """Review: new leavers were read from HR history by time, so the rows a run read were
+    invisible when it ran at the last run's instant, or after a run whose clock was
+    ahead (its start stays in the future; only row times are pulled back): Tomás's
+    termination never opened a case. History is read by run now."""
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    ahead = how == "clock was ahead"
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": DAY3 if ahead else DAY2})
+    assert out.code == 0, out.err
+    _terminate_e1004(demo_dir)
+    flags = ["--clock-was-ahead", "--reason", "NTP had failed"] if ahead else []
+    out = run_cli("-c", cfg, "reconcile", "--no-report", *flags,
+                  env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    assert _cases(demo_dir) == ["E1004"]

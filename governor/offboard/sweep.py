@@ -16,7 +16,7 @@ from governor import audit, history
 from governor.config import Config
 from governor.errors import NotFound
 from governor.lookalike import fold
-from governor.models import ObsPerson, OffboardCase, OffboardStep
+from governor.models import ObsPerson, OffboardCase, OffboardStep, Run
 from governor.offboard import cases
 from governor.offboard.plan import AccountRefs, build
 from governor.records import DirectoryStatus, Person, SourceKind
@@ -37,7 +37,7 @@ class SweepResult:
     to_act: set[int] = field(default_factory=set)
 
 
-def new_leavers(session: Session, snap: Snapshot, previous: datetime | None,
+def new_leavers(session: Session, snap: Snapshot, previous: Run | None,
                 hr: Sequence[str] = ()) -> list[str]:
     """People who left since the previous good run: people who count as left now whom
     HR's word at that run did not count as left then (their end date passed in between,
@@ -47,37 +47,40 @@ def new_leavers(session: Session, snap: Snapshot, previous: datetime | None,
     snapshot), so a second export that starts listing past leavers, an edit to a
     long-gone leaver's record, or a last day moved for someone who had left already,
     makes nobody new; someone no export listed then had dropped out of HR, which counts
-    as having left, unless no export had ever listed them."""
+    as having left, unless no export had ever listed them. History is read by run, not
+    by time: a run forced past a clock that was ahead, or two runs at one instant, would
+    otherwise hide the rows read since."""
     if previous is None:
         return []
+    at, run_id = previous.started_at, previous.id
     # Whose HR record changed since then, in two queries rather than two per leaver (an
     # organisation this size has tens of thousands of leavers still holding something):
-    # a version first seen since, or one ended since (in any HR source: the first
+    # a version first read since, or one ended since (in any HR source: the first
     # source dropping someone a stale second one still lists changes who stands).
     changed = set(session.scalars(select(ObsPerson.employee_id).where(
-        ObsPerson.ended_at.is_(None), ObsPerson.first_seen_at > previous)))
+        ObsPerson.ended_at.is_(None), ObsPerson.first_run_id > run_id)))
     changed.update(session.scalars(select(ObsPerson.employee_id).where(
-        ObsPerson.ended_at > previous)))
+        ObsPerson.ended_run_id > run_id)))
     maybe = [eid for eid, person in snap.persons.items()
              if snap.has_left(person) and snap.access_of(eid) and (
                  eid in changed or person.end_date is not None
-                 and previous < snap.end_instant(person.end_date) <= snap.now)]
-    then = _as_hr_said(session, maybe, previous, hr)
+                 and at < snap.end_instant(person.end_date) <= snap.now)]
+    then = _as_hr_said(session, maybe, run_id, hr)
     unlisted = [eid for eid in maybe if eid not in then]
     dropped_before: set[str] = set()
     for i in range(0, len(unlisted), 500):
         dropped_before.update(session.scalars(select(ObsPerson.employee_id).where(
             ObsPerson.employee_id.in_(unlisted[i:i + 500]),
-            ObsPerson.ended_at <= previous)))
-    return [eid for eid in maybe if (not snap.had_left(then[eid], previous)
+            ObsPerson.ended_run_id <= run_id)))
+    return [eid for eid in maybe if (not snap.had_left(then[eid], at)
                                      if eid in then else eid not in dropped_before)]
 
 
-def _as_hr_said(session: Session, people: list[str], at: datetime, hr: Sequence[str]
+def _as_hr_said(session: Session, people: list[str], run_id: int, hr: Sequence[str]
                 ) -> dict[str, Person]:
-    """What HR said of each of ``people`` at ``at``: the version then current of the
-    first source in ``hr`` that listed them (sources no longer configured after those);
-    someone no source listed then is left out."""
+    """What HR said of each of ``people`` at run ``run_id``: the version it left current
+    of the first source in ``hr`` that listed them (sources no longer configured after
+    those); someone no source listed then is left out."""
     shape = history.SHAPES[SourceKind.HR]
     read = shape.reader(None)
     rank = {name: i for i, name in enumerate(hr)}
@@ -86,8 +89,8 @@ def _as_hr_said(session: Session, people: list[str], at: datetime, hr: Sequence[
         for row in session.execute(select(
                 ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns)).where(
                 ObsPerson.employee_id.in_(people[i:i + 500]),
-                ObsPerson.first_seen_at <= at,
-                or_(ObsPerson.ended_at.is_(None), ObsPerson.ended_at > at))):
+                ObsPerson.first_run_id <= run_id,
+                or_(ObsPerson.ended_run_id.is_(None), ObsPerson.ended_run_id > run_id))):
             person: Person = read(tuple(row))
             order = (rank.get(row[0], len(rank)), row[0])
             held = best.get(person.employee_id)
