@@ -384,7 +384,8 @@ def leaver_surge(config: Config, snap: Snapshot, new: list[str],
     share, floor = config.feed_guard["max_new_leavers"], config.feed_guard["min_new_leavers"]
     if len(new) <= max(floor, share * holders):
         return None
-    return (f"{len(new)} people who hold access count as having left since the last run "
+    who = "person who holds access counts" if len(new) == 1 else "people who hold access count"
+    return (f"{len(new)} {who} as having left since the last run "
             f"({len(new) / max(holders, 1):.0%} of the {holders} who hold any; limit "
             f"{share:.0%}, and never {floor} or fewer): {more(sorted(new))}", sorted(new))
 

@@ -339,7 +339,7 @@ def test_an_edit_to_a_past_leavers_record_makes_nobody_a_new_leaver(demo_dir: Pa
     out = run_cli("-c", cfg, "reconcile", "--no-report",
                   env={**env, "GOVERNOR_NOW": "2026-11-23T12:00:00+00:00"})
     assert out.code == 3, out.err
-    assert "1 people who hold access count as having left since the last run" in out.err
+    assert "1 person who holds access counts as having left since the last run" in out.err
     assert "E1004" in out.err
 
 
@@ -391,7 +391,7 @@ def test_the_first_hr_source_dropping_someone_a_stale_second_lists_makes_a_new_l
     _drop_lines(demo_dir / "hr.csv", "E1004,")
     out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 3, out.err
-    assert "1 people who hold access count as having left since the last run" in out.err
+    assert "1 person who holds access counts as having left since the last run" in out.err
     assert "E1004" in out.err
 
 
