@@ -424,3 +424,51 @@ def test_a_termination_read_by_a_run_at_or_before_the_last_runs_time_opens_a_cas
                   env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 0, out.err
     assert _cases(demo_dir) == ["E1004"]
+
+
+def test_someone_hr_drops_at_a_second_run_the_same_day_is_a_new_leaver(
+        demo_dir: Path) -> None:
+    """Third review: Tomás drops out of HR at an afternoon run. He counts as left from the
+    end of that day, so the run after it finds him left; he had been counted as having
+    dropped out at the afternoon run, but not yet as left: a new leaver."""
+    cfg, env = _baseline(demo_dir)
+    _drop_lines(demo_dir / "hr.csv", "E1004,")
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-20T18:00:00+00:00"})
+    assert out.code == 0, out.err  # his last day is today: not left yet
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert "1 person who holds access counts as having left since the last run" in out.err
+    assert "E1004" in out.err
+
+
+def test_a_switched_off_hr_source_says_nothing_of_who_had_left(demo_dir: Path) -> None:
+    """Third review: a second HR source switched off still holds Tomás's active row; the
+    runs since did not read it. HR drops him (a new leaver, his case opened), then lists
+    him again as terminated: nothing new, though the switched-off row says active."""
+    (demo_dir / "hr2.csv").write_text(_hr_lines(demo_dir)["worker_id"]
+                                      + _hr_lines(demo_dir)["E1004"])
+    config = demo_dir / "governor.toml"
+    body = config.read_text()
+    hr_section = body[body.index("[sources.hr]"):body.index("# Okta user export")]
+    config.write_text(body.replace(hr_section, hr_section + hr_section.replace(
+        "[sources.hr]", "[sources.hr2]").replace('path = "hr.csv"', 'path = "hr2.csv"')))
+    cfg, env = _baseline(demo_dir)
+    config.write_text(config.read_text().replace("[sources.hr2]\n",
+                                                 "[sources.hr2]\nenabled = false\n"))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
+                  "hr2 retired", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    hr = demo_dir / "hr.csv"
+    line = _hr_lines(demo_dir)["E1004"]
+    _drop_lines(hr, "E1004,")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason", "he left",
+                  env={**env, "GOVERNOR_NOW": DAY3})
+    assert out.code == 0, out.err
+    assert _cases(demo_dir) == ["E1004"]
+    cells = line.rstrip("\n").split(",")
+    cells[4], cells[-1] = "Terminated - Voluntary", "2026-11-01"
+    hr.write_text(hr.read_text() + ",".join(cells) + "\n")
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-23T12:00:00+00:00"})
+    assert out.code == 0, out.err

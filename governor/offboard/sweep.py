@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -21,6 +21,7 @@ from governor.offboard import cases
 from governor.offboard.plan import AccountRefs, build
 from governor.records import DirectoryStatus, Person, SourceKind
 from governor.snapshot import HeldAccount, HeldGrant, Snapshot
+from governor.state import as_dropped
 
 STILL_ACTIVE = {DirectoryStatus.ACTIVE, DirectoryStatus.LOCKED, DirectoryStatus.STAGED}
 
@@ -46,8 +47,9 @@ def new_leavers(session: Session, snap: Snapshot, previous: Run | None,
     order; the first that listed someone then is what HR said of them (as in the
     snapshot), so a second export that starts listing past leavers, an edit to a
     long-gone leaver's record, or a last day moved for someone who had left already,
-    makes nobody new; someone no export listed then had dropped out of HR, which counts
-    as having left, unless no export had ever listed them. History is read by run, not
+    makes nobody new. Someone no export listed then had dropped out of HR, counted as
+    the snapshot counts them (left from the end of the day of the last read that listed
+    them), unless no export had ever listed them. History is read by run, not
     by time: a run forced past a clock that was ahead, or two runs at one instant, would
     otherwise hide the rows read since."""
     if previous is None:
@@ -65,22 +67,52 @@ def new_leavers(session: Session, snap: Snapshot, previous: Run | None,
              if snap.has_left(person) and snap.access_of(eid) and (
                  eid in changed or person.end_date is not None
                  and at < snap.end_instant(person.end_date) <= snap.now)]
-    then = _as_hr_said(session, maybe, run_id, hr)
-    unlisted = [eid for eid in maybe if eid not in then]
-    dropped_before: set[str] = set()
-    for i in range(0, len(unlisted), 500):
-        dropped_before.update(session.scalars(select(ObsPerson.employee_id).where(
-            ObsPerson.employee_id.in_(unlisted[i:i + 500]),
-            ObsPerson.ended_run_id <= run_id)))
-    return [eid for eid in maybe if (not snap.had_left(then[eid], at)
-                                     if eid in then else eid not in dropped_before)]
+    then = _as_hr_said(session, maybe, run_id, hr, _sources_read(previous))
+    then.update(_dropped_by(session, [eid for eid in maybe if eid not in then], run_id,
+                            snap.zone))
+    # someone no HR export had listed by then is new to HR, and new as a leaver
+    return [eid for eid in maybe if eid not in then or not snap.had_left(then[eid], at)]
 
 
-def _as_hr_said(session: Session, people: list[str], run_id: int, hr: Sequence[str]
+def _sources_read(run: Run) -> set[str] | None:
+    """The sources a run read (its summary's counts), or None when it does not say."""
+    try:
+        summary = json.loads(run.summary or "{}")
+    except ValueError:
+        return None
+    read = summary.get("sources") if isinstance(summary, dict) else None
+    return set(read) if isinstance(read, dict) else None
+
+
+def _dropped_by(session: Session, people: list[str], run_id: int, zone: tzinfo
                 ) -> dict[str, Person]:
+    """Of ``people``, those no HR export listed at run ``run_id`` but one had before: as
+    the snapshot counted them then (state.as_dropped: left at the end of the day of the
+    last read that listed them, so a run later that same day did not count them yet)."""
+    shape = history.SHAPES[SourceKind.HR]
+    read = shape.reader(None)
+    out: dict[str, Person] = {}
+    for i in range(0, len(people), 500):
+        # the row that dropped out last stands for them (as state.dropped)
+        for row in session.execute(select(
+                ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns),
+                ObsPerson.last_seen_at, ObsPerson.ended_at).where(
+                ObsPerson.employee_id.in_(people[i:i + 500]),
+                ObsPerson.ended_run_id <= run_id).order_by(
+                ObsPerson.ended_at.desc(), ObsPerson.id.desc())):
+            person: Person = read(tuple(row[:-2]))
+            if person.employee_id not in out:
+                out[person.employee_id] = as_dropped(person, row[-2], row[-1], zone)
+    return out
+
+
+def _as_hr_said(session: Session, people: list[str], run_id: int, hr: Sequence[str],
+                read_then: set[str] | None) -> dict[str, Person]:
     """What HR said of each of ``people`` at run ``run_id``: the version it left current
     of the first source in ``hr`` that listed them (sources no longer configured after
-    those); someone no source listed then is left out."""
+    those), of the sources that run read (``read_then``; None: any): a row still current
+    in a source switched off by then said nothing that night. Someone no such source
+    listed then is left out."""
     shape = history.SHAPES[SourceKind.HR]
     read = shape.reader(None)
     rank = {name: i for i, name in enumerate(hr)}
@@ -91,6 +123,8 @@ def _as_hr_said(session: Session, people: list[str], run_id: int, hr: Sequence[s
                 ObsPerson.employee_id.in_(people[i:i + 500]),
                 ObsPerson.first_run_id <= run_id,
                 or_(ObsPerson.ended_run_id.is_(None), ObsPerson.ended_run_id > run_id))):
+            if read_then is not None and row[0] not in read_then:
+                continue
             person: Person = read(tuple(row))
             order = (rank.get(row[0], len(rank)), row[0])
             held = best.get(person.employee_id)
