@@ -444,16 +444,10 @@ def mfa_loss(session: Session, config: Config, outcomes: list[SourceOutcome], ru
         if len(ended) <= floor:
             continue
         had[o.name] = ended
-        names = sorted(ended)
-        for i in range(0, len(names), 500):
-            # by login alone, so the login index is the one to use (SQLite plans without
-            # statistics, and (source, ended_at) would walk every current row per login)
-            for login, source, stored, status in session.execute(
-                    select(obs.login, obs.source, obs.mfa, obs.status).where(
-                        obs.login.in_(names[i:i + 500]), obs.ended_at.is_(None),
-                        obs.first_run_id == run_id)):
-                if source == o.name:
-                    ended[login] = (ended[login][0], (stored, status))
+        for login, stored, status, _, _ in _rows_of(session, o.name, sorted(ended),
+                                                    obs.ended_at.is_(None),
+                                                    obs.first_run_id == run_id):
+            ended[login] = (ended[login][0], (stored, status))
     lines: list[str] = []
     logins: dict[str, list[str]] = {}
     for name, of in had.items():
@@ -545,16 +539,10 @@ def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
         # login -> its rows since the window began: (first run, run that ended it or
         # None, could sign in, MFA level)
         since_then: dict[str, list[tuple[int, int | None, bool, int]]] = {}
-        names = sorted(best)
-        for i in range(0, len(names), 500):
-            # by login alone: the login index (see mfa_loss)
-            for login, source, stored, status, started, ended in session.execute(
-                    select(obs.login, obs.source, obs.mfa, obs.status, obs.first_run_id,
-                           obs.ended_run_id).where(obs.login.in_(names[i:i + 500]),
-                                                   obs.first_run_id > since)):
-                if source == name:
-                    since_then.setdefault(login, []).append(
-                        (started, ended, _LIVE.get(status, True), _mfa_level(stored)))
+        for login, stored, status, started, ended in _rows_of(
+                session, name, sorted(best), obs.first_run_id > since):
+            since_then.setdefault(login, []).append(
+                (started, ended, _LIVE.get(status, True), _mfa_level(stored)))
         # login -> (level now, the run its current row began), for accounts still listed
         # that could sign in all along since their most MFA: each row since began in the
         # run that ended the one before. A row that could not (suspended, deactivated),
@@ -596,6 +584,21 @@ def mfa_decline(session: Session, config: Config, outcomes: list[SourceOutcome],
                           if weak else "")
                        + f"): {more(lost)}; did the export lose them over several nights?")
     return counted, lines, logins
+
+
+def _rows_of(session: Session, source: str, logins: list[str], *where: ColumnElement[bool]
+             ) -> Iterator[tuple[str, str | None, str, int, int | None]]:
+    """(login, factors, status, first run, ending run) of ``source``'s directory rows for
+    ``logins`` that ``where`` picks. Asked by login alone, a few hundred a query, so the
+    login index is the one used (SQLite plans without statistics, and (source, ended_at)
+    would walk every current row per login); the source is checked here."""
+    obs = ObsDirectoryAccount
+    for i in range(0, len(logins), 500):
+        for login, of, stored, status, first, last in session.execute(
+                select(obs.login, obs.source, obs.mfa, obs.status, obs.first_run_id,
+                       obs.ended_run_id).where(obs.login.in_(logins[i:i + 500]), *where)):
+            if of == source:
+                yield login, stored, status, first, last
 
 
 def _mfa_window(session: Session, names: set[str]) -> dict[str, list[int]]:

@@ -5,11 +5,12 @@ step still to do whose access the run reads as gone (observed_gone)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from governor import audit, history
@@ -59,10 +60,9 @@ def new_leavers(session: Session, snap: Snapshot, previous: Run | None,
     # organisation this size has tens of thousands of leavers still holding something):
     # a version first read since, or one ended since (in any HR source: the first
     # source dropping someone a stale second one still lists changes who stands).
-    changed = set(session.scalars(select(ObsPerson.employee_id).where(
-        ObsPerson.ended_at.is_(None), ObsPerson.first_run_id > run_id)))
-    changed.update(session.scalars(select(ObsPerson.employee_id).where(
-        ObsPerson.ended_run_id > run_id)))
+    changed = set(session.scalars(select(ObsPerson.employee_id).where(or_(
+        and_(ObsPerson.ended_at.is_(None), ObsPerson.first_run_id > run_id),
+        ObsPerson.ended_run_id > run_id))))
     maybe = [eid for eid, person in snap.persons.items()
              if snap.has_left(person) and snap.access_of(eid) and (
                  eid in changed or person.end_date is not None
@@ -89,20 +89,13 @@ def _dropped_by(session: Session, people: list[str], run_id: int, zone: tzinfo
     """Of ``people``, those no HR export listed at run ``run_id`` but one had before: as
     the snapshot counted them then (state.as_dropped: left at the end of the day of the
     last read that listed them, so a run later that same day did not count them yet)."""
-    shape = history.SHAPES[SourceKind.HR]
-    read = shape.reader(None)
     out: dict[str, Person] = {}
-    for i in range(0, len(people), 500):
-        # the row that dropped out last stands for them (as state.dropped)
-        for row in session.execute(select(
-                ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns),
-                ObsPerson.last_seen_at, ObsPerson.ended_at).where(
-                ObsPerson.employee_id.in_(people[i:i + 500]),
-                ObsPerson.ended_run_id <= run_id).order_by(
-                ObsPerson.ended_at.desc(), ObsPerson.id.desc())):
-            person: Person = read(tuple(row[:-2]))
-            if person.employee_id not in out:
-                out[person.employee_id] = as_dropped(person, row[-2], row[-1], zone)
+    # the row that dropped out last stands for them (as state.dropped)
+    for _, person, last_seen, ended in _hr_versions(
+            session, people, ObsPerson.ended_run_id <= run_id,
+            order_by=(ObsPerson.ended_at.desc(), ObsPerson.id.desc())):
+        if person.employee_id not in out:
+            out[person.employee_id] = as_dropped(person, last_seen, ended, zone)
     return out
 
 
@@ -113,24 +106,32 @@ def _as_hr_said(session: Session, people: list[str], run_id: int, hr: Sequence[s
     those), of the sources that run read (``read_then``; None: any): a row still current
     in a source switched off by then said nothing that night. Someone no such source
     listed then is left out."""
-    shape = history.SHAPES[SourceKind.HR]
-    read = shape.reader(None)
     rank = {name: i for i, name in enumerate(hr)}
     best: dict[str, tuple[int, str, Person]] = {}
+    for source, person, _, _ in _hr_versions(
+            session, people, ObsPerson.first_run_id <= run_id,
+            or_(ObsPerson.ended_run_id.is_(None), ObsPerson.ended_run_id > run_id)):
+        if read_then is not None and source not in read_then:
+            continue
+        order = (rank.get(source, len(rank)), source)
+        held = best.get(person.employee_id)
+        if held is None or order < held[:2]:
+            best[person.employee_id] = (*order, person)
+    return {eid: person for eid, (_, _, person) in best.items()}
+
+
+def _hr_versions(session: Session, people: list[str], *where: ColumnElement[bool],
+                 order_by: tuple[Any, ...] = ()) -> Iterator[tuple[str, Person, Any, Any]]:
+    """(source, the person as that row says, last_seen_at, ended_at) for the HR rows of
+    ``people`` that ``where`` picks, a few hundred people a query."""
+    shape = history.SHAPES[SourceKind.HR]
+    read = shape.reader(None)
     for i in range(0, len(people), 500):
         for row in session.execute(select(
-                ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns)).where(
-                ObsPerson.employee_id.in_(people[i:i + 500]),
-                ObsPerson.first_run_id <= run_id,
-                or_(ObsPerson.ended_run_id.is_(None), ObsPerson.ended_run_id > run_id))):
-            if read_then is not None and row[0] not in read_then:
-                continue
-            person: Person = read(tuple(row))
-            order = (rank.get(row[0], len(rank)), row[0])
-            held = best.get(person.employee_id)
-            if held is None or order < held[:2]:
-                best[person.employee_id] = (*order, person)
-    return {eid: person for eid, (_, _, person) in best.items()}
+                ObsPerson.source, *(getattr(ObsPerson, c) for c in shape.columns),
+                ObsPerson.last_seen_at, ObsPerson.ended_at).where(
+                ObsPerson.employee_id.in_(people[i:i + 500]), *where).order_by(*order_by)):
+            yield row[0], read(tuple(row[:-2])), row[-2], row[-1]
 
 
 def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor: str,
