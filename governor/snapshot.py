@@ -379,17 +379,23 @@ class Snapshot:
         active is contractor-expired's business, not a leaver."""
         return self._left(p, lambda end: self.reached(end + grace))
 
-    def had_left(self, p: Person, at: datetime) -> bool:
-        """has_left as of an earlier instant (`p` as HR then said): a past answer, so no
+    def had_left(self, p: Person, at: datetime, zone: tzinfo | None = None) -> bool:
+        """has_left as of an earlier instant (`p` as HR then said), a last day ending in
+        ``zone`` (the zone then; default the organisation's now): a past answer, so no
         time limit is noted."""
-        return self._left(p, lambda end: end <= at)
+        if zone is None or zone == self.zone:
+            return self._left(p, lambda end: end <= at)
+        then: tzinfo = zone
+        return self._left(p, lambda end: end <= at, lambda day: day_end(day, then))
 
-    def _left(self, p: Person, passed: Callable[[datetime], bool]) -> bool:
+    def _left(self, p: Person, passed: Callable[[datetime], bool],
+              ends: Callable[[date], datetime] | None = None) -> bool:
+        end_of = ends or self.end_instant
         if p.status is PersonStatus.LEFT:
-            return p.end_date is None or passed(self.end_instant(p.end_date))
+            return p.end_date is None or passed(end_of(p.end_date))
         if p.end_date is None or p.worker_type not in (WorkerType.EMPLOYEE, WorkerType.INTERN):
             return False  # no time limit decides this answer: nothing to note
-        return passed(self.end_instant(p.end_date))
+        return passed(end_of(p.end_date))
 
     def possible_access_of(self, employee_id: str) -> list[Access]:
         """Access through a principal that matches this person and someone else: it may

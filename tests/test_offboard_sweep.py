@@ -472,3 +472,142 @@ def test_a_switched_off_hr_source_says_nothing_of_who_had_left(demo_dir: Path) -
     out = run_cli("-c", cfg, "reconcile", "--no-report",
                   env={**env, "GOVERNOR_NOW": "2026-11-23T12:00:00+00:00"})
     assert out.code == 0, out.err
+
+
+def _second_hr(demo_dir: Path, name: str, lines: str, *, first: bool = False) -> None:
+    """A second HR source `name` reading `lines` (after the header), after the demo's
+    own, or before it when ``first``."""
+    (demo_dir / f"{name}.csv").write_text(_hr_lines(demo_dir)["worker_id"] + lines)
+    config = demo_dir / "governor.toml"
+    body = config.read_text()
+    hr = body[body.index("[sources.hr]"):body.index("# Okta user export")]
+    other = hr.replace("[sources.hr]", f"[sources.{name}]").replace(
+        'path = "hr.csv"', f'path = "{name}.csv"')
+    config.write_text(body.replace(hr, other + hr if first else hr + other))
+
+
+def _stint_2016(demo_dir: Path) -> str:
+    """Tomás's (E1004) record of an earlier stint, terminated in 2016."""
+    cells = _hr_lines(demo_dir)["E1004"].rstrip("\n").split(",")
+    cells[4], cells[-2], cells[-1] = "Terminated - Voluntary", "2015-01-05", "2016-06-30"
+    return ",".join(cells) + "\n"
+
+
+def test_hr_sources_reordered_so_a_stale_record_stands_make_a_new_leaver(
+        demo_dir: Path) -> None:
+    """Review: a legacy export after the main one holds Tomás's 2016 record. Moving it
+    first in the config makes that record stand for him, so he counts as left with no
+    HR row changed: he left since the last run, as that run's order of sources said."""
+    _second_hr(demo_dir, "hr2", _stint_2016(demo_dir))
+    cfg, env = _baseline(demo_dir)
+    config = demo_dir / "governor.toml"
+    body = config.read_text()
+    hr = body[body.index("[sources.hr]"):body.index("[sources.hr2]")]
+    hr2 = body[body.index("[sources.hr2]"):body.index("# Okta user export")]
+    config.write_text(body.replace(hr + hr2, hr2 + hr))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert "1 person who holds access counts as having left since the last run" in out.err
+    assert "E1004" in out.err
+
+
+def test_hr_sources_reordered_so_the_record_that_stands_says_the_same_make_nobody_new(
+        demo_dir: Path) -> None:
+    """The other way round: the stale 2016 record stood for nobody while a newer one
+    listed Tomás; moving the main export ahead changes no one's standing as left."""
+    _second_hr(demo_dir, "hr2", _hr_lines(demo_dir)["E1004"] + _hr_lines(demo_dir)["E1012"],
+               first=True)
+    cfg, env = _baseline(demo_dir)
+    config = demo_dir / "governor.toml"
+    body = config.read_text()
+    hr2 = body[body.index("[sources.hr2]"):body.index("[sources.hr]")]
+    hr = body[body.index("[sources.hr]"):body.index("# Okta user export")]
+    config.write_text(body.replace(hr2 + hr, hr + hr2))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    assert _cases(demo_dir) == []
+
+
+def test_an_hr_source_switched_off_so_a_stale_record_stands_makes_a_new_leaver(
+        demo_dir: Path) -> None:
+    """A first HR source that lists Tomás as staff is switched off; the main export's
+    2016 record of him, current all along, stands now: he left since the last run."""
+    hr = demo_dir / "hr.csv"
+    staff = _hr_lines(demo_dir)["E1004"]
+    hr.write_text(hr.read_text().replace(staff, _stint_2016(demo_dir)))
+    _second_hr(demo_dir, "contractors", staff, first=True)
+    cfg, env = _baseline(demo_dir)
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text().replace("[sources.contractors]\n",
+                                                 "[sources.contractors]\nenabled = false\n"))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert "E1004" in out.err
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
+                  "contractor feed retired", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    assert _cases(demo_dir) == ["E1004"]
+
+
+def _last_day(demo_dir: Path, eid: str, day: str) -> None:
+    line = _hr_lines(demo_dir)[eid]
+    cells = line.rstrip("\n").split(",")
+    cells[-1] = day
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text().replace(line, ",".join(cells) + "\n"))
+
+
+def _timezone(demo_dir: Path, zone: str) -> None:
+    config = demo_dir / "governor.toml"
+    body = config.read_text()
+    if "\ntimezone = " in body:
+        start = body.index("\ntimezone = ") + 1
+        body = body[:start] + body[body.index("\n", start) + 1:]
+    config.write_text(body.replace("[governor]\n", f'[governor]\ntimezone = "{zone}"\n', 1))
+
+
+def test_a_timezone_moved_east_past_the_last_run_still_makes_a_new_leaver(
+        demo_dir: Path) -> None:
+    """Review: Tomás's last day is 11-21. In UTC it ends after the 11-21 noon run; the
+    zone then moves to UTC+14, where that day ended at 10:00 UTC, before that run. He
+    had not counted as left at it: he is a new leaver, not one the move hid."""
+    _last_day(demo_dir, "E1004", "2026-11-21")
+    cfg, env = _baseline(demo_dir)
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err  # his last day has not ended in UTC
+    _timezone(demo_dir, "Pacific/Kiritimati")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY3})
+    assert out.code == 3, out.err
+    assert "1 person who holds access counts as having left since the last run" in out.err
+    assert "E1004" in out.err
+
+
+def test_a_timezone_moved_west_makes_nobody_who_had_left_new(demo_dir: Path) -> None:
+    """The other way: in UTC+14 Tomás's last day (11-21) ended before the 11-21 noon run,
+    which counted him left (his case opened). In UTC it ends after that run: the move
+    must not make him a new leaver again."""
+    _last_day(demo_dir, "E1004", "2026-11-21")
+    _timezone(demo_dir, "Pacific/Kiritimati")
+    cfg, env = _baseline(demo_dir)
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason", "he left",
+                  env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    assert _cases(demo_dir) == ["E1004"]
+    _timezone(demo_dir, "UTC")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY3})
+    assert out.code == 0, out.err
+
+
+def test_a_last_day_ending_the_night_after_a_baseline_is_a_new_leaver_that_night(
+        demo_dir: Path) -> None:
+    """Review: the first run noted only the rules' time limits (a last day plus a day's
+    grace), not when a last day ends. Tomás's (11-21, in UTC+14: ended 10:00 UTC) had
+    ended by the next noon run, which was carried forward as nothing had changed for
+    the rules; the run after found it ended before the last run. No case ever opened."""
+    _last_day(demo_dir, "E1004", "2026-11-21")
+    _timezone(demo_dir, "Pacific/Kiritimati")
+    cfg, env = _baseline(demo_dir)
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert "1 person who holds access counts as having left since the last run" in out.err
+    assert "E1004" in out.err

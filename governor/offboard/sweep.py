@@ -4,6 +4,7 @@ step still to do whose access the run reads as gone (observed_gone)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from governor import audit, history
+from governor import audit, clock, history
+from governor.clock import day_end
 from governor.config import Config
 from governor.errors import NotFound
 from governor.lookalike import fold
@@ -45,43 +47,84 @@ def new_leavers(session: Session, snap: Snapshot, previous: Run | None,
     HR's word at that run did not count as left then (their end date passed in between,
     HR changed them to left, or HR stopped listing someone it listed as staff). The
     first run is a baseline: its leavers are findings. ``hr``: the HR sources in config
-    order; the first that listed someone then is what HR said of them (as in the
-    snapshot), so a second export that starts listing past leavers, an edit to a
-    long-gone leaver's record, or a last day moved for someone who had left already,
-    makes nobody new. Someone no export listed then had dropped out of HR, counted as
-    the snapshot counts them (left from the end of the day of the last read that listed
-    them), unless no export had ever listed them. History is read by run, not
-    by time: a run forced past a clock that was ahead, or two runs at one instant, would
+    order; the first that listed someone is what HR says of them (as in the snapshot),
+    so a second export that starts listing past leavers, an edit to a long-gone
+    leaver's record, or a last day moved for someone who had left already, makes
+    nobody new. Someone no export listed then had dropped out of HR, counted as the
+    snapshot counts them (left from the end of the day of the last read that listed
+    them), unless no export had ever listed them. "Then" is as that run saw it: the HR
+    sources it read, in its config order, and its time zone, so that reordering or
+    switching off HR sources, or moving governor.timezone, makes a leaver new exactly
+    when it makes someone count as left who did not. History is read by run, not by
+    time: a run forced past a clock that was ahead, or two runs at one instant, would
     otherwise hide the rows read since."""
     if previous is None:
+        for person in snap.persons.values():
+            # A baseline still waits for who will count as left: has_left notes when
+            # each last day ends as a time limit. Without it only the rules' limits
+            # (a day's grace later) were noted, so the next night was carried forward
+            # past a last day, and the night after found it ended before the last run:
+            # no one was new, and no case opened.
+            snap.has_left(person)
         return []
     at, run_id = previous.started_at, previous.id
-    # Whose HR record changed since then, in two queries rather than two per leaver (an
-    # organisation this size has tens of thousands of leavers still holding something):
-    # a version first read since, or one ended since (in any HR source: the first
-    # source dropping someone a stale second one still lists changes who stands).
-    changed = set(session.scalars(select(ObsPerson.employee_id).where(or_(
-        and_(ObsPerson.ended_at.is_(None), ObsPerson.first_run_id > run_id),
-        ObsPerson.ended_run_id > run_id))))
+    read_then, zone_then = _as_run_saw(previous)
+    zone_then = zone_then or snap.zone
+    changed: set[str] | None = None
+    if not _stands_otherwise(session, read_then, hr):
+        # Whose HR record changed since then, in one query rather than two per leaver
+        # (an organisation this size has tens of thousands of leavers still holding
+        # something): a version first read since, or one ended since (in any HR source:
+        # the first source dropping someone a stale second one still lists changes who
+        # stands). Otherwise (None) everyone left now is judged.
+        changed = set(session.scalars(select(ObsPerson.employee_id).where(or_(
+            and_(ObsPerson.ended_at.is_(None), ObsPerson.first_run_id > run_id),
+            ObsPerson.ended_run_id > run_id))))
     maybe = [eid for eid, person in snap.persons.items()
              if snap.has_left(person) and snap.access_of(eid) and (
-                 eid in changed or person.end_date is not None
-                 and at < snap.end_instant(person.end_date) <= snap.now)]
-    then = _as_hr_said(session, maybe, run_id, hr, _sources_read(previous))
+                 changed is None or eid in changed or person.end_date is not None
+                 # a last day that ended since then, each run's zone ending it
+                 and at < day_end(person.end_date, zone_then)
+                 and snap.end_instant(person.end_date) <= snap.now)]
+    then = _as_hr_said(session, maybe, run_id, read_then if read_then is not None else hr,
+                       None if read_then is None else set(read_then))
     then.update(_dropped_by(session, [eid for eid in maybe if eid not in then], run_id,
-                            snap.zone))
+                            zone_then))
     # someone no HR export had listed by then is new to HR, and new as a leaver
-    return [eid for eid in maybe if eid not in then or not snap.had_left(then[eid], at)]
+    return [eid for eid in maybe
+            if eid not in then or not snap.had_left(then[eid], at, zone_then)]
 
 
-def _sources_read(run: Run) -> set[str] | None:
-    """The sources a run read (its summary's counts), or None when it does not say."""
+def _as_run_saw(run: Run) -> tuple[list[str] | None, tzinfo | None]:
+    """The sources a run read, in its config order (its summary's counts), and its time
+    zone; None for what its summary does not say."""
     try:
         summary = json.loads(run.summary or "{}")
     except ValueError:
-        return None
-    read = summary.get("sources") if isinstance(summary, dict) else None
-    return set(read) if isinstance(read, dict) else None
+        return None, None
+    if not isinstance(summary, dict):
+        return None, None
+    read, zone_name = summary.get("sources"), summary.get("timezone")
+    zone: tzinfo | None = None
+    if isinstance(zone_name, str):
+        with contextlib.suppress(ValueError):
+            zone = clock.zone(zone_name)
+    return (list(read) if isinstance(read, dict) else None), zone
+
+
+def _stands_otherwise(session: Session, read_then: list[str] | None,
+                      hr: Sequence[str]) -> bool:
+    """Could someone's standing HR record differ from the last run's with no HR row
+    changing since? Yes when the HR sources that run read, in its order, are not
+    today's in today's order: one moved ahead of another, or one switched off or
+    removed (its rows stay current, so a stale record in another now stands). A source
+    added is not: its rows are all new since."""
+    if read_then is None:
+        return False  # a summary from before runs said what they read
+    now = list(hr)
+    listed = set(session.scalars(select(ObsPerson.source).distinct()))
+    then = [s for s in read_then if s in listed or s in now]
+    return any(s not in now for s in then) or then != [s for s in now if s in then]
 
 
 def _dropped_by(session: Session, people: list[str], run_id: int, zone: tzinfo
