@@ -338,10 +338,10 @@ def as_dropped(p: Person, last_seen: Any, ended: Any, zone: tzinfo) -> Person:
 
 def correlation_key(session: Session, config: Config, digests: dict[str, str | None]
                     ) -> str | None:
-    """A digest of everything correlation reads: every enabled source's fingerprint, the
-    live links, the declared principals, the sources that name people by employee id
-    and governor's version. None when a source
-    cannot tell whether its data changed (an API, a failed read)."""
+    """A digest of everything correlation reads: every enabled source's fingerprint and
+    their order, the live links, the declared principals, the sources that name people
+    by employee id and governor's version. None when a source cannot tell whether its
+    data changed (an API, a failed read)."""
     from governor import __version__
 
     names = [n for n, s in config.sources.items() if s.enabled]
@@ -350,8 +350,10 @@ def correlation_key(session: Session, config: Config, digests: dict[str, str | N
     link_rows = sorted(tuple(r) for r in session.execute(select(
         PrincipalLink.source, PrincipalLink.principal, PrincipalLink.employee_id).where(
         PrincipalLink.ended_at.is_(None))))
+    # "order": which source's record stands for someone (the first HR source that lists
+    # them, as everywhere) follows config order, which the sorted keys would not show
     text = json.dumps({"version": __version__, "sources": {n: digests[n] for n in names},
-                       "links": [list(r) for r in link_rows],
+                       "order": names, "links": [list(r) for r in link_rows],
                        "declared": [[d.source, d.principal, d.owner, d.reason, d.kind]
                                     for d in declared(config)],
                        "id_sources": sorted(config.id_sources())}, sort_keys=True)

@@ -611,3 +611,73 @@ def test_a_last_day_ending_the_night_after_a_baseline_is_a_new_leaver_that_night
     assert out.code == 3, out.err
     assert "1 person who holds access counts as having left since the last run" in out.err
     assert "E1004" in out.err
+
+
+def _swap(demo_dir: Path, first: str, second: str, end: str = "# Okta user export") -> None:
+    """Move the config's [sources.<second>] (which follows [sources.<first>]) ahead."""
+    config = demo_dir / "governor.toml"
+    body = config.read_text()
+    one = body[body.index(f"[sources.{first}]"):body.index(f"[sources.{second}]")]
+    two = body[body.index(f"[sources.{second}]"):body.index(end)]
+    config.write_text(body.replace(one + two, two + one))
+
+
+def test_hr_sources_reordered_on_a_night_that_would_be_carried_forward_make_a_new_leaver(
+        demo_dir: Path) -> None:
+    """Second review: a night whose only change was the HR sources' order was carried
+    forward (the evaluation's digest sorted the sources), and its summary then said the
+    new order, so the night after saw no reorder: Tomás's stale 2016 record stood for
+    him, with leaver findings and no case. The order is part of the digest now."""
+    _second_hr(demo_dir, "hr2", _stint_2016(demo_dir))
+    cfg, env = _baseline(demo_dir)
+    _swap(demo_dir, "hr", "hr2")
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-20T18:00:00+00:00"})
+    assert out.code == 3, out.err
+    assert "E1004" in out.err
+
+
+def test_an_hr_source_switched_back_on_so_a_stale_record_stands_makes_a_new_leaver(
+        demo_dir: Path) -> None:
+    """Second review: an HR source the last run did not read counted as added, its rows
+    all new; one switched back on keeps the rows it had, so its stale record of Tomás
+    standing again went unjudged."""
+    _second_hr(demo_dir, "hr2", _stint_2016(demo_dir))
+    cfg, env = _baseline(demo_dir)
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text().replace("[sources.hr2]\n",
+                                                 "[sources.hr2]\nenabled = false\n"))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason", "hr2 off",
+                  env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    config.write_text(config.read_text().replace("[sources.hr2]\nenabled = false\n",
+                                                 "[sources.hr2]\n"))
+    _swap(demo_dir, "hr", "hr2")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY3})
+    assert out.code == 3, out.err
+    assert "E1004" in out.err
+
+
+def test_someone_dropped_from_hr_before_a_timezone_move_is_a_new_leaver(
+        demo_dir: Path) -> None:
+    """Second review: HR drops Tomás at a Tokyo run on 11-21, his day there not over; the
+    zone then moves to Los Angeles, where that read fell on 11-20. Today's drop day
+    (11-20) ended before the last run, so he was never judged, though that run had
+    not counted him left. A night the zone moves judges everyone left."""
+    _timezone(demo_dir, "Asia/Tokyo")
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text() + "\n[feed_guard]\nmin_new_leavers = 0\n"
+                      "max_new_leavers = 0.0\n")
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-20T16:00:00+00:00"})
+    assert out.code == 0, out.err
+    _drop_lines(demo_dir / "hr.csv", "E1004,")
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-21T03:00:00+00:00"})
+    assert out.code == 0, out.err  # 12:00 in Tokyo: his last day there is not over
+    _timezone(demo_dir, "America/Los_Angeles")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert "E1004" in out.err

@@ -15,7 +15,6 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from governor import audit, clock, history
-from governor.clock import day_end
 from governor.config import Config
 from governor.errors import NotFound
 from governor.lookalike import fold
@@ -71,7 +70,9 @@ def new_leavers(session: Session, snap: Snapshot, previous: Run | None,
     read_then, zone_then = _as_run_saw(previous)
     zone_then = zone_then or snap.zone
     changed: set[str] | None = None
-    if not _stands_otherwise(session, read_then, hr):
+    # On a night governor.timezone moved, every last day and every day someone dropped
+    # out of HR may end on another instant, or be another day: everyone left is judged.
+    if zone_then == snap.zone and not _stands_otherwise(session, read_then, hr, run_id):
         # Whose HR record changed since then, in one query rather than two per leaver
         # (an organisation this size has tens of thousands of leavers still holding
         # something): a version first read since, or one ended since (in any HR source:
@@ -83,9 +84,7 @@ def new_leavers(session: Session, snap: Snapshot, previous: Run | None,
     maybe = [eid for eid, person in snap.persons.items()
              if snap.has_left(person) and snap.access_of(eid) and (
                  changed is None or eid in changed or person.end_date is not None
-                 # a last day that ended since then, each run's zone ending it
-                 and at < day_end(person.end_date, zone_then)
-                 and snap.end_instant(person.end_date) <= snap.now)]
+                 and at < snap.end_instant(person.end_date) <= snap.now)]
     then = _as_hr_said(session, maybe, run_id, read_then if read_then is not None else hr,
                        None if read_then is None else set(read_then))
     then.update(_dropped_by(session, [eid for eid in maybe if eid not in then], run_id,
@@ -112,19 +111,20 @@ def _as_run_saw(run: Run) -> tuple[list[str] | None, tzinfo | None]:
     return (list(read) if isinstance(read, dict) else None), zone
 
 
-def _stands_otherwise(session: Session, read_then: list[str] | None,
-                      hr: Sequence[str]) -> bool:
-    """Could someone's standing HR record differ from the last run's with no HR row
-    changing since? Yes when the HR sources that run read, in its order, are not
-    today's in today's order: one moved ahead of another, or one switched off or
-    removed (its rows stay current, so a stale record in another now stands). A source
-    added is not: its rows are all new since."""
+def _stands_otherwise(session: Session, read_then: list[str] | None, hr: Sequence[str],
+                      run_id: int) -> bool:
+    """Could someone's standing HR record differ from run ``run_id``'s with no HR row
+    changing since? Of the HR sources that had rows by then, yes when those that run
+    read, in its order, are not today's in today's order: one moved ahead of another,
+    or one switched off, removed, or switched back on (its rows stay current while it is
+    off, so a stale record in one of them may stand now, or have stood then). A source
+    first read since is not one: its rows are all new since."""
     if read_then is None:
         return False  # a summary from before runs said what they read
-    now = list(hr)
-    listed = set(session.scalars(select(ObsPerson.source).distinct()))
-    then = [s for s in read_then if s in listed or s in now]
-    return any(s not in now for s in then) or then != [s for s in now if s in then]
+    had_rows = set(session.scalars(select(ObsPerson.source).where(
+        ObsPerson.first_run_id <= run_id).distinct()))
+    return ([s for s in read_then if s in had_rows]
+            != [s for s in hr if s in had_rows])
 
 
 def _dropped_by(session: Session, people: list[str], run_id: int, zone: tzinfo
