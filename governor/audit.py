@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from governor import db
@@ -50,14 +50,40 @@ def record(session: Session, at: datetime, actor: str, action: str,
            detail: dict[str, Any] | None = None) -> AuditEntry:
     lock(session)
     prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
-    body = json.dumps(detail or {}, sort_keys=True, default=str)
-    at = at.astimezone(UTC)  # hash exactly what reads back from the store
-    entry = AuditEntry(at=at, actor=actor, action=action, subject=subject, reason=reason,
-                       detail=body, prev_hash=prev or GENESIS,
-                       hash=_hash(prev or GENESIS, at, actor, action, subject, reason, body))
+    entry = AuditEntry(**_entry(prev, at, actor, action, subject, reason, detail))
     session.add(entry)
     session.flush()
     return entry
+
+
+def _entry(prev: str | None, at: datetime, actor: str, action: str, subject: str | None,
+           reason: str | None, detail: dict[str, Any] | None) -> dict[str, Any]:
+    """An entry's columns, chained to the entry before it (``prev``: its hash)."""
+    body = json.dumps(detail or {}, sort_keys=True, default=str)
+    at = at.astimezone(UTC)  # hash exactly what reads back from the store
+    return {"at": at, "actor": actor, "action": action, "subject": subject, "reason": reason,
+            "detail": body, "prev_hash": prev or GENESIS,
+            "hash": _hash(prev or GENESIS, at, actor, action, subject, reason, body)}
+
+
+# What a schema migration records, by the command that ran it.
+SCHEMA_ACTIONS = ("db.upgraded", "db.downgraded")
+
+
+def schema_changed(conn: Connection, action: str, before: str | None, after: str | None,
+                   actor: str, at: datetime) -> None:
+    """The entry of `db upgrade` or `db downgrade`, in the migration's own transaction
+    (which holds the writers' lock), so the schema change and its record commit
+    together. A store created (``before`` None) has nothing on record to answer for
+    yet, and one taken to base has no log left to write in; nothing changed, nothing
+    is recorded."""
+    if action not in SCHEMA_ACTIONS:
+        raise ValueError(f"not a schema action: {action!r}")
+    if before is None or after is None or before == after:
+        return
+    prev = conn.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
+    conn.execute(insert(AuditEntry).values(**_entry(
+        prev, at, actor, action, "schema", None, {"from": before, "to": after})))
 
 
 def head(session: Session) -> tuple[int, str] | None:

@@ -8,6 +8,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -279,16 +280,23 @@ def migrations_dir() -> Path:
     raise GovernorError("governor's migrations are not installed with the package")
 
 
-def alembic_config(engine: Engine) -> AlembicConfig:
+def alembic_config(engine: Engine, audit_as: tuple[str, str, datetime] | None = None
+                   ) -> AlembicConfig:
+    """``audit_as``: (action, actor, instant) for the audit entry of a migration that
+    changes an existing store's schema (see audit.schema_changed); None records none."""
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.attributes["engine"] = engine
+    if audit_as is not None:
+        cfg.attributes["audit_as"] = audit_as
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *,
+            audit_as: tuple[str, datetime] | None = None) -> None:
+    """Migrate up to ``revision``; ``audit_as`` (actor, instant): record it."""
     from alembic import command
 
     database = engine.url.database
@@ -298,14 +306,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         # refuses a missing store and says to run this)
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     _not_newer(engine)
-    command.upgrade(alembic_config(engine), revision)
+    command.upgrade(alembic_config(engine, audit_as and ("db.upgraded", *audit_as)), revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
+def downgrade(engine: Engine, revision: str, *,
+              audit_as: tuple[str, datetime] | None = None) -> None:
+    """Migrate down to ``revision``; ``audit_as`` (actor, instant): record it."""
     from alembic import command
 
     _not_newer(engine)
-    command.downgrade(alembic_config(engine), revision)
+    command.downgrade(alembic_config(engine, audit_as and ("db.downgraded", *audit_as)),
+                      revision)
 
 
 def _not_newer(engine: Engine) -> None:

@@ -36,7 +36,15 @@ with engine.connect().execution_options(**WRITE) as connection:  # a writer: see
             # before alembic reads the version table: a second upgrade started at the same
             # moment waits here, then reads the first one's result
             migrations_one_at_a_time(connection)
+            audit_as = config.attributes.get("audit_as")  # governor's db commands
+            before = context.get_context().get_current_revision()
             context.run_migrations()
+            if audit_as is not None:
+                from governor.audit import schema_changed
+
+                action, actor, at = audit_as
+                schema_changed(connection, action, before,
+                               context.get_context().get_current_revision(), actor, at)
             if sqlite:
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if broken:

@@ -3,6 +3,7 @@ models that agree with the migrations, on SQLite and on the real PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,6 +70,36 @@ def test_cli_db_commands(tmp_path: Path, db_url: str) -> None:
     checked = run_cli("-c", str(cfg), "db", "check", env=env)
     assert checked.code == 0 and "one head" in checked.out
     assert "code head" in run_cli("-c", str(cfg), "db", "current", env=env).out
+
+
+def test_schema_changes_of_an_existing_store_are_audited(tmp_path: Path, db_url: str) -> None:
+    """`db upgrade` and `db downgrade` change what the store can hold (a downgrade drops
+    tables with their data): each change of an existing store's schema is on the
+    audit log with who made it and when, in the migration's transaction. Creating the
+    store, and a command that changes nothing, record nothing."""
+    cfg = tmp_path / "governor.toml"
+    cfg.write_text("[governor]\n")
+    env = {"GOVERNOR_DATABASE_URL": db_url, "GOVERNOR_NOW": "2026-11-20T12:00:00+00:00"}
+    before = db.heads(db.make_engine("sqlite://"))[0]
+    older = f"{int(before) - 1:04d}"
+    assert run_cli("-c", str(cfg), "db", "upgrade", "--revision", older, env=env).code == 0
+    assert sql_rows(db_url, "SELECT count(*) FROM audit_log")[0][0] == 0
+    assert run_cli("-c", str(cfg), "--actor", "dba-ann", "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", str(cfg), "db", "upgrade", env=env).code == 0  # at head: nothing
+    later = {**env, "GOVERNOR_NOW": "2026-11-21T09:30:00+00:00"}
+    down = run_cli("-c", str(cfg), "--actor", "dba-bob", "db", "downgrade", older, "--yes",
+                   env=later)
+    assert down.code == 0, down.err
+    assert run_cli("-c", str(cfg), "db", "upgrade", env=later).code == 0
+    rows = sql_rows(db_url, "SELECT actor, action, subject, detail FROM audit_log ORDER BY id")
+    assert [(a, act, sub, json.loads(d)) for a, act, sub, d in rows] == [
+        ("dba-ann", "db.upgraded", "schema", {"from": older, "to": before}),
+        ("dba-bob", "db.downgraded", "schema", {"from": before, "to": older}),
+        ("tester", "db.upgraded", "schema", {"from": older, "to": before})]
+    verified = run_cli("-c", str(cfg), "audit", "verify", env=later)
+    assert verified.code == 0, verified.err
+    # to base the log goes with everything else: there is nowhere to write
+    assert run_cli("-c", str(cfg), "db", "downgrade", "base", "--yes", env=later).code == 0
 
 
 def test_a_store_a_newer_governor_wrote_says_to_upgrade_governor(tmp_path: Path,

@@ -95,7 +95,8 @@ def db_group() -> None:
 def upgrade(ctx: Ctx, revision: str) -> None:
     """Apply migrations up to REVISION."""
     engine = ctx.engine(at_head=False)
-    db.upgrade(engine, revision)
+    # an existing store's schema change is on record, with who made it
+    db.upgrade(engine, revision, audit_as=(ctx.actor, ctx.clock()))
     click.echo(f"database at {db.current(engine)}")
 
 
@@ -113,7 +114,7 @@ def downgrade(ctx: Ctx, revision: str, yes: bool) -> None:
             "their data ('base': everything, the audit log and all history included); pass "
             "--yes if that is what you want, after a backup")
     engine = ctx.engine(at_head=False)
-    db.downgrade(engine, revision)
+    db.downgrade(engine, revision, audit_as=(ctx.actor, ctx.clock()))
     click.echo(f"database at {db.current(engine) or 'base'}")
 
 
