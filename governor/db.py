@@ -442,6 +442,32 @@ def _caseless_pg(element: caseless, compiler: SQLCompiler, **kw: Any) -> str:
     return f'lower(({compiler.process(element.clauses, **kw)}) COLLATE "C")'
 
 
+# ---- order in SQL ---------------------------------------------------------------------
+class bytewise(FunctionElement[str]):  # noqa: N801 - used as an SQL expression
+    """Text to sort by code point, on every engine: SQLite compares text byte by byte
+    (UTF-8 keeps code point order), PostgreSQL by the database's collation, which may
+    put "a" before "B" or skip spaces and punctuation, so one store's report listed its
+    findings in another order by engine and locale. There it sorts under "C"."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(bytewise)
+def _bytewise(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(bytewise, "postgresql")
+def _bytewise_pg(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+def bytewise_sql(conn: Connection, column: str) -> str:
+    """bytewise() for a column named in SQL text."""
+    return f'{column} COLLATE "C"' if conn.dialect.name == "postgresql" else column
+
+
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from governor import history, platforms
 from governor.clock import as_utc
 from governor.correlate import EVERY_SOURCE, Correlator, Match, MatchStatus, Policy, strip_plus
-from governor.db import ascii_lower, caseless
+from governor.db import ascii_lower, bytewise, caseless
 from governor.errors import Ambiguous, NotFound
 from governor.findings import active_exceptions, status_now
 from governor.lookalike import fold
@@ -760,7 +760,7 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
                       "status": f.status if held is None else status_now(f.status, f.key, held)}
                      for f in session.scalars(
         select(Finding).where(Finding.person == eid, Finding.status != "resolved")
-        .order_by(Finding.severity, Finding.key))]
+        .order_by(bytewise(Finding.severity), bytewise(Finding.key)))]
     vault = _vault_of(credentials, principals, directory)
     used = {p.source, *(row["source"] for row in (*directory, *grants, *vault)),
             *never_read_well(session, read, at)}

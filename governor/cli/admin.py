@@ -214,7 +214,7 @@ def _automatic_matches(session: Session, source: str, low: str) -> list[Principa
                                      PrincipalMatch.method.in_(_AUTOMATIC))
     if source != "*":
         q = q.where(PrincipalMatch.source == source)
-    return list(session.scalars(q.order_by(PrincipalMatch.source)))
+    return list(session.scalars(q.order_by(db.bytewise(PrincipalMatch.source))))
 
 
 def _ever_reported(session: Session, source: str, low: str) -> bool:

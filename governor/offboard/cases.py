@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from governor import audit
 from governor.clock import Clock
 from governor.config import Config
-from governor.db import transaction
+from governor.db import bytewise, transaction
 from governor.errors import InputError, NotFound, SourceError
 from governor.models import OffboardCase, OffboardStep
 from governor.offboard.plan import Plan
@@ -69,7 +69,7 @@ def open_case_of(session: Session, employee_id: str) -> OffboardCase | None:
 
 def steps_of(session: Session, case_id: int) -> list[OffboardStep]:
     return list(session.scalars(select(OffboardStep).where(OffboardStep.case_id == case_id)
-                                .order_by(OffboardStep.seq, OffboardStep.key)))
+                                .order_by(OffboardStep.seq, bytewise(OffboardStep.key))))
 
 
 @dataclass

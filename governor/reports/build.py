@@ -113,8 +113,9 @@ class _Sections:
         source, joined = self._source(name, m)
         where, params = self._where(name, m)
         changes = "c.severity_before, c.cause" if source != "finding" else "NULL, NULL"
+        order = ", ".join(db.bytewise_sql(conn, c) for c in ("finding.rule_id", "finding.key"))
         sqls = [f"SELECT {_RAW_COLS}, {changes} FROM {source} WHERE ({where}) AND {band} "
-                "ORDER BY finding.rule_id, finding.key" for band in _BANDS]
+                f"ORDER BY {order}" for band in _BANDS]
         rules = {rid: (r.title, r.remediation, r.controls) for rid, r in RULES.items()}
         mixed = name == "severity_changed"  # its findings are open, excepted, unknown
         exceptions = self.exceptions if name == "excepted" or mixed else {}
