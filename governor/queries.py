@@ -147,6 +147,10 @@ def resolve_account(session: Session, ref: str) -> str:
         lambda: (a for a in _vault_accounts(session) if a == typed),
         lambda: session.scalars(select(inventory.key).where(caseless_key, current)),
         lambda: session.scalars(select(inventory.key).where(caseless_key)),
+        # SQL lowers ASCII letters only (db.caseless): "Éditions Nord" asked for as
+        # "éditions nord" is compared here, in full, as grants' accounts are folded
+        lambda: _folded_keys(session, low, current_only=True),
+        lambda: _folded_keys(session, low, current_only=False),
         lambda: (a for a in granted() if a.lower() == low),
     )
     for tier in tiers:
@@ -160,6 +164,19 @@ def resolve_account(session: Session, ref: str) -> str:
                    + (near or "(use platform:handle, e.g. x:@northwind)"))
 
 
+def _folded_keys(session: Session, low: str, *, current_only: bool) -> Iterator[str]:
+    """Inventory keys whose key or handle lowers to ``low`` in full (Unicode) case,
+    where SQL's caseless() cannot tell: only asked for a name with non-ASCII letters,
+    and then a scan of the inventory's keys (tens of thousands at most)."""
+    if low.isascii():
+        return iter(())
+    q = select(ObsSocialAccount.key, ObsSocialAccount.handle).distinct()
+    if current_only:
+        q = q.where(ObsSocialAccount.ended_at.is_(None))
+    return (key for key, handle in session.execute(q)
+            if key.lower() == low or handle.lower() == low)
+
+
 def _spellings(session: Session, key: str) -> set[str]:
     """Every key the account has been stored under. Grants and vault items take the
     inventory's spelling of their day (platforms.AccountNames), so where the account's
@@ -167,6 +184,9 @@ def _spellings(session: Session, key: str) -> set[str]:
     platform, _, handle = key.partition(":")
     if not platforms.caseless(platform, handle):
         return {key}
+    if not key.isascii():  # caseless() lowers ASCII letters only: compared in full here
+        return {key, *(k for k in session.scalars(select(ObsSocialAccount.key).distinct())
+                       if k.lower() == key.lower())}
     return {key, *session.scalars(select(ObsSocialAccount.key).where(
         caseless(ObsSocialAccount.key) == ascii_lower(key)))}
 

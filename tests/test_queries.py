@@ -661,3 +661,24 @@ def test_case_is_ignored_alike_on_every_engine_and_collation(demo_dir: Path,
                               "--json", env=env).out)["plan"]
     assert any(s["kind"] == "remove_vault_reader" and "Équipe-Promotions-IT" in
                s["instruction"] for s in plan["steps"]), plan["steps"]
+
+
+def test_whohas_finds_an_account_whose_name_has_a_non_ascii_capital(demo_dir: Path) -> None:
+    """SQL lowered ASCII letters only, so "facebook:éditions nord" did not find the
+    inventory's Page "Éditions Nord", nor "youtube:@émilie.studio" its "@Émilie.Studio",
+    though a grant written so reaches them (its account is folded in full)."""
+    accounts = demo_dir / "accounts.toml"
+    accounts.write_text(accounts.read_text(encoding="utf-8") + "".join(
+        f'\n[[accounts]]\nplatform = "{platform}"\nhandle = "{handle}"\ncriticality = "low"\n'
+        'owner = "E1001"\nowner_team = "Communications"\naccess = "delegated"\n'
+        'account_2fa = true\nattested_by = "E1001"\nattested_at = 2026-10-20\n'
+        'next_due = 2027-01-20\n'
+        for platform, handle in (("facebook", "Éditions Nord"), ("youtube", "@Émilie.Studio"))),
+        encoding="utf-8")
+    cfg, env = reconcile_demo(demo_dir)
+    for ref, key in (("facebook:éditions nord", "facebook:Éditions Nord"),
+                     ("youtube:@émilie.studio", "youtube:@Émilie.Studio"),
+                     ("@ÉMILIE.STUDIO", "youtube:@Émilie.Studio")):
+        out = run_cli("-c", cfg, "whohas", ref, "--json", env=env)
+        assert out.code == 0, (ref, out.err)
+        assert json.loads(out.out)["account"] == key
