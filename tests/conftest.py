@@ -75,6 +75,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
+                        pytest.param("postgresql-tr", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite, PostgreSQL, and PostgreSQL with a Turkish (ICU) default collation."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'governor.db'}"
+    fixture = "pg_url" if request.param == "postgresql" else "pg_turkish_url"
+    return str(request.getfixturevalue(fixture))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Tests pin their own clock and database; nothing leaks in from the shell.

@@ -493,6 +493,16 @@ def _stint_2016(demo_dir: Path) -> str:
     return ",".join(cells) + "\n"
 
 
+def _swap(demo_dir: Path, first: str, second: str) -> None:
+    """Move the config's HR source [sources.<second>], which follows [sources.<first>],
+    ahead of it."""
+    config = demo_dir / "governor.toml"
+    body = config.read_text()
+    one = body[body.index(f"[sources.{first}]"):body.index(f"[sources.{second}]")]
+    two = body[body.index(f"[sources.{second}]"):body.index("# Okta user export")]
+    config.write_text(body.replace(one + two, two + one))
+
+
 def test_hr_sources_reordered_so_a_stale_record_stands_make_a_new_leaver(
         demo_dir: Path) -> None:
     """Review: a legacy export after the main one holds Tomás's 2016 record. Moving it
@@ -500,11 +510,7 @@ def test_hr_sources_reordered_so_a_stale_record_stands_make_a_new_leaver(
     HR row changed: he left since the last run, as that run's order of sources said."""
     _second_hr(demo_dir, "hr2", _stint_2016(demo_dir))
     cfg, env = _baseline(demo_dir)
-    config = demo_dir / "governor.toml"
-    body = config.read_text()
-    hr = body[body.index("[sources.hr]"):body.index("[sources.hr2]")]
-    hr2 = body[body.index("[sources.hr2]"):body.index("# Okta user export")]
-    config.write_text(body.replace(hr + hr2, hr2 + hr))
+    _swap(demo_dir, "hr", "hr2")
     out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 3, out.err
     assert "1 person who holds access counts as having left since the last run" in out.err
@@ -518,11 +524,7 @@ def test_hr_sources_reordered_so_the_record_that_stands_says_the_same_make_nobod
     _second_hr(demo_dir, "hr2", _hr_lines(demo_dir)["E1004"] + _hr_lines(demo_dir)["E1012"],
                first=True)
     cfg, env = _baseline(demo_dir)
-    config = demo_dir / "governor.toml"
-    body = config.read_text()
-    hr2 = body[body.index("[sources.hr2]"):body.index("[sources.hr]")]
-    hr = body[body.index("[sources.hr]"):body.index("# Okta user export")]
-    config.write_text(body.replace(hr2 + hr, hr + hr2))
+    _swap(demo_dir, "hr2", "hr")
     out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 0, out.err
     assert _cases(demo_dir) == []
@@ -611,15 +613,6 @@ def test_a_last_day_ending_the_night_after_a_baseline_is_a_new_leaver_that_night
     assert out.code == 3, out.err
     assert "1 person who holds access counts as having left since the last run" in out.err
     assert "E1004" in out.err
-
-
-def _swap(demo_dir: Path, first: str, second: str, end: str = "# Okta user export") -> None:
-    """Move the config's [sources.<second>] (which follows [sources.<first>]) ahead."""
-    config = demo_dir / "governor.toml"
-    body = config.read_text()
-    one = body[body.index(f"[sources.{first}]"):body.index(f"[sources.{second}]")]
-    two = body[body.index(f"[sources.{second}]"):body.index(end)]
-    config.write_text(body.replace(one + two, two + one))
 
 
 def test_hr_sources_reordered_on_a_night_that_would_be_carried_forward_make_a_new_leaver(

@@ -629,16 +629,6 @@ def test_whohas_a_grant_is_seen_since_it_was_held_whatever_its_role(
     assert maya() == ("Owner", "2026-11-23T12:00:00+00:00")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
-                        pytest.param("postgresql-tr", marks=pytest.mark.postgres)])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """SQLite, PostgreSQL, and PostgreSQL with a Turkish default collation."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'governor.db'}"
-    fixture = "pg_url" if request.param == "postgresql" else "pg_turkish_url"
-    return str(request.getfixturevalue(fixture))
-
-
 def test_case_is_ignored_alike_on_every_engine_and_collation(demo_dir: Path,
                                                             any_store: str) -> None:
     """SQL lowered stored text while Python lowered what was asked: PostgreSQL under a

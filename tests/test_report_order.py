@@ -7,23 +7,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import pytest
 from conftest import demo_env, run_cli
 from sqlalchemy import create_engine, inspect, text
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 # keys a byte-wise order and a linguistic one put in different orders
 KEYS = ("Zeta", "alpha", "a b", "a|b", "ab", "a-c", "Émile", "eve")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
-                        pytest.param("postgresql-tr", marks=pytest.mark.postgres)])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """SQLite, PostgreSQL, and PostgreSQL with a Turkish (ICU) default collation."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'governor.db'}"
-    fixture = "pg_url" if request.param == "postgresql" else "pg_turkish_url"
-    return str(request.getfixturevalue(fixture))
 
 
 def _copies(url: str) -> None:
