@@ -884,6 +884,14 @@ def _stop(problems: list[str], surge: list[str], mfa: list[str]) -> NoReturn:
         + ("; one --force passes every stop above" if len(checks) > 1 else ""))
 
 
+def next_run_id(session: Session) -> int:
+    """The id the next run takes: one more than the last stored, on every engine. A
+    PostgreSQL sequence moves on for a run taken back (a feed guard's stop, bad input),
+    so its run ids skipped where SQLite's did not, and a gap looks like a run deleted.
+    Read holding the writers' lock (audit.lock), so two runs never take one id."""
+    return (session.scalar(select(func.max(Run.id))) or 0) + 1
+
+
 def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         prefetched: Mapping[str, Prefetched] | None = None) -> RunResult:
     phases = _Phases()
@@ -893,7 +901,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     # is refused before the run row or anything else is written
     now = clock()
     went_back = _clock_check(session, now, opts)
-    r = Run(started_at=now, status="running", actor=opts.actor, forced=False)
+    r = Run(id=next_run_id(session), started_at=now, status="running", actor=opts.actor,
+            forced=False)
     session.add(r)
     session.flush()
     if went_back:
@@ -1192,9 +1201,10 @@ def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunRe
             result = run(session, config, clock, opts, fetched)
     except FeedGuardTripped as exc:
         with transaction(engine) as session:
+            audit.lock(session)
             now = clock()
-            r = Run(started_at=now, finished_at=now, status="aborted", actor=opts.actor,
-                    forced=False, error=str(exc))
+            r = Run(id=next_run_id(session), started_at=now, finished_at=now,
+                    status="aborted", actor=opts.actor, forced=False, error=str(exc))
             session.add(r)
             session.flush()
             audit.record(session, now, opts.actor, "run.aborted", subject=f"run {r.id}",
