@@ -209,16 +209,20 @@ class Merge:
                                  f"WHERE id = {m}", kept)
 
     def finish(self, source_ok: dict[str, bool], disabled: Iterable[str], actor: str,
-               left: Collection[str] = ()) -> FindingStats:
+               left: Collection[str] = (), retuned: Collection[str] = ()) -> FindingStats:
         """Resolve what no rule reported (when its sources were read), then exceptions.
         ``left``: the people who count as having left; a finding about one of them that
         no rule reports any more resolved because they left (a rule that judges staff
-        skips leavers), which "fixed" would misstate."""
+        skips leavers), which "fixed" would misstate. ``retuned``: rules whose
+        parameters differ from the last run's (a longer grace, more admins allowed): a
+        finding of one that no longer fails may have been fixed or let through by the
+        new setting, which nobody can tell, so it resolves as "rule settings changed"."""
         off = set(disabled)
         resolve: list[tuple[Any, ...]] = []
         gone: dict[str, list[str]] = {}  # a finding's sources -> those no longer configured
         unwatched: dict[str, int] = {}
         switched_off: dict[str, int] = {}  # rule id -> findings resolved as disabled
+        let_through: dict[str, int] = {}  # rule id -> resolved under changed settings
         for key, (fid, rule_id, _outcome, _opened, _content, src, _sev, person
                   ) in self.live.items():
             if key in self.reported:
@@ -241,8 +245,14 @@ class Merge:
                 continue
             elif deciding is not None and all(source_ok.get(s, False) for s in deciding):
                 rule = RULES.get(rule_id)
-                resolution = "person left" if person is not None and person in left and \
-                    rule is not None and rule.skips_leavers else "fixed"
+                if person is not None and person in left and rule is not None \
+                        and rule.skips_leavers:
+                    resolution = "person left"
+                elif rule_id in retuned:
+                    resolution = "rule settings changed"
+                    let_through[rule_id] = let_through.get(rule_id, 0) + 1
+                else:
+                    resolution = "fixed"
             else:
                 self.stats.held += 1
                 continue
@@ -260,6 +270,11 @@ class Merge:
                          subject=", ".join(sorted(switched_off)),
                          reason="rules disabled in the config",
                          detail={"resolved_by_rule": dict(sorted(switched_off.items()))})
+        if let_through:
+            audit.record(self.session, self.now, actor, "finding.rule_settings_changed",
+                         subject=", ".join(sorted(let_through)),
+                         reason="rule parameters changed in the config",
+                         detail={"resolved_by_rule": dict(sorted(let_through.items()))})
         if self.severity_changes:
             self._audit_severity_changes(actor)
         if resolve:

@@ -267,11 +267,12 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
 
 
 def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, config: Config,
-             ok: dict[str, bool], actor: str, overridden_before: OverridesBefore | None = None
-             ) -> findings.FindingStats:
+             ok: dict[str, bool], actor: str, overridden_before: OverridesBefore | None = None,
+             settings_before: Any = None) -> findings.FindingStats:
     """Run every enabled rule and merge its results before the next one runs: only one
     rule's results are held at a time. `overridden_before` is the previous run's
-    severity overrides, to tell why a finding's severity changed."""
+    severity overrides, to tell why a finding's severity changed; `settings_before` its
+    rule settings (its summary's "rules"), to tell a fix from a rule retuned."""
     merge = findings.Merge(session, run_id, now)
     disabled = []
     leaver = RULES["leaver-holds-access"]
@@ -289,7 +290,17 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
     # people who count as left now: findings about them that only staff rules made
     # resolve as "person left", not "fixed" (leaver-holds-access reports them instead)
     left = {eid for eid, p in snap.persons.items() if snap.has_left(p, snap.leaver_grace)}
-    return merge.finish(ok, disabled, actor, left)
+    return merge.finish(ok, disabled, actor, left, retuned(settings_before, rule_settings(config)))
+
+
+def retuned(before: Any, after: dict[str, dict[str, Any]]) -> set[str]:
+    """Rules whose parameters differ between two runs' settings (rule_settings); none
+    where the earlier run kept none to compare with."""
+    if not isinstance(before, dict):
+        return set()
+    return {rule_id for rule_id, now in after.items()
+            if isinstance(before.get(rule_id), dict)
+            and before[rule_id].get("params") != now.get("params")}
 
 
 @dataclass(frozen=True)
@@ -593,7 +604,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         snap.settle()
         phases.done("save_matches")
         stats = evaluate(session, r.id, now, snap, config, ok, opts.actor,
-                         overrides_before(prev_summary) if prev is not None else None)
+                         overrides_before(prev_summary) if prev is not None else None,
+                         prev_summary.get("rules") if prev is not None else None)
         phases.done("rules_and_findings")
         swept = offboard_sweep(session, config, snap, now, opts.actor, leavers, r.id)
     phases.done("offboarding")

@@ -287,6 +287,39 @@ def test_disabling_a_rule_resolves_its_findings_as_disabled(demo_dir: Path) -> N
     assert rows == [("resolved", "rule disabled")]
 
 
+def test_findings_a_loosened_rule_no_longer_reports_resolve_as_settings_changed(
+        demo_dir: Path) -> None:
+    """Review: raising too-many-admins' max_admins or dormant-grant's dormant_days closed
+    their findings as "fixed", though nobody removed anything: the new setting let them
+    through. A finding that really went away the same night is still "fixed"."""
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    before = statuses(url)
+    fixed = "excess-privilege:I2002|x:@northwind|x_team|"
+    (key,) = [k for k in before if k.startswith(fixed)]
+    x_team = demo_dir / "x_team.csv"
+    x_team.write_text("".join(line for line in x_team.read_text().splitlines(keepends=True)
+                              if "jack.morrison" not in line))
+    path = demo_dir / "governor.toml"
+    path.write_text(path.read_text().replace("max_admins = 3", "max_admins = 10")
+                    .replace("dormant_days = 90", "dormant_days = 3650"))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    rows = query(url, "SELECT rule_id, resolution, count(*) FROM finding WHERE "
+                      "status = 'resolved' GROUP BY rule_id, resolution ORDER BY rule_id")
+    assert ("too-many-admins", "rule settings changed", 1) in rows
+    assert ("dormant-grant", "rule settings changed", 2) in rows
+    assert {r[1] for r in rows if r[0] not in ("too-many-admins", "dormant-grant")} == {
+        "fixed"}
+    assert query(url, f"SELECT resolution FROM finding WHERE key = '{key}'") == [("fixed",)]
+    (detail,) = query(url, "SELECT detail FROM audit_log WHERE "
+                           "action = 'finding.rule_settings_changed'")
+    assert json.loads(str(detail[0]))["resolved_by_rule"] == {"dormant-grant": 2,
+                                                              "too-many-admins": 1}
+    listed = run_cli("-c", cfg, "findings", "--status", "resolved", env=env)
+    assert "rule settings changed" in listed.out
+
+
 def disable_rule(demo_dir: Path, rule_id: str) -> None:
     path = demo_dir / "governor.toml"
     text_ = path.read_text()

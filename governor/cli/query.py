@@ -76,7 +76,8 @@ def findings(ctx: Ctx, severity: str | None, rule_id: str | None, status: str, o
     if use_json(ctx, as_json):
         emit_json([_finding_json(f, st, excs.get(f.key), zone, now) for f, st in rows])
         return
-    # "rule disabled" or "source removed" is no fix: say which, as the report does
+    # "rule disabled", "source removed" or "rule settings changed" is no fix: say which,
+    # as the report does
     why = ("resolution",) if status in ("resolved", "all") else ()
     # who accepted each risk, and through when, where accepted risks are listed
     accepted = ("exception", "approver", "accepted through") if status == "excepted" else ()

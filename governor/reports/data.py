@@ -59,8 +59,9 @@ class FindingLine:
     resolved_at: datetime | None = None
     exception: dict[str, Any] | None = None  # reason, approver, expires for excepted ones
     # Why a resolved finding resolved (findings.py): "fixed", or "rule disabled" and
-    # "source removed", which are not fixes: nobody looks any more, or "person left" (a
-    # staff-only rule's finding about a leaver). None unless resolved.
+    # "source removed", which are not fixes: nobody looks any more, "person left" (a
+    # staff-only rule's finding about a leaver), or "rule settings changed" (its rule's
+    # parameters changed: let through, or fixed). None unless resolved.
     resolution: str | None = None
     # Set when the report's run changed the severity of this finding, which stayed live:
     # what it was before, and why it changed ("config": the rules.<rule>.severity
