@@ -16,12 +16,12 @@ from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from governor import state
 from governor.config import Config
-from governor.models import Finding, ObsDirectoryAccount, Run, SourceRead
+from governor.models import Finding, ObsCredential, ObsDirectoryAccount, Run, SourceRead
 from governor.queries import escape_like
 from governor.records import WEAK_FACTORS, DirectoryStatus, SourceKind
 from governor.rules._common import more
@@ -107,6 +107,42 @@ def guard_trips(config: Config, outcomes: list[SourceOutcome]) -> dict[str, str]
                                 + (": did its identifiers change?" if swapped else
                                    f", {o.fresh} of them new") + gone)
     return problems
+
+
+def readers_lost(session: Session, config: Config, outcomes: list[SourceOutcome],
+                 run_id: int) -> dict[str, str]:
+    """Source name -> why the run must stop for it: a vault source whose items, still
+    returned, lost more than feed_guard.max_drop of the readers (people and groups)
+    they had at its last read. An export job that leaves every item's readers out
+    returns as many items as before and passes guard_trips, and each leaver's shared
+    login would resolve as fixed. Items no longer returned are guard_trips' business."""
+    max_drop, floor = config.feed_guard["max_drop"], config.feed_guard["min_baseline"]
+    out = {}
+    for o in outcomes:
+        if not o.ok or o.unchanged or o.kind != SourceKind.VAULT.value:
+            continue
+        c = ObsCredential
+        rows = session.execute(select(c.nk, c.first_run_id, c.ended_run_id, c.readers,
+                                      c.reader_groups).where(
+            c.source == o.name, or_(c.ended_run_id.is_(None), c.ended_run_id == run_id)))
+        before: dict[str, set[tuple[str, str]]] = {}
+        now: dict[str, set[tuple[str, str]]] = {}
+        for nk, first, ended, readers, groups in rows:
+            held = {*(("reader", r.lower()) for r in json.loads(readers)),
+                    *(("group", g.lower()) for g in json.loads(groups))}
+            if first < run_id:
+                before[nk] = held
+            if ended is None:
+                now[nk] = held
+        baseline = sum(len(h) for h in before.values())
+        lost = sum(len(held - now[nk]) for nk, held in before.items() if nk in now)
+        if baseline and baseline >= floor and lost > baseline * max_drop:
+            out[o.name] = (f"{o.name}: {lost} of the {baseline} readers (people and groups) "
+                           f"its items had at its last read are gone from items it still "
+                           f"returns ({lost / baseline:.0%}; limit {max_drop:.0%}): did the "
+                           "export leave out readers? Their shared logins would count as "
+                           "no longer held")
+    return out
 
 
 def removed_sources(session: Session, config: Config, prev: Run | None) -> dict[str, str]:

@@ -34,6 +34,7 @@ from governor.guards import (
     leaver_surge,
     mfa_decline,
     mfa_loss,
+    readers_lost,
     removed_sources,
 )
 from governor.models import (
@@ -528,7 +529,10 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     outcomes = read_sources(session, config, r.id, now, prefetched)
     phases.done("read_sources")
     prev, prev_summary = _previous(session, r.id)
-    trips = {**guard_trips(config, outcomes), **removed_sources(session, config, prev)}
+    trips = guard_trips(config, outcomes)
+    for name, why in (*readers_lost(session, config, outcomes, r.id).items(),
+                      *removed_sources(session, config, prev).items()):
+        trips[name] = f"{trips[name]}; {why}" if name in trips else why
     problems = list(trips.values())
     # Unforced, a stop waits for the leaver count below (nothing changes before it): one
     # --force passes every stop, so the message before it names all of them (a shrunken

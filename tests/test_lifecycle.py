@@ -96,6 +96,34 @@ def test_shrunken_feed_stops_the_run_before_any_finding_changes(demo_dir: Path,
     assert "offboard.opened" in actions[actions.index("run.forced"):]
 
 
+def test_a_vault_export_that_lost_its_readers_stops_the_run(demo_dir: Path) -> None:
+    """Review: an export job that leaves out every item's readers returns as many items
+    as before and passed the guard: three leavers' shared logins resolved as fixed."""
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    vault = demo_dir / "vault.json"
+    data = json.loads(vault.read_text(encoding="utf-8"))
+    first = data["records"][0]
+    kept = first["readers"]
+    first["readers"] = kept[:-1]  # one reader gone: ordinary churn
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    before = statuses(url)
+    for record in data["records"]:
+        record["readers"] = []
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    day3 = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=day3)
+    assert out.code == 3, out.err
+    assert "vault: 11 of the 11 readers (people and groups) its items had at its last " \
+           "read are gone from items it still returns (100%; limit 30%)" in out.err
+    assert statuses(url) == before
+    forced = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
+                     "vault cleaned up", env=day3)
+    assert forced.code == 0, forced.err
+
+
 def test_empty_feed_stops_the_run(demo_dir: Path) -> None:
     cfg, env = setup(demo_dir)
     shrink(demo_dir / "x_team.csv", 0)
