@@ -140,6 +140,13 @@ def report_anchor(path: Path) -> tuple[int, str, str] | None:
     return None if head is None else (head[0], head[1], path.name)
 
 
+def report_base(path: Path) -> tuple[int, str, str] | None:
+    """A nightly report's copy of the log's head when its run began (``audit_base``);
+    None when it holds none (an empty log then, a report written later or older)."""
+    base = _anchor_of(report_fields(path, "audit_base").get("audit_base"))
+    return None if base is None else (base[0], base[1], path.name)
+
+
 def report_fields(path: Path, *keys: str) -> dict[str, Any]:
     """Top-level fields ``keys`` of the JSON object a file begins with, read from its
     first megabyte: those found before the first that is not there."""

@@ -511,6 +511,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         prefetched: Mapping[str, Prefetched] | None = None) -> RunResult:
     phases = _Phases()
     audit.lock(session)
+    base = audit.head(session)  # the report keeps it: see NightlyReport.audit_base
     # the time is read holding the writers' lock, so a run that waited for another one
     # reads it after that one's start; a clock that still says earlier went back, and
     # is refused before the run row or anything else is written
@@ -626,7 +627,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     digests: dict[str, str] = {}
     if opts.write_report:
         report = nightly_report(session, config, r, snap, matrix_from=matrix, counted=c,
-                                carried_from_run=result.reused_run)
+                                carried_from_run=result.reused_run, audit_base=base)
         # written before the commit so a report failure fails the run; if anything after
         # fails, this run's files are taken back (below, or in job() when the commit
         # itself fails) and job() puts the last run's latest copies back
@@ -753,8 +754,9 @@ def recover_report_dir(session: Session, out_dir: Path, now: datetime, actor: st
             keeps.setdefault(p.name[1:].rsplit(".", 2)[0], []).append(p)
     latest = out_dir / LATEST["latest_json"]
     now_there = audit.report_anchor(latest) if latest.is_file() else None
+    # a kept copy that holds no head was written when the log was empty: a first run's
     ours = [k for k in keeps.get(LATEST["latest_json"], [])
-            if (a := audit.report_anchor(k)) is not None and audit.holds(session, a)]
+            if (a := audit.report_anchor(k)) is None or audit.holds(session, a)]
     restore = bool(ours) and (now_there is None or not audit.holds(session, now_there))
     restored = []
     for name, paths in keeps.items():
@@ -775,35 +777,56 @@ _REPORT_JSON = re.compile(r"nightly-(\d+)\.json")
 
 
 def _set_aside_uncommitted(session: Session, out_dir: Path, now: datetime) -> list[str]:
-    """Report files of a run after the store's last one, started after it, whose audit
-    head (if any) is this store's: a run of this store killed between placing its
-    report and committing. Renamed NAME.uncommitted-<time>, not deleted: they are what
-    that run saw. Another store's are left alone, for the run to refuse."""
+    """Report files of a run this store never committed: killed between placing its
+    report and committing (see _uncommitted). Renamed NAME.uncommitted-<time>, not
+    deleted: they are what that run saw. The latest copies it placed go aside with
+    them (recover_report_dir then puts back the ones it kept). Another store's are left
+    alone, for the run to refuse."""
     last = session.scalar(select(Run).order_by(Run.id.desc()).limit(1))
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
     out: list[str] = []
     for path in sorted(out_dir.glob("nightly-*.json")):
         found = _REPORT_JSON.fullmatch(path.name)
-        if found is None or (last is not None and int(found[1]) <= last.id):
+        if found is None or not _uncommitted(session, path, last, int(found[1])):
             continue
-        head = audit.report_fields(path, "started_at")
-        started = head.get("started_at")
-        try:
-            at = datetime.fromisoformat(started.replace("Z", "+00:00")) \
-                if isinstance(started, str) else None
-        except ValueError:
-            at = None
-        before = as_utc(last.started_at) if last is not None else None
-        if at is None or (before is not None and at <= before):
-            continue  # time only goes forward in one store: not a later run of this one
-        anchor = audit.report_anchor(path)
-        if anchor is not None and not audit.holds(session, anchor):
-            continue
-        stamp = now.strftime("%Y%m%dT%H%M%SZ")
         for name in file_names(int(found[1])).values():
             if (out_dir / name).exists():
                 os.replace(out_dir / name, out_dir / f"{name}{audit.SET_ASIDE}{stamp}")
                 out.append(name)
+    latest = out_dir / LATEST["latest_json"]
+    run_id = audit.report_fields(latest, "run_id").get("run_id") if latest.is_file() else None
+    if isinstance(run_id, int) and _uncommitted(session, latest, last, run_id):
+        for name in LATEST.values():
+            if (out_dir / name).exists():
+                os.replace(out_dir / name, out_dir / f"{name}{audit.SET_ASIDE}{stamp}")
+                out.append(name)
     return out
+
+
+def _uncommitted(session: Session, path: Path, last: Run | None, run_id: int) -> bool:
+    """Is the nightly JSON report at ``path`` (of run ``run_id``) one of this store's
+    that was never committed? Its run comes after the store's last one and started
+    after it (time only goes forward in one store), and the log's head it copied is
+    this store's, or, where the killed run had written entries of its own before its
+    report (an offboarding case it opened), the head its run began on is."""
+    if last is not None and run_id <= last.id:
+        return False
+    started = audit.report_fields(path, "started_at").get("started_at")
+    try:
+        at = datetime.fromisoformat(started.replace("Z", "+00:00")) \
+            if isinstance(started, str) else None
+    except ValueError:
+        at = None
+    before = as_utc(last.started_at) if last is not None else None
+    if at is None or (before is not None and at <= before):
+        return False
+    anchor = audit.report_anchor(path)
+    if anchor is None or audit.holds(session, anchor):
+        return True
+    base = audit.report_base(path)
+    if base is None:  # the run began on an empty log: is this store's empty still?
+        return audit.head(session) is None
+    return audit.holds(session, base)
 
 
 def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunResult:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import demo_env, run_cli, sql_rows
 
 REPO = Path(__file__).resolve().parent.parent
 DAY2 = "2026-11-21T12:00:00+00:00"
+DAY3 = "2026-11-23T12:00:00+00:00"
 
 
 def test_sigterm_while_the_report_is_written_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -117,3 +120,55 @@ def test_a_report_placed_by_a_run_killed_before_its_commit_is_set_aside(
                          "SELECT detail FROM audit_log WHERE action = 'report.recovered'")[0]
     assert sorted(json.loads(str(detail))["set_aside"]) == [
         "nightly-2.csv", "nightly-2.html", "nightly-2.json"]
+
+
+def _copy_store(source: Path, target: Path) -> None:
+    """The store as committed (its write-ahead log too), as one file."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+@pytest.mark.parametrize("kept", ["kept copies left", "none kept"])
+def test_a_killed_run_that_had_written_audit_entries_is_set_aside_too(
+        demo_dir: Path, kept: str) -> None:
+    """Review: a run that opened an offboarding case wrote audit entries before its
+    report, so the head its report copied was one the rolled-back store never kept:
+    its files passed for another store's, every later night stopped ("already holds
+    run 2's report"), and `audit verify` said entries were cut off the log. The head
+    its run began on is this store's: its files, latest copies included, go aside."""
+    cfg, env = str(demo_dir / "governor.toml"), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", env=env).code == 0
+    reports, store = demo_dir / "reports", demo_dir / "governor-demo.db"
+    first = {name: (reports / f"nightly-1.{name.rsplit('.', 1)[1]}").read_bytes()
+             for name in ("nightly-latest.json", "nightly-latest.html")}
+    before = demo_dir / "before.db"
+    _copy_store(store, before)
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text().replace(",2026-12-11\n", ",2026-11-19\n", 1))
+    out = run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    url = f"sqlite:///{store}"
+    assert sql_rows(url, "SELECT count(*) FROM offboard_case") == [(1,)]
+    # the kill: nothing of run 2 was committed; its report files are in place
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    _copy_store(before, store)
+    if kept == "kept copies left":  # as reverted_on_error keeps them, an hour ago
+        old = time.time() - 2 * 3600
+        for name, body in first.items():
+            keep = reports / f".{name}.0a1b2c.keep"
+            keep.write_bytes(body)
+            os.utime(keep, (old, old))
+    later = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=later)
+    assert out.code == 0, out.err
+    aside = sorted(p.name.split(".uncommitted-")[0] for p in reports.glob("*.uncommitted-*"))
+    assert aside == ["access-matrix-2.csv", "nightly-2.csv", "nightly-2.html",
+                     "nightly-2.json", "nightly-latest.html", "nightly-latest.json"]
+    if kept == "kept copies left":
+        assert {n: (reports / n).read_bytes() for n in first} == first
+    assert run_cli("-c", cfg, "audit", "verify", env=later).code == 0
+    out = run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": DAY3})
+    assert out.code == 0, out.err
+    assert run_cli("-c", cfg, "audit", "verify", env={**env, "GOVERNOR_NOW": DAY3}).code == 0

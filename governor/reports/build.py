@@ -198,9 +198,11 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
                    matrix_from: MatrixFile | None = None,
                    counted: dict[str, dict[str, int]] | None = None,
                    carried_from_run: int | None = None,
-                   exceptions_then: ExceptionsThen | None = None) -> NightlyReport:
+                   exceptions_then: ExceptionsThen | None = None,
+                   audit_base: tuple[int, str] | None = None) -> NightlyReport:
     """The report of `run`; its access matrix from `snap`, or, when the run found the
     last evaluation still valid, the earlier run's matrix file `matrix_from`.
+    ``audit_base``: the log's head when the run began (see NightlyReport.audit_base).
 
     Written after the run (`governor report nightly`), `exceptions_then` says which
     exceptions the run applied: findings are then shown excepted or open as the run
@@ -239,7 +241,7 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
         matrix_html_max_rows=config.report["matrix_html_max_rows"],
         findings_html_max=cap, stream=sections.stream, totals=totals,
         offboarding=_open_cases(session, run),
-        audit_head=audit.head(session),
+        audit_head=audit.head(session), audit_base=audit_base,
     )
 
 

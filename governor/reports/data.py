@@ -157,6 +157,10 @@ class NightlyReport:
     # the chain's head outside the database, so `governor audit verify` can tell
     # entries cut off its end, which the chain alone cannot show.
     audit_head: tuple[int, str] | None = None
+    # The log's head when the run began, before its own entries: a run killed after
+    # placing its report and before its commit left a head this store never kept, but
+    # a base it does, which tells its files from another store's (reconcile's recovery)
+    audit_base: tuple[int, str] | None = None
     matrix_html_max_rows: int = 5000
     # Offboarding cases still open (those this run opened first): case, employee id,
     # name, trigger, opened, steps total / finished / failed, new in this run.

@@ -451,6 +451,8 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         # early in the file, so `audit verify` reads it without parsing every finding
         "audit_head": None if report.audit_head is None else {
             "entry": report.audit_head[0], "hash": report.audit_head[1]},
+        "audit_base": None if report.audit_base is None else {
+            "entry": report.audit_base[0], "hash": report.audit_base[1]},
         "counts": jsonable(report.counts),
         "sources": [_source_json(s, report.started_at) for s in report.sources],
         **{name: [json.loads(finding_json(f)) for f in section(report, name)]
