@@ -563,6 +563,35 @@ def test_inventory_yaml_errors_name_the_key_line(tmp_path: Path) -> None:
         "a.yaml:25: not valid YAML: ")
 
 
+def test_inventory_yaml_guesses_nothing(tmp_path: Path) -> None:
+    """Review: YAML 1.1 read owner 01001 as the octal number 513 and let a key written
+    twice win silently; an impossible date was a traceback. A number is the text it was
+    written as, a key twice and a date that is none are errors with their line, and
+    0000-00-00 is no date, as in every export."""
+    (account, _) = fetch(tmp_path, "inventory_file", "a.yaml",
+                         INV_YAML.replace("owner: E1", "owner: 01001"))
+    assert account.owner == "01001"
+    twice = INV_YAML.replace("criticality: low", "criticality: low\n    criticality: high")
+    assert fails(tmp_path, "inventory_file", "b.yaml", twice) == (
+        "b.yaml:25: not valid YAML: the key 'criticality' is written twice")
+    bad = INV_YAML.replace("next_due: 2027-01-05", "next_due: 2026-02-30")
+    assert fails(tmp_path, "inventory_file", "c.yaml", bad) == (
+        "c.yaml:19: not valid YAML: '2026-02-30' is not a date (day is out of range for "
+        "month)")
+    none = INV_YAML.replace("next_due: 2027-01-05", "next_due: 0000-00-00")
+    assert fetch(tmp_path, "inventory_file", "d.yaml", none) == fetch(
+        tmp_path, "inventory_file", "e.yaml", INV_YAML.replace("    next_due: 2027-01-05\n", ""))
+
+
+@pytest.mark.parametrize("none", ['"0000-00-00"', '""'])
+def test_an_inventory_date_of_zeros_or_blank_is_none(tmp_path: Path, none: str) -> None:
+    """Review: blank and 0000-00-00 dates are null in every export; the TOML inventory
+    refused them ("expected a date")."""
+    assert fetch(tmp_path, "inventory_file", "a.toml",
+                 INV_TOML.replace("next_due = 2027-01-05", f"next_due = {none}")) == fetch(
+        tmp_path, "inventory_file", "b.toml", INV_TOML.replace("next_due = 2027-01-05\n", ""))
+
+
 def test_vault_does_not_repeat_a_refused_date_or_flag(tmp_path: Path) -> None:
     # a column shifted by one puts the next cell, a password here, where a date belongs
     text = "id,accounts,readers,password_changed_at\nv1,x:@a,a@corp.example,Hunter2Secret!\n"

@@ -67,6 +67,42 @@ KEYS = frozenset({"platform", "handle", "criticality", "owner", "owner_team", "a
                   "recovery_phone_owner", "attested_by", "attested_at", "next_due", "notes"})
 CONTACT_KINDS = ("corporate", "personal", "shared")
 
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's guesses that change an inventory's text: a number
+    stays the text it was written as (owner: 01001 read as octal was owner 513), a key
+    written twice is an error, not the last one silently winning (criticality: critical,
+    then low), and a date that is no date (2026-02-30) is an error with its line, not a
+    traceback; 0000-00-00, an export's "no date", is none, as in every export."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False
+                          ) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is written twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_date(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    text = str(node.value)
+    if re.fullmatch(r"0000-00-00(?:[Tt ].*)?", text):
+        return None
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not a date ({exc})",
+                                                node.start_mark) from None
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _yaml_date)
+
 # (entry index, key or None for the entry) -> 1-based line, or None if it cannot be found
 Locate = Callable[[int, str | None], int | None]
 
@@ -148,7 +184,7 @@ class InventoryFile(FileConnector):
         if self.path.suffix.lower() in (".yaml", ".yml"):
             locate = functools.partial(_yaml_line, text)
             try:
-                doc = yaml.safe_load(text)
+                doc = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - safe: see _YamlLoader
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)
                 raise DataError(self.display, mark.line + 1 if mark else None, None,
@@ -274,6 +310,8 @@ class _Entry:
 
     def day(self, field: str) -> date | None:
         value = self.raw.get(field)
+        if isinstance(value, str) and value.strip() in ("", "0000-00-00"):
+            value = None  # an export's "no date", as a blank one
         if isinstance(value, str):
             try:
                 value = date.fromisoformat(value)
