@@ -179,6 +179,37 @@ def test_hr_json_records_and_line_numbers(tmp_path: Path) -> None:
         "hr.json:7: hire_date: date '31.12.2020' does not match %Y-%m-%d")
 
 
+def test_a_key_twice_in_a_json_record_is_refused(tmp_path: Path) -> None:
+    """Review: json keeps the last of a key written twice, silently: a second
+    "readers" in a vault item replaced the first and a leaver's shared login resolved
+    as fixed; a second "end_date" in an HR record won. Refused with the record's line
+    and the field, in a JSON array, in JSON lines and in the wrapper itself."""
+    cols = {"employee_id": "id", "email": "mail"}
+    twice = HR_JSON.replace('"end_date": "2026-10-31"}',
+                            '"end_date": "2026-10-31", "end_date": null}')
+    assert fails(tmp_path, "hr_file", "hr.json", twice, columns=cols) == (
+        "hr.json:5: end_date: the key 'end_date' appears twice in one object: each may "
+        "appear once")
+    assert fails(tmp_path, "hr_file", "hr.json", twice.replace('"mail": "b@', '"id": "X", '
+                                                               '"mail": "b@'), columns=cols
+                 ) == ("hr.json:5: employee_id (column 'id'): the key 'id' appears twice in "
+                       "one object: each may appear once")
+    wrapper = HR_JSON.replace('{"exported_at"', '{"records": [], "exported_at"')
+    assert fails(tmp_path, "hr_file", "hr.json", wrapper, columns=cols) == (
+        "hr.json:1: records: the key 'records' appears twice in one object: each may "
+        "appear once")
+    line = ('{"employee_id": "E1", "email": "a@corp.example", "name": "A", "status": "active",'
+            ' "worker_type": "employee", "status": "left"}\n')
+    assert fails(tmp_path, "hr_file", "hr.jsonl", "\n" + line) == (
+        "hr.jsonl:2: status: the key 'status' appears twice in one object: each may appear "
+        "once")
+    vault = ('[{"id": "v1", "accounts": ["x:@a"], "readers": ["a@corp.example"], '
+             '"readers": []}]')
+    assert fails(tmp_path, "vault_file", "vault.json", vault) == (
+        "vault.json:1: readers: the key 'readers' appears twice in one object: each may "
+        "appear once")
+
+
 def test_hr_json_array_names_the_record_line(tmp_path: Path) -> None:
     text = ('[\n'
             '  {"employee_id": "E1", "email": "a@corp.example", "name": "A",\n'

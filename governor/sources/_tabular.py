@@ -335,12 +335,14 @@ class Table:
                     if not text.strip():
                         continue
                     try:
-                        obj = json.loads(text.rstrip("\r\n"))
+                        obj = json.loads(text.rstrip("\r\n"), object_pairs_hook=_unique)
                     except json.JSONDecodeError as exc:
                         # the record is this one line: json's "line 1" would mislead
                         raise DataError(self.display, line, None, f"not JSON: {exc.msg}: "
                                                                   f"column {exc.colno}"
                                         ) from None
+                    except _TwiceKey as exc:
+                        raise self._twice(line, exc.key) from None
                     yield self._object(obj, line)
             except UnicodeDecodeError:
                 raise self._not_utf8() from None
@@ -350,15 +352,27 @@ class Table:
             text = self.path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError:
             raise self._not_utf8() from None
-        decoder = json.JSONDecoder()
+        decoder = json.JSONDecoder(object_pairs_hook=_unique)
         pos = _skip(text, 0)
         records_at = pos
         if text.startswith("{", pos):
             # {"exported_at": ..., "records": [...]}: find the array, keep the rest as meta
+            # the wrapper's own keys once each (a record's are checked as it is read,
+            # where its line is known): a second "records" array would go unread. The
+            # hook sees the objects innermost first, so the last it sees is the wrapper.
+            last: list[list[tuple[str, Any]]] = []
+
+            def keep_last(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+                last[:] = [pairs]
+                return dict(pairs)
+
             try:
-                doc = json.loads(text)
+                doc = json.loads(text, object_pairs_hook=keep_last)
             except json.JSONDecodeError as exc:
                 raise DataError(self.display, exc.lineno, None, f"not JSON: {exc}") from None
+            if len(doc) < len(last[0]):
+                keys = [k for k, _ in last[0]]
+                raise self._twice(1, next(k for i, k in enumerate(keys) if k in keys[:i]))
             if not isinstance(doc.get("records"), list):
                 raise DataError(self.display, 1, "records", "expected a 'records' array")
             self.meta = {k: v for k, v in doc.items() if k != "records"}
@@ -376,6 +390,8 @@ class Table:
                 obj, end = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as exc:
                 raise DataError(self.display, exc.lineno, None, f"not JSON: {exc}") from None
+            except _TwiceKey as exc:
+                raise self._twice(line, exc.key) from None
             yield self._object(obj, line)
             pos = _skip(text, end)
             if text.startswith(",", pos):
@@ -383,6 +399,10 @@ class Table:
             elif not text.startswith("]", pos):
                 lineno = 1 + text.count("\n", 0, pos)
                 raise DataError(self.display, lineno, None, "expected ',' or ']'")
+
+    def _twice(self, line: int, key: str) -> DataError:
+        return DataError(self.display, line, self.label(key),
+                         f"the key {key!r} appears twice in one object: each may appear once")
 
     def _delimiter(self) -> str:
         return "\t" if self.path.suffix.lower() == ".tsv" else ","
@@ -500,6 +520,26 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+class _TwiceKey(ValueError):
+    """A JSON object that names one key twice (json keeps the last, silently)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """object_pairs_hook: a JSON object, refused when it names a key twice. A second
+    "readers" in a vault item, or a second "end_date" in an HR record, replaced the
+    first without a word: a leaver's shared login resolved as fixed."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _TwiceKey(key)
+        out[key] = value
+    return out
 
 
 def _skip(text: str, pos: int) -> int:
