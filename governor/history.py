@@ -103,7 +103,14 @@ def _flag(value: Any) -> bool | None:
 
 def digest(values: tuple[Any, ...]) -> int:
     """Keyed to nothing, collision-resistant enough that a change is never missed."""
-    text = "\x1f".join(["\x00" if v is None else str(v) for v in values])
+    return _digest_of(_digest_text(values))
+
+
+def _digest_text(values: tuple[Any, ...]) -> str:
+    return "\x1f".join(["\x00" if v is None else str(v) for v in values])
+
+
+def _digest_of(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big",
                           signed=True)
 
@@ -136,6 +143,21 @@ class Shape:
     @property
     def columns(self) -> tuple[str, ...]:
         return self.read_cols or (*self.stable_cols, *self.volatile_cols)
+
+    @functools.cached_property
+    def widths(self) -> tuple[int | None, ...]:
+        """Each stable column's most characters (String(n)), None where unbounded:
+        PostgreSQL refuses a longer value, which SQLite would have kept."""
+        table = _TABLES[self.table]
+        return tuple(getattr(table.c[c].type, "length", None) for c in self.stable_cols)
+
+    @functools.cached_property
+    def narrowest(self) -> int:
+        """A record whose stable values come to no more than this many characters in
+        all has none too long for its column, so needs no closer look. Columns of 16
+        characters or fewer hold governor's own words (a status, a path, a kind), which
+        the connectors check against their lists, not what an export wrote."""
+        return min((w for w in self.widths if w is not None and w > _WORDS), default=1 << 30)
 
 
 def _memo(parse: Callable[[Any], T]) -> Callable[[Any], T]:
@@ -370,7 +392,12 @@ class _Loader:
         nk = shape.nk(rec)
         stable = shape.stable(rec)
         volatile = shape.volatile(rec)
-        d = digest(stable)
+        text = _digest_text(stable)
+        if len(text) > shape.narrowest or text.count("\x00") != stable.count(None):
+            # a NUL in some text (None is "\x00" in this text), or some text long
+            # enough to be too long for its column: which, and where, or nothing
+            _storable(self.connector, shape, stable)
+        d = _digest_of(text)
         vd = vdigest(volatile) if volatile else 0
         stats.count += 1
         packed = self.current.get(nk)
@@ -444,6 +471,34 @@ def load_source(conn: Connection, kinds: Iterable[SourceKind], source: str,
                             f"connector does not declare")
         loader.feed(rec)
     return {k: loader.finish() for k, loader in loaders.items()}
+
+
+_WORDS = 16  # see Shape.narrowest
+_TABLES = {m.__tablename__: m.__table__ for m in (ObsPerson, ObsDirectoryAccount,
+                                                  ObsSocialAccount, ObsGrant, ObsCredential)}
+
+
+def _storable(connector: Connector | None, shape: Shape, stable: tuple[Any, ...]) -> None:
+    """Refuse a record the store could not keep as read, naming the field: text holding
+    a NUL character (PostgreSQL refuses it; SQLite kept it, and a principal with one is
+    not the person whose address it shows), or text longer than its column allows (on
+    PostgreSQL: a traceback, where bad input is exit 2)."""
+    for column, width, value in zip(shape.stable_cols, shape.widths, stable, strict=True):
+        if type(value) is not str:
+            continue
+        field = column.removesuffix("_lc")  # principal_lc is principal, lower-cased
+        if "\x00" in value:
+            raise _bad_value(connector, shape, field, "holds a NUL character (\\x00)")
+        if width is not None and len(value) > width:
+            raise _bad_value(connector, shape, field, f"is {len(value)} characters long; "
+                                                      f"governor keeps at most {width}")
+
+
+def _bad_value(connector: Connector | None, shape: Shape, field: str, what: str) -> DataError:
+    where = connector.at if connector is not None and connector.at else None
+    return DataError(where[0] if where else f"source {connector.name if connector else '?'}",
+                     where[1] if where else None, field,
+                     f"the {shape.kind.value} record's {field} {what}")
 
 
 def _duplicate(connector: Connector | None, shape: Shape, nk: str) -> DataError:

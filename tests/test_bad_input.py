@@ -125,6 +125,23 @@ HR_KNOWN_STATUS = ("active, deceased, inactive, leave, leaver, left, loa, on lea
                    "terminated - voluntary")
 
 BAD_DATA = [
+    # PostgreSQL refuses both (a traceback, exit 1); SQLite kept them, and a principal
+    # with a NUL in it is an orphan that shows as someone's address
+    Bad("hr-name-holds-nul", "hr.csv", edit("hr.csv", "Maya Okafor", "Maya\x00Okafor"),
+        "hr.csv:4: name: the hr record's name holds a NUL character (\\x00)"),
+    Bad("grants-principal-holds-nul", "x_team.csv",
+        edit("x_team.csv", "@northwind,maya.okafor@", "@northwind,\x00maya.okafor@"),
+        "x_team.csv:2: principal: the grants record's principal holds a NUL character "
+        "(\\x00)"),
+    Bad("inventory-phone-too-long", "accounts.toml",
+        edit("accounts.toml", '"+44 7700 900123"', '"+44 7700 900123' + " ext. 1" * 10 + '"'),
+        "accounts.toml:55: accounts[2].recovery_phone: is 85 characters long; governor "
+        "keeps at most 64"),
+    Bad("hr-department-too-long", "hr.csv",
+        edit("hr.csv", "Head of Social Media,Communications,",
+             "Head of Social Media," + "Communications " * 20 + ","),
+        "hr.csv:4: department: the hr record's department is 299 characters long; governor "
+        "keeps at most 255"),
     Bad("csv-row-wrong-field-count", "hr.csv",
         edit("hr.csv", "Head of Social Media,Communications,",
              "Head of Social Media,Communications,extra,"),
@@ -378,7 +395,8 @@ BAD_DATA = [
         "accounts.yaml:{line}: accounts[1].criticality: required key is missing"),
 ]
 CORE = {"csv-row-wrong-field-count", "hr-unknown-status-word", "grants-duplicate-row",
-        "vault-fingerprint-is-a-password", "yaml-inventory-bad-criticality"}
+        "vault-fingerprint-is-a-password", "yaml-inventory-bad-criticality",
+        "hr-name-holds-nul", "grants-principal-holds-nul", "hr-department-too-long"}
 
 
 def run_bad(org: Path, url: str, case: Bad) -> None:

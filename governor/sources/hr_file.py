@@ -71,6 +71,7 @@ class HrFile(FileConnector):
         formats, sep = s["date_formats"], s["alias_separator"]
         seen: dict[str, int] = {}
         for row in table.rows():
+            self.at = (table.display, row.line)  # where the loader's checks point
             eid = row.req("employee_id")
             if eid in seen:
                 raise row.fail("employee_id",

@@ -45,9 +45,11 @@ from datetime import date, datetime
 from typing import Any
 
 import yaml
+from sqlalchemy import String
 
 from governor import platforms
 from governor.errors import DataError
+from governor.models import ObsSocialAccount
 from governor.options import REQUIRED, Option
 from governor.records import (
     AccountAccess,
@@ -66,6 +68,9 @@ KEYS = frozenset({"platform", "handle", "criticality", "owner", "owner_team", "a
                   "recovery_email_owner", "recovery_phone", "recovery_phone_kind",
                   "recovery_phone_owner", "attested_by", "attested_at", "next_due", "notes"})
 CONTACT_KINDS = ("corporate", "personal", "shared")
+# the most characters each stored key may have (PostgreSQL refuses more)
+_WIDTHS = {c.name: c.type.length for c in ObsSocialAccount.__table__.columns
+           if isinstance(c.type, String) and c.type.length}
 
 class _YamlLoader(yaml.SafeLoader):
     """SafeLoader without YAML 1.1's guesses that change an inventory's text: a number
@@ -288,7 +293,15 @@ class _Entry:
             return None
         if not isinstance(value, str | int) or isinstance(value, bool):
             raise self.fail(field, "expected text")
-        return str(value).strip() or None
+        text = str(value).strip()
+        # what the store could not keep as written (history._storable, with the line)
+        if "\x00" in text:
+            raise self.fail(field, "holds a NUL character (\\x00)")
+        width = _WIDTHS.get(field)
+        if width is not None and len(text) > width:
+            raise self.fail(field, f"is {len(text)} characters long; governor keeps at most "
+                                   f"{width}")
+        return text or None
 
     def req(self, field: str) -> str:
         value = self.opt(field)

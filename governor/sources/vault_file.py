@@ -54,6 +54,7 @@ class VaultFile(FileConnector):
         groups: dict[str, tuple[str, ...]] | None = None
         seen: dict[str, int] = {}
         for row in rows:
+            self.at = (table.display, row.line)  # where the loader's checks point
             if groups is None:
                 groups = self._groups(table)
             item = row.req("id")
