@@ -614,8 +614,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorised(self, header: str) -> bool:
         token = self.state.token
-        # The SDK sends "SSWS <token>"; some versions "SSWS<token>": accept both.
-        return header in (f"SSWS {token}", f"SSWS{token}")
+        # As Okta documents it: governor mends the SDK's "SSWS<token>" (3.4.6) on its way
+        return header == f"SSWS {token}"
 
     # ---- routes ----------------------------------------------------------------------
 
