@@ -258,9 +258,10 @@ def unlink(ctx: Ctx, source: str, principal: str, reason: str) -> None:
 
 def _same_person(a: str, b: str) -> bool:
     """The same name, or the same mailbox name where either is an address ("alice" and
-    "alice@corp.example": an OS user records, approvers are often given by email)."""
+    "alice@corp.example": an OS user records, approvers are often given by email), a
+    plus tag aside ("alice+ok@corp.example" is alice's mailbox too)."""
     def name(who: str) -> str:
-        return who.strip().casefold().partition("@")[0]
+        return who.strip().casefold().partition("@")[0].partition("+")[0]
     return a.strip().casefold() == b.strip().casefold() or (
         ("@" in a or "@" in b) and name(a) == name(b) != "")
 
