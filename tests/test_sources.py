@@ -691,6 +691,34 @@ X:@northwind_help,svc-bot,ANALYST,,
     ]
 
 
+@pytest.mark.parametrize("zero", ["0000-00-00 00:00:00", "0000-00-00T00:00:00Z",
+                                  "0000-00-00T00:00:00.000+00:00"])
+def test_a_zero_instant_is_none(tmp_path: Path, zero: str) -> None:
+    """Review: blank and 0000-00-00 dates are null; with a time of day they were refused
+    as "not an ISO 8601 date-time" (a grants export's last_active, a directory's last
+    login)."""
+    text = f"account,principal,role,granted_at,last_active\n@n,a@corp.example,Owner,{zero},{zero}\n"
+    assert fetch(tmp_path, "grants_file", "x.csv", text, platform="x") == [
+        Grant("x:@n", "a@corp.example", "Owner", Role.OWNER)]
+
+
+def test_an_account_naming_another_platform_in_a_platform_export_is_refused(
+        tmp_path: Path) -> None:
+    """Review: 'twitter:@northwind' in an X export was stored as the account
+    'x:twitter:@northwind': the owner's grant on x:@northwind ended."""
+    text = "account,principal,role\n@n,a@corp.example,Owner\ntwitter:@n,b@corp.example,Owner\n"
+    assert fails(tmp_path, "grants_file", "x.csv", text, platform="x") == (
+        "x.csv:3: account: 'twitter:@n' names the platform 'twitter' (did you mean 'x'? "
+        "'twitter' is its former name), but this source's platform is 'x'")
+    text = "account,principal,role\ninstagram:@n,b@corp.example,Owner\n"
+    assert fails(tmp_path, "grants_file", "x.csv", text, platform="x").startswith(
+        "x.csv:2: account: 'instagram:@n' names the platform 'instagram', but")
+    # a Page name with a colon in it is a name
+    text = "account,principal,role\nNorthwind: Kitchen,b@corp.example,Admin\n"
+    assert [g.account for g in fetch(tmp_path, "grants_file", "fb.csv", text,
+                                     platform="facebook")] == ["facebook:Northwind: Kitchen"]
+
+
 def test_grants_role_map_overrides_the_preset_case_insensitively(tmp_path: Path) -> None:
     text = """\
 page,email,access,added

@@ -26,6 +26,8 @@ NULL_DATES = frozenset({"", "0000-00-00", "00/00/0000", "null", "none", "n/a", "
 # Exports write "no date" as 9999-12-31 (open-ended) or 0001-01-01 (never set); taken at
 # face value, one is past any arithmetic on it, the other makes everyone a leaver.
 SENTINEL_YEARS = frozenset({1, 9999})
+# the same "no date" with a time of day: 0000-00-00 00:00:00, 0000-00-00T00:00:00Z
+_ZERO_INSTANT = re.compile(r"0000-00-00(?:[Tt ]00:00(?::00(?:\.0+)?)?(?:[Zz]|[+-]00:?00)?)?")
 _UNDECODED = re.compile("[\udc80-\udcff]")  # a byte surrogateescape kept as it was
 
 
@@ -120,7 +122,7 @@ class Row:
         """`shown=False` for a field beside secrets (a vault export's): a refused value
         may be a password a shifted column put there, and is not repeated."""
         value = self.text(field)
-        if value is None or value.lower() in NULL_DATES:
+        if value is None or value.lower() in NULL_DATES or _ZERO_INSTANT.fullmatch(value):
             return None
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))

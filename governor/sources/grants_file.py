@@ -112,6 +112,14 @@ class GrantsFile(FileConnector):
         account = row.req("account")
         platform = self._platform
         if platform and not account.lower().startswith(platform + ":"):
+            named, colon, _ = account.partition(":")
+            if colon and (named.strip().lower() in platforms.KNOWN
+                          or platforms.suggestion(named) is not None):
+                # "twitter:@northwind" in an X export is x:@northwind misspelt, not an
+                # account called "twitter:@northwind" (its owner's grant would end)
+                raise row.fail("account", f"{account!r} names the platform {named!r}"
+                                          f"{platforms.hint(named)}, but this source's "
+                                          f"platform is {platform!r}")
             account = f"{platform}:{account}"
         plat, sep, handle = account.partition(":")
         if not sep or not handle:
