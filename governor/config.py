@@ -283,6 +283,7 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
             _check_zone(settings["timezone"], f"{key}.timezone")
         connector.validate(settings, key)
         sources[name] = SourceConfig(name, stype, common["enabled"], settings)
+    _one_source_per_file(sources, base)
 
     rules: dict[str, RuleConfig] = {}
     for rule_id, body in _table(raw, "rules").items():
@@ -327,6 +328,22 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         principals=tuple(principals),
         timezone=gov["timezone"],
     )
+
+
+def _one_source_per_file(sources: dict[str, SourceConfig], base: Path) -> None:
+    """Refuse two enabled sources reading one file. An export configured twice counts
+    each record twice (an intern's excess privilege, two findings), and a copy of the
+    inventory with other values decided the rules silently, the later one winning."""
+    read_by: dict[Path, str] = {}
+    for name, sc in sources.items():
+        path = sc.settings.get("path")
+        if not sc.enabled or not isinstance(path, str) or not path:
+            continue
+        where = (base / Path(path).expanduser()).resolve()
+        first = read_by.setdefault(where, name)
+        if first != name:
+            raise OptionError(f"sources.{name}.path", f"{path!r} is read by sources.{first} "
+                                                      "already: an export is one source")
 
 
 def _check_zone(name: str, key: str) -> None:

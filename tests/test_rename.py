@@ -188,7 +188,7 @@ def test_a_rename_to_a_source_of_another_type_is_refused(demo_dir: Path) -> None
     block = config.read_text().split("[sources.x_team]\n")[1].split("\n\n")[0]
     config.write_text(config.read_text().replace(
         "[sources.x_team]\n" + block,
-        '[sources.x_platform]\ntype = "vault_file"\npath = "vault.json"'))
+        '[sources.x_platform]\ntype = "vault_file"\npath = "x-vault.json"'))
     config.write_text(config.read_text().replace('source = "x_team"', 'source = "*"'))
     out = run_cli("-c", cfg, "sources", "rename", "x_team", "x_platform", "--reason", "r",
                   env=env)
