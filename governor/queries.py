@@ -466,15 +466,18 @@ def watched(session: Session, at: datetime | None,
 def whohas(session: Session, ref: str, at: datetime | None = None,
            policy: Policy = EVERY_SOURCE, zone: tzinfo = UTC,
            sources: Iterable[str] | None = None
-           ) -> tuple[str, list[Holder], list[FailedRead]]:
-    """Who could reach one account (now, or at ``at``), and the sources among those the
-    answer rests on whose latest read failed (failed_reads)."""
+           ) -> tuple[str, list[Holder], list[FailedRead], list[str]]:
+    """Who could reach one account (now, or at ``at``), the sources among those the
+    answer rests on whose latest read failed (failed_reads), and the sources whose rows
+    name the account but which the run standing for ``at`` did not read (switched off or
+    removed then): what they held is left out, and the answer must say so."""
     key = resolve_account(session, ref)
     spellings = _spellings(session, key)
     read = watched(session, at, sources)
     raw: list[tuple[str, str, str, str, str, str | None, datetime]] = []
     groups: set[tuple[str, str]] = set()  # (vault source, "group:NAME") nobody expands
     used: set[str] = set()  # sources the answer rests on besides its holders' own
+    unwatched: set[str] = set()
     q = select(ObsGrant.source, ObsGrant.principal, ObsGrant.principal_lc, ObsGrant.account,
                ObsGrant.raw_role, ObsGrant.role, ObsGrant.via, ObsGrant.via_detail,
                ObsGrant.first_seen_at).where(ObsGrant.account.in_(spellings), _live(ObsGrant, at))
@@ -483,9 +486,14 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
         if read is None or src in read:
             raw.append((src, principal, raw_role, _ROLE.get(role, str(role)), via, detail,
                         _unbroken(before.get((src, low, account, via, detail), {}), since)))
+        else:
+            unwatched.add(src)
     for c in session.scalars(select(ObsCredential).where(_live(ObsCredential, at))):
-        if (read is None or c.source in read) and not spellings.isdisjoint(
-                json.loads(c.accounts)):
+        if read is not None and c.source not in read:
+            if not spellings.isdisjoint(json.loads(c.accounts)):
+                unwatched.add(c.source)
+            continue
+        if not spellings.isdisjoint(json.loads(c.accounts)):
             named = json.loads(c.readers)
             versions = _versions(session, ObsCredential, c, ObsCredential.item_id == c.item_id)
             for reader in named:
@@ -515,7 +523,7 @@ def whohas(session: Session, ref: str, at: datetime | None = None,
     used.update(h.source for h in holders)
     used.update(never_read_well(session, read, at))
     used.update(p.source for p in people.values())  # who HR says they are
-    return key, holders, failed_reads(session, used, at)
+    return key, holders, failed_reads(session, used, at), sorted(unwatched)
 
 
 GrantKey = tuple[str, str, str, str, str | None]  # source, principal_lc, account, via, detail

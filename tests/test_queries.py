@@ -347,7 +347,8 @@ def test_whohas_takes_an_exact_spelling_before_another_case(demo_dir: Path) -> N
     assert len(json.loads(held.out)["holders"]) > 1
     other = run_cli("-c", cfg, "whohas", "FACEBOOK:NORTHWIND TRADERS", "--json", env=env)
     assert json.loads(other.out) == {"account": "facebook:NORTHWIND TRADERS", "at": None,
-                                     "holders": [], "failed_sources": []}
+                                     "holders": [], "failed_sources": [],
+                                     "unwatched_sources": []}
     either = run_cli("-c", cfg, "whohas", "facebook:northwind traders", env=env)
     assert (either.code, either.err) == (4, "governor: 'facebook:northwind traders' names "
                                             "more than one account: facebook:NORTHWIND "
@@ -672,3 +673,34 @@ def test_whohas_finds_an_account_whose_name_has_a_non_ascii_capital(demo_dir: Pa
         out = run_cli("-c", cfg, "whohas", ref, "--json", env=env)
         assert out.code == 0, (ref, out.err)
         assert json.loads(out.out)["account"] == key
+
+
+def test_whohas_says_which_source_it_leaves_out_as_not_read(demo_dir: Path) -> None:
+    """Review: with hootsuite switched off for a night, `whohas --at` that night showed
+    none of its seats (Marcus, a leaver, an Admin among them) and said nothing, while a
+    failed source is named. A source that names the account but was not read then is
+    named now, in the table's warning and the JSON."""
+    cfg, env = reconcile_demo(demo_dir)
+    config = demo_dir / "governor.toml"
+    body = config.read_text()
+    config.write_text(body.replace("[sources.hootsuite]\n",
+                                   "[sources.hootsuite]\nenabled = false\n"))
+    day2 = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason", "tool retired",
+                  env=day2)
+    assert out.code == 0, out.err
+    now = run_cli("-c", cfg, "whohas", "x:@northwind", env=day2)
+    assert "warning: source hootsuite names this account but is switched off or no longer " \
+           "in the config: what it holds is not shown" in now.out
+    config.write_text(body)
+    day3 = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=day3).code == 0
+    then = run_cli("-c", cfg, "whohas", "x:@northwind", "--at", "2026-11-21T13:00:00Z",
+                   "--json", env=day3)
+    assert then.code == 0, then.err
+    answer = json.loads(then.out)
+    assert answer["unwatched_sources"] == ["hootsuite"]
+    assert "hootsuite" not in {h["source"] for h in answer["holders"]}
+    later = json.loads(run_cli("-c", cfg, "whohas", "x:@northwind", "--json", env=day3).out)
+    assert later["unwatched_sources"] == [] and "hootsuite" in {
+        h["source"] for h in later["holders"]}

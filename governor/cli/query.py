@@ -203,14 +203,20 @@ def whohas(ctx: Ctx, account: str, at: str | None, as_json: bool | None) -> None
     when = _instant(ctx, at)
     with sessions(ctx.engine())() as session:
         _require_history(session, when, f"who could reach {account}")
-        key, holders, failed = queries.whohas(session, account, when, policy(ctx.config),
-                                                ctx.config.zone, _reading(ctx))
+        key, holders, failed, unwatched = queries.whohas(
+            session, account, when, policy(ctx.config), ctx.config.zone, _reading(ctx))
     if use_json(ctx, as_json):
         emit_json({"account": key, "at": when, "holders": [h.__dict__ for h in holders],
-                   "failed_sources": [f.as_json() for f in failed]})
+                   "failed_sources": [f.as_json() for f in failed],
+                   "unwatched_sources": unwatched})
         return
     click.echo(f"{key}{' as of ' + when.isoformat() if when else ''}:")
     _failed_lines([f.as_json() for f in failed])
+    for name in unwatched:
+        click.echo(f"warning: source {name} names this account but "
+                   + ("was not read then (switched off or removed from the config)"
+                      if when else "is switched off or no longer in the config")
+                   + ": what it holds is not shown")
     for h in holders:
         if h.match == queries.UNEXPANDED:
             click.echo(f"warning: vault item {h.via} is shared with {h.principal}, which no "
