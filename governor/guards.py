@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 
 from governor import state
 from governor.config import Config
-from governor.models import Finding, ObsCredential, ObsDirectoryAccount, Run, SourceRead
+from governor.models import (
+    Finding,
+    ObsCredential,
+    ObsDirectoryAccount,
+    ObsPerson,
+    Run,
+    SourceRead,
+)
 from governor.queries import escape_like
 from governor.records import WEAK_FACTORS, DirectoryStatus, SourceKind
 from governor.rules._common import more
@@ -142,6 +149,63 @@ def readers_lost(session: Session, config: Config, outcomes: list[SourceOutcome]
                            f"returns ({lost / baseline:.0%}; limit {max_drop:.0%}): did the "
                            "export leave out readers? Their shared logins would count as "
                            "no longer held")
+    return out
+
+
+# Fields an export job can drop or empty while every record still comes back, and what
+# their loss would do: per kind of source, the model its rows are in.
+_WATCHED_FIELDS: dict[str, tuple[type[ObsPerson] | type[ObsDirectoryAccount],
+                                  dict[str, str]]] = {
+    SourceKind.HR.value: (ObsPerson, {
+        "end_date": "people past their last day whom HR still lists as active would count "
+                    "as staff",
+        "email": "their people would no longer match the accounts they hold"}),
+    SourceKind.DIRECTORY.value: (ObsDirectoryAccount, {
+        "email": "its accounts would no longer match their people",
+        "employee_id": "its accounts would no longer match their people"}),
+}
+
+
+def fields_emptied(session: Session, config: Config, outcomes: list[SourceOutcome],
+                   run_id: int) -> dict[str, str]:
+    """Source name -> why the run must stop for it: an HR or directory source whose
+    records, still returned, lost a field (an end date, an email, an employee id) in
+    more than feed_guard.max_drop of those that had it at its last read. An export job
+    that empties a column returns every record and passes guard_trips; each leaver's
+    findings would then resolve as fixed. Records no longer returned are guard_trips'
+    business."""
+    max_drop, floor = config.feed_guard["max_drop"], config.feed_guard["min_baseline"]
+    out: dict[str, str] = {}
+    for o in outcomes:
+        watched = _WATCHED_FIELDS.get(o.kind)
+        if not o.ok or o.unchanged or watched is None:
+            continue
+        model, effects = watched
+        lines = []
+        for name, effect in effects.items():
+            column = getattr(model, name)
+            # changed records only: the versions this run ended that had the field (few
+            # on most nights: asked first), then those it began, by natural key
+            ended = set(session.scalars(select(model.nk).where(
+                model.source == o.name, model.ended_at.is_not(None),
+                model.ended_run_id == run_id, column.is_not(None))))
+            if not ended:
+                continue
+            had = session.scalar(select(func.count()).where(
+                model.source == o.name, model.first_run_id < run_id, column.is_not(None),
+                or_(model.ended_run_id.is_(None), model.ended_run_id == run_id)))
+            if not had or had < floor or len(ended) <= had * max_drop:
+                continue  # not enough changed at all to trip
+            lost = sum(1 for nk in session.scalars(select(model.nk).where(
+                model.source == o.name, model.ended_at.is_(None),
+                model.first_run_id == run_id, column.is_(None))) if nk in ended)
+            if lost > had * max_drop:
+                lines.append(f"{lost} of the {had} records that had {name} at its last read "
+                             f"have none now ({lost / had:.0%}; limit {max_drop:.0%}): "
+                             f"{effect}")
+        if lines:
+            out[o.name] = (f"{o.name}: " + "; ".join(lines)
+                           + ". Did the export leave a column out or empty?")
     return out
 
 

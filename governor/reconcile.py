@@ -29,6 +29,7 @@ from governor.db import indexes_deferred, refresh_statistics, sessions, transact
 from governor.errors import ClockWentBack, FeedGuardTripped, OutputError, SourceError
 from governor.guards import (
     feed_baseline,
+    fields_emptied,
     guard_trips,
     last_good,
     leaver_surge,
@@ -532,6 +533,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     prev, prev_summary = _previous(session, r.id)
     trips = guard_trips(config, outcomes)
     for name, why in (*readers_lost(session, config, outcomes, r.id).items(),
+                      *fields_emptied(session, config, outcomes, r.id).items(),
                       *removed_sources(session, config, prev).items()):
         trips[name] = f"{trips[name]}; {why}" if name in trips else why
     problems = list(trips.values())

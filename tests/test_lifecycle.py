@@ -124,6 +124,61 @@ def test_a_vault_export_that_lost_its_readers_stops_the_run(demo_dir: Path) -> N
     assert forced.code == 0, forced.err
 
 
+@pytest.mark.parametrize("emptied", ["end_date", "email"])
+def test_an_hr_export_that_emptied_a_column_stops_the_run(demo_dir: Path,
+                                                          emptied: str) -> None:
+    """An export job that empties a column returns every record and passed the guard:
+    with no end dates, people past their last day whom HR still lists as active count
+    as staff; with no emails, people no longer match their accounts. Their leaver
+    findings would resolve as fixed. One person's end date cleared (a rehire) is not
+    such a loss."""
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    hr = demo_dir / "hr.csv"
+    rows = hr.read_text().splitlines(keepends=True)
+    header = rows[0].rstrip("\n").split(",")
+    at = header.index(emptied)
+
+    def emptied_in(lines: list[str], how_many: int | None) -> str:
+        out, done = [lines[0]], 0
+        for line in lines[1:]:
+            cells = line.rstrip("\n").split(",")
+            if cells[at] and (how_many is None or done < how_many):
+                cells[at], done = "", done + 1
+            out.append(",".join(cells) + "\n")
+        return "".join(out)
+
+    if emptied == "end_date":
+        hr.write_text(emptied_in(rows, 1))
+        out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+        assert out.code == 0, out.err
+        rows = hr.read_text().splitlines(keepends=True)
+    before = statuses(url)
+    hr.write_text(emptied_in(rows, None))
+    day3 = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=day3)
+    assert out.code == 3, out.err
+    assert f"records that had {emptied} at its last read have none now" in out.err
+    assert "Did the export leave a column out or empty?" in out.err
+    assert statuses(url) == before
+
+
+def test_a_directory_export_that_emptied_employee_ids_stops_the_run(demo_dir: Path) -> None:
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    before = statuses(url)
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for record in data["records"]:
+        record.pop("employeeNumber", None)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 3, out.err
+    assert "records that had employee_id at its last read have none now" in out.err
+    assert "its accounts would no longer match their people" in out.err
+    assert statuses(url) == before
+
+
 def test_empty_feed_stops_the_run(demo_dir: Path) -> None:
     cfg, env = setup(demo_dir)
     shrink(demo_dir / "x_team.csv", 0)
