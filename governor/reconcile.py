@@ -13,7 +13,7 @@ import os
 import re
 import resource
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -270,11 +270,12 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
 
 def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, config: Config,
              ok: dict[str, bool], actor: str, overridden_before: OverridesBefore | None = None,
-             settings_before: Any = None) -> findings.FindingStats:
+             retuned_rules: Collection[str] = ()) -> findings.FindingStats:
     """Run every enabled rule and merge its results before the next one runs: only one
     rule's results are held at a time. `overridden_before` is the previous run's
-    severity overrides, to tell why a finding's severity changed; `settings_before` its
-    rule settings (its summary's "rules"), to tell a fix from a rule retuned."""
+    severity overrides, to tell why a finding's severity changed; `retuned_rules` the
+    rules whose parameters it ran with differently (retuned), to tell a fix from a
+    rule let through."""
     merge = findings.Merge(session, run_id, now)
     disabled = []
     leaver = RULES["leaver-holds-access"]
@@ -292,7 +293,7 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
     # people who count as left now: findings about them that only staff rules made
     # resolve as "person left", not "fixed" (leaver-holds-access reports them instead)
     left = {eid for eid, p in snap.persons.items() if snap.has_left(p, snap.leaver_grace)}
-    return merge.finish(ok, disabled, actor, left, retuned(settings_before, rule_settings(config)))
+    return merge.finish(ok, disabled, actor, left, retuned_rules)
 
 
 def retuned(before: Any, after: dict[str, dict[str, Any]]) -> set[str]:
@@ -579,7 +580,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         phases.done("snapshot")
         since = prev.started_at if prev is not None else None
         # per leaver a look at their HR history: asked once, for the guard and the sweep
-        leavers = new_leavers(session, snap, prev, state.enabled(config, SourceKind.HR))
+        leavers = new_leavers(session, snap, prev, state.enabled(config, SourceKind.HR),
+                              prev_summary)
         surge = leaver_surge(config, snap, leavers, since)
         lost = mfa_loss(session, config, outcomes, r.id, now, since)
         # sources mfa_loss stops for are said already, with their logins
@@ -612,7 +614,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         phases.done("save_matches")
         stats = evaluate(session, r.id, now, snap, config, ok, opts.actor,
                          overrides_before(prev_summary) if prev is not None else None,
-                         prev_summary.get("rules") if prev is not None else None)
+                         retuned(prev_summary.get("rules"), rules) if prev is not None else ())
         phases.done("rules_and_findings")
         swept = offboard_sweep(session, config, snap, now, opts.actor, leavers, r.id)
     phases.done("offboarding")

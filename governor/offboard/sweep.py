@@ -41,7 +41,7 @@ class SweepResult:
 
 
 def new_leavers(session: Session, snap: Snapshot, previous: Run | None,
-                hr: Sequence[str] = ()) -> list[str]:
+                hr: Sequence[str] = (), summary: dict[str, Any] | None = None) -> list[str]:
     """People who left since the previous good run: people who count as left now whom
     HR's word at that run did not count as left then (their end date passed in between,
     HR changed them to left, or HR stopped listing someone it listed as staff). The
@@ -56,7 +56,8 @@ def new_leavers(session: Session, snap: Snapshot, previous: Run | None,
     switching off HR sources, or moving governor.timezone, makes a leaver new exactly
     when it makes someone count as left who did not. History is read by run, not by
     time: a run forced past a clock that was ahead, or two runs at one instant, would
-    otherwise hide the rows read since."""
+    otherwise hide the rows read since. ``summary``: the previous run's, read already by
+    the caller (else read here)."""
     if previous is None:
         for person in snap.persons.values():
             # A baseline still waits for who will count as left: has_left notes when
@@ -67,7 +68,7 @@ def new_leavers(session: Session, snap: Snapshot, previous: Run | None,
             snap.has_left(person)
         return []
     at, run_id = previous.started_at, previous.id
-    read_then, zone_then = _as_run_saw(previous)
+    read_then, zone_then = _as_run_saw(previous, summary)
     zone_then = zone_then or snap.zone
     changed: set[str] | None = None
     # On a night governor.timezone moved, every last day and every day someone dropped
@@ -94,13 +95,14 @@ def new_leavers(session: Session, snap: Snapshot, previous: Run | None,
             if eid not in then or not snap.had_left(then[eid], at, zone_then)]
 
 
-def _as_run_saw(run: Run) -> tuple[list[str] | None, tzinfo | None]:
+def _as_run_saw(run: Run, summary: Any = None) -> tuple[list[str] | None, tzinfo | None]:
     """The sources a run read, in its config order (its summary's counts), and its time
-    zone; None for what its summary does not say."""
-    try:
-        summary = json.loads(run.summary or "{}")
-    except ValueError:
-        return None, None
+    zone; None for what its summary (``summary``, or read from ``run``) does not say."""
+    if summary is None:
+        try:
+            summary = json.loads(run.summary or "{}")
+        except ValueError:
+            return None, None
     if not isinstance(summary, dict):
         return None, None
     read, zone_name = summary.get("sources"), summary.get("timezone")
@@ -121,8 +123,10 @@ def _stands_otherwise(session: Session, read_then: list[str] | None, hr: Sequenc
     first read since is not one: its rows are all new since."""
     if read_then is None:
         return False  # a summary from before runs said what they read
-    had_rows = set(session.scalars(select(ObsPerson.source).where(
-        ObsPerson.first_run_id <= run_id).distinct()))
+    # one indexed look per source named, not a scan of every person's row
+    had_rows = {s for s in {*read_then, *hr} if session.scalar(
+        select(ObsPerson.id).where(ObsPerson.source == s, ObsPerson.first_run_id <= run_id)
+        .limit(1)) is not None}
     return ([s for s in read_then if s in had_rows]
             != [s for s in hr if s in had_rows])
 
