@@ -153,27 +153,43 @@ def readers_lost(session: Session, config: Config, outcomes: list[SourceOutcome]
 
 
 # Fields an export job can drop or empty while every record still comes back, and what
-# their loss would do: per kind of source, the model its rows are in.
+# their loss would do: per kind of source, the model its rows are in. A JSON-list column
+# (aliases, groups) is empty as "[]"; the others as NULL.
 _WATCHED_FIELDS: dict[str, tuple[type[ObsPerson] | type[ObsDirectoryAccount],
                                   dict[str, str]]] = {
     SourceKind.HR.value: (ObsPerson, {
         "end_date": "people past their last day whom HR still lists as active would count "
                     "as staff",
-        "email": "their people would no longer match the accounts they hold"}),
+        "email": "their people would no longer match the accounts they hold",
+        "aliases": "their people would no longer match the accounts they hold under an "
+                   "alias"}),
     SourceKind.DIRECTORY.value: (ObsDirectoryAccount, {
         "email": "its accounts would no longer match their people",
-        "employee_id": "its accounts would no longer match their people"}),
+        "employee_id": "its accounts would no longer match their people",
+        "aliases": "its accounts would no longer match their people by alias",
+        "groups": "access through its groups (SSO group roles, management tool seats, vault "
+                  "items shared with a group) would count as gone"}),
 }
+_LISTED = frozenset({"aliases", "groups"})
+
+
+def _holds(model: type[ObsPerson] | type[ObsDirectoryAccount], name: str
+           ) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """(has the field, has it not) as SQL for one watched field."""
+    column = getattr(model, name)
+    if name in _LISTED:
+        return column != "[]", column == "[]"
+    return column.is_not(None), column.is_(None)
 
 
 def fields_emptied(session: Session, config: Config, outcomes: list[SourceOutcome],
                    run_id: int) -> dict[str, str]:
     """Source name -> why the run must stop for it: an HR or directory source whose
-    records, still returned, lost a field (an end date, an email, an employee id) in
-    more than feed_guard.max_drop of those that had it at its last read. An export job
-    that empties a column returns every record and passes guard_trips; each leaver's
-    findings would then resolve as fixed. Records no longer returned are guard_trips'
-    business."""
+    records, still returned, lost a field (an end date, an email, an employee id, their
+    aliases or groups) in more than feed_guard.max_drop of those that had it at its last
+    read. An export job that empties a column returns every record and passes
+    guard_trips; each leaver's findings would then resolve as fixed. Records no longer
+    returned are guard_trips' business."""
     max_drop, floor = config.feed_guard["max_drop"], config.feed_guard["min_baseline"]
     out: dict[str, str] = {}
     for o in outcomes:
@@ -183,22 +199,22 @@ def fields_emptied(session: Session, config: Config, outcomes: list[SourceOutcom
         model, effects = watched
         lines = []
         for name, effect in effects.items():
-            column = getattr(model, name)
+            has, lacks = _holds(model, name)
             # changed records only: the versions this run ended that had the field (few
             # on most nights: asked first), then those it began, by natural key
             ended = set(session.scalars(select(model.nk).where(
                 model.source == o.name, model.ended_at.is_not(None),
-                model.ended_run_id == run_id, column.is_not(None))))
+                model.ended_run_id == run_id, has)))
             if not ended:
                 continue
             had = session.scalar(select(func.count()).where(
-                model.source == o.name, model.first_run_id < run_id, column.is_not(None),
+                model.source == o.name, model.first_run_id < run_id, has,
                 or_(model.ended_run_id.is_(None), model.ended_run_id == run_id)))
             if not had or had < floor or len(ended) <= had * max_drop:
                 continue  # not enough changed at all to trip
             lost = sum(1 for nk in session.scalars(select(model.nk).where(
                 model.source == o.name, model.ended_at.is_(None),
-                model.first_run_id == run_id, column.is_(None))) if nk in ended)
+                model.first_run_id == run_id, lacks)) if nk in ended)
             if lost > had * max_drop:
                 lines.append(f"{lost} of the {had} records that had {name} at its last read "
                              f"have none now ({lost / had:.0%}; limit {max_drop:.0%}): "

@@ -124,12 +124,13 @@ def test_a_vault_export_that_lost_its_readers_stops_the_run(demo_dir: Path) -> N
     assert forced.code == 0, forced.err
 
 
-@pytest.mark.parametrize("emptied", ["end_date", "email"])
+@pytest.mark.parametrize("emptied", ["end_date", "email", "aliases"])
 def test_an_hr_export_that_emptied_a_column_stops_the_run(demo_dir: Path,
                                                           emptied: str) -> None:
     """An export job that empties a column returns every record and passed the guard:
     with no end dates, people past their last day whom HR still lists as active count
-    as staff; with no emails, people no longer match their accounts. Their leaver
+    as staff; with no emails or aliases, people no longer match their accounts (a
+    leaver's Page role held under an alias turns into an orphan). Their leaver
     findings would resolve as fixed. One person's end date cleared (a rehire) is not
     such a loss."""
     cfg, env = setup(demo_dir)
@@ -163,19 +164,26 @@ def test_an_hr_export_that_emptied_a_column_stops_the_run(demo_dir: Path,
     assert statuses(url) == before
 
 
-def test_a_directory_export_that_emptied_employee_ids_stops_the_run(demo_dir: Path) -> None:
+@pytest.mark.parametrize(("key", "field", "effect"), [
+    ("employeeNumber", "employee_id", "its accounts would no longer match their people"),
+    # a leaver's seats and vault items reached through SSO groups would resolve as fixed
+    ("groups", "groups", "access through its groups (SSO group roles, management tool "
+                         "seats, vault items shared with a group) would count as gone"),
+])
+def test_a_directory_export_that_emptied_a_column_stops_the_run(
+        demo_dir: Path, key: str, field: str, effect: str) -> None:
     cfg, env = setup(demo_dir)
     url = url_of(demo_dir, env)
     before = statuses(url)
     path = demo_dir / "directory.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     for record in data["records"]:
-        record.pop("employeeNumber", None)
+        record.pop(key, None)
     path.write_text(json.dumps(data), encoding="utf-8")
     out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 3, out.err
-    assert "records that had employee_id at its last read have none now" in out.err
-    assert "its accounts would no longer match their people" in out.err
+    assert f"records that had {field} at its last read have none now" in out.err
+    assert effect in out.err
     assert statuses(url) == before
 
 
