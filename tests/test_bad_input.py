@@ -318,6 +318,29 @@ BAD_DATA = [
     Bad("json-record-missing-key", "instagram_access.json",
         drop_key("instagram_access.json", "role", "robin.fairweather"),
         "instagram_access.json:8: role: missing key 'role'"),
+    # a CSV header would have said so at once; JSON records may leave a key out, and a
+    # key the config names that none has read as empty everywhere: nobody's last login
+    Bad("json-mapped-key-in-no-record", "directory.json",
+        edit("governor.toml", 'mfa_factors = "factors"', 'mfa_factors = "mfaFactors"'),
+        "directory.json: mfa_factors: no record has the key 'mfaFactors' (named in the "
+        "source's columns)"),
+    Bad("json-mapped-key-in-no-record-looks-like-one", "directory.json",
+        edit("governor.toml", 'last_login = "lastLogin"', 'last_login = "lastSignIn"'),
+        "directory.json: last_login: no record has the key 'lastSignIn' (named in the "
+        "source's columns), but 'lastLogin' looks like it (keys are matched exactly, case "
+        "included): rename it, or map it: columns = {{ last_login = 'lastLogin' }}"),
+    # two letters swapped in a short key: difflib's ratio (0.8) let it read as no email
+    Bad("json-short-key-letters-swapped", "directory.json",
+        edit("directory.json", '"email": "jonathan.reyes@', '"emial": "jonathan.reyes@'),
+        "directory.json:30: email: no key 'email', but 'emial' looks like it: rename it, or "
+        "map it: columns = {{ email = 'emial' }}"),
+    # `cat a.json b.json`: the second array went unread
+    Bad("json-array-then-more", "instagram_access.json",
+        lambda org: (org / "instagram_access.json").write_text(
+            json.dumps(json.loads((org / "instagram_access.json").read_text())["records"])
+            + "\n[]\n"),
+        "instagram_access.json:2: more after the array of records: expected the end of the "
+        "file (one JSON array, or one object with 'records')"),
     Bad("directory-unknown-factor", "directory.json",
         edit("directory.json", '"type": "push",\n          "provider": "OKTA",\n'
                                '          "status": "ACTIVE"\n        },\n        {\n'

@@ -198,6 +198,10 @@ class Table:
         self.expected = {self.columns.get(f, f) for f in self.known} | set(self.columns.values())
         self._shapes_seen: dict[tuple[frozenset[str], frozenset[str]], str | None] = {}
         self.no_secrets = no_secrets  # refuse a column or key that holds secrets
+        # JSON: the keys the config names that no record has had yet (a CSV header
+        # answers that at once; JSON records may leave out a key they have no value for)
+        self._unmet = set(self.columns.values())
+        self._keys_seen: set[str] = set()
 
     def rows(self) -> Iterator[Row]:
         if self.is_csv:
@@ -206,6 +210,19 @@ class Table:
         else:
             yield from self._unreadable_is_source_error(
                 self._jsonl() if self.format == "jsonl" else self._json())
+            self._check_unmet()
+
+    def _check_unmet(self) -> None:
+        """A key the config names (columns = { end_date = "last_day" }) that no record
+        has: it reads as empty on every record, and an end date renamed in the export
+        would quietly make nobody a leaver, as a missing CSV column would."""
+        if not self._unmet or not self._keys_seen:
+            return  # every named key seen, or no records to tell by
+        field, column = next((f, c) for f, c in sorted(self.columns.items())
+                             if c in self._unmet)
+        raise DataError(self.display, None, field,
+                        f"no record has the key {column!r} (named in the source's columns)"
+                        + self._alike_hint(field, column, self._keys_seen, "key"))
 
     def cells(self) -> Iterator[tuple[int, list[str]]]:
         """CSV only: (line, cells) without a Row per line, for connectors' fast paths.
@@ -357,7 +374,8 @@ class Table:
         decoder = json.JSONDecoder(object_pairs_hook=_unique)
         pos = _skip(text, 0)
         records_at = pos
-        if text.startswith("{", pos):
+        wrapped = text.startswith("{", pos)  # the wrapper's end json.loads checked
+        if wrapped:
             # {"exported_at": ..., "records": [...]}: find the array, keep the rest as meta
             # the wrapper's own keys once each (a record's are checked as it is read,
             # where its line is known): a second "records" array would go unread. The
@@ -385,6 +403,14 @@ class Table:
         while True:
             pos = _skip(text, pos)
             if text.startswith("]", pos):
+                after = _skip(text, pos + 1)
+                if not wrapped and after < len(text):
+                    # a second array after the first (`cat a.json b.json`) would go unread
+                    lineno = 1 + text.count("\n", 0, after)
+                    raise DataError(self.display, lineno, None,
+                                    "more after the array of records: expected the end of "
+                                    "the file (one JSON array, or one object with "
+                                    "'records')")
                 return
             line += text.count("\n", counted, pos)
             counted = pos
@@ -458,6 +484,11 @@ class Table:
                     "read or shown"))
         if extra:
             self._check_keys(extra, obj.keys(), line)
+        if self._unmet:
+            self._unmet.difference_update(obj.keys())
+            self._keys_seen.update(obj.keys())
+        elif not self._keys_seen:
+            self._keys_seen.update(obj.keys())
         return Row(self, line, obj)
 
     def _check_keys(self, extra: set[str], keys: Any, line: int) -> None:
@@ -572,7 +603,27 @@ def _typo(column: str, others: set[str]) -> str | None:
     extra), compared without case, spaces or underscores; None when none is close."""
     by_shape = {_shape(o): o for o in sorted(others)}
     close = difflib.get_close_matches(_shape(column), list(by_shape), n=1, cutoff=0.85)
-    return by_shape[close[0]] if close else None
+    if close:
+        return by_shape[close[0]]
+    # the ratio is too coarse for short names: "emial" is 0.8 like "email"
+    want = _shape(column)
+    if len(want) < 4:
+        return None
+    return next((o for shape, o in by_shape.items() if _one_slip(want, shape)), None)
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """a and b differ by one letter changed, dropped, added, or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+             min(len(a), len(b)))
+    if len(a) == len(b):
+        changed = a[i + 1:] == b[i + 1:]
+        swapped = a[i + 2:] == b[i + 2:] and a[i:i + 2] == b[i + 1:i - 1 if i else None:-1]
+        return changed or swapped
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return longer[i + 1:] == shorter[i:]
 
 
 def _shape(name: str) -> str:
