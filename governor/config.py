@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 from governor import clock
 from governor.errors import ConfigError
-from governor.options import REQUIRED, Option, OptionError, apply
+from governor.models import SOURCE_NAME_MAX
+from governor.options import REQUIRED, Option, OptionError, _kind, apply
 
 GOVERNOR_OPTIONS: dict[str, Option] = {
     "database": Option("str", "sqlite:///governor.db",
@@ -266,9 +267,15 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         key = f"sources.{name}"
         if not isinstance(body, dict):
             raise OptionError(key, "expected a table")
+        if len(name) > SOURCE_NAME_MAX:
+            # stored with everything it reports: PostgreSQL refused it mid-run
+            raise OptionError(key, f"the source's name is {len(name)} characters long; "
+                                   f"governor keeps at most {SOURCE_NAME_MAX}")
         stype = body.get("type")
-        if not isinstance(stype, str):
+        if stype is None:
             raise OptionError(f"{key}.type", "required key is missing")
+        if not isinstance(stype, str):
+            raise OptionError(f"{key}.type", f"expected a string, got {_kind(stype)}")
         connector = CONNECTORS.get(stype)
         if connector is None:
             raise OptionError(f"{key}.type", f"unknown source type {stype!r}; known: "
@@ -318,8 +325,8 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         base_dir=base,
         database_url=env_url or _resolve_sqlite(gov["database"], base),
         # '~' as in a shell: taken literally it made a folder named '~' beside the config
-        report_dir=(base / Path(gov["report_dir"]).expanduser()).resolve(),
-        org_domains=tuple(d.lower() for d in gov["org_domains"]),
+        report_dir=(base / Path(_report_dir(gov["report_dir"])).expanduser()).resolve(),
+        org_domains=_domains(gov["org_domains"]),
         feed_guard=guard,
         report=report,
         offboard=offboard,
@@ -328,6 +335,32 @@ def _parse(raw: dict[str, Any], path: Path | None) -> Config:
         principals=tuple(principals),
         timezone=gov["timezone"],
     )
+
+
+def _report_dir(value: str) -> str:
+    if not value.strip():
+        # read as the config's own folder: reports among the exports and the config
+        raise OptionError("governor.report_dir", "is empty; name the folder for reports "
+                                                 "(relative to the config file)")
+    return value
+
+
+def _domains(values: list[str]) -> tuple[str, ...]:
+    """The organisation's email domains, as the part after an address's '@' is compared
+    with them. "@corp.example" or a stray space matched no address: every recovery email
+    on the company's own domain counted as personal."""
+    out = []
+    for i, raw in enumerate(values):
+        key, domain = f"governor.org_domains[{i}]", raw.strip().lower()
+        if not domain:
+            raise OptionError(key, "is empty; give a domain such as 'corp.example'")
+        if domain.startswith("@"):
+            raise OptionError(key, f"{raw!r}: write the domain without '@' "
+                                   f"({domain.lstrip('@')!r})")
+        if any(c.isspace() or c == "@" for c in domain):
+            raise OptionError(key, f"{raw!r} is not a domain (such as 'corp.example')")
+        out.append(domain)
+    return tuple(out)
 
 
 def _one_source_per_file(sources: dict[str, SourceConfig], base: Path) -> None:

@@ -33,6 +33,9 @@ from sqlalchemy.types import TypeDecorator
 
 from governor.clock import as_utc
 
+# a source's name (config: [sources.NAME]) as stored with everything it reports
+SOURCE_NAME_MAX = 128
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -104,7 +107,7 @@ class SourceRead(Base):
 # ---- observations (versioned) -------------------------------------------------------
 class _Observed:
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(SOURCE_NAME_MAX))
     nk: Mapped[str] = mapped_column(Text)  # natural key within the source
     digest: Mapped[int] = mapped_column(BigInteger)  # of the versioned fields
     vdigest: Mapped[int] = mapped_column(BigInteger)  # of the in-place fields
@@ -173,7 +176,7 @@ class ObsSocialAccount(_Observed, Base):
     recovery_phone: Mapped[str | None] = mapped_column(String(64))
     recovery_phone_kind: Mapped[str | None] = mapped_column(String(16))
     recovery_phone_owner: Mapped[str | None]
-    grants_source: Mapped[str | None] = mapped_column(String(128))
+    grants_source: Mapped[str | None] = mapped_column(String(SOURCE_NAME_MAX))
     attested_by: Mapped[str | None]
     attested_at: Mapped[date | None]
     next_due: Mapped[date | None]
@@ -220,7 +223,7 @@ class PrincipalMatch(Base):
     __table_args__ = (Index(None, "source", "principal", unique=True),
                       Index(None, "employee_id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(SOURCE_NAME_MAX))
     principal: Mapped[str]  # lower-cased
     status: Mapped[str] = mapped_column(String(16))
     employee_id: Mapped[str | None]
@@ -235,7 +238,7 @@ class PrincipalLink(Base):
     __tablename__ = "principal_link"
     __table_args__ = (Index(None, "source", "principal"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(SOURCE_NAME_MAX))
     principal: Mapped[str]
     employee_id: Mapped[str]
     reason: Mapped[str] = mapped_column(Text)
@@ -379,7 +382,7 @@ class OffboardStep(Base):
     key: Mapped[str] = mapped_column(Text)  # stable within the case
     kind: Mapped[str] = mapped_column(String(64))
     automatic: Mapped[bool] = mapped_column(Boolean)
-    source: Mapped[str | None] = mapped_column(String(128))
+    source: Mapped[str | None] = mapped_column(String(SOURCE_NAME_MAX))
     target: Mapped[str] = mapped_column(Text)  # JSON
     account: Mapped[str | None]  # the social account concerned, if one
     critical: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -114,3 +114,18 @@ def _nearest(key: str, schema: Mapping[str, Option]) -> str | None:
 
     found = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.75)
     return found[0] if found else None
+
+
+def one_spelling(mapping: Mapping[str, str], path: str) -> None:
+    """Config check for a value map whose words are matched without case or surrounding
+    spaces: two keys that are one word so (``"Terminated"`` and ``"terminated "``) and
+    map it differently would leave the last to win, silently."""
+    seen: dict[str, tuple[str, str]] = {}
+    for raw, target in mapping.items():
+        word = raw.strip().lower()
+        first = seen.setdefault(word, (raw, target))
+        if first[1].strip().lower() != target.strip().lower():
+            raise OptionError(f"{path}.{raw}", (
+                f"is {first[0]!r} written another way (words are matched without case or "
+                f"surrounding spaces), which maps to {first[1]!r}, not {target!r}: keep one"))
+

@@ -67,8 +67,9 @@ PLATFORM_ROLE_MAPS: dict[str, dict[str, Role]] = {
 
 def check_labels(mapping: dict[str, str], key: str) -> None:
     """Config check: every value of ``mapping`` names a rung of the ladder."""
-    from governor.options import OptionError
+    from governor.options import OptionError, one_spelling
 
+    one_spelling(mapping, key)
     for name, label in mapping.items():
         try:
             Role.parse(label)

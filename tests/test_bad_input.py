@@ -393,6 +393,19 @@ BAD_DATA = [
                              'path = "inventory"')),
         "inventory: sources.inventory.path: is a directory, not an export file; name the "
         "file itself"),
+    # the entries under a misspelt header were silently not in the inventory
+    Bad("toml-inventory-unknown-top-level-key", "accounts.toml",
+        edit("accounts.toml", '[[accounts]]\nplatform = "x"\nhandle = "@northwind"\n',
+             '[[acounts]]\nplatform = "x"\nhandle = "@northwind"\n'),
+        "accounts.toml:7: acounts: unknown key (did you mean 'accounts'?); the inventory holds "
+        "[[accounts]] entries only"),
+    Bad("yaml-inventory-unknown-top-level-key", "accounts.yaml",
+        lambda org: (yaml_inventory(org, lambda a: None, "platform"),
+                     (org / "accounts.yaml").write_text((org / "accounts.yaml").read_text()
+                                                        + "exported_by: me\n"),
+                     len((org / "accounts.yaml").read_text().splitlines()))[-1],
+        "accounts.yaml:{line}: exported_by: unknown key; the inventory holds [[accounts]] "
+        "entries only"),
     Bad("toml-inventory-quoted-key", "accounts.toml",
         edit("accounts.toml", 'handle = "@northwind_help"\ncriticality = "high"',
              'handle = "@northwind_help"\n"criticallity" = "high"'),
@@ -508,6 +521,34 @@ BAD_CONFIG = [
     BadConfig("bad-status-map-target", '"Agency Temp" = "agency"', '"Agency Temp" = "temp"',
               "sources.hr.worker_type_map.Agency Temp: 'temp' is not one of agency, "
               "contractor, employee, intern"),
+    # matched without case or spaces: the last won, and two leavers' status read active
+    BadConfig("status-map-one-word-twice", '"Terminated - Involuntary" = "left" }',
+              '"Terminated - Involuntary" = "left", "terminated - voluntary " = "active" }',
+              "sources.hr.status_map.terminated - voluntary : is 'Terminated - Voluntary' "
+              "written another way (words are matched without case or surrounding spaces), "
+              "which maps to 'left', not 'active': keep one"),
+    BadConfig("role-map-one-word-twice", '"Partial access" = "publisher"',
+              '"Partial access" = "publisher", "partial ACCESS" = "analyst"',
+              "sources.instagram_access.role_map.partial ACCESS: is 'Partial access' written "
+              "another way (words are matched without case or surrounding spaces), which maps "
+              "to 'publisher', not 'analyst': keep one"),
+    # matched no address: every recovery email on the company's domain counted as personal
+    BadConfig("org-domain-with-at", 'org_domains = ["northwind.example"]',
+              'org_domains = ["@northwind.example"]',
+              "governor.org_domains[0]: '@northwind.example': write the domain without '@' "
+              "('northwind.example')"),
+    BadConfig("org-domain-blank", 'org_domains = ["northwind.example"]',
+              'org_domains = ["northwind.example", " "]',
+              "governor.org_domains[1]: is empty; give a domain such as 'corp.example'"),
+    BadConfig("empty-report-dir", 'report_dir = "reports"', 'report_dir = ""',
+              "governor.report_dir: is empty; name the folder for reports (relative to the "
+              "config file)"),
+    # PostgreSQL refused it mid-run: a traceback
+    BadConfig("source-name-too-long", "[sources.vault]\n", f"[sources.{'v' * 129}]\n",
+              f"sources.{'v' * 129}: the source's name is 129 characters long; governor keeps "
+              "at most 128"),
+    BadConfig("source-type-not-a-string", 'type = "vault_file"', "type = 5",
+              "sources.vault.type: expected a string, got an integer"),
     BadConfig("bad-role-map-target", '"Partial access" = "publisher"',
               '"Partial access" = "poster"',
               "sources.instagram_access.role_map.Partial access: unknown role 'poster'; "

@@ -12,7 +12,7 @@ from typing import Any
 
 from governor.clock import zone
 from governor.errors import DataError, SourceError
-from governor.options import REQUIRED, Option, OptionError
+from governor.options import REQUIRED, Option, OptionError, one_spelling
 from governor.sources.base import Check, Connector
 
 FORMATS = ("auto", "csv", "json", "jsonl")
@@ -58,6 +58,7 @@ def lowered(mapping: dict[str, str]) -> dict[str, str]:
 
 def check_map_targets(settings: dict[str, Any], key: str, option: str,
                       allowed: frozenset[str]) -> None:
+    one_spelling(settings[option], f"{key}.{option}")
     for raw, target in settings[option].items():
         if target.strip().lower() not in allowed:
             raise OptionError(f"{key}.{option}.{raw}", f"{target!r} is not one of "

@@ -157,6 +157,23 @@ def _yaml_line(text: str, index: int, key: str | None) -> int | None:
     return (at[0] if at else entry).start_mark.line + 1
 
 
+def _top_line(text: str, key: str, is_yaml: bool) -> int | None:
+    """The line of a top-level key (a table header, or an assignment) in the file."""
+    if is_yaml:
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            return None
+        if isinstance(node, yaml.MappingNode):
+            for k, _ in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == key:
+                    return k.start_mark.line + 1
+        return None
+    name = rf"(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')"
+    at = re.compile(rf"\s*(?:\[\[?\s*{name}\s*[\].]|{name}\s*[=.])")
+    return next((n + 1 for n, t in enumerate(text.split("\n")) if at.match(t)), None)
+
+
 @register
 class InventoryFile(FileConnector):
     type = "inventory_file"
@@ -186,7 +203,8 @@ class InventoryFile(FileConnector):
             raise DataError(self.display, utf8_error_line(self.path), None, "not UTF-8 text"
                             ) from None
         locate: Locate
-        if self.path.suffix.lower() in (".yaml", ".yml"):
+        is_yaml = self.path.suffix.lower() in (".yaml", ".yml")
+        if is_yaml:
             locate = functools.partial(_yaml_line, text)
             try:
                 doc = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - safe: see _YamlLoader
@@ -200,6 +218,15 @@ class InventoryFile(FileConnector):
                 doc = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
                 raise DataError(self.display, None, None, f"not valid TOML: {exc}") from None
+        if isinstance(doc, dict):
+            for name in doc:
+                if name != "accounts":
+                    # [[acounts]]: the entries under it were silently not in the inventory
+                    hint = " (did you mean 'accounts'?)" if difflib.get_close_matches(
+                        str(name).lower(), ["accounts"], cutoff=0.7) else ""
+                    raise DataError(self.display, _top_line(text, str(name), is_yaml),
+                                    str(name), f"unknown key{hint}; the inventory holds "
+                                               "[[accounts]] entries only")
         if not isinstance(doc, dict) or not isinstance(doc.get("accounts"), list):
             raise DataError(self.display, None, "accounts", "expected a list of [[accounts]]")
         accounts: list[Any] = doc["accounts"]
