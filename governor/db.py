@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from governor.errors import GovernorError, StoreError
+from governor.errors import GovernorError, InputError, StoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -306,7 +306,10 @@ def upgrade(engine: Engine, revision: str = "head", *,
         # refuses a missing store and says to run this)
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     _not_newer(engine)
-    command.upgrade(alembic_config(engine, audit_as and ("db.upgraded", *audit_as)), revision)
+    _check_target(engine, revision, up=True)
+    with _alembic_refusal(engine, "upgrade", revision):
+        command.upgrade(alembic_config(engine, audit_as and ("db.upgraded", *audit_as)),
+                        revision)
 
 
 def downgrade(engine: Engine, revision: str, *,
@@ -315,8 +318,51 @@ def downgrade(engine: Engine, revision: str, *,
     from alembic import command
 
     _not_newer(engine)
-    command.downgrade(alembic_config(engine, audit_as and ("db.downgraded", *audit_as)),
-                      revision)
+    _check_target(engine, revision, up=False)
+    with _alembic_refusal(engine, "downgrade", revision):
+        command.downgrade(alembic_config(engine, audit_as and ("db.downgraded", *audit_as)),
+                          revision)
+
+
+def _check_target(engine: Engine, revision: str, *, up: bool) -> None:
+    """A revision to migrate to, named as this code's migrations name them, on the side
+    of the database's own that the command goes to. An upgrade to an earlier revision
+    did nothing and said only where the database is, as if it had done what was asked."""
+    order = revisions(engine)
+    if revision in ("head", "heads", "base") or revision not in order:
+        return  # alembic's own words (and relative steps, +1 / -1) are its to judge
+    have = current(engine)
+    at = order.index(have) if have is not None else -1
+    want = order.index(revision)
+    if up and want < at:
+        raise InputError(f"the database is at {have}, after {revision}: an upgrade does not go "
+                         f"back (`governor db downgrade {revision} --yes` does)")
+    if not up and want > at:
+        raise InputError(f"the database is at {have or 'base'}, before {revision}: a downgrade "
+                         f"does not go forward (`governor db upgrade --revision {revision}` "
+                         "does)")
+
+
+@contextmanager
+def _alembic_refusal(engine: Engine, verb: str, revision: str) -> Iterator[None]:
+    """alembic's refusal of a revision (unknown, or not reachable) as bad input, with the
+    revisions there are: it had been a traceback."""
+    from alembic.util import CommandError
+
+    try:
+        yield
+    except CommandError as exc:
+        order = revisions(engine)
+        raise InputError(f"cannot {verb} to {revision!r}: {exc} (this governor's revisions: "
+                         f"base, {order[0]} to {order[-1]}, head)") from None
+
+
+def revisions(engine: Engine) -> list[str]:
+    """This code's migrations, first to last."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
 
 
 def _not_newer(engine: Engine) -> None:

@@ -365,3 +365,33 @@ def test_db_upgrade_creates_the_folder_of_a_sqlite_store(tmp_path: Path) -> None
     out = run_cli("-c", str(cfg), "db", "upgrade", env=env)
     assert out.code == 0, out.err
     assert run_cli("-c", str(cfg), "findings", env=env).code == 0
+
+
+def test_db_upgrade_and_downgrade_refuse_a_revision_they_cannot_go_to(tmp_path: Path) -> None:
+    """A revision alembic cannot find was a 60-line traceback (exit 1), and an upgrade
+    to an earlier revision did nothing and exited 0 saying only where the store was."""
+    cfg = tmp_path / "governor.toml"
+    cfg.write_text("[governor]\n")
+    env = {"GOVERNOR_DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}"}
+    head = db.revisions(create_engine(env["GOVERNOR_DATABASE_URL"]))[-1]
+    assert run_cli("-c", str(cfg), "db", "upgrade", env=env).code == 0
+    for args, error in [
+        (("upgrade", "--revision", "nonsense"),
+         f"cannot upgrade to 'nonsense': Can't locate revision identified by 'nonsense' (this "
+         f"governor's revisions: base, 0001 to {head}, head)"),
+        (("downgrade", "9999", "--yes"),
+         f"cannot downgrade to '9999': Can't locate revision identified by '9999' (this "
+         f"governor's revisions: base, 0001 to {head}, head)"),
+        (("upgrade", "--revision", "0005"),
+         f"the database is at {head}, after 0005: an upgrade does not go back (`governor db "
+         "downgrade 0005 --yes` does)"),
+    ]:
+        out = run_cli("-c", str(cfg), "db", *args, env=env)
+        assert (out.code, out.err) == (2, f"governor: {error}\n"), args
+    assert run_cli("-c", str(cfg), "db", "downgrade", "0005", "--yes", env=env).code == 0
+    out = run_cli("-c", str(cfg), "db", "downgrade", "0010", "--yes", env=env)
+    assert (out.code, out.err) == (2, "governor: the database is at 0005, before 0010: a "
+                                      "downgrade does not go forward (`governor db upgrade "
+                                      "--revision 0010` does)\n")
+    out = run_cli("-c", str(cfg), "db", "upgrade", env=env)
+    assert (out.code, out.out) == (0, f"database at {head}\n")
