@@ -55,7 +55,7 @@ from governor.offboard.sweep import sweep as offboard_sweep
 from governor.offboard.sweep import unverified_since as offboard_unverified
 from governor.platforms import AccountNames
 from governor.records import SourceKind
-from governor.reports import reverted_on_error
+from governor.reports import digest, reverted_on_error
 from governor.reports.build import nightly_report
 from governor.reports.data import MatrixFile
 from governor.reports.nightly import LATEST, file_names, write_nightly
@@ -443,11 +443,22 @@ def _reusable(session: Session, prev: Run | None, summary: dict[str, Any],
         sha = kept.get("sha256")
         matrix = MatrixFile(Path(kept["file"]), kept["rows"],
                             sha if isinstance(sha, str) else None)
-    if opts.write_report and matrix is None:
+    if opts.write_report and (matrix is None or matrix.sha256 is None
+                              or not _as_written(matrix.path, matrix.sha256)):
         return None
     if offboard_unverified(session, prev.started_at):
         return None
     return _Reuse(prev.id, horizon, matrix)
+
+
+def _as_written(path: Path, sha256: str) -> bool:
+    """Is the earlier matrix file still the bytes that run wrote? An edited one would be
+    linked as this run's matrix, and its first rows rendered into an HTML report whose
+    own digest then vouches for them (a leaver's rows cut out, say)."""
+    try:
+        return digest.of_file(path) == sha256
+    except OSError:
+        return False  # gone or unreadable: evaluate again
 
 
 class _Phases:

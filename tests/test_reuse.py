@@ -142,6 +142,20 @@ def test_a_missing_matrix_or_an_earlier_run_without_report_means_evaluating_agai
     assert reconcile(demo_dir, later)["reused_run"] == 3
 
 
+def test_an_edited_matrix_is_not_carried_into_a_new_report(demo_dir: Path) -> None:
+    """Review: a leaver's rows cut from the last matrix file were linked as the next
+    run's matrix and rendered into its HTML, whose own digest then vouched for them."""
+    horizon = first_run(demo_dir)
+    matrix = demo_dir / "reports" / "access-matrix-1.csv"
+    lines = matrix.read_bytes().split(b"\r\n")
+    kept = [line for line in lines if b"marcus.webb" not in line]
+    assert len(kept) < len(lines)
+    matrix.write_bytes(b"\r\n".join(kept))
+    assert reconcile(demo_dir, before(horizon))["reused_run"] is None
+    assert b"marcus.webb" in (demo_dir / "reports" / "access-matrix-2.csv").read_bytes()
+    assert "marcus.webb" in (demo_dir / "reports" / "nightly-2.html").read_text()
+
+
 def test_an_offboarding_step_done_since_means_evaluating_again(demo_dir: Path) -> None:
     horizon = first_run(demo_dir)
     later = before(horizon)
