@@ -62,7 +62,7 @@ def key_of(rule_id: str, subject: str) -> str:
 
 
 _LIVE = ("SELECT id, key, rule_id, outcome, severity, message, evidence, sources, "
-         "opened_run_id, person FROM finding WHERE status != 'resolved'")
+         "opened_run_id, person, account FROM finding WHERE status != 'resolved'")
 _SEVERITY_CHANGE_COLS = ("run_id", "finding_id", "severity_before", "severity_after", "cause")
 SEVERITY_CONFIG = "config"  # a severity_cause: the config's rules.<id>.severity override
 _COLS = ("key", "rule_id", "subject", "outcome", "severity", "status", "message", "evidence",
@@ -70,10 +70,11 @@ _COLS = ("key", "rule_id", "subject", "outcome", "severity", "status", "message"
          "opened_run_id", "last_run_id", "times_reopened")
 
 
-def _content(outcome: str, severity: str, message: str, evidence: str, sources: str) -> int:
+def _content(outcome: str, severity: str, message: str, evidence: str, sources: str,
+             person: str | None, account: str | None) -> int:
     # compared only within one run (stored rows against this run's results), so the
     # interpreter's own 64-bit string hash serves, at a fraction of a keyed digest's cost
-    return hash((outcome, severity, message, evidence, sources))
+    return hash((outcome, severity, message, evidence, sources, person, account))
 
 
 class Merge:
@@ -97,9 +98,9 @@ class Merge:
         share = texts.setdefault
         self.live: dict[str, tuple[int, str, str, int, int, str, str, str | None]] = {
             key: (fid, share(rule_id, rule_id), share(outcome, outcome), opened,
-                  _content(outcome, sev, msg, ev, src), share(src, src), share(sev, sev),
-                  share(person, person))
-            for fid, key, rule_id, outcome, sev, msg, ev, src, opened, person
+                  _content(outcome, sev, msg, ev, src, person, account), share(src, src),
+                  share(sev, sev), share(person, person))
+            for fid, key, rule_id, outcome, sev, msg, ev, src, opened, person, account
             in db.stream(self.conn, _LIVE)}
         texts.clear()
         self.reported: set[str] = set()
@@ -148,9 +149,13 @@ class Merge:
                 # changed" unnoticed)
                 opened = run_id
                 self.stats.new += 1
-            if content != _content(r.outcome.value, sev, r.message, evidence, deciding) \
-                    or opened != row[3]:
-                changed.append((r.outcome.value, sev, r.message, evidence, deciding, opened, fid))
+            # who and what it is about too: an account's owner changed, or an address
+            # now matching someone else, is the same finding about another person, and
+            # `findings --person` must find it under them
+            if content != _content(r.outcome.value, sev, r.message, evidence, deciding,
+                                   r.person, r.account) or opened != row[3]:
+                changed.append((r.outcome.value, sev, r.message, evidence, deciding, opened,
+                                r.person, r.account, fid))
                 if sev != before:
                     # overwritten in place below: kept so the report can say what it was
                     severity_rows.append((run_id, fid, before, sev, ev.severity_cause))
@@ -203,7 +208,8 @@ class Merge:
         if changed:
             conn.exec_driver_sql(
                 f"UPDATE finding SET outcome = {m}, severity = {m}, message = {m}, "
-                f"evidence = {m}, sources = {m}, opened_run_id = {m} WHERE id = {m}", changed)
+                f"evidence = {m}, sources = {m}, opened_run_id = {m}, person = {m}, "
+                f"account = {m} WHERE id = {m}", changed)
         if kept:
             conn.exec_driver_sql(f"UPDATE finding SET last_seen_at = {m}, last_run_id = {m} "
                                  f"WHERE id = {m}", kept)

@@ -2340,3 +2340,24 @@ def test_a_leaver_who_read_a_vault_item_through_a_directory_group_is_remembered(
     assert run_cli("-c", cfg, "reconcile", "--no-report",
                    env={**at, "GOVERNOR_NOW": "2026-11-26T12:00:00+00:00"}).code == 0
     assert (_finding(url, key) or ())[:2] == ("resolved", "fixed")
+
+
+def test_a_kept_finding_follows_the_person_and_account_its_result_names(
+        demo_dir: Path, db_url: str) -> None:
+    """Review: a finding's person was the one of the night it opened. The account's
+    owner changed to another leaver, and the message named him, but `findings --person`
+    found it under the former owner only."""
+    cfg, env = setup(demo_dir, db_url)
+    url = url_of(demo_dir, env)
+    key = "owner-missing:x:@northwind_uk"
+    assert query(url, f"SELECT person FROM finding WHERE key = '{key}'") == [("E1012",)]
+    inventory = demo_dir / "accounts.toml"
+    inventory.write_text(inventory.read_text().replace('owner = "E1012"', 'owner = "E1010"', 1))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    assert query(url, f"SELECT person, status FROM finding WHERE key = '{key}'") == [
+        ("E1010", "open")]
+    mine = run_cli("-c", cfg, "findings", "--person", "E1010", "--json", env=env)
+    assert key in {f["key"] for f in json.loads(mine.out)}
+    theirs = run_cli("-c", cfg, "findings", "--person", "E1012", "--json", env=env)
+    assert key not in {f["key"] for f in json.loads(theirs.out)}
