@@ -178,7 +178,11 @@ def test_a_directory_export_that_emptied_a_column_stops_the_run(
     path = demo_dir / "directory.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     for record in data["records"]:
-        record.pop(key, None)
+        # a key the config maps that no record has is bad input (exit 2): null, as an
+        # export job that lost the values writes it
+        record[key] = None
+        if key == "groups":
+            record.pop(key)
     path.write_text(json.dumps(data), encoding="utf-8")
     out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 3, out.err
@@ -1504,7 +1508,7 @@ def _lose_mfa(demo_dir: Path, count: int | None = None, *, drop: bool = False,
               deprovision: bool = False) -> list[str]:
     """The directory export loses the MFA factors of its first ``count`` accounts that
     can sign in and have an active one, or every account's (None): an empty list, or
-    (``drop``) no factors at all, as from an export job that lost the column
+    (``drop``) none reported (null), as from an export job that lost the column
     (``deprovision``: the accounts are deactivated too, as Okta clears a deactivated
     user's factors). Returns the logins that had an active factor, sorted."""
     path = demo_dir / "directory.json"
@@ -1518,7 +1522,8 @@ def _lose_mfa(demo_dir: Path, count: int | None = None, *, drop: bool = False,
         if had:
             lost.append(rec["login"])
         if drop:
-            rec.pop("factors", None)
+            # null: a key the config maps that no record has at all is bad input (exit 2)
+            rec["factors"] = None
         else:
             rec["factors"] = []
         if deprovision:
@@ -1589,6 +1594,16 @@ def test_an_export_without_its_mfa_column_stops_the_run(demo_dir: Path) -> None:
     assert ("okta: 32 accounts that had an active MFA factor at its last read have no MFA "
             f"factors reported now (100% of the 32 that had one; limit 30%, and never 10 or "
             f"fewer): {', '.join(lost[:3])} (+29 more)") in out.err
+    assert statuses(url) == before
+    # the key the config maps gone from every record: bad input, before any guard
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text())
+    for rec in data["records"]:
+        rec.pop("factors")
+    path.write_text(json.dumps(data))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert (out.code, out.err) == (2, f"governor: {path}: mfa_factors: no record has the "
+                                      "key 'factors' (named in the source's columns)\n")
     assert statuses(url) == before
 
 
@@ -2361,3 +2376,31 @@ def test_a_kept_finding_follows_the_person_and_account_its_result_names(
     assert key in {f["key"] for f in json.loads(mine.out)}
     theirs = run_cli("-c", cfg, "findings", "--person", "E1012", "--json", env=env)
     assert key not in {f["key"] for f in json.loads(theirs.out)}
+
+
+def test_a_directory_switched_off_does_not_record_group_access_as_fixed(demo_dir: Path) -> None:
+    """Review: a leaver reads a vault item only through a group the directory expands.
+    The directory switched off (forced past the guard), the finding resolved as "fixed":
+    the rule did not count the directory among the sources that decide it."""
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text().replace(
+        "Promotions Manager,Marketing,E1200,2021-07-26,\n",
+        "Promotions Manager,Marketing,E1200,2021-07-26,2026-11-01\n").replace(
+        "ahmed.siddiqui@northwind.example,,Active,", "ahmed.siddiqui@northwind.example,,"
+        "Terminated - Voluntary,"))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    key = "leaver-holds-access:E1201|tiktok:@northwind.deals|vault|vlt-7f3a05"
+    assert statuses(url)[key] == "open"
+    assert "okta" in json.loads(query(url, f"SELECT sources FROM finding WHERE key = '{key}'")
+                                [0][0])
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text().replace("[sources.okta]\n",
+                                                 "[sources.okta]\nenabled = false\n"))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", *FORCED,
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert out.code == 0, out.err
+    assert query(url, f"SELECT status, resolution FROM finding WHERE key = '{key}'") == [
+        ("resolved", "source removed")]

@@ -29,8 +29,9 @@ class ExcessPrivilege(Rule):
                    "ownership to the account's owner team; take a reader whose kind of work "
                    "may not hold the whole account off the vault item (and rotate it).")
     controls = ("SOC2 CC6.1", "SOC2 CC6.3", "ISO27001 A.5.15", "ISO27001 A.8.2")
+    # the directory too: who a login is, and who is in a vault item's reader group
     needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.INVENTORY,
-                       SourceKind.VAULT})
+                       SourceKind.VAULT, SourceKind.DIRECTORY})
     requires = frozenset({SourceKind.HR})
     requires_any = frozenset({SourceKind.GRANTS, SourceKind.VAULT})
     source_in_subject = ("{person}|{account}|",)

@@ -22,7 +22,10 @@ class LeaverHoldsAccess(Rule):
     remediation = ("Run `governor offboard <person>`: remove the role or seat, remove them "
                    "from the vault item and rotate its password and 2FA seed.")
     controls = ("SOC2 CC6.2", "SOC2 CC6.3", "ISO27001 A.5.18", "ISO27001 A.5.15")
-    needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.VAULT})
+    # the directory too: who a login is, and who is in a group a vault item is shared
+    # with (a switched-off directory must not record a leaver's group access as fixed)
+    needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.VAULT,
+                       SourceKind.DIRECTORY})
     requires = frozenset({SourceKind.HR})
     requires_any = frozenset({SourceKind.GRANTS, SourceKind.VAULT})
     params = {

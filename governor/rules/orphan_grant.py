@@ -23,7 +23,9 @@ class OrphanGrant(Rule):
     remediation = ("Remove the access, or link the principal to its person with `governor "
                    "link`, or declare it as a non-human principal with a current owner.")
     controls = ("SOC2 CC6.1", "SOC2 CC6.2", "ISO27001 A.5.16", "ISO27001 A.5.18")
-    needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.VAULT})
+    # the directory too: a login it lists is no orphan, and it expands reader groups
+    needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.VAULT,
+                       SourceKind.DIRECTORY})
     requires = frozenset({SourceKind.HR})
     requires_any = frozenset({SourceKind.GRANTS, SourceKind.VAULT})
     source_in_subject = ("grant|{account}|",)
