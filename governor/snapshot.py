@@ -78,6 +78,8 @@ class HeldCredential:
     # reader groups neither the vault nor any directory source expanded: members unknown,
     # so who can read the item is not known (rules answer unknown, never "nobody")
     unexpanded: tuple[str, ...] = ()
+    # a reader (as in readers) who reads it only through a directory group -> the group
+    through: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,20 +267,22 @@ class Snapshot:
         for src, c in credentials:
             named = {p.lower() for p in c.readers}
             members: dict[str, Match] = {}
+            through: dict[str, str] = {}
             for grp in c.reader_groups:
                 for member in groups.get(grp.lower(), ()):
                     shown = (member.account.email or member.account.login).lower()
-                    if shown not in named:
+                    if shown not in named and shown not in members:
                         # the directory already decided who this account is (by employee
                         # id first): matching its address again under the vault lost that
                         # for an account without an email, or with someone else's
-                        members.setdefault(shown, member.match)
+                        members[shown] = member.match
+                        through[shown] = grp
             readers = sorted([(p, corr.match(src, p)) for p in set(c.readers)]
                              + list(members.items()), key=lambda r: r[0])
             own = c.expanded_groups
             hc = HeldCredential(src, c, readers, tuple(
                 g for g in c.reader_groups
-                if g.lower() not in groups and (own is None or g not in own)))
+                if g.lower() not in groups and (own is None or g not in own)), through)
             snap.credentials.append(hc)
             for eid in {m.employee_id for _, m in readers if m.employee_id}:
                 c_person[eid].append(hc)

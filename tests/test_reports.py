@@ -942,3 +942,30 @@ def test_staged_outputs_know_their_sha256_and_leave_no_thread_behind(tmp_path: P
             break
         threading.Event().wait(0.01)
     assert threading.active_count() == before
+
+
+def test_demo_matrix_names_the_group_a_vault_item_is_read_through(demo_dir: Path) -> None:
+    """Review: rows of people reading an item through a group looked like direct
+    readers, and an item shared only with a group no source expands had no row at all:
+    the break-glass login read as if nobody held it (whohas listed the group)."""
+    vault = demo_dir / "vault.json"
+    data = json.loads(vault.read_text())
+    data["records"][3]["readers"] = ["group:Ghost Team"]  # vlt-7f3a04, the YouTube login
+    vault.write_text(json.dumps(data))
+    cfg = str(demo_dir / "governor.toml")
+    assert run_cli("-c", cfg, "db", "upgrade", env=demo_env()).code == 0
+    out = run_cli("-c", cfg, "reconcile", env=demo_env())
+    assert out.code == 0, out.err
+    with (demo_dir / "reports" / "access-matrix-1.csv").open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["path"] == "vault"]
+    ghost = [r for r in rows if r["via"] == "vlt-7f3a04"]
+    assert [(r["principal"], r["match"], r["person"]) for r in ghost] == [
+        ("group:Ghost Team", "unexpanded", "")]
+    # a group the directory expands (one the vault expanded itself lists its members
+    # as readers: the step is not in the export)
+    promotions = {r["principal"]: r["via"] for r in rows if r["via"].startswith("vlt-7f3a05")}
+    assert promotions == {
+        "ahmed.siddiqui@northwind.example": "vlt-7f3a05 (group marketing-promotions)",
+        "sofia.marchetti@northwind.example": "vlt-7f3a05 (group marketing-promotions)"}
+    html = (demo_dir / "reports" / "nightly-1.html").read_text()
+    assert ">MEMBERS UNKNOWN<" in html[html.index('id="matrix"'):]

@@ -334,9 +334,20 @@ def matrix_rows(snap: Snapshot) -> Iterator[MatrixRow]:
                                 labels[g.role], g.raw_role, paths[g.via], g.via_detail,
                                 h.source)))
         for hc in by_account.get(key, ()):
+            item = hc.credential.item_id
             for principal, m in hc.readers:
+                group = hc.through.get(principal)
+                # read through a directory group: the group is the step between them
                 add(new(MatrixRow, (key, platform, crit, principal, *holder(m), "owner",
-                                    "shared login", vault, hc.credential.item_id, hc.source)))
+                                    "shared login", vault,
+                                    item if group is None else f"{item} (group {group})",
+                                    hc.source)))
+            for group in hc.unexpanded:
+                # who is in it is not known: the row says so, as whohas does, rather than
+                # leave the item looking as if nobody could read it
+                add(new(MatrixRow, (key, platform, crit, f"group:{group}", None, None, None,
+                                    "unexpanded", "owner", "shared login", vault, item,
+                                    hc.source)))
         rows.sort(key=_principal_path)
         yield from rows
 

@@ -97,11 +97,11 @@ class MatrixRow(NamedTuple):
     person: str | None  # employee id, when matched
     person_name: str | None
     person_status: str | None  # active / left / ...
-    match: str  # matched | unmatched | ambiguous | nonhuman
+    match: str  # matched | unmatched | ambiguous | nonhuman | unexpanded (a reader group)
     role: str  # ladder label
     raw_role: str
     path: str  # direct | sso_group | tool_seat | vault
-    via: str | None  # group, tool or vault item
+    via: str | None  # group, tool or vault item ("item (group name)": read through a group)
     source: str
 
 
