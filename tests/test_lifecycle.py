@@ -2404,3 +2404,17 @@ def test_a_directory_switched_off_does_not_record_group_access_as_fixed(demo_dir
     assert out.code == 0, out.err
     assert query(url, f"SELECT status, resolution FROM finding WHERE key = '{key}'") == [
         ("resolved", "source removed")]
+
+
+def test_a_forced_run_that_is_also_partial_says_both(demo_dir: Path) -> None:
+    """Review: the CLI said partial (exit 5), the report "forced", hiding the failed
+    source behind the override."""
+    cfg, env = setup(demo_dir)
+    shrink(demo_dir / "facebook_roles.csv", 2)  # past the feed guard: forced
+    (demo_dir / "youtube_permissions.csv").unlink()  # a source that fails: partial
+    out = run_cli("-c", cfg, "reconcile", *FORCED, env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 5, out.err
+    report = json.loads((demo_dir / "reports" / "nightly-2.json").read_text())
+    assert (report["status"], report["forced"]) == ("partial", True)
+    html = (demo_dir / "reports" / "nightly-2.html").read_text()
+    assert "<dt>Status</dt><dd>partial (forced)</dd>" in html

@@ -87,6 +87,22 @@ def test_restored_json_says_it_was_written_after_the_run(demo_dir: Path) -> None
     assert (reports / "access-matrix-1.csv").is_file()
 
 
+def test_a_carried_run_written_again_still_says_it_was_carried(demo_dir: Path) -> None:
+    """Review: the restored report of a night that carried an earlier run's results said
+    it had evaluated the rules itself (carried_from_run null, no note in the HTML)."""
+    cfg, reports = _reported(demo_dir)
+    out = run_cli("-c", cfg, "reconcile", "--json", env={**demo_env(), "GOVERNOR_NOW": LATER})
+    assert out.code == 0, out.err
+    assert json.loads(out.out)["reused_run"] == 1
+    assert json.loads((reports / "nightly-2.json").read_text())["carried_from_run"] == 1
+    for name in ("nightly-2.json", "nightly-2.html"):
+        (reports / name).unlink()
+    out = run_cli("-c", cfg, "report", "nightly", env={**demo_env(), "GOVERNOR_NOW": LATER})
+    assert out.code == 0, out.err
+    assert json.loads((reports / "nightly-2.json").read_text())["carried_from_run"] == 1
+    assert 'id="carried"' in (reports / "nightly-2.html").read_text()
+
+
 def test_a_report_written_again_shows_exceptions_as_the_run_applied_them(
         demo_dir: Path, db_url: str) -> None:
     """An exception added after the run, one revoked after it and one expired since do

@@ -617,7 +617,10 @@ def nightly(ctx: Ctx, replace: bool, reason: str | None) -> None:
         snap = state.snapshot(s, ctx.config, r.started_at,
                               {n: True for n in ctx.config.sources})
         # the findings as the run left them: exceptions added or revoked since not applied
-        rep = nightly_report(s, ctx.config, r, snap, exceptions_then=exceptions_then(s, r))
+        # a run that carried an earlier one's results says so in every copy of its report
+        carried = json.loads(r.summary or "{}").get("reused_run")
+        rep = nightly_report(s, ctx.config, r, snap, exceptions_then=exceptions_then(s, r),
+                             carried_from_run=carried if isinstance(carried, int) else None)
         rep.rewritten = {"at": now, "actor": ctx.actor, "reason": reason}
         undo.enter_context(reverted_on_error(out_dir, [*names.values(), *LATEST.values()]))
         # recorded after writing, with what each written file is (audit verify --report)

@@ -230,7 +230,8 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
                             .order_by(SourceRead.id))
     return NightlyReport(
         run_id=run.id, started_at=run.started_at, finished_at=run.finished_at or run.started_at,
-        status="forced" if run.forced else run.status, actor=run.actor,
+        # a forced run may also be partial: "forced" in its place hid a failed source
+        status=run.status, actor=run.actor,
         forced_reason=run.force_reason, forced_past=_forced_past(session, run.id),
         organisation=", ".join(config.org_domains) or "organisation",
         sources=[_source_line(session, s) for s in reads],

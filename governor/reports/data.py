@@ -119,7 +119,7 @@ class NightlyReport:
     run_id: int
     started_at: datetime
     finished_at: datetime
-    status: str  # ok | forced
+    status: str  # ok | partial (a source failed); forced_reason says a run was forced
     actor: str
     forced_reason: str | None
     organisation: str

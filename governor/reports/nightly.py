@@ -443,6 +443,7 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         "started_at": jsonable(report.started_at),
         "finished_at": jsonable(report.finished_at),
         "status": report.status,
+        "forced": report.forced_reason is not None,
         "actor": report.actor,
         "forced_reason": report.forced_reason,
         "forced_past": report.forced_past,
