@@ -969,3 +969,23 @@ def test_demo_matrix_names_the_group_a_vault_item_is_read_through(demo_dir: Path
         "sofia.marchetti@northwind.example": "vlt-7f3a05 (group marketing-promotions)"}
     html = (demo_dir / "reports" / "nightly-1.html").read_text()
     assert ">MEMBERS UNKNOWN<" in html[html.index('id="matrix"'):]
+
+
+def test_demo_report_showing_no_cards_still_counts_every_section(demo_dir: Path) -> None:
+    """Review: with findings_html_max = 0 (allowed) the HTML said "New findings (46) - No
+    new findings." and "Could not decide (6) Every rule could decide. ... and 6 more"."""
+    cfg = demo_dir / "governor.toml"
+    cfg.write_text(cfg.read_text() + "\n[report]\nfindings_html_max = 0\n")
+    assert run_cli("-c", str(cfg), "db", "upgrade", env=demo_env()).code == 0
+    out = run_cli("-c", str(cfg), "reconcile", "--json", env=demo_env())
+    assert out.code == 0, out.err
+    html = (demo_dir / "reports" / "nightly-1.html").read_text()
+    for none in ("No new findings.", "No open findings.", "Every rule could decide."):
+        assert none not in html
+    data = json.loads((demo_dir / "reports" / "nightly-1.json").read_text())
+    assert f"… and {len(data['new'])} more in nightly-1.csv" in html
+    for severity in ("critical", "high", "medium", "low"):
+        n = sum(1 for f in data["open"] if f["severity"] == severity)
+        if n:
+            assert f"… and {n} more {severity} findings in nightly-1.csv" in html
+    assert "<table>\n  <thead>\n    <tr><th>Severity</th><th>Rule</th>" not in html

@@ -684,12 +684,14 @@ def group_by_severity(findings: Iterable[FindingLine], cap: int | None = None,
     """Open findings by severity; ``totals`` gives each group's full size when the list
     holds only a slice of it."""
     ordered = sorted(findings, key=lambda f: (severity_rank(f.severity), f.severity))
-    out = []
-    for sev, group in groupby(ordered, key=lambda f: f.severity):
-        members = list(group)
-        size = (totals or {}).get(sev, len(members))
-        out.append(SeverityGroup(sev, members[:cap] if cap is not None else members, size))
-    return out
+    members = {sev: list(group) for sev, group in groupby(ordered, key=lambda f: f.severity)}
+    # a severity with findings but none of them shown (findings_html_max = 0) is a group
+    # too: the page must not say "no open findings" above a count of them
+    sizes = {sev: len(m) for sev, m in members.items()} | {
+        sev: n for sev, n in (totals or {}).items() if n}
+    return [SeverityGroup(sev, members.get(sev, [])[:cap] if cap is not None
+                          else members.get(sev, []), size)
+            for sev, size in sorted(sizes.items(), key=lambda s: (severity_rank(s[0]), s[0]))]
 
 
 def group_matrix(rows: Iterable[MatrixRow]) -> list[MatrixGroup]:
