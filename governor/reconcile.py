@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from governor import audit, findings, history, state
+from governor import audit, findings, history, rekey, state
 from governor.clock import Clock, as_utc
 from governor.config import Config
 from governor.db import indexes_deferred, refresh_statistics, sessions, transaction
@@ -276,6 +276,7 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
     severity overrides, to tell why a finding's severity changed; `retuned_rules` the
     rules whose parameters it ran with differently (retuned), to tell a fix from a
     rule let through."""
+    rekey.legacy_reuse(session, snap, now, actor)  # before the live findings are read
     merge = findings.Merge(session, run_id, now)
     disabled = []
     leaver = RULES["leaver-holds-access"]

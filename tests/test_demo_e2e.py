@@ -55,7 +55,7 @@ EXPECTED = {
     ("owner-missing:facebook:Northwind Careers", "fail", "medium"),
     ("owner-missing:tiktok:@northwind.deals", "fail", "medium"),
     ("owner-missing:x:@northwind_uk", "fail", "medium"),
-    ("password-reused:vlt-7f3a02,vlt-7f3a03", "fail", "high"),
+    ("password-reused:fp-c5385030f93dd392", "fail", "high"),
     ("recovery-contact-risk:facebook:Northwind Traders|phone", "fail", "medium"),
     ("recovery-contact-risk:instagram:@northwind.kitchen|email", "fail", "medium"),
     ("recovery-contact-risk:tiktok:@northwind.deals", "unknown", "medium"),

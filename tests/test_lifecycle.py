@@ -2291,7 +2291,7 @@ def test_a_recorded_rotation_that_keeps_the_fingerprint_is_no_rotation(
     # (and still the one vlt-7f3a02 has): no rotation happened
     cfg, env = setup(demo_dir)
     url = url_of(demo_dir, env)
-    key, reuse = "shared-secret-not-rotated:vlt-7f3a03", "password-reused:vlt-7f3a02,vlt-7f3a03"
+    key, reuse = "shared-secret-not-rotated:vlt-7f3a03", "password-reused:fp-c5385030f93dd392"
     _vault(demo_dir, "vlt-7f3a03", readers=["daniel.brennan@northwind.example"])
     assert run_cli("-c", cfg, "reconcile", "--no-report",
                    env={**env, "GOVERNOR_NOW": DAY2}).code == 0
@@ -2418,3 +2418,55 @@ def test_a_forced_run_that_is_also_partial_says_both(demo_dir: Path) -> None:
     assert (report["status"], report["forced"]) == ("partial", True)
     html = (demo_dir / "reports" / "nightly-2.html").read_text()
     assert "<dt>Status</dt><dd>partial (forced)</dd>" in html
+
+
+def test_an_item_joining_a_reused_password_is_the_same_finding(demo_dir: Path) -> None:
+    """Review: a third item taking the reused password resolved the finding as "fixed"
+    and opened another (first seen reset, its exception left on the dead key)."""
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "password-reused:fp-c5385030f93dd392"
+    out = run_cli("-c", cfg, "exception", "add", key, "--reason", "legacy integration",
+                  "--approver", "ciso@northwind.example", "--expires", "2026-12-31", env=env)
+    assert out.code == 0, out.err
+    vault = demo_dir / "vault.json"
+    data = json.loads(vault.read_text())
+    data["records"][3]["fingerprint"] = data["records"][1]["fingerprint"]  # vlt-7f3a04 too
+    vault.write_text(json.dumps(data))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    rows = query(url, "SELECT key, status, first_run_id, evidence FROM finding "
+                      "WHERE rule_id = 'password-reused'")
+    assert [(k, s, first) for k, s, first, _ in rows] == [(key, "excepted", 1)]
+    assert json.loads(str(rows[0][3]))["item_ids"] == ["vlt-7f3a02", "vlt-7f3a03",
+                                                       "vlt-7f3a04"]
+
+
+def test_a_reuse_finding_keyed_by_its_items_is_keyed_anew_with_its_exception(
+        demo_dir: Path) -> None:
+    """A store from before: its password-reused finding named the items. The first run
+    after the upgrade gives it the password's key in place, exception and all, and the
+    audit log says so (audit verify follows the exception)."""
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    new, old = "password-reused:fp-c5385030f93dd392", "password-reused:vlt-7f3a02,vlt-7f3a03"
+    out = run_cli("-c", cfg, "exception", "add", new, "--reason", "legacy integration",
+                  "--approver", "ciso@northwind.example", "--expires", "2026-12-31", env=env)
+    assert out.code == 0, out.err
+    # as the code before wrote them: the finding's key, its exception, the log's entry
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE finding SET key = :old, subject = 'vlt-7f3a02,vlt-7f3a03' "
+                          "WHERE key = :new"), {"old": old, "new": new})
+        conn.execute(text("UPDATE risk_exception SET finding_key = :old"), {"old": old})
+    engine.dispose()
+    first = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert first.code == 0, first.err
+    assert query(url, "SELECT key, status, first_run_id FROM finding "
+                      "WHERE rule_id = 'password-reused'") == [(new, "excepted", 1)]
+    assert query(url, "SELECT finding_key FROM risk_exception") == [(new,)]
+    logged = query(url, "SELECT detail FROM audit_log WHERE action = 'finding.rekeyed'")
+    assert json.loads(str(logged[0][0])) == {"findings": {old: new},
+                                             "exception_keys": {"1": new}}
+    verify = run_cli("-c", cfg, "audit", "verify", env=env)
+    assert verify.code == 0, verify.out + verify.err

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -8,6 +9,14 @@ from governor.records import Credential, SourceKind
 from governor.rules._common import more
 from governor.rules.base import Outcome, Result, Rule, Severity, register
 from governor.snapshot import Snapshot
+
+SUBJECT_PREFIX = "fp-"
+
+
+def reuse_subject(fingerprint: str) -> str:
+    """A reuse group's subject: the same password is the same problem, whichever items
+    share it tonight. A digest of the fingerprint: the finding never carries it."""
+    return SUBJECT_PREFIX + hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
 
 
 @register
@@ -29,13 +38,15 @@ class PasswordReused(Rule):
             c = hc.credential
             if c.fingerprint:
                 by_print[c.fingerprint].setdefault(c.item_id, c)
-        for items in by_print.values():
+        for fingerprint, items in by_print.items():
             if len(items) < 2:
                 continue
             ids = sorted(items)
             accounts = sorted({a for c in items.values() for a in c.accounts})
             yield Result(
-                subject=",".join(ids),
+                # the password, not the items: one joining or leaving the group is the
+                # same problem, not a fix and a new finding
+                subject=reuse_subject(fingerprint),
                 outcome=Outcome.FAIL,
                 message=(f"the same password is used by {len(ids)} vault items "
                          f"({more([f'{items[i].title!r} ({i})' for i in ids])}) for "
