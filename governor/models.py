@@ -94,6 +94,9 @@ class SourceRead(Base):
     status: Mapped[str] = mapped_column(String(16))  # ok | failed
     count: Mapped[int] = mapped_column(Integer, default=0)
     freshness: Mapped[datetime | None]
+    # when the export says it was made (a JSON wrapper's exported_at); carried to a read
+    # that skipped the unchanged file (migration 0012)
+    exported_at: Mapped[datetime | None]
     read_at: Mapped[datetime]
     error: Mapped[str | None] = mapped_column(Text)
     added: Mapped[int] = mapped_column(Integer, default=0)

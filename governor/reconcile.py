@@ -258,10 +258,18 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
                     o.vanished += stats.vanished
                     o.fresh += stats.fresh
                     o.updated += stats.updated
-        o.freshness, o.digest = connector.freshness(), digest
+        # an export that says when it was made is no fresher than that (an old one copied
+        # into place tonight has a new file time); a skipped unchanged one says what it
+        # said when it was read
+        stated = (prev.exported_at if o.unchanged and prev is not None
+                  else connector.exported_at() if o.ok else None)
+        produced = connector.freshness()
+        o.freshness = produced if stated is None else min(stated, produced or stated)
+        o.digest = digest
         out[name] = (o, SourceRead(run_id=run_id, name=name, type=sc.type, kind=o.kind,
                                    status="ok" if o.ok else "failed", count=o.count,
-                                   freshness=o.freshness, read_at=now, error=o.error,
+                                   freshness=o.freshness, exported_at=stated, read_at=now,
+                                   error=o.error,
                                    added=o.added, ended=o.ended, updated=o.updated,
                                    digest=digest, unchanged=o.unchanged))
     session.add_all([out[n][1] for n, _ in sources])

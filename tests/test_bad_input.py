@@ -334,6 +334,10 @@ BAD_DATA = [
         edit("directory.json", '"email": "jonathan.reyes@', '"emial": "jonathan.reyes@'),
         "directory.json:30: email: no key 'email', but 'emial' looks like it: rename it, or "
         "map it: columns = {{ email = 'emial' }}"),
+    Bad("json-exported-at-does-not-parse", "vault.json",
+        edit("vault.json", '"exported_at": "2026-11-20T05:15:00Z"',
+             '"exported_at": "20/11/2026 05:15"'),
+        "vault.json:2: exported_at: '20/11/2026 05:15' is not an ISO 8601 date-time"),
     # `cat a.json b.json`: the second array went unread
     Bad("json-array-then-more", "instagram_access.json",
         lambda org: (org / "instagram_access.json").write_text(

@@ -989,3 +989,31 @@ def test_demo_report_showing_no_cards_still_counts_every_section(demo_dir: Path)
         if n:
             assert f"… and {n} more {severity} findings in nightly-1.csv" in html
     assert "<table>\n  <thead>\n    <tr><th>Severity</th><th>Rule</th>" not in html
+
+
+def test_demo_freshness_is_when_the_export_says_it_was_made(demo_dir: Path) -> None:
+    """Review: freshness was the file's time only: an export months old copied into place
+    tonight read as hours old. An unchanged night (the read skipped) says the same."""
+    vault = demo_dir / "vault.json"
+    vault.write_text(vault.read_text().replace('"exported_at": "2026-11-20T05:15:00Z"',
+                                               '"exported_at": "2026-08-01T00:00:00Z"'))
+    stamp = datetime(2026, 11, 20, 5, 0, tzinfo=UTC).timestamp()
+    os.utime(vault, (stamp, stamp))
+    cfg = str(demo_dir / "governor.toml")
+    assert run_cli("-c", cfg, "db", "upgrade", env=demo_env()).code == 0
+    for run, now in ((1, DEMO_NOW), (2, "2026-11-20T13:00:00+00:00")):
+        out = run_cli("-c", cfg, "reconcile", env={**demo_env(), "GOVERNOR_NOW": now})
+        assert out.code == 0, out.err
+        report = json.loads((demo_dir / "reports" / f"nightly-{run}.json").read_text())
+        line = next(s for s in report["sources"] if s["name"] == "vault")
+        assert line["freshness"] == "2026-08-01T00:00:00Z", (run, line)
+    assert line["unchanged"] is True
+    # a file older than what it says: the file's time
+    directory = demo_dir / "directory.json"
+    os.utime(directory, (stamp - 86400, stamp - 86400))
+    out = run_cli("-c", cfg, "reconcile", env={**demo_env(),
+                                                "GOVERNOR_NOW": "2026-11-20T14:00:00+00:00"})
+    assert out.code == 0, out.err
+    report = json.loads((demo_dir / "reports" / "nightly-3.json").read_text())
+    line = next(s for s in report["sources"] if s["name"] == "okta")
+    assert line["freshness"] == "2026-11-19T05:00:00Z"

@@ -8,12 +8,15 @@ import hashlib
 import json
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governor.clock import zone
 from governor.errors import DataError, SourceError
 from governor.options import REQUIRED, Option, OptionError, one_spelling
 from governor.sources.base import Check, Connector
+
+if TYPE_CHECKING:
+    from governor.sources._tabular import Table
 
 FORMATS = ("auto", "csv", "json", "jsonl")
 
@@ -110,6 +113,7 @@ class FileConnector(Connector):
         # The zone of date-times written without an offset. Loading the config settles
         # an empty timezone to governor.timezone; settings made without it read UTC.
         self.zone: tzinfo = zone(settings.get("timezone") or "UTC")
+        self.read_table: Table | None = None  # the export as fetch() read it
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
@@ -127,6 +131,9 @@ class FileConnector(Connector):
 
     def freshness(self) -> datetime | None:
         return mtime(self.path)
+
+    def exported_at(self) -> datetime | None:
+        return self.read_table.exported_at if self.read_table is not None else None
 
     def require_file(self) -> None:
         """A path naming a directory is a mistake in the config, not a source that could

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
+from governor.clock import parse_instant
 from governor.errors import DataError
 from governor.sources._common import unreadable, utf8_error_line
 
@@ -184,7 +185,8 @@ class Table:
 
     def __init__(self, path: Path, columns: Mapping[str, str], required: Sequence[str],
                  fmt: str = "auto", display: str | None = None,
-                 known: Sequence[str] = (), no_secrets: bool = False) -> None:
+                 known: Sequence[str] = (), no_secrets: bool = False,
+                 zone: tzinfo = UTC) -> None:
         self.path = path
         self.display = display or str(path)
         self.columns = dict(columns)
@@ -194,6 +196,8 @@ class Table:
         self.is_csv = self.format == "csv"
         self.index: dict[str, int] = {}
         self.meta: dict[str, Any] = {}
+        self.zone = zone  # of a wrapper's exported_at written without an offset
+        self.exported_at: datetime | None = None  # as the wrapper states it
         # the columns (JSON keys) the connector reads, to tell a typo'd one from the rest
         self.expected = {self.columns.get(f, f) for f in self.known} | set(self.columns.values())
         self._shapes_seen: dict[tuple[frozenset[str], frozenset[str]], str | None] = {}
@@ -396,6 +400,7 @@ class Table:
             if not isinstance(doc.get("records"), list):
                 raise DataError(self.display, 1, "records", "expected a 'records' array")
             self.meta = {k: v for k, v in doc.items() if k != "records"}
+            self.exported_at = self._stated_time(text)
             records_at = _find_array(text, "records")
         if not text.startswith("[", records_at):
             raise DataError(self.display, 1, None, "expected a JSON array of records")
@@ -427,6 +432,22 @@ class Table:
             elif not text.startswith("]", pos):
                 lineno = 1 + text.count("\n", 0, pos)
                 raise DataError(self.display, lineno, None, "expected ',' or ']'")
+
+    def _stated_time(self, text: str) -> datetime | None:
+        """The wrapper's exported_at: when the export says it was made (its freshness,
+        unless the file is older)."""
+        stated = self.meta.get("exported_at")
+        if stated is None:
+            return None
+        line = 1 + text.count("\n", 0, max(text.find('"exported_at"'), 0))
+        if not isinstance(stated, str):
+            raise DataError(self.display, line, "exported_at",
+                            f"expected an ISO 8601 date-time, got {_json_kind(stated)}")
+        try:
+            return parse_instant(stated, self.zone).astimezone(UTC)
+        except ValueError:
+            raise DataError(self.display, line, "exported_at",
+                            f"{stated!r} is not an ISO 8601 date-time") from None
 
     def _twice(self, line: int, key: str) -> DataError:
         return DataError(self.display, line, self.label(key),

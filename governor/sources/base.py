@@ -182,6 +182,11 @@ class Connector(ABC):
         """When the data was produced (export time, file mtime), if known."""
         return None
 
+    def exported_at(self) -> datetime | None:
+        """When the data read says it was made (an export's own statement), if it says:
+        known after fetch() only. The read is no fresher than this."""
+        return None
+
     def fingerprint(self) -> str | None:
         """A digest that equals an earlier read's exactly when fetch() would yield the same
         records; None when the source cannot tell (an API). Lets reconcile skip re-reading

@@ -68,14 +68,22 @@ class DirectoryFile(FileConnector):
     def fetch(self) -> Iterator[DirectoryAccount | Grant]:
         s = self.settings
         self.require_file()
-        table = Table(self.path, s["columns"], ("login", "status"), s["format"], known=FIELDS)
+        table = Table(self.path, s["columns"], ("login", "status"), s["format"], known=FIELDS,
+                      zone=self.zone)
+        self.read_table = table
         statuses = {**{w: w for w in STATUS_WORDS}, **DEFAULT_STATUS, **lowered(s["status_map"])}
         factors = {**{f: f for f in FACTOR_TYPES}, **DEFAULT_FACTOR, **lowered(s["factor_map"])}
         sep = s["list_separator"]
-        fresh = self.freshness()
+        fresh, first = self.freshness(), True
         seen: dict[str, int] = {}
         via_groups = GroupGrants.parse(s["group_grants"])
         for row in table.rows():
+            if first:
+                # a JSON wrapper's exported_at is known once its first record is read:
+                # MFA read no later than the export says it was made
+                stated, first = self.exported_at(), False
+                if stated is not None and (fresh is None or stated < fresh):
+                    fresh = stated
             login = fold(row.req("login"))
             if login in seen:
                 raise row.fail("login",

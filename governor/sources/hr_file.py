@@ -65,7 +65,9 @@ class HrFile(FileConnector):
     def fetch(self) -> Iterator[Person]:
         s = self.settings
         self.require_file()
-        table = Table(self.path, s["columns"], REQUIRED_FIELDS, s["format"], known=FIELDS)
+        table = Table(self.path, s["columns"], REQUIRED_FIELDS, s["format"], known=FIELDS,
+                      zone=self.zone)
+        self.read_table = table
         statuses = {**DEFAULT_STATUS, **lowered(s["status_map"])}
         workers = {**DEFAULT_WORKER, **lowered(s["worker_type_map"])}
         formats, sep = s["date_formats"], s["alias_separator"]

@@ -48,7 +48,8 @@ class VaultFile(FileConnector):
         s = self.settings
         self.require_file()
         table = Table(self.path, s["columns"], ("id", "accounts", "readers"), s["format"],
-                      known=FIELDS, no_secrets=True)
+                      known=FIELDS, no_secrets=True, zone=self.zone)
+        self.read_table = table
         sep = s["list_separator"]
         rows = table.rows()
         groups: dict[str, tuple[str, ...]] | None = None
