@@ -338,6 +338,17 @@ BAD_DATA = [
         edit("vault.json", '"exported_at": "2026-11-20T05:15:00Z"',
              '"exported_at": "20/11/2026 05:15"'),
         "vault.json:2: exported_at: '20/11/2026 05:15' is not an ISO 8601 date-time"),
+    Bad("vault-account-without-handle", "vault.json",
+        edit("vault.json", '"accounts": ["x:@northwind_uk"]', '"accounts": ["x:"]'),
+        "vault.json:30: accounts: 'x:' is not platform:handle"),
+    Bad("vault-reader-group-without-name", "vault.json",
+        edit("vault.json", '"group:Social Team"', '"group: "'),
+        "vault.json:12: readers: 'group:' names no group"),
+    Bad("vault-fingerprint-of-no-digest-length", "vault.json",
+        edit("vault.json", "hmac-sha256:028603cc639ec7d874a0b5c6afeebbc8aad20e959bd4bbfceb780e"
+                           "34108ada2c", "hmac-sha256:" + "ab" * 50),
+        "vault.json:12: fingerprint: is not a keyed fingerprint (hmac-sha256:<hex>); "
+        "value not shown"),
     # `cat a.json b.json`: the second array went unread
     Bad("json-array-then-more", "instagram_access.json",
         lambda org: (org / "instagram_access.json").write_text(

@@ -29,7 +29,8 @@ from governor.sources.base import register
 
 FIELDS = ("id", "title", "accounts", "readers", "password_changed_at", "totp_in_vault",
           "fingerprint")
-FINGERPRINT = re.compile(r"^hmac-sha(256|512):[0-9a-f]{64,128}$")
+# a digest's own length: SHA-256 64 hex digits, SHA-512 128 (not anything between)
+FINGERPRINT = re.compile(r"^hmac-sha(?:256:[0-9a-f]{64}|512:[0-9a-f]{128})$")
 
 
 @register
@@ -66,7 +67,9 @@ class VaultFile(FileConnector):
             if not accounts:
                 raise row.fail("accounts", "names no account")
             for acct in accounts:
-                if ":" not in acct:
+                platform, _, handle = acct.partition(":")
+                if not platform.strip() or not handle.strip():
+                    # "x:" tied the login to an account named by nothing
                     raise row.fail("accounts", f"{acct!r} is not platform:handle")
                 # 'twitter:@northwind_uk' would tie the login to no inventory account
                 wrong = platforms.problem(acct.partition(":")[0], self.context.platforms)
@@ -78,6 +81,8 @@ class VaultFile(FileConnector):
             for reader in row.list("readers", sep):
                 if reader.lower().startswith("group:"):
                     name = reader[6:].strip()
+                    if not name:
+                        raise row.fail("readers", f"{reader!r} names no group")
                     via_groups.append(name)
                     if name in groups:
                         expanded.add(name)
