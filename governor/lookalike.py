@@ -40,10 +40,35 @@ def fold(text: str) -> str:
     a character lower() would turn into ASCII without being ASCII is kept. Lowered,
     "maya.o\u212aafor@corp.example" (a Kelvin sign for the K) is Maya's own address: a
     grant to it was credited to her, and the lookalike held its role unseen. Kept, it
-    matches nobody, and orphan-grant names the address it imitates."""
+    matches nobody, and orphan-grant names the address it imitates.
+
+    Composed (NFC) first: "tomás" written with a combining accent (as macOS exports
+    write it) is the same text as with the precomposed letter, and was an orphan
+    imitating its owner's address. Composing never makes ASCII of what was not: the
+    three characters it would (the Kelvin sign among them) are kept."""
+    if not text.isascii():
+        text = _composed(text)
     if KELVIN in text:
         return KELVIN.join(part.lower() for part in text.split(KELVIN))
     return text.lower()
+
+
+# The characters outside ASCII that NFC turns into ASCII (canonical singletons): the
+# Greek question mark (";"), the Greek varia ("`") and the Kelvin sign ("K"). A test
+# walks every code point to keep this whole.
+NFC_TO_ASCII = frozenset({"\u037e", "\u1fef", KELVIN})
+
+
+def _composed(text: str) -> str:
+    if NFC_TO_ASCII.isdisjoint(text):
+        return unicodedata.normalize("NFC", text)
+    out, start = [], 0
+    for i, c in enumerate(text):
+        if c in NFC_TO_ASCII:
+            out += (unicodedata.normalize("NFC", text[start:i]), c)
+            start = i + 1
+    out.append(unicodedata.normalize("NFC", text[start:]))
+    return "".join(out)
 
 
 def skeleton(text: str) -> str:

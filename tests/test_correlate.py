@@ -189,6 +189,28 @@ def test_a_kelvin_sign_for_a_k_is_nobodys_address() -> None:
     assert folding_to_ascii == {KELVIN}
 
 
+def test_an_address_with_a_combining_accent_is_the_address_with_the_accented_letter() -> None:
+    """Review: "tomás" written with a combining accent (NFD, as macOS exports write it)
+    was an orphan drawn like Tomás's own address, a critical finding. Composing is no
+    way around the Kelvin check: it never makes ASCII of what was not (walked below)."""
+    import sys
+    import unicodedata
+
+    from governor.lookalike import KELVIN, NFC_TO_ASCII, fold
+
+    people = [person("E1", "tom\u00e1s@corp.example")]
+    m = Correlator(people).match("s", "toma\u0301s@corp.example")
+    assert (m.status, m.employee_id) == (MatchStatus.MATCHED, "E1")
+    assert fold(f"{KELVIN}a\u0301") == f"{KELVIN}\u00e1"
+    assert Correlator(people).match("s", f"tom\u00e1s@corp.example{KELVIN}").status \
+        is MatchStatus.UNMATCHED
+    to_ascii = {chr(c) for c in range(128, sys.maxunicode + 1)
+                if unicodedata.normalize("NFC", chr(c)).isascii()}
+    assert to_ascii == NFC_TO_ASCII
+    for c in NFC_TO_ASCII:
+        assert fold(f"a{c}b") == f"a{c}b"  # kept as it is, not composed to ASCII
+
+
 def test_a_bare_principal_is_an_employee_id_only_where_its_source_names_people_so() -> None:
     c = Correlator(PEOPLE, id_sources={"okta"})
     fb = c.match("fb", "E2")
