@@ -62,7 +62,8 @@ NFC_TO_ASCII = frozenset({"\u037e", "\u1fef", KELVIN})
 def _composed(text: str) -> str:
     if NFC_TO_ASCII.isdisjoint(text):
         return unicodedata.normalize("NFC", text)
-    out, start = [], 0
+    out: list[str] = []
+    start = 0
     for i, c in enumerate(text):
         if c in NFC_TO_ASCII:
             out += (unicodedata.normalize("NFC", text[start:i]), c)
