@@ -69,6 +69,7 @@ def problem(name: str, declared: Collection[str] = ()) -> str | None:
 # On these platforms an account name is a username, unique whatever its case: @NorthWind
 # is @northwind (X, formerly Twitter; Instagram; TikTok).
 _CASELESS = frozenset({"x", "twitter", "instagram", "tiktok"})
+AT_NAMES = _CASELESS  # ... and whose usernames are the same with or without their "@"
 
 
 def caseless(platform: str, handle: str) -> bool:
@@ -89,9 +90,15 @@ def caseless(platform: str, handle: str) -> bool:
 
 
 def fold(key: str) -> str:
-    """The key as a comparison of case-insensitive account names sees it."""
+    """The key as a comparison of case-insensitive account names sees it. On X,
+    Instagram and TikTok a username is the same written with or without its "@"
+    (northwind is @northwind): a grants export or an inventory entry without it had been
+    another account, unknown, holding the real one's grants."""
     platform, _, handle = key.partition(":")
-    return f"{platform.lower()}:{handle.lower()}"
+    platform = platform.lower()
+    if platform in AT_NAMES and not handle.startswith("@"):
+        handle = "@" + handle
+    return f"{platform}:{handle.lower()}"
 
 
 class AccountNames:

@@ -230,7 +230,12 @@ def test_grants_and_vault_items_take_the_inventory_spelling() -> None:
                                     "facebook:Northwind Traders", "linkedin:northwind"])
     assert names("x:@NorthWind") == "x:@northwind"
     assert names("x:@northwind") == "x:@northwind"
+    # review: without its "@" a username had been another account, unknown, holding
+    # the real one's grants
+    assert names("x:northwind") == names("x:NorthWind") == "x:@northwind"
     assert names("instagram:@northwindtraders") == "instagram:@NorthwindTraders"
+    assert names("instagram:northwindtraders") == "instagram:@NorthwindTraders"
+    assert names("facebook:Northwind Traders") == "facebook:Northwind Traders"
     assert names("linkedin:NorthWind") == "linkedin:northwind"
     # a display name is as written; an account the inventory does not list keeps its own
     assert names("facebook:NORTHWIND TRADERS") == "facebook:NORTHWIND TRADERS"
@@ -250,7 +255,13 @@ def test_the_inventory_lists_an_account_once_whatever_its_case(tmp_path: Path) -
                            'platform = "x"\nhandle = "@NorthWind"')
     assert fails(tmp_path, "inventory_file", "accounts.toml", bad) == (
         "accounts.toml:23: accounts[1].handle: x:@NorthWind is listed twice (also "
-        "accounts[0], as x:@northwind: x handles ignore case)")
+        "accounts[0], as x:@northwind: x handles ignore case and a leading '@')")
+    # review: without its "@" it had been another account, holding none of the grants
+    bare = INV_TOML.replace('platform = "tiktok"\nhandle = "@northwind"',
+                            'platform = "x"\nhandle = "northwind"')
+    assert fails(tmp_path, "inventory_file", "accounts.toml", bare) == (
+        "accounts.toml:23: accounts[1].handle: x:northwind is listed twice (also "
+        "accounts[0], as x:@northwind: x handles ignore case and a leading '@')")
     # two Pages may share a name in different case
     pages = INV_TOML.replace('platform = "X"', 'platform = "facebook"').replace(
         'platform = "tiktok"\nhandle = "@northwind"', 'platform = "facebook"\nhandle = "@NorthWind"')

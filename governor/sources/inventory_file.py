@@ -256,7 +256,8 @@ class InventoryFile(FileConnector):
             if same in seen:
                 where, first = seen[same]
                 also = where if first == key else (f"{where}, as {first}: {platform} handles "
-                                                   "ignore case")
+                                                   "ignore case" + (" and a leading '@'" if
+                                                   platform in platforms.AT_NAMES else ""))
                 raise e.fail("handle", f"{key} is listed twice (also {also})")
             seen[same] = (e.where, key)
             access = AccountAccess(e.choice("access", [a.value for a in AccountAccess]))
