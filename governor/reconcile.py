@@ -26,7 +26,13 @@ from governor import audit, findings, history, rekey, state
 from governor.clock import Clock, as_utc
 from governor.config import Config
 from governor.db import indexes_deferred, refresh_statistics, sessions, transaction
-from governor.errors import ClockWentBack, FeedGuardTripped, OutputError, SourceError
+from governor.errors import (
+    ClockWentBack,
+    FeedGuardTripped,
+    GovernorError,
+    OutputError,
+    SourceError,
+)
 from governor.guards import (
     feed_baseline,
     fields_emptied,
@@ -552,6 +558,14 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
     outcomes = read_sources(session, config, r.id, now, prefetched)
     phases.done("read_sources")
     prev, prev_summary = _previous(session, r.id)
+    if prev is None and outcomes and not any(o.ok for o in outcomes):
+        # a first run that read nothing (the starter config as written, paths not yet
+        # filled in) would only put a run of "could not decide" in a new store
+        raise GovernorError(
+            "no source could be read, and the store has no earlier run: nothing was "
+            "recorded (" + "; ".join(f"{o.name}: {o.error}" for o in outcomes) + "). Point "
+            "each source at its export or switch it off (enabled = false), and check them "
+            "with `governor doctor`")
     trips = guard_trips(config, outcomes)
     for name, why in (*readers_lost(session, config, outcomes, r.id).items(),
                       *fields_emptied(session, config, outcomes, r.id).items(),

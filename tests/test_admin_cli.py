@@ -281,3 +281,20 @@ def test_a_downgrade_needs_yes(demo_dir: Path) -> None:
     assert audit_count(url) == before
     done = run_cli("-c", cfg, "db", "downgrade", "base", "--yes", env=env)
     assert done.code == 0 and "database at base" in done.out, done.err
+
+
+def test_the_starter_config_as_written_records_no_run(tmp_path: Path) -> None:
+    """Review: reconciling the unedited starter config put a run of eighteen "could not
+    decide" findings and a report in a new store (exit 5): its paths are placeholders."""
+    cfg = tmp_path / "governor.toml"
+    assert run_cli("init", str(cfg)).code == 0
+    assert run_cli("-c", str(cfg), "db", "upgrade").code == 0
+    out = run_cli("-c", str(cfg), "reconcile")
+    assert out.code == 1
+    assert out.err.startswith("governor: no source could be read, and the store has no "
+                              "earlier run: nothing was recorded (hr: ")
+    assert "switch it off (enabled = false), and check them with `governor doctor`" in out.err
+    assert sql_rows(f"sqlite:///{tmp_path / 'governor.db'}",
+                    "SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM audit_log)") == [
+        (0, 0)]
+    assert not (tmp_path / "reports").exists()
