@@ -202,9 +202,10 @@ def fields_emptied(session: Session, config: Config, outcomes: list[SourceOutcom
             has, lacks = _holds(model, name)
             # changed records only: the versions this run ended that had the field (few
             # on most nights: asked first), then those it began, by natural key
-            ended = set(session.scalars(select(model.nk).where(
-                model.source == o.name, model.ended_at.is_not(None),
-                model.ended_run_id == run_id, has)))
+            ended = {nk: status for nk, status in session.execute(
+                select(model.nk, model.status).where(
+                    model.source == o.name, model.ended_at.is_not(None),
+                    model.ended_run_id == run_id, has))}
             if not ended:
                 continue
             had = session.scalar(select(func.count()).where(
@@ -212,9 +213,13 @@ def fields_emptied(session: Session, config: Config, outcomes: list[SourceOutcom
                 or_(model.ended_run_id.is_(None), model.ended_run_id == run_id)))
             if not had or had < floor or len(ended) <= had * max_drop:
                 continue  # not enough changed at all to trip
-            lost = sum(1 for nk in session.scalars(select(model.nk).where(
-                model.source == o.name, model.ended_at.is_(None),
-                model.first_run_id == run_id, lacks)) if nk in ended)
+            # with its status unchanged: an account disabled and taken out of its groups
+            # (offboarding), a rehire's end date cleared, is a change of the person's,
+            # where an export that lost a column changes nothing else
+            lost = sum(1 for nk, status in session.execute(
+                select(model.nk, model.status).where(
+                    model.source == o.name, model.ended_at.is_(None),
+                    model.first_run_id == run_id, lacks)) if ended.get(nk) == status)
             if lost > had * max_drop:
                 lines.append(f"{lost} of the {had} records that had {name} at its last read "
                              f"have none now ({lost / had:.0%}; limit {max_drop:.0%}): "
