@@ -50,11 +50,14 @@ from governor.models import (
     ObsGrant,
     ObsPerson,
     ObsSocialAccount,
+    OffboardCase,
     OffboardStep,
     Run,
     SourceRead,
 )
 from governor.offboard import cases as offboard_cases
+from governor.offboard.plan import build as build_plan
+from governor.offboard.plan import plan_limits
 from governor.offboard.sweep import new_leavers
 from governor.offboard.sweep import reverify as offboard_reverify
 from governor.offboard.sweep import sweep as offboard_sweep
@@ -921,4 +924,15 @@ def _auto_execute(engine: Engine, config: Config, clock: Clock, actor: str,
         return f"{ctype}.{step.kind}" in allowed or f"{short}.{step.kind}" in allowed
 
     for case_id in case_ids:
+        with transaction(engine) as session:
+            case = session.get(OffboardCase, case_id)
+            if case is None:
+                continue
+            # the limits a person running it would have to force: a run forces nothing
+            limits = plan_limits(build_plan(session, config, case.employee_id), config,
+                                 clock())
+            if limits:
+                audit.record(session, clock(), actor, "offboard.auto_withheld",
+                             subject=f"case {case_id}", detail={"limits": limits})
+                continue
         offboard_cases.execute(engine, config, case_id, clock, actor, permitted)

@@ -191,3 +191,68 @@ def test_a_disable_config_withholds_is_a_manual_step_a_later_read_confirms(
     engine.dispose()
     assert result == (f"observed gone by run {run}: ldap reports the account marcus.webb "
                       "disabled")
+
+
+def _open_case_with_steps_to_do(cfg: str, env: dict[str, str]) -> None:
+    """A case whose automatic steps failed (the directory refused governor's bind): open,
+    with them still to do."""
+    wrong = {**env, "GOVERNOR_TEST_LDAP_PASSWORD": "not-the-password"}
+    out = run_cli("-c", cfg, "offboard", "E1010", "--execute", env=wrong)
+    assert out.code == 5, out.err
+    assert {s["state"] for s in steps(cfg, env) if s["automatic"]} == {"failed"}
+
+
+def test_a_case_resumed_is_held_to_the_limits_a_new_one_is(
+        org: tuple[str, dict[str, str], lp.Slapd]) -> None:
+    """Review: the limits were checked only when a case opened. Resuming one went past
+    offboard.max_accounts, and suspended a person HR had taken back, without --force."""
+    cfg, env, server = org
+    _open_case_with_steps_to_do(cfg, env)
+    path = Path(cfg)
+    path.write_text(path.read_text().replace("[offboard]\n", "[offboard]\nmax_accounts = 1\n"))
+    out = run_cli("-c", cfg, "offboard", "E1010", "--execute", env=env)
+    assert out.code == 2 and "more than offboard.max_accounts (1)" in out.err, out.err
+    assert not locked(server)
+    path.write_text(path.read_text().replace("max_accounts = 1\n", ""))
+    # HR takes him back while the case is open
+    hr = path.parent / "hr.csv"
+    rows = hr.read_text().splitlines(keepends=True)
+    rows = [r if not r.startswith("E1010,") else
+            ",".join(c if i not in (4, 10) else ("Active" if i == 4 else "")
+                     for i, c in enumerate(r.rstrip("\n").split(","))) + "\n" for r in rows]
+    hr.write_text("".join(rows))
+    later = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 0
+    out = run_cli("-c", cfg, "offboard", "E1010", "--execute", env=later)
+    assert out.code == 2 and "HR lists E1010 as active, not as having left" in out.err, out.err
+    assert not locked(server) and MARCUS.lower() in members(server)
+    forced = run_cli("-c", cfg, "offboard", "E1010", "--execute", "--force", "--reason",
+                     "rehire reversed by HR, confirmed", env=later)
+    assert forced.code == 0, forced.err
+    assert locked(server)
+    engine = create_engine(f"sqlite:///{path.parent / 'governor-demo.db'}")
+    with engine.connect() as c:
+        logged = c.execute(text("SELECT reason, detail FROM audit_log "
+                                "WHERE action = 'offboard.forced'")).all()
+    engine.dispose()
+    assert [r for r, _ in logged] == ["rehire reversed by HR, confirmed"]
+
+
+def test_a_step_the_config_no_longer_allows_is_withheld(
+        org: tuple[str, dict[str, str], lp.Slapd]) -> None:
+    """Review: steps were planned automatic when the case opened and carried out later
+    whatever offboard.allow had become."""
+    cfg, env, server = org
+    _open_case_with_steps_to_do(cfg, env)
+    path = Path(cfg)
+    path.write_text(path.read_text().replace('allow = ["ldap.group_remove", "ldap.disable"]',
+                                             'allow = ["ldap.group_remove"]'))
+    out = run_cli("-c", cfg, "offboard", "E1010", "--execute", "--json", env=env)
+    assert out.code == 0, out.err
+    outcomes = {o["key"]: (o["state"], o["detail"]) for o in json.loads(out.out)["outcomes"]}
+    assert outcomes == {
+        "group_remove:ldap:social-x-publishers": ("done", outcomes[
+            "group_remove:ldap:social-x-publishers"][1]),
+        "disable:ldap:marcus.webb": ("withheld", "offboard.allow no longer lets governor "
+                                                 "disable through ldap: do it by hand")}
+    assert MARCUS.lower() not in members(server) and not locked(server)

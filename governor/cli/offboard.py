@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,11 @@ from governor.cli.common import (
     use_json,
     warn,
 )
-from governor.clock import day_end
 from governor.db import sessions, transaction
 from governor.errors import InputError, NotFound
 from governor.models import ObsCredential, OffboardCase
 from governor.offboard import cases, receipt
-from governor.offboard.plan import Plan, build, end_date_text
+from governor.offboard.plan import Plan, build, end_date_text, plan_limits
 from governor.queries import resolve_person
 from governor.reports import reverted_on_error
 
@@ -83,19 +81,6 @@ def _print_plan(plan: Plan) -> None:
         click.echo("protected, not touched: " + ", ".join(plan.protected))
 
 
-_STATUS_WORDS = {"active": "active", "leave": "on leave", "pending": "not yet started",
-                 "left": "leaving"}
-
-
-def _counts_as_left(plan: Plan, now: datetime, zone: tzinfo) -> bool:
-    """HR says they left, or their last day is over (an intern or contractor HR still
-    lists as active once their end date has passed: the rules count the first as a
-    leaver, and contractor-expired tells the second's manager to offboard them)."""
-    if plan.end_date is not None:
-        return day_end(date.fromisoformat(plan.end_date), zone) <= now
-    return plan.status == "left"
-
-
 @offboard.command("run", hidden=True)
 @click.argument("user")
 @click.option("--execute", is_flag=True, help="Carry out the automatic steps.")
@@ -125,20 +110,13 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
             _print_unknown(plan, unknown)
             click.echo("\nplan only: nothing was changed (add --execute to act)")
         return
+    # checked whenever steps are about to run, a case already open too (one a run opened,
+    # one someone opened by hand for a person HR has since taken back)
+    limits = plan_limits(plan, ctx.config, ctx.clock())
+    if limits and not (force and reason):
+        raise InputError("not executed: " + "; ".join(limits)
+                         + ". Rerun with --force --reason '...' if this is right.")
     if existing is None:
-        limits = []
-        if not _counts_as_left(plan, ctx.clock(), ctx.config.zone):
-            # on leave, not yet started, serving notice: HR says they work here
-            status = _STATUS_WORDS.get(plan.status, plan.status)
-            limits.append(f"HR lists {plan.employee_id} as {status}"
-                          + (f" until {plan.end_date}" if plan.end_date else "")
-                          + ", not as having left")
-        if len(plan.accounts) > ctx.config.offboard["max_accounts"]:
-            limits.append(f"it touches {len(plan.accounts)} accounts, more than "
-                          f"offboard.max_accounts ({ctx.config.offboard['max_accounts']})")
-        if limits and not (force and reason):
-            raise InputError("not executed: " + "; ".join(limits)
-                                + ". Rerun with --force --reason '...' if this is right.")
         with transaction(engine) as s:
             # Not refused for a clock behind the last run (timeline.py), unlike other
             # writers: removing a leaver's access must never wait for a clock fix. The
@@ -160,6 +138,11 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
                     case.ticket = ticket
                     audit.record(s, ctx.clock(), ctx.actor, "offboard.ticket",
                                  subject=f"case {case_id}", detail={"ticket": ticket})
+        if limits:
+            with transaction(engine) as s:
+                audit.record(s, ctx.clock(), ctx.actor, "offboard.forced",
+                             subject=f"case {case_id}", reason=reason,
+                             detail={"limits": limits})
         if not as_json:
             click.echo(f"resuming case {case_id}")
     outcomes = cases.execute(engine, ctx.config, case_id, ctx.clock, ctx.actor)

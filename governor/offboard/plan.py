@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from governor.clock import day_end
 from governor.config import Config
 from governor.db import ascii_lower, caseless
 from governor.lookalike import fold
@@ -127,6 +128,58 @@ def _references(session: Session
         yield key, owner, email_owner, phone_owner, email
 
 
+_STATUS_WORDS = {"active": "active", "leave": "on leave", "pending": "not yet started",
+                 "left": "leaving"}
+
+
+def counts_as_left(plan: Plan, now: datetime, zone: tzinfo) -> bool:
+    """HR says they left, or their last day is over (an intern or contractor HR still
+    lists as active once their end date has passed: the rules count the first as a
+    leaver, and contractor-expired tells the second's manager to offboard them)."""
+    if plan.end_date is not None:
+        return day_end(date.fromisoformat(plan.end_date), zone) <= now
+    return plan.status == "left"
+
+
+def plan_limits(plan: Plan, config: Config, now: datetime) -> list[str]:
+    """The safety limits carrying out ``plan`` would go past (none: it may go ahead): a
+    person HR says works here, more accounts than offboard.max_accounts."""
+    limits = []
+    if not counts_as_left(plan, now, config.zone):
+        # on leave, not yet started, serving notice: HR says they work here
+        status = _STATUS_WORDS.get(plan.status, plan.status)
+        limits.append(f"HR lists {plan.employee_id} as {status}"
+                      + (f" until {plan.end_date}" if plan.end_date else "")
+                      + ", not as having left")
+    if len(plan.accounts) > config.offboard["max_accounts"]:
+        limits.append(f"it touches {len(plan.accounts)} accounts, more than "
+                      f"offboard.max_accounts ({config.offboard['max_accounts']})")
+    return limits
+
+
+def may_act(config: Config, source: str, action: str) -> bool:
+    """May governor itself take ``action`` through ``source``: an enabled source whose
+    connector can, and offboard.allow lets it?"""
+    sc = config.sources.get(source)
+    if sc is None or not sc.enabled or action not in CONNECTORS[sc.type].actions:
+        return False
+    short = "ldap" if sc.type == "ldap_directory" else sc.type
+    allowed = config.offboard["allow"]
+    return f"{sc.type}.{action}" in allowed or f"{short}.{action}" in allowed
+
+
+def withheld(config: Config, source: str | None, action: str, user: str | None) -> str | None:
+    """Why an automatic step planned earlier may not be carried out under the config as
+    it is now (None: it may). A case's steps are planned when it opens; offboard.allow
+    or offboard.protected changed since must still hold when a step is about to run."""
+    if user is not None and fold(user) in {fold(x) for x in config.offboard["protected"]}:
+        return f"{user} is in offboard.protected now: do it by hand if it is right"
+    if source is None or not may_act(config, source, action):
+        return (f"offboard.allow no longer lets governor {action.replace('_', ' ')} through "
+                f"{source}: do it by hand")
+    return None
+
+
 def build(session: Session, config: Config, who: str, new_owner: str | None = None,
           named_by: AccountRefs | None = None) -> Plan:
     """`named_by`: the inventory's references, read once by a caller building many plans
@@ -183,13 +236,9 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
         ObsGrant.ended_at.is_(None))) if (g.source, g.principal_lc) in pairs]
     acting = {name: CONNECTORS[sc.type] for name, sc in config.sources.items()
               if sc.enabled and CONNECTORS[sc.type].actions}
-    allowed = set(config.offboard["allow"])
 
     def may(source: str, action: str) -> bool:
-        ctype = config.sources[source].type
-        short = "ldap" if ctype == "ldap_directory" else ctype
-        return action in acting[source].actions and (
-            f"{ctype}.{action}" in allowed or f"{short}.{action}" in allowed)
+        return may_act(config, source, action)
 
     seen_dir: set[tuple[str, str, str]] = set()
     for g in grants:
