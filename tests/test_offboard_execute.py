@@ -256,3 +256,24 @@ def test_a_step_the_config_no_longer_allows_is_withheld(
         "disable:ldap:marcus.webb": ("withheld", "offboard.allow no longer lets governor "
                                                  "disable through ldap: do it by hand")}
     assert MARCUS.lower() not in members(server) and not locked(server)
+
+
+def test_a_directory_that_failed_to_read_reopens_no_step_governor_did(
+        org: tuple[str, dict[str, str], lp.Slapd]) -> None:
+    """Review: the night the directory could not be read, its last good data (from before
+    the steps) reopened them, and the night after closed them as observed gone: the
+    receipt lost governor's own revocation and moved its time two days later."""
+    cfg, env, server = org
+    out = run_cli("-c", cfg, "offboard", "E1010", "--execute", env=env)
+    assert out.code == 0, out.err
+    before = journal(cfg)
+    assert {s for s, _a, _r in before.values()} == {"done"}
+    failing = {**env, "GOVERNOR_TEST_LDAP_PASSWORD": "not-the-password",
+               "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--json", env=failing)
+    assert out.code == 5, out.err
+    assert json.loads(out.out)["offboarding"]["steps_reopened"] == []
+    assert journal(cfg) == before
+    later = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 0
+    assert journal(cfg) == before

@@ -209,10 +209,15 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
     waiting = list(session.scalars(select(OffboardStep).where(
         OffboardStep.state.in_(cases.WAITING))))
     seen = _Reported.of(snap, checked + waiting, owner)
+    read = _read(snap)
     for st in checked:
         person = snap.persons.get(owner.get(st.case_id) or "")
         if person is not None and not snap.has_left(person):
             continue  # rehired (or back in HR): access they hold again is theirs to hold
+        if (st.source or INVENTORY) not in read:
+            # its source failed tonight: what the snapshot holds of it is the last good
+            # read, from before the step was done, and no evidence either way
+            continue
         if seen.access(st, owner.get(st.case_id))[0]:
             # the receipt shows the step as it stands: to do again, and why, with who
             # said it was done (the audit log keeps the rest)
