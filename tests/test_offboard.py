@@ -458,3 +458,25 @@ def test_a_vault_reader_named_by_a_non_ascii_address_is_in_the_plan(demo_dir: Pa
     steps = {s["key"] for s in json.loads(planned.out)["plan"]["steps"]}
     item = data["records"][0]["id"]
     assert {f"vault:{item}", f"rotate:{item}"} <= steps
+
+
+def test_execute_started_several_times_at_once_opens_one_case(demo_dir: Path) -> None:
+    """Review: three `offboard --execute` started together opened three open cases for
+    one person (each asked whether one was open before taking the writers' lock)."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = str(demo_dir / "governor.toml")
+    env = {**os.environ, **demo_env()}
+    assert run_cli("-c", cfg, "db", "upgrade", env=demo_env()).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=demo_env()).code == 0
+    runs = [subprocess.Popen([sys.executable, "-m", "governor", "-c", cfg, "offboard",
+                              "I2003", "--execute"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE) for _ in range(3)]
+    for p in runs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode in (0, 5), err.decode()
+    url = f"sqlite:///{demo_dir / 'governor-demo.db'}"
+    assert sql_rows(url, "SELECT count(*) FROM offboard_case WHERE employee_id = 'I2003' "
+                         "AND status = 'open'") == [(1,)]

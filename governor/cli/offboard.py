@@ -118,14 +118,18 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
                          + ". Rerun with --force --reason '...' if this is right.")
     if existing is None:
         with transaction(engine) as s:
-            # Not refused for a clock behind the last run (timeline.py), unlike other
-            # writers: removing a leaver's access must never wait for a clock fix. The
-            # receipt's times are then as wrong as the clock; `audit verify` still holds.
-            now = ctx.clock()
-            case_id = cases.open_case(s, plan, now, ctx.actor, trigger="manual",
-                                      reason=reason, ticket=ticket, forced=bool(limits),
-                                      force_reason=reason if limits else None).id
-    else:
+            # asked again holding the writers' lock: two --execute started together
+            # opened two cases, and a step closed in one stayed to do in the other
+            existing = cases.open_case_of(s, plan.employee_id)
+            if existing is None:
+                # Not refused for a clock behind the last run (timeline.py), unlike other
+                # writers: removing a leaver's access must never wait for a clock fix. The
+                # receipt's times are then as wrong as the clock; `audit verify` holds.
+                now = ctx.clock()
+                case_id = cases.open_case(s, plan, now, ctx.actor, trigger="manual",
+                                          reason=reason, ticket=ticket, forced=bool(limits),
+                                          force_reason=reason if limits else None).id
+    if existing is not None:
         case_id = existing.id
         if ticket and existing.ticket not in (None, ticket):
             raise InputError(f"case {case_id} is already filed under ticket "
