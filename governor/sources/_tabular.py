@@ -217,16 +217,20 @@ class Table:
             self._check_unmet()
 
     def _check_unmet(self) -> None:
-        """A key the config names (columns = { end_date = "last_day" }) that no record
-        has: it reads as empty on every record, and an end date renamed in the export
-        would quietly make nobody a leaver, as a missing CSV column would."""
+        """A key the config names (columns = { last_login = "lastSignIn" }) that no
+        record has, while a key like it ("lastLogin") is there: a rename or a typo, and
+        the field would read as empty on every record, as a missing CSV column would.
+        With nothing like it, the export may leave out keys it has no value for (many
+        JSON exporters drop nulls) and tonight none has one: that is no mistake."""
         if not self._unmet or not self._keys_seen:
             return  # every named key seen, or no records to tell by
-        field, column = next((f, c) for f, c in sorted(self.columns.items())
-                             if c in self._unmet)
-        raise DataError(self.display, None, field,
-                        f"no record has the key {column!r} (named in the source's columns)"
-                        + self._alike_hint(field, column, self._keys_seen, "key"))
+        for field, column in sorted(self.columns.items()):
+            if column not in self._unmet:
+                continue
+            hint = self._alike_hint(field, column, self._keys_seen - self.expected, "key")
+            if hint:
+                raise DataError(self.display, None, field, f"no record has the key "
+                                f"{column!r} (named in the source's columns){hint}")
 
     def cells(self) -> Iterator[tuple[int, list[str]]]:
         """CSV only: (line, cells) without a Row per line, for connectors' fast paths.
