@@ -69,7 +69,7 @@ def problem(name: str, declared: Collection[str] = ()) -> str | None:
 # On these platforms an account name is a username, unique whatever its case: @NorthWind
 # is @northwind (X, formerly Twitter; Instagram; TikTok).
 _CASELESS = frozenset({"x", "twitter", "instagram", "tiktok"})
-AT_NAMES = _CASELESS  # ... and whose usernames are the same with or without their "@"
+AT_NAMES = _CASELESS  # ... whose usernames are the same with or without their "@"
 
 
 def caseless(platform: str, handle: str) -> bool:
@@ -90,15 +90,21 @@ def caseless(platform: str, handle: str) -> bool:
 
 
 def fold(key: str) -> str:
-    """The key as a comparison of case-insensitive account names sees it. On X,
-    Instagram and TikTok a username is the same written with or without its "@"
-    (northwind is @northwind): a grants export or an inventory entry without it had been
-    another account, unknown, holding the real one's grants."""
+    """The key as a comparison of case-insensitive account names sees it."""
     platform, _, handle = key.partition(":")
-    platform = platform.lower()
-    if platform in AT_NAMES and not handle.startswith("@"):
-        handle = "@" + handle
-    return f"{platform}:{handle.lower()}"
+    return f"{platform.lower()}:{handle.lower()}"
+
+
+def same_username(key: str) -> str:
+    """``fold``, and on X, Instagram and TikTok without a leading "@": a username is the
+    same written with or without it, so an inventory listing both lists one account
+    twice. (Grants and vault items keep the spelling they are stored under: mapping
+    "x:northwind" onto the inventory's "x:@northwind" would end the history of every
+    grant stored without it, resolve its findings as fixed, and drop their exceptions.
+    Such a grant's account is an unknown account, and unknown-account says so.)"""
+    folded = fold(key)
+    platform, _, handle = folded.partition(":")
+    return f"{platform}:{handle.removeprefix('@')}" if platform in AT_NAMES else folded
 
 
 class AccountNames:

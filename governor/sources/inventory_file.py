@@ -253,13 +253,15 @@ class InventoryFile(FileConnector):
                 stored = self._stored().get(same)
                 if stored is not None and stored != key:
                     key, handle = stored, stored.partition(":")[2]
-            if same in seen:
-                where, first = seen[same]
+            twice = (platforms.same_username(key) if platforms.caseless(platform, handle)
+                     else key)
+            if twice in seen:
+                where, first = seen[twice]
                 also = where if first == key else (f"{where}, as {first}: {platform} handles "
                                                    "ignore case" + (" and a leading '@'" if
                                                    platform in platforms.AT_NAMES else ""))
                 raise e.fail("handle", f"{key} is listed twice (also {also})")
-            seen[same] = (e.where, key)
+            seen[twice] = (e.where, key)
             access = AccountAccess(e.choice("access", [a.value for a in AccountAccess]))
             yield SocialAccount(
                 key=key, platform=platform, handle=handle, access=access,
