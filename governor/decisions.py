@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from governor.clock import as_utc
 from governor.models import AuditEntry, PrincipalLink, RiskException
 
-_ACTIONS = ("exception.added", "exception.revoked", "source.renamed", "finding.rekeyed",
-            "link.added", "link.ended")
+_ACTIONS = ("exception.added", "exception.revoked", "source.renamed", "link.added",
+            "link.ended")
 
 
 @dataclass
@@ -62,14 +62,12 @@ def mismatches(session: Session) -> list[str]:
         elif e.action == "exception.revoked" and int(detail["exception"]) in said:
             s = said[int(detail["exception"])]
             s.revoked_by, s.revoke_reason = e.actor, e.reason
-        elif e.action in ("source.renamed", "finding.rekeyed"):
-            # a finding keyed anew takes its exceptions along (rename, rekey)
+        elif e.action == "source.renamed":
             for eid, key in detail.get("exception_keys", {}).items():
                 if int(eid) in said:
                     said[int(eid)].key = key
-            if e.action == "source.renamed":
-                old, _, new = (e.subject or "").partition(" -> ")
-                links = {_renamed(subject, old, new): made for subject, made in links.items()}
+            old, _, new = (e.subject or "").partition(" -> ")
+            links = {_renamed(subject, old, new): made for subject, made in links.items()}
         elif e.action in ("link.added", "link.ended"):
             subject = (e.subject or "").lower()
             # a new link replaces the active ones, as `governor link` ends them

@@ -293,7 +293,6 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
     severity overrides, to tell why a finding's severity changed; `retuned_rules` the
     rules whose parameters it ran with differently (retuned), to tell a fix from a
     rule let through."""
-    rekey.legacy_reuse(session, snap, now, actor)  # before the live findings are read
     merge = findings.Merge(session, run_id, now)
     disabled = []
     leaver = RULES["leaver-holds-access"]
@@ -306,7 +305,10 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
             continue
         deciding = [n for k in rule.needs for n in state.enabled(config, k)]
         cause = severity_cause(rule_id, severity, overridden_before)
-        merge.add(findings.Evaluated(rule, severity, rule.results(snap, params), deciding,
+        results = rule.results(snap, params)
+        if rule_id == rekey.REUSE_RULE:
+            results = rekey.continue_reuse(session, results)  # a few per vault: held
+        merge.add(findings.Evaluated(rule, severity, results, deciding,
                                      severity_cause=cause))
     # people who count as left now: findings about them that only staff rules made
     # resolve as "person left", not "fixed" (leaver-holds-access reports them instead)

@@ -1,66 +1,53 @@
-"""Findings whose rule came to name its subject another way, keyed anew in place.
+"""A password-reused finding stays the finding it was while its items' password lives on.
 
-password-reused named a group of items sharing one password by their ids, so an item
-joining or leaving the group made it another finding: the old one resolved as "fixed",
-a new one opened with its first seen reset and without the exception that accepted it.
-It names the password's fingerprint now (by a digest of it: the finding never carries
-the fingerprint itself). The findings a store already holds under the old subjects are
-given the new one the first night the rules run after the upgrade, with their
-exceptions, in that run's transaction; the audit log records each key's change, as a
-source rename does, so `audit verify` follows an exception to its new key.
+Its subject names the password its items share (a digest of the fingerprint; see the
+rule), so an item joining or leaving the group is the same finding. When the shared
+password itself changes (the items rotated to a new one they still share, or the vault
+keyed its fingerprints anew), the digest changes while the problem does not: a live
+finding whose items overlap tonight's group, and that no result names, is continued
+under its own key. Without this it resolved as "fixed" and a new finding opened, first
+seen reset and its exception left behind. The same continues a finding a store holds
+under the subject the rule used before (the items' ids), so no key changes on upgrade.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from datetime import datetime
+import dataclasses
+import json
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governor import audit
 from governor.findings import key_of
-from governor.models import Finding, RiskException
-from governor.rules.password_reused import SUBJECT_PREFIX, PasswordReused, reuse_subject
-from governor.snapshot import Snapshot
+from governor.models import Finding
+from governor.rules.base import Outcome, Result
+from governor.rules.password_reused import PasswordReused
 
 REUSE_RULE = PasswordReused.id
 
 
-def legacy_reuse(session: Session, snap: Snapshot, now: datetime, actor: str) -> int:
-    """Give live password-reused findings keyed by item ids the key of the password
-    their items share tonight; returns how many were keyed anew. One whose items share
-    no password now keeps its key (it resolves as the rule finds it gone)."""
-    old = list(session.scalars(select(Finding).where(
-        Finding.rule_id == REUSE_RULE, Finding.status != "resolved",
-        Finding.subject.not_like(f"{SUBJECT_PREFIX}%"))))
-    if not old:
-        return 0
-    prints = {hc.credential.item_id: hc.credential.fingerprint for hc in snap.credentials
-              if hc.credential.fingerprint}
-    taken = set(session.scalars(select(Finding.key).where(Finding.rule_id == REUSE_RULE)))
-    moved: dict[str, str] = {}
-    for f in sorted(old, key=lambda f: f.id):
-        shared = Counter(prints[i] for i in f.subject.split(",") if i in prints)
-        if not shared:
+def continue_reuse(session: Session, results: Iterable[Result]) -> list[Result]:
+    """``results`` of password-reused, each one that only a live finding's items tell
+    from that finding given that finding's subject."""
+    out = list(results)
+    live: dict[str, tuple[int, str, set[str]]] = {}
+    for fid, key, subject, evidence in session.execute(
+            select(Finding.id, Finding.key, Finding.subject, Finding.evidence).where(
+                Finding.rule_id == REUSE_RULE, Finding.status != "resolved")):
+        items = json.loads(evidence or "{}").get("item_ids") or subject.split(",")
+        live[key] = (fid, subject, {str(i) for i in items})
+    if not live:
+        return out
+    named = {key_of(REUSE_RULE, r.subject) for r in out}
+    free = {k: v for k, v in live.items() if k not in named}
+    for i, r in enumerate(out):
+        if r.outcome is not Outcome.FAIL or key_of(REUSE_RULE, r.subject) in live:
             continue
-        fingerprint, n = shared.most_common(1)[0]
-        subject = reuse_subject(fingerprint)
-        key = key_of(REUSE_RULE, subject)
-        if n < 2 or key in taken:
-            continue
-        taken.add(key)
-        moved[f.key] = key
-        f.key, f.subject = key, subject
-    if not moved:
-        return 0
-    rekeyed: dict[str, str] = {}  # exception id -> its new finding key, for audit verify
-    for exc in session.scalars(select(RiskException).where(
-            RiskException.finding_key.in_(sorted(moved)))):
-        exc.finding_key = moved[exc.finding_key]
-        rekeyed[str(exc.id)] = exc.finding_key
-    session.flush()
-    audit.record(session, now, actor, "finding.rekeyed", subject=REUSE_RULE,
-                 reason="password-reused names the shared password, not the items",
-                 detail={"findings": moved, "exception_keys": rekeyed})
-    return len(moved)
+        items = set(r.evidence.get("item_ids", ()))
+        # the live finding sharing the most items with it, the oldest of equals
+        best = max(((len(v[2] & items), -v[0], k) for k, v in free.items() if v[2] & items),
+                   default=None)
+        if best is not None:
+            out[i] = dataclasses.replace(r, subject=free.pop(best[2])[1])
+    return out

@@ -2431,31 +2431,50 @@ def test_an_item_joining_a_reused_password_is_the_same_finding(demo_dir: Path) -
                                                        "vlt-7f3a04"]
 
 
-def test_a_reuse_finding_keyed_by_its_items_is_keyed_anew_with_its_exception(
-        demo_dir: Path) -> None:
-    """A store from before: its password-reused finding named the items. The first run
-    after the upgrade gives it the password's key in place, exception and all, and the
-    audit log says so (audit verify follows the exception)."""
+def test_a_reuse_finding_keyed_by_its_items_goes_on_under_its_key(demo_dir: Path) -> None:
+    """A store from before: its password-reused finding named the items. After the
+    upgrade it goes on under that key, exception and all (no key changes on upgrade)."""
     cfg, env = setup(demo_dir)
     url = url_of(demo_dir, env)
     new, old = "password-reused:fp-c5385030f93dd392", "password-reused:vlt-7f3a02,vlt-7f3a03"
-    out = run_cli("-c", cfg, "exception", "add", new, "--reason", "legacy integration",
-                  "--approver", "ciso@northwind.example", "--expires", "2026-12-31", env=env)
-    assert out.code == 0, out.err
-    # as the code before wrote them: the finding's key, its exception, the log's entry
+    # as the code before wrote it
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE finding SET key = :old, subject = 'vlt-7f3a02,vlt-7f3a03' "
                           "WHERE key = :new"), {"old": old, "new": new})
-        conn.execute(text("UPDATE risk_exception SET finding_key = :old"), {"old": old})
     engine.dispose()
+    out = run_cli("-c", cfg, "exception", "add", old, "--reason", "legacy integration",
+                  "--approver", "ciso@northwind.example", "--expires", "2026-12-31", env=env)
+    assert out.code == 0, out.err
     first = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
     assert first.code == 0, first.err
     assert query(url, "SELECT key, status, first_run_id FROM finding "
-                      "WHERE rule_id = 'password-reused'") == [(new, "excepted", 1)]
-    assert query(url, "SELECT finding_key FROM risk_exception") == [(new,)]
-    logged = query(url, "SELECT detail FROM audit_log WHERE action = 'finding.rekeyed'")
-    assert json.loads(str(logged[0][0])) == {"findings": {old: new},
-                                             "exception_keys": {"1": new}}
-    verify = run_cli("-c", cfg, "audit", "verify", env=env)
-    assert verify.code == 0, verify.out + verify.err
+                      "WHERE rule_id = 'password-reused'") == [(old, "excepted", 1)]
+
+
+def test_items_rotated_to_a_new_shared_password_are_the_same_finding(demo_dir: Path) -> None:
+    """Review: both items given a new password that they still share resolved the
+    finding as "fixed" and opened another (the subject is the password's digest)."""
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "password-reused:fp-c5385030f93dd392"
+    out = run_cli("-c", cfg, "exception", "add", key, "--reason", "legacy integration",
+                  "--approver", "ciso@northwind.example", "--expires", "2026-12-31", env=env)
+    assert out.code == 0, out.err
+    vault = demo_dir / "vault.json"
+    data = json.loads(vault.read_text())
+    for i in (1, 2):  # vlt-7f3a02, vlt-7f3a03
+        data["records"][i]["fingerprint"] = "hmac-sha256:" + "ab" * 32
+    vault.write_text(json.dumps(data))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    assert query(url, "SELECT key, status, first_run_id FROM finding "
+                      "WHERE rule_id = 'password-reused'") == [(key, "excepted", 1)]
+    # the items no longer share one: fixed
+    data["records"][2]["fingerprint"] = "hmac-sha256:" + "cd" * 32
+    vault.write_text(json.dumps(data))
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert out.code == 0, out.err
+    assert query(url, "SELECT status, resolution FROM finding "
+                      "WHERE rule_id = 'password-reused'") == [("resolved", "fixed")]
