@@ -408,15 +408,15 @@ BAD_DATA = [
     Bad("toml-inventory-unknown-top-level-key", "accounts.toml",
         edit("accounts.toml", '[[accounts]]\nplatform = "x"\nhandle = "@northwind"\n',
              '[[acounts]]\nplatform = "x"\nhandle = "@northwind"\n'),
-        "accounts.toml:7: acounts: unknown key (did you mean 'accounts'?); the inventory holds "
-        "[[accounts]] entries only"),
+        "accounts.toml:7: acounts: entries under an unknown key (did you mean 'accounts'?); "
+        "the inventory reads [[accounts]] only"),
     Bad("yaml-inventory-unknown-top-level-key", "accounts.yaml",
         lambda org: (yaml_inventory(org, lambda a: None, "platform"),
                      (org / "accounts.yaml").write_text((org / "accounts.yaml").read_text()
-                                                        + "exported_by: me\n"),
-                     len((org / "accounts.yaml").read_text().splitlines()))[-1],
-        "accounts.yaml:{line}: exported_by: unknown key; the inventory holds [[accounts]] "
-        "entries only"),
+                                                        + "owners:\n- login: me\n"),
+                     len((org / "accounts.yaml").read_text().splitlines()) - 1)[-1],
+        "accounts.yaml:{line}: owners: entries under an unknown key; the inventory reads "
+        "[[accounts]] only"),
     Bad("toml-inventory-quoted-key", "accounts.toml",
         edit("accounts.toml", 'handle = "@northwind_help"\ncriticality = "high"',
              'handle = "@northwind_help"\n"criticallity" = "high"'),
@@ -806,5 +806,27 @@ def test_a_json_export_may_leave_out_a_mapped_key_none_of_its_records_has(
     path.write_text(json.dumps(data))
     out = run_cli("-c", str(demo_dir / "governor.toml"), "reconcile", "--no-report",
                   env=demo_env(url))
+    assert out.code == 0, out.err
+
+
+def test_an_inventory_may_keep_its_own_keys_beside_its_accounts(demo_dir: Path) -> None:
+    """Review: a version number, or a YAML anchor the entries refer to, is the file's own
+    business; only entries under a key governor does not read are refused."""
+    url = sqlite_url(demo_dir)
+    upgraded(demo_dir, url)
+    inventory = demo_dir / "accounts.toml"
+    inventory.write_text("version = 2\n" + inventory.read_text())
+    out = run_cli("-c", str(demo_dir / "governor.toml"), "reconcile", "--no-report",
+                  env=demo_env(url))
+    assert out.code == 0, out.err
+    yaml_inventory(demo_dir, lambda a: None,
+                   "platform")
+    body = (demo_dir / "accounts.yaml").read_text()
+    (demo_dir / "accounts.yaml").write_text(
+        "x-recovery: &recovery social-accounts@northwind.example\n" + body.replace(
+            "recovery_email: social-accounts@northwind.example",
+            "recovery_email: *recovery", 1))
+    out = run_cli("-c", str(demo_dir / "governor.toml"), "reconcile", "--no-report",
+                  env={**demo_env(url), "GOVERNOR_NOW": LATER})
     assert out.code == 0, out.err
 

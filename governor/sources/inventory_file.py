@@ -219,14 +219,18 @@ class InventoryFile(FileConnector):
             except tomllib.TOMLDecodeError as exc:
                 raise DataError(self.display, None, None, f"not valid TOML: {exc}") from None
         if isinstance(doc, dict):
-            for name in doc:
-                if name != "accounts":
-                    # [[acounts]]: the entries under it were silently not in the inventory
-                    hint = " (did you mean 'accounts'?)" if difflib.get_close_matches(
-                        str(name).lower(), ["accounts"], cutoff=0.7) else ""
+            for name, value in doc.items():
+                # [[acounts]], [[account]]: the entries under it were silently not in the
+                # inventory. Other keys beside it (a version, a YAML anchor the entries
+                # refer to) are the file's own business.
+                alike = difflib.get_close_matches(str(name).lower(), ["accounts"],
+                                                  cutoff=0.7)
+                entries = isinstance(value, list) and any(isinstance(v, dict) for v in value)
+                if name != "accounts" and (alike or entries):
+                    hint = " (did you mean 'accounts'?)" if alike else ""
                     raise DataError(self.display, _top_line(text, str(name), is_yaml),
-                                    str(name), f"unknown key{hint}; the inventory holds "
-                                               "[[accounts]] entries only")
+                                    str(name), f"entries under an unknown key{hint}; the "
+                                               "inventory reads [[accounts]] only")
         if not isinstance(doc, dict) or not isinstance(doc.get("accounts"), list):
             raise DataError(self.display, None, "accounts", "expected a list of [[accounts]]")
         accounts: list[Any] = doc["accounts"]
