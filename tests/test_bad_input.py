@@ -333,7 +333,8 @@ BAD_DATA = [
     Bad("json-exported-at-does-not-parse", "vault.json",
         edit("vault.json", '"exported_at": "2026-11-20T05:15:00Z"',
              '"exported_at": "20/11/2026 05:15"'),
-        "vault.json:2: exported_at: '20/11/2026 05:15' is not an ISO 8601 date-time"),
+        "vault.json:2: exported_at: '20/11/2026 05:15' is not a date-time governor reads "
+        "(ISO 8601, RFC 2822 or Unix time): give one, or leave exported_at out"),
     Bad("vault-account-without-handle", "vault.json",
         edit("vault.json", '"accounts": ["x:@northwind_uk"]', '"accounts": ["x:"]'),
         "vault.json:30: accounts: 'x:' is not platform:handle"),

@@ -4,6 +4,7 @@ line numbers, and what each field becomes in the canonical records."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -1026,3 +1027,19 @@ def test_a_vault_record_holding_a_secret_below_its_keys_is_refused(
     message = str(info.value)
     assert f": {where}: the export holds a secret there" in message, message
     assert "Hunter2" not in message and "JBSW" not in message
+
+
+@pytest.mark.parametrize("stated", [1795150800, 1795150800000, "Fri, 20 Nov 2026 05:00:00 GMT",
+                                    "2026-11-20T05:00:00Z", "2026-11-20T06:00:00+01:00"])
+def test_an_exports_stated_time_is_read_as_exporters_write_it(tmp_path: Path,
+                                                             stated: object) -> None:
+    """Review: an exported_at in Unix time or RFC 2822, ignored before, stopped the run
+    once freshness came to read it."""
+    from governor.sources._tabular import Table
+
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"exported_at": stated,
+                                "records": [{"login": "a", "status": "ACTIVE"}]}))
+    table = Table(path, {}, ("login", "status"))
+    assert len(list(table.rows())) == 1
+    assert table.exported_at == datetime(2026, 11, 20, 5, 0, tzinfo=UTC)

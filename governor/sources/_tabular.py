@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import email.utils
 import io
 import json
 import re
@@ -444,14 +445,22 @@ class Table:
         if stated is None:
             return None
         line = 1 + text.count("\n", 0, max(text.find('"exported_at"'), 0))
-        if not isinstance(stated, str):
-            raise DataError(self.display, line, "exported_at",
-                            f"expected an ISO 8601 date-time, got {_json_kind(stated)}")
         try:
-            return parse_instant(stated, self.zone).astimezone(UTC)
-        except ValueError:
-            raise DataError(self.display, line, "exported_at",
-                            f"{stated!r} is not an ISO 8601 date-time") from None
+            if isinstance(stated, int | float) and not isinstance(stated, bool):
+                # Unix time, as exporters write it: seconds, or milliseconds
+                return datetime.fromtimestamp(stated / 1000 if stated > 1e11 else stated, UTC)
+            if isinstance(stated, str):
+                try:
+                    return parse_instant(stated, self.zone).astimezone(UTC)
+                except ValueError:
+                    mail = email.utils.parsedate_to_datetime(stated)  # "Fri, 20 Nov 2026 ..."
+                    return (mail if mail.tzinfo else mail.replace(tzinfo=self.zone)
+                            ).astimezone(UTC)
+        except (ValueError, TypeError, OverflowError, OSError):
+            pass
+        raise DataError(self.display, line, "exported_at",
+                        f"{stated!r} is not a date-time governor reads (ISO 8601, RFC 2822 or "
+                        "Unix time): give one, or leave exported_at out")
 
     def _twice(self, line: int, key: str) -> DataError:
         return DataError(self.display, line, self.label(key),
