@@ -2404,7 +2404,7 @@ def test_a_forced_run_that_is_also_partial_says_both(demo_dir: Path) -> None:
     out = run_cli("-c", cfg, "reconcile", *FORCED, env={**env, "GOVERNOR_NOW": DAY2})
     assert out.code == 5, out.err
     report = json.loads((demo_dir / "reports" / "nightly-2.json").read_text())
-    assert (report["status"], report["forced"]) == ("partial", True)
+    assert (report["status"], report["run_status"]) == ("forced", "partial")
     html = (demo_dir / "reports" / "nightly-2.html").read_text()
     assert "<dt>Status</dt><dd>partial (forced)</dd>" in html
 

@@ -101,7 +101,7 @@ def hostile_report(**kw: object) -> NightlyReport:
         "run_id": 7,
         "started_at": T0,
         "finished_at": T0 + timedelta(minutes=4),
-        "status": "forced",
+        "status": "partial",
         "actor": "cli:alice",
         "forced_reason": "HR feed shrank by 45% <b>checked</b>",
         "organisation": "Northwind <Traders>",

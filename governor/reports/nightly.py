@@ -442,8 +442,10 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         "organisation": report.organisation,
         "started_at": jsonable(report.started_at),
         "finished_at": jsonable(report.finished_at),
-        "status": report.status,
-        "forced": report.forced_reason is not None,
+        # "forced" as before for a forced run (what readers of the report take it to
+        # say); run_status says whether it was also partial (a source failed)
+        "status": "forced" if report.forced_reason is not None else report.status,
+        "run_status": report.status,
         "actor": report.actor,
         "forced_reason": report.forced_reason,
         "forced_past": report.forced_past,
