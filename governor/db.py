@@ -329,9 +329,12 @@ def _check_target(engine: Engine, revision: str, *, up: bool) -> None:
     of the database's own that the command goes to. An upgrade to an earlier revision
     did nothing and said only where the database is, as if it had done what was asked."""
     order = revisions(engine)
+    have = current(engine)
+    if up and revision == "base" and have is not None:
+        raise InputError(f"the database is at {have}: an upgrade does not go back to base "
+                         "(`governor db downgrade base --yes` does, dropping everything)")
     if revision in ("head", "heads", "base") or revision not in order:
         return  # alembic's own words (and relative steps, +1 / -1) are its to judge
-    have = current(engine)
     at = order.index(have) if have is not None else -1
     want = order.index(revision)
     if up and want < at:

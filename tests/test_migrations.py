@@ -382,6 +382,9 @@ def test_db_upgrade_and_downgrade_refuse_a_revision_they_cannot_go_to(tmp_path: 
         (("downgrade", "9999", "--yes"),
          f"cannot downgrade to '9999': Can't locate revision identified by '9999' (this "
          f"governor's revisions: base, 0001 to {head}, head)"),
+        (("upgrade", "--revision", "base"),
+         f"the database is at {head}: an upgrade does not go back to base (`governor db "
+         "downgrade base --yes` does, dropping everything)"),
         (("upgrade", "--revision", "0005"),
          f"the database is at {head}, after 0005: an upgrade does not go back (`governor db "
          "downgrade 0005 --yes` does)"),
