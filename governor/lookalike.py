@@ -47,7 +47,7 @@ def fold(text: str) -> str:
     imitating its owner's address. Composing never makes ASCII of what was not: the
     three characters it would (the Kelvin sign among them) are kept."""
     if not text.isascii():
-        text = _composed(text)
+        text = composed(text)
     if KELVIN in text:
         return KELVIN.join(part.lower() for part in text.split(KELVIN))
     return text.lower()
@@ -59,7 +59,10 @@ def fold(text: str) -> str:
 NFC_TO_ASCII = frozenset({"\u037e", "\u1fef", KELVIN})
 
 
-def _composed(text: str) -> str:
+def composed(text: str) -> str:
+    """``text`` composed (NFC), but for the characters NFC would turn into ASCII."""
+    if text.isascii():
+        return text
     if NFC_TO_ASCII.isdisjoint(text):
         return unicodedata.normalize("NFC", text)
     out: list[str] = []

@@ -22,7 +22,7 @@ from governor.correlate import EVERY_SOURCE, Correlator, Match, MatchStatus, Pol
 from governor.db import ascii_lower, bytewise, caseless
 from governor.errors import Ambiguous, NotFound
 from governor.findings import active_exceptions, status_now
-from governor.lookalike import fold
+from governor.lookalike import composed, fold
 from governor.models import (
     Finding,
     ObsCredential,
@@ -654,7 +654,10 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
     alias, or an address that is theirs once its plus-tag is removed: in that order, as
     correlation itself matches.
     With ``at``, as HR and correlation had them then: someone since gone from HR is found."""
-    ref, low = who.strip(), who.strip().lower()
+    # as correlation compares them: composed (an accent typed as a combining mark), and
+    # lower-cased keeping a Kelvin sign
+    ref = composed(who.strip())
+    low = fold(ref)
     # someone no HR export lists any more (by then) is still a leaver to offboard, and
     # an address they share with someone listed is both people's, as in correlation
     found = _resolve(session, who, ref, low, or_(_listed(at, sources), dropped(sources, at)),

@@ -515,8 +515,9 @@ def test_person_by_an_alias_outside_ascii(demo_dir: Path, db_url: str) -> None:
         "p.raman@northwind.example;", "p.raman@northwind.example;priyä.r@northwind.example;"),
         encoding="utf-8")
     cfg, env = reconcile_demo(demo_dir, db_url)
+    # the last with the accent typed as a combining mark (NFD), as correlation reads it
     for ref in ("priyä.r@northwind.example", "PRIYÄ.R@northwind.example",
-                "priyä.r+x@northwind.example"):
+                "priyä.r+x@northwind.example", "priya\u0308.r@northwind.example"):
         out = run_cli("-c", cfg, "person", ref, "--json", env=env)
         assert out.code == 0, (ref, out.err)
         assert json.loads(out.out)["employee_id"] == "E1003"
