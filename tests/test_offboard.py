@@ -480,3 +480,30 @@ def test_execute_started_several_times_at_once_opens_one_case(demo_dir: Path) ->
     url = f"sqlite:///{demo_dir / 'governor-demo.db'}"
     assert sql_rows(url, "SELECT count(*) FROM offboard_case WHERE employee_id = 'I2003' "
                          "AND status = 'open'") == [(1,)]
+
+
+def test_the_new_owner_is_someone_who_works_here_and_not_the_leaver(demo_dir: Path) -> None:
+    """Review: --new-owner took a leaver, the person leaving, or a name nobody has, and
+    a manager who had left became the default owner of their report's accounts."""
+    cfg, env = prepared(demo_dir)
+    for given, error in (
+            ("E1012", "--new-owner: Samuel Adeyemi (E1012) has left"),
+            ("E1010", "--new-owner: 'E1010' is E1010, the person leaving"),
+            ("ghost@nowhere.example", "--new-owner: nobody in HR or the directory is "
+                                      "'ghost@nowhere.example'")):
+        out = run_cli("-c", cfg, "offboard", "E1010", "--new-owner", given, env=env)
+        assert (out.code, out.err) == (2, f"governor: {error}\n"), given
+    out = run_cli("-c", cfg, "offboard", "E1010", "--new-owner", "maya.okafor@northwind.example",
+                  "--json", env=env)
+    assert json.loads(out.out)["plan"]["new_owner"] == "Maya Okafor (E1001)"
+    # the default, the manager, only while HR lists them as staff
+    hr = demo_dir / "hr.csv"
+    lines = hr.read_text().splitlines(keepends=True)
+    maya = next(i for i, line in enumerate(lines) if line.startswith("E1001,"))
+    lines[maya] = lines[maya].replace(",Active,", ",Terminated - Voluntary,")
+    hr.write_text("".join(lines))
+    later = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", *("--force", "--reason", "x"),
+                   env=later).code == 0
+    out = run_cli("-c", cfg, "offboard", "E1010", "--json", env=later)
+    assert json.loads(out.out)["plan"]["new_owner"] is None

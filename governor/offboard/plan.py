@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from governor.clock import day_end
 from governor.config import Config
 from governor.db import ascii_lower, caseless
+from governor.errors import InputError, NotFound
 from governor.lookalike import fold
 from governor.models import (
     ObsCredential,
@@ -217,7 +218,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
         step.account = step.reach[0] if step.reach else None
         steps.append(step)
 
-    owner = new_owner or _manager(session, p)
+    owner = _new_owner(session, p, new_owner) if new_owner else _manager(session, p)
     for key, a in sorted(accounts.items()):
         if a.owner and fold(a.owner) in mine:
             add(PlannedStep(OWNERSHIP, f"owner:{key}", "transfer_ownership", False,
@@ -430,9 +431,27 @@ def _is_directory(config: Config, source: str) -> bool:
 
 
 def _manager(session: Session, p: ObsPerson) -> str | None:
+    """Who takes over by default: their manager, while HR lists the manager as staff (a
+    manager who left too would be handed accounts nobody then holds)."""
     if not p.manager:
         return None
     m = session.scalar(select(ObsPerson).where(
         ObsPerson.ended_at.is_(None),
         or_(ObsPerson.employee_id == p.manager, ObsPerson.email == fold(p.manager))))
-    return f"{m.name} ({m.employee_id})" if m else p.manager
+    if m is None or m.status == "left":
+        return None
+    return f"{m.name} ({m.employee_id})"
+
+
+def _new_owner(session: Session, p: ObsPerson, given: str) -> str:
+    """--new-owner as a person HR lists as staff, other than the one leaving: anyone else
+    (a leaver, a typo, the person themselves) was written into the plan as given."""
+    try:
+        o = resolve_person(session, given)
+    except NotFound:
+        raise InputError(f"--new-owner: nobody in HR or the directory is {given!r}") from None
+    if o.employee_id == p.employee_id:
+        raise InputError(f"--new-owner: {given!r} is {p.employee_id}, the person leaving")
+    if o.status == "left" or getattr(o, "end_date_inferred", False):
+        raise InputError(f"--new-owner: {o.name} ({o.employee_id}) has left")
+    return f"{o.name} ({o.employee_id})"
