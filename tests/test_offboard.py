@@ -507,3 +507,18 @@ def test_the_new_owner_is_someone_who_works_here_and_not_the_leaver(demo_dir: Pa
                    env=later).code == 0
     out = run_cli("-c", cfg, "offboard", "E1010", "--json", env=later)
     assert json.loads(out.out)["plan"]["new_owner"] is None
+
+
+def test_a_case_still_inside_its_sla_window_has_not_missed_it(demo_dir: Path) -> None:
+    """Review: a case in progress a few hours after the last day showed "SLA met: no"."""
+    cfg = str(demo_dir / "governor.toml")
+    env = {**demo_env(), "GOVERNOR_NOW": "2026-11-20T08:30:00+00:00"}
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    out = run_cli("-c", cfg, "offboard", "E1011", "--execute", "--json", env=env)
+    assert out.code == 0, out.err
+    receipt = json.loads((demo_dir / "reports" / f"offboard-{json.loads(out.out)['case']}"
+                                                 ".json").read_text())
+    assert [(s["complete"], s["met"]) for s in receipt["sla"]] == [(False, None)] * len(
+        receipt["sla"])
+    assert all(s["hours_since_end_date"] < s["sla_hours"] for s in receipt["sla"])

@@ -70,9 +70,10 @@ def receipt(session: Session, config: Config, case_id: int, now: datetime) -> di
         sla.append({"scope": label, "sla_hours": hours, "complete": done,
                     "revoked_at": last if revoked else None, "hours_since_end_date": took,
                     "measured_from": ended, "waived": waived,
-                    # missed is missed; met only once revoked (a waiver is no revocation)
-                    "met": None if took is None else False if took > hours or not done
-                    else (None if waived else True),
+                    # missed is missed; met only once revoked (a waiver is no revocation);
+                    # still to do inside the window is neither yet
+                    "met": None if took is None else False if took > hours
+                    else None if not done or waived else True,
                     "note": note})
     return {
         "schema": SCHEMA, "case": case.id, "employee_id": case.employee_id,
