@@ -522,3 +522,26 @@ def test_a_case_still_inside_its_sla_window_has_not_missed_it(demo_dir: Path) ->
     assert [(s["complete"], s["met"]) for s in receipt["sla"]] == [(False, None)] * len(
         receipt["sla"])
     assert all(s["hours_since_end_date"] < s["sla_hours"] for s in receipt["sla"])
+
+
+def test_a_rotation_is_to_do_again_when_the_removal_before_it_is(demo_dir: Path) -> None:
+    """Review: the vault step reopened (he still reads the item), the rotation recorded
+    after it stayed done: a password rotated while he could read it is one he knows."""
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    out = run_cli("-c", cfg, "offboard", "E1012", "--execute", "--json", env=env)
+    case = str(json.loads(out.out)["case"])
+    for key in ("vault:vlt-7f3a03", "rotate:vlt-7f3a03"):
+        done = run_cli("-c", cfg, "offboard", "done", case, key, "--note", "done", env=env)
+        assert done.code == 0, done.err
+    later = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 0
+    states = dict(rows(demo_dir, f"SELECT key, state FROM offboard_step WHERE case_id = {case} "
+                                 "AND key LIKE '%vlt-7f3a03'"))
+    assert states == {"vault:vlt-7f3a03": "pending", "rotate:vlt-7f3a03": "pending"}
+    (why,) = rows(demo_dir, "SELECT result FROM offboard_step WHERE key = 'rotate:vlt-7f3a03'")
+    assert str(why[0]).startswith("reopened by run 2: its removal from vault:vlt-7f3a03 was "
+                                  "reopened: the password was rotated while they could still "
+                                  "read the item; it had been recorded done by tester")

@@ -219,24 +219,23 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
             # read, from before the step was done, and no evidence either way
             continue
         if seen.access(st, owner.get(st.case_id))[0]:
-            # the receipt shows the step as it stands: to do again, and why, with who
-            # said it was done (the audit log keeps the rest)
-            said = (f"; it had been recorded {st.state.replace('_', ' ')}"
-                    + (f" by {st.actor}" if st.actor else "")
-                    + (f" at {st.finished_at.isoformat()}" if st.finished_at else "")
-                    + (f" ({st.note})" if st.note else ""))
             # a step no source names (an owner, a recovery contact) is the inventory's
-            st.result = (f"reopened by run {run_id}: {st.source or 'the inventory'} still "
-                         f"reports the access it removes{said}")
-            st.state, st.reopened, st.finished_at = "pending", st.reopened + 1, None
-            reopened_case = session.get(OffboardCase, st.case_id)
-            if reopened_case is not None:
-                reopened_case.status, reopened_case.completed_at = "open", None
-            audit.record(session, now, actor, "offboard.step.reopened", subject=st.key,
-                         reason="the access it removed is still reported",
-                         detail={"case": st.case_id, "step": st.id})
-            result.reopened.append(st.key)
-            result.to_act.add(st.case_id)
+            _reopen(session, st, f"{st.source or 'the inventory'} still reports the access "
+                                 "it removes", "the access it removed is still reported",
+                    now, actor, run_id, result)
+            if st.key.startswith("vault:"):
+                # a password rotated while they could still read the item is one they
+                # know: its rotation is to do again once they are out of it
+                rotated = session.scalar(select(OffboardStep).where(
+                    OffboardStep.case_id == st.case_id,
+                    OffboardStep.key == "rotate:" + st.key.removeprefix("vault:"),
+                    OffboardStep.state.in_(cases.CHECKED)))
+                if rotated is not None:
+                    _reopen(session, rotated, f"its removal from {st.key} was reopened: the "
+                                              "password was rotated while they could still "
+                                              "read the item",
+                            "rotated before the person was out of the item", now, actor,
+                            run_id, result)
         else:
             st.verified_at = now
     closed = _observe_gone(session, snap, seen, waiting, owner, now, actor, run_id)
@@ -324,6 +323,25 @@ def _add_new_access(session: Session, config: Config, snap: Snapshot, now: datet
 
 # the name _read gives the inventory: steps no source names (owners, recovery contacts)
 INVENTORY = ""
+
+
+def _reopen(session: Session, st: OffboardStep, why: str, reason: str, now: datetime,
+            actor: str, run_id: int, result: SweepResult) -> None:
+    """A finished step to do again. The receipt shows it as it stands: to do again, and
+    why, with who said it was done (the audit log keeps the rest)."""
+    said = (f"; it had been recorded {st.state.replace('_', ' ')}"
+            + (f" by {st.actor}" if st.actor else "")
+            + (f" at {st.finished_at.isoformat()}" if st.finished_at else "")
+            + (f" ({st.note})" if st.note else ""))
+    st.result = f"reopened by run {run_id}: {why}{said}"
+    st.state, st.reopened, st.finished_at = "pending", st.reopened + 1, None
+    reopened_case = session.get(OffboardCase, st.case_id)
+    if reopened_case is not None:
+        reopened_case.status, reopened_case.completed_at = "open", None
+    audit.record(session, now, actor, "offboard.step.reopened", subject=st.key,
+                 reason=reason, detail={"case": st.case_id, "step": st.id})
+    result.reopened.append(st.key)
+    result.to_act.add(st.case_id)
 
 
 def _read(snap: Snapshot) -> set[str]:
