@@ -545,3 +545,10 @@ def test_a_rotation_is_to_do_again_when_the_removal_before_it_is(demo_dir: Path)
     assert str(why[0]).startswith("reopened by run 2: its removal from vault:vlt-7f3a03 was "
                                   "reopened: the password was rotated while they could still "
                                   "read the item; it had been recorded done by tester")
+    # recorded done again: the step's record is the new note, not the reopening
+    again = run_cli("-c", cfg, "offboard", "done", case, "vault:vlt-7f3a03", "--note",
+                    "removed again, screenshot in HR-12", env=later)
+    assert again.code == 0, again.err
+    assert rows(demo_dir, "SELECT note, result, error, actor FROM offboard_step "
+                          "WHERE key = 'vault:vlt-7f3a03'") == [
+        ("removed again, screenshot in HR-12", None, None, "tester")]

@@ -220,7 +220,10 @@ def settle(engine: Engine, case_id: int, step_ref: str, clock: Clock, actor: str
             st.state, st.note = "waived", waive_reason
         else:
             st.state, st.note = "done", note
-        st.actor, st.finished_at = actor, now
+        # the record is now the person's: an earlier run's "reopened by ..." or a failed
+        # attempt's error read as the step's state on the receipt and in status (both
+        # stay in the audit log, the failures on the receipt too)
+        st.actor, st.finished_at, st.result, st.error = actor, now, None, None
         audit.record(s, now, actor, f"offboard.step.{st.state}", subject=st.key,
                      reason=waive_reason or note, detail={"case": case_id, "step": st.id})
         s.flush()

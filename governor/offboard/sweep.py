@@ -335,6 +335,7 @@ def _reopen(session: Session, st: OffboardStep, why: str, reason: str, now: date
             + (f" ({st.note})" if st.note else ""))
     st.result = f"reopened by run {run_id}: {why}{said}"
     st.state, st.reopened, st.finished_at = "pending", st.reopened + 1, None
+    st.actor = actor  # who reopened it; who had recorded it finished is in `said`
     reopened_case = session.get(OffboardCase, st.case_id)
     if reopened_case is not None:
         reopened_case.status, reopened_case.completed_at = "open", None
