@@ -552,3 +552,15 @@ def test_a_rotation_is_to_do_again_when_the_removal_before_it_is(demo_dir: Path)
     assert rows(demo_dir, "SELECT note, result, error, actor FROM offboard_step "
                           "WHERE key = 'vault:vlt-7f3a03'") == [
         ("removed again, screenshot in HR-12", None, None, "tester")]
+
+
+def test_options_may_come_before_the_person(demo_dir: Path) -> None:
+    """Review: `governor offboard --execute E1012` said "No such option" (exit 2)."""
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    out = run_cli("-c", cfg, "offboard", "--json", "E1012", env=env)
+    assert out.code == 0, out.err
+    assert json.loads(out.out)["plan"]["employee_id"] == "E1012"
+    assert run_cli("-c", cfg, "offboard", "--help", env=env).code == 0

@@ -37,7 +37,9 @@ class _PersonFirst(click.Group):
     (status, done, waive, receipt) keep their names."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        # an option first (`offboard --execute jdoe`) is run's too: the group has none
+        # but --help
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
