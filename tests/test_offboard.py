@@ -564,3 +564,14 @@ def test_options_may_come_before_the_person(demo_dir: Path) -> None:
     assert out.code == 0, out.err
     assert json.loads(out.out)["plan"]["employee_id"] == "E1012"
     assert run_cli("-c", cfg, "offboard", "--help", env=env).code == 0
+
+
+def test_a_new_owner_given_when_resuming_is_not_dropped_in_silence(demo_dir: Path) -> None:
+    cfg, env = prepared(demo_dir)
+    assert run_cli("-c", cfg, "offboard", "E1010", "--execute", env=env).code == 0
+    out = run_cli("-c", cfg, "offboard", "E1010", "--execute", "--new-owner", "E1100",
+                  env=env)
+    assert out.code == 2 and "--new-owner applies when a case opens" in out.err, out.err
+    same = run_cli("-c", cfg, "offboard", "E1010", "--execute", "--new-owner", "E1001",
+                   env=env)
+    assert same.code == 0, same.err  # the owner it already names

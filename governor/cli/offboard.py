@@ -133,6 +133,12 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
                                           force_reason=reason if limits else None).id
     if existing is not None:
         case_id = existing.id
+        if new_owner and plan.new_owner != existing.new_owner:
+            # its ownership steps were written with the owner named when it opened
+            raise InputError(f"case {case_id} is open with {existing.new_owner or 'no new owner'}"
+                             " as the new owner: --new-owner applies when a case opens (note "
+                             "who took over in the ownership step: `governor offboard done "
+                             f"{case_id} STEP --note ...`)")
         if ticket and existing.ticket not in (None, ticket):
             raise InputError(f"case {case_id} is already filed under ticket "
                              f"{existing.ticket!r}, not {ticket!r}")
