@@ -5,9 +5,11 @@ rule), so an item joining or leaving the group is the same finding. When the sha
 password itself changes (the items rotated to a new one they still share, or the vault
 keyed its fingerprints anew), the digest changes while the problem does not: a live
 finding whose items overlap tonight's group, and that no result names, is continued
-under its own key. Without this it resolved as "fixed" and a new finding opened, first
-seen reset and its exception left behind. The same continues a finding a store holds
-under the subject the rule used before (the items' ids), so no key changes on upgrade.
+under its own key, when tonight's group is the very items it named. Without this it
+resolved as "fixed" and a new finding opened, first seen reset and its exception left
+behind; a group that only shares an item with it is another reuse. The same continues
+a finding a store holds under the subject the rule used before (the items' ids), so no
+key changes on upgrade.
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ def continue_reuse(session: Session, results: Iterable[Result]) -> list[Result]:
         if r.outcome is not Outcome.FAIL or key_of(REUSE_RULE, r.subject) in live:
             continue
         items = set(r.evidence.get("item_ids", ()))
-        # the live finding sharing the most items with it, the oldest of equals
-        best = max(((len(v[2] & items), -v[0], k) for k, v in free.items() if v[2] & items),
-                   default=None)
-        if best is not None:
-            out[i] = dataclasses.replace(r, subject=free.pop(best[2])[1])
+        # the same items, nothing less: a group that merely shares an item with it is
+        # another reuse (one its exception was never given for)
+        same = min(((v[0], k) for k, v in free.items() if v[2] == items), default=None)
+        if same is not None:
+            out[i] = dataclasses.replace(r, subject=free.pop(same[1])[1])
     return out

@@ -2478,3 +2478,27 @@ def test_items_rotated_to_a_new_shared_password_are_the_same_finding(demo_dir: P
     assert out.code == 0, out.err
     assert query(url, "SELECT status, resolution FROM finding "
                       "WHERE rule_id = 'password-reused'") == [("resolved", "fixed")]
+
+
+def test_a_group_sharing_only_an_item_with_an_accepted_reuse_is_another_finding(
+        demo_dir: Path) -> None:
+    """Review: 02 and 03's reuse was accepted; 02 then shared a new password with 01 (the
+    TikTok login) and the exception went on covering that new reuse."""
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "password-reused:fp-c5385030f93dd392"
+    assert run_cli("-c", cfg, "exception", "add", key, "--reason", "one legacy login",
+                   "--approver", "ciso@northwind.example", "--expires", "2026-12-31",
+                   env=env).code == 0
+    vault = demo_dir / "vault.json"
+    data = json.loads(vault.read_text())
+    data["records"][0]["fingerprint"] = data["records"][1]["fingerprint"] = (
+        "hmac-sha256:" + "ab" * 32)  # vlt-7f3a01 and vlt-7f3a02
+    data["records"][2]["fingerprint"] = "hmac-sha256:" + "cd" * 32
+    vault.write_text(json.dumps(data))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    rows = {str(k): (str(s), json.loads(str(e))["item_ids"]) for k, s, e in query(
+        url, "SELECT key, status, evidence FROM finding WHERE rule_id = 'password-reused'")}
+    assert rows.pop(key)[0] == "resolved"
+    assert list(rows.values()) == [("open", ["vlt-7f3a01", "vlt-7f3a02"])]

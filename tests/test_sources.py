@@ -1043,3 +1043,21 @@ def test_an_exports_stated_time_is_read_as_exporters_write_it(tmp_path: Path,
     table = Table(path, {}, ("login", "status"))
     assert len(list(table.rows())) == 1
     assert table.exported_at == datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
+
+
+def test_an_rfc_2822_time_at_minus_zero_is_utc() -> None:
+    """Review: "-0000" (RFC 2822: UTC, the sender's zone unknown) was read in the
+    organisation's zone."""
+    import tempfile
+    from zoneinfo import ZoneInfo
+
+    from governor.sources._tabular import Table
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "d.json"
+        path.write_text(json.dumps({"exported_at": "Fri, 20 Nov 2026 05:00:00 -0000",
+                                    "records": [{"login": "a", "status": "ACTIVE"}]}))
+        table = Table(path, {}, ("login", "status"), zone=ZoneInfo("America/Los_Angeles"))
+        list(table.rows())
+    assert table.exported_at == datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
+

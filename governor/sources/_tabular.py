@@ -454,8 +454,9 @@ class Table:
                     return parse_instant(stated, self.zone).astimezone(UTC)
                 except ValueError:
                     mail = email.utils.parsedate_to_datetime(stated)  # "Fri, 20 Nov 2026 ..."
-                    return (mail if mail.tzinfo else mail.replace(tzinfo=self.zone)
-                            ).astimezone(UTC)
+                    # "-0000" is UTC in RFC 2822 (the sender's zone unknown): naive here
+                    zone = UTC if stated.rstrip().endswith("-0000") else self.zone
+                    return (mail if mail.tzinfo else mail.replace(tzinfo=zone)).astimezone(UTC)
         except (ValueError, TypeError, OverflowError, OSError):
             pass
         raise DataError(self.display, line, "exported_at",

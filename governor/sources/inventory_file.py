@@ -248,17 +248,16 @@ class InventoryFile(FileConnector):
                 raise e.fail("platform", wrong)
             handle = e.req("handle")
             key = f"{platform}:{handle}"
-            same = platforms.fold(key) if platforms.caseless(platform, handle) else key
-            if same != key:
-                # respelt in case only (@northwind -> @NorthWind): the same account, so
-                # it keeps the key it was stored under; a new key would end its grants'
-                # history, resolve its findings and close its offboarding steps as if
-                # the access had gone
-                stored = self._stored().get(same)
+            caseless = platforms.caseless(platform, handle)
+            twice = platforms.same_username(key) if caseless else key
+            if caseless:
+                # respelt in case only, or without the '@' (@northwind -> @NorthWind,
+                # northwind): the same account, so it keeps the key it was stored under;
+                # a new key would end its grants' history, resolve its findings and
+                # close its offboarding steps as if the access had gone
+                stored = self._stored().get(twice)
                 if stored is not None and stored != key:
                     key, handle = stored, stored.partition(":")[2]
-            twice = (platforms.same_username(key) if platforms.caseless(platform, handle)
-                     else key)
             if twice in seen:
                 where, first = seen[twice]
                 also = where if first == key else (f"{where}, as {first}: {platform} handles "
@@ -281,9 +280,11 @@ class InventoryFile(FileConnector):
 
 
     def _stored(self) -> dict[str, str]:
-        """Folded key -> the key as stored, for the accounts this source last listed."""
+        """Folded key (platforms.same_username) -> the key as stored, for the accounts
+        this source last listed."""
         if self._folded is None:
-            self._folded = {platforms.fold(k): k for k in self.context.prior_accounts()}
+            self._folded = {platforms.same_username(k): k
+                            for k in self.context.prior_accounts()}
         return self._folded
 
     def _grants_source(self, e: _Entry) -> str | None:
