@@ -8,7 +8,7 @@ import functools
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
@@ -100,7 +100,7 @@ def failed_reads(session: Session, sources: Iterable[str], at: datetime | None =
     return out
 
 
-def never_read_well(session: Session, sources: set[str] | None,
+def never_read_well(session: Session, sources: Collection[str] | None,
                     at: datetime | None = None) -> set[str]:
     """Those of ``sources`` (None: any) that were tried (by ``at``) and never read well:
     they have no data in the store at all, so no answer can rest on them by its rows,
@@ -253,14 +253,18 @@ def _people(session: Session, ids: set[str], at: datetime | None = None,
             zone: tzinfo = UTC, sources: Iterable[str] | None = None) -> dict[str, ObsPerson]:
     if not ids:
         return {}
+    names = None if sources is None else list(sources)
+    rank = {name: i for i, name in enumerate(names or ())}
     rows = session.scalars(select(ObsPerson).where(ObsPerson.employee_id.in_(sorted(ids)),
-                                                   _listed(at, sources)))
-    found = {p.employee_id: p for p in rows}
+                                                   _listed(at, names)))
+    found: dict[str, ObsPerson] = {}
+    for p in sorted(rows, key=lambda p: rank.get(p.source, len(rank))):
+        found.setdefault(p.employee_id, p)  # the first HR source in config order
     missing = sorted(ids - found.keys())
     if missing:  # someone no HR export listed any more (then): a leaver
         found.update((p.employee_id, _as_left(p, zone)) for p in session.scalars(
             select(ObsPerson).where(ObsPerson.employee_id.in_(missing),
-                                    dropped(sources, at))))
+                                    dropped(names, at))))
     return found
 
 
@@ -450,17 +454,19 @@ def _correlation(session: Session, pairs: set[tuple[str, str]], at: datetime | N
 
 
 def watched(session: Session, at: datetime | None,
-            configured: Iterable[str] | None) -> set[str] | None:
+            configured: Iterable[str] | None) -> list[str] | None:
     """The sources whose rows stand for what was true: now, those the config reads
     (``configured``; None: every source in the store); at ``at``, those the last run
     before it read. A source removed from the config stops being read, so its rows stay
-    current in the store forever; they are the last it said, not what holds now."""
+    current in the store forever; they are the last it said, not what holds now. In
+    the config's order (then: the run's), which says whose HR row stands for a person."""
     if at is None:
-        return None if configured is None else set(configured)
+        return None if configured is None else list(configured)
     last = session.scalar(select(Run.id).where(Run.status.in_(("ok", "partial")),
                                                 Run.started_at <= at)
                           .order_by(Run.started_at.desc(), Run.id.desc()).limit(1))
-    return set(session.scalars(select(SourceRead.name).where(SourceRead.run_id == last)))
+    return list(session.scalars(select(SourceRead.name).where(SourceRead.run_id == last)
+                                .order_by(SourceRead.id)))
 
 
 def whohas(session: Session, ref: str, at: datetime | None = None,
@@ -594,7 +600,7 @@ def _item_lists(spellings: set[str], field: str, name: str) -> Callable[[Any], b
 
 
 def _group_readers(session: Session, c: ObsCredential, named: set[str],
-                   at: datetime | None, read: set[str] | None,
+                   at: datetime | None, read: Collection[str] | None,
                    versions: list[ObsCredential], spellings: set[str]
                    ) -> tuple[list[tuple[str, str, str, str, str, str | None, datetime]],
                               list[tuple[str, str, str, str, str, str | None, datetime]]]:
@@ -635,7 +641,7 @@ UNEXPANDED = "unexpanded"  # a Holder's match: a vault group whose members nobod
 
 
 def _members(session: Session, group: str, at: datetime | None,
-             read: set[str] | None) -> Iterator[ObsDirectoryAccount]:
+             read: Collection[str] | None) -> Iterator[ObsDirectoryAccount]:
     """The directory accounts (of the sources ``read``, live at ``at``) in ``group``,
     whatever its case."""
     low = group.lower()
@@ -660,8 +666,12 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
     low = fold(ref)
     # someone no HR export lists any more (by then) is still a leaver to offboard, and
     # an address they share with someone listed is both people's, as in correlation
-    found = _resolve(session, who, ref, low, or_(_listed(at, sources), dropped(sources, at)),
-                     at, policy)
+    # where two HR sources list one person, the first in the config's order says who
+    # they are, as it does for the rules (a stale second row said "active")
+    names = None if sources is None else list(sources)
+    rank = {name: i for i, name in enumerate(names or ())}
+    found = _resolve(session, who, ref, low, or_(_listed(at, names), dropped(names, at)),
+                     at, policy, lambda p: rank.get(p.source, len(rank)))
     if found is not None:
         listed_now = found.ended_at is None or (at is not None and found.ended_at > at)
         return found if listed_now else _as_left(found, zone)
@@ -671,7 +681,8 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
 
 
 def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement[bool],
-             at: datetime | None, policy: Policy) -> ObsPerson | None:
+             at: datetime | None, policy: Policy,
+             rank: Callable[[ObsPerson], int] = lambda _p: 0) -> ObsPerson | None:
     tiers: tuple[Callable[[], Iterable[ObsPerson]], ...] = (
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id == ref)),
         # "e1010" for E1010: people type ids as they say them. Only when no id is
@@ -690,7 +701,9 @@ def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement
         lambda: _plus_addressed(session, low, live),
     )
     for tier in tiers:
-        found = {p.employee_id: p for p in tier()}
+        found: dict[str, ObsPerson] = {}
+        for p in sorted(tier(), key=rank):
+            found.setdefault(p.employee_id, p)
         if len(found) > 1:
             # `governor link` settles an ambiguous address for correlation: the same
             # decision settles it here, when the links name one of the candidates
@@ -922,7 +935,8 @@ def _grants_of(session: Session, principals: dict[tuple[str, str], str],
 
 
 def unexpanded_groups(session: Session, credentials: Iterable[ObsCredential],
-                      at: datetime | None, read: set[str] | None) -> list[dict[str, Any]]:
+                      at: datetime | None, read: Collection[str] | None
+                      ) -> list[dict[str, Any]]:
     """Vault items shared with a group that no directory source lists (as the store had
     them at ``at``) and their export did not expand: whether anyone reads them through
     it is not known, so an answer about one person cannot say they do not."""

@@ -575,3 +575,33 @@ def test_a_new_owner_given_when_resuming_is_not_dropped_in_silence(demo_dir: Pat
     same = run_cli("-c", cfg, "offboard", "E1010", "--execute", "--new-owner", "E1001",
                    env=env)
     assert same.code == 0, same.err  # the owner it already names
+
+
+def test_with_two_hr_sources_the_first_says_who_someone_is(demo_dir: Path) -> None:
+    """Review: with a second HR source holding a stale row, the plan read whichever row
+    the store returned last: HR's first source said Maya had left (the run opened her
+    case), the plan said active, and --execute needed --force."""
+    hr = demo_dir / "hr.csv"
+    lines = hr.read_text().splitlines(keepends=True)
+    (demo_dir / "hr2.csv").write_text(lines[0] + next(x for x in lines if x.startswith("E1001,")))
+    cfg = demo_dir / "governor.toml"
+    cfg.write_text(cfg.read_text() + '\n[sources.hr2]\ntype = "hr_file"\npath = "hr2.csv"\n'
+                   'columns = { employee_id = "worker_id", worker_type = "worker_category", '
+                   'job_title = "title" }\n')
+    env = demo_env()
+    assert run_cli("-c", str(cfg), "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", str(cfg), "reconcile", "--no-report", env=env).code == 0
+    maya = next(i for i, x in enumerate(lines) if x.startswith("E1001,"))
+    cells = lines[maya].rstrip("\n").split(",")
+    cells[4], cells[10] = "Terminated - Voluntary", "2026-11-20"
+    lines[maya] = ",".join(cells) + "\n"
+    hr.write_text("".join(lines))
+    # the stale source changes too that night: its row is then the store's newest
+    stale = demo_dir / "hr2.csv"
+    stale.write_text(stale.read_text().replace("Head of Social Media", "Head of Social"))
+    later = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    assert run_cli("-c", str(cfg), "reconcile", "--no-report", env=later).code == 0
+    plan = json.loads(run_cli("-c", str(cfg), "offboard", "E1001", "--json", env=later).out)
+    assert (plan["plan"]["status"], plan["plan"]["end_date"]) == ("left", "2026-11-20")
+    out = run_cli("-c", str(cfg), "offboard", "E1001", "--execute", env=later)
+    assert out.code == 0, out.err
