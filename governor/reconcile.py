@@ -931,8 +931,9 @@ def _auto_execute(engine: Engine, config: Config, clock: Clock, actor: str,
             if case is None:
                 continue
             # the limits a person running it would have to force: a run forces nothing
-            limits = plan_limits(build_plan(session, config, case.employee_id), config,
-                                 clock())
+            now = clock()
+            limits = plan_limits(build_plan(session, config, case.employee_id, now=now),
+                                 config, now)
             if limits:
                 audit.record(session, clock(), actor, "offboard.auto_withheld",
                              subject=f"case {case_id}", detail={"limits": limits})

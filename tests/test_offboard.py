@@ -605,3 +605,38 @@ def test_with_two_hr_sources_the_first_says_who_someone_is(demo_dir: Path) -> No
     assert (plan["plan"]["status"], plan["plan"]["end_date"]) == ("left", "2026-11-20")
     out = run_cli("-c", str(cfg), "offboard", "E1001", "--execute", env=later)
     assert out.code == 0, out.err
+
+
+def test_a_new_owner_past_their_last_day_is_refused_too(demo_dir: Path) -> None:
+    """Review: an intern HR still lists as active past his end date (Kevin O'Neill, whom
+    the rules count as having left) was taken as the new owner."""
+    cfg, env = prepared(demo_dir)
+    out = run_cli("-c", cfg, "offboard", "E1010", "--new-owner", "I2003", env=env)
+    assert (out.code, out.err) == (2, "governor: --new-owner: Kevin O'Neill (I2003) has "
+                                      "left\n")
+
+
+def test_a_directory_that_failed_reopens_no_vault_step_it_expands_a_group_for(
+        demo_dir: Path) -> None:
+    """Review: he read vlt-7f3a05 through a directory group; the night the directory
+    could not be read, its last good data reopened the vault step and its rotation."""
+    path = demo_dir / "directory.json"
+    data = json.loads(path.read_text())
+    marcus = next(r for r in data["records"] if r["login"].startswith("marcus.webb"))
+    marcus["groups"] = [*marcus.get("groups", []), "marketing-promotions"]
+    path.write_text(json.dumps(data))
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=env).code == 0
+    case = str(json.loads(run_cli("-c", cfg, "offboard", "E1010", "--execute", "--json",
+                                  env=env).out)["case"])
+    for key in ("vault:vlt-7f3a05", "rotate:vlt-7f3a05"):
+        done = run_cli("-c", cfg, "offboard", "done", case, key, "--note", "done", env=env)
+        assert done.code == 0, done.err
+    path.unlink()
+    later = {**env, "GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 5
+    assert dict(rows(demo_dir, "SELECT key, state FROM offboard_step WHERE key LIKE "
+                               "'%vlt-7f3a05'")) == {"vault:vlt-7f3a05": "done",
+                                                     "rotate:vlt-7f3a05": "done"}

@@ -99,7 +99,7 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
             reason: str | None, ticket: str | None, force: bool, as_json: bool | None) -> None:
     engine = ctx.engine()
     with sessions(engine)() as s:
-        plan = build(s, ctx.config, user, new_owner)
+        plan = build(s, ctx.config, user, new_owner, now=ctx.clock())
         existing = cases.open_case_of(s, plan.employee_id)
         unknown = _unknown(s)
     as_json = use_json(ctx, as_json)
@@ -224,7 +224,8 @@ def status(ctx: Ctx, user: str | None, as_json: bool | None) -> None:
 @pass_ctx
 def done(ctx: Ctx, case_id: int, step: str, note: str) -> None:
     """Record a manual step as done (STEP: its id or key)."""
-    st = cases.settle(ctx.engine(), case_id, step, ctx.clock, ctx.actor, note=note)
+    st = cases.settle(ctx.engine(), case_id, step, ctx.clock, ctx.actor, note=note,
+                      config=ctx.config)
     click.echo(f"step {st.id} done")
 
 

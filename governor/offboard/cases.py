@@ -184,7 +184,8 @@ def complete_if_finished(session: Session, case: OffboardCase, clock: Clock, act
 
 
 def settle(engine: Engine, case_id: int, step_ref: str, clock: Clock, actor: str, *,
-           note: str | None = None, waive_reason: str | None = None) -> OffboardStep:
+           note: str | None = None, waive_reason: str | None = None,
+           config: Config | None = None) -> OffboardStep:
     """Record a manual step as done (with a note), or waive any step (with a reason)."""
     with transaction(engine) as s:
         case = s.get(OffboardCase, case_id)
@@ -204,7 +205,10 @@ def settle(engine: Engine, case_id: int, step_ref: str, clock: Clock, actor: str
         st = matches[0]
         if st.state in FINISHED:
             raise InputError(f"step {st.id} is already {st.state}")
-        if waive_reason is None and st.automatic and st.state != "failed":
+        # an automatic step the config now withholds is done by hand, as it says
+        held = config is not None and withheld(
+            config, st.source, st.kind, json.loads(st.target).get("user")) is not None
+        if waive_reason is None and st.automatic and st.state != "failed" and not held:
             raise InputError(f"step {st.id} is automatic: run `governor offboard "
                                 f"{case.employee_id} --execute`, or waive it with a reason")
         if waive_reason is None and st.key.startswith("rotate:"):

@@ -9,7 +9,7 @@ password to someone still able to read it) and recovery contacts replaced.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
@@ -182,9 +182,11 @@ def withheld(config: Config, source: str | None, action: str, user: str | None) 
 
 
 def build(session: Session, config: Config, who: str, new_owner: str | None = None,
-          named_by: AccountRefs | None = None) -> Plan:
+          named_by: AccountRefs | None = None, now: datetime | None = None) -> Plan:
     """`named_by`: the inventory's references, read once by a caller building many plans
-    in one session with the inventory unchanged in between (the offboarding sweep)."""
+    in one session with the inventory unchanged in between (the offboarding sweep).
+    `now`: a new owner whose last day is over by then is no owner (an intern HR still
+    lists as active past their end date)."""
     p = resolve_person(session, who, zone=config.zone,
                        sources=[n for n, s in config.sources.items() if s.enabled])
     refs = {p.employee_id, *(r for r in [p.email, *json.loads(p.aliases)] if r)}
@@ -218,7 +220,13 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
         step.account = step.reach[0] if step.reach else None
         steps.append(step)
 
-    owner = _new_owner(session, p, new_owner) if new_owner else _manager(session, p)
+    def gone(o: ObsPerson) -> bool:
+        return o.status == "left" or getattr(o, "end_date_inferred", False) or (
+            now is not None and o.end_date is not None
+            and day_end(o.end_date, config.zone) <= now)
+
+    owner = _new_owner(session, p, new_owner, gone) if new_owner else _manager(session, p,
+                                                                               gone)
     for key, a in sorted(accounts.items()):
         if a.owner and fold(a.owner) in mine:
             add(PlannedStep(OWNERSHIP, f"owner:{key}", "transfer_ownership", False,
@@ -430,7 +438,8 @@ def _is_directory(config: Config, source: str) -> bool:
     return SourceKind.DIRECTORY in CONNECTORS[sc.type].kinds(sc.settings)
 
 
-def _manager(session: Session, p: ObsPerson) -> str | None:
+def _manager(session: Session, p: ObsPerson, gone: Callable[[ObsPerson], bool]
+             ) -> str | None:
     """Who takes over by default: their manager, while HR lists the manager as staff (a
     manager who left too would be handed accounts nobody then holds)."""
     if not p.manager:
@@ -438,12 +447,13 @@ def _manager(session: Session, p: ObsPerson) -> str | None:
     m = session.scalar(select(ObsPerson).where(
         ObsPerson.ended_at.is_(None),
         or_(ObsPerson.employee_id == p.manager, ObsPerson.email == fold(p.manager))))
-    if m is None or m.status == "left":
+    if m is None or gone(m):
         return None
     return f"{m.name} ({m.employee_id})"
 
 
-def _new_owner(session: Session, p: ObsPerson, given: str) -> str:
+def _new_owner(session: Session, p: ObsPerson, given: str,
+               gone: Callable[[ObsPerson], bool]) -> str:
     """--new-owner as a person HR lists as staff, other than the one leaving: anyone else
     (a leaver, a typo, the person themselves) was written into the plan as given."""
     try:
@@ -452,6 +462,6 @@ def _new_owner(session: Session, p: ObsPerson, given: str) -> str:
         raise InputError(f"--new-owner: nobody in HR or the directory is {given!r}") from None
     if o.employee_id == p.employee_id:
         raise InputError(f"--new-owner: {given!r} is {p.employee_id}, the person leaving")
-    if o.status == "left" or getattr(o, "end_date_inferred", False):
+    if gone(o):
         raise InputError(f"--new-owner: {o.name} ({o.employee_id}) has left")
     return f"{o.name} ({o.employee_id})"

@@ -193,7 +193,7 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
                 continue  # someone already handles this person
             # (a completed case was an earlier departure: a rehire who left again gets a
             # case of their own, its receipt timed from this end date)
-            plan = build(session, config, eid, named_by=named_by)
+            plan = build(session, config, eid, named_by=named_by, now=now)
             dropped = snap.persons[eid].dropped_from_hr
             # the receipt times the SLA from this case's end date: say where it came from
             why = ("HR shows a new leaver" if dropped is None else
@@ -210,13 +210,17 @@ def sweep(session: Session, config: Config, snap: Snapshot, now: datetime, actor
         OffboardStep.state.in_(cases.WAITING))))
     seen = _Reported.of(snap, checked + waiting, owner)
     read = _read(snap)
+    # who reads a vault item also comes from the directories that expand its groups
+    directories_read = all(s.ok for s in snap.states if s.kind is SourceKind.DIRECTORY)
     for st in checked:
         person = snap.persons.get(owner.get(st.case_id) or "")
         if person is not None and not snap.has_left(person):
             continue  # rehired (or back in HR): access they hold again is theirs to hold
-        if (st.source or INVENTORY) not in read:
-            # its source failed tonight: what the snapshot holds of it is the last good
-            # read, from before the step was done, and no evidence either way
+        if (st.source or INVENTORY) not in read or (
+                st.key.startswith(("vault:", "rotate:")) and not directories_read):
+            # its source failed tonight (or a directory expanding the item's groups):
+            # what the snapshot holds of it is the last good read, from before the step
+            # was done, and no evidence either way
             continue
         if seen.access(st, owner.get(st.case_id))[0]:
             # a step no source names (an owner, a recovery contact) is the inventory's
@@ -283,7 +287,7 @@ def _add_new_access(session: Session, config: Config, snap: Snapshot, now: datet
                 or not _may_hold(snap, config, person, inventory)):
             continue
         try:
-            plan = build(session, config, eid, named_by=named_by)
+            plan = build(session, config, eid, named_by=named_by, now=now)
         except NotFound:
             continue  # nobody the store knows as them any more: nothing to plan from
         there = {st.key for st in cases.steps_of(session, case.id)}
