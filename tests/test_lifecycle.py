@@ -2409,17 +2409,23 @@ def test_a_forced_run_that_is_also_partial_says_both(demo_dir: Path) -> None:
     assert "<dt>Status</dt><dd>partial (forced)</dd>" in html
 
 
-def test_an_item_joining_a_reused_password_is_the_same_finding(demo_dir: Path) -> None:
-    """Review: a third item taking the reused password resolved the finding as "fixed"
-    and opened another (first seen reset, its exception left on the dead key)."""
+def _accepted_reuse(demo_dir: Path) -> tuple[str, dict[str, str], str, str, dict[str, Any]]:
+    """The demo after one run, its password reuse (vlt-7f3a02 and 03) accepted; the
+    config, env, store, the finding's key and the vault export as data to edit."""
     cfg, env = setup(demo_dir)
-    url = url_of(demo_dir, env)
     key = "password-reused:fp-c5385030f93dd392"
     out = run_cli("-c", cfg, "exception", "add", key, "--reason", "legacy integration",
                   "--approver", "ciso@northwind.example", "--expires", "2026-12-31", env=env)
     assert out.code == 0, out.err
+    data: dict[str, Any] = json.loads((demo_dir / "vault.json").read_text())
+    return cfg, env, url_of(demo_dir, env), key, data
+
+
+def test_an_item_joining_a_reused_password_is_the_same_finding(demo_dir: Path) -> None:
+    """Review: a third item taking the reused password resolved the finding as "fixed"
+    and opened another (first seen reset, its exception left on the dead key)."""
+    cfg, env, url, key, data = _accepted_reuse(demo_dir)
     vault = demo_dir / "vault.json"
-    data = json.loads(vault.read_text())
     data["records"][3]["fingerprint"] = data["records"][1]["fingerprint"]  # vlt-7f3a04 too
     vault.write_text(json.dumps(data))
     out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
@@ -2455,14 +2461,8 @@ def test_a_reuse_finding_keyed_by_its_items_goes_on_under_its_key(demo_dir: Path
 def test_items_rotated_to_a_new_shared_password_are_the_same_finding(demo_dir: Path) -> None:
     """Review: both items given a new password that they still share resolved the
     finding as "fixed" and opened another (the subject is the password's digest)."""
-    cfg, env = setup(demo_dir)
-    url = url_of(demo_dir, env)
-    key = "password-reused:fp-c5385030f93dd392"
-    out = run_cli("-c", cfg, "exception", "add", key, "--reason", "legacy integration",
-                  "--approver", "ciso@northwind.example", "--expires", "2026-12-31", env=env)
-    assert out.code == 0, out.err
+    cfg, env, url, key, data = _accepted_reuse(demo_dir)
     vault = demo_dir / "vault.json"
-    data = json.loads(vault.read_text())
     for i in (1, 2):  # vlt-7f3a02, vlt-7f3a03
         data["records"][i]["fingerprint"] = "hmac-sha256:" + "ab" * 32
     vault.write_text(json.dumps(data))
@@ -2484,14 +2484,8 @@ def test_a_group_sharing_only_an_item_with_an_accepted_reuse_is_another_finding(
         demo_dir: Path) -> None:
     """Review: 02 and 03's reuse was accepted; 02 then shared a new password with 01 (the
     TikTok login) and the exception went on covering that new reuse."""
-    cfg, env = setup(demo_dir)
-    url = url_of(demo_dir, env)
-    key = "password-reused:fp-c5385030f93dd392"
-    assert run_cli("-c", cfg, "exception", "add", key, "--reason", "one legacy login",
-                   "--approver", "ciso@northwind.example", "--expires", "2026-12-31",
-                   env=env).code == 0
+    cfg, env, url, key, data = _accepted_reuse(demo_dir)
     vault = demo_dir / "vault.json"
-    data = json.loads(vault.read_text())
     data["records"][0]["fingerprint"] = data["records"][1]["fingerprint"] = (
         "hmac-sha256:" + "ab" * 32)  # vlt-7f3a01 and vlt-7f3a02
     data["records"][2]["fingerprint"] = "hmac-sha256:" + "cd" * 32
