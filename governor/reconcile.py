@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from governor import audit, findings, history, rekey, state
+from governor import audit, findings, history, reuse, state
 from governor.clock import Clock, as_utc
 from governor.config import Config
 from governor.db import indexes_deferred, refresh_statistics, sessions, transaction
@@ -30,6 +30,7 @@ from governor.errors import (
     ClockWentBack,
     FeedGuardTripped,
     GovernorError,
+    NotFound,
     OutputError,
     SourceError,
 )
@@ -306,8 +307,8 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
         deciding = [n for k in rule.needs for n in state.enabled(config, k)]
         cause = severity_cause(rule_id, severity, overridden_before)
         results = rule.results(snap, params)
-        if rule_id == rekey.REUSE_RULE:
-            results = rekey.continue_reuse(session, results)  # a few per vault: held
+        if rule_id == reuse.REUSE_RULE:
+            results = reuse.continue_reuse(session, results)  # a few per vault: held
         merge.add(findings.Evaluated(rule, severity, results, deciding,
                                      severity_cause=cause))
     # people who count as left now: findings about them that only staff rules made
@@ -932,8 +933,11 @@ def _auto_execute(engine: Engine, config: Config, clock: Clock, actor: str,
                 continue
             # the limits a person running it would have to force: a run forces nothing
             now = clock()
-            limits = plan_limits(build_plan(session, config, case.employee_id, now=now),
-                                 config, now)
+            try:
+                limits = plan_limits(build_plan(session, config, case.employee_id, now=now),
+                                     config, now)
+            except NotFound:
+                continue  # nobody the store knows as them any more: nothing to plan from
             if limits:
                 audit.record(session, clock(), actor, "offboard.auto_withheld",
                              subject=f"case {case_id}", detail={"limits": limits})

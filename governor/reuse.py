@@ -4,10 +4,10 @@ Its subject names the password its items share (a digest of the fingerprint; see
 rule), so an item joining or leaving the group is the same finding. When the shared
 password itself changes (the items rotated to a new one they still share, or the vault
 keyed its fingerprints anew), the digest changes while the problem does not: a live
-finding whose items overlap tonight's group, and that no result names, is continued
-under its own key, when tonight's group is the very items it named. Without this it
-resolved as "fixed" and a new finding opened, first seen reset and its exception left
-behind; a group that only shares an item with it is another reuse. The same continues
+finding that no result names, and that named the very items of tonight's group, is
+continued under its own key. Without this it resolved as "fixed" and a new finding
+opened, first seen reset and its exception left behind. A group that only shares an
+item with it is another reuse, for which its exception was never given. The same continues
 a finding a store holds under the subject the rule used before (the items' ids), so no
 key changes on upgrade.
 """
