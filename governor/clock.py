@@ -47,6 +47,11 @@ def as_utc(value: datetime | str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def earliest(*times: datetime | None) -> datetime | None:
+    """The earliest of those known (None when none is)."""
+    return min((t for t in times if t is not None), default=None)
+
+
 def fixed_clock(at: datetime) -> Clock:
     return lambda: at
 

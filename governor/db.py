@@ -376,10 +376,7 @@ def _not_newer(engine: Engine) -> None:
 
 def known(engine: Engine, revision: str) -> bool:
     """Is ``revision`` one of this code's migrations (any, not only the head)?"""
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config(engine))
-    return any(r.revision == revision for r in script.walk_revisions())
+    return revision in revisions(engine)
 
 
 def newer_store(engine: Engine, have: str) -> StoreError:

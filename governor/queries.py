@@ -254,17 +254,25 @@ def _people(session: Session, ids: set[str], at: datetime | None = None,
     if not ids:
         return {}
     names = None if sources is None else list(sources)
-    rank = {name: i for i, name in enumerate(names or ())}
-    rows = session.scalars(select(ObsPerson).where(ObsPerson.employee_id.in_(sorted(ids)),
-                                                   _listed(at, names)))
-    found: dict[str, ObsPerson] = {}
-    for p in sorted(rows, key=lambda p: rank.get(p.source, len(rank))):
-        found.setdefault(p.employee_id, p)  # the first HR source in config order
+    found = _first_source_each(session.scalars(select(ObsPerson).where(
+        ObsPerson.employee_id.in_(sorted(ids)), _listed(at, names))), names)
     missing = sorted(ids - found.keys())
     if missing:  # someone no HR export listed any more (then): a leaver
         found.update((p.employee_id, _as_left(p, zone)) for p in session.scalars(
             select(ObsPerson).where(ObsPerson.employee_id.in_(missing),
                                     dropped(names, at))))
+    return found
+
+
+def _first_source_each(rows: Iterable[ObsPerson], names: list[str] | None
+                       ) -> dict[str, ObsPerson]:
+    """Employee id -> their row from the first of ``names`` (the config's HR sources in
+    its order) that lists them: where two HR sources list one person, the first says who
+    they are, as it does for the rules (a stale second row had said "active")."""
+    rank = {name: i for i, name in enumerate(names or ())}
+    found: dict[str, ObsPerson] = {}
+    for p in sorted(rows, key=lambda p: rank.get(p.source, len(rank))):
+        found.setdefault(p.employee_id, p)
     return found
 
 
@@ -666,12 +674,9 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
     low = fold(ref)
     # someone no HR export lists any more (by then) is still a leaver to offboard, and
     # an address they share with someone listed is both people's, as in correlation
-    # where two HR sources list one person, the first in the config's order says who
-    # they are, as it does for the rules (a stale second row said "active")
     names = None if sources is None else list(sources)
-    rank = {name: i for i, name in enumerate(names or ())}
     found = _resolve(session, who, ref, low, or_(_listed(at, names), dropped(names, at)),
-                     at, policy, lambda p: rank.get(p.source, len(rank)))
+                     at, policy, names)
     if found is not None:
         listed_now = found.ended_at is None or (at is not None and found.ended_at > at)
         return found if listed_now else _as_left(found, zone)
@@ -682,7 +687,7 @@ def resolve_person(session: Session, who: str, at: datetime | None = None,
 
 def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement[bool],
              at: datetime | None, policy: Policy,
-             rank: Callable[[ObsPerson], int] = lambda _p: 0) -> ObsPerson | None:
+             names: list[str] | None = None) -> ObsPerson | None:
     tiers: tuple[Callable[[], Iterable[ObsPerson]], ...] = (
         lambda: session.scalars(select(ObsPerson).where(live, ObsPerson.employee_id == ref)),
         # "e1010" for E1010: people type ids as they say them. Only when no id is
@@ -701,9 +706,7 @@ def _resolve(session: Session, who: str, ref: str, low: str, live: ColumnElement
         lambda: _plus_addressed(session, low, live),
     )
     for tier in tiers:
-        found: dict[str, ObsPerson] = {}
-        for p in sorted(tier(), key=rank):
-            found.setdefault(p.employee_id, p)
+        found = _first_source_each(tier(), names)
         if len(found) > 1:
             # `governor link` settles an ambiguous address for correlation: the same
             # decision settles it here, when the links name one of the candidates

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from governor import audit, findings, history, reuse, state
-from governor.clock import Clock, as_utc
+from governor.clock import Clock, as_utc, earliest
 from governor.config import Config
 from governor.db import indexes_deferred, refresh_statistics, sessions, transaction
 from governor.errors import (
@@ -273,8 +273,7 @@ def _read_each(session: Session, config: Config, run_id: int, now: datetime,
         # said when it was read
         stated = (prev.exported_at if o.unchanged and prev is not None
                   else connector.exported_at() if o.ok else None)
-        produced = connector.freshness()
-        o.freshness = produced if stated is None else min(stated, produced or stated)
+        o.freshness = earliest(stated, connector.freshness())
         o.digest = digest
         out[name] = (o, SourceRead(run_id=run_id, name=name, type=sc.type, kind=o.kind,
                                    status="ok" if o.ok else "failed", count=o.count,

@@ -136,11 +136,12 @@ def _run_step(engine: Engine, config: Config, step_id: int, clock: Clock, actor:
         assert st is not None
         key, kind, source, target, was = st.key, st.kind, st.source, st.target, st.state
         started = st.started_at
-    why = withheld(config, source, kind, json.loads(target).get("user"))
+    args = json.loads(target)
+    why = withheld(config, source, kind, args.get("user"))
     if why is not None:
         # planned when the case opened; the config decides now (it stays to do by hand)
         return Outcome(key, "withheld", why)
-    action = Action.make(kind, **json.loads(target))
+    action = Action.make(kind, **args)
     try:
         connector = _connector(config, source or "", connectors)
         # Ask the system first: a step left running by a crash may have happened, and
@@ -206,9 +207,9 @@ def settle(engine: Engine, case_id: int, step_ref: str, clock: Clock, actor: str
         if st.state in FINISHED:
             raise InputError(f"step {st.id} is already {st.state}")
         # an automatic step the config now withholds is done by hand, as it says
-        held = config is not None and withheld(
-            config, st.source, st.kind, json.loads(st.target).get("user")) is not None
-        if waive_reason is None and st.automatic and st.state != "failed" and not held:
+        if waive_reason is None and st.automatic and st.state != "failed" and (
+                config is None or withheld(config, st.source, st.kind,
+                                           json.loads(st.target).get("user")) is None):
             raise InputError(f"step {st.id} is automatic: run `governor offboard "
                                 f"{case.employee_id} --execute`, or waive it with a reason")
         if waive_reason is None and st.key.startswith("rotate:"):

@@ -246,9 +246,6 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
     acting = {name: CONNECTORS[sc.type] for name, sc in config.sources.items()
               if sc.enabled and CONNECTORS[sc.type].actions}
 
-    def may(source: str, action: str) -> bool:
-        return may_act(config, source, action)
-
     seen_dir: set[tuple[str, str, str]] = set()
     for g in grants:
         if fold(g.principal) in protected:
@@ -273,7 +270,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
             if marker in seen_dir:
                 continue  # one membership can give several grants
             seen_dir.add(marker)
-            automatic = g.source in acting and may(g.source, action)
+            automatic = may_act(config, g.source, action)
             why = ("" if automatic else
                    " (offboard.allow does not let governor do this: do it by hand)"
                    if g.source in acting else f" ({g.source} cannot act: do it by hand)")
@@ -294,7 +291,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
         if m.source not in logins:
             continue
         can = acting[m.source].actions if m.source in acting else frozenset()
-        planned = [a for a in ACCOUNT_ACTIONS if a in can and may(m.source, a)]
+        planned = [a for a in ACCOUNT_ACTIONS if may_act(config, m.source, a)]
         for action in planned:
             add(PlannedStep(DIRECTORY + 5, f"{action}:{m.source}:{m.principal}", action,
                             True, f"{action.replace('_', ' ').capitalize()} "

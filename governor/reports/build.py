@@ -36,6 +36,7 @@ from governor.models import (
     SourceRead,
 )
 from governor.offboard.cases import FINISHED
+from governor.queries import UNEXPANDED
 from governor.records import AccessPath
 from governor.reports import iso_utc
 from governor.reports.data import (
@@ -347,7 +348,7 @@ def matrix_rows(snap: Snapshot) -> Iterator[MatrixRow]:
                 # who is in it is not known: the row says so, as whohas does, rather than
                 # leave the item looking as if nobody could read it
                 add(new(MatrixRow, (key, platform, crit, f"group:{group}", None, None, None,
-                                    "unexpanded", "owner", "shared login", vault, item,
+                                    UNEXPANDED, "owner", "shared login", vault, item,
                                     hc.source)))
         rows.sort(key=_principal_path)
         yield from rows

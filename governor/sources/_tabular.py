@@ -224,7 +224,7 @@ class Table:
         With nothing like it, the export may leave out keys it has no value for (many
         JSON exporters drop nulls) and tonight none has one: that is no mistake."""
         if not self._unmet or not self._keys_seen:
-            return  # every named key seen, or no records to tell by
+            return  # every named key seen, or no records to tell by (nor keys to hint)
         for field, column in sorted(self.columns.items()):
             if column not in self._unmet:
                 continue
@@ -522,8 +522,6 @@ class Table:
         if self._unmet:
             self._unmet.difference_update(obj.keys())
             self._keys_seen.update(obj.keys())
-        elif not self._keys_seen:
-            self._keys_seen.update(obj.keys())
         return Row(self, line, obj)
 
     def _check_keys(self, extra: set[str], keys: Any, line: int) -> None:
@@ -655,7 +653,8 @@ def _one_slip(a: str, b: str) -> bool:
              min(len(a), len(b)))
     if len(a) == len(b):
         changed = a[i + 1:] == b[i + 1:]
-        swapped = a[i + 2:] == b[i + 2:] and a[i:i + 2] == b[i + 1:i - 1 if i else None:-1]
+        swapped = (i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i]
+                   and a[i + 2:] == b[i + 2:])
         return changed or swapped
     longer, shorter = (a, b) if len(a) > len(b) else (b, a)
     return longer[i + 1:] == shorter[i:]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from governor.clock import earliest
 from governor.lookalike import fold
 from governor.options import Option
 from governor.records import (
@@ -81,9 +82,7 @@ class DirectoryFile(FileConnector):
             if first:
                 # a JSON wrapper's exported_at is known once its first record is read:
                 # MFA read no later than the export says it was made
-                stated, first = self.exported_at(), False
-                if stated is not None and (fresh is None or stated < fresh):
-                    fresh = stated
+                fresh, first = earliest(fresh, self.exported_at()), False
             login = fold(row.req("login"))
             if login in seen:
                 raise row.fail("login",
