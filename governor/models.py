@@ -400,3 +400,5 @@ class OffboardStep(Base):
     note: Mapped[str | None] = mapped_column(Text)
     verified_at: Mapped[datetime | None]
     reopened: Mapped[int] = mapped_column(Integer, default=0)
+    # "host pid start" of the process that set it running: a live one is still at it
+    claimed_by: Mapped[str | None] = mapped_column(String(300))

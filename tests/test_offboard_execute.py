@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,9 @@ import pytest
 from conftest import DEMO_NOW, demo_env, run_cli
 from sqlalchemy import create_engine, text
 from test_ldap import DEMO_LDAP, OL_PEOPLE, OL_PUBLISHERS, need_slapd
+
+from governor.models import OffboardStep
+from governor.offboard import cases
 
 MARCUS = f"uid=marcus.webb,{OL_PEOPLE}"
 
@@ -281,3 +287,88 @@ def test_a_directory_that_failed_to_read_reopens_no_step_governor_did(
     later = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
     assert run_cli("-c", cfg, "reconcile", "--no-report", env=later).code == 0
     assert journal(cfg) == before
+
+
+def _held(cmd: list[str], env: dict[str, str], point: str, gate: Path
+          ) -> subprocess.Popen[str]:
+    """An --execute stopped at a hold point until ``gate`` exists."""
+    proc = subprocess.Popen(cmd, env={**env, "GOVERNOR_HOLD_AT": f"{point}:{gate}"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reached = gate.with_name(gate.name + ".reached")
+    for _ in range(1200):
+        if reached.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert reached.exists(), proc.communicate()
+    return proc
+
+
+def test_two_executes_that_both_found_a_step_to_do_carry_it_out_once(
+        org: tuple[str, dict[str, str], lp.Slapd], tmp_path: Path) -> None:
+    # the nightly auto_execute and a person's --execute on one open case: both read the
+    # step still to do and asked the directory; only the first to claim it acts
+    cfg, env, server = org
+    cmd = [sys.executable, "-m", "governor", "-c", cfg, "offboard", "E1010", "--execute"]
+    base = {**os.environ, **env, "GOVERNOR_NOW": DEMO_NOW}
+    gate = tmp_path / "gate"
+    first = _held(cmd, base, "before-claim", gate)
+    second = subprocess.run(cmd, env=base, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    gate.touch()
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 5, err
+    assert "not carried out here: another run took it up meanwhile" in err
+    assert {k: (s, a) for k, (s, a, _r) in journal(cfg).items()} == {
+        "group_remove:ldap:social-x-publishers": ("done", 1),
+        "disable:ldap:marcus.webb": ("done", 1)}
+    assert MARCUS.lower() not in members(server) and locked(server)
+
+
+def test_a_step_another_live_run_is_carrying_out_is_left_to_it(
+        org: tuple[str, dict[str, str], lp.Slapd], tmp_path: Path) -> None:
+    cfg, env, server = org
+    cmd = [sys.executable, "-m", "governor", "-c", cfg, "offboard", "E1010", "--execute"]
+    base = {**os.environ, **env, "GOVERNOR_NOW": DEMO_NOW}
+    gate = tmp_path / "gate"
+    first = _held(cmd, base, "after-intent", gate)  # running, not yet performed
+    second = subprocess.run(cmd, env=base, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 5, second.stderr
+    assert f"has been carrying it out since {DEMO_NOW[:19]}" in second.stderr
+    assert f" {first.pid} " in second.stderr
+    # it stopped there: the case's later steps are not run beside the other run's
+    assert {k: (s, a) for k, (s, a, _r) in journal(cfg).items()} == {
+        "group_remove:ldap:social-x-publishers": ("running", 1),
+        "disable:ldap:marcus.webb": ("pending", 0)}
+    gate.touch()
+    _out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert {k: (s, a) for k, (s, a, _r) in journal(cfg).items()} == {
+        "group_remove:ldap:social-x-publishers": ("done", 1),
+        "disable:ldap:marcus.webb": ("done", 1)}
+    assert MARCUS.lower() not in members(server) and locked(server)
+
+
+def test_who_holds_a_running_step() -> None:
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        live = f"{socket.gethostname()} {sleeper.pid} {cases._started(sleeper.pid)}"
+
+        def step(claim: str | None, started: datetime = now) -> OffboardStep:
+            return OffboardStep(state="running", claimed_by=claim, started_at=started)
+
+        assert cases.held_elsewhere(step(live), now + timedelta(days=3)) is not None
+        # the same pid started at another time is a reused pid: its claimant is gone
+        assert cases.held_elsewhere(step(live.rpartition(" ")[0] + " 1"), now) is None
+        assert cases.held_elsewhere(step(cases.this_process()), now) is None
+        assert cases.held_elsewhere(step(None), now) is None  # before migration 0013
+        far = "build-7.example 4242 99"  # another host: held for the lease only
+        held = cases.held_elsewhere(step(far), now + timedelta(minutes=29))
+        assert held is not None and "rerun after 0:30:00 from then" in held
+        assert cases.held_elsewhere(step(far), now + cases.CLAIM_LEASE) is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    gone = f"{socket.gethostname()} {sleeper.pid} {cases._started(os.getpid())}"
+    assert cases.held_elsewhere(OffboardStep(state="running", claimed_by=gone,
+                                             started_at=now), now) is None

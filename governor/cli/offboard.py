@@ -160,6 +160,7 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
     outcomes = cases.execute(engine, ctx.config, case_id, ctx.clock, ctx.actor)
     data, paths = _receipt(ctx, engine, case_id)
     failed = [o for o in outcomes if o.state == "failed"]
+    busy = [o for o in outcomes if o.state == cases.BUSY]
     if as_json:
         emit_json({"case": case_id, "outcomes": [o.__dict__ for o in outcomes],
                    "status": data["status"], "receipt": {k: str(v) for k, v in paths.items()},
@@ -176,7 +177,9 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
         _print_unknown(plan, unknown)
         for o in failed:
             warn(f"step {o.key} failed: {o.detail}")
-    cctx.exit(EXIT_PARTIAL if failed else 0)
+        for o in busy:
+            warn(f"step {o.key} not carried out here: {o.detail}")
+    cctx.exit(EXIT_PARTIAL if failed or busy else 0)
 
 
 @offboard.command()

@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -33,6 +36,12 @@ CHECKED = ("done", OBSERVED_GONE)
 # steps still to do that a run may find already done outside governor; not "running":
 # that one may be under way now, and rerunning its case asks the system anyway
 WAITING = ("pending", "failed")
+# A step another --execute holds: not done here, that run carries it out
+BUSY = "busy"
+# How long a step a process on another host set running is taken to be under way (its
+# liveness cannot be asked from here): longer than a connector's bounded retries take,
+# short enough that a step a crash left running is taken up again the same night.
+CLAIM_LEASE = timedelta(minutes=30)
 
 
 def open_case(session: Session, plan: Plan, now: datetime, actor: str, *, trigger: str,
@@ -91,6 +100,71 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _hold_point(name: str) -> None:
+    """For the concurrency tests: GOVERNOR_HOLD_AT=NAME:PATH stops here, says so by
+    creating PATH.reached, and goes on once PATH exists, so that a second process can be
+    run in between."""
+    spec = os.environ.get("GOVERNOR_HOLD_AT", "")
+    if not spec.startswith(name + ":"):
+        return
+    gate = Path(spec.partition(":")[2])
+    gate.with_name(gate.name + ".reached").touch()
+    deadline = time.monotonic() + 120
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _started(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), or "" where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # the command name in parentheses may hold spaces: fields count from after it
+    return stat.rpartition(")")[2].split()[19]
+
+
+def this_process() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()} {pid} {_started(pid)}".rstrip()
+
+
+def _alive(claim: str) -> bool | None:
+    """Is the process that claimed a step still running? None where it cannot be told
+    (another host)."""
+    host, _, rest = claim.partition(" ")
+    pid_text, _, started = rest.partition(" ")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    if claim == this_process():
+        return False  # an earlier attempt of this very process, which is past it
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: it exists
+    # a pid reused since by another program is not the claimant
+    return not started or _started(pid) in ("", started)
+
+
+def held_elsewhere(step: OffboardStep, now: datetime) -> str | None:
+    """Why a running step is another process's to finish, or None if it was left by
+    one that is gone (a crash: this run asks the system and finishes it)."""
+    if step.state != "running" or not step.claimed_by:
+        return None
+    alive = _alive(step.claimed_by)
+    if alive is False:
+        return None
+    started = step.started_at
+    if alive is None and started is not None and now - started >= CLAIM_LEASE:
+        return None
+    return (f"another run ({step.claimed_by}) has been carrying it out since "
+            f"{started.isoformat(timespec='seconds') if started else 'an unknown time'}"
+            + ("" if alive else f"; if that run died, rerun after {CLAIM_LEASE} from then"))
+
+
 def execute(engine: Engine, config: Config, case_id: int, clock: Clock, actor: str,
             kinds: Callable[[OffboardStep], bool] = lambda _s: True) -> list[Outcome]:
     """Carry out the case's automatic steps in order; returns what happened to each."""
@@ -98,7 +172,11 @@ def execute(engine: Engine, config: Config, case_id: int, clock: Clock, actor: s
         todo = [st.id for st in steps_of(s, case_id)
                 if st.automatic and st.state not in FINISHED and kinds(st)]
     connectors: dict[str, Connector] = {}
-    out = [_run_step(engine, config, step_id, clock, actor, connectors) for step_id in todo]
+    out: list[Outcome] = []
+    for step_id in todo:
+        out.append(_run_step(engine, config, step_id, clock, actor, connectors))
+        if out[-1].state == BUSY:
+            break  # the case is another run's now: its steps are not interleaved with it
     finish_if_complete(engine, case_id, clock, actor)
     return out
 
@@ -113,20 +191,26 @@ def _connector(config: Config, name: str, cache: dict[str, Connector]) -> Connec
 
 
 def _journal(engine: Engine, step_id: int, clock: Clock, actor: str, state: str,
-             **fields: object) -> None:
-    """Commit one transition of one step, with its audit entry, on its own."""
+             expect: tuple[str, int] | None = None, **fields: object) -> bool:
+    """Commit one transition of one step, with its audit entry, on its own. With
+    ``expect`` (state, attempts as this run read them), only if no other run has moved
+    the step since: is it this run's?"""
     with transaction(engine) as s:
         st = s.get(OffboardStep, step_id)
         assert st is not None
+        if expect is not None and (st.state, st.attempts) != expect:
+            return False
         st.state, st.actor = state, actor
         if state == "running":
             st.attempts += 1
+            st.claimed_by = this_process()
         for name, value in fields.items():
             setattr(st, name, value)
         audit.record(s, clock(), actor, f"offboard.step.{state}", subject=st.key,
                      detail={"case": st.case_id, "step": st.id, "kind": st.kind,
                              "source": st.source, **{k: str(v) for k, v in fields.items()
                                                      if k in ("result", "error")}})
+    return True
 
 
 def _run_step(engine: Engine, config: Config, step_id: int, clock: Clock, actor: str,
@@ -135,13 +219,18 @@ def _run_step(engine: Engine, config: Config, step_id: int, clock: Clock, actor:
         st = s.get(OffboardStep, step_id)
         assert st is not None
         key, kind, source, target, was = st.key, st.kind, st.source, st.target, st.state
-        started = st.started_at
+        started, seen = st.started_at, (st.state, st.attempts)
+        busy = ("another run finished it meanwhile" if st.state in FINISHED
+                else held_elsewhere(st, clock()))
+    if busy is not None:
+        return Outcome(key, BUSY, busy)
     args = json.loads(target)
     why = withheld(config, source, kind, args.get("user"))
     if why is not None:
         # planned when the case opened; the config decides now (it stays to do by hand)
         return Outcome(key, "withheld", why)
     action = Action.make(kind, **args)
+    taken = Outcome(key, BUSY, "another run took it up meanwhile")
     try:
         connector = _connector(config, source or "", connectors)
         # Ask the system first: a step left running by a crash may have happened, and
@@ -149,15 +238,25 @@ def _run_step(engine: Engine, config: Config, step_id: int, clock: Clock, actor:
         if connector.is_done(action, started if was == "running" else None):
             detail = ("confirmed in effect after an interrupted attempt" if was == "running"
                       else "already in effect; nothing to do")
-            _journal(engine, step_id, clock, actor, "done", finished_at=clock(),
-                     result=detail, error=None)
+            if not _journal(engine, step_id, clock, actor, "done", seen, finished_at=clock(),
+                            result=detail, error=None):
+                return taken
             return Outcome(key, "done", detail)
-        _journal(engine, step_id, clock, actor, "running", started_at=clock(), error=None)
+        _hold_point("before-claim")
+        # claimed only if no other run moved it since it was read: of two --execute
+        # that both found it still to do, one carries it out
+        if not _journal(engine, step_id, clock, actor, "running", seen, started_at=clock(),
+                        error=None):
+            return taken
+        seen = ("running", seen[1] + 1)
         _crash_point("after-intent")
+        _hold_point("after-intent")
         result = connector.perform(action)
         _crash_point("after-perform")
     except (SourceError, NotImplementedError) as exc:
-        _journal(engine, step_id, clock, actor, "failed", finished_at=clock(), error=str(exc))
+        if not _journal(engine, step_id, clock, actor, "failed", seen, finished_at=clock(),
+                        error=str(exc)):
+            return taken
         return Outcome(key, "failed", str(exc))
     _journal(engine, step_id, clock, actor, "done", finished_at=clock(), result=result,
              error=None)

@@ -93,6 +93,8 @@ def receipt(session: Session, config: Config, case_id: int, now: datetime) -> di
                    "finished_at": s.finished_at, "actor": s.actor, "result": s.result,
                    "error": s.error, "note": s.note, "verified_at": s.verified_at,
                    "reopened": s.reopened,
+                   # the process carrying a running step out (`offboard status`)
+                   "claimed_by": s.claimed_by if s.state == "running" else None,
                    # a retry that worked clears the step's error: the attempts that
                    # failed before it are evidence too (from the audit log)
                    "failures": failures.get(s.id, [])} for s in steps],
