@@ -100,14 +100,21 @@ AD = Variant(
                                                 "msuser")),
     ("back_mdb",), "")
 
+OL_SUFFIX = "dc=example,dc=org"
+MEMBEROF_OVERLAY = ("overlay memberof\nmemberof-group-oc groupOfNames\n"
+                    "memberof-member-ad member\nmemberof-memberof-ad memberOf\n"
+                    "memberof-refint true\n")
+# the policy the ppolicy overlay applies by default: it enforces pwdAccountLockedTime
+LOCKOUT_POLICY = f"cn=lockout,ou=policies,{OL_SUFFIX}"
+# a policy that does not: an entry under it binds whatever pwdAccountLockedTime says
+NO_LOCKOUT_POLICY = f"cn=nolockout,ou=policies,{OL_SUFFIX}"
 OPENLDAP = Variant(
-    "openldap", "dc=example,dc=org",
+    "openldap", OL_SUFFIX,
     (*(SCHEMA_DIR / f"{s}.schema" for s in ("core", "cosine", "inetorgperson")),
      FIXTURES / "nsaccountlock.schema"),
     # ppolicy defines pwdAccountLockedTime (its schema is built in since 2.5)
     ("back_mdb", "memberof", "ppolicy"),
-    "overlay memberof\nmemberof-group-oc groupOfNames\nmemberof-member-ad member\n"
-    "memberof-memberof-ad memberOf\nmemberof-refint true\n")
+    MEMBEROF_OVERLAY + f'overlay ppolicy\nppolicy_default "{LOCKOUT_POLICY}"\n')
 
 
 @dataclass
@@ -361,6 +368,13 @@ def base_entries(variant: Variant) -> list[Entry]:
         "objectClass": ["account", "simpleSecurityObject"], "uid": [uid], "userPassword": [pw]})
         for uid, pw in ((READER_UID, READER_PW), (WRITER_UID, WRITER_PW),
                         (LIMITED_UID, LIMITED_PW))]
+    if "ppolicy" in variant.modules:
+        out.append((f"ou=policies,{variant.suffix}", {"objectClass": ["organizationalUnit"],
+                                                      "ou": ["policies"]}))
+        out += [(dn, {"objectClass": ["organizationalRole", "pwdPolicy"],
+                      "cn": [dn.split(",")[0][3:]], "pwdAttribute": ["userPassword"],
+                      "pwdLockout": [lockout]})
+                for dn, lockout in ((LOCKOUT_POLICY, "TRUE"), (NO_LOCKOUT_POLICY, "FALSE"))]
     return out
 
 

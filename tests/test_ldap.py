@@ -162,7 +162,9 @@ def connector(server: lp.Slapd, base: Path, **raw: Any) -> LdapDirectory:
     """A connector configured the way the config file would (defaults, checks)."""
     preset = "active_directory" if server.variant is lp.AD else "openldap"
     body = {"urls": [server.url], "tls": "none", "preset": preset,
-            "base_dns": [AD_USERS if server.variant is lp.AD else OL_PEOPLE], **raw}
+            "base_dns": [AD_USERS if server.variant is lp.AD else OL_PEOPLE],
+            **({} if server.variant is lp.AD else {"password_policy": lp.LOCKOUT_POLICY}),
+            **raw}
     settings = apply(LdapDirectory.options, body, "sources.ldap")
     LdapDirectory.validate(settings, "sources.ldap")
     conn = LdapDirectory("ldap", settings, base)
@@ -550,6 +552,7 @@ urls = ["{server.url}"]
 tls = "none"
 preset = "openldap"
 base_dns = ["{OL_PEOPLE}"]
+password_policy = "{lp.LOCKOUT_POLICY}"
 bind_dn = "{server.reader_dn}"
 password_env = "GOVERNOR_TEST_LDAP_PASSWORD"
 group_grants = {{ "social-x-publishers" = ["publisher x:@northwind"] }}

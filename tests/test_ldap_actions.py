@@ -24,12 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import ldap3
 import ldap_peer as lp
 import pytest
 from conftest import REQUIRE_SERVICES
 
 from governor.errors import SourceError
-from governor.options import apply
+from governor.options import OptionError, apply
 from governor.records import DirectoryAccount, DirectoryStatus
 from governor.sources import SourceContext
 from governor.sources.base import Action
@@ -51,7 +52,7 @@ READER_ENV = "GOVERNOR_TEST_LDAP_READER_PW"
 SECRETS = (lp.ROOT_PW, lp.READER_PW, lp.WRITER_PW, lp.LIMITED_PW)
 # OpenLDAP without the ppolicy module: no pwdAccountLockedTime in its schema
 NO_PPOLICY = lp.Variant("openldap-no-ppolicy", OLS, lp.OPENLDAP.schemas,
-                        ("back_mdb", "memberof"), lp.OPENLDAP.overlays)
+                        ("back_mdb", "memberof"), lp.MEMBEROF_OVERLAY)
 
 
 def need_slapd() -> None:
@@ -141,6 +142,8 @@ def connector(server: lp.Slapd, base: Path, *, as_reader: bool = False,
     preset = "openldap" if server.variant.suffix == OLS else "active_directory"
     body = {"urls": [server.url], "tls": "none", "preset": preset,
             "base_dns": [OL_PEOPLE if preset == "openldap" else AD_USERS],
+            **({"password_policy": lp.LOCKOUT_POLICY} if server.variant is lp.OPENLDAP
+               else {}),
             "bind_dn": server.reader_dn if as_reader else server.writer_dn,
             "password_env": READER_ENV if as_reader else WRITER_ENV, **raw}
     settings = apply(LdapDirectory.options, body, "sources.ldap")
@@ -357,6 +360,79 @@ def test_openldap_disable_with_ppolicy(ol: lp.Slapd, tmp_path: Path) -> None:
         assert conn.is_done(action) is True
         assert conn.perform(action) == (f"uid={login},{OL_PEOPLE} is already disabled "
                                         "(pwdAccountLockedTime 000001010000Z)")
+
+
+@pytest.fixture(scope="module")
+def pp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lp.Slapd]:
+    """OpenLDAP whose ppolicy overlay enforces the default policy (pwdLockout TRUE); some
+    entries name a policy of their own that does not lock."""
+    need_slapd()
+    nolock = {"pwdPolicySubentry": [lp.NO_LOCKOUT_POLICY]}
+    people = [lp.person("gina", userPassword=["gina-pw"]),
+              lp.person("hank", userPassword=["hank-pw"], **nolock),
+              lp.person("ivan", pwdAccountLockedTime=[PERMANENT], **nolock),
+              lp.person("jade", pwdAccountLockedTime=[PERMANENT],
+                        pwdPolicySubentry=[f"cn=gone,ou=policies,{OLS}"]),
+              lp.person("kira", pwdAccountLockedTime=[PERMANENT])]
+    server = lp.make(lp.OPENLDAP, tmp_path_factory.mktemp("slapd-ppolicy"), people)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+PERMANENT = "000001010000Z"
+
+
+def binds(server: lp.Slapd, uid: str, password: str) -> bool:
+    """Can ``uid`` log in? Asked of the server, whatever governor says."""
+    conn = ldap3.Connection(ldap3.Server(server.url), f"uid={uid},{OL_PEOPLE}", password)
+    try:
+        return bool(conn.bind())
+    finally:
+        conn.unbind()
+
+
+def test_openldap_disable_locks_only_under_a_policy_that_enforces_it(
+        pp: lp.Slapd, tmp_path: Path) -> None:
+    conn = connector(pp, tmp_path)
+    # under the default policy (pwdLockout TRUE) the lock is real: the login stops working
+    assert binds(pp, "gina", "gina-pw")
+    assert conn.perform(disable("gina")).startswith("set pwdAccountLockedTime of uid=gina")
+    assert not binds(pp, "gina", "gina-pw") and conn.is_done(disable("gina")) is True
+    assert account(pp, tmp_path, "gina").status is DirectoryStatus.DISABLED
+    # under a policy without pwdLockout the server would ignore it: refused, not "done"
+    assert fails(conn.perform, disable("hank")) == (
+        f"ldap: pwdAccountLockedTime would not lock uid=hank,{OL_PEOPLE}: its password "
+        f"policy {lp.NO_LOCKOUT_POLICY} does not set pwdLockout TRUE (slapo-ppolicy(5)); "
+        "disable it another way, then record the step done")
+    assert binds(pp, "hank", "hank-pw") and conn.is_done(disable("hank")) is False
+    assert ldapsearch(pp, f"uid=hank,{OL_PEOPLE}", "pwdAccountLockedTime") == []
+    # an entry the attribute does not lock is as active as it is: a leaver's finding stays
+    assert account(pp, tmp_path, "ivan").status is DirectoryStatus.ACTIVE
+    assert conn.is_done(disable("ivan")) is False
+    # its own policy gone: nothing locks it (the overlay finds no policy to apply)
+    assert account(pp, tmp_path, "jade").status is DirectoryStatus.ACTIVE
+    assert account(pp, tmp_path, "kira").status is DirectoryStatus.DISABLED
+
+
+def test_openldap_lock_without_a_policy_governor_can_read(pp: lp.Slapd, tmp_path: Path
+                                                           ) -> None:
+    # the overlay's default sits in cn=config: without password_policy nothing says it locks
+    conn = connector(pp, tmp_path, password_policy="")
+    kira = [r for r in conn.fetch() if isinstance(r, DirectoryAccount) and r.login == "kira"]
+    assert kira[0].status is DirectoryStatus.ACTIVE
+    assert fails(conn.perform, disable("gina")).startswith(
+        f"ldap: pwdAccountLockedTime would not lock uid=gina,{OL_PEOPLE}: no password policy "
+        "applies to it that governor can read (name the ppolicy overlay's default in "
+        "password_policy)")
+    wrong = connector(pp, tmp_path, password_policy=f"cn=defualt,ou=policies,{OLS}")
+    with pytest.raises(SourceError, match=f"password_policy cn=defualt,ou=policies,{OLS} "
+                                          "does not exist"):
+        list(wrong.fetch())
+    with pytest.raises(OptionError, match="'default policy' is not a DN"):
+        connector(pp, tmp_path, password_policy="default policy")
 
 
 def test_openldap_read_only_and_anonymous_binds_are_refused(ol: lp.Slapd,

@@ -46,6 +46,7 @@ urls = ["{server.url}"]
 tls = "none"
 preset = "openldap"
 base_dns = ["{OL_PEOPLE}"]
+password_policy = "{lp.LOCKOUT_POLICY}"
 bind_dn = "{server.writer_dn}"
 password_env = "GOVERNOR_TEST_LDAP_PASSWORD"
 group_grants = {{ "social-x-publishers" = ["publisher x:@northwind"] }}

@@ -8,7 +8,15 @@ for the attributes the mapping needs. Two presets name those attributes:
   ACCOUNTDISABLE bit (2) or accountExpires lies in the past (0 and 9223372036854775807
   both mean never). find_accounts also looks a person up by ``smtp:`` alias.
 - ``openldap``: inetOrgPerson's uid, mail, employeeNumber, memberOf (the memberof
-  overlay); locked by ppolicy's pwdAccountLockedTime, disabled by nsAccountLock.
+  overlay); locked by ppolicy's pwdAccountLockedTime, disabled by nsAccountLock (which
+  389-DS and FreeIPA enforce; OpenLDAP itself does not).
+
+pwdAccountLockedTime locks an account only where the ppolicy overlay applies a policy
+with pwdLockout TRUE to it (slapo-ppolicy(5)); elsewhere the server ignores it and the
+account still binds. So it counts, when read and when written to disable, only under
+such a policy: the entry's own pwdPolicySubentry, else ``password_policy`` (the
+overlay's default, which sits in cn=config where governor does not read). An entry it
+does not lock is as active as its other attributes say.
 
 ``attributes`` overrides either per field; an empty name turns a field off. LDAP knows
 nothing of MFA, so accounts carry mfa = None (unknown), never "no factors".
@@ -24,7 +32,8 @@ with the same TLS, failover and bind as a read:
   do not matter and a group of any size is never read whole (AD ranges ``member``).
 - ``disable`` (user): Active Directory sets the ACCOUNTDISABLE bit of userAccountControl;
   OpenLDAP writes pwdAccountLockedTime = 000001010000Z (an administrator's lock) when the
-  schema has it (ppolicy), else nsAccountLock = TRUE. Done when that holds.
+  schema has it (ppolicy) and a locking policy applies, else nsAccountLock = TRUE. Done
+  when that holds.
 
 Faults are SourceErrors (the run goes on with this source failed and its last good data
 kept): no server reachable, TLS not trusted, bind refused, a size or admin limit hit,
@@ -87,6 +96,7 @@ UF_ACCOUNTDISABLE = 0x2
 NEVER = frozenset({0, 0x7FFFFFFFFFFFFFFF})  # accountExpires: both mean "does not expire"
 FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 PERMANENT_LOCK = "000001010000Z"  # ppolicy: locked by an administrator, not by lockout
+POLICY_ENTRY = "pwdPolicySubentry"  # operational: returned only when asked for by name
 GROUP_CLASS = {"active_directory": "group", "openldap": "groupOfNames"}
 MEMBER = "member"  # AD groups and groupOfNames alike
 TRUE_WORDS = frozenset({"true", "yes", "1"})
@@ -145,6 +155,13 @@ class LdapDirectory(Connector):
         # whole seconds: ldap3 packs the receive timeout into SO_RCVTIMEO as an integer
         "receive_timeout": Option("int", 60, "Seconds to wait for any one response.",
                                   min=1, max=3600),
+        "password_policy": Option(
+            "str", "", "DN of the password policy the ppolicy overlay applies to entries with "
+            "no pwdPolicySubentry of their own (its ppolicy_default / olcPPolicyDefault). "
+            "pwdAccountLockedTime locks an account only under a policy with pwdLockout TRUE, "
+            "so governor counts it as a lock, and writes it to disable, only then; empty: "
+            "only under an entry's own pwdPolicySubentry.",
+            example="cn=default,ou=policies,dc=example,dc=org"),
         "require_email": Option("bool", False, "Fail the source when a user entry has no "
                                 "email attribute (by default it is an account without one)."),
         "group_grants": GROUP_GRANTS,
@@ -178,6 +195,9 @@ class LdapDirectory(Connector):
                                   f"in clear text to {remote[0]}: use ldaps or starttls "
                                   "(none is for a test server on this machine)")
         _validate_filter(settings["user_filter"], f"{key}.user_filter")
+        policy = settings["password_policy"].strip()
+        if policy and not _is_dn(policy):
+            raise OptionError(f"{key}.password_policy", f"{policy!r} is not a DN")
         validate_group_grants(settings["group_grants"], f"{key}.group_grants")
 
     # ---- settings -----------------------------------------------------------------------
@@ -193,6 +213,8 @@ class LdapDirectory(Connector):
     def _requested(self) -> list[str]:
         """Only the attributes the mapping reads (never '*': less to send and to parse)."""
         names = [a for f, a in self.fields.items() if a and f not in UNREAD]
+        if self.fields["locked_time"]:
+            names.append(POLICY_ENTRY)  # whether the lock holds
         return list(dict.fromkeys(names))
 
     def _password(self) -> str | None:
@@ -400,11 +422,34 @@ class LdapDirectory(Connector):
         if flag is not None and flag.strip().lower() in TRUE_WORDS:
             return DirectoryStatus.DISABLED
         locked = v.first("locked_time")
-        if locked is not None:
+        if locked is not None and self._lock_holds(v.raw) is None:
             # an administrator's lock is meant to last; a lockout (a timestamp) may lift
             return (DirectoryStatus.DISABLED if locked.strip() == PERMANENT_LOCK
                     else DirectoryStatus.LOCKED)
         return DirectoryStatus.ACTIVE
+
+    def _lock_holds(self, raw: dict[str, list[bytes]]) -> str | None:
+        """None when pwdAccountLockedTime locks this entry, else why it does not."""
+        own = _decoded(raw.get(POLICY_ENTRY.lower(), []))
+        dn = own[0] if own else self.settings["password_policy"].strip()
+        if not dn:
+            return ("no password policy applies to it that governor can read (name the "
+                    "ppolicy overlay's default in password_policy)")
+        cache: dict[str, bool] = self.__dict__.setdefault("_lockout", {})
+        if dn.lower() not in cache:
+            conn, url = self._connect()
+            try:
+                # a policy an entry names that does not exist locks nothing; the configured
+                # one missing is a mistake in the config
+                found = self._read(conn, url, dn, ["pwdLockout"], None if own else
+                                   f"password_policy {dn} does not exist")
+            finally:
+                _close(conn)
+            values = _decoded(found[1].get("pwdlockout", [])) if found else []
+            cache[dn.lower()] = bool(values) and values[0].upper() == "TRUE"
+        if cache[dn.lower()]:
+            return None
+        return f"its password policy {dn} does not set pwdLockout TRUE"
 
     def _group_grants(self, via: GroupGrants, login: str,
                       memberships: Iterable[tuple[str, str]], seen: set[tuple[str, str]]
@@ -468,7 +513,7 @@ class LdapDirectory(Connector):
                 group_dn = self._group(conn, url, group)
                 return not self._is_member(conn, url, group_dn, user_dn)
             field, attr = self._disable_attribute(conn, url)
-            dn, raw = self._user(conn, url, login, [attr])
+            dn, raw = self._user(conn, url, login, _with_policy(field, attr))
             return self._disabled(field, dn, raw)
         finally:
             _close(conn)
@@ -517,7 +562,13 @@ class LdapDirectory(Connector):
 
     def _disable(self, conn: ldap3.Connection, url: str, login: str) -> str:
         field, attr = self._disable_attribute(conn, url)
-        dn, raw = self._user(conn, url, login, [attr])
+        dn, raw = self._user(conn, url, login, _with_policy(field, attr))
+        why = self._lock_holds(raw) if field == "locked_time" else None
+        if why is not None:
+            # written, it would read as disabled while the account still binds
+            raise SourceError(f"{self.name}: {attr} would not lock {dn}: {why} "
+                              "(slapo-ppolicy(5)); disable it another way, then record the "
+                              "step done")
         if self._disabled(field, dn, raw):
             shown = _Values(self.name, dn, raw, self.fields).first(field)
             return f"{dn} is already disabled ({attr} {shown})"
@@ -543,7 +594,8 @@ class LdapDirectory(Connector):
             return bool(self._flags(dn, raw) & UF_ACCOUNTDISABLE)
         value = _Values(self.name, dn, raw, self.fields).first(field)
         if field == "locked_time":  # a lockout's timestamp lifts by itself: not disabled
-            return value is not None and value.strip() == PERMANENT_LOCK
+            return (value is not None and value.strip() == PERMANENT_LOCK
+                    and self._lock_holds(raw) is None)
         return value is not None and value.strip().lower() in TRUE_WORDS
 
     def _flags(self, dn: str, raw: dict[str, list[bytes]]) -> int:
@@ -689,14 +741,17 @@ class LdapDirectory(Connector):
         return found
 
     def _read(self, conn: ldap3.Connection, url: str, dn: str, attributes: list[str],
-              missing: str, search_filter: str = "(objectClass=*)"
+              missing: str | None, search_filter: str = "(objectClass=*)"
               ) -> tuple[str, dict[str, list[bytes]]] | None:
         """(DN as the server spells it, raw attributes) of one entry by a base search; None
-        when the filter does not match it; SourceError ``missing`` when it does not exist."""
+        when the filter does not match it; SourceError ``missing`` when it does not exist
+        (None when ``missing`` is None)."""
         where = dn or "the root DSE"
         try:
             conn.search(dn, search_filter, ldap3.BASE, attributes=attributes)
         except lx.LDAPNoSuchObjectResult:
+            if missing is None:
+                return None
             raise SourceError(f"{self.name}: {missing} (on {url})") from None
         except lx.LDAPOperationResult as exc:
             raise SourceError(f"{self.name}: reading {where} on {url} failed: "
@@ -883,6 +938,11 @@ def _generalized(text: str) -> datetime | None:
 
 
 @functools.lru_cache(maxsize=65536)
+def _with_policy(field: str, attr: str) -> list[str]:
+    """The attributes to read to tell whether ``attr`` disables an entry."""
+    return [attr, POLICY_ENTRY] if field == "locked_time" else [attr]
+
+
 def _cn(dn: str) -> str:
     """The group's CN from its DN (the whole DN when its first RDN is not a CN).
 
