@@ -269,6 +269,28 @@ def test_a_step_the_config_no_longer_allows_is_withheld(
     assert done.code == 0, done.err
 
 
+def test_an_account_protected_by_its_email_is_not_touched_under_its_login(
+        org: tuple[str, dict[str, str], lp.Slapd]) -> None:
+    """Review: offboard.protected named by email protected principals that are emails,
+    while the same directory account, whose login is marcus.webb, was removed from its
+    group and locked."""
+    cfg, env, server = org
+    _open_case_with_steps_to_do(cfg, env)  # opened before the account was protected
+    path = Path(cfg)
+    path.write_text(path.read_text().replace(
+        '[offboard]\n', '[offboard]\nprotected = ["Marcus.Webb@northwind.example"]\n', 1))
+    out = run_cli("-c", cfg, "offboard", "E1010", "--execute", "--json", env=env)
+    assert out.code == 0, out.err
+    outcomes = {o["key"]: o["state"] for o in json.loads(out.out)["outcomes"]}
+    assert outcomes == {"group_remove:ldap:social-x-publishers": "withheld",
+                        "disable:ldap:marcus.webb": "withheld"}
+    assert MARCUS.lower() in members(server) and not locked(server)
+    # and a plan made now leaves the account alone, saying so
+    plan = json.loads(run_cli("-c", cfg, "offboard", "E1010", "--json", env=env).out)["plan"]
+    assert "ldap/marcus.webb" in plan["protected"]
+    assert not [s for s in plan["steps"] if s["source"] == "ldap" and s["automatic"]]
+
+
 def test_a_directory_that_failed_to_read_reopens_no_step_governor_did(
         org: tuple[str, dict[str, str], lp.Slapd]) -> None:
     """Review: the night the directory could not be read, its last good data (from before

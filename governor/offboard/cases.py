@@ -23,7 +23,7 @@ from governor.config import Config
 from governor.db import bytewise, transaction
 from governor.errors import InputError, NotFound, SourceError
 from governor.models import OffboardCase, OffboardStep
-from governor.offboard.plan import Plan, withheld
+from governor.offboard.plan import Plan, protected_names, withheld
 from governor.sources import CONNECTORS, Action, Connector
 
 # A step ends done (by governor, or by a person who says so), observed_gone (a run read
@@ -222,10 +222,11 @@ def _run_step(engine: Engine, config: Config, step_id: int, clock: Clock, actor:
         started, seen = st.started_at, (st.state, st.attempts)
         busy = ("another run finished it meanwhile" if st.state in FINISHED
                 else held_elsewhere(st, clock()))
+        protected = protected_names(s, config)
     if busy is not None:
         return Outcome(key, BUSY, busy)
     args = json.loads(target)
-    why = withheld(config, source, kind, args.get("user"))
+    why = withheld(config, source, kind, args.get("user"), protected)
     if why is not None:
         # planned when the case opened; the config decides now (it stays to do by hand)
         return Outcome(key, "withheld", why)
@@ -308,7 +309,8 @@ def settle(engine: Engine, case_id: int, step_ref: str, clock: Clock, actor: str
         # an automatic step the config now withholds is done by hand, as it says
         if waive_reason is None and st.automatic and st.state != "failed" and (
                 config is None or withheld(config, st.source, st.kind,
-                                           json.loads(st.target).get("user")) is None):
+                                           json.loads(st.target).get("user"),
+                                           protected_names(s, config)) is None):
             raise InputError(f"step {st.id} is automatic: run `governor offboard "
                                 f"{case.employee_id} --execute`, or waive it with a reason")
         if waive_reason is None and st.key.startswith("rotate:"):

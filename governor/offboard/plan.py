@@ -9,7 +9,7 @@ password to someone still able to read it) and recovery contacts replaced.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
@@ -169,12 +169,32 @@ def may_act(config: Config, source: str, action: str) -> bool:
     return f"{sc.type}.{action}" in allowed or f"{short}.{action}" in allowed
 
 
-def withheld(config: Config, source: str | None, action: str, user: str | None) -> str | None:
+def protected_names(session: Session, config: Config) -> frozenset[str]:
+    """offboard.protected, with every other name of a directory account it names: a
+    break-glass account listed by its email is as protected under its login."""
+    listed = {fold(x) for x in config.offboard["protected"]}
+    if not listed:
+        return frozenset()
+    names = set(listed)
+    d = ObsDirectoryAccount
+    for login, email, aliases in session.execute(select(d.login, d.email, d.aliases).where(
+            d.ended_at.is_(None), or_(d.login.in_(sorted(listed)), d.email.in_(sorted(listed)),
+                                      *(may_list(d.aliases, n) for n in sorted(listed))))):
+        its = {fold(login), *(fold(a) for a in [email, *json.loads(aliases)] if a)}
+        if its & listed:
+            names |= its
+    return frozenset(names)
+
+
+def withheld(config: Config, source: str | None, action: str, user: str | None,
+             protected: Collection[str]) -> str | None:
     """Why an automatic step planned earlier may not be carried out under the config as
     it is now (None: it may). A case's steps are planned when it opens; offboard.allow
-    or offboard.protected changed since must still hold when a step is about to run."""
-    if user is not None and fold(user) in {fold(x) for x in config.offboard["protected"]}:
-        return f"{user} is in offboard.protected now: do it by hand if it is right"
+    or offboard.protected (``protected``: protected_names) changed since must still hold
+    when a step is about to run."""
+    if user is not None and fold(user) in protected:
+        return (f"{user} is in offboard.protected now (by this or another name of its "
+                "account): do it by hand if it is right")
     if source is None or not may_act(config, source, action):
         return (f"offboard.allow no longer lets governor {action.replace('_', ' ')} through "
                 f"{source}: do it by hand")
@@ -190,7 +210,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
     p = resolve_person(session, who, zone=config.zone,
                        sources=[n for n, s in config.sources.items() if s.enabled])
     refs = {p.employee_id, *(r for r in [p.email, *json.loads(p.aliases)] if r)}
-    protected = {fold(x) for x in config.offboard["protected"]}
+    protected = protected_names(session, config)
     mine = {fold(r) for r in refs}
     # only the accounts this person owns or is a recovery contact of
     named = (named_by.naming(mine) if named_by is not None
