@@ -93,7 +93,9 @@ def guard_trips(config: Config, outcomes: list[SourceOutcome]) -> dict[str, str]
             continue
         gone = ("; the people it no longer lists would count as having left"
                 if o.kind == SourceKind.HR.value else "")
-        if o.count == 0:
+        if o.count == 0 and o.baseline != 0:
+            # (a level of none that an operator accepted with --force is the baseline:
+            # a source not in use yet stays empty without stopping every night)
             problems[o.name] = (f"{o.name}: returned no records"
                                 + (f" (recent good runs: up to {o.baseline})"
                                    if o.baseline else ""))

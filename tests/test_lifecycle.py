@@ -198,6 +198,30 @@ def test_empty_feed_stops_the_run(demo_dir: Path) -> None:
     assert out.code == 3 and "x_team: returned no records (recent good runs: up to 11)" in out.err
 
 
+def test_an_empty_level_accepted_with_force_is_the_baseline(demo_dir: Path) -> None:
+    # review: a source not in use yet, accepted empty once, stopped every night after
+    cfg, env = setup(demo_dir)
+    grants = demo_dir / "x_team.csv"
+    full = grants.read_text()
+    shrink(grants, 0)
+    day2, day3 = {**env, "GOVERNOR_NOW": DAY2}, {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00Z"}
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=day2).code == 3
+    forced = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
+                     "x_team export not in use yet", env=day2)
+    assert forced.code == 0, forced.err
+    again = run_cli("-c", cfg, "reconcile", "--no-report", env=day3)
+    assert again.code == 0, again.err
+    # rows back and then gone again: empty against a level of eleven stops as before
+    grants.write_text(full)
+    day4 = {**env, "GOVERNOR_NOW": "2026-11-23T12:00:00+00:00"}
+    back = run_cli("-c", cfg, "reconcile", "--no-report", env=day4)
+    assert back.code == 0, back.err
+    shrink(grants, 0)
+    day5 = {**env, "GOVERNOR_NOW": "2026-11-24T12:00:00+00:00"}
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env=day5)
+    assert out.code == 3 and "x_team: returned no records" in out.err
+
+
 def test_a_small_feed_is_guarded_too(demo_dir: Path) -> None:
     # a Page's eight roles coming back as two would resolve a leaver's critical finding
     cfg, env = setup(demo_dir)
