@@ -648,7 +648,8 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
         # the next runs' window of counts starts again where an operator accepted one
         mfa_accepted = sorted({*(lost[1] if lost else ()), *declined})
         if correlation is None or correlation != prev_summary.get("correlation"):
-            state.save_matches(session, snap, r.id)
+            state.save_matches(session, snap, r.id, [n for n, sc in config.sources.items()
+                                                     if not sc.enabled])
         snap.settle()
         phases.done("save_matches")
         stats = evaluate(session, r.id, now, snap, config, ok, opts.actor,

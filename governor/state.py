@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import fields, is_dataclass
 from datetime import date, datetime, tzinfo
 from itertools import chain
@@ -380,8 +380,14 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
+def save_matches(session: Session, snap: Snapshot, run_id: int,
+                 paused: Collection[str] = ()) -> int:
     """Keep correlation current for queries; writes only what changed. Returns changes.
+
+    ``paused``: sources switched off in the config. Their stored matches stay as their
+    last read left them, with their rows: switched on again, `whohas`, `person` and an
+    offboarding plan name their holders before the next run reads them, not "unknown"
+    (or, in a plan, nothing).
 
     A principal named by several of a source's records (a directory login that is also
     a vault reader) keeps the first match: directory accounts, then grants, then vault
@@ -389,10 +395,11 @@ def save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
     grants, lists of every principal's row were a few hundred MB."""
     with db.indexes_deferred(session.connection(),
                              PrincipalMatch.__table__):  # type: ignore[arg-type]
-        return _save_matches(session, snap, run_id)
+        return _save_matches(session, snap, run_id, paused)
 
 
-def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
+def _save_matches(session: Session, snap: Snapshot, run_id: int,
+                  paused: Collection[str]) -> int:
     conn = session.connection()
     directory: dict[str, list[HeldAccount]] = {}
     for h in snap.directory:
@@ -406,7 +413,8 @@ def _save_matches(session: Session, snap: Snapshot, run_id: int) -> int:
     # source alone, and holding every source's stored principals at once (a text and an
     # int each, read from the store) was a night's memory peak when it read the exports
     # again (+126 MB at two million grants).
-    for source in sorted(stored | directory.keys() | snap.principals.keys() | vault.keys()):
+    for source in sorted((stored - set(paused)) | directory.keys() | snap.principals.keys()
+                         | vault.keys()):
         writes.start(source)
         # the first match a principal gets is its own: directory accounts, then
         # grants, then vault readers

@@ -897,6 +897,34 @@ def test_a_disabled_source_does_not_resolve_its_findings_as_fixed(demo_dir: Path
     assert json.loads(str(audited[0][1]))["resolved_by_source"]["facebook_roles"] >= 3
 
 
+def test_a_source_switched_on_again_is_answered_for_before_the_next_run(demo_dir: Path
+                                                                         ) -> None:
+    # review: its stored matches were dropped while it was off, so switched on again its
+    # holders read as "unknown" in whohas and its roles were missing from person and
+    # from an offboarding plan (a leaver's Full control on a Page) until a run read it
+    cfg, env = setup(demo_dir)
+    config = demo_dir / "governor.toml"
+    text_ = config.read_text()
+    config.write_text(text_.replace('[sources.facebook_roles]\n',
+                                    '[sources.facebook_roles]\nenabled = false\n'))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason", "paused",
+                  env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    plan = json.loads(run_cli("-c", cfg, "offboard", "E1010", "--json", env=env).out)["plan"]
+    assert not [s for s in plan["steps"] if s["source"] == "facebook_roles"]  # not watched
+    config.write_text(text_)
+    held = json.loads(run_cli("-c", cfg, "whohas", "facebook:Northwind Traders", "--json",
+                              env=env).out)
+    marcus = [h for h in held["holders"] if h["principal"] == "marcus.webb@northwind.example"
+              and h["source"] == "facebook_roles"]
+    assert [(h["employee_id"], h["match"]) for h in marcus] == [("E1010", "matched")], marcus
+    person = json.loads(run_cli("-c", cfg, "person", "E1010", "--json", env=env).out)
+    assert "facebook:Northwind Traders" in {g["account"] for g in person["grants"]}
+    plan = json.loads(run_cli("-c", cfg, "offboard", "E1010", "--json", env=env).out)["plan"]
+    assert [s["account"] for s in plan["steps"] if s["source"] == "facebook_roles"] == [
+        "facebook:Northwind Traders"]
+
+
 def test_fail_on_wins_over_a_failed_source_and_json_still_says_partial(demo_dir: Path) -> None:
     cfg, env = setup(demo_dir)
     (demo_dir / "hootsuite.csv").unlink()

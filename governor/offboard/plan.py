@@ -255,8 +255,10 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
                             "before any of their access is removed.", account=key,
                             target={"new_owner": owner or ""}))
 
+    # a source switched off is not watched: its last rows and matches stay, unplanned
+    watched = [n for n, sc in config.sources.items() if sc.enabled]
     matches = list(session.scalars(select(PrincipalMatch).where(
-        PrincipalMatch.employee_id == p.employee_id)))
+        PrincipalMatch.employee_id == p.employee_id, PrincipalMatch.source.in_(watched))))
     # one indexed lookup by principal; filtering the source here, not in SQL, keeps
     # SQLite on the principal index rather than scanning a source's current rows
     pairs = {(m.source, m.principal) for m in matches}
