@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,7 +89,7 @@ class DormantGrant(Rule):
                           "latest_last_active": latest.isoformat(),
                           "principals": [p for p, _ in later[:EVIDENCE_SAMPLE]]},
                 account=account,
-                covers=(f"{account}|{source}|{p.lower()}" for p, _ in later),
+                covers=_covered(account, source, (p for p, _ in later)),
             )
         for (account, source), principals in silent.items():
             principals.sort(key=str.lower)
@@ -104,5 +104,11 @@ class DormantGrant(Rule):
                           "principals": principals[:EVIDENCE_SAMPLE],
                           "dormant_days": days},
                 account=account,
-                covers=(f"{account}|{source}|{p.lower()}" for p in principals),
+                covers=_covered(account, source, principals),
             )
+
+
+def _covered(account: str, source: str, principals: Iterable[str]) -> Iterator[str]:
+    """The subjects an unknown covers, made as they are read (after the loop that yields
+    the result has moved on to the next account: its names bound here, not looked up)."""
+    return (f"{account}|{source}|{p.lower()}" for p in principals)
