@@ -20,7 +20,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from governor import db
-from governor.models import AuditEntry
+from governor.models import AuditEntry, StoreMeta
 
 GENESIS = "0" * 64
 
@@ -84,6 +84,17 @@ def schema_changed(conn: Connection, action: str, before: str | None, after: str
     prev = conn.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
     conn.execute(insert(AuditEntry).values(**_entry(
         prev, at, actor, action, "schema", None, {"from": before, "to": after})))
+
+
+def store_id(session: Session) -> str | None:
+    """This store's own id (migration 0014), which its nightly reports carry."""
+    return session.scalar(select(StoreMeta.value).where(StoreMeta.key == "store_id"))
+
+
+def report_store(path: Path) -> str | None:
+    """The id of the store that wrote a nightly report (None: written before 0014)."""
+    found = report_fields(path, "store_id").get("store_id")
+    return found if isinstance(found, str) else None
 
 
 def head(session: Session) -> tuple[int, str] | None:

@@ -402,3 +402,13 @@ class OffboardStep(Base):
     reopened: Mapped[int] = mapped_column(Integer, default=0)
     # "host pid start" of the process that set it running: a live one is still at it
     claimed_by: Mapped[str | None] = mapped_column(String(300))
+
+
+class StoreMeta(Base):
+    """Facts about the store itself. ``store_id``: a random name given when the schema
+    was made, which every nightly report carries, so that report files in a folder
+    another store also writes to are told from this store's own."""
+
+    __tablename__ = "store_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -759,11 +759,13 @@ def _never_over_evidence(session: Session, out_dir: Path, run_id: int) -> None:
     # then name entries this log never had, and `audit verify` there would cry tampering
     latest = out_dir / LATEST["latest_json"]
     anchor = audit.report_anchor(latest) if latest.is_file() else None
-    if anchor is not None and not audit.holds(session, anchor):
-        raise OutputError(f"{latest} is another database's latest report (its audit head, "
-                          f"entry {anchor[0]}, is not in this store's log): governor does not "
-                          "overwrite evidence. Give this store a report_dir of its own, or "
-                          "move that folder's files away")
+    why = ("it names another store" if latest.is_file() and not _ours(session, latest)
+           else None if anchor is None or audit.holds(session, anchor)
+           else f"its audit head, entry {anchor[0]}, is not in this store's log")
+    if why is not None:
+        raise OutputError(f"{latest} is another database's latest report ({why}): governor "
+                          "does not overwrite evidence. Give this store a report_dir of its "
+                          "own, or move that folder's files away")
 
 
 # A staged report file or a kept latest copy this old was left by a process that died
@@ -799,8 +801,8 @@ def recover_report_dir(session: Session, out_dir: Path, now: datetime, actor: st
     latest = out_dir / LATEST["latest_json"]
     now_there = audit.report_anchor(latest) if latest.is_file() else None
     # a kept copy that holds no head was written when the log was empty: a first run's
-    ours = [k for k in keeps.get(LATEST["latest_json"], [])
-            if (a := audit.report_anchor(k)) is None or audit.holds(session, a)]
+    ours = [k for k in keeps.get(LATEST["latest_json"], []) if _ours(session, k)
+            and ((a := audit.report_anchor(k)) is None or audit.holds(session, a))]
     restore = bool(ours) and (now_there is None or not audit.holds(session, now_there))
     restored = []
     for name, paths in keeps.items():
@@ -853,7 +855,7 @@ def _uncommitted(session: Session, path: Path, last: Run | None, run_id: int) ->
     after it (time only goes forward in one store), and the log's head it copied is
     this store's, or, where the killed run had written entries of its own before its
     report (an offboarding case it opened), the head its run began on is."""
-    if last is not None and run_id <= last.id:
+    if last is not None and run_id <= last.id or not _ours(session, path):
         return False
     started = audit.report_fields(path, "started_at").get("started_at")
     try:
@@ -871,6 +873,13 @@ def _uncommitted(session: Session, path: Path, last: Run | None, run_id: int) ->
     if base is None:  # the run began on an empty log: is this store's empty still?
         return audit.head(session) is None
     return audit.holds(session, base)
+
+
+def _ours(session: Session, path: Path) -> bool:
+    """Could this nightly JSON report be this store's? Not when it names another store;
+    one written before reports named theirs (migration 0014) is judged by its anchors."""
+    theirs = audit.report_store(path)
+    return theirs is None or theirs == audit.store_id(session)
 
 
 def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunResult:

@@ -1482,6 +1482,33 @@ def test_a_second_store_on_the_same_report_dir_never_overwrites_its_reports(
     assert run_cli("-c", cfg, "audit", "verify", env=env).code == 0  # no false alarm
 
 
+def test_a_second_store_leaves_a_first_run_s_reports_alone(demo_dir: Path,
+                                                           tmp_path: Path) -> None:
+    # review: a first run's report copies no audit head (its log was empty), so a second
+    # store's recovery took the first store's run-1 files for its own killed run: it
+    # set them aside, logged a recovery, and the first store's audit verify then failed
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", env=env).code == 0  # run 1, with its report
+    before = {p.name: p.read_bytes() for p in (demo_dir / "reports").iterdir()}
+    second = f"sqlite:///{tmp_path / 'second.db'}"
+    other = {**env, "GOVERNOR_DATABASE_URL": second}
+    assert run_cli("-c", cfg, "db", "upgrade", env=other).code == 0
+    out = run_cli("-c", cfg, "reconcile", env=other)
+    assert out.code == 1, out.err
+    assert "already holds run 1's report" in out.err
+    assert {p.name: p.read_bytes() for p in (demo_dir / "reports").iterdir()} == before
+    assert sql_rows(second, "SELECT action FROM audit_log") == []
+    assert run_cli("-c", cfg, "audit", "verify", env=env).code == 0
+    # the stores' ids differ, and each report says whose it is
+    ids = {url: sql_rows(url, "SELECT value FROM store_meta WHERE key = 'store_id'")[0][0]
+           for url in (url_of(demo_dir, env), second)}
+    assert len(set(ids.values())) == 2
+    report = json.loads((demo_dir / "reports" / "nightly-1.json").read_text())
+    assert report["store_id"] == ids[url_of(demo_dir, env)]
+
+
 def test_an_account_respelt_in_case_keeps_its_key_findings_and_steps(demo_dir: Path) -> None:
     # X handles ignore case: @NorthWind in the inventory is @northwind. A new key would
     # have resolved its findings as fixed and closed offboarding steps as observed gone

@@ -244,6 +244,7 @@ def nightly_report(session: Session, config: Config, run: Run, snap: Snapshot | 
         findings_html_max=cap, stream=sections.stream, totals=totals,
         offboarding=_open_cases(session, run),
         audit_head=audit.head(session), audit_base=audit_base,
+        store_id=audit.store_id(session),
     )
 
 

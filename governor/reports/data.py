@@ -161,6 +161,9 @@ class NightlyReport:
     # placing its report and before its commit left a head this store never kept, but
     # a base it does, which tells its files from another store's (reconcile's recovery)
     audit_base: tuple[int, str] | None = None
+    # The id of the store that wrote it (audit.store_id): reports in a folder two stores
+    # write to are told apart by it, a first run's too (its log was empty: no head)
+    store_id: str | None = None
     matrix_html_max_rows: int = 5000
     # Offboarding cases still open (those this run opened first): case, employee id,
     # name, trigger, opened, steps total / finished / failed, new in this run.

@@ -452,6 +452,7 @@ def report_json(report: NightlyReport, *, matrix_rows: int, matrix_csv: str) -> 
         "carried_from_run": report.carried_from_run,
         "rewritten": jsonable(report.rewritten),
         # early in the file, so `audit verify` reads it without parsing every finding
+        "store_id": report.store_id,
         "audit_head": None if report.audit_head is None else {
             "entry": report.audit_head[0], "hash": report.audit_head[1]},
         "audit_base": None if report.audit_base is None else {
