@@ -934,6 +934,27 @@ def test_fail_on_wins_over_a_failed_source_and_json_still_says_partial(demo_dir:
     assert json.loads(out.out)["status"] == "partial" and "hootsuite" in out.err
 
 
+def test_fail_on_counts_what_no_rule_could_decide(demo_dir: Path) -> None:
+    # review: with the directory and the vault off nothing critical could be decided, and
+    # `--fail-on` passed (exit 0) on the critical unknowns: a CI gate's silent pass
+    config = demo_dir / "governor.toml"
+    text_ = config.read_text()
+    for name in ("okta", "vault"):
+        text_ = text_.replace(f"[sources.{name}]\n", f"[sources.{name}]\nenabled = false\n")
+    # the one rule that still fails critically without them, off: what is left critical
+    # is undecided
+    config.write_text(text_.replace("[rules.leaver-holds-access]\n",
+                                    "[rules.leaver-holds-access]\nenabled = false\n"))
+    cfg, env = str(config), demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--json", "--fail-on", "critical",
+                  env=env)
+    counts = json.loads(out.out)["counts"]
+    assert counts["unknown"].get("critical", 0) > 0 == counts["open"].get("critical", 0), \
+        counts
+    assert out.code == 6, out.err
+
+
 def test_queries_read_while_a_writer_holds_the_sqlite_lock(demo_dir: Path) -> None:
     # a nightly run holds the write lock for minutes at scale; in WAL mode a query reads
     # the last committed state instead of queueing behind it until busy_timeout

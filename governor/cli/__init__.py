@@ -70,7 +70,7 @@ def cli(ctx: click.Context, config_path: str, as_json: bool, actor: str | None) 
 
     Exit codes: 0 ok; 1 error; 2 bad input or usage (nothing written); 3 the feed guard
     stopped the run; 4 not found or ambiguous; 5 the run finished but a source failed;
-    6 findings at or above --fail-on.
+    6 findings (open or unknown) at or above --fail-on.
     """
     ctx.obj = Ctx(config_path=config_path, as_json=as_json,
                   # a blank GOVERNOR_ACTOR counts as unset, never as a nameless actor

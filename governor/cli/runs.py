@@ -131,7 +131,9 @@ def _print(result: RunResult) -> None:
 def _exit_code(result: RunResult, fail_on: str | None) -> int:
     if fail_on:
         floor = Severity(fail_on)
-        if any(result.counts.get("open", {}).get(s.value, 0) for s in Severity.at_least(floor)):
+        # an unknown is a rule that could not decide: a gate passing on it is a silent pass
+        if any(result.counts.get(section, {}).get(s.value, 0)
+               for section in ("open", "unknown") for s in Severity.at_least(floor)):
             return EXIT_FINDINGS
     return EXIT_PARTIAL if result.status == "partial" else 0
 
@@ -162,8 +164,9 @@ def _run(ctx: Ctx, force: bool, reason: str | None, fail_on: str | None, report:
                    "now and was ahead then. Does not pass the feed guard (that is --force).")
 @reason_option(required=False, help="Why --force or --clock-was-ahead is right (audited).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES),
-              help="Exit 6 when an open finding is at or above this severity (before 5 "
-                   "for a failed source: --json's status still says partial).")
+              help="Exit 6 when an open finding, or an undecided (unknown) one, is at or "
+                   "above this severity (before 5 for a failed source: --json's status "
+                   "still says partial).")
 @click.option("--no-report", is_flag=True, help="Skip writing the nightly report.")
 @click.option("--reevaluate", is_flag=True,
               help="Evaluate every rule even when nothing they read has changed since the "
