@@ -847,6 +847,24 @@ def test_excess_privilege_counts_reading_a_shared_login_as_the_top_role() -> Non
     assert len(run("excess-privilege", s, max_role={"contractor": "owner"})) == 2
 
 
+def test_excess_privilege_keeps_a_shared_login_to_the_owner_team() -> None:
+    # review: the one reader of a critical account's shared login, from Sales, held it
+    # outright and no rule said so (one reader is no shared password)
+    s = snap(persons=(person("E1", dept="Sales", name="Tom Sales"), person("E2", dept=None),
+                      person("E3", dept="Sales"), person("E4", dept="marketing ")),
+             accounts=(account(X, owner="E3"),),
+             credentials=(cred("item1", mail("E1"), mail("E2"), mail("E3"), mail("E4"),
+                               accounts=(X,)),))
+    results = run("excess-privilege", s)
+    assert sorted((r.subject, r.outcome) for r in results) == [
+        (f"E1|{X}|vault|item1", Outcome.FAIL), (f"E2|{X}|vault|item1", Outcome.UNKNOWN)]
+    fail = next(r for r in results if r.person == "E1")
+    assert fail.message == ("Tom Sales (E1) can read the shared login of x:@northwind (vault "
+                            "item item1 in vault), which is full control (owner), but owner "
+                            "is kept to the Marketing team and they are in Sales")
+    assert fail.evidence["owner_team"] == "Marketing"
+
+
 def test_excess_privilege_unmatched_principal_is_not_judged() -> None:
     s = snap(persons=(person("E1"),), accounts=(account(),),
              grants=(grant("ghost@x.com", Role.OWNER),))

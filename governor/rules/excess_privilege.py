@@ -50,7 +50,6 @@ class ExcessPrivilege(Rule):
     def evaluate(self, snap: Snapshot, params: dict[str, Any]) -> Iterator[Result]:
         limits = {kind: Role.parse(label)
                   for kind, label in {**MAX_ROLE, **params["max_role"]}.items()}
-        owner_of: dict[str, str | None] = {}  # account key -> its owner's employee id
         limit_of: dict[str, Role] = {}  # employee id -> their worker type's highest role
         top, vault = Role.OWNER, AccessPath.VAULT
         for h in snap.grants:
@@ -73,19 +72,9 @@ class ExcessPrivilege(Rule):
             if g.role > limit:
                 reasons.append(f"the {person.worker_type.value} limit is {limit.label}")
             account = snap.accounts.get(g.account)
-            if g.role is Role.OWNER and account is not None and account.owner_team:
-                if g.account not in owner_of:
-                    owner = snap.person(account.owner)
-                    owner_of[g.account] = owner.employee_id if owner else None
-                if owner_of[g.account] == eid:
-                    pass  # the account's own owner may hold owner, whatever their team
-                elif not _team(person.department):
-                    # no department is missing data, not another team
-                    undecided = (f"owner is kept to the {account.owner_team} team and HR "
-                                 "gives no department for them")
-                elif _team(person.department) != _team(account.owner_team):
-                    reasons.append(f"owner is kept to the {account.owner_team} team and they "
-                                   f"are in {person.department}")
+            if g.role is Role.OWNER:
+                outside, undecided = _team_check(snap, g.account, eid)
+                reasons += [outside] if outside else []
             if not reasons and undecided is None:
                 continue
             yield Result(
@@ -111,8 +100,8 @@ class ExcessPrivilege(Rule):
                  limit_of: dict[str, Role]) -> Iterator[Result]:
         """Readers of a shared login: it is full control of every account it opens (as
         user-mfa-missing and offboarding take it), so each reader holds the top role
-        there, judged against their kind of work's limit. The owner-team check stays
-        with platform roles: a shared login is shared-password's business."""
+        there, judged against their kind of work's limit and the account's owner team
+        (one reader outside it is no shared password, and still holds the account)."""
         top = Role.OWNER
         for hc in snap.credentials:
             c = hc.credential
@@ -130,24 +119,52 @@ class ExcessPrivilege(Rule):
                 limit = limit_of.get(eid)
                 if limit is None:
                     limit = limit_of[eid] = limits[person.worker_type.value]
-                if top <= limit:
-                    continue
-                reason = f"the {person.worker_type.value} limit is {limit.label}"
+                over = ([f"the {person.worker_type.value} limit is {limit.label}"]
+                        if top > limit else [])
                 for acct in c.accounts:
+                    outside, undecided = _team_check(snap, acct, eid)
+                    reasons = over + ([outside] if outside else [])
+                    if not reasons and undecided is None:
+                        continue
+                    account = snap.accounts.get(acct)
                     yield Result(
                         subject=f"{eid}|{acct}|{hc.source}|{c.item_id}",
-                        outcome=Outcome.FAIL,
+                        outcome=Outcome.FAIL if reasons else Outcome.UNKNOWN,
                         message=(f"{who(person)} can read the shared login of {acct} (vault "
                                  f"item {c.item_id} in {hc.source}), which is full control "
-                                 f"({top.label}), but {reason}"),
+                                 f"({top.label})"
+                                 + (f", but {'; '.join(reasons)}" if reasons else
+                                    f": cannot tell whether they may, {undecided}")),
                         evidence={"role": top.label, "raw_role": "shared login",
                                   "worker_type": person.worker_type.value,
                                   "max_role": limit.label, "department": person.department,
+                                  "owner_team": account.owner_team if account else None,
                                   "principal": principal, "path": AccessPath.VAULT.value,
-                                  "via": c.item_id, "source": hc.source, "reasons": [reason]},
+                                  "via": c.item_id, "source": hc.source, "reasons": reasons,
+                                  **({"missing": undecided} if undecided else {})},
                         person=eid,
                         account=acct,
                     )
+
+
+def _team_check(snap: Snapshot, key: str, eid: str) -> tuple[str | None, str | None]:
+    """(why ``eid`` may not hold the owner role of account ``key``, kept to its owner
+    team; why that cannot be told): both None when they may (no owner team, their own
+    account, their team)."""
+    account = snap.accounts.get(key)
+    if account is None or not account.owner_team:
+        return None, None
+    owner = snap.person(account.owner)
+    if owner is not None and owner.employee_id == eid:
+        return None, None
+    department = snap.persons[eid].department
+    if not _team(department):  # no department is missing data, not another team
+        return None, (f"owner is kept to the {account.owner_team} team and HR gives no "
+                      "department for them")
+    if _team(department) == _team(account.owner_team):
+        return None, None
+    return (f"owner is kept to the {account.owner_team} team and they are in {department}",
+            None)
 
 
 def _team(name: str | None) -> str:
