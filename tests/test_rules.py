@@ -933,6 +933,27 @@ def test_single_owner_unknown_without_grants_data() -> None:
     assert subjects(results, Outcome.UNKNOWN) == [FB, X]
 
 
+def test_single_owner_unknown_while_the_named_grants_feed_is_unread() -> None:
+    # review: the account's own grants feed never read (or switched off), one admin seen
+    # through a directory group made a violation, resolved as "fixed" once the feed came
+    s = snap(persons=(person("E1"), person("E2")),
+             accounts=(account(X, criticality=Criticality.CRITICAL, grants_source="x-api"),
+                       account(FB, criticality=Criticality.CRITICAL,
+                               grants_source="facebook-api")),
+             grants=(grant(mail("E1"), Role.ADMIN, via=AccessPath.SSO_GROUP),
+                     grant(mail("E1"), Role.ADMIN, FB, via=AccessPath.SSO_GROUP),
+                     grant(mail("E2"), Role.ADMIN, FB, via=AccessPath.SSO_GROUP)),
+             sources=[state("hr", SourceKind.HR), state("inventory", SourceKind.INVENTORY),
+                      state("platform", SourceKind.GRANTS),
+                      state("x-api", SourceKind.GRANTS, has_data=False),
+                      state("facebook-api", SourceKind.GRANTS, has_data=False)])
+    results = run("single-owner", s)
+    # two admins seen elsewhere are two, whatever the feed would add
+    assert subjects(results, Outcome.UNKNOWN) == [X]
+    assert results[0].message == ("x:@northwind (critical) has no grants data: x-api, which "
+                                  "reports its roles, has not been read")
+
+
 # ---- contractor-expired ---------------------------------------------------------------------
 def test_contractor_expired() -> None:
     s = snap(persons=(person("E5", name="Cy Contract", worker=WorkerType.CONTRACTOR,

@@ -50,11 +50,17 @@ class SingleOwner(Rule):
             evidence: dict[str, Any] = {"criticality": account.criticality.value,
                                         "admins": holders, "grants_source":
                                         account.grants_source, "owner": account.owner}
-            if not snap.grants_by_account.get(key) and not reported:
+            # the feed the inventory names for its roles unread (never, or switched off):
+            # the admins other paths show (a directory group's grants) are not all of them
+            unread = bool(account.grants_source) and not reported
+            if len(holders) < 2 and (unread or not snap.grants_by_account.get(key)
+                                     and not reported):
                 yield Result(
                     subject=key, outcome=Outcome.UNKNOWN,
-                    message=(f"{key} ({account.criticality.value}) has no grants data: no "
-                             "grants source reports its admins"),
+                    message=(f"{key} ({account.criticality.value}) has no grants data: "
+                             + (f"{account.grants_source}, which reports its roles, has not "
+                                "been read" if unread else "no grants source reports its "
+                                                           "admins")),
                     evidence=evidence, account=key)
             elif len(holders) == 1:
                 person = snap.persons[holders[0]]
