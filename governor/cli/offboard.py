@@ -114,6 +114,8 @@ def run_cmd(cctx: click.Context, ctx: Ctx, user: str, execute: bool, new_owner: 
         return
     # checked whenever steps are about to run, a case already open too (one a run opened,
     # one someone opened by hand for a person HR has since taken back)
+    if force and not reason:
+        raise click.UsageError("--force needs --reason (it is recorded in the audit log)")
     limits = plan_limits(plan, ctx.config, ctx.clock())
     if limits and not (force and reason):
         raise InputError("not executed: " + "; ".join(limits)

@@ -143,6 +143,10 @@ def _run(ctx: Ctx, force: bool, reason: str | None, fail_on: str | None, report:
     for flag, given in (("--force", force), ("--clock-was-ahead", clock_was_ahead)):
         if given and not reason:
             raise click.UsageError(f"{flag} needs --reason (it is recorded in the audit log)")
+    if reason and not (force or clock_was_ahead):
+        # a reason alone overrides nothing and would be recorded nowhere: said, not dropped
+        raise click.UsageError("--reason goes with --force or --clock-was-ahead (it is why "
+                               "they are right); without either nothing is overridden")
     engine = ctx.engine()
     result = job(engine, ctx.config, ctx.clock,
                  RunOptions(actor=ctx.actor, force=force, reason=reason, write_report=report,
