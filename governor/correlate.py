@@ -233,6 +233,15 @@ class Correlator:
             ids = self.ids_of(ref, folded)
             if len(ids) == 1:
                 eid = ids[0]
+                if folded is not None:
+                    # a login that reads as an employee id is a guess a record's own
+                    # address can contradict (login "e1010", email someone else's)
+                    said = self._addresses((fold(email) if email else None, *aliases))
+                    if said.matched and said.employee_id != eid:
+                        return Match(MatchStatus.AMBIGUOUS, None, "employee_id",
+                                     f"login {principal} is employee id {eid}, but "
+                                     f"{said.reason}", candidates=tuple(sorted(
+                                         {eid, said.employee_id or ""})))
                 return Match(MatchStatus.MATCHED, eid, "employee_id",
                              f"employee id {eid}" if eid == ref else
                              f"employee id {ref} is {eid}'s (ignoring case)")
@@ -241,7 +250,12 @@ class Correlator:
                              f"employee id {ref} matches {len(ids)} people ignoring case",
                              candidates=tuple(ids))
         # a directory's other addresses come after its primary one and the login
-        for addr in (fold(email) if email else None, low, *aliases):
+        return self._addresses((fold(email) if email else None, low, *aliases))
+
+    def _addresses(self, addresses: Iterable[str | None]) -> Match:
+        """The first of ``addresses`` HR knows (email and alias alike, then without a plus
+        tag); UNMATCHED when none."""
+        for addr in addresses:
             if not addr or "@" not in addr:
                 continue
             # A work email and an alias are one tier: an address that is one person's

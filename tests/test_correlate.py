@@ -40,6 +40,23 @@ def test_employee_ids_match_in_any_case_as_hr_spells_them() -> None:
     assert c.match("okta", "login1", employee_id="e1").employee_id == "E1"
 
 
+def test_a_login_that_reads_as_another_s_employee_id_is_not_taken_for_them() -> None:
+    # review: Bob's directory account, login "e1" (his email his own), was taken for E1's:
+    # offboarding E1 planned to disable Bob's login
+    c = Correlator(PEOPLE)
+    m = c.match("okta", "e1", email="bob@corp.example")
+    assert (m.status, m.employee_id, m.candidates) == (MatchStatus.AMBIGUOUS, None,
+                                                       ("E1", "E2"))
+    assert m.reason == ("login e1 is employee id E1, but email bob@corp.example is E2's")
+    # the record's own address agreeing, or saying nothing HR knows, leaves it matched
+    assert c.match("okta", "e1", email="ann@corp.example").employee_id == "E1"
+    assert c.match("okta", "e1", email="ghost@else.example").employee_id == "E1"
+    assert c.match("okta", "e1").employee_id == "E1"
+    # a record's own employee id attribute is not a guess: it stands
+    assert c.match("okta", "login1", employee_id="E1", email="bob@corp.example"
+                   ).employee_id == "E1"
+
+
 def test_employee_ids_differing_only_in_case_are_not_merged() -> None:
     c = Correlator([person("AB1", "ann@corp.example"), person("ab1", "bob@corp.example"),
                     person("Cd2", "cy@corp.example"), person("cD2", "di@corp.example")])
