@@ -429,7 +429,7 @@ def test_bad_token_is_401(peer: OktaPeer, monkeypatch: pytest.MonkeyPatch) -> No
     _org(peer)
     monkeypatch.setenv("OKTA_API_TOKEN", "00WRONGtokenValue0123456789")
     message = failure(connector(peer))
-    assert message == ("okta: 401 E0000011 invalid token (the API token from $OKTA_API_TOKEN "
+    assert message == ("okta: 401 E0000011 invalid token (the API token from environment variable OKTA_API_TOKEN (token_env) "
                        "was refused)")
     assert "00WRONGtokenValue" not in message
 
@@ -437,7 +437,7 @@ def test_bad_token_is_401(peer: OktaPeer, monkeypatch: pytest.MonkeyPatch) -> No
 def test_missing_token(peer: OktaPeer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OKTA_API_TOKEN")
     assert failure(connector(peer)) == ("okta: no API token: environment variable "
-                                        "OKTA_API_TOKEN is not set")
+                                        "OKTA_API_TOKEN (token_env) is not set")
     assert peer.calls == []
 
 
@@ -597,7 +597,7 @@ def test_check_steps(peer: OktaPeer, monkeypatch: pytest.MonkeyPatch) -> None:
     checks = conn.check()
     assert steps(checks) == [("reach", True), ("authenticate", True), ("read", True),
                              ("groups", True), ("apps", True)]
-    assert checks[1].detail == "API token from $OKTA_API_TOKEN accepted"
+    assert checks[1].detail == "API token from environment variable OKTA_API_TOKEN (token_env) accepted"
 
     broken = connector(peer, group_grants={"nope": ["publisher x:@n"]})
     checks = broken.check()

@@ -438,7 +438,7 @@ def test_a_refused_token_is_named_never_shown(peer: OktaPeer, org: dict[str, str
                    Action.make("group_remove", user=LOGIN, group="social-x")]:
         message = failure(conn.perform, action)
         assert message == ("okta: 401 E0000011 invalid token (the API token from "
-                           "$OKTA_API_TOKEN was refused)")
+                           "environment variable OKTA_API_TOKEN (token_env) was refused)")
         assert TOKEN[::-1] not in message
     assert changes(peer) == []
 

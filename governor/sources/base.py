@@ -38,6 +38,22 @@ def check_env_name(settings: Mapping[str, Any], option: str, key: str) -> None:
                           "treat it as exposed (it is in this file) and rotate it")
 
 
+# how variables are named by convention (and by every example this project gives)
+_CONVENTIONAL = re.compile(r"[A-Z_][A-Z0-9_]*\Z")
+
+
+def env_named(settings: Mapping[str, Any], option: str) -> str:
+    """How a message names the variable a *_env setting names: by its name when that is
+    written as variables are (capitals, digits, _), else by the setting alone. A name
+    check_env_name let through may still be a password pasted in its place
+    ("Summer2024x"), and messages go into the run record and the reports."""
+    name = str(settings[option])
+    if _CONVENTIONAL.match(name):
+        return f"environment variable {name} ({option})"
+    return (f"the environment variable {option} names (not repeated: a name not in "
+            "capitals may be a secret pasted in its place)")
+
+
 # Prefixes that API tokens and keys announce themselves by (GitHub, Slack, OpenAI-style,
 # AWS, GitLab): never a variable name anyone chose
 _TOKEN_PREFIXES = ("ghp_", "gho_", "ghs_", "ghu_", "github_pat_", "xoxb-", "xoxp-", "sk-",

@@ -69,7 +69,14 @@ from governor.records import DirectoryAccount, DirectoryStatus, Grant, SourceKin
 from governor.roles import Role
 from governor.sources._groups import GROUP_GRANTS, GroupGrants
 from governor.sources._groups import validate as validate_group_grants
-from governor.sources.base import Action, Check, Connector, check_env_name, register
+from governor.sources.base import (
+    Action,
+    Check,
+    Connector,
+    check_env_name,
+    env_named,
+    register,
+)
 
 FIELDS = ("login", "email", "aliases", "employee_id", "groups", "manager", "last_login",
           "disabled_flags", "expires", "locked_time", "lock_flag")
@@ -222,9 +229,8 @@ class LdapDirectory(Connector):
         if s["password_env"]:
             value = os.environ.get(s["password_env"])
             if value is None:
-                raise SourceError(f"{self.name}: environment variable {s['password_env']} "
-                                  "(password_env) is not set")
-            where = f"environment variable {s['password_env']}"
+                raise SourceError(f"{self.name}: {env_named(s, 'password_env')} is not set")
+            where = env_named(s, "password_env")
         elif s["password_file"]:
             path = (self.base_dir / s["password_file"]).resolve()
             try:

@@ -73,7 +73,15 @@ from governor.records import (
 from governor.sources._groups import GROUP_GRANTS, GroupGrants
 from governor.sources._groups import validate as validate_group_grants
 from governor.sources._okta_ratelimit import LimiterStats, RateLimiter, bucket_of
-from governor.sources.base import Action, Check, Connector, SourceContext, check_env_name, register
+from governor.sources.base import (
+    Action,
+    Check,
+    Connector,
+    SourceContext,
+    check_env_name,
+    env_named,
+    register,
+)
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +499,7 @@ class OktaDirectory(Connector):
     def token_source(self) -> str:
         if self.settings["token_file"]:
             return f"token_file {self.settings['token_file']}"
-        return f"${self.settings['token_env']}"
+        return env_named(self.settings, "token_env")
 
     def _token(self) -> str:
         s = self.settings
@@ -507,8 +515,7 @@ class OktaDirectory(Connector):
             return token
         token = str(os.environ.get(s["token_env"], "")).strip()
         if not token:
-            raise SourceError(f"okta: no API token: environment variable {s['token_env']} is "
-                              f"not set")
+            raise SourceError(f"okta: no API token: {env_named(s, 'token_env')} is not set")
         return token
 
     def _ssl_context(self) -> ssl.SSLContext:
