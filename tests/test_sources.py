@@ -1011,6 +1011,26 @@ def test_a_vault_export_carrying_secrets_is_refused_without_reading_them(
     assert "Hunter2" not in message and "JBSW" not in message
 
 
+@pytest.mark.parametrize("name", ["vault.csv", "vault.json"])
+def test_a_secret_column_mapped_onto_a_field_is_refused_too(tmp_path: Path, name: str
+                                                            ) -> None:
+    # review: columns = { title = "login_password" } read the passwords as titles,
+    # stored and printed in every report
+    content = ("id,accounts,readers,login_password\nv1,x:@a,a@corp.example,Hunter2-x\n"
+               if name.endswith(".csv") else
+               '{"records": [{"id": "v1", "accounts": ["x:@a"], "readers": ["a@corp.'
+               'example"], "login_password": "Hunter2-x"}]}')
+    message = fails(tmp_path, "vault_file", name, content,
+                    columns={"title": "login_password"})
+    assert "the export holds a 'login_password'" in message and "Hunter2" not in message
+    # a column about a secret, read as such a field, is what it says
+    ok = content.replace("login_password", "Password Last Changed").replace(
+        "Hunter2-x", "2026-09-01T00:00:00Z")
+    [item] = fetch(tmp_path, "vault_file", name, ok,
+                   columns={"password_changed_at": "Password Last Changed"})
+    assert item.password_changed_at == utc(2026, 9, 1)
+
+
 @pytest.mark.parametrize(("extra", "where"), [
     ('"login": {"username": "a", "password": "Hunter2-Summer!2026"}', "login.password"),
     ('"fields": [{"name": "Password", "value": "Hunter2-Summer!2026"}]', "fields[0]"),

@@ -256,12 +256,22 @@ class Table:
         governor reads it is the exposure this tool exists to prevent. Refused, naming
         the column, never a value."""
         for column in sorted(present):
-            if column not in self.expected and secret_name(column):
+            if secret_name(column) and not self._about_a_secret(column):
                 raise DataError(self.display, line, column, (
                     f"the export holds a {column!r} {'column' if self.is_csv else 'key'}: "
                     "secrets must not be exported for governor (it never reads them and "
                     "compares keyed fingerprints only); export without it, and treat the "
                     "file as exposed. No value was read or shown"))
+
+    def _about_a_secret(self, column: str) -> bool:
+        """Is a secret-named column one governor reads as data about a secret (when a
+        password changed, whether the seed is kept), not the secret? Only when the fields
+        it is read as are such fields: mapped onto a title (columns = { title =
+        "login_password" }) it would be stored and printed."""
+        fields = [f for f, c in self.columns.items() if c == column]
+        if not fields:
+            return column in self.expected  # governor's own field name, unmapped
+        return all(secret_name(f) for f in fields)
 
     def _check_columns(self, present: set[str], line: int) -> None:
         if self.no_secrets:
@@ -506,7 +516,7 @@ class Table:
                                 + self._alike_hint(field, column, obj.keys(), "key"))
         extra = obj.keys() - self.expected
         if self.no_secrets:
-            self._refuse_secrets(extra, line)
+            self._refuse_secrets(obj.keys(), line)
             # nested ("login": {"password": ...}, Bitwarden's layout), a custom field
             # ({"name": "password", "value": ...}), an otpauth:// URI in any text
             where = next((f"{k}{w}" for k, v in obj.items()
