@@ -435,6 +435,26 @@ def test_openldap_lock_without_a_policy_governor_can_read(pp: lp.Slapd, tmp_path
         connector(pp, tmp_path, password_policy="default policy")
 
 
+def test_a_group_named_like_another_group_s_dn_is_acted_on_by_its_own(
+        pp: lp.Slapd, tmp_path: Path) -> None:
+    # review: a group whose CN is the text "cn=admins,ou=groups,..." was read as that
+    # name, which group_remove then took for the admins group's DN: it acted there, found
+    # the leaver absent and called the step done, the leaver still in the crafted group
+    admins = f"cn=admins,ou=groups,{OLS}"
+    crafted = "cn=" + admins.replace("=", "\\3D").replace(",", "\\2C") + f",ou=groups,{OLS}"
+    lp.add_entries(pp, [
+        lp.group_of_names("admins", [f"uid=hank,{OL_PEOPLE}", f"uid=ivan,{OL_PEOPLE}"]),
+        (crafted, {"objectClass": ["groupOfNames"], "cn": [admins],
+                   "member": [f"uid=hank,{OL_PEOPLE}", f"uid=jade,{OL_PEOPLE}"]})])
+    conn = connector(pp, tmp_path)
+    [hank] = [r for r in conn.fetch() if isinstance(r, DirectoryAccount) and r.login == "hank"]
+    named = [g for g in hank.groups if g != "admins"]
+    assert sorted(hank.groups) == sorted(["admins", named[0]]) and named[0] != admins
+    assert conn.perform(remove("hank", named[0])).startswith(f"removed uid=hank,{OL_PEOPLE}")
+    assert ldapsearch(pp, admins, "member") == [f"uid=hank,{OL_PEOPLE}", f"uid=ivan,{OL_PEOPLE}"]
+    assert conn.is_done(remove("hank", named[0])) is True
+
+
 def test_openldap_read_only_and_anonymous_binds_are_refused(ol: lp.Slapd,
                                                            tmp_path: Path) -> None:
     action = remove("alice", "social-x-publishers")

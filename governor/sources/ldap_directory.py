@@ -943,21 +943,26 @@ def _generalized(text: str) -> datetime | None:
     return at
 
 
-@functools.lru_cache(maxsize=65536)
 def _with_policy(field: str, attr: str) -> list[str]:
     """The attributes to read to tell whether ``attr`` disables an entry."""
     return [attr, POLICY_ENTRY] if field == "locked_time" else [attr]
 
 
+@functools.lru_cache(maxsize=65536)
 def _cn(dn: str) -> str:
-    """The group's CN from its DN (the whole DN when its first RDN is not a CN).
+    """The group's CN from its DN (the whole DN when its first RDN is not a CN, or when
+    the CN itself reads as a DN: a group named "cn=admins,ou=groups,..." would be taken
+    for that other group when acted on, and match a mapping of its DN).
 
     Cached: a directory has few groups and many members, and parse_dn is slow."""
     try:
         attr, value, _ = parse_dn(dn)[0]
     except (lx.LDAPException, IndexError, ValueError):
         return dn
-    return _unescape_dn_value(value) if attr.strip().lower() == "cn" else dn
+    if attr.strip().lower() != "cn":
+        return dn
+    cn = _unescape_dn_value(value)
+    return dn if _is_dn(cn) else cn
 
 
 def _unescape_dn_value(value: str) -> str:
