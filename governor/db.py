@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
@@ -53,6 +55,7 @@ def make_engine(url: str) -> Engine:
         raise _driver_missing(url, exc) from None
     if engine.dialect.name == "sqlite":
         database = engine.url.database or ":memory:"
+        _created_private(database)
 
         def pragmas(dbapi_conn: Any, record: Any) -> None:
             _sqlite_pragmas(dbapi_conn, record, database)
@@ -64,6 +67,21 @@ def make_engine(url: str) -> Engine:
     elif engine.dialect.name == "postgresql":
         event.listen(engine, "connect", _pg_utc)
     return engine
+
+
+# who holds what, keyed fingerprints and the audit log: as private as the reports
+STORE_MODE = 0o640
+
+
+def _created_private(database: str) -> None:
+    """Create a SQLite store that is not there yet readable by its owner and group only,
+    not by everyone as the umask would usually have it (SQLite gives its -wal and -shm
+    files the database file's permissions)."""
+    if database == ":memory:" or database.startswith("file:"):
+        return
+    # there already, or in a folder that is not: SQLite says so when it opens it
+    with contextlib.suppress(OSError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_MODE))
 
 
 def _driver_missing(url: str, exc: ImportError) -> StoreError:

@@ -298,3 +298,23 @@ def test_the_starter_config_as_written_records_no_run(tmp_path: Path) -> None:
                     "SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM audit_log)") == [
         (0, 0)]
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_new_sqlite_store_is_not_readable_by_everyone(tmp_path: Path) -> None:
+    # review: created with the umask's 0644, the store (who holds what, fingerprints,
+    # the audit log) was world-readable where the reports are 0640
+    import os
+
+    from governor import db
+
+    before = os.umask(0o022)
+    try:
+        engine = db.make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+        db.upgrade(engine)
+        engine.dispose()
+    finally:
+        os.umask(before)
+    for name in ("store.db", "store.db-wal"):
+        path = tmp_path / name
+        if path.exists():
+            assert path.stat().st_mode & 0o777 == 0o640, name
