@@ -44,15 +44,28 @@ if TYPE_CHECKING:
 SCHEMA_HEAD = "0014"
 
 
+# a database URL is never shown: it may carry a password
+UNUSABLE_URL = ("the database URL cannot be used (check governor.database or "
+                 "GOVERNOR_DATABASE_URL; it is not shown, it may hold a password)")
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    authority = url.partition("://")[2].partition("/")[0]
+    if authority.count("@") > 1:
+        # parsed at the first '@', the rest of the password became the host name, which
+        # the driver's "failed to resolve host" then printed
+        raise StoreError(f"{UNUSABLE_URL}: it has '@' more than once before the host; "
+                         "write an '@' in the user name or password as %40")
     try:
         engine = create_engine(url, future=True)
     except ImportError as exc:
         # SQLAlchemy imports the driver here and lets its ImportError through: a
         # traceback for what is an install step
         raise _driver_missing(url, exc) from None
+    except ValueError:  # a port that is not a number, an unclosed [ of IPv6
+        raise StoreError(f"{UNUSABLE_URL}: its host or port cannot be read") from None
     if engine.dialect.name == "sqlite":
         database = engine.url.database or ":memory:"
         _created_private(database)

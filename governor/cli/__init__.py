@@ -15,6 +15,7 @@ from sqlalchemy import exc as sa_exc
 from governor.audit import default_actor
 from governor.cli import admin, doctor, offboard, query, runs
 from governor.cli.common import EXIT_ERROR, Ctx, emit_json, error_json, exit_code_of, not_blank
+from governor.db import UNUSABLE_URL
 from governor.errors import GovernorError, StoreError
 from governor.unseen import TERMINAL, visible
 
@@ -40,8 +41,13 @@ def _store_refused(exc: sa_exc.SQLAlchemyError) -> StoreError | None:
     """The store could not be reached or used (down, wrong host or password, locked, no
     such file, a URL or driver it cannot use): the operator's to fix, said in one line.
     Never the URL itself: it may carry a password."""
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
-        why = str(exc.orig or exc).strip().splitlines() or ["no reason given"]
+    # a DBAPI error with no statement was raised connecting: a bad connection option
+    # (connect_timeout=abc) is the operator's to fix too, not a bug
+    dbapi = exc if isinstance(exc, sa_exc.DBAPIError) else None
+    if dbapi is not None and (
+            isinstance(dbapi, sa_exc.OperationalError | sa_exc.InterfaceError)
+            or dbapi.statement is None):
+        why = str(dbapi.orig or dbapi).strip().splitlines() or ["no reason given"]
         if why[0] == "database is locked":
             # SQLite gave up waiting (busy_timeout) for another writer's transaction
             return StoreError("the database is locked by another governor writer (a "
@@ -52,8 +58,7 @@ def _store_refused(exc: sa_exc.SQLAlchemyError) -> StoreError | None:
         return StoreError(f"the database URL names a dialect or driver governor cannot load "
                           f"({exc}); governor supports sqlite:/// and postgresql://")
     if isinstance(exc, sa_exc.ArgumentError):
-        return StoreError("the database URL cannot be used (check governor.database or "
-                          "GOVERNOR_DATABASE_URL; it is not shown, it may hold a password)")
+        return StoreError(UNUSABLE_URL)
     return None
 
 
