@@ -455,6 +455,22 @@ def test_a_group_named_like_another_group_s_dn_is_acted_on_by_its_own(
     assert conn.is_done(remove("hank", named[0])) is True
 
 
+def test_a_login_given_to_someone_else_since_is_not_acted_on(pp: lp.Slapd,
+                                                             tmp_path: Path) -> None:
+    lp.add_entries(pp, [lp.person("lena", employeeNumber=["E777"]),
+                        lp.group_of_names("lena-team", [f"uid=lena,{OL_PEOPLE}"])])
+    conn = connector(pp, tmp_path)
+    for action in [Action.make("disable", user="lena", person="E100"),
+                   Action.make("group_remove", user="lena", group="lena-team", person="E100")]:
+        for call in (conn.is_done, conn.perform):
+            assert fails(call, action) == (
+                "ldap: lena is now the account of employee E777, not E100 (the login was "
+                "given to someone else since the case opened): not acted on")
+    assert ldapsearch(pp, f"uid=lena,{OL_PEOPLE}", "pwdAccountLockedTime") == []
+    assert conn.perform(Action.make("disable", user="lena", person="e777")).startswith(
+        f"set pwdAccountLockedTime of uid=lena,{OL_PEOPLE}")
+
+
 def test_openldap_read_only_and_anonymous_binds_are_refused(ol: lp.Slapd,
                                                            tmp_path: Path) -> None:
     action = remove("alice", "social-x-publishers")

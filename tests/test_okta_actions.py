@@ -351,6 +351,30 @@ def test_a_short_name_that_resolves_to_someone_else_is_refused(peer: OktaPeer,
     assert changes(peer) == []
 
 
+def test_a_login_given_to_someone_else_since_is_not_acted_on(peer: OktaPeer) -> None:
+    # review: a step names the account by login only; reissued to a new j.smith since
+    # the case opened, the new holder was deactivated
+    login = "j.smith@northwind.example"
+    old = peer.add_user(login, employee_number="E100", groups=["social-x"], apps=["Hootsuite"])
+    with peer.lock:
+        del peer.users[old]
+    peer.add_user(login, employee_number="E777", groups=["social-x"], apps=["Hootsuite"])
+    conn = connector(peer)
+    for action in [Action.make("group_remove", user=login, group="social-x", person="E100"),
+                   Action.make("app_unassign", user=login, app="Hootsuite", person="E100"),
+                   Action.make("sessions_revoke", user=login, person="E100"),
+                   Action.make("suspend", user=login, person="E100"),
+                   Action.make("deactivate", user=login, person="E100")]:
+        for call in (conn.is_done, conn.perform):
+            assert failure(call, action) == (
+                f"okta: {login} is now the account of employee E777, not E100 (the login was "
+                "given to someone else since the case opened): not acted on"), action
+    assert changes(peer) == []
+    # its own person (in any case) is acted on
+    assert conn.perform(Action.make("suspend", user=login, person="e777")).startswith(
+        f"suspended {login}")
+
+
 def test_unknown_groups_and_apps_are_named(peer: OktaPeer, org: dict[str, str]) -> None:
     conn = connector(peer)
     no_gid, no_aid = okta_id("00g", 999), okta_id("0oa", 999)

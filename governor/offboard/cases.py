@@ -220,6 +220,8 @@ def _run_step(engine: Engine, config: Config, step_id: int, clock: Clock, actor:
         assert st is not None
         key, kind, source, target, was = st.key, st.kind, st.source, st.target, st.state
         started, seen = st.started_at, (st.state, st.attempts)
+        case = s.get(OffboardCase, st.case_id)
+        person = case.employee_id if case is not None else ""
         busy = ("another run finished it meanwhile" if st.state in FINISHED
                 else held_elsewhere(st, clock()))
         protected = protected_names(s, config)
@@ -230,7 +232,8 @@ def _run_step(engine: Engine, config: Config, step_id: int, clock: Clock, actor:
     if why is not None:
         # planned when the case opened; the config decides now (it stays to do by hand)
         return Outcome(key, "withheld", why)
-    action = Action.make(kind, **args)
+    # the person too: a connector refuses an account its system says is someone else's
+    action = Action.make(kind, **args, person=person)
     taken = Outcome(key, BUSY, "another run took it up meanwhile")
     try:
         connector = _connector(config, source or "", connectors)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from governor.errors import SourceError
 from governor.options import Option, OptionError
 from governor.records import DirectoryAccount, Record, SourceKind
 
@@ -118,6 +119,19 @@ class Action:
     @classmethod
     def make(cls, kind: str, **target: str) -> Action:
         return cls(kind, tuple(sorted(target.items())))
+
+
+def held_by_another(action: Action, employee_id: str | None, system: str, login: str
+                    ) -> None:
+    """Refuse to act on an account its system now says is someone else's. A step names
+    the case's person (target ``person``); a login given to someone else since the case
+    opened (a leaver's j.smith reissued to a new j.smith) is found by the same login, and
+    its employee id, where the system keeps one, tells them apart."""
+    person = dict(action.target).get("person", "").strip()
+    if person and employee_id and employee_id.strip().casefold() != person.casefold():
+        raise SourceError(f"{system}: {login} is now the account of employee {employee_id}, "
+                          f"not {person} (the login was given to someone else since the "
+                          "case opened): not acted on")
 
 
 class Connector(ABC):

@@ -75,6 +75,7 @@ from governor.sources.base import (
     Connector,
     check_env_name,
     env_named,
+    held_by_another,
     register,
 )
 
@@ -515,11 +516,11 @@ class LdapDirectory(Connector):
         conn, url = self._connect()
         try:
             if group is not None:
-                user_dn, _ = self._user(conn, url, login, [])
+                user_dn, _ = self._user(conn, url, login, [], action)
                 group_dn = self._group(conn, url, group)
                 return not self._is_member(conn, url, group_dn, user_dn)
             field, attr = self._disable_attribute(conn, url)
-            dn, raw = self._user(conn, url, login, _with_policy(field, attr))
+            dn, raw = self._user(conn, url, login, _with_policy(field, attr), action)
             return self._disabled(field, dn, raw)
         finally:
             _close(conn)
@@ -529,8 +530,8 @@ class LdapDirectory(Connector):
         conn, url = self._connect(write=True)
         try:
             if group is not None:
-                return self._remove_member(conn, url, login, group)
-            return self._disable(conn, url, login)
+                return self._remove_member(conn, url, login, group, action)
+            return self._disable(conn, url, login, action)
         finally:
             _close(conn)
 
@@ -546,8 +547,9 @@ class LdapDirectory(Connector):
                 raise SourceError(f"{self.name}: {action.kind} names no {key}")
         return values["user"], (values["group"] if action.kind == "group_remove" else None)
 
-    def _remove_member(self, conn: ldap3.Connection, url: str, login: str, group: str) -> str:
-        user_dn, _ = self._user(conn, url, login, [])
+    def _remove_member(self, conn: ldap3.Connection, url: str, login: str, group: str,
+                       action: Action) -> str:
+        user_dn, _ = self._user(conn, url, login, [], action)
         group_dn = self._group(conn, url, group)
         gone = f"{user_dn} is not a member of {group_dn}"
         if not self._is_member(conn, url, group_dn, user_dn):
@@ -566,9 +568,9 @@ class LdapDirectory(Connector):
             raise SourceError(exc.message) from None
         return f"removed {user_dn} from {group_dn}"
 
-    def _disable(self, conn: ldap3.Connection, url: str, login: str) -> str:
+    def _disable(self, conn: ldap3.Connection, url: str, login: str, action: Action) -> str:
         field, attr = self._disable_attribute(conn, url)
-        dn, raw = self._user(conn, url, login, _with_policy(field, attr))
+        dn, raw = self._user(conn, url, login, _with_policy(field, attr), action)
         why = self._lock_holds(raw) if field == "locked_time" else None
         if why is not None:
             # written, it would read as disabled while the account still binds
@@ -656,8 +658,8 @@ class LdapDirectory(Connector):
         return frozenset(names)
 
     # ---- finding the user and the group ------------------------------------------------
-    def _user(self, conn: ldap3.Connection, url: str, login: str, attributes: list[str]
-              ) -> tuple[str, dict[str, list[bytes]]]:
+    def _user(self, conn: ldap3.Connection, url: str, login: str, attributes: list[str],
+              action: Action | None = None) -> tuple[str, dict[str, list[bytes]]]:
         """The one entry whose login attribute is ``login`` (escaped: ``*`` is a star).
 
         The preset's own filter is tried too: once disabled, an account a filter of
@@ -668,8 +670,12 @@ class LdapDirectory(Connector):
         users = self.user_filter if self.user_filter == default \
             else f"(|{self.user_filter}{default})"
         search_filter = f"(&{users}({attr}={value}))"
+        # the employee id too, to tell a login given to someone else since (an action's
+        # person: held_by_another)
+        wanted = [*attributes, *([self.fields["employee_id"]] if action is not None
+                                 and self.fields["employee_id"] else [])]
         found = self._search(conn, url, self.settings["base_dns"], search_filter,
-                             attributes or ["1.1"])
+                             wanted or ["1.1"])
         bases = "; ".join(self.settings["base_dns"])
         if not found:
             raise SourceError(f"{self.name}: no such user {login!r}: no entry under {bases} "
@@ -678,6 +684,9 @@ class LdapDirectory(Connector):
             raise SourceError(f"{self.name}: user {login!r} is ambiguous: {len(found)} "
                               f"entries have {attr} {login!r} ({'; '.join(found)})")
         [(dn, raw)] = found.items()
+        if action is not None:
+            held_by_another(action, _Values(self.name, dn, raw, self.fields).first(
+                "employee_id"), self.name, login)
         return dn, raw
 
     def _group(self, conn: ldap3.Connection, url: str, group: str) -> str:

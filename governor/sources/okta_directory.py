@@ -80,6 +80,7 @@ from governor.sources.base import (
     SourceContext,
     check_env_name,
     env_named,
+    held_by_another,
     register,
 )
 
@@ -728,6 +729,9 @@ class OktaDirectory(Connector):
 
         async def go() -> T:
             async with self._api(token) as api:
+                if dict(action.target).get("person"):
+                    user = await api.action_user(login)
+                    held_by_another(action, user.employee_id, "okta", login)
                 return await fn(api, login)
 
         return _run(go())
