@@ -254,6 +254,9 @@ class Merge:
                 if person is not None and person in left and rule is not None \
                         and rule.skips_leavers:
                     resolution = "person left"
+                elif person is not None and person not in left and rule is not None \
+                        and rule.judges_leavers:
+                    resolution = "person back"
                 elif rule_id in retuned:
                     resolution = "rule settings changed"
                     let_through[rule_id] = let_through.get(rule_id, 0) + 1

@@ -311,7 +311,8 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
         merge.add(findings.Evaluated(rule, severity, results, deciding,
                                      severity_cause=cause))
     # people who count as left now: findings about them that only staff rules made
-    # resolve as "person left", not "fixed" (leaver-holds-access reports them instead)
+    # resolve as "person left", not "fixed" (leaver-holds-access reports them instead),
+    # and a leaver rule's about someone not among them as "person back"
     left = {eid for eid, p in snap.persons.items() if snap.has_left(p, snap.leaver_grace)}
     return merge.finish(ok, disabled, actor, left, retuned_rules)
 

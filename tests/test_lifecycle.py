@@ -934,6 +934,29 @@ def test_fail_on_wins_over_a_failed_source_and_json_still_says_partial(demo_dir:
     assert json.loads(out.out)["status"] == "partial" and "hootsuite" in out.err
 
 
+def test_a_leaver_taken_back_resolves_their_leaver_findings_as_person_back(
+        demo_dir: Path) -> None:
+    # review: HR took Marcus back, nothing he held was removed, and his leaver findings
+    # resolved as "fixed": an auditor reads a revocation that never happened
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "leaver-holds-access:E1010|x:@northwind|tool_seat|hootsuite"
+    assert statuses(url)[key] == "open"
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text().replace(
+        "Terminated - Voluntary,Employee,Social Media Manager,Communications,E1001,"
+        "2018-07-02,2026-09-30", "Active,Employee,Social Media Manager,Communications,E1001,"
+        "2018-07-02,"))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason", "rehire",
+                  env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    rows = dict(query(url, "SELECT key, resolution FROM finding WHERE status = 'resolved' "
+                           "AND person = 'E1010'"))
+    assert rows[key] == "person back"
+    assert {r for k, r in rows.items() if k.startswith(("leaver-", "shared-secret"))} == {
+        "person back"}
+
+
 def test_fail_on_counts_what_no_rule_could_decide(demo_dir: Path) -> None:
     # review: with the directory and the vault off nothing critical could be decided, and
     # `--fail-on` passed (exit 0) on the critical unknowns: a CI gate's silent pass

@@ -60,7 +60,8 @@ class FindingLine:
     exception: dict[str, Any] | None = None  # reason, approver, expires for excepted ones
     # Why a resolved finding resolved (findings.py): "fixed", or "rule disabled" and
     # "source removed", which are not fixes: nobody looks any more, "person left" (a
-    # staff-only rule's finding about a leaver), or "rule settings changed" (its rule's
+    # staff-only rule's finding about a leaver), "person back" (a leaver rule's finding
+    # about someone who no longer counts as left), or "rule settings changed" (its rule's
     # parameters changed: let through, or fixed). None unless resolved.
     resolution: str | None = None
     # Set when the report's run changed the severity of this finding, which stayed live:

@@ -11,8 +11,8 @@
   severity_changed, open, unknown, excepted), columns FINDING_COLUMNS. Columns are only
   ever appended, so a consumer reading by position keeps working: evidence (the
   finding's evidence as the one-line JSON text the store holds), then resolution (why a
-  resolved finding resolved: fixed, rule disabled, source removed, person left, rule
-  settings changed; empty
+  resolved finding resolved: fixed, rule disabled, source removed, person left, person
+  back, rule settings changed; empty
   for the others), then severity_before and
   severity_cause (for a finding whose severity the run changed: what it was, and why:
   "config: rules.<rule>.severity", "rule" or "unknown"; empty for the others), then

@@ -84,6 +84,10 @@ class Rule:
     # Judges only people who have not left (leaver-holds-access takes leavers on): a
     # finding of it about someone who then left resolves as "person left", not "fixed".
     skips_leavers: ClassVar[bool] = False
+    # Judges leavers only (their access, their login): a finding of it about someone who
+    # no longer counts as left (rehired, a leaving date withdrawn) resolves as "person
+    # back", not "fixed": nothing they held was taken away.
+    judges_leavers: ClassVar[bool] = False
 
     def results(self, snap: Snapshot, params: dict[str, Any]) -> Iterable[Result]:
         """What the run records: `evaluate`'s results, or why it could not be run."""

@@ -22,6 +22,7 @@ class LeaverHoldsAccess(Rule):
     remediation = ("Run `governor offboard <person>`: remove the role or seat, remove them "
                    "from the vault item and rotate its password and 2FA seed.")
     controls = ("SOC2 CC6.2", "SOC2 CC6.3", "ISO27001 A.5.18", "ISO27001 A.5.15")
+    judges_leavers = True
     # the directory too: who a login is, and who is in a group a vault item is shared
     # with (a switched-off directory must not record a leaver's group access as fixed)
     needs = frozenset({SourceKind.HR, SourceKind.GRANTS, SourceKind.VAULT,

@@ -23,6 +23,7 @@ class LeaverSsoActive(Rule):
     remediation = ("Suspend or deprovision the directory account (`governor offboard "
                    "<person>` does it where the directory connector can act).")
     controls = ("SOC2 CC6.2", "ISO27001 A.5.18", "ISO27001 A.5.16")
+    judges_leavers = True
     needs = frozenset({SourceKind.HR, SourceKind.DIRECTORY})
     requires = frozenset({SourceKind.HR, SourceKind.DIRECTORY})
     source_in_subject = ("{person}|",)

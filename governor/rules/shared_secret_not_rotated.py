@@ -23,6 +23,7 @@ class SharedSecretNotRotated(Rule):
     remediation = ("Rotate the password (and the 2FA seed if it was in the vault), then record "
                    "the change in the vault so the next run sees it.")
     controls = ("SOC2 CC6.2", "SOC2 CC6.3", "ISO27001 A.5.17", "ISO27001 A.5.18")
+    judges_leavers = True
     # the directory too: who could read an item through a group it expands
     needs = frozenset({SourceKind.HR, SourceKind.VAULT, SourceKind.DIRECTORY})
     requires = frozenset({SourceKind.HR, SourceKind.VAULT})
