@@ -115,7 +115,8 @@ class Merge:
         """One rule's results, a batch at a time: a rule can report a hundred thousand
         findings, each with its message and evidence."""
         self.deciding[ev.rule.id] = ev.deciding
-        deciding = json.dumps(sorted(ev.deciding))
+        # each once: a directory that also yields grants decides a rule through both
+        deciding = json.dumps(sorted(set(ev.deciding)))
         results = iter(ev.results)
         while batch := list(islice(results, RESULT_BATCH)):
             self._add(ev, batch, deciding)

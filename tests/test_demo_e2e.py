@@ -167,6 +167,20 @@ def test_fixing_access_resolves_and_history_remembers(demo_dir: Path) -> None:
     assert ("marcus.webb@northwind.example", "tool_seat") in direct_now
 
 
+def test_a_finding_names_each_deciding_source_once(demo_dir: Path) -> None:
+    # review: a directory that also yields grants was listed twice (["okta", "okta", ...])
+    config = demo_dir / "governor.toml"
+    config.write_text(config.read_text().replace(
+        'last_login = "lastLogin" }\n', 'last_login = "lastLogin" }\n'
+        'group_grants = { "Social Team" = ["publisher x:@northwind"] }\n', 1))
+    reconcile_demo(demo_dir)
+    rows = sql_rows(f"sqlite:///{demo_dir / 'governor-demo.db'}",
+                    "SELECT key, sources FROM finding")
+    assert rows and all(len(set(json.loads(str(src)))) == len(json.loads(str(src)))
+                        for _key, src in rows), rows[:3]
+    assert any("okta" in json.loads(str(src)) for _key, src in rows)
+
+
 def test_person_and_whohas_queries(demo_dir: Path) -> None:
     cfg = str(demo_dir / "governor.toml")
     env = demo_env()
