@@ -798,8 +798,9 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
     p = _people(session, {eid}, at, zone, read)[eid]
     credentials = [c for c in session.scalars(select(ObsCredential).where(
         _live(ObsCredential, at))) if read is None or c.source in read]
-    principals = {k: why for k, why in _principals_of(
-        session, eid, at, policy, credentials).items() if read is None or k[0] in read}
+    theirs = _principals_of(session, eid, at, policy, credentials)
+    principals = {k: why for k, why in theirs.items() if read is None or k[0] in read}
+    names = {low for _, low in theirs} | ({fold(p.email)} if p.email else set())
     directory = _directory_of(session, principals, at)
     grants = _grants_of(session, principals, at)
     held = active_exceptions(session, now) if now is not None else None
@@ -817,7 +818,26 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
             "directory": directory, "grants": grants,
             "vault": vault, "findings": open_findings,
             "unexpanded_groups": unexpanded_groups(session, credentials, at, read),
-            "failed_sources": [f.as_json() for f in failed_reads(session, used, at)]}
+            "failed_sources": [f.as_json() for f in failed_reads(session, used, at)],
+            "unwatched_sources": unwatched_of(session, names, read, at)}
+
+
+def unwatched_of(session: Session, names: set[str], read: Collection[str] | None,
+                 at: datetime | None) -> list[str]:
+    """The sources not read (switched off, or removed from the config) whose rows name
+    one of ``names`` (a person's principals and email): what they hold there is left
+    out of an answer about them, which must say so, as whohas does."""
+    if read is None or not names:
+        return []
+    low, unread = sorted(names), [ObsCredential.source.not_in(sorted(read))]
+    found = set(session.scalars(select(ObsGrant.source).distinct().where(
+        ObsGrant.principal_lc.in_(low), _live(ObsGrant, at))))
+    found.update(session.scalars(select(ObsDirectoryAccount.source).distinct().where(
+        ObsDirectoryAccount.login.in_(low), _live(ObsDirectoryAccount, at))))
+    found.update(c.source for c in session.scalars(select(ObsCredential).where(
+        _live(ObsCredential, at), *unread))
+        if not names.isdisjoint(fold(r) for r in json.loads(c.readers)))
+    return sorted(found - set(read))
 
 
 def _principals_of(session: Session, eid: str, at: datetime | None,

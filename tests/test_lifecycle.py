@@ -912,6 +912,14 @@ def test_a_source_switched_on_again_is_answered_for_before_the_next_run(demo_dir
     assert out.code == 0, out.err
     plan = json.loads(run_cli("-c", cfg, "offboard", "E1010", "--json", env=env).out)["plan"]
     assert not [s for s in plan["steps"] if s["source"] == "facebook_roles"]  # not watched
+    assert plan["unwatched_sources"] == ["facebook_roles"]
+    # and person says what it leaves out, as whohas does (review: it said nothing)
+    off = json.loads(run_cli("-c", cfg, "person", "E1010", "--json", env=env).out)
+    assert off["unwatched_sources"] == ["facebook_roles"]
+    assert "facebook_roles" not in {g["source"] for g in off["grants"]}
+    said = run_cli("-c", cfg, "person", "E1010", env=env).out
+    assert ("warning: source facebook_roles names them but is switched off or no longer in "
+            "the config: what they hold there is not shown") in said
     config.write_text(text_)
     held = json.loads(run_cli("-c", cfg, "whohas", "facebook:Northwind Traders", "--json",
                               env=env).out)
@@ -920,6 +928,7 @@ def test_a_source_switched_on_again_is_answered_for_before_the_next_run(demo_dir
     assert [(h["employee_id"], h["match"]) for h in marcus] == [("E1010", "matched")], marcus
     person = json.loads(run_cli("-c", cfg, "person", "E1010", "--json", env=env).out)
     assert "facebook:Northwind Traders" in {g["account"] for g in person["grants"]}
+    assert person["unwatched_sources"] == []
     plan = json.loads(run_cli("-c", cfg, "offboard", "E1010", "--json", env=env).out)["plan"]
     assert [s["account"] for s in plan["steps"] if s["source"] == "facebook_roles"] == [
         "facebook:Northwind Traders"]

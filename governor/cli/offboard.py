@@ -81,6 +81,9 @@ def _print_plan(plan: Plan) -> None:
           ("order", "how", "step", "account", "", "instruction"))
     if plan.protected:
         click.echo("protected, not touched: " + ", ".join(plan.protected))
+    for name in plan.unwatched:
+        click.echo(f"warning: source {name} names {plan.name} but is switched off or no "
+                   "longer in the config: nothing is planned from what it reports")
 
 
 @offboard.command("run", hidden=True)

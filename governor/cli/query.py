@@ -274,6 +274,11 @@ def person(ctx: Ctx, who: str, at: str | None, as_json: bool | None) -> None:
                + _ends(ctx, info["end_date"], when))
     click.echo(f"  {info['job_title'] or '-'}, {info['department'] or '-'}")
     _failed_lines(info["failed_sources"])
+    for name in info["unwatched_sources"]:
+        click.echo(f"warning: source {name} names them but "
+                   + ("was not read then (switched off or removed from the config)"
+                      if when else "is switched off or no longer in the config")
+                   + ": what they hold there is not shown")
     click.echo()
     click.echo("Directory accounts:")
     table([(d["source"], d["login"], d["status"],

@@ -30,7 +30,7 @@ from governor.models import (
     ObsSocialAccount,
     PrincipalMatch,
 )
-from governor.queries import escape_like, may_list, resolve_person
+from governor.queries import escape_like, may_list, resolve_person, unwatched_of
 from governor.sources import CONNECTORS
 
 OWNERSHIP, POSTS, DIRECTORY, PLATFORM, VAULT, ROTATE, RECOVERY, NONHUMAN = (
@@ -73,6 +73,8 @@ class Plan:
     steps: list[PlannedStep]
     accounts: set[str]  # social accounts the offboarding touches
     protected: list[str]  # principals left alone because config protects them
+    # sources switched off or removed that name them: nothing planned from those
+    unwatched: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"employee_id": self.employee_id, "name": self.name, "status": self.status,
@@ -81,6 +83,7 @@ class Plan:
                 "end_date_text": end_date_text(self.end_date, self.end_date_basis),
                 "new_owner": self.new_owner,
                 "accounts": sorted(self.accounts), "protected": self.protected,
+                "unwatched_sources": self.unwatched,
                 "steps": [s.__dict__ for s in self.steps]}
 
 
@@ -393,9 +396,12 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
         step.critical = any(a in critical for a in step.reach)
     basis = None if p.end_date is None else (
         DROPPED_FROM_HR if p.end_date_inferred else HR_END_DATE)
+    everywhere = set(session.scalars(select(PrincipalMatch.principal).where(
+        PrincipalMatch.employee_id == p.employee_id)))
     return Plan(p.employee_id, p.name, p.status, p.status == "left",
                 p.end_date.isoformat() if p.end_date else None, basis, owner, steps,
-                touched, sorted(set(skipped)))
+                touched, sorted(set(skipped)),
+                unwatched_of(session, everywhere | mine, watched, None))
 
 
 def end_date_text(day: date | str | None, basis: str | None) -> str:
