@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 
 from governor import db
-from governor.clock import as_utc
+from governor.clock import as_utc, earliest
 from governor.errors import DataError
 from governor.lookalike import fold
 from governor.models import (
@@ -365,7 +365,9 @@ class _Loader:
                  connector: Connector | None, run_id: int, now: datetime,
                  previous_read: datetime | None) -> None:
         self.conn, self.shape, self.source, self.connector = conn, shape, source, connector
-        self.run_id, self.previous_read = run_id, previous_read
+        # a read stamped by a clock that was ahead (--clock-was-ahead) is seen no later
+        # than now: an ended row's last sighting never comes after its end
+        self.run_id, self.previous_read = run_id, earliest(previous_read, now)
         t, m = shape.table, db.mark(conn)
         self.m = m
         self.current: dict[str, int] = {}

@@ -117,6 +117,22 @@ def test_a_clock_that_was_ahead_is_overridden_with_its_own_flag_and_audited(
     assert added.code == 0, added.err
 
 
+def test_a_row_the_clock_override_run_ends_was_not_last_seen_after_its_end(
+        demo_dir: Path) -> None:
+    # review: a grant gone the night the clock was put right ended "now" but kept the
+    # fast clock's run as its last sighting, after its end
+    cfg, env, url = two_runs(demo_dir, "sqlite")
+    roles = demo_dir / "facebook_roles.csv"
+    roles.write_text("".join(line for line in roles.read_text().splitlines(keepends=True)
+                             if "j.doe.freelance" not in line))
+    out = run_cli("-c", cfg, "reconcile", "--no-report", "--clock-was-ahead", "--reason",
+                  "clock fixed", env={**env, "GOVERNOR_NOW": BACK})
+    assert out.code == 0, out.err
+    ended = sql_rows(url, "SELECT last_seen_at, ended_at FROM obs_grant WHERE principal = "
+                          "'j.doe.freelance@gmail.com'")
+    assert len(ended) == 1 and ended[0][0] is not None and ended[0][0] <= ended[0][1], ended
+
+
 def test_the_clock_override_does_not_pass_the_feed_guard(demo_dir: Path) -> None:
     # the night the clock is put right, HR exports half its rows: a consent given for
     # the clock must not make half the organisation leavers
