@@ -504,6 +504,15 @@ def test_a_user_deleted_during_the_factor_sweep_leaves_only_their_mfa_unknown(
     assert all(a.mfa for login, a in accounts.items() if login != "u4@northwind.example")
 
 
+def test_a_proxy_s_html_error_page_is_named_by_its_status(peer: OktaPeer) -> None:
+    # review: a 502 with an HTML body read "the response is not valid JSON", the 502 lost
+    _org(peer)
+    peer.fail(r"/api/v1/users", 502, body="<html><body>Bad Gateway</body></html>")
+    message = failure(connector(peer))
+    assert message == "okta: page 1 of /api/v1/users failed: 502 Bad Gateway", message
+    assert "not valid JSON" not in message
+
+
 def test_truncated_json(peer: OktaPeer) -> None:
     _org(peer)
     peer.fail(r"/api/v1/users", None, truncate=True, skip=1, times=1)

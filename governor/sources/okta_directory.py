@@ -277,7 +277,10 @@ def _api_reason(where: str, path: str, status: int | None, err: Any,
     if not code and status is not None:
         body = getattr(err, "message", None)
         body = str(err) if body is None else body
-        summary = _first_line(str(body).removeprefix(f"HTTP {status} ")) or "(no body)"
+        text = str(body).removeprefix(f"HTTP {status} ")
+        if text.lstrip().startswith("<"):  # an HTML error page (a proxy's): its words
+            text = " ".join(re.sub(r"<[^>]*>", " ", text).split())[:200]
+        summary = _first_line(text) or "(no body)"
     head = f"{status} {code}".strip()
     if status == 401:
         return Unauthorised(f"okta: {head} invalid token (the API token from {token_source} "
@@ -803,6 +806,11 @@ class _Api:
                     f"okta: {where}: the okta SDK refused the response ({what}: "
                     f"{_first_line(why)})")) from None
             except ValueError as exc:  # json.JSONDecodeError among them
+                ex = _LAST.get()
+                if ex is not None and ex.status is not None and ex.status >= 400:
+                    # a proxy's HTML error page: its status is the news, not the JSON
+                    raise self._scrub(_api_reason(where, path, ex.status, _body_error(ex.body),
+                                                  ex, self.conn.token_source)) from None
                 raise self._scrub(SourceError(f"okta: {where}: the response is not valid JSON "
                                               f"({_first_line(str(exc))})")) from None
             except Exception as exc:  # anything else inside the SDK: this source failed
