@@ -517,6 +517,15 @@ def test_openldap_disable_falls_back_to_nsaccountlock(nopp: lp.Slapd, tmp_path: 
         "pwdAccountLockedTime)")
 
 
+def test_starttls_to_a_server_without_tls_is_refused_in_words(nopp: lp.Slapd,
+                                                              tmp_path: Path) -> None:
+    # review: ldap3's raw "LDAPProtocolErrorResult - 2 - protocolError - ..." was shown
+    conn = connector(nopp, tmp_path, tls="starttls")
+    message = fails(conn.perform, disable("dan"))
+    assert message.startswith(f"ldap: no LDAP server reachable: {nopp.url}: the server "
+                              "refused StartTLS ("), message
+
+
 def test_actions_it_cannot_do_or_targets_missing(ol: lp.Slapd, tmp_path: Path) -> None:
     conn = connector(ol, tmp_path)
     assert fails(conn.perform, Action.make("suspend", user="alice")) == (

@@ -1055,8 +1055,10 @@ def _reach_reason(exc: BaseException, settings: dict[str, Any], password: str | 
     if any(w in low for w in ("wrong version number", "unexpected_eof", "unexpected eof",
                               "eof occurred", "record layer", "packet length too long")):
         return "TLS handshake failed (is the port speaking TLS? check tls and the URL's port)"
-    if "starttls failed" in low:
-        return f"the server refused StartTLS ({_exc_text(exc)})"
+    if "starttls failed" in low or settings["tls"] == "starttls" and (
+            "unsupported extended operation" in low or "protocolerror" in low):
+        # slapd without TLS answers the StartTLS request protocolError: never plain text
+        return f"the server refused StartTLS ({_scrub(_exc_text(exc), password)})"
     if "refused" in low:
         return "connection refused"
     if "timed out" in low or "timeout" in low:
