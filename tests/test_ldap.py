@@ -284,6 +284,36 @@ def test_nested_base_dns_yield_each_entry_once(ad: lp.Slapd, tmp_path: Path) -> 
     assert len(records) == 8
 
 
+@pytest.mark.parametrize(("ref", "refused"), [
+    ("ldap://other.example.org/ou=elsewhere,ou=people,dc=example,dc=org", True),
+    # what every Active Directory root search refers to: DNS zones, no users
+    ("ldap://DomainDnsZones.example.org/DC=DomainDnsZones,DC=example,DC=org", False),
+    ("ldap://example.org/CN=Configuration,DC=example,DC=org", False),
+])
+def test_a_subtree_referred_elsewhere_fails_the_read(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, ref: str,
+        refused: bool) -> None:
+    # review: continuation references were dropped in silence: a delegated subtree read
+    # as a complete directory, and its accounts as gone
+    need_slapd()
+    server = lp.make(lp.OPENLDAP, tmp_path_factory.mktemp("slapd-ref"), [
+        lp.person("amy", mail="amy@example.org"),
+        (f"ou=elsewhere,{OL_PEOPLE}", {"objectClass": ["referral", "extensibleObject"],
+                                        "ou": ["elsewhere"], "ref": [ref]})])
+    server.start()
+    try:
+        conn = connector(server, tmp_path)
+        if refused:
+            assert fails(conn) == (f"ldap: {server.url} refers part of {OL_PEOPLE} to {ref}??sub, "
+                                   "which governor does not follow (its accounts would read "
+                                   "as gone): read that server or domain as a source of its "
+                                   "own, or leave that subtree out of base_dns")
+        else:
+            assert set(accounts(list(conn.fetch()))) == {"amy"}
+    finally:
+        server.stop()
+
+
 # ---- OpenLDAP ---------------------------------------------------------------------------
 def test_openldap_memberof_overlay_and_locks(ol: lp.Slapd, tmp_path: Path) -> None:
     conn = connector(ol, tmp_path, group_grants={

@@ -55,7 +55,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import ldap3
 from ldap3.core import exceptions as lx
@@ -100,6 +100,9 @@ DEFAULT_FILTER = {"active_directory": "(&(objectClass=user)(!(objectClass=comput
                   "openldap": "(objectClass=inetOrgPerson)"}
 UNREAD: frozenset[str] = frozenset()  # every mapped attribute is read
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
+# Active Directory's application partitions, referred to by every search of a domain's
+# root: DNS zones, no users
+AD_PARTITIONS = frozenset({("dc", "domaindnszones"), ("dc", "forestdnszones")})
 UF_ACCOUNTDISABLE = 0x2
 NEVER = frozenset({0, 0x7FFFFFFFFFFFFFFF})  # accountExpires: both mean "does not expire"
 FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
@@ -343,13 +346,31 @@ class LdapDirectory(Connector):
             if result.get("result") != 0:
                 raise SourceError(self._search_failure(result, base, url, page))
             for entry in conn.response or ():
-                if entry.get("type") == "searchResEntry":  # not continuation references
+                if entry.get("type") == "searchResEntry":
                     yield entry
+                elif entry.get("type") == "searchResRef":
+                    self._referred(entry, base, url)
             cookie = _cookie(result)
             if not cookie or page == max_pages:
                 if cookie:  # tell the server to drop the rest (RFC 2696: size 0)
                     _abandon(conn, base, search_filter, cookie)
                 return
+
+    def _referred(self, entry: dict[str, Any], base: str, url: str) -> None:
+        """A continuation reference: part of the subtree is held by another server
+        (RFC 4511 4.5.3). Not followed, so it fails the read, or that part's accounts
+        would read as gone (and close offboarding steps as observed gone); but for the
+        application partitions every Active Directory root search refers to (DNS zones,
+        configuration), which hold no users."""
+        for uri in entry.get("uri") or ():
+            dn = str(uri).partition("://")[2].partition("/")[2].partition("?")[0]
+            first = _dn_key(unquote(dn))[:1]
+            if first and (first[0] in AD_PARTITIONS or first[0] == ("cn", "configuration")):
+                continue
+            raise SourceError(f"{self.name}: {url} refers part of {base} to {uri}, which "
+                              "governor does not follow (its accounts would read as gone): "
+                              "read that server or domain as a source of its own, or leave "
+                              "that subtree out of base_dns")
 
     def _search_failure(self, result: dict[str, Any], base: str, url: str, page: int) -> str:
         code = result.get("result")
