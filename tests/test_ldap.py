@@ -314,6 +314,24 @@ def test_a_subtree_referred_elsewhere_fails_the_read(
         server.stop()
 
 
+def test_a_ranged_attribute_fails_the_entry_rather_than_read_as_empty() -> None:
+    # review: Active Directory sends memberOf as "memberOf;range=0-1499" for a user in
+    # more groups than MaxValRange; read under the plain name, their groups were none
+    from governor.sources.ldap_directory import PRESETS, _Values
+
+    dn = f"CN=Many Groups,{AD_USERS}"
+    raw = {"samaccountname": [b"many"], "memberof;range=0-1499": [b"CN=g1,OU=groups"]}
+    values = _Values("ldap", dn, raw, PRESETS["active_directory"])
+    assert values.first("login") == "many"
+    with pytest.raises(SourceError) as info:
+        values.all("groups")
+    assert str(info.value) == (f"ldap: entry {dn}: the server sent memberOf in ranges "
+                               "(memberof;range=0-1499: more values than it sends at once), "
+                               "which governor does not read: the entry's values would be "
+                               "incomplete")
+    assert values.all("aliases") == []  # absent, not ranged: empty as before
+
+
 # ---- OpenLDAP ---------------------------------------------------------------------------
 def test_openldap_memberof_overlay_and_locks(ol: lp.Slapd, tmp_path: Path) -> None:
     conn = connector(ol, tmp_path, group_grants={

@@ -896,8 +896,11 @@ class _Values:
         attr = self.fields[field]
         if not attr:
             return []
+        values = self.raw.get(attr.lower())
+        if values is None:
+            self._not_ranged(attr)
         out = []
-        for value in self.raw.get(attr.lower(), ()):
+        for value in values or ():
             try:
                 text = value.decode("utf-8")
             except UnicodeDecodeError:
@@ -906,6 +909,18 @@ class _Values:
             if text.strip():
                 out.append(text.strip())
         return out
+
+    def _not_ranged(self, attr: str) -> None:
+        """Active Directory sends an attribute with more values than its MaxValRange
+        (1500) in ranges, as "memberOf;range=0-1499", and the rest only when asked: read
+        as the plain name it would be empty (a user in no groups). Refused instead."""
+        prefix = attr.lower() + ";range="
+        ranged = next((k for k in self.raw if k.startswith(prefix)), None)
+        if ranged is not None:
+            raise SourceError(f"{self.source}: entry {self.dn}: the server sent {attr} in "
+                              f"ranges ({ranged}: more values than it sends at once), which "
+                              "governor does not read: the entry's values would be "
+                              "incomplete")
 
     def first(self, field: str) -> str | None:
         values = self.all(field)
