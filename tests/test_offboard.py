@@ -563,7 +563,12 @@ def test_options_may_come_before_the_person(demo_dir: Path) -> None:
     out = run_cli("-c", cfg, "offboard", "--json", "E1012", env=env)
     assert out.code == 0, out.err
     assert json.loads(out.out)["plan"]["employee_id"] == "E1012"
-    assert run_cli("-c", cfg, "offboard", "--help", env=env).code == 0
+    helped = run_cli("-c", cfg, "offboard", "--help", env=env)
+    assert helped.code == 0
+    # review: the plan-and-execute options were only in `offboard USER --help`
+    options = helped.out.partition("Options of `governor offboard USER`:")[2]
+    for option in ("--execute", "--new-owner", "--reason", "--ticket", "--force"):
+        assert option in options, option
 
 
 def test_a_new_owner_given_when_resuming_is_not_dropped_in_silence(demo_dir: Path) -> None:

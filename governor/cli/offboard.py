@@ -43,6 +43,16 @@ class _PersonFirst(click.Group):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # the plan-and-execute options belong to the hidden run command: shown here too,
+        # or `offboard --help` hid --execute, --ticket, --new-owner and --force
+        super().format_options(ctx, formatter)
+        run = self.commands["run"]
+        rows = [r for p in run.get_params(ctx) if isinstance(p, click.Option)
+                and "--help" not in p.opts and (r := p.get_help_record(ctx)) is not None]
+        with formatter.section("Options of `governor offboard USER`"):
+            formatter.write_dl(rows)
+
 
 @click.group(cls=_PersonFirst)
 def offboard() -> None:
