@@ -68,7 +68,6 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"{UNUSABLE_URL}: its host or port cannot be read") from None
     if engine.dialect.name == "sqlite":
         database = engine.url.database or ":memory:"
-        _created_private(database)
 
         def pragmas(dbapi_conn: Any, record: Any) -> None:
             _sqlite_pragmas(dbapi_conn, record, database)
@@ -90,8 +89,6 @@ def _created_private(database: str) -> None:
     """Create a SQLite store that is not there yet readable by its owner and group only,
     not by everyone as the umask would usually have it (SQLite gives its -wal and -shm
     files the database file's permissions)."""
-    if database == ":memory:" or database.startswith("file:"):
-        return
     # there already, or in a folder that is not: SQLite says so when it opens it
     with contextlib.suppress(OSError):
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_MODE))
@@ -336,6 +333,7 @@ def upgrade(engine: Engine, revision: str = "head", *,
         # creating the store is what upgrade is for, its folder too (every other command
         # refuses a missing store and says to run this)
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _created_private(database)
     _not_newer(engine)
     _check_target(engine, revision, up=True)
     with _alembic_refusal(engine, "upgrade", revision):
