@@ -1011,6 +1011,22 @@ def test_a_vault_export_carrying_secrets_is_refused_without_reading_them(
     assert "Hunter2" not in message and "JBSW" not in message
 
 
+def test_a_semicolon_export_is_read_with_its_delimiter_and_named_without_it(
+        tmp_path: Path) -> None:
+    # review: a ';' export (spreadsheets in many European locales) could not be read, and
+    # the error said "missing column 'employee_id'"
+    content = ("employee_id;name;email;status;worker_type\n"
+               "E1;Zoë Weiß;zoe@corp.example;active;employee\n")
+    message = fails(tmp_path, "hr_file", "hr.csv", content)
+    assert message == ("hr.csv:1: the header reads as one column, 'employee_id;name;email;"
+                       "status;worker_type': the file looks separated by ';'; set the "
+                       "source's delimiter = ';'")
+    [p] = fetch(tmp_path, "hr_file", "hr.csv", content, delimiter=";")
+    assert (p.employee_id, p.name, p.email) == ("E1", "Zoë Weiß", "zoe@corp.example")
+    with pytest.raises(OptionError, match="one of"):
+        fetch(tmp_path, "hr_file", "hr.csv", content, delimiter=";;")
+
+
 @pytest.mark.parametrize("name", ["vault.csv", "vault.json"])
 def test_a_secret_column_mapped_onto_a_field_is_refused_too(tmp_path: Path, name: str
                                                             ) -> None:

@@ -30,6 +30,10 @@ def file_options(fields: tuple[str, ...], what: str,
                        example=f"data/{what.replace(' ', '_')}.csv"),
         "format": Option("str", "auto", "File format; auto goes by the file extension "
                          "(.csv/.tsv, .json, .jsonl).", choices=FORMATS),
+        "delimiter": Option("str", "", "Column separator of a CSV file; empty goes by the "
+                            "extension (',' for .csv, a tab for .tsv). ';' is what "
+                            "spreadsheets set to many European locales write.",
+                            choices=("", ",", ";", "\t", "|")),
         "columns": Option("dict[str,str]", {}, "Map a field to the file's own column or key "
                           "name where they differ. Fields: " + ", ".join(fields) + ".",
                           choices=fields),

@@ -187,8 +187,9 @@ class Table:
     def __init__(self, path: Path, columns: Mapping[str, str], required: Sequence[str],
                  fmt: str = "auto", display: str | None = None,
                  known: Sequence[str] = (), no_secrets: bool = False,
-                 zone: tzinfo = UTC) -> None:
+                 zone: tzinfo = UTC, delimiter: str = "") -> None:
         self.path = path
+        self.delimiter = delimiter  # empty: by the extension
         self.display = display or str(path)
         self.columns = dict(columns)
         self.required = tuple(required)
@@ -329,6 +330,13 @@ class Table:
             except csv.Error as exc:
                 raise self._malformed(1, reader.line_num, exc) from None
             header = [h.strip() for h in header]
+            other = next((d for d in ";\t|," if len(header) == 1 and d in header[0]
+                          and d != self._delimiter()), None)
+            if other is not None:
+                # a ';' export read as ',': one column, and a "missing column" that misled
+                raise DataError(self.display, 1, None, (
+                    f"the header reads as one column, {header[0][:60]!r}: the file looks "
+                    f"separated by {other!r}; set the source's delimiter = {other!r}"))
             twice = sorted({h for h in header if header.count(h) > 1})
             if twice:
                 # the last would silently win: a second "name" column became everyone's name
@@ -478,6 +486,8 @@ class Table:
                          f"the key {key!r} appears twice in one object: each may appear once")
 
     def _delimiter(self) -> str:
+        if self.delimiter:
+            return self.delimiter
         return "\t" if self.path.suffix.lower() == ".tsv" else ","
 
     def _not_utf8(self) -> DataError:

@@ -70,7 +70,7 @@ class DirectoryFile(FileConnector):
         s = self.settings
         self.require_file()
         table = Table(self.path, s["columns"], ("login", "status"), s["format"], known=FIELDS,
-                      zone=self.zone)
+                      zone=self.zone, delimiter=s["delimiter"])
         self.read_table = table
         statuses = {**{w: w for w in STATUS_WORDS}, **DEFAULT_STATUS, **lowered(s["status_map"])}
         factors = {**{f: f for f in FACTOR_TYPES}, **DEFAULT_FACTOR, **lowered(s["factor_map"])}

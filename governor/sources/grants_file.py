@@ -91,7 +91,7 @@ class GrantsFile(FileConnector):
         s = self.settings
         self.require_file()
         table = Table(self.path, s["columns"], ("account", "principal", "role"), s["format"],
-                      known=FIELDS, zone=self.zone)
+                      known=FIELDS, zone=self.zone, delimiter=s["delimiter"])
         self.read_table = table
         self._overrides = {k.strip().lower(): Role.parse(v) for k, v in s["role_map"].items()}
         self._platform = s["platform"].strip().lower()

@@ -66,7 +66,7 @@ class HrFile(FileConnector):
         s = self.settings
         self.require_file()
         table = Table(self.path, s["columns"], REQUIRED_FIELDS, s["format"], known=FIELDS,
-                      zone=self.zone)
+                      zone=self.zone, delimiter=s["delimiter"])
         self.read_table = table
         statuses = {**DEFAULT_STATUS, **lowered(s["status_map"])}
         workers = {**DEFAULT_WORKER, **lowered(s["worker_type_map"])}

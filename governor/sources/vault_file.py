@@ -49,7 +49,7 @@ class VaultFile(FileConnector):
         s = self.settings
         self.require_file()
         table = Table(self.path, s["columns"], ("id", "accounts", "readers"), s["format"],
-                      known=FIELDS, no_secrets=True, zone=self.zone)
+                      known=FIELDS, no_secrets=True, zone=self.zone, delimiter=s["delimiter"])
         self.read_table = table
         sep = s["list_separator"]
         rows = table.rows()
