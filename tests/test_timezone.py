@@ -340,3 +340,15 @@ def test_a_time_typed_without_an_offset_is_the_organisations_local_time(
     # 06:00 in California is 14:00 UTC: still in the future at 13:00 UTC
     assert run_cli("-c", cfg, "whohas", "x:@northwind", "--at", "2026-11-20T06:00",
                    env=env).code == 2
+
+
+def test_tables_show_times_in_the_organisations_zone_and_say_which(demo_dir: Path) -> None:
+    # review: whohas's SEEN SINCE and audit list's AT were UTC with no zone, while --at
+    # without an offset is local time: a time pasted from a table meant another instant
+    cfg = zoned_demo(demo_dir, "Europe/Berlin")
+    assert run_cli("-c", cfg, "reconcile", "--no-report", env=demo_env()).code == 0
+    shown = run_cli("-c", cfg, "audit", "list", env=demo_env()).out
+    # the run at 2026-11-20 12:00 UTC is 13:00 in Berlin (CET)
+    assert "2026-11-20 13:00 CET" in shown, shown
+    held = run_cli("-c", cfg, "whohas", "x:@northwind", env=demo_env()).out
+    assert "2026-11-20 13:00 CET" in held and " UTC" not in held

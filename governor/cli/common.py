@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -129,19 +129,26 @@ def error_json(exc: GovernorError | click.ClickException) -> dict[str, Any]:
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     """A plain aligned table; cells are made single-line so a hostile name can't
-    forge rows or move the cursor."""
-    cells = [[_clean(c) for c in r] for r in rows]
+    forge rows or move the cursor. Times are shown in governor.timezone, saying which
+    (`--at` without an offset is read in it: a time copied from a table means the
+    same instant)."""
+    obj = click.get_current_context(silent=True)
+    ctx = obj.find_object(Ctx) if obj is not None else None
+    # the config as the command loaded it; a command that read none shows UTC
+    zone = ctx._config.zone if ctx is not None and ctx._config is not None else UTC
+    cells = [[_clean(c, zone) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for r in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
-def _clean(value: Any) -> str:
+def _clean(value: Any, zone: tzinfo) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
+        return f"{local:%Y-%m-%d %H:%M} {local.tzname() or ''}".rstrip()
     text = str(value)
     return "".join(ch if ch.isprintable() else "?" for ch in text)
 
