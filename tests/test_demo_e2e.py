@@ -112,6 +112,10 @@ def test_demo_finds_exactly_the_planted_cases(db_url: str, tmp_path: Path) -> No
     assert f"  {hint}governor -c {where}/governor.toml findings" in out.out, out.out
     report = where / "reports" / "nightly-1.html"
     assert report.exists()
+    # exported that morning, not "newer than the run" (review: copied today, they were)
+    started = json.loads((where / "reports" / "nightly-1.json").read_text())
+    assert all(s["freshness"] <= started["started_at"] for s in started["sources"]), \
+        [(s["name"], s["freshness"]) for s in started["sources"]]
     cfg = str(where / "governor.toml")
     env = {**env, "GOVERNOR_NOW": DEMO_NOW}
     got = {(f["key"], f["outcome"], f["severity"]) for f in findings(cfg, env, "--status", "all")}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import sys
 from dataclasses import replace
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -226,6 +228,12 @@ def demo(cctx: click.Context, ctx: Ctx, where: Path, keep: bool, database_url: s
     ctx.use_config(where / "governor.toml", cfg)
     if ctx.clock is system_clock and not os.environ.get("GOVERNOR_NOW"):
         ctx.clock = fixed_clock(parse_instant(DEMO_NOW))
+        # exported that morning, as a nightly job's would be: copied today, the files
+        # read as produced after the demo's run ("newer than the run") in its report
+        exported = (parse_instant(DEMO_NOW) - timedelta(hours=7)).timestamp()
+        for item in where.iterdir():
+            if item.suffix in (".csv", ".json", ".toml", ".yaml") and item.is_file():
+                os.utime(item, (exported, exported))
     db.upgrade(ctx.engine(at_head=False))
     as_json = use_json(ctx, as_json)
     code = _run(ctx, False, None, None, True, as_json)
@@ -235,10 +243,12 @@ def demo(cctx: click.Context, ctx: Ctx, where: Path, keep: bool, database_url: s
         url = "" if database_url is None else "GOVERNOR_DATABASE_URL=" + (
             "'<the --database-url given>' " if make_url(database_url).password
             else f"{shlex.quote(database_url)} ")
+        # the command as it was run (.venv/bin/governor when the venv is not active)
+        me = shlex.quote(sys.argv[0]) if Path(sys.argv[0]).name == "governor" else "governor"
         click.echo(f"\nThe sample organisation and its config are in {where}/ "
                    f"(as of {DEMO_NOW[:10]}); try:\n"
-                   f"  {url}governor -c {where}/governor.toml findings\n"
-                   f"  {url}governor -c {where}/governor.toml whohas x:@northwind\n")
+                   f"  {url}{me} -c {where}/governor.toml findings\n"
+                   f"  {url}{me} -c {where}/governor.toml whohas x:@northwind\n")
     cctx.exit(code)
 
 
