@@ -37,7 +37,8 @@ from governor.reports.nightly import (
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 SCRIPT = "<script>alert(1)</script>"
 FORMULA = '=HYPERLINK("http://x")'
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20",
+                    "\ufeff")
 
 
 def finding(key: str, severity: str = "high", *, status: str = "open", outcome: str = "fail",
@@ -377,6 +378,9 @@ def test_dates_are_shown_in_utc(tmp_path: Path) -> None:
     ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
     ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("a=b", "a=b"), ("", ""), (None, ""),
     ("plain", "plain"), (3, "3"), (T0, "2026-11-20T02:00:00Z"),
+    # review: the fullwidth forms and a byte-order mark before a formula passed
+    ("\uff1dHYPERLINK(1)", "'\uff1dHYPERLINK(1)"), ("\ufeff=1+1", "'\ufeff=1+1"),
+    ("\uff0b1", "'\uff0b1"), ("\uff0d1", "'\uff0d1"), ("\uff20SUM(A1)", "'\uff20SUM(A1)"),
 ])
 def test_safe_cell(value: object, expected: str) -> None:
     assert safe_cell(value) == expected
@@ -837,7 +841,8 @@ def test_a_findings_csv_line_is_the_line_its_cells_make() -> None:
 
 def test_a_matrix_line_is_the_line_its_safe_cells_make() -> None:
     awkward = ["plain", "with, comma", 'say "hi"', "two\nlines", "=1+1", "-5", "@me",
-               "\t=x", "ünïcode", "no\u00a0break", "esc\x1b[2J", "c1\x9bx", "bidi\u202ex", ""]
+               "\t=x", "ünïcode", "no\u00a0break", "esc\x1b[2J", "c1\x9bx", "bidi\u202ex", "",
+               "\uff1dHYPERLINK(x)", "\ufeff=1+1"]
     base = matrix_row(0)
     for v in awkward:
         for slot in range(len(base)):

@@ -125,8 +125,11 @@ def jsonable(value: Any) -> Any:
 # -- CSV -------------------------------------------------------------------------------
 
 # A spreadsheet treats a cell starting with one of these as a formula (tab and carriage
-# return too: some strip them and read on). OWASP "CSV Injection".
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# return too: some strip them and read on). OWASP "CSV Injection". And their fullwidth
+# forms and a byte-order mark before them, which some spreadsheets fold or skip before
+# they look.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20",
+                    "\ufeff")
 
 
 _FORMULA_START = frozenset(FORMULA_PREFIXES)
