@@ -283,8 +283,11 @@ class LdapDirectory(Connector):
             conn = self._connection(url, password, write)
             try:
                 conn.open()
-                if self.settings["tls"] == "starttls":
-                    conn.start_tls()
+                # ldap3 raises when the server refuses; a False answer is a refusal too,
+                # and the bind after it would send the password in clear text
+                if self.settings["tls"] == "starttls" and not conn.start_tls():
+                    raise lx.LDAPStartTLSError("StartTLS failed: the server did not "
+                                               "start TLS")
             except (lx.LDAPException, OSError) as exc:
                 reasons.append(f"{url}: {_reach_reason(exc, self.settings, password)}")
                 _close(conn)
