@@ -51,6 +51,7 @@ class ExcessPrivilege(Rule):
         limits = {kind: Role.parse(label)
                   for kind, label in {**MAX_ROLE, **params["max_role"]}.items()}
         limit_of: dict[str, Role] = {}  # employee id -> their worker type's highest role
+        owner_of: dict[str, str | None] = {}  # account key -> its owner's employee id
         top, vault = Role.OWNER, AccessPath.VAULT
         for h in snap.grants:
             g = h.grant
@@ -73,7 +74,7 @@ class ExcessPrivilege(Rule):
                 reasons.append(f"the {person.worker_type.value} limit is {limit.label}")
             account = snap.accounts.get(g.account)
             if g.role is Role.OWNER:
-                outside, undecided = _team_check(snap, g.account, eid)
+                outside, undecided = _team_check(snap, g.account, eid, owner_of)
                 reasons += [outside] if outside else []
             if not reasons and undecided is None:
                 continue
@@ -93,11 +94,11 @@ class ExcessPrivilege(Rule):
                 person=eid,
                 account=g.account,
             )
-        yield from self._readers(snap, limits, limit_of)
+        yield from self._readers(snap, limits, limit_of, owner_of)
 
     @staticmethod
-    def _readers(snap: Snapshot, limits: dict[str, Role],
-                 limit_of: dict[str, Role]) -> Iterator[Result]:
+    def _readers(snap: Snapshot, limits: dict[str, Role], limit_of: dict[str, Role],
+                 owner_of: dict[str, str | None]) -> Iterator[Result]:
         """Readers of a shared login: it is full control of every account it opens (as
         user-mfa-missing and offboarding take it), so each reader holds the top role
         there, judged against their kind of work's limit and the account's owner team
@@ -122,7 +123,7 @@ class ExcessPrivilege(Rule):
                 over = ([f"the {person.worker_type.value} limit is {limit.label}"]
                         if top > limit else [])
                 for acct in c.accounts:
-                    outside, undecided = _team_check(snap, acct, eid)
+                    outside, undecided = _team_check(snap, acct, eid, owner_of)
                     reasons = over + ([outside] if outside else [])
                     if not reasons and undecided is None:
                         continue
@@ -147,15 +148,19 @@ class ExcessPrivilege(Rule):
                     )
 
 
-def _team_check(snap: Snapshot, key: str, eid: str) -> tuple[str | None, str | None]:
+def _team_check(snap: Snapshot, key: str, eid: str, owner_of: dict[str, str | None]
+                ) -> tuple[str | None, str | None]:
     """(why ``eid`` may not hold the owner role of account ``key``, kept to its owner
     team; why that cannot be told): both None when they may (no owner team, their own
-    account, their team)."""
+    account, their team). ``owner_of``: account -> its owner's employee id, filled as
+    asked (a platform's owners are many grants on few accounts)."""
     account = snap.accounts.get(key)
     if account is None or not account.owner_team:
         return None, None
-    owner = snap.person(account.owner)
-    if owner is not None and owner.employee_id == eid:
+    if key not in owner_of:
+        owner = snap.person(account.owner)
+        owner_of[key] = owner.employee_id if owner is not None else None
+    if owner_of[key] == eid:
         return None, None
     department = snap.persons[eid].department
     if not _team(department):  # no department is missing data, not another team
