@@ -473,6 +473,14 @@ def test_password_from_a_file_or_the_environment_only(
     (tmp_path / "ldap.pw").write_text(lp.READER_PW + "\n")
     conn = connector(ol, tmp_path, bind_dn=ol.reader_dn, password_file="ldap.pw")
     assert len(accounts(list(conn.fetch()))) == BULK + 6
+    # doctor says when the file is readable by others (review: it did not)
+    (tmp_path / "ldap.pw").chmod(0o644)
+    first = conn.check()[0]
+    assert (first.step, first.ok) == ("secret file", False)
+    assert first.detail == (f"password_file {tmp_path / 'ldap.pw'} can be read by its group "
+                            "or others (mode 0644): chmod 600 it")
+    (tmp_path / "ldap.pw").chmod(0o600)
+    assert [(c.step, c.ok) for c in conn.check()][0] == ("secret file", True)
     monkeypatch.delenv("LDAP_UNSET_PW", raising=False)
     unset = connector(ol, tmp_path, bind_dn=ol.reader_dn, password_env="LDAP_UNSET_PW")
     assert fails(unset) == "ldap: environment variable LDAP_UNSET_PW (password_env) is not set"

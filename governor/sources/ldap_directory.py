@@ -76,6 +76,7 @@ from governor.sources.base import (
     check_env_name,
     env_named,
     held_by_another,
+    private_file,
     register,
 )
 
@@ -838,6 +839,10 @@ class LdapDirectory(Connector):
         return f"{where}: {text}"
 
     def check(self) -> list[Check]:
+        return [*private_file(self.base_dir, self.settings["password_file"], "password_file"),
+                *self._checks()]
+
+    def _checks(self) -> list[Check]:
         password: str | None = None
         pw_error: str | None = None
         try:

@@ -81,6 +81,7 @@ from governor.sources.base import (
     check_env_name,
     env_named,
     held_by_another,
+    private_file,
     register,
 )
 
@@ -632,6 +633,10 @@ class OktaDirectory(Connector):
     # ---- doctor -----------------------------------------------------------------------
 
     def check(self) -> list[Check]:
+        return [*private_file(self.base_dir, self.settings["token_file"], "token_file"),
+                *self._checks()]
+
+    def _checks(self) -> list[Check]:
         try:
             token = self._token()
         except SourceError as exc:
