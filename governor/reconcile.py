@@ -573,7 +573,7 @@ def run(session: Session, config: Config, clock: Clock, opts: RunOptions,
             "each source at its export or switch it off (enabled = false), and check them "
             "with `governor doctor`")
     trips = guard_trips(config, outcomes)
-    for name, why in (*readers_lost(session, config, outcomes, r.id).items(),
+    for name, why in (*readers_lost(session, config, outcomes, r.id, now).items(),
                       *fields_emptied(session, config, outcomes, r.id).items(),
                       *removed_sources(session, config, prev).items()):
         trips[name] = f"{trips[name]}; {why}" if name in trips else why

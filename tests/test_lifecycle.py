@@ -116,8 +116,10 @@ def test_a_vault_export_that_lost_its_readers_stops_the_run(demo_dir: Path) -> N
     day3 = {**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"}
     out = run_cli("-c", cfg, "reconcile", "--no-report", env=day3)
     assert out.code == 3, out.err
-    assert "vault: 11 of the 11 readers (people and groups) its items had at its last " \
-           "read are gone from items it still returns (100%; limit 30%)" in out.err
+    # the two who had left are not counted: taking them off is what governor asks for
+    assert "vault: 9 of the 11 readers (people and groups) its items had at its last " \
+           "read are gone from items it still returns, people who have left aside (82%; " \
+           "limit 30%)" in out.err
     assert statuses(url) == before
     forced = run_cli("-c", cfg, "reconcile", "--no-report", "--force", "--reason",
                      "vault cleaned up", env=day3)
@@ -189,6 +191,28 @@ def test_a_directory_export_that_emptied_a_column_stops_the_run(
     assert f"records that had {field} at its last read have none now" in out.err
     assert effect in out.err
     assert statuses(url) == before
+
+
+def test_taking_a_leaver_off_a_small_vault_is_not_a_lost_feed(demo_dir: Path) -> None:
+    # review: in a small vault, removing one leaver from an item (what governor asks
+    # for) was a third of its readers, and the run stopped as if the export had lost them
+    vault = demo_dir / "vault.json"
+    data = json.loads(vault.read_text(encoding="utf-8"))
+    data["records"] = [r for r in data["records"] if r["id"] == "vlt-7f3a02"]
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    cfg, env = setup(demo_dir)
+    item = data["records"][0]
+    assert "marcus.webb@northwind.example" in item["readers"] and len(item["readers"]) == 3
+    item["readers"].remove("marcus.webb@northwind.example")  # Marcus (E1010) has left
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    out = run_cli("-c", cfg, "reconcile", "--no-report", env={**env, "GOVERNOR_NOW": DAY2})
+    assert out.code == 0, out.err
+    # one who has not left, gone from the same item, still stops it
+    item["readers"].remove("priya.raman@northwind.example")
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00+00:00"})
+    assert out.code == 3 and "vault: 1 of the 2 readers" in out.err, out.err
 
 
 def test_empty_feed_stops_the_run(demo_dir: Path) -> None:
