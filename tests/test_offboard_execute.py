@@ -291,6 +291,33 @@ def test_an_account_protected_by_its_email_is_not_touched_under_its_login(
     assert not [s for s in plan["steps"] if s["source"] == "ldap" and s["automatic"]]
 
 
+@pytest.mark.parametrize(("number", "acts"), [
+    ("E1000", False),  # the login now belongs to someone HR knows: refused
+    ("1010", True),    # a badge number HR does not know: tells nobody apart (review)
+])
+def test_an_account_s_employee_id_refuses_a_step_only_when_hr_knows_it_as_another(
+        org: tuple[str, dict[str, str], lp.Slapd], number: str, acts: bool) -> None:
+    cfg, env, server = org
+    _open_case_with_steps_to_do(cfg, env)
+    conn = server.admin()
+    try:
+        conn.modify(MARCUS, {"employeeNumber": [("MODIFY_REPLACE", [number])]})
+    finally:
+        conn.unbind()
+    out = run_cli("-c", cfg, "offboard", "E1010", "--execute", "--json", env=env)
+    outcomes = {o["key"]: (o["state"], o["detail"]) for o in json.loads(out.out)["outcomes"]}
+    if acts:
+        assert out.code == 0, out.err
+        assert {state for state, _ in outcomes.values()} == {"done"}
+        assert MARCUS.lower() not in members(server) and locked(server)
+    else:
+        assert out.code == 5, out.err
+        assert outcomes["disable:ldap:marcus.webb"] == (
+            "failed", "ldap: marcus.webb is now the account of employee E1000, not E1010 (the "
+                      "login was given to someone else since the case opened): not acted on")
+        assert MARCUS.lower() in members(server) and not locked(server)
+
+
 def test_a_directory_that_failed_to_read_reopens_no_step_governor_did(
         org: tuple[str, dict[str, str], lp.Slapd]) -> None:
     """Review: the night the directory could not be read, its last good data (from before

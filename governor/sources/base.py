@@ -139,6 +139,16 @@ def private_file(base_dir: Path, name: str, option: str) -> list[Check]:
     return [Check("secret file", True, f"{option} {path} is private (mode {mode:04o})")]
 
 
+class HeldByAnother(SourceError):
+    """The account a step's login finds carries another employee id than the case's
+    person. Whether that id is someone else's the store decides (HR knows it, or it is
+    a badge number or a vendor's id the account was only ever linked by)."""
+
+    def __init__(self, message: str, employee_id: str) -> None:
+        super().__init__(message)
+        self.employee_id = employee_id
+
+
 def held_by_another(action: Action, employee_id: str | None, system: str, login: str
                     ) -> None:
     """Refuse to act on an account its system now says is someone else's. A step names
@@ -147,9 +157,9 @@ def held_by_another(action: Action, employee_id: str | None, system: str, login:
     its employee id, where the system keeps one, tells them apart."""
     person = dict(action.target).get("person", "").strip()
     if person and employee_id and employee_id.strip().casefold() != person.casefold():
-        raise SourceError(f"{system}: {login} is now the account of employee {employee_id}, "
-                          f"not {person} (the login was given to someone else since the "
-                          "case opened): not acted on")
+        raise HeldByAnother(f"{system}: {login} is now the account of employee "
+                            f"{employee_id}, not {person} (the login was given to someone "
+                            "else since the case opened): not acted on", employee_id.strip())
 
 
 class Connector(ABC):
