@@ -91,8 +91,8 @@ OFFBOARD_OPTIONS: dict[str, Option] = {
                            "this needs --force --reason.", min=1, max=100_000),
     "protected": Option("list[str]", [], "Principals never touched by offboarding (break-glass "
                         "and other named accounts), as logins or emails; a directory "
-                        "account named by any of its login, email or aliases is protected "
-                        "under all of them.",
+                        "account named by its login or email is protected under all its "
+                        "names (login, email, aliases).",
                         example=["breakglass@northwind.example"]),
     "sla_critical_hours": Option("int", 24, "Hours from the person's last day (the HR end "
                                  "date, or for someone no HR export lists any more the day "
