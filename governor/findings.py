@@ -216,15 +216,19 @@ class Merge:
                                  f"WHERE id = {m}", kept)
 
     def finish(self, source_ok: dict[str, bool], disabled: Iterable[str], actor: str,
-               left: Collection[str] = (), retuned: Collection[str] = ()) -> FindingStats:
+               left: Collection[str] = (), retuned: Collection[str] = (),
+               left_at_all: Collection[str] | None = None) -> FindingStats:
         """Resolve what no rule reported (when its sources were read), then exceptions.
         ``left``: the people who count as having left; a finding about one of them that
         no rule reports any more resolved because they left (a rule that judges staff
-        skips leavers), which "fixed" would misstate. ``retuned``: rules whose
+        skips leavers), which "fixed" would misstate. ``left_at_all`` (default ``left``):
+        those who have left, no grace given; a leaver rule's finding about someone not
+        among them resolves as "person back". ``retuned``: rules whose
         parameters differ from the last run's (a longer grace, more admins allowed): a
         finding of one that no longer fails may have been fixed or let through by the
         new setting, which nobody can tell, so it resolves as "rule settings changed"."""
         off = set(disabled)
+        gone_now = left if left_at_all is None else left_at_all
         resolve: list[tuple[Any, ...]] = []
         gone: dict[str, list[str]] = {}  # a finding's sources -> those no longer configured
         unwatched: dict[str, int] = {}
@@ -255,8 +259,8 @@ class Merge:
                 if person is not None and person in left and rule is not None \
                         and rule.skips_leavers:
                     resolution = "person left"
-                elif person is not None and person not in left and rule is not None \
-                        and rule.judges_leavers:
+                elif person is not None and person not in gone_now \
+                        and rule is not None and rule.judges_leavers:
                     resolution = "person back"
                 elif rule_id in retuned:
                     resolution = "rule settings changed"

@@ -314,7 +314,10 @@ def evaluate(session: Session, run_id: int, now: datetime, snap: Snapshot, confi
     # resolve as "person left", not "fixed" (leaver-holds-access reports them instead),
     # and a leaver rule's about someone not among them as "person back"
     left = {eid for eid, p in snap.persons.items() if snap.has_left(p, snap.leaver_grace)}
-    return merge.finish(ok, disabled, actor, left, retuned_rules)
+    # "back" is not having left at all, whatever grace a leaver rule gives: someone
+    # within leaver-holds-access's grace is still gone (a rotation seen then is a fix)
+    gone = {eid for eid, p in snap.persons.items() if snap.has_left(p)}
+    return merge.finish(ok, disabled, actor, left, retuned_rules, gone)
 
 
 def retuned(before: Any, after: dict[str, dict[str, Any]]) -> set[str]:

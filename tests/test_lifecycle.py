@@ -990,6 +990,37 @@ def test_a_leaver_taken_back_resolves_their_leaver_findings_as_person_back(
         "person back"}
 
 
+def test_a_rotation_within_a_leavers_grace_is_a_fix_not_person_back(demo_dir: Path) -> None:
+    # review: "person back" was judged with leaver-holds-access's 24 hours of grace, so a
+    # password rotated the day after someone's last day read as "nothing taken away"
+    hr = demo_dir / "hr.csv"
+    hr.write_text(hr.read_text() + "E9999,Eve Gone,eve.gone@northwind.example,,Active,"
+                  "Employee,Editor,Communications,E1001,2024-01-01,2026-11-19\n")
+    vault = demo_dir / "vault.json"
+    data = json.loads(vault.read_text(encoding="utf-8"))
+    item = next(r for r in data["records"] if r["id"] == "vlt-7f3a04")
+    item["readers"].append("eve.gone@northwind.example")
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    cfg, env = setup(demo_dir)
+    url = url_of(demo_dir, env)
+    key = "shared-secret-not-rotated:vlt-7f3a04"
+    assert query(url, f"SELECT status, person FROM finding WHERE key = '{key}'") == [
+        ("open", "E9999")]
+    item["readers"].remove("eve.gone@northwind.example")  # taken off the item
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-20T18:00:00+00:00"})
+    assert out.code == 0, out.err
+    item["password_changed_at"] = "2026-11-20T19:00:00Z"  # and then rotated
+    item["fingerprint"] = "hmac-sha256:" + "5e" * 32
+    vault.write_text(json.dumps(data), encoding="utf-8")
+    out = run_cli("-c", cfg, "reconcile", "--no-report",
+                  env={**env, "GOVERNOR_NOW": "2026-11-20T20:00:00+00:00"})
+    assert out.code == 0, out.err
+    assert query(url, f"SELECT status, resolution FROM finding WHERE key = '{key}'") == [
+        ("resolved", "fixed")]
+
+
 def test_fail_on_counts_what_no_rule_could_decide(demo_dir: Path) -> None:
     # review: with the directory and the vault off nothing critical could be decided, and
     # `--fail-on` passed (exit 0) on the critical unknowns: a CI gate's silent pass
