@@ -880,10 +880,15 @@ def _uncommitted(session: Session, path: Path, last: Run | None, run_id: int) ->
 
 
 def _ours(session: Session, path: Path) -> bool:
-    """Could this nightly JSON report be this store's? Not when it names another store;
-    one written before reports named theirs (migration 0014) is judged by its anchors."""
+    """Could this nightly JSON report be this store's? Not when it names another store,
+    unless this store's log holds the head it copied: a schema taken down past 0014 and
+    up again has a new id (the one before went with its table) and the same log. One
+    written before reports named theirs (migration 0014) is judged by its anchors."""
     theirs = audit.report_store(path)
-    return theirs is None or theirs == audit.store_id(session)
+    if theirs is None or theirs == audit.store_id(session):
+        return True
+    anchor = audit.report_anchor(path)
+    return anchor is not None and audit.holds(session, anchor)
 
 
 def job(engine: Engine, config: Config, clock: Clock, opts: RunOptions) -> RunResult:

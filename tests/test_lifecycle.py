@@ -1617,6 +1617,23 @@ def test_a_second_store_leaves_a_first_run_s_reports_alone(demo_dir: Path,
     assert report["store_id"] == ids[url_of(demo_dir, env)]
 
 
+def test_a_schema_round_trip_past_0014_keeps_the_store_s_own_reports_its_own(
+        demo_dir: Path) -> None:
+    # review: the downgrade dropped the store's id and the upgrade made another, so its
+    # own latest report "named another store" and every run after failed
+    cfg = str(demo_dir / "governor.toml")
+    env = demo_env()
+    assert run_cli("-c", cfg, "db", "upgrade", env=env).code == 0
+    assert run_cli("-c", cfg, "reconcile", env=env).code == 0
+    day2 = {**env, "GOVERNOR_NOW": DAY2}
+    assert run_cli("-c", cfg, "reconcile", env=day2).code == 0
+    assert run_cli("-c", cfg, "db", "downgrade", "0013", "--yes", env=day2).code == 0
+    assert run_cli("-c", cfg, "db", "upgrade", env=day2).code == 0
+    out = run_cli("-c", cfg, "reconcile", env={**env, "GOVERNOR_NOW": "2026-11-22T12:00:00Z"})
+    assert out.code == 0, out.err
+    assert run_cli("-c", cfg, "audit", "verify", env=env).code == 0
+
+
 def test_an_account_respelt_in_case_keeps_its_key_findings_and_steps(demo_dir: Path) -> None:
     # X handles ignore case: @NorthWind in the inventory is @northwind. A new key would
     # have resolved its findings as fixed and closed offboarding steps as observed gone
