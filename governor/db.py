@@ -52,12 +52,13 @@ UNUSABLE_URL = ("the database URL cannot be used (check governor.database or "
 def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    authority = url.partition("://")[2].partition("/")[0]
-    if authority.count("@") > 1:
-        # parsed at the first '@', the rest of the password became the host name, which
-        # the driver's "failed to resolve host" then printed
-        raise StoreError(f"{UNUSABLE_URL}: it has '@' more than once before the host; "
-                         "write an '@' in the user name or password as %40")
+    scheme, _, rest = url.partition("://")
+    userinfo = rest.rpartition("@")[0] if not scheme.startswith("sqlite") else ""
+    if "@" in userinfo or "/" in userinfo:
+        # parsed at the first '@' (or cut at a '/'), the rest of the password became the
+        # host name, which the driver's "failed to resolve host" then printed
+        raise StoreError(f"{UNUSABLE_URL}: its user name or password holds an '@' or '/' "
+                         "as it is; write them as %40 and %2F")
     try:
         engine = create_engine(url, future=True)
     except ImportError as exc:

@@ -95,12 +95,13 @@ def test_other_json_commands_answer_failures_in_json(demo_dir: Path) -> None:
      "it is not shown, it may hold a password): its host or port cannot be read"),
     ("postgresql://governor:s3cret-pw@[::1/governor", "its host or port cannot be read"),
     ("postgresql://governor:s3cret@pw-tail@127.0.0.1/governor",
-     "it has '@' more than once before the host; write an '@' in the user name or "
-     "password as %40"),
+     "its user name or password holds an '@' or '/' as it is; write them as %40 and %2F"),
+    ("postgresql://governor:s3/cret@pw-tail@127.0.0.1/governor", "as %40 and %2F"),
+    ("postgresql://governor:s3cret/pw-tail@127.0.0.1/governor", "as %40 and %2F"),
     ("postgresql://governor:s3cret-pw@127.0.0.1/governor?connect_timeout=abc",
      "the database refused: bad value for connect_timeout: 'abc'"),
 ], ids=["unreachable", "old-scheme", "unknown-driver", "sqlite-no-folder", "other-pg-driver",
-        "port", "ipv6", "two-at", "option"])
+        "port", "ipv6", "two-at", "slash-and-at", "slash", "option"])
 def test_a_store_that_cannot_be_used_is_one_line_without_its_url(
         demo_dir: Path, url: str, said: str) -> None:
     # the operator's to fix, not a bug: no traceback, and never the password
