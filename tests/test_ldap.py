@@ -289,6 +289,8 @@ def test_nested_base_dns_yield_each_entry_once(ad: lp.Slapd, tmp_path: Path) -> 
     # what every Active Directory root search refers to: DNS zones, no users
     ("ldap://DomainDnsZones.example.org/DC=DomainDnsZones,DC=example,DC=org", False),
     ("ldap://example.org/CN=Configuration,DC=example,DC=org", False),
+    # a child domain of the forest root searched (review): another domain, not a gap
+    ("ldap://emea.example.org/DC=emea,DC=example,DC=org", False),
 ])
 def test_a_subtree_referred_elsewhere_fails_the_read(
         tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, ref: str,

@@ -32,8 +32,9 @@ with the same TLS, failover and bind as a read:
   do not matter and a group of any size is never read whole (AD ranges ``member``).
 - ``disable`` (user): Active Directory sets the ACCOUNTDISABLE bit of userAccountControl;
   OpenLDAP writes pwdAccountLockedTime = 000001010000Z (an administrator's lock) when the
-  schema has it (ppolicy) and a locking policy applies, else nsAccountLock = TRUE. Done
-  when that holds.
+  schema has it (ppolicy), and refuses (a failed step, saying why) when no policy with
+  pwdLockout TRUE applies to the entry; nsAccountLock = TRUE only where the schema has
+  no pwdAccountLockedTime (389-DS, FreeIPA). Done when that holds.
 
 Faults are SourceErrors (the run goes on with this source failed and its last good data
 kept): no server reachable, TLS not trusted, bind refused, a size or admin limit hit,
@@ -365,11 +366,15 @@ class LdapDirectory(Connector):
         (RFC 4511 4.5.3). Not followed, so it fails the read, or that part's accounts
         would read as gone (and close offboarding steps as observed gone); but for the
         application partitions every Active Directory root search refers to (DNS zones,
-        configuration), which hold no users."""
+        configuration), which hold no users, and other domains (a forest root's child
+        domains), which are theirs to read."""
         for uri in entry.get("uri") or ():
-            dn = str(uri).partition("://")[2].partition("/")[2].partition("?")[0]
-            first = _dn_key(unquote(dn))[:1]
-            if first and (first[0] in AD_PARTITIONS or first[0] == ("cn", "configuration")):
+            dn = _dn_key(unquote(str(uri).partition("://")[2].partition("/")[2]
+                                 .partition("?")[0]))
+            if dn and (dn[0] in AD_PARTITIONS or dn[0] == ("cn", "configuration")
+                       or all(attr == "dc" for attr, _ in dn)):
+                # another domain (a forest root's child domain, DC=emea,DC=corp,...)
+                # is read as a source of its own, not a part of this one gone missing
                 continue
             raise SourceError(f"{self.name}: {url} refers part of {base} to {uri}, which "
                               "governor does not follow (its accounts would read as gone): "
