@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import re
 import zoneinfo
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -37,6 +38,28 @@ def parse_instant(text: str, tz: tzinfo = UTC) -> datetime:
     except OverflowError:
         raise ValueError(f"{text!r} lies outside the years 1 to 9999 in UTC") from None
     return value
+
+
+_SHOWN = re.compile(r"(.*\d)\s+([A-Za-z][A-Za-z0-9+\-]{0,9})")
+
+
+def parse_shown(text: str, tz: tzinfo) -> datetime:
+    """A time as governor's tables show it, "2026-11-20 13:00 CET": local in ``tz`` under
+    the zone name it had then (which also picks the hour a clock change repeats), or
+    UTC; else parse_instant's ISO 8601."""
+    found = _SHOWN.fullmatch(text.strip())
+    if found is None:
+        return parse_instant(text, tz)
+    local, name = datetime.fromisoformat(found[1]), found[2]
+    if local.tzinfo is not None:
+        raise ValueError(f"{text!r} gives both an offset and a zone name")
+    if name.upper() in ("UTC", "GMT", "Z"):
+        return local.replace(tzinfo=UTC)
+    for fold in (0, 1):
+        value = local.replace(tzinfo=tz, fold=fold)
+        if value.tzname() == name:
+            return value
+    raise ValueError(f"{name} is not what the organisation's zone is called at {found[1]}")
 
 
 def as_utc(value: datetime | str | None) -> datetime | None:

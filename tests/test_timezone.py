@@ -352,3 +352,15 @@ def test_tables_show_times_in_the_organisations_zone_and_say_which(demo_dir: Pat
     assert "2026-11-20 13:00 CET" in shown, shown
     held = run_cli("-c", cfg, "whohas", "x:@northwind", env=demo_env()).out
     assert "2026-11-20 13:00 CET" in held and " UTC" not in held
+    # and a time copied from a table is the instant it shows (review: it was refused)
+    later = {"GOVERNOR_NOW": "2026-11-21T12:00:00+00:00"}
+    instants = set()
+    for shown_at in ("2026-11-20 13:00 CET", "2026-11-20 12:00 UTC", "2026-11-20T13:00"):
+        out = run_cli("-c", cfg, "whohas", "x:@northwind", "--at", shown_at, "--json",
+                      env=later)
+        assert out.code == 0, (shown_at, out.err)
+        instants.add(datetime.fromisoformat(json.loads(out.out)["at"].replace("Z", "+00:00")))
+    assert instants == {datetime(2026, 11, 20, 12, tzinfo=UTC)}
+    wrong = run_cli("-c", cfg, "whohas", "x:@northwind", "--at", "2026-11-20 13:00 PST",
+                    env=later)
+    assert wrong.code == 2 and "PST is not what the organisation's zone is called" in wrong.err

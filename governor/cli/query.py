@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from governor import queries
 from governor.cli.common import Ctx, emit_json, json_option, pass_ctx, table, use_json
-from governor.clock import parse_instant
+from governor.clock import parse_shown
 from governor.db import sessions
 from governor.errors import NotFound
 from governor.findings import (
@@ -173,9 +173,11 @@ def _instant(ctx: Ctx, at: str | None) -> datetime | None:
     if not at:
         return None
     try:
-        when = parse_instant(at, ctx.config.zone)
-    except ValueError:
-        raise click.BadParameter(f"{at!r} is not an ISO 8601 time", param_hint="--at") from None
+        # as typed (ISO 8601), or as a table shows a time ("2026-11-20 13:00 CET")
+        when = parse_shown(at, ctx.config.zone)
+    except ValueError as exc:
+        raise click.BadParameter(f"{at!r} is not an ISO 8601 time nor one as governor "
+                                 f"shows them ({exc})", param_hint="--at") from None
     if when > ctx.clock():
         raise click.BadParameter(f"{at!r} is in the future: history tells only what was",
                                  param_hint="--at")
