@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Collection, Iterator
-from datetime import date, datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, func, or_, select
@@ -29,7 +29,7 @@ from governor.models import (
     Run,
     SourceRead,
 )
-from governor.queries import escape_like
+from governor.queries import escape_like, row_has_left
 from governor.records import WEAK_FACTORS, DirectoryStatus, SourceKind
 from governor.rules._common import more
 from governor.snapshot import Snapshot
@@ -149,7 +149,7 @@ def readers_lost(session: Session, config: Config, outcomes: list[SourceOutcome]
         baseline = sum(len(h) for h in before.values())
         went = [r for nk, held in before.items() if nk in now for r in held - now[nk]]
         if went and left is None:
-            left = _left_addresses(session, at.astimezone(config.zone).date())
+            left = _left_addresses(session, {name for _, name in went}, at, config.zone)
         lost = sum(1 for kind, name in went if kind != "reader" or name not in (left or ()))
         if baseline and baseline >= floor and lost > baseline * max_drop:
             out[o.name] = (f"{o.name}: {lost} of the {baseline} readers (people and groups) "
@@ -161,26 +161,18 @@ def readers_lost(session: Session, config: Config, outcomes: list[SourceOutcome]
     return out
 
 
-def _left_addresses(session: Session, today: date) -> set[str]:
-    """The addresses (email and aliases, lower-cased) of people who have left: HR says
-    so, their last day is over, or HR lists them no longer (their rows all ended)."""
-    p = ObsPerson
-    live: set[str] = set()
-    out: set[str] = set()
-    gone: dict[str, list[str]] = {}
-    for eid, email, aliases, status, end, ended in session.execute(select(
-            p.employee_id, p.email, p.aliases, p.status, p.end_date, p.ended_at)):
-        addresses = [a.lower() for a in [email, *json.loads(aliases)] if a]
-        if ended is not None:
-            gone.setdefault(eid, []).extend(addresses)
-            continue
-        live.add(eid)
-        if status == "left" or end is not None and end < today:
-            out.update(addresses)
-    for eid, addresses in gone.items():
-        if eid not in live:
-            out.update(addresses)
-    return out
+def _left_addresses(session: Session, names: set[str], at: datetime, zone: tzinfo
+                    ) -> set[str]:
+    """Those of ``names`` (readers gone, lower-cased) that are the work email of someone
+    who has left (queries.row_has_left), or whom HR lists no longer (their rows all
+    ended). By the email index: a reader named by an alias counts as lost."""
+    live: dict[str, bool] = {}  # employee id -> has left, by their current row
+    emails: dict[str, str] = {}  # employee id -> their email among the names
+    for o in session.scalars(select(ObsPerson).where(ObsPerson.email.in_(sorted(names)))):
+        emails[o.employee_id] = (o.email or "").lower()
+        if o.ended_at is None:
+            live[o.employee_id] = row_has_left(o, at, zone)
+    return {email for eid, email in emails.items() if live.get(eid, True)}
 
 
 # Fields an export job can drop or empty while every record still comes back, and what

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from governor import history, platforms
-from governor.clock import as_utc
+from governor.clock import as_utc, day_end
 from governor.correlate import EVERY_SOURCE, Correlator, Match, MatchStatus, Policy, strip_plus
 from governor.db import ascii_lower, bytewise, caseless
 from governor.errors import Ambiguous, NotFound
@@ -820,6 +820,13 @@ def person_access(session: Session, eid: str, at: datetime | None = None,
             "unexpanded_groups": unexpanded_groups(session, credentials, at, read),
             "failed_sources": [f.as_json() for f in failed_reads(session, used, at)],
             "unwatched_sources": unwatched_of(session, names, read, at)}
+
+
+def row_has_left(o: ObsPerson, now: datetime | None, zone: tzinfo) -> bool:
+    """Has the person of an HR row left by ``now``: HR says so, their last day is over,
+    or HR lists them no longer (end_date_inferred: _as_left)."""
+    return o.status == "left" or getattr(o, "end_date_inferred", False) or (
+        now is not None and o.end_date is not None and day_end(o.end_date, zone) <= now)
 
 
 def unwatched_of(session: Session, names: set[str], read: Collection[str] | None,

@@ -30,7 +30,13 @@ from governor.models import (
     ObsSocialAccount,
     PrincipalMatch,
 )
-from governor.queries import escape_like, may_list, resolve_person, unwatched_of
+from governor.queries import (
+    escape_like,
+    may_list,
+    resolve_person,
+    row_has_left,
+    unwatched_of,
+)
 from governor.sources import CONNECTORS
 
 OWNERSHIP, POSTS, DIRECTORY, PLATFORM, VAULT, ROTATE, RECOVERY, NONHUMAN = (
@@ -246,9 +252,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
         steps.append(step)
 
     def gone(o: ObsPerson) -> bool:
-        return o.status == "left" or getattr(o, "end_date_inferred", False) or (
-            now is not None and o.end_date is not None
-            and day_end(o.end_date, config.zone) <= now)
+        return row_has_left(o, now, config.zone)
 
     owner = _new_owner(session, p, new_owner, gone) if new_owner else _manager(session, p,
                                                                                gone)
@@ -262,8 +266,9 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
 
     # a source switched off is not watched: its last rows and matches stay, unplanned
     watched = [n for n, sc in config.sources.items() if sc.enabled]
-    matches = list(session.scalars(select(PrincipalMatch).where(
-        PrincipalMatch.employee_id == p.employee_id, PrincipalMatch.source.in_(watched))))
+    every_match = list(session.scalars(select(PrincipalMatch).where(
+        PrincipalMatch.employee_id == p.employee_id)))
+    matches = [m for m in every_match if m.source in watched]
     # one indexed lookup by principal; filtering the source here, not in SQL, keeps
     # SQLite on the principal index rather than scanning a source's current rows
     pairs = {(m.source, m.principal) for m in matches}
@@ -398,8 +403,7 @@ def build(session: Session, config: Config, who: str, new_owner: str | None = No
         step.critical = any(a in critical for a in step.reach)
     basis = None if p.end_date is None else (
         DROPPED_FROM_HR if p.end_date_inferred else HR_END_DATE)
-    everywhere = set(session.scalars(select(PrincipalMatch.principal).where(
-        PrincipalMatch.employee_id == p.employee_id)))
+    everywhere = {m.principal for m in every_match}
     return Plan(p.employee_id, p.name, p.status, p.status == "left",
                 p.end_date.isoformat() if p.end_date else None, basis, owner, steps,
                 touched, sorted(set(skipped)),

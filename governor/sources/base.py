@@ -121,24 +121,6 @@ class Action:
         return cls(kind, tuple(sorted(target.items())))
 
 
-def private_file(base_dir: Path, name: str, option: str) -> list[Check]:
-    """`governor doctor`'s word on a *_file secret: one its group or everyone can read is
-    a password any local account can take (the env file the systemd unit reads is kept
-    0600 for the same reason). Nothing when the option is not set or the file is not
-    there (reading it says so)."""
-    if not name:
-        return []
-    path = (base_dir / Path(name).expanduser()).resolve()
-    try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        return []
-    if mode & 0o077:
-        return [Check("secret file", False, f"{option} {path} can be read by its group or "
-                                            f"others (mode {mode:04o}): chmod 600 it")]
-    return [Check("secret file", True, f"{option} {path} is private (mode {mode:04o})")]
-
-
 class HeldByAnother(SourceError):
     """The account a step's login finds carries another employee id than the case's
     person. Whether that id is someone else's the store decides (HR knows it, or it is

@@ -68,6 +68,7 @@ from governor.lookalike import fold
 from governor.options import REQUIRED, Option, OptionError
 from governor.records import DirectoryAccount, DirectoryStatus, Grant, SourceKind
 from governor.roles import Role
+from governor.sources._common import private_file
 from governor.sources._groups import GROUP_GRANTS, GroupGrants
 from governor.sources._groups import validate as validate_group_grants
 from governor.sources.base import (
@@ -77,7 +78,6 @@ from governor.sources.base import (
     check_env_name,
     env_named,
     held_by_another,
-    private_file,
     register,
 )
 
@@ -179,6 +179,11 @@ class LdapDirectory(Connector):
                                 "email attribute (by default it is an account without one)."),
         "group_grants": GROUP_GRANTS,
     }
+
+    def __init__(self, name: str, settings: dict[str, Any], base_dir: Path) -> None:
+        super().__init__(name, settings, base_dir)
+        # password policy DN (lower case) -> whether it sets pwdLockout TRUE, read once
+        self._lockout: dict[str, bool] = {}
 
     @classmethod
     def validate(cls, settings: dict[str, Any], key: str) -> None:
@@ -472,7 +477,7 @@ class LdapDirectory(Connector):
         if not dn:
             return ("no password policy applies to it that governor can read (name the "
                     "ppolicy overlay's default in password_policy)")
-        cache: dict[str, bool] = self.__dict__.setdefault("_lockout", {})
+        cache = self._lockout
         if dn.lower() not in cache:
             conn, url = self._connect()
             try:

@@ -70,6 +70,7 @@ from governor.records import (
     MfaFactor,
     SourceKind,
 )
+from governor.sources._common import private_file
 from governor.sources._groups import GROUP_GRANTS, GroupGrants
 from governor.sources._groups import validate as validate_group_grants
 from governor.sources._okta_ratelimit import LimiterStats, RateLimiter, bucket_of
@@ -81,7 +82,6 @@ from governor.sources.base import (
     check_env_name,
     env_named,
     held_by_another,
-    private_file,
     register,
 )
 
